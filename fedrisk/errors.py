@@ -1,0 +1,17 @@
+"""Errors that mean "the user's input is wrong" (exit code 2), kept apart from bugs."""
+
+
+class InputError(Exception):
+    """Bad user input: a scenario field, a data file, a command-line value.
+
+    The message is one line that names the file, the field and what is allowed;
+    the command line prints it as is and exits with code 2, without a traceback.
+    """
+
+
+class ScenarioError(InputError):
+    """A scenario file or --set override is invalid."""
+
+
+class DataError(InputError):
+    """A data file or column is missing, malformed or not usable."""
