@@ -1,0 +1,31 @@
+"""Evaluation of pooled credit-risk scores: metrics, tables and report plots.
+
+Metrics take *pooled* predictions (every party's test rows together); never
+average AUC or KS across parties.
+"""
+
+from fedrisk.evaluation.metrics import (
+    PSI_MONITOR,
+    PSI_SHIFT,
+    calibration_table,
+    expected_calibration_error,
+    gains_table,
+    population_stability_index,
+    psi_band,
+    score_metrics,
+)
+from fedrisk.evaluation.plots import plot_auc_per_round, plot_calibration, plot_gains
+
+__all__ = [
+    "PSI_MONITOR",
+    "PSI_SHIFT",
+    "calibration_table",
+    "expected_calibration_error",
+    "gains_table",
+    "plot_auc_per_round",
+    "plot_calibration",
+    "plot_gains",
+    "population_stability_index",
+    "psi_band",
+    "score_metrics",
+]
