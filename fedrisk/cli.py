@@ -1,0 +1,117 @@
+"""The ``fedrisk`` command.
+
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback, no run folder
+left behind), 1 internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from fedrisk import __version__
+from fedrisk.errors import InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="fedrisk", description="Federated credit-risk modelling through "
+                "Flower, with the privacy costs measured.")
+    p.add_argument("--version", action="version", version=f"fedrisk {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run one scenario and write its run folder")
+    run.add_argument("scenario", type=Path, help="scenario TOML file")
+    run.add_argument("--out", type=Path, help="run folder (default runs/<name>-<time>/)")
+    run.add_argument("--engine", help="override federation.engine: inprocess | simulation")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
+    run.add_argument("--verbose", action="store_true",
+                     help="show Flower's own logs and tracebacks of internal errors")
+
+    sub.add_parser("data", help="describe the bundled data sets and their licences")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return _dispatch(args)
+    except InputError as exc:
+        print(f"fedrisk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fedrisk: interrupted; no run folder was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not the user's fault
+        if verbose:
+            traceback.print_exc()
+        print(f"fedrisk: internal error: {type(exc).__name__}: {exc}"
+              + ("" if verbose else " (rerun with --verbose for the traceback)"),
+              file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        return _cmd_run(args)
+    if args.command == "data":
+        from fedrisk.data.bundled import describe_bundled
+        print(describe_bundled())
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fedrisk.rundir import check_target, default_run_dir
+    from fedrisk.runner import run_scenario
+    from fedrisk.scenario import load_scenario
+
+    overrides = list(args.overrides)
+    if args.engine:
+        overrides.append(f"federation.engine={args.engine}")
+    scenario = load_scenario(args.scenario, overrides)
+    out = args.out or default_run_dir(scenario.name)
+    check_target(out)
+    outcome = run_scenario(scenario, out, show_progress=not args.quiet, verbose=args.verbose)
+    if not args.quiet:
+        _print_result(outcome.summary, outcome.out_dir)
+    return 0
+
+
+def _print_result(summary: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['scenario']} ({summary['kind']}, {summary['engine']})")
+    for col in ("model", "AUC", "KS", "Gini", "log loss", "Brier"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+
+    def row(name: str, m: dict) -> None:
+        table.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "ks", "gini", "log_loss",
+                                                       "brier")))
+
+    row("federated", summary["federated"])
+    row("centralised (pooled, idealised)", summary["centralised"])
+    for name, m in summary["local_only"].items():
+        row(f"{name} alone", m)
+    console = Console()
+    console.print(table)
+    cost = summary["cost"]
+    console.print(f"{cost['rounds']} rounds, {cost['bytes_sent']:,} bytes over the wire, "
+                  f"{cost['wall_s']:.1f} s. Results in [bold]{out}[/bold]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
