@@ -1,7 +1,8 @@
 """The ``fedrisk`` command.
 
 Exit codes: 0 success, 2 bad input (one line on stderr, no traceback, no run folder
-left behind), 1 internal failure.
+left behind), 1 a party broke the protocol (one line naming the round and party) or an
+internal failure.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from fedrisk import __version__
-from fedrisk.errors import InputError
+from fedrisk.errors import InputError, ProtocolError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"fedrisk: error: {exc}", file=sys.stderr)
         return 2
+    except ProtocolError as exc:
+        print(f"fedrisk: protocol error: {exc}; the run was stopped and no run folder "
+              "was written", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fedrisk: interrupted; no run folder was written", file=sys.stderr)
         return 130

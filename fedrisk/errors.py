@@ -15,3 +15,11 @@ class ScenarioError(InputError):
 
 class DataError(InputError):
     """A data file or column is missing, malformed or not usable."""
+
+
+class ProtocolError(Exception):
+    """A party sent something the protocol does not allow (malformed ciphertexts, a
+    decryption outside the packing range, an error instead of an update).
+
+    The message names the round and the party; the run stops without writing results.
+    """

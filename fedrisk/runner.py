@@ -18,7 +18,9 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedrisk import __version__
-from fedrisk.data.prepare import PreparedData, prepare_horizontal
+from fedrisk.crypto.paillier import (VectorCipher, VectorDecryptor, generate_keypair,
+                                     precompute_in_background)
+from fedrisk.data.prepare import PreparedData, bank_names, prepare_horizontal
 from fedrisk.evaluation import (calibration_table, gains_table, plot_auc_per_round,
                                 plot_calibration, plot_gains, population_stability_index,
                                 score_metrics)
@@ -26,12 +28,13 @@ from fedrisk.evaluation.baselines import train_centralised, train_local_only
 from fedrisk.federation.engines import quiet_flower, run_engine
 from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerRecorder,
                                            make_client_app, make_server_app)
+from fedrisk.federation.paillier_agg import crypto_seconds, decode_aggregate, paillier_setup
 from fedrisk.models.logistic import predict_proba
 from fedrisk.rundir import staged_run_dir
 from fedrisk.scenario import Scenario, to_toml
 
-ROUND_FIELDS = ("round", "auc", "ks", "gini", "log_loss", "brier", "train_loss",
-                "n_replies", "bytes", "wall_s")
+ROUND_FIELDS = ("round", "auc", "ks", "gini", "log_loss", "brier", "n_replies", "bytes",
+                "wall_s")
 
 
 @dataclass(frozen=True)
@@ -41,31 +44,44 @@ class RunOutcome:
 
 
 def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
-                 verbose: bool = False) -> RunOutcome:
-    """Run ``s`` and write ``out``; raises InputError on bad input before writing."""
+                 verbose: bool = False, client_mods: list | None = None) -> RunOutcome:
+    """Run ``s`` and write ``out``; raises InputError on bad input before writing.
+
+    ``client_mods`` are extra Flower mods on every bank's ClientApp (fault injection in
+    tests and experiments: a mod can drop, delay or tamper with what a bank sends).
+    """
     started = time.perf_counter()
     quiet_flower(verbose)
+    keys = _paillier_keys(s)
     data = prepare_horizontal(s)
-    job = HorizontalJob(
-        scenario=s,
-        banks=tuple(BankData(name, data.train.X[idx], data.train.y[idx])
-                    for name, idx in zip(data.party_names, data.parts)),
-        n_features=data.train.n_features,
-    )
+    job = _bank_job(s, data, keys)
     test_X, test_y = data.test.X, data.test.y
+
+    def score(params: np.ndarray) -> dict[str, float]:
+        return score_metrics(test_y, predict_proba(params, test_X))
 
     with staged_run_dir(out) as stage:
         with _progress(show_progress, s) as (progress, task):
             def on_round(rnd: int, metrics: dict[str, float]) -> None:
                 if rnd > 0:
-                    progress.update(task, advance=1,
-                                    status=f"test AUC {metrics['auc']:.4f}")
+                    status = (f"test AUC {metrics['auc']:.4f}" if metrics
+                              else "aggregate encrypted")
+                    progress.update(task, advance=1, status=status)
 
-            recorder = ServerRecorder(lambda p: score_metrics(test_y, predict_proba(p, test_X)),
-                                      on_round)
-            fed_wall = run_engine(s.federation.engine, make_server_app(job, recorder),
-                                  make_client_app(job), len(job.banks))
+            # In Paillier mode the aggregator never holds the model: nothing to score live.
+            recorder = ServerRecorder(None if job.paillier else score, on_round)
+            try:
+                fed_wall = run_engine(s.federation.engine,
+                                      make_server_app(job.server_side(), recorder),
+                                      make_client_app(job, client_mods), len(job.banks))
+            finally:
+                if keys:
+                    keys.stop_precompute.set()
         _check_federation_finished(recorder)
+        crypto = None
+        if job.paillier:
+            crypto = crypto_seconds([b.name for b in job.banks], job.paillier)
+            _decode_encrypted_rounds(job, recorder, score)
 
         base_started = time.perf_counter()
         central = train_centralised(s, data.train.X, data.train.y)
@@ -76,12 +92,62 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
         central_scores = predict_proba(central, test_X)
         local_metrics = {name: score_metrics(test_y, predict_proba(p, test_X))
                          for name, p in local.items()}
-        summary = _summary(s, data, recorder, fed_scores, central_scores, local_metrics,
-                           fed_wall, baseline_wall)
+        summary = _summary(s, data, job, recorder, fed_scores, central_scores, local_metrics,
+                           fed_wall, baseline_wall, crypto)
         _write_outputs(stage, s, recorder, summary, fed_scores, test_y)
         summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
         _write_json(stage / "summary.json", summary)
     return RunOutcome(out, summary)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    public_key: object
+    private_key: object
+    stop_precompute: object
+
+
+def _paillier_keys(s: Scenario) -> _Keys | None:
+    """The banks' key ceremony, done first so obfuscators can be precomputed in the
+    background (one thread, the banks' idle time) while data is prepared and banks train."""
+    if s.privacy.aggregation != "paillier":
+        return None
+    public_key, private_key = generate_keypair(s.privacy.key_bits)
+    stop = precompute_in_background(list(bank_names(s.federation.banks)), public_key,
+                                    s.rounds)
+    return _Keys(public_key, private_key, stop)
+
+
+def _bank_job(s: Scenario, data: PreparedData, keys: _Keys | None) -> HorizontalJob:
+    banks = tuple(BankData(name, data.train.X[idx], data.train.y[idx])
+                  for name, idx in zip(data.party_names, data.parts))
+    setup = None
+    if keys is not None:
+        setup = paillier_setup(keys.public_key, data.train.n_features, len(banks),
+                               max(len(b.y) for b in banks), s.privacy.update_range)
+    return HorizontalJob(s, banks, data.train.n_features, setup,
+                         keys.private_key if keys else None)
+
+
+def _decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score) -> None:
+    """The banks' side of the harness replays the decryptions every bank made, to score
+    each round's model (the aggregator never could)."""
+    setup = job.paillier
+    cipher, decryptor = VectorCipher(setup.public_key), VectorDecryptor(job.private_key)
+    params = np.zeros(setup.n_params)
+    for log in recorder.rounds:
+        record = recorder.opaque[log.round]
+        blobs = [bytes(b) for b in _chunks(record["aggregate"].numpy().tobytes(),
+                                           setup.width)]
+        params = params + decode_aggregate(setup, decryptor, blobs,
+                                           int(record["contributors"].numpy()[0]),
+                                           log.round, cipher)
+        log.test = score(params)
+    recorder.final_params = params
+
+
+def _chunks(raw: bytes, width: int) -> list[bytes]:
+    return [raw[i:i + width] for i in range(0, len(raw), width)]
 
 
 class _NoProgress:
@@ -113,19 +179,49 @@ class _progress:
 
 
 def _check_federation_finished(recorder: ServerRecorder) -> None:
-    failures = getattr(recorder, "round_failures", {})
-    if failures:
-        rnd, reasons = next(iter(sorted(failures.items())))
-        raise RuntimeError(f"round {rnd}: {len(reasons)} bank(s) failed: {reasons[0]}")
-    if recorder.final_params is None:
+    if recorder.error is not None:
+        raise recorder.error
+    if recorder.final_params is None and recorder.final_opaque is None:
         raise RuntimeError("the federated run ended without a final model "
                            "(the engine stopped early; rerun with --verbose for Flower's log)")
 
 
-def _summary(s: Scenario, data: PreparedData, recorder: ServerRecorder,
+def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
+    aggregation = s.privacy.aggregation
+    out: dict[str, Any] = {
+        "aggregation": aggregation,
+        "dp": s.privacy.dp,
+        "epsilon": None,  # no DP mechanism ran: no formal guarantee to report
+        "delta": None,
+        # what the aggregator can read (checked against transcript.jsonl by the tests)
+        "server_sees_individual_updates": aggregation == "plain",
+        "server_sees_global_model": aggregation != "paillier",
+    }
+    if job.paillier:
+        p = job.paillier
+        out["paillier"] = {
+            "key_bits": s.privacy.key_bits,
+            "key_holders": "banks",
+            "update_range": p.codec.clip,
+            "frac_bits": p.codec.frac_bits,
+            "slot_bits": 8 * p.codec.slot_bytes,
+            "slots_per_ciphertext": p.packer.slots_per_int,
+            "ciphertexts_per_update": p.n_ciphertexts,
+            "public_max_weight": p.codec.max_weight,
+        }
+    elif aggregation == "secagg":
+        from fedrisk.federation.secagg import secagg_shares
+        shares, threshold = secagg_shares(len(job.banks))
+        out["secagg"] = {"num_shares": shares, "reconstruction_threshold": threshold,
+                         "update_range": s.privacy.update_range,
+                         "quantization_levels": 2**22}
+    return out
+
+
+def _summary(s: Scenario, data: PreparedData, job: HorizontalJob, recorder: ServerRecorder,
              fed_scores: np.ndarray, central_scores: np.ndarray,
              local_metrics: dict[str, dict[str, float]], fed_wall: float,
-             baseline_wall: float) -> dict[str, Any]:
+             baseline_wall: float, crypto: dict[str, float] | None) -> dict[str, Any]:
     test_y = data.test.y
     federated = score_metrics(test_y, fed_scores)
     centralised = score_metrics(test_y, central_scores)
@@ -164,21 +260,17 @@ def _summary(s: Scenario, data: PreparedData, recorder: ServerRecorder,
             "psi_federated_vs_centralised_scores": population_stability_index(
                 central_scores, fed_scores),
         },
-        "privacy": {
-            "aggregation": s.privacy.aggregation,
-            "dp": s.privacy.dp,
-            "epsilon": None,  # no DP mechanism ran: no formal guarantee to report
-            "delta": None,
-            "server_sees_plaintext_updates": True,
-        },
+        "privacy": _privacy_summary(s, job),
         "cost": {
             "wall_s": None,  # filled in last
             "federated_wall_s": round(fed_wall, 3),
             "baselines_wall_s": round(baseline_wall, 3),
             "rounds": s.rounds,
             "bytes_sent": bytes_total,
-            "bytes_per_round": bytes_total // max(1, s.rounds),
+            "bytes_per_round": [r.bytes for r in recorder.rounds],
+            "setup_bytes": recorder.transcript.bytes_in_round(0),
             "messages": len(recorder.transcript.entries),
+            **({k: round(v, 3) for k, v in crypto.items()} if crypto else {}),
         },
     }
 
@@ -193,7 +285,7 @@ def _write_outputs(stage: Path, s: Scenario, recorder: ServerRecorder,
         w.writerow(ROUND_FIELDS)
         for r in recorder.rounds:
             w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]),
-                        _num(r.train_loss), r.n_replies, r.bytes, f"{r.wall_s:.4f}"])
+                        r.n_replies, r.bytes, f"{r.wall_s:.4f}"])
     calib = calibration_table(test_y, fed_scores)
     gains = gains_table(test_y, fed_scores)
     _write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})

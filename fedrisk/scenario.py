@@ -21,7 +21,7 @@ _ENGINES = ("inprocess", "simulation")
 _KINDS = ("horizontal",)
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
 _PARTITIONS = ("iid", "dirichlet", "quantity")
-_AGGREGATIONS = ("plain",)
+_AGGREGATIONS = ("plain", "paillier", "secagg")
 _DP_MODES = ("none",)
 
 
@@ -73,7 +73,10 @@ class ModelConfig:
 @dataclass(frozen=True)
 class PrivacyConfig:
     aggregation: str = _spec("plain", "how updates are aggregated", choices=_AGGREGATIONS)
-    key_bits: int = _spec(2048, "Paillier modulus size", choices=(1024, 2048, 3072))
+    key_bits: int = _spec(2048, "Paillier modulus size (1024 only for experiments)",
+                          choices=(1024, 2048, 3072))
+    update_range: float = _spec(8.0, "paillier/secagg: deltas are clipped to ± this before "
+                                "fixed-point encoding", lo=0.0, lo_open=True, hi=1e6)
     dp: str = _spec("none", "differential privacy mode", choices=_DP_MODES)
     target_epsilon: float | None = _spec(None, "DP budget to calibrate noise to",
                                          lo=0.0, lo_open=True, optional=True)
@@ -259,6 +262,9 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     if s.privacy.target_epsilon is not None and s.privacy.noise_multiplier is not None:
         raise ScenarioError(f"{where}: privacy: give target_epsilon or noise_multiplier, "
                             "not both")
+    if s.privacy.aggregation == "secagg" and s.federation.banks < 3:
+        raise ScenarioError(f"{where}: privacy.aggregation: 'secagg' (Flower's SecAgg+) needs "
+                            f"at least 3 banks, federation.banks is {s.federation.banks}")
     if not s.name.strip() or any(c in s.name for c in "/\\\0"):
         raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")
 

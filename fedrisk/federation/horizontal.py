@@ -1,9 +1,16 @@
 """Horizontal federation: banks with the same features and different customers.
 
-One Flower ``ClientApp`` (a bank) and one ``ServerApp`` (the aggregator) built from a
-:class:`HorizontalJob`. Banks send model *deltas* weighted by their example counts;
-the server's :class:`BankFedAvg` wraps Flower's ``FedAvg`` and only changes how replies
-are aggregated (in a fixed order, so every engine gives the same bits) and recorded.
+One Flower ``ClientApp`` (a bank) and one ``ServerApp`` (the aggregator). Banks send
+model *deltas*; the aggregator averages them weighted by the banks' example counts. How
+the deltas travel depends on ``privacy.aggregation``:
+
+- ``plain``: float arrays the aggregator reads (:class:`BankFedAvg`);
+- ``paillier``: packed Paillier ciphertexts (:mod:`fedrisk.federation.paillier_agg`);
+- ``secagg``: Flower's SecAgg+ masking (:mod:`fedrisk.federation.secagg`).
+
+The bank side (:class:`HorizontalJob`, with data and, for Paillier, the private key) and
+the aggregator side (:class:`ServerJob`, public parameters only) are separate objects,
+so the aggregator can be shown never to hold anything private.
 """
 
 from __future__ import annotations
@@ -11,15 +18,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import (Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord,
+                      RecordDict)
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from fedrisk.federation.transcript import SERVER, Transcript, TranscriptEntry, message_bytes
-from fedrisk.models.logistic import SGDConfig, local_sgd, loss, n_params
+from fedrisk.errors import ProtocolError
+from fedrisk.federation.recording_grid import RecordingGrid, identify_mod, identity_reply
+from fedrisk.federation.transcript import Transcript
+from fedrisk.models.logistic import SGDConfig, local_sgd, n_params
 from fedrisk.scenario import Scenario
 
 
@@ -34,14 +45,38 @@ class BankData:
 
 @dataclass(frozen=True)
 class HorizontalJob:
+    """Everything the banks hold: their rows and, in Paillier mode, the shared key pair."""
+
     scenario: Scenario
     banks: tuple[BankData, ...]
     n_features: int
+    paillier: Any = None       # PaillierSetup (public parameters)
+    private_key: Any = None    # the banks' Paillier private key
 
     @property
     def sgd(self) -> SGDConfig:
         m = self.scenario.model
         return SGDConfig(m.learning_rate, m.local_epochs, m.batch_size, m.l2, m.proximal_mu)
+
+    def server_side(self) -> "ServerJob":
+        """The aggregator's view: names, sizes of things, public parameters. No data."""
+        return ServerJob(self.scenario, tuple(b.name for b in self.banks), self.n_features,
+                         public_max_weight(max(len(b.y) for b in self.banks)), self.paillier)
+
+
+@dataclass(frozen=True)
+class ServerJob:
+    scenario: Scenario
+    party_names: tuple[str, ...]
+    n_features: int
+    max_weight: int            # public bound on any bank's example count (a power of 2)
+    paillier: Any = None       # PaillierSetup: public key and packing layout only
+
+
+def public_max_weight(max_rows: int) -> int:
+    """The next power of two at or above the largest bank: a public bound on example
+    counts that reveals only their order of magnitude."""
+    return 1 << max(0, (max_rows - 1).bit_length())
 
 
 def client_rng(seed: int, party: int, rnd: int) -> np.random.Generator:
@@ -53,157 +88,192 @@ def params_record(params: np.ndarray) -> ArrayRecord:
     return ArrayRecord({"params": Array(np.ascontiguousarray(params, dtype=np.float64))})
 
 
-def make_client_app(job: HorizontalJob) -> ClientApp:
-    """The bank's ClientApp: local SGD from the global model, reply with the delta."""
-    app = ClientApp()
+def local_update(job: HorizontalJob, party: int, global_params: np.ndarray,
+                 rnd: int) -> np.ndarray:
+    """One bank's local training from the global model; returns the delta."""
+    bank = job.banks[party]
+    new = local_sgd(global_params, bank.X, bank.y, job.sgd,
+                    client_rng(job.scenario.seed, party, rnd))
+    return new - global_params
+
+
+def party_errors_mod(job: HorizontalJob):
+    """Turn a bank's exception into a Flower error reply that names the bank."""
+
+    def mod(msg: Message, context, call_next) -> Message:
+        try:
+            return call_next(msg, context)
+        except Exception as exc:
+            name = job.banks[int(context.node_config["partition-id"])].name
+            return Message(Error(code=1, reason=f"{name}: {type(exc).__name__}: {exc}"),
+                           reply_to=msg)
+
+    return mod
+
+
+def make_client_app(job: HorizontalJob, mods: list | None = None) -> ClientApp:
+    """The bank's ClientApp for the scenario's aggregation mode.
+
+    ``mods`` are extra Flower mods placed closest to the bank (tests use them to tamper
+    with what a bank sends).
+    """
+    aggregation = job.scenario.privacy.aggregation
+    if aggregation == "secagg":
+        from fedrisk.federation.secagg import make_secagg_client_app
+        base = [identify_mod(lambda i: job.banks[i].name), party_errors_mod(job)]
+        return make_secagg_client_app(job, base + list(mods or []))
+    app = ClientApp(mods=[party_errors_mod(job), *(mods or [])])
+    if aggregation == "paillier":
+        from fedrisk.federation.paillier_agg import paillier_train
+        handler = paillier_train
+    else:
+        handler = plain_train
 
     @app.train()
     def train(msg: Message, context) -> Message:
-        party = int(context.node_config["partition-id"])
-        bank = job.banks[party]
-        rnd = int(msg.content["config"]["server-round"])
-        global_params = msg.content["arrays"]["params"].numpy()
-        new = local_sgd(global_params, bank.X, bank.y, job.sgd,
-                        client_rng(job.scenario.seed, party, rnd))
-        content = RecordDict({
-            "update": ArrayRecord({"delta": Array(new - global_params)}),
-            "metrics": MetricRecord({
-                "num-examples": len(bank.y),
-                "partition-id": party,
-                "train-loss": loss(new, bank.X, bank.y, job.sgd.l2),
-            }),
-        })
-        return Message(content=content, reply_to=msg)
+        return handler(job, int(context.node_config["partition-id"]), msg, context)
+
+    @app.query("identify")
+    def identify(msg: Message, context) -> Message:
+        return identity_reply(msg, job.banks[int(context.node_config["partition-id"])].name)
 
     return app
 
 
+def plain_train(job: HorizontalJob, party: int, msg: Message, context) -> Message:
+    rnd = int(msg.content["config"]["server-round"])
+    delta = local_update(job, party, msg.content["arrays"]["params"].numpy(), rnd)
+    content = RecordDict({
+        "update": ArrayRecord({"delta": Array(delta)}),
+        "metrics": MetricRecord({"num-examples": len(job.banks[party].y),
+                                 "partition-id": party}),
+    })
+    return Message(content=content, reply_to=msg)
+
+
+def raise_on_errors(rnd: int, replies: list[Message]) -> list[Message]:
+    """Until dropouts are modelled, any party failing stops the run, naming it."""
+    for m in replies:
+        if m.has_error():
+            raise ProtocolError(f"round {rnd}: {m.error.reason}")
+    return replies
+
+
+class BankFedAvg(FedAvg):
+    """FedAvg over plaintext bank deltas, weighted by examples, in bank order.
+
+    Wraps Flower's FedAvg rather than forking it: sampling, message construction and the
+    round loop are Flower's; this class only aggregates, deterministically.
+    """
+
+    def __init__(self, n_banks: int) -> None:
+        super().__init__(fraction_train=1.0, fraction_evaluate=0.0,
+                         min_train_nodes=n_banks, min_available_nodes=n_banks,
+                         min_evaluate_nodes=0)
+        self._global: np.ndarray | None = None
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self._global = arrays["params"].numpy()
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        ok = raise_on_errors(server_round, list(replies))
+        if not ok:
+            return None, None
+        ok.sort(key=lambda m: int(m.content["metrics"]["partition-id"]))
+        weights = np.array([float(m.content["metrics"]["num-examples"]) for m in ok])
+        deltas = np.stack([m.content["update"]["delta"].numpy() for m in ok])
+        # Weighted mean of deltas in a fixed order: bit-identical on every engine.
+        new = self._global + (weights / weights.sum()) @ deltas
+        return params_record(new), MetricRecord({"num-examples": int(weights.sum())})
+
+
+def classify_plain(msg: Message, to_server: bool) -> tuple[str, str, bool]:
+    return ("model_update" if to_server else "global_model"), "plaintext", True
+
+
 @dataclass
 class RoundLog:
-    """What the server side observed in one round (for rounds.csv)."""
+    """What one round cost and scored (for rounds.csv)."""
 
     round: int
     n_replies: int
-    train_loss: float
     bytes: int
     wall_s: float
     test: dict[str, float] = field(default_factory=dict)
 
 
-class BankFedAvg(FedAvg):
-    """FedAvg over bank deltas, weighted by examples, aggregated in party order.
-
-    Wraps Flower's FedAvg rather than forking it: sampling, message construction and the
-    round loop are Flower's; this class only aggregates (deterministically) and writes
-    the transcript.
-    """
-
-    def __init__(self, n_banks: int, transcript: Transcript,
-                 party_name: Callable[[int], str]) -> None:
-        super().__init__(fraction_train=1.0, fraction_evaluate=0.0,
-                         min_train_nodes=n_banks, min_available_nodes=n_banks,
-                         min_evaluate_nodes=0)
-        self.transcript = transcript
-        self.party_name = party_name
-        self.round_info: dict[int, dict] = {}
-        self._sent: dict[int, int] = {}
-        self._global: np.ndarray | None = None
-
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid) -> Iterable[Message]:
-        messages = list(super().configure_train(server_round, arrays, config, grid))
-        self._global = arrays["params"].numpy()
-        self._sent = {m.metadata.dst_node_id: message_bytes(m) for m in messages}
-        return messages
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]
-                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
-        ok = [m for m in replies if not m.has_error()]
-        failed = [m for m in replies if m.has_error()]
-        ok.sort(key=lambda m: int(m.content["metrics"]["partition-id"]))
-        for m in ok:
-            party = self.party_name(int(m.content["metrics"]["partition-id"]))
-            self._record(server_round, SERVER, party, "global_model",
-                         self._sent.pop(m.metadata.src_node_id, 0))
-            self._record(server_round, party, SERVER, "model_update", message_bytes(m))
-        for node_id, size in sorted(self._sent.items()):  # sent, never answered
-            self._record(server_round, SERVER, f"node-{node_id}", "global_model", size)
-        self.round_info[server_round] = {
-            "n_replies": len(ok), "n_failed": len(failed),
-            "failures": [m.error.reason for m in failed],
-        }
-        if not ok:
-            return None, None
-        weights = np.array([float(m.content["metrics"]["num-examples"]) for m in ok])
-        deltas = np.stack([m.content["update"]["delta"].numpy() for m in ok])
-        # Weighted mean of deltas in a fixed order: bit-identical on every engine.
-        new = self._global + (weights / weights.sum()) @ deltas
-        losses = np.array([float(m.content["metrics"]["train-loss"]) for m in ok])
-        metrics = MetricRecord({"train-loss": float(weights @ losses / weights.sum()),
-                                "num-examples": int(weights.sum())})
-        return params_record(new), metrics
-
-    def _record(self, rnd: int, sender: str, receiver: str, what: str, size: int) -> None:
-        self.transcript.add(TranscriptEntry(rnd, sender, receiver, what, size,
-                                            "plaintext", True))
-
-
 class ServerRecorder:
     """Collects what the ServerApp produced, for the runner to write out.
 
-    ``evaluate`` is the simulator's view, not part of the protocol: it scores the
-    global model on held-out rows no party sent anywhere.
+    ``evaluate_params`` is the simulator's view, not part of the protocol: it scores the
+    global model on held-out rows no party sent anywhere. When the aggregator never holds
+    the model in the clear (Paillier), there is nothing to score during the run:
+    ``evaluate_params`` is None and the opaque per-round aggregates are kept for the
+    banks' side of the harness to decode afterwards.
     """
 
-    def __init__(self, evaluate_params: Callable[[np.ndarray], dict[str, float]],
+    def __init__(self, evaluate_params: Callable[[np.ndarray], dict[str, float]] | None,
                  on_round: Callable[[int, dict[str, float]], None] | None = None) -> None:
         self.evaluate_params = evaluate_params
         self.on_round = on_round or (lambda rnd, metrics: None)
         self.transcript = Transcript()
         self.rounds: list[RoundLog] = []
+        self.opaque: dict[int, ArrayRecord] = {}
         self.final_params: np.ndarray | None = None
-        self.initial_test: dict[str, float] = {}
+        self.final_opaque: ArrayRecord | None = None
+        self.error: BaseException | None = None
         self._last = time.perf_counter()
 
-    def evaluate(self, rnd: int, arrays: ArrayRecord) -> MetricRecord:
-        metrics = self.evaluate_params(arrays["params"].numpy())
+    def evaluate(self, rnd: int, arrays: ArrayRecord) -> MetricRecord | None:
+        metrics: dict[str, float] = {}
+        if self.evaluate_params is not None:
+            metrics = self.evaluate_params(arrays["params"].numpy())
+        elif rnd > 0:
+            self.opaque[rnd] = arrays
         now = time.perf_counter()
-        if rnd == 0:
-            self.initial_test = metrics
-        else:
-            self._round_done(rnd, metrics, now - self._last)
+        if rnd > 0:
+            replies = len({e.sender for e in self.transcript.entries
+                           if e.round == rnd and e.receiver == "server"})
+            self.rounds.append(RoundLog(rnd, replies, self.transcript.bytes_in_round(rnd),
+                                        now - self._last, metrics))
         self._last = now
         self.on_round(rnd, metrics)
-        return MetricRecord(metrics)
-
-    def _round_done(self, rnd: int, metrics: dict[str, float], wall_s: float) -> None:
-        self.rounds.append(RoundLog(rnd, 0, float("nan"),
-                                    self.transcript.bytes_in_round(rnd), wall_s, metrics))
+        return MetricRecord(metrics) if metrics else None
 
 
-def make_server_app(job: HorizontalJob, recorder: ServerRecorder) -> ServerApp:
-    """The aggregator's ServerApp: Flower's round loop with :class:`BankFedAvg`."""
+def make_server_app(server_job: ServerJob, recorder: ServerRecorder) -> ServerApp:
+    """The aggregator's ServerApp for the scenario's aggregation mode."""
+    aggregation = server_job.scenario.privacy.aggregation
+    if aggregation == "secagg":
+        from fedrisk.federation.secagg import make_secagg_server_app
+        return make_secagg_server_app(server_job, recorder)
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context) -> None:
-        strategy = BankFedAvg(len(job.banks), recorder.transcript,
-                              lambda i: job.banks[i].name)
-        result = strategy.start(
-            grid=grid,
-            initial_arrays=params_record(np.zeros(n_params(job.n_features))),
-            num_rounds=job.scenario.rounds,
-            evaluate_fn=recorder.evaluate,
-        )
-        for log in recorder.rounds:
-            info = strategy.round_info.get(log.round, {})
-            log.n_replies = info.get("n_replies", 0)
-            train = result.train_metrics_clientapp.get(log.round)
-            if train is not None:
-                log.train_loss = float(train["train-loss"])
-        recorder.round_failures = {r: i["failures"] for r, i in strategy.round_info.items()
-                                   if i["failures"]}
-        recorder.final_params = result.arrays["params"].numpy()
+        n = len(server_job.party_names)
+        if aggregation == "paillier":
+            from fedrisk.federation.paillier_agg import PaillierFedAvg, classify_paillier
+            strategy, classify = PaillierFedAvg(n, server_job.paillier), classify_paillier
+            initial = ArrayRecord()
+        else:
+            strategy, classify = BankFedAvg(n), classify_plain
+            initial = params_record(np.zeros(n_params(server_job.n_features)))
+        grid = RecordingGrid(grid, recorder.transcript, classify)
+        try:
+            grid.identify(len(server_job.party_names))
+            result = strategy.start(grid=grid, initial_arrays=initial,
+                                    num_rounds=server_job.scenario.rounds,
+                                    evaluate_fn=recorder.evaluate)
+        except Exception as exc:  # keep it for the runner: Ray swallows ServerApp errors
+            recorder.error = exc
+            raise
+        if aggregation == "paillier":
+            recorder.final_opaque = result.arrays
+        else:
+            recorder.final_params = result.arrays["params"].numpy()
 
     return app
