@@ -80,7 +80,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from fedrisk.rundir import check_target, default_run_dir
-    from fedrisk.runner import run_scenario
     from fedrisk.scenario import load_scenario
 
     overrides = list(args.overrides)
@@ -89,7 +88,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario, overrides)
     out = args.out or default_run_dir(scenario.name)
     check_target(out)
-    outcome = run_scenario(scenario, out, show_progress=not args.quiet, verbose=args.verbose)
+    from fedrisk.federation.keys import paillier_keys
+
+    # Before the heavy imports below, so the banks' obfuscator precomputation runs on
+    # the other core while Flower, scikit-learn and the data load.
+    keys = paillier_keys(scenario)
+    from fedrisk.runner import run_scenario
+
+    outcome = run_scenario(scenario, out, show_progress=not args.quiet,
+                           verbose=args.verbose, keys=keys)
     if not args.quiet:
         _print_result(outcome.summary, outcome.out_dir)
     return 0

@@ -18,9 +18,8 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedrisk import __version__
-from fedrisk.crypto.paillier import (VectorCipher, VectorDecryptor, generate_keypair,
-                                     precompute_in_background)
-from fedrisk.data.prepare import PreparedData, bank_names, prepare_horizontal
+from fedrisk.crypto.paillier import BankKeys, VectorCipher, VectorDecryptor
+from fedrisk.data.prepare import PreparedData, prepare_horizontal
 from fedrisk.evaluation import (calibration_table, gains_table, plot_auc_per_round,
                                 plot_calibration, plot_gains, population_stability_index,
                                 score_metrics)
@@ -28,6 +27,7 @@ from fedrisk.evaluation.baselines import train_centralised, train_local_only
 from fedrisk.federation.engines import quiet_flower, run_engine
 from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerRecorder,
                                            make_client_app, make_server_app)
+from fedrisk.federation.keys import paillier_keys
 from fedrisk.federation.paillier_agg import crypto_seconds, decode_aggregate, paillier_setup
 from fedrisk.models.logistic import predict_proba
 from fedrisk.rundir import staged_run_dir
@@ -44,15 +44,17 @@ class RunOutcome:
 
 
 def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
-                 verbose: bool = False, client_mods: list | None = None) -> RunOutcome:
+                 verbose: bool = False, client_mods: list | None = None,
+                 keys: BankKeys | None = None) -> RunOutcome:
     """Run ``s`` and write ``out``; raises InputError on bad input before writing.
 
     ``client_mods`` are extra Flower mods on every bank's ClientApp (fault injection in
     tests and experiments: a mod can drop, delay or tamper with what a bank sends).
+    ``keys`` are Paillier keys from :func:`paillier_keys` made earlier; made here if None.
     """
     started = time.perf_counter()
     quiet_flower(verbose)
-    keys = _paillier_keys(s)
+    keys = keys or paillier_keys(s)
     data = prepare_horizontal(s)
     job = _bank_job(s, data, keys)
     test_X, test_y = data.test.X, data.test.y
@@ -100,25 +102,7 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
     return RunOutcome(out, summary)
 
 
-@dataclass(frozen=True)
-class _Keys:
-    public_key: object
-    private_key: object
-    stop_precompute: object
-
-
-def _paillier_keys(s: Scenario) -> _Keys | None:
-    """The banks' key ceremony, done first so obfuscators can be precomputed in the
-    background (one thread, the banks' idle time) while data is prepared and banks train."""
-    if s.privacy.aggregation != "paillier":
-        return None
-    public_key, private_key = generate_keypair(s.privacy.key_bits)
-    stop = precompute_in_background(list(bank_names(s.federation.banks)), public_key,
-                                    s.rounds)
-    return _Keys(public_key, private_key, stop)
-
-
-def _bank_job(s: Scenario, data: PreparedData, keys: _Keys | None) -> HorizontalJob:
+def _bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> HorizontalJob:
     banks = tuple(BankData(name, data.train.X[idx], data.train.y[idx])
                   for name, idx in zip(data.party_names, data.parts))
     setup = None

@@ -108,6 +108,11 @@ class Scenario:
             return p
         return Path(self.source_file).parent / p
 
+    def bank_names(self) -> tuple[str, ...]:
+        """bank_1 .. bank_N (zero-padded so they sort in order)."""
+        width = len(str(self.federation.banks))
+        return tuple(f"bank_{i + 1:0{width}d}" for i in range(self.federation.banks))
+
     def to_dict(self) -> dict[str, Any]:
         """The scenario as TOML-ready nested dicts (None values left out)."""
         out: dict[str, Any] = {}

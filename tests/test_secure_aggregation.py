@@ -16,7 +16,8 @@ from fedrisk.errors import ProtocolError
 from fedrisk.federation.engines import InProcessGrid
 from fedrisk.federation.horizontal import ServerRecorder, make_client_app, make_server_app
 from fedrisk.federation.transcript import SERVER, read_jsonl
-from fedrisk.runner import _bank_job, _paillier_keys, run_scenario
+from fedrisk.federation.keys import paillier_keys
+from fedrisk.runner import _bank_job, run_scenario
 from fedrisk.scenario import load_scenario
 
 from .conftest import SCENARIOS, read_summary
@@ -124,7 +125,7 @@ class CapturingGrid(InProcessGrid):
 
 
 def drive(scenario, client_mods=None):
-    keys = _paillier_keys(scenario)
+    keys = paillier_keys(scenario)
     job = _bank_job(scenario, prepare_horizontal(scenario), keys)
     recorder = ServerRecorder(None if job.paillier else (lambda p: {}))
     server_app = make_server_app(job.server_side(), recorder)

@@ -38,6 +38,12 @@ def generate_keypair(bits: int = 2048) -> tuple[PaillierPublicKey, PaillierPriva
     return paillier.generate_paillier_keypair(n_length=bits)
 
 
+def release_gil() -> None:
+    """Let gmpy2 release the GIL in powmod (off by default; the setting is per thread),
+    so a background thread precomputing obfuscators runs beside numpy training."""
+    gmpy2.get_context().allow_release_gil = True
+
+
 def ciphertext_bytes(public_key: PaillierPublicKey) -> int:
     return (public_key.nsquare.bit_length() + 7) // 8
 
@@ -73,6 +79,7 @@ class ObfuscatorPool:
 
     def fill(self, count: int) -> None:
         """Compute ``count`` obfuscators in this thread."""
+        release_gil()
         started = time.perf_counter()
         for _ in range(count):
             value = self.fresh()
@@ -106,6 +113,7 @@ def precompute_in_background(owners: list[str], public_key: PaillierPublicKey,
     stop = threading.Event()
 
     def work() -> None:
+        release_gil()
         for _ in range(per_owner):
             for pool in pools:
                 if stop.is_set():
@@ -137,6 +145,7 @@ class VectorCipher:
         return self.public_key.n.bit_length() - 1
 
     def encrypt(self, plaintexts: list[int]) -> list[gmpy2.mpz]:
+        release_gil()
         started = time.perf_counter()
         out = []
         for m in plaintexts:
@@ -183,7 +192,26 @@ class VectorDecryptor:
     decrypt_seconds: float = field(default=0.0, compare=False)
 
     def decrypt(self, ciphertexts: list) -> list[int]:
+        release_gil()
         started = time.perf_counter()
         out = [self.private_key.raw_decrypt(int(c)) for c in ciphertexts]
         self.decrypt_seconds += time.perf_counter() - started
         return out
+
+
+@dataclass(frozen=True)
+class BankKeys:
+    """The banks' shared key pair, and the switch of their obfuscator precomputation."""
+
+    public_key: PaillierPublicKey
+    private_key: PaillierPrivateKey
+    stop_precompute: threading.Event
+
+
+def bank_key_ceremony(bits: int, banks: list[str], rounds: int) -> BankKeys:
+    """Make the banks' key pair and start precomputing each bank's ``rounds``
+    obfuscators in the background, so that work overlaps everything that follows
+    (start-up, data preparation, training) instead of waiting for the first round."""
+    public_key, private_key = generate_keypair(bits)
+    return BankKeys(public_key, private_key,
+                    precompute_in_background(banks, public_key, rounds))

@@ -44,11 +44,6 @@ def load_source(s: Scenario) -> Dataset:
     return BUNDLED[d.source]()
 
 
-def bank_names(n: int) -> tuple[str, ...]:
-    width = len(str(n))
-    return tuple(f"bank_{i + 1:0{width}d}" for i in range(n))
-
-
 def prepare_horizontal(s: Scenario) -> PreparedData:
     pooled = load_source(s)
     where = s.source_file
@@ -71,7 +66,7 @@ def prepare_horizontal(s: Scenario) -> PreparedData:
                                min_rows=f.min_rows)
     except (DataError, ValueError) as exc:
         raise InputError(f"{where}: federation.partition: {exc}") from None
-    return PreparedData(train, test, tuple(parts), bank_names(f.banks))
+    return PreparedData(train, test, tuple(parts), s.bank_names())
 
 
 def _with_X(ds: Dataset, X: np.ndarray) -> Dataset:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 
 from flwr.app import Context, Error, Message, RecordDict
@@ -55,8 +56,11 @@ class InProcessGrid(Grid):
     ``partition-id`` and ``num-partitions`` in its node config.
     """
 
-    def __init__(self, client_app: ClientApp, num_nodes: int, run_id: int = 1) -> None:
+    def __init__(self, client_app: ClientApp, num_nodes: int, run_id: int = 1,
+                 workers: int | None = None) -> None:
         self._client_app = client_app
+        self._pool = ThreadPoolExecutor(max_workers=workers or min(2, os.cpu_count() or 1),
+                                        thread_name_prefix="fedrisk-party")
         self._run = Run.create_empty(run_id)
         self._contexts = {
             FIRST_NODE_ID + i: Context(
@@ -73,6 +77,9 @@ class InProcessGrid(Grid):
 
     def set_run(self, run: Run) -> None:
         self._run = run
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     @property
     def run(self) -> Run:
@@ -91,24 +98,30 @@ class InProcessGrid(Grid):
         return f"m{self._counter:08d}"
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        ids = []
+        batch = []
         for msg in messages:
-            msg_id = self._next_id()
-            msg.metadata.__dict__["_message_id"] = msg_id
-            context = self._contexts.get(msg.metadata.dst_node_id)
-            if context is None:
+            msg.metadata.__dict__["_message_id"] = self._next_id()
+            if msg.metadata.dst_node_id not in self._contexts:
                 raise ValueError(f"no node with id {msg.metadata.dst_node_id}")
-            delivered = wire_copy(msg)
-            try:
-                reply = self._client_app(delivered, context)
-            except Exception as exc:  # a failing party must not crash the server
-                reply = Message(Error(code=0, reason=f"{type(exc).__name__}: {exc}"),
-                                reply_to=delivered)
-            reply = wire_copy(reply)
+            batch.append(msg)
+        # Parties work at the same time, as separate banks would. Results cannot depend
+        # on the interleaving: each party has its own context and generator, and the
+        # server aggregates in party order.
+        replies = list(self._pool.map(self._deliver, batch)) if len(batch) > 1 \
+            else [self._deliver(m) for m in batch]
+        for msg, reply in zip(batch, replies):
             reply.metadata.__dict__["_message_id"] = self._next_id()
-            self._replies[msg_id] = reply
-            ids.append(msg_id)
-        return ids
+            self._replies[msg.metadata.message_id] = reply
+        return [m.metadata.message_id for m in batch]
+
+    def _deliver(self, msg: Message) -> Message:
+        delivered = wire_copy(msg)
+        try:
+            reply = self._client_app(delivered, self._contexts[msg.metadata.dst_node_id])
+        except Exception as exc:  # a failing party must not crash the server
+            reply = Message(Error(code=0, reason=f"{type(exc).__name__}: {exc}"),
+                            reply_to=delivered)
+        return wire_copy(reply)
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
@@ -121,6 +134,13 @@ class InProcessGrid(Grid):
 def run_inprocess(server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
     """Drive the apps with :class:`InProcessGrid`."""
     grid = InProcessGrid(client_app, num_nodes)
+    try:
+        _run_server(server_app, grid)
+    finally:
+        grid.close()
+
+
+def _run_server(server_app: ServerApp, grid: "InProcessGrid") -> None:
     # Message() reads the sender's identity from TaskIdentity, as under run_simulation.
     TaskIdentity.task_id = 1
     TaskIdentity.run_id = grid.run.run_id

@@ -17,6 +17,7 @@ losses, no metrics. It learns only who took part and message sizes.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,17 +71,19 @@ def paillier_setup(public_key, n_features: int, n_banks: int, max_bank_rows: int
 # --- the banks' side ---------------------------------------------------------------------
 
 _BANK_CRYPTO: dict[tuple[str, int], tuple[VectorCipher, VectorDecryptor | None]] = {}
+_BANK_CRYPTO_LOCK = threading.Lock()  # banks may run in parallel threads
 
 
 def bank_crypto(party: str, setup: PaillierSetup, private_key) -> tuple[VectorCipher,
                                                                          VectorDecryptor]:
     """This process's cipher objects for a bank (kept so timings and pools persist)."""
     key = (party, setup.public_key.n)
-    if key not in _BANK_CRYPTO:
-        pool = ObfuscatorPool.shared(party, setup.public_key)
-        _BANK_CRYPTO[key] = (VectorCipher(setup.public_key, pool),
-                             VectorDecryptor(private_key))
-    return _BANK_CRYPTO[key]
+    with _BANK_CRYPTO_LOCK:
+        if key not in _BANK_CRYPTO:
+            pool = ObfuscatorPool.shared(party, setup.public_key)
+            _BANK_CRYPTO[key] = (VectorCipher(setup.public_key, pool),
+                                 VectorDecryptor(private_key))
+        return _BANK_CRYPTO[key]
 
 
 def crypto_seconds(parties, setup: PaillierSetup) -> dict[str, float] | None:

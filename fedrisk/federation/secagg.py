@@ -15,6 +15,7 @@ over ``[-clip, clip]``, stochastic rounding from numpy's global generator, masks
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from flwr.app import Message
@@ -54,9 +55,13 @@ class SecAggBank(NumPyClient):
         return [delta], len(self.job.banks[self.party].y), {}
 
 
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+
 def seeded_rounding_mod(seed: int):
     """Seed numpy's global generator per bank, round and stage: Flower's stochastic
-    rounding draws from it, and runs must be reproducible."""
+    rounding draws from it, and runs must be reproducible. The generator is global, so
+    banks running in parallel threads take turns (a lock) while they use it."""
     stages = {Stage.SETUP: 0, Stage.SHARE_KEYS: 1, Stage.COLLECT_MASKED_VECTORS: 2,
               Stage.UNMASK: 3}
 
@@ -67,8 +72,9 @@ def seeded_rounding_mod(seed: int):
             stage = stages.get(str(msg.content.config_records[RECORD_KEY_CONFIGS].get(
                 Key.STAGE, "")), 9)
         party = int(context.node_config["partition-id"])
-        np.random.seed([seed % 2**32, 4, party, rnd, stage])
-        return call_next(msg, context)
+        with _GLOBAL_RNG_LOCK:
+            np.random.seed([seed % 2**32, 4, party, rnd, stage])
+            return call_next(msg, context)
 
     return mod
 
