@@ -39,6 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true",
                      help="show Flower's own logs and tracebacks of internal errors")
 
+    sweep = sub.add_parser("sweep", help="run a scenario over a grid of values and draw the "
+                           "privacy/accuracy curve")
+    sweep.add_argument("scenario", type=Path, help="scenario TOML file")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY.PATH=V1,V2,...",
+                       help="a comma list makes one point per value (lists multiply); "
+                            "a single value is a plain override")
+    sweep.add_argument("--seeds", type=int, default=1,
+                       help="runs per point, with seeds seed, seed+1, ... (default 1)")
+    sweep.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>-<time>/)")
+    sweep.add_argument("--engine", help="override federation.engine")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
     sub.add_parser("data", help="describe the bundled data sets and their licences")
     return p
 
@@ -71,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _cmd_run(args)
+    if args.command == "sweep":
+        return _cmd_sweep(args)
     if args.command == "data":
         from fedrisk.data.bundled import describe_bundled
         print(describe_bundled())
@@ -99,6 +114,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            verbose=args.verbose, keys=keys)
     if not args.quiet:
         _print_result(outcome.summary, outcome.out_dir)
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from fedrisk.rundir import check_target, default_run_dir
+    from fedrisk.scenario import load_scenario
+
+    if not 1 <= args.seeds <= 100:
+        raise InputError(f"--seeds: {args.seeds} is not allowed; allowed: 1 to 100")
+    name = load_scenario(args.scenario, [o for o in args.overrides
+                                         if "," not in o.partition("=")[2]]).name
+    out = args.out or default_run_dir(f"sweep-{name}")
+    check_target(out)
+    from fedrisk.sweep import run_sweep
+
+    result = run_sweep(args.scenario, args.overrides, out, seeds=args.seeds,
+                       engine=args.engine, show_progress=not args.quiet)
+    if not args.quiet:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"sweep of {name}")
+        for col in ("point", "seed", "ε", "z", "AUC", "attack AUC", "bound"):
+            table.add_column(col, justify="left" if col == "point" else "right")
+        for r in result["rows"]:
+            bound = r["membership_auc_bound"]
+            table.add_row(r["point"], str(r["seed"]), f"{r['epsilon']:.3g}",
+                          "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.3g}",
+                          f"{r['auc']:.4f}", f"{r['membership_auc']:.4f}",
+                          "-" if bound is None else f"{bound:.3f}")
+        Console().print(table)
+        Console().print(f"Results in [bold]{out}[/bold] (sweep.csv, sweep.png, points/)")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,16 @@ from fedrisk.federation.engines import quiet_flower, run_engine
 from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerRecorder,
                                            make_client_app, make_server_app)
 from fedrisk.federation.keys import paillier_keys
+from fedrisk.privacy.attacks import membership_inference_auc
+from fedrisk.privacy.accountant import max_attack_auc_bound
+from fedrisk.privacy.plan import plan_dp
 from fedrisk.federation.paillier_agg import crypto_seconds, decode_aggregate, paillier_setup
 from fedrisk.models.logistic import predict_proba
 from fedrisk.rundir import staged_run_dir
 from fedrisk.scenario import Scenario, to_toml
 
-ROUND_FIELDS = ("round", "auc", "ks", "gini", "log_loss", "brier", "n_replies", "bytes",
-                "wall_s")
+ROUND_FIELDS = ("round", "auc", "ks", "gini", "log_loss", "brier", "epsilon", "n_replies",
+                "bytes", "wall_s")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
     keys = keys or paillier_keys(s)
     data = prepare_horizontal(s)
     job = _bank_job(s, data, keys)
+    for warning in (job.dp.warnings if job.dp else ()):
+        print(f"fedrisk: warning: {warning}", file=sys.stderr)
     test_X, test_y = data.test.X, data.test.y
 
     def score(params: np.ndarray) -> dict[str, float]:
@@ -96,21 +102,26 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
                          for name, p in local.items()}
         summary = _summary(s, data, job, recorder, fed_scores, central_scores, local_metrics,
                            fed_wall, baseline_wall, crypto)
-        _write_outputs(stage, s, recorder, summary, fed_scores, test_y)
+        summary["attacks"] = _attacks(job, recorder.final_params, data)
+        _write_outputs(stage, s, job, recorder, summary, fed_scores, test_y)
         summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
         _write_json(stage / "summary.json", summary)
     return RunOutcome(out, summary)
 
 
 def _bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> HorizontalJob:
+    """The banks' side of the run; raises InputError if the DP plan cannot hold."""
     banks = tuple(BankData(name, data.train.X[idx], data.train.y[idx])
                   for name, idx in zip(data.party_names, data.parts))
+    dp = plan_dp(s, {b.name: len(b.y) for b in banks})
     setup = None
     if keys is not None:
+        client_rate = dp.sample_rate if dp is not None and dp.mode == "client" else None
         setup = paillier_setup(keys.public_key, data.train.n_features, len(banks),
-                               max(len(b.y) for b in banks), s.privacy.update_range)
+                               max(len(b.y) for b in banks), s.privacy.update_range,
+                               client_rate)
     return HorizontalJob(s, banks, data.train.n_features, setup,
-                         keys.private_key if keys else None)
+                         keys.private_key if keys else None, dp)
 
 
 def _decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score) -> None:
@@ -120,12 +131,12 @@ def _decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score
     cipher, decryptor = VectorCipher(setup.public_key), VectorDecryptor(job.private_key)
     params = np.zeros(setup.n_params)
     for log in recorder.rounds:
-        record = recorder.opaque[log.round]
-        blobs = [bytes(b) for b in _chunks(record["aggregate"].numpy().tobytes(),
-                                           setup.width)]
-        params = params + decode_aggregate(setup, decryptor, blobs,
-                                           int(record["contributors"].numpy()[0]),
-                                           log.round, cipher)
+        record = recorder.opaque.get(log.round)
+        if record is not None:  # else nobody took part: the model did not move
+            blobs = _chunks(record["aggregate"].numpy().tobytes(), setup.width)
+            params = params + decode_aggregate(setup, decryptor, blobs,
+                                               int(record["contributors"].numpy()[0]),
+                                               log.round, cipher)
         log.test = score(params)
     recorder.final_params = params
 
@@ -170,17 +181,34 @@ def _check_federation_finished(recorder: ServerRecorder) -> None:
                            "(the engine stopped early; rerun with --verbose for Flower's log)")
 
 
+def _attacks(job: HorizontalJob, params: np.ndarray, data: PreparedData) -> dict[str, Any]:
+    """Loss-threshold membership inference on the final model (members: training rows,
+    non-members: held-out rows), beside the most any attack could reach under the
+    accounted (ε, δ)."""
+    auc = membership_inference_auc(params, data.train.X, data.train.y, data.test.X,
+                                   data.test.y, seed=job.scenario.seed)
+    bound = None
+    if job.dp is not None and math.isfinite(job.dp.epsilon):
+        bound = max_attack_auc_bound(job.dp.epsilon, job.dp.delta)
+    return {"membership_auc": auc, "membership_attack": "loss threshold (Yeom et al. 2018)",
+            "membership_auc_bound": bound}
+
+
 def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
     aggregation = s.privacy.aggregation
     out: dict[str, Any] = {
         "aggregation": aggregation,
         "dp": s.privacy.dp,
-        "epsilon": None,  # no DP mechanism ran: no formal guarantee to report
+        # no DP mechanism ran: no formal guarantee to report
+        "epsilon": None,
         "delta": None,
         # what the aggregator can read (checked against transcript.jsonl by the tests)
         "server_sees_individual_updates": aggregation == "plain",
         "server_sees_global_model": aggregation != "paillier",
     }
+    if job.dp is not None:
+        out.update(job.dp.to_summary())
+        out["warnings"] = list(job.dp.warnings)
     if job.paillier:
         p = job.paillier
         out["paillier"] = {
@@ -259,17 +287,19 @@ def _summary(s: Scenario, data: PreparedData, job: HorizontalJob, recorder: Serv
     }
 
 
-def _write_outputs(stage: Path, s: Scenario, recorder: ServerRecorder,
+def _write_outputs(stage: Path, s: Scenario, job: HorizontalJob, recorder: ServerRecorder,
                    summary: dict[str, Any], fed_scores: np.ndarray,
                    test_y: np.ndarray) -> None:
     (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
     recorder.transcript.write_jsonl(stage / "transcript.jsonl")
+    eps = job.dp.epsilon_per_round if job.dp is not None else ()
     with open(stage / "rounds.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(ROUND_FIELDS)
         for r in recorder.rounds:
             w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]),
-                        r.n_replies, r.bytes, f"{r.wall_s:.4f}"])
+                        _num(eps[r.round - 1]) if eps else "", r.n_replies, r.bytes,
+                        f"{r.wall_s:.4f}"])
     calib = calibration_table(test_y, fed_scores)
     gains = gains_table(test_y, fed_scores)
     _write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})

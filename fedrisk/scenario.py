@@ -22,7 +22,8 @@ _KINDS = ("horizontal",)
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
 _PARTITIONS = ("iid", "dirichlet", "quantity")
 _AGGREGATIONS = ("plain", "paillier", "secagg")
-_DP_MODES = ("none",)
+_DP_MODES = ("none", "sample", "client")
+_ACCOUNTANTS = ("rdp", "pld")
 
 
 def _spec(default: Any, help: str, *, choices: tuple = (), lo: float | None = None,
@@ -59,6 +60,8 @@ class FederationConfig:
                          hi=1e6)
     min_rows: int = _spec(20, "smallest number of training rows a bank may get", lo=1,
                           hi=10_000_000)
+    sample_rate: float = _spec(1.0, "dp='client': probability each bank takes part in a "
+                               "round (Poisson sampling)", lo=0.0, lo_open=True, hi=1.0)
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,21 @@ class PrivacyConfig:
                           choices=(1024, 2048, 3072))
     update_range: float = _spec(8.0, "paillier/secagg: deltas are clipped to ± this before "
                                 "fixed-point encoding", lo=0.0, lo_open=True, hi=1e6)
-    dp: str = _spec("none", "differential privacy mode", choices=_DP_MODES)
+    dp: str = _spec("none", "differential privacy: 'sample' (DP-SGD in each bank, protects "
+                    "customers) or 'client' (DP-FedAvg, protects banks)", choices=_DP_MODES)
+    accountant: str = _spec("rdp", "privacy accountant (dp-accounting)", choices=_ACCOUNTANTS)
+    max_epsilon: float | None = _spec(None, "refuse a run whose accounted epsilon would "
+                                      "exceed this budget", lo=0.0, lo_open=True,
+                                      optional=True)
     target_epsilon: float | None = _spec(None, "DP budget to calibrate noise to",
                                          lo=0.0, lo_open=True, optional=True)
     noise_multiplier: float | None = _spec(None, "DP noise multiplier (instead of a target)",
                                            lo=0.0, optional=True)
     delta: float = _spec(1e-5, "DP delta", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    clip_norm: float = _spec(1.0, "DP clipping norm", lo=0.0, lo_open=True, hi=1e6)
+    clip_norm: float | None = _spec(None, "DP clipping norm (default: 4.0 per customer "
+                                    "gradient with dp='sample', 0.1 per bank update with "
+                                    "dp='client')", lo=0.0, lo_open=True, hi=1e6,
+                                    optional=True)
 
 
 @dataclass(frozen=True)
@@ -264,9 +275,22 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     if s.data.source != "csv" and s.data.path:
         raise ScenarioError(f"{where}: data.path: only used with data.source = 'csv' "
                             f"(source is {s.data.source!r})")
-    if s.privacy.target_epsilon is not None and s.privacy.noise_multiplier is not None:
+    p = s.privacy
+    if p.target_epsilon is not None and p.noise_multiplier is not None:
         raise ScenarioError(f"{where}: privacy: give target_epsilon or noise_multiplier, "
                             "not both")
+    if p.dp != "none" and p.target_epsilon is None and p.noise_multiplier is None:
+        raise ScenarioError(f"{where}: privacy.dp: {p.dp!r} needs privacy.target_epsilon or "
+                            "privacy.noise_multiplier")
+    if p.dp == "sample" and s.model.proximal_mu:
+        raise ScenarioError(f"{where}: model.proximal_mu: FedProx is not combined with "
+                            "DP-SGD (dp = 'sample'); set it to 0")
+    if p.dp == "client" and p.aggregation == "secagg":
+        raise ScenarioError(f"{where}: privacy.dp: 'client' is available with aggregation "
+                            "'plain' or 'paillier' (distributed noise), not 'secagg'")
+    if p.dp != "client" and s.federation.sample_rate != 1.0:
+        raise ScenarioError(f"{where}: federation.sample_rate: sampling banks is part of "
+                            "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part")
     if s.privacy.aggregation == "secagg" and s.federation.banks < 3:
         raise ScenarioError(f"{where}: privacy.aggregation: 'secagg' (Flower's SecAgg+) needs "
                             f"at least 3 banks, federation.banks is {s.federation.banks}")

@@ -18,9 +18,10 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator, PercentFormatter  # noqa: E402
 
-__all__ = ["plot_auc_per_round", "plot_calibration", "plot_gains", "FIGSIZE", "DPI"]
+__all__ = ["plot_auc_per_round", "plot_calibration", "plot_gains", "plot_privacy_sweep",
+           "FIGSIZE", "DPI"]
 
 #: Figure size in inches and resolution; the PNG is FIGSIZE * DPI pixels (840 x 540).
 FIGSIZE = (7.0, 4.5)
@@ -160,3 +161,61 @@ def plot_gains(table: list[dict], path: Path, title: str = "") -> Path:
     """Cumulative capture curve from :func:`~fedrisk.evaluation.metrics.gains_table`
     rows, against the random-selection diagonal."""
     return _render(path, _draw_gains, table, title)
+
+
+def _sweep_x(values: Sequence[float]) -> tuple[list[float], float | None]:
+    """Finite x values stay; ∞ (no noise) is drawn one decade past the largest."""
+    finite = [v for v in values if v is not None and v != float("inf")]
+    top = max(finite) * 10 if finite else 1.0
+    return [top if v == float("inf") else v for v in values], (top if len(finite) <
+                                                              len(values) else None)
+
+
+def plot_privacy_sweep(points: Sequence[dict], path: Path, *, x_key: str, x_label: str,
+                       centralised_auc: float | None, title: str = "") -> Path:
+    """Test AUC and membership-attack AUC against ε (or another swept value).
+
+    ``points``: one dict per run with ``x_key``, ``auc``, ``membership_auc`` and
+    optionally ``membership_auc_bound``; several seeds per x are drawn as mean with a
+    min-max band.
+    """
+    path = Path(path)
+    xs = sorted({p[x_key] for p in points}, key=lambda v: (v is None, v))
+    plot_x, inf_at = _sweep_x(xs)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.5))
+    try:
+        for ax, key, label in ((ax1, "auc", "federated test AUC"),
+                               (ax2, "membership_auc", "membership-attack AUC")):
+            groups = [[p[key] for p in points if p[x_key] == x] for x in xs]
+            mean = [sum(g) / len(g) for g in groups]
+            ax.plot(plot_x, mean, "o-", color="tab:blue", label=label)
+            ax.fill_between(plot_x, [min(g) for g in groups], [max(g) for g in groups],
+                            color="tab:blue", alpha=0.15, linewidth=0)
+            ax.set_xscale("log")
+            ax.set_xlabel(x_label)
+            ax.grid(True, alpha=0.3)
+        if centralised_auc is not None:
+            ax1.axhline(centralised_auc, ls="--", color="tab:green",
+                        label=f"centralised, no DP ({centralised_auc:.3f})")
+        ax1.set_ylabel("AUC on held-out customers")
+        ax2.axhline(0.5, ls=":", color="grey", label="chance (0.5)")
+        bounds = [[p.get("membership_auc_bound") for p in points if p[x_key] == x] for x in xs]
+        pairs = [(px, b[0]) for px, b in zip(plot_x, bounds) if b and b[0] is not None]
+        if pairs:
+            ax2.plot(*zip(*pairs), "s--", color="tab:red", alpha=0.7,
+                     label="upper bound from (ε, δ)")
+        ax2.set_ylabel("attack AUC (members vs held-out)")
+        for ax in (ax1, ax2):
+            finite = [t for t in plot_x if t != inf_at]
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticks(finite + ([inf_at] if inf_at is not None else []))
+            ax.set_xticklabels([f"{t:.3g}" for t in finite]
+                               + (["∞\n(no noise)"] if inf_at is not None else []))
+            ax.legend(loc="best", fontsize=8)
+        fig.suptitle(title)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI)
+    finally:
+        plt.close(fig)
+    return path

@@ -31,6 +31,7 @@ from fedrisk.errors import ProtocolError
 from fedrisk.federation.recording_grid import RecordingGrid, identify_mod, identity_reply
 from fedrisk.federation.transcript import Transcript
 from fedrisk.models.logistic import SGDConfig, local_sgd, n_params
+from fedrisk.privacy.mechanisms import clip_vector, dp_sgd_epochs
 from fedrisk.scenario import Scenario
 
 
@@ -52,6 +53,7 @@ class HorizontalJob:
     n_features: int
     paillier: Any = None       # PaillierSetup (public parameters)
     private_key: Any = None    # the banks' Paillier private key
+    dp: Any = None             # DPPlan: noise multiplier, clip norm, sampling rates
 
     @property
     def sgd(self) -> SGDConfig:
@@ -61,7 +63,8 @@ class HorizontalJob:
     def server_side(self) -> "ServerJob":
         """The aggregator's view: names, sizes of things, public parameters. No data."""
         return ServerJob(self.scenario, tuple(b.name for b in self.banks), self.n_features,
-                         public_max_weight(max(len(b.y) for b in self.banks)), self.paillier)
+                         public_max_weight(max(len(b.y) for b in self.banks)), self.paillier,
+                         self.dp)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class ServerJob:
     n_features: int
     max_weight: int            # public bound on any bank's example count (a power of 2)
     paillier: Any = None       # PaillierSetup: public key and packing layout only
+    dp: Any = None             # DPPlan (public)
 
 
 def public_max_weight(max_rows: int) -> int:
@@ -90,10 +94,30 @@ def params_record(params: np.ndarray) -> ArrayRecord:
 
 def local_update(job: HorizontalJob, party: int, global_params: np.ndarray,
                  rnd: int) -> np.ndarray:
-    """One bank's local training from the global model; returns the delta."""
+    """One bank's local training from the global model; returns the delta.
+
+    dp = 'sample': DP-SGD (Poisson-sampled customers, per-example clipping, noise), so
+    the delta is already private. dp = 'client': plain SGD, then the delta is clipped to
+    the clip norm; the noise is added to the sum (by the aggregator, or by the banks in
+    shares when the aggregator cannot see the sum).
+    """
     bank = job.banks[party]
-    new = local_sgd(global_params, bank.X, bank.y, job.sgd,
-                    client_rng(job.scenario.seed, party, rnd))
+    rng = client_rng(job.scenario.seed, party, rnd)
+    dp = job.dp
+    if dp is not None and dp.mode == "sample":
+        budget = dp.parties[bank.name]
+        m = job.scenario.model
+        new, steps = dp_sgd_epochs(global_params, bank.X, bank.y, epochs=m.local_epochs,
+                                   sample_rate=budget.sample_rate, clip_norm=dp.clip_norm,
+                                   noise_multiplier=dp.noise_multiplier,
+                                   learning_rate=m.learning_rate, l2=m.l2, rng=rng)
+        if steps != budget.steps_per_round:  # the accountant composed another number
+            raise RuntimeError(f"{bank.name} ran {steps} DP-SGD steps, the accountant "
+                               f"counted {budget.steps_per_round}")
+        return new - global_params
+    new = local_sgd(global_params, bank.X, bank.y, job.sgd, rng)
+    if dp is not None:
+        return clip_vector(new - global_params, dp.clip_norm)[0]
     return new - global_params
 
 
@@ -231,8 +255,8 @@ class ServerRecorder:
         metrics: dict[str, float] = {}
         if self.evaluate_params is not None:
             metrics = self.evaluate_params(arrays["params"].numpy())
-        elif rnd > 0:
-            self.opaque[rnd] = arrays
+        elif rnd > 0 and "round" in arrays and int(arrays["round"].numpy()[0]) == rnd:
+            self.opaque[rnd] = arrays  # a round nobody took part in has no new aggregate
         now = time.perf_counter()
         if rnd > 0:
             replies = len({e.sender for e in self.transcript.entries
@@ -255,13 +279,20 @@ def make_server_app(server_job: ServerJob, recorder: ServerRecorder) -> ServerAp
     @app.main()
     def main(grid: Grid, context) -> None:
         n = len(server_job.party_names)
+        dp, seed = server_job.dp, server_job.scenario.seed
         if aggregation == "paillier":
             from fedrisk.federation.paillier_agg import PaillierFedAvg, classify_paillier
-            strategy, classify = PaillierFedAvg(n, server_job.paillier), classify_paillier
-            initial = ArrayRecord()
+            strategy = PaillierFedAvg(n, server_job.paillier, dp, seed)
+            classify, initial = classify_paillier, ArrayRecord()
         else:
-            strategy, classify = BankFedAvg(n), classify_plain
+            if dp is not None and dp.mode == "client":
+                from fedrisk.federation.client_dp import ClientDPFedAvg
+                strategy = ClientDPFedAvg(n, dp, seed)
+            else:
+                strategy = BankFedAvg(n)
+            classify = classify_plain
             initial = params_record(np.zeros(n_params(server_job.n_features)))
+        recorder.strategy = strategy  # for tests that read what it released
         grid = RecordingGrid(grid, recorder.transcript, classify)
         try:
             grid.identify(len(server_job.party_names))

@@ -4,8 +4,9 @@ Key custody: the banks share one Paillier key pair (made by a key ceremony among
 or by a key authority that is not the aggregator); the aggregator gets the public key.
 Each round:
 
-1. the aggregator sends every bank the *encrypted* aggregate of the previous round;
-2. each bank decrypts it, updates its copy of the global model, trains locally, and
+1. the aggregator sends every bank taking part the *encrypted* aggregates of the rounds
+   it has not yet seen (the previous round's, unless banks are sampled);
+2. each bank decrypts them, updates its copy of the global model, trains locally, and
    sends ``Enc(pack(n_i · q(delta_i)), n_i, 1)``: its delta in fixed point pre-scaled by
    its example count, plus its count and a 1 in two extra slots, so weighted FedAvg stays
    exact and the decoder learns the total weight and the number of summands;
@@ -13,6 +14,10 @@ Each round:
 
 Nothing the aggregator receives is readable without the private key: no counts, no
 losses, no metrics. It learns only who took part and message sizes.
+
+With client-level DP (``dp = 'client'``) banks are Poisson-sampled, weigh equally, clip
+their deltas and each adds its share of the Gaussian noise before encrypting; the model
+moves by the decrypted noisy sum over the expected number of participants.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import (Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord,
+                      RecordDict)
 from flwr.serverapp import Grid
 
 from fedrisk.crypto.encoding import FixedPointCodec, PackingError, SlotPacker
@@ -45,6 +51,13 @@ class PaillierSetup:
     codec: FixedPointCodec
     packer: SlotPacker
     n_params: int
+    fixed_denominator: float | None = None  # client DP: q·K; else the weighted mean
+
+    def step(self, sums: np.ndarray, total_weight: int) -> np.ndarray:
+        """The model change an aggregate stands for."""
+        if self.fixed_denominator is None:
+            return self.codec.decode_mean(sums, total_weight)
+        return self.codec.decode_sum(sums, total_weight) / self.fixed_denominator
 
     @property
     def n_values(self) -> int:  # the delta, then the example count, then a 1
@@ -60,12 +73,16 @@ class PaillierSetup:
 
 
 def paillier_setup(public_key, n_features: int, n_banks: int, max_bank_rows: int,
-                   clip: float) -> PaillierSetup:
-    """Choose the finest fixed-point precision whose k-party weighted sums still fit."""
-    max_weight = public_max_weight(max_bank_rows)
+                   clip: float, client_dp_rate: float | None = None) -> PaillierSetup:
+    """Choose the finest fixed-point precision whose k-party weighted sums still fit.
+
+    With client-level DP (``client_dp_rate`` = q) banks weigh 1 each and the decoded sum
+    is divided by q·K."""
+    max_weight = 1 if client_dp_rate else public_max_weight(max_bank_rows)
     codec = FixedPointCodec.finest(clip, max_summands=n_banks, max_weight=max_weight)
     packer = SlotPacker.for_modulus(public_key.n.bit_length() - 1, codec.slot_bytes)
-    return PaillierSetup(public_key, codec, packer, n_params(n_features))
+    return PaillierSetup(public_key, codec, packer, n_params(n_features),
+                         client_dp_rate * n_banks if client_dp_rate else None)
 
 
 # --- the banks' side ---------------------------------------------------------------------
@@ -101,7 +118,7 @@ def crypto_seconds(parties, setup: PaillierSetup) -> dict[str, float] | None:
 
 def decode_aggregate(setup: PaillierSetup, decryptor: VectorDecryptor, blobs: list,
                      contributors: int, rnd: int, cipher: VectorCipher) -> np.ndarray:
-    """Decrypt an aggregate and return the weighted mean delta, or raise ProtocolError.
+    """Decrypt an aggregate and return the model change, or raise ProtocolError.
 
     Checks what a legal sum of ``contributors`` encodings must satisfy; a ciphertext made
     under another key or corrupted on the way decrypts to noise and fails them.
@@ -123,62 +140,88 @@ def decode_aggregate(setup: PaillierSetup, decryptor: VectorDecryptor, blobs: li
         raise ProtocolError(f"round {rnd}: the aggregate of {contributors} banks decrypts "
                             f"outside the packing range ({exc}); a bank encrypted under "
                             "another key or its update was corrupted") from None
-    return codec.decode_mean(sums, total_weight)
-
-
-def _split(blob: np.ndarray, width: int) -> list[bytes]:
-    raw = blob.tobytes()
-    return [raw[i:i + width] for i in range(0, len(raw), width)]
+    return setup.step(sums, total_weight)
 
 
 def paillier_train(job, party: int, msg: Message, context) -> Message:
-    """A bank's round: decrypt last round's aggregate, train, send its encrypted delta."""
+    """A bank's round: apply the aggregates it missed, train, send its encrypted delta."""
     setup: PaillierSetup = job.paillier
     bank = job.banks[party]
     cfg = msg.content["config"]
     rnd = int(cfg["server-round"])
     cipher, decryptor = bank_crypto(bank.name, setup, job.private_key)
-    if rnd == 1:
-        global_params = np.zeros(setup.n_params)  # the public starting point
-    else:
-        done = int(context.state[PROGRESS_KEY]["round"]) if PROGRESS_KEY in context.state \
-            else 0
-        if done != rnd - 1:
-            raise ProtocolError(f"round {rnd}: {bank.name} last applied round {done}")
-        global_params = context.state[GLOBAL_KEY]["params"].numpy() + decode_aggregate(
-            setup, decryptor, list(cfg["aggregate"]), int(cfg["contributors"]), rnd - 1,
-            cipher)
+    done = int(context.state[PROGRESS_KEY]["round"]) if PROGRESS_KEY in context.state else 0
+    global_params = (context.state[GLOBAL_KEY]["params"].numpy() if done
+                     else np.zeros(setup.n_params))  # round 0: the public starting point
+    rounds = [int(r) for r in cfg.get("aggregate-rounds", [])]
+    counts = [int(c) for c in cfg.get("contributors", [])]
+    blobs = list(cfg.get("aggregates", []))
+    k = setup.n_ciphertexts
+    for i, (agg_round, contributors) in enumerate(zip(rounds, counts)):
+        if agg_round <= done:
+            raise ProtocolError(f"round {rnd}: {bank.name} was sent round {agg_round} "
+                                f"again (it has applied up to round {done})")
+        global_params = global_params + decode_aggregate(
+            setup, decryptor, blobs[i * k:(i + 1) * k], contributors, agg_round, cipher)
+        done = agg_round
     context.state[GLOBAL_KEY] = ArrayRecord({"params": Array(global_params)})
-    context.state[PROGRESS_KEY] = MetricRecord({"round": rnd})
+    context.state[PROGRESS_KEY] = MetricRecord({"round": int(cfg.get("through-round", done))})
 
     delta = local_update(job, party, global_params, rnd)
-    encoded, _ = setup.codec.encode(delta, weight=len(bank.y))
-    values = np.concatenate([encoded, np.array([len(bank.y), 1], dtype=np.uint64)])
-    blobs = cipher.to_bytes(cipher.encrypt(setup.packer.pack(values)))
+    weight = len(bank.y)
+    if job.dp is not None and job.dp.mode == "client":
+        from fedrisk.federation.client_dp import bank_noise_share
+        weight = 1
+        delta = delta + bank_noise_share(job.scenario.seed, party, rnd, delta.shape,
+                                         job.dp.noise_multiplier, job.dp.clip_norm,
+                                         int(cfg["participants"]))
+    encoded, _ = setup.codec.encode(delta, weight=weight)
+    values = np.concatenate([encoded, np.array([weight, 1], dtype=np.uint64)])
+    blobs_out = cipher.to_bytes(cipher.encrypt(setup.packer.pack(values)))
     return Message(RecordDict({"config": ConfigRecord({"party": bank.name,
-                                                       "ciphertexts": blobs})}),
+                                                       "ciphertexts": blobs_out})}),
                    reply_to=msg)
 
 
 # --- the aggregator's side -----------------------------------------------------------------
 
 class PaillierFedAvg(BankFedAvg):
-    """FedAvg whose aggregation is ciphertext multiplication; holds the public key only."""
+    """FedAvg whose aggregation is ciphertext multiplication; holds the public key only.
 
-    def __init__(self, n_banks: int, setup: PaillierSetup) -> None:
+    It keeps each round's encrypted aggregate and sends every bank taking part the ones
+    it has not seen, so a bank that sat rounds out (sampling, or a dropout) catches up.
+    """
+
+    def __init__(self, n_banks: int, setup: PaillierSetup, dp=None, seed: int = 0) -> None:
         super().__init__(n_banks)
-        self.setup = setup
+        self.setup, self.dp, self.seed = setup, dp, seed
         self.cipher = VectorCipher(setup.public_key)
+        self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
+        self.seen: dict[int, int] = {}  # node -> last round whose aggregate it was sent
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid):
-        cfg = ConfigRecord({"server-round": server_round})
-        if "aggregate" in arrays:
-            cfg["aggregate"] = _split(arrays["aggregate"].numpy(), self.setup.width)
-            cfg["contributors"] = int(arrays["contributors"].numpy()[0])
-        # FedAvg builds and addresses the messages; the model travels only encrypted.
-        return super(BankFedAvg, self).configure_train(server_round, ArrayRecord(), cfg,
-                                                       grid)
+        if self.dp is not None and self.dp.mode == "client":
+            from fedrisk.federation.client_dp import sample_banks
+            nodes = sample_banks(grid, self.seed, server_round, self.dp.sample_rate)
+        else:
+            nodes = sorted(grid.get_node_ids())
+        messages = []
+        for node in nodes:
+            missed = [r for r in sorted(self.history) if r > self.seen.get(node, 0)]
+            cfg = ConfigRecord({
+                "server-round": server_round,
+                "through-round": server_round - 1,
+                "aggregate-rounds": missed,
+                "contributors": [self.history[r][1] for r in missed],
+                "aggregates": [b for r in missed for b in self.history[r][0]],
+                "participants": len(nodes),
+            })
+            self.seen[node] = server_round - 1
+            messages.append(Message(RecordDict({self.arrayrecord_key: ArrayRecord(),
+                                                self.configrecord_key: cfg}),
+                                    dst_node_id=node, message_type=MessageType.TRAIN))
+        return messages
 
     def aggregate_train(self, server_round: int, replies):
         ok = raise_on_errors(server_round, list(replies))
@@ -192,16 +235,18 @@ class PaillierFedAvg(BankFedAvg):
                                                       self.setup.n_ciphertexts))
             except CiphertextError as exc:
                 raise ProtocolError(f"round {server_round}: {party}: {exc}") from None
-        total = self.cipher.add(*vectors)
-        blob = np.frombuffer(b"".join(self.cipher.to_bytes(total)), dtype=np.uint8)
-        record = ArrayRecord({"aggregate": Array(blob.copy()),
-                              "contributors": Array(np.array([len(ok)], dtype=np.int64))})
+        blobs = self.cipher.to_bytes(self.cipher.add(*vectors))
+        self.history[server_round] = (blobs, len(ok))
+        record = ArrayRecord({"aggregate": Array(np.frombuffer(b"".join(blobs),
+                                                               dtype=np.uint8).copy()),
+                              "contributors": Array(np.array([len(ok)], dtype=np.int64)),
+                              "round": Array(np.array([server_round], dtype=np.int64))})
         return record, None
 
 
 def classify_paillier(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     if to_server:
         return "encrypted_update", "ciphertext", False
-    if "aggregate" in msg.content["config"]:
+    if list(msg.content["config"].get("aggregates", [])):
         return "encrypted_aggregate", "ciphertext", True  # the bank holds the key
     return "round_start", "plaintext", True

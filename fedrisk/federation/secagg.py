@@ -72,11 +72,17 @@ def seeded_rounding_mod(seed: int):
             stage = stages.get(str(msg.content.config_records[RECORD_KEY_CONFIGS].get(
                 Key.STAGE, "")), 9)
         party = int(context.node_config["partition-id"])
-        with _GLOBAL_RNG_LOCK:
-            np.random.seed([seed % 2**32, 4, party, rnd, stage])
-            return call_next(msg, context)
+        return _call_with_global_seed([seed % 2**32, 4, party, rnd, stage], call_next,
+                                      msg, context)
 
     return mod
+
+
+def _call_with_global_seed(words: list[int], call_next, msg: Message, context) -> Message:
+    # Module level, so Ray pickles it by reference (a closure would drag the lock along).
+    with _GLOBAL_RNG_LOCK:
+        np.random.seed(words)
+        return call_next(msg, context)
 
 
 def make_secagg_client_app(job, mods: list) -> ClientApp:
