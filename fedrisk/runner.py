@@ -21,6 +21,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from fedrisk import __version__
 from fedrisk.crypto.paillier import BankKeys, VectorCipher, VectorDecryptor
 from fedrisk.data.prepare import PreparedData, prepare_horizontal
+from fedrisk.data.split import Standardizer
+from fedrisk.errors import InputError
 from fedrisk.evaluation import (calibration_table, gains_table, plot_auc_per_round,
                                 plot_calibration, plot_gains, population_stability_index,
                                 score_metrics)
@@ -56,6 +58,9 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
     tests and experiments: a mod can drop, delay or tamper with what a bank sends).
     ``keys`` are Paillier keys from :func:`paillier_keys` made earlier; made here if None.
     """
+    if s.federation.kind == "vertical":
+        return run_vertical(s, out, show_progress=show_progress, verbose=verbose,
+                            client_mods=client_mods)
     started = time.perf_counter()
     quiet_flower(verbose)
     keys = keys or paillier_keys(s)
@@ -164,7 +169,9 @@ class _progress:
                             TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                             transient=False)
         self.bar.__enter__()
-        desc = f"{self.s.name}: {self.s.federation.banks} banks, {self.s.federation.engine}"
+        who = (f"{len(self.s.federation.parties) or 'default'} parties"
+               if self.s.federation.kind == "vertical" else f"{self.s.federation.banks} banks")
+        desc = f"{self.s.name}: {who}, {self.s.federation.engine}"
         task = self.bar.add_task(desc, total=self.s.rounds, status="")
         return self.bar, task
 
@@ -321,3 +328,144 @@ def _num(x: float) -> str:
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n",
                     encoding="utf-8")
+
+
+# --- vertical runs --------------------------------------------------------------------------
+
+def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
+                 verbose: bool = False, client_mods: list | None = None) -> RunOutcome:
+    """A bank and data-source parties: PSI alignment, then hetero LR with Paillier."""
+    from fedrisk.crypto.paillier import generate_keypair
+    from fedrisk.data.vertical import load_vertical
+    from fedrisk.federation.vertical import (BankJob, DataPartyJob, PartyData,
+                                             VerticalOutcome, label_leakage, make_bank_app,
+                                             make_party_app)
+
+    started = time.perf_counter()
+    quiet_flower(verbose)
+    if s.federation.engine != "inprocess":
+        raise InputError(f"{s.source_file}: federation.engine: vertical runs use the "
+                         "in-process engine in this version")
+    tables = load_vertical(s)
+    public_key, private_key = generate_keypair(s.privacy.key_bits)
+    holder = tables.holder
+    bank = BankJob(s, holder.name, holder.ids, holder.X, holder.y, holder.feature_names,
+                   tuple(p.name for p in tables.data_parties), public_key, private_key)
+    parties = DataPartyJob(s, tuple(PartyData(p.name, p.ids, p.X, p.feature_names)
+                                    for p in tables.data_parties), public_key)
+    outcome = VerticalOutcome()
+    with staged_run_dir(out) as stage:
+        with _progress(show_progress, s) as (progress, task):
+            def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+                progress.update(task, advance=1, status=f"test AUC {metrics['auc']:.4f}")
+
+            recorder = ServerRecorder(None)
+            app = make_party_app(parties, client_mods)
+            fed_wall = run_engine("inprocess", make_bank_app(bank, recorder, outcome, on_epoch),
+                                  app, len(parties.parties))
+        if recorder.error is not None:
+            raise recorder.error
+        # baselines on the same aligned customers and held-out rows (simulator's join)
+        pooled_train, pooled_test = _pooled_vertical(tables, outcome)
+        central = train_centralised(s, pooled_train, outcome_train_y(holder, outcome))
+        bank_alone = train_centralised(s, outcome.bank_train_X, outcome_train_y(holder, outcome))
+        y_test = outcome.test_y
+        federated = score_metrics(y_test, outcome.test_scores)
+        centralised = score_metrics(y_test, predict_proba(central, pooled_test))
+        local = {holder.name: score_metrics(y_test, predict_proba(bank_alone,
+                                                                  outcome.bank_test_X))}
+        attacks: dict[str, Any] = {}
+        if s.privacy.label_leakage_attack:
+            first = tables.data_parties[0]
+            attacks["label_leakage"] = {
+                "attacker": first.name,
+                "attack": "gradient projection: score_i = -x_i·g over each batch",
+                "label_auc_by_batch_size": label_leakage(
+                    _aligned(first, outcome.train_ids, outcome.train_ids),
+                    outcome.bank_train_X, outcome_train_y(holder, outcome),
+                    tuple(sorted({1, 8, 32, 128, 512, s.model.batch_size,
+                                  4 * s.model.batch_size})), s.seed,
+                    s.model.learning_rate, s.model.batch_size),
+            }
+        summary = {
+            "fedrisk_version": __version__, "scenario": s.name,
+            "description": s.description, "seed": s.seed, "engine": s.federation.engine,
+            "kind": "vertical",
+            "data": {"source": s.data.source, "label_holder": holder.name,
+                     "parties": {p.name: {"rows": p.n_rows, "features": p.n_features,
+                                          "columns": list(p.feature_names)}
+                                 for p in tables.parties},
+                     "aligned_customers": outcome.aligned,
+                     "train_rows": len(outcome.train_ids), "test_rows": len(outcome.test_ids),
+                     "test_default_rate": float(np.mean(y_test))},
+            "federated": federated, "centralised": centralised, "local_only": local,
+            "comparison": {
+                "federated_minus_centralised_auc": federated["auc"] - centralised["auc"],
+                "federated_minus_label_holder_alone_auc":
+                    federated["auc"] - local[holder.name]["auc"]},
+            "privacy": {
+                "aggregation": "paillier", "dp": "none", "epsilon": None, "delta": None,
+                "key_bits": s.privacy.key_bits, "key_holder": holder.name,
+                "obfuscation": s.privacy.obfuscation,
+                "alignment": "ECDH PSI over X25519, chained through the label holder",
+                "who_learns_what": {
+                    holder.name: "the intersection, every party's id count, each party's "
+                                 "partial scores per customer (not its features or weights)",
+                    "data parties": "the intersection and their own gradient (labels leak "
+                                    "through it; see attacks.label_leakage), nothing of "
+                                    "another party's features, weights or labels"},
+            },
+            "cost": {"wall_s": None, "federated_wall_s": round(fed_wall, 3),
+                     "rounds": s.rounds, "epochs": s.rounds,
+                     "bytes_sent": recorder.transcript.total_bytes,
+                     "bytes_per_round": [r.bytes for r in recorder.rounds],
+                     "setup_bytes": recorder.transcript.bytes_in_round(0),
+                     "messages": len(recorder.transcript.entries),
+                     "encryptions": outcome.encryptions,
+                     "encryption_s": round(outcome.encrypt_s, 3),
+                     "decryption_s": round(outcome.decrypt_s, 3)},
+            "attacks": attacks,
+        }
+        (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
+        recorder.transcript.write_jsonl(stage / "transcript.jsonl")
+        with open(stage / "rounds.csv", "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(ROUND_FIELDS)
+            for r in recorder.rounds:
+                w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]), "",
+                            r.n_replies, r.bytes, f"{r.wall_s:.4f}"])
+        calib = calibration_table(y_test, outcome.test_scores)
+        gains = gains_table(y_test, outcome.test_scores)
+        _write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})
+        plot_auc_per_round([r.round for r in recorder.rounds],
+                           [r.test["auc"] for r in recorder.rounds], stage / "auc_per_round.png",
+                           centralised_auc=centralised["auc"],
+                           best_local_auc=local[holder.name]["auc"],
+                           best_local_name=holder.name,
+                           title=f"{s.name}: joint test AUC per epoch")
+        plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
+        plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
+        summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
+        _write_json(stage / "summary.json", summary)
+    return RunOutcome(out, summary)
+
+
+def outcome_train_y(holder, outcome) -> np.ndarray:
+    pos = {str(i): k for k, i in enumerate(holder.ids)}
+    return holder.y[[pos[i] for i in outcome.train_ids]].astype(np.float64)
+
+
+def _aligned(table, ids, fit_ids) -> np.ndarray:
+    """A party's standardised rows for ``ids`` (the simulator's omniscient join)."""
+    pos = {str(i): k for k, i in enumerate(table.ids)}
+    scaler = Standardizer().fit(table.X[[pos[i] for i in fit_ids]])
+    return scaler.transform(table.X[[pos[i] for i in ids]])
+
+
+def _pooled_vertical(tables, outcome) -> tuple[np.ndarray, np.ndarray]:
+    """All parties' features side by side for the aligned customers (centralised only)."""
+    train = [outcome.bank_train_X] + [_aligned(p, outcome.train_ids, outcome.train_ids)
+                                      for p in tables.data_parties]
+    test = [outcome.bank_test_X] + [_aligned(p, outcome.test_ids, outcome.train_ids)
+                                    for p in tables.data_parties]
+    return np.hstack(train), np.hstack(test)

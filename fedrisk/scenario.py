@@ -18,7 +18,8 @@ from typing import Any, Mapping
 from fedrisk.errors import ScenarioError
 
 _ENGINES = ("inprocess", "simulation")
-_KINDS = ("horizontal",)
+_KINDS = ("horizontal", "vertical")
+_OBFUSCATIONS = ("full", "djn")
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
 _PARTITIONS = ("iid", "dirichlet", "quantity")
 _AGGREGATIONS = ("plain", "paillier", "secagg")
@@ -46,12 +47,30 @@ class DataConfig:
                                  lo=0.0, hi=0.9, lo_open=True)
     standardize: bool = _spec(True, "z-score features with training-row statistics")
     customers: int = _spec(20000, "synthetic: number of customers", lo=100, hi=10_000_000)
+    overlap: float = _spec(1.0, "synthetic vertical: share of the bank's customers each "
+                           "data party also holds", lo=0.0, lo_open=True, hi=1.0)
     features_per_source: int = _spec(4, "synthetic: features per data source", lo=1, hi=1000)
 
 
 @dataclass(frozen=True)
+class PartyConfig:
+    """One party of a vertical federation: which columns it holds (and the label?)."""
+
+    name: str = _spec("", "party name (bank, telecom, ...)")
+    columns: tuple[str, ...] | None = _spec(None, "columns it holds: names, globs (BILL_*) "
+                                            "or ranges (x0..x12); default: all in its file",
+                                            optional=True)
+    label: bool = _spec(False, "true for the one party holding the label (the bank)")
+    path: str | None = _spec(None, "csv of this party (id, its features, the label if it "
+                             "holds it), relative to the scenario file", optional=True)
+    signal: float = _spec(1.0, "synthetic data: strength of this party's features",
+                          lo=0.0, hi=100.0)
+
+
+@dataclass(frozen=True)
 class FederationConfig:
-    kind: str = _spec("horizontal", "horizontal (banks share features)", choices=_KINDS)
+    kind: str = _spec("horizontal", "horizontal (banks share features) or vertical (parties "
+                      "share customers)", choices=_KINDS)
     engine: str = _spec("inprocess", "which Flower engine drives the apps", choices=_ENGINES)
     banks: int = _spec(5, "number of banks (Flower SuperNodes)", lo=1, hi=100_000)
     partition: str = _spec("dirichlet", "how training rows are split across banks",
@@ -62,6 +81,9 @@ class FederationConfig:
                           hi=10_000_000)
     sample_rate: float = _spec(1.0, "dp='client': probability each bank takes part in a "
                                "round (Poisson sampling)", lo=0.0, lo_open=True, hi=1.0)
+    parties: tuple[PartyConfig, ...] = field(default=(), metadata=dict(
+        help="vertical: [[federation.parties]] tables", choices=(), lo=None, hi=None,
+        optional=True, table_array=True))
 
 
 @dataclass(frozen=True)
@@ -91,6 +113,11 @@ class PrivacyConfig:
     noise_multiplier: float | None = _spec(None, "DP noise multiplier (instead of a target)",
                                            lo=0.0, optional=True)
     delta: float = _spec(1e-5, "DP delta", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    obfuscation: str = _spec("full", "Paillier obfuscation: 'full' (r^n, standard) or 'djn' "
+                             "(short-exponent, Damgård-Jurik-Nielsen: ~8x faster, extra "
+                             "assumption)", choices=_OBFUSCATIONS)
+    label_leakage_attack: bool = _spec(False, "vertical: run the gradient-based label "
+                                       "inference a data party could mount")
     clip_norm: float | None = _spec(None, "DP clipping norm (default: 4.0 per customer "
                                     "gradient with dp='sample', 0.1 per bank update with "
                                     "dp='client')", lo=0.0, lo_open=True, hi=1e6,
@@ -132,11 +159,19 @@ class Scenario:
                 continue
             value = getattr(self, f.name)
             if _is_section(f):
-                out[f.name] = {k.name: getattr(value, k.name) for k in fields(value)
-                               if getattr(value, k.name) is not None}
+                out[f.name] = {k.name: _plain(getattr(value, k.name)) for k in fields(value)
+                               if getattr(value, k.name) not in (None, ())}
             else:
                 out[f.name] = value
         return out
+
+
+def _plain(value: Any) -> Any:
+    """Party tables as dicts (None left out), tuples as lists: TOML-ready values."""
+    if isinstance(value, tuple) and value and isinstance(value[0], PartyConfig):
+        return [{k.name: _plain(getattr(p, k.name)) for k in fields(p)
+                 if getattr(p, k.name) is not None} for p in value]
+    return list(value) if isinstance(value, tuple) else value
 
 
 _SECTIONS = {"data": DataConfig, "federation": FederationConfig, "model": ModelConfig,
@@ -222,8 +257,16 @@ def _reject_unknown(raw: Mapping[str, Any], known: Mapping[str, Any], prefix: st
 def _build_section(cls, raw: Mapping[str, Any], section: str, where: str):
     known = {f.name: f for f in fields(cls)}
     _reject_unknown(raw, known, f"{section}.", where)
-    kwargs = {name: _check_value(known[name], value, f"{section}.{name}", where)
-              for name, value in raw.items()}
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{section}.{name}"
+        if known[name].metadata.get("table_array"):
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ScenarioError(f"{where}: {key}: expected [[{key}]] tables")
+            kwargs[name] = tuple(_build_section(PartyConfig, v, f"{key}[{i}]", where)
+                                 for i, v in enumerate(value))
+        else:
+            kwargs[name] = _check_value(known[name], value, key, where)
     return cls(**kwargs)
 
 
@@ -236,7 +279,11 @@ def _check_value(f, value: Any, key: str, where: str) -> Any:
     meta = f.metadata
     expected = f.type if isinstance(f.type, str) else f.type.__name__
     base = expected.replace(" | None", "")
-    if base == "bool":
+    if base == "tuple[str, ...]":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if ok:
+            value = tuple(value)
+    elif base == "bool":
         ok = isinstance(value, bool)
     elif base == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -249,7 +296,7 @@ def _check_value(f, value: Any, key: str, where: str) -> Any:
     else:  # pragma: no cover - a field type the loader does not know is a bug
         raise AssertionError(f"unhandled field type {expected}")
     wanted = {"bool": "a boolean (true/false)", "int": "an integer", "float": "a number",
-              "str": "a string"}[base]
+              "str": "a string", "tuple[str, ...]": "an array of strings"}[base]
     if not ok:
         raise ScenarioError(f"{where}: {key}: expected {wanted}, got {_type_name(value)} "
                             f"{value!r}")
@@ -270,8 +317,12 @@ def _check_value(f, value: Any, key: str, where: str) -> Any:
 
 
 def _check_cross_fields(s: Scenario, where: str) -> None:
-    if s.data.source == "csv" and not s.data.path:
+    vertical = s.federation.kind == "vertical"
+    if s.data.source == "csv" and not s.data.path and not vertical:
         raise ScenarioError(f"{where}: data.path: required when data.source = 'csv'")
+    if vertical and s.data.path:
+        raise ScenarioError(f"{where}: data.path: a vertical run reads one file per party; "
+                            "give each [[federation.parties]] its own path")
     if s.data.source != "csv" and s.data.path:
         raise ScenarioError(f"{where}: data.path: only used with data.source = 'csv' "
                             f"(source is {s.data.source!r})")
@@ -291,11 +342,45 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     if p.dp != "client" and s.federation.sample_rate != 1.0:
         raise ScenarioError(f"{where}: federation.sample_rate: sampling banks is part of "
                             "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part")
+    if s.federation.kind == "vertical":
+        _check_vertical(s, where)
+    elif s.federation.parties:
+        raise ScenarioError(f"{where}: federation.parties: only used with "
+                            "federation.kind = 'vertical'")
     if s.privacy.aggregation == "secagg" and s.federation.banks < 3:
         raise ScenarioError(f"{where}: privacy.aggregation: 'secagg' (Flower's SecAgg+) needs "
                             f"at least 3 banks, federation.banks is {s.federation.banks}")
     if not s.name.strip() or any(c in s.name for c in "/\\\0"):
         raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")
+
+
+def _check_vertical(s: Scenario, where: str) -> None:
+    parties = s.federation.parties
+    names = [p.name for p in parties]
+    for i, p in enumerate(parties):
+        if not p.name.strip() or any(c in p.name for c in "/\\\0 "):
+            raise ScenarioError(f"{where}: federation.parties[{i}].name: must be non-empty, "
+                                "without spaces or slashes")
+        if p.columns is not None and not p.columns:
+            raise ScenarioError(f"{where}: federation.parties[{i}].columns: party "
+                                f"{p.name!r} holds no columns; give at least one")
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ScenarioError(f"{where}: federation.parties: the name {sorted(dupes)[0]!r} is "
+                            "used twice")
+    if parties:
+        holders = [p.name for p in parties if p.label]
+        if len(holders) != 1:
+            raise ScenarioError(
+                f"{where}: federation.parties: exactly one party must have label = true; "
+                + (f"{', '.join(holders)} all do" if holders else "none does"))
+        if len(parties) < 2:
+            raise ScenarioError(f"{where}: federation.parties: a vertical federation needs "
+                                "the label holder and at least one data party")
+    if s.privacy.aggregation not in ("plain", "paillier") or s.privacy.dp != "none":
+        raise ScenarioError(f"{where}: privacy: vertical runs use Paillier-encrypted "
+                            "residuals (aggregation = 'paillier' or 'plain'); dp and "
+                            "secagg are horizontal-only")
 
 
 def with_overrides(s: Scenario, **changes: Any) -> Scenario:
@@ -314,7 +399,13 @@ def to_toml(s: Scenario) -> str:
             lines.append(f"{key} = {_toml_value(value)}")
     for name, table in tables:
         lines.append(f"\n[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+        arrays = {k: v for k, v in table.items() if isinstance(v, list) and v
+                  and isinstance(v[0], dict)}
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if k not in arrays)
+        for key, items in arrays.items():
+            for item in items:
+                lines.append(f"\n[[{name}.{key}]]")
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in item.items())
     return "\n".join(lines) + "\n"
 
 

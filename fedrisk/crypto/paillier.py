@@ -22,6 +22,7 @@ from phe import paillier
 from phe.paillier import PaillierPrivateKey, PaillierPublicKey
 
 KEY_BITS = (1024, 2048, 3072)
+DJN_EXPONENT_BITS = 256  # twice the 128-bit security level
 
 
 class CiphertextError(ValueError):
@@ -64,9 +65,19 @@ class ObfuscatorPool:
         with cls._shared_lock:
             return cls._shared.setdefault((owner, public_key.n), cls(public_key))
 
-    def __init__(self, public_key: PaillierPublicKey) -> None:
+    def __init__(self, public_key: PaillierPublicKey, obfuscation: str = "full") -> None:
         self._n = gmpy2.mpz(public_key.n)
         self._nsq = gmpy2.mpz(public_key.nsquare)
+        if obfuscation not in ("full", "djn"):
+            raise ValueError(f"obfuscation must be 'full' or 'djn', got {obfuscation!r}")
+        self.obfuscation = obfuscation
+        if obfuscation == "djn":
+            # Damgård–Jurik–Nielsen: h = -x² generates the squares' subgroup; h_s = h^n.
+            # An obfuscator is then h_s^a for a short random a, one powmod with a
+            # DJN_EXPONENT_BITS exponent instead of a full n-bit one (an extra,
+            # standard assumption: short exponents are as good as full ones).
+            x = gmpy2.mpz(secrets.randbelow(int(self._n) - 2) + 2)
+            self._hs = gmpy2.powmod(-(x * x) % self._n, self._n, self._nsq)
         self._ready: deque = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -74,6 +85,8 @@ class ObfuscatorPool:
 
     def fresh(self) -> gmpy2.mpz:
         """One new obfuscator, computed now."""
+        if self.obfuscation == "djn":
+            return gmpy2.powmod(self._hs, secrets.randbits(DJN_EXPONENT_BITS), self._nsq)
         r = gmpy2.mpz(secrets.randbelow(int(self._n) - 1) + 1)
         return gmpy2.powmod(r, self._n, self._nsq)
 
