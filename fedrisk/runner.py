@@ -396,6 +396,7 @@ def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
                                           "columns": list(p.feature_names)}
                                  for p in tables.parties},
                      "aligned_customers": outcome.aligned,
+                     "ids_per_party": {holder.name: holder.n_rows, **outcome.party_sizes},
                      "train_rows": len(outcome.train_ids), "test_rows": len(outcome.test_ids),
                      "test_default_rate": float(np.mean(y_test))},
             "federated": federated, "centralised": centralised, "local_only": local,
