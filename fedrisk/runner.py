@@ -347,12 +347,14 @@ def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
         raise InputError(f"{s.source_file}: federation.engine: vertical runs use the "
                          "in-process engine in this version")
     tables = load_vertical(s)
-    public_key, private_key = generate_keypair(s.privacy.key_bits)
     holder = tables.holder
+    dp = plan_dp(s, {holder.name: holder.n_rows})
+    public_key, private_key = generate_keypair(s.privacy.key_bits)
     bank = BankJob(s, holder.name, holder.ids, holder.X, holder.y, holder.feature_names,
-                   tuple(p.name for p in tables.data_parties), public_key, private_key)
+                   tuple(p.name for p in tables.data_parties), public_key, private_key, dp)
     parties = DataPartyJob(s, tuple(PartyData(p.name, p.ids, p.X, p.feature_names)
-                                    for p in tables.data_parties), public_key)
+                                    for p in tables.data_parties), public_key,
+                           dp.clip_norm if dp else None)
     outcome = VerticalOutcome()
     with staged_run_dir(out) as stage:
         with _progress(show_progress, s) as (progress, task):
@@ -385,7 +387,7 @@ def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
                     outcome.bank_train_X, outcome_train_y(holder, outcome),
                     tuple(sorted({1, 8, 32, 128, 512, s.model.batch_size,
                                   4 * s.model.batch_size})), s.seed,
-                    s.model.learning_rate, s.model.batch_size),
+                    s.model.learning_rate, s.model.batch_size, dp=dp),
             }
         summary = {
             "fedrisk_version": __version__, "scenario": s.name,
@@ -427,13 +429,16 @@ def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
                      "decryption_s": round(outcome.decrypt_s, 3)},
             "attacks": attacks,
         }
+        if dp is not None:
+            summary["privacy"].update(dp.to_summary())
         (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
         recorder.transcript.write_jsonl(stage / "transcript.jsonl")
         with open(stage / "rounds.csv", "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(ROUND_FIELDS)
             for r in recorder.rounds:
-                w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]), "",
+                eps = _num(dp.epsilon_per_round[r.round - 1]) if dp else ""
+                w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]), eps,
                             r.n_replies, r.bytes, f"{r.wall_s:.4f}"])
         calib = calibration_table(y_test, outcome.test_scores)
         gains = gains_table(y_test, outcome.test_scores)

@@ -23,7 +23,7 @@ _OBFUSCATIONS = ("full", "djn")
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
 _PARTITIONS = ("iid", "dirichlet", "quantity")
 _AGGREGATIONS = ("plain", "paillier", "secagg")
-_DP_MODES = ("none", "sample", "client")
+_DP_MODES = ("none", "sample", "client", "label")
 _ACCOUNTANTS = ("rdp", "pld")
 
 
@@ -103,7 +103,8 @@ class PrivacyConfig:
     update_range: float = _spec(8.0, "paillier/secagg: deltas are clipped to ± this before "
                                 "fixed-point encoding", lo=0.0, lo_open=True, hi=1e6)
     dp: str = _spec("none", "differential privacy: 'sample' (DP-SGD in each bank, protects "
-                    "customers) or 'client' (DP-FedAvg, protects banks)", choices=_DP_MODES)
+                    "customers), 'client' (DP-FedAvg, protects banks) or, vertical, 'label' "
+                    "(noisy gradients protect the bank's labels)", choices=_DP_MODES)
     accountant: str = _spec("rdp", "privacy accountant (dp-accounting)", choices=_ACCOUNTANTS)
     max_epsilon: float | None = _spec(None, "refuse a run whose accounted epsilon would "
                                       "exceed this budget", lo=0.0, lo_open=True,
@@ -336,6 +337,9 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     if p.dp == "sample" and s.model.proximal_mu:
         raise ScenarioError(f"{where}: model.proximal_mu: FedProx is not combined with "
                             "DP-SGD (dp = 'sample'); set it to 0")
+    if p.dp == "label" and s.federation.kind != "vertical":
+        raise ScenarioError(f"{where}: privacy.dp: 'label' protects the label holder in a "
+                            "vertical run; use 'sample' or 'client' here")
     if p.dp == "client" and p.aggregation == "secagg":
         raise ScenarioError(f"{where}: privacy.dp: 'client' is available with aggregation "
                             "'plain' or 'paillier' (distributed noise), not 'secagg'")
@@ -377,10 +381,12 @@ def _check_vertical(s: Scenario, where: str) -> None:
         if len(parties) < 2:
             raise ScenarioError(f"{where}: federation.parties: a vertical federation needs "
                                 "the label holder and at least one data party")
-    if s.privacy.aggregation not in ("plain", "paillier") or s.privacy.dp != "none":
-        raise ScenarioError(f"{where}: privacy: vertical runs use Paillier-encrypted "
-                            "residuals (aggregation = 'paillier' or 'plain'); dp and "
-                            "secagg are horizontal-only")
+    if s.privacy.aggregation == "secagg":
+        raise ScenarioError(f"{where}: privacy.aggregation: vertical runs encrypt residuals "
+                            "with Paillier; 'secagg' is horizontal-only")
+    if s.privacy.dp not in ("none", "label"):
+        raise ScenarioError(f"{where}: privacy.dp: {s.privacy.dp!r} is horizontal-only; "
+                            "vertical runs allow 'none' or 'label'")
 
 
 def with_overrides(s: Scenario, **changes: Any) -> Scenario:

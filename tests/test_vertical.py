@@ -231,3 +231,25 @@ def errors(proc) -> list[str]:
     lines = proc.stderr.strip().splitlines()
     assert all(line.startswith("fedrisk: ") for line in lines), proc.stderr
     return [line for line in lines if not line.startswith("fedrisk: warning:")]
+
+
+def test_label_dp_defence_is_accounted_and_blunts_the_attack(tmp_path, csv_run):
+    from dp_accounting import dp_event, rdp
+
+    write_party_csvs(tmp_path)
+    (tmp_path / "s.toml").write_text(SCENARIO + 'dp = "label"\ntarget_epsilon = 1.0\n')
+    out = tmp_path / "dp"
+    run_scenario(load_scenario(tmp_path / "s.toml"), out, show_progress=False)
+    s = read_summary(out)
+    p = s["privacy"]
+    assert p["unit"] == "label" and p["sample_rate"] == 1.0 and p["steps"] == 2
+    acc = rdp.RdpAccountant()
+    acc.compose(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(p["noise_multiplier"]),
+                                             p["steps"]))
+    assert acc.get_epsilon(p["delta"]) == pytest.approx(p["epsilon"], rel=0.01)
+    assert p["epsilon"] <= 1.0
+    leak = s["attacks"]["label_leakage"]["label_auc_by_batch_size"]
+    undefended = read_summary(csv_run[0])["attacks"]["label_leakage"]["label_auc_by_batch_size"]
+    assert leak["1"] < undefended["1"] - 0.2  # per-customer labels no longer fall out
+    eps = [float(r["epsilon"]) for r in csv.DictReader(open(out / "rounds.csv"))]
+    assert eps[-1] == pytest.approx(p["epsilon"])

@@ -50,6 +50,7 @@ from fedrisk.data.split import Standardizer, split_indices
 from fedrisk.errors import InputError, ProtocolError
 from fedrisk.federation.horizontal import RoundLog, ServerRecorder
 from fedrisk.federation.recording_grid import RecordingGrid, identity_reply
+from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.scenario import Scenario
 
 PSI_KEY = "fedrisk.psi"
@@ -74,6 +75,7 @@ class DataPartyJob:
     scenario: Scenario
     parties: tuple[PartyData, ...]
     public_key: Any
+    clip_norm: float | None = None  # label DP: rows clipped to this L2 norm (public rule)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class BankJob:
     party_names: tuple[str, ...]
     public_key: Any
     private_key: Any
+    dp: Any = None  # DPPlan with mode 'label': the bank noises each returned gradient
 
 
 # --- data parties (ClientApp) --------------------------------------------------------------
@@ -199,7 +202,10 @@ def _standardised(job: DataPartyJob, pid: int, context) -> np.ndarray:
     key = (id(job), party.name)
     if key not in _STANDARDISED:
         train = context.state[ROWS_KEY]["train"].numpy()
-        _STANDARDISED[key] = Standardizer().fit(party.X[train]).transform(party.X)
+        X = Standardizer().fit(party.X[train]).transform(party.X)
+        if job.clip_norm is not None:  # bounds one label's effect on the gradient
+            X = clip_rows(X, job.clip_norm)
+        _STANDARDISED[key] = X
     return _STANDARDISED[key]
 
 
@@ -368,8 +374,10 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
                     cts = cipher.from_bytes(blobs, len(blobs))
                 except ValueError as exc:
                     raise ProtocolError(f"round {epoch}: {job.party_names[k]}: {exc}") from None
-                pending.append([int(v).to_bytes(cipher.width, "big")
-                                for v in decryptor.decrypt(cts)])
+                values = decryptor.decrypt(cts)
+                if job.dp is not None:  # label DP: noise the party's gradient sum
+                    values = _noised(values, job.dp, s.seed, epoch, start, k, n)
+                pending.append([int(v).to_bytes(cipher.width, "big") for v in values])
             outcome.decrypt_s += time.perf_counter() - t0
         # end of epoch: parties apply the last update, then score the test rows jointly
         test_scores = _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch)
@@ -386,6 +394,20 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
         if on_epoch:
             on_epoch(epoch, metrics)
     recorder.final_params = np.r_[w, b]  # the bank's own part; parties keep theirs
+
+
+def label_noise(dp, seed: int, epoch: int, batch_start: int, party: int, size: int
+                ) -> np.ndarray:
+    """N(0, (z·C)²) per gradient coordinate: one label moves Σ_i d_i x_i by at most C."""
+    rng = np.random.default_rng([seed, 12, epoch, batch_start, party])
+    return rng.normal(0.0, dp.noise_multiplier * dp.clip_norm, size)
+
+
+def _noised(values: list[int], dp, seed: int, epoch: int, start: int, party: int,
+            n: int) -> list[int]:
+    noise = label_noise(dp, seed, epoch, start, party, len(values))
+    fixed = encode_signed(noise, RESIDUAL_FRAC_BITS + FEATURE_FRAC_BITS, n)
+    return [(v + e) % n for v, e in zip(values, fixed)]
 
 
 def _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch) -> np.ndarray:
@@ -406,7 +428,7 @@ def _score(y, p) -> dict[str, float]:
 
 def label_leakage(X_party: np.ndarray, X_bank: np.ndarray, y: np.ndarray,
                   batch_sizes: tuple[int, ...], seed: int, learning_rate: float,
-                  run_batch: int, max_rows: int = 6000) -> dict[str, float]:
+                  run_batch: int, max_rows: int = 6000, dp=None) -> dict[str, float]:
     """AUC with which a data party recovers labels from the gradients it sees.
 
     Replays one epoch of the protocol in the clear (the party's unmasked gradient equals
@@ -421,6 +443,8 @@ def label_leakage(X_party: np.ndarray, X_bank: np.ndarray, y: np.ndarray,
     rng = np.random.default_rng([seed, 11])
     idx = rng.permutation(len(y))[:max_rows]
     Xp, Xb, y = X_party[idx], X_bank[idx], y[idx]
+    if dp is not None:
+        Xp = clip_rows(Xp, dp.clip_norm)
     out = {}
     for bs in batch_sizes:
         lr = learning_rate * min(1.0, bs / run_batch)
@@ -431,6 +455,8 @@ def label_leakage(X_party: np.ndarray, X_bank: np.ndarray, y: np.ndarray,
             batch = order[start:start + bs]
             d = 0.25 * (Xp[batch] @ wp + Xb[batch] @ wb + b) - 0.5 * (2 * y[batch] - 1)
             g = Xp[batch].T @ d / len(batch)     # what the party decrypts and unmasks
+            if dp is not None:  # the label-DP defence, as the bank applies it
+                g = g + rng.normal(0, dp.noise_multiplier * dp.clip_norm, g.shape) / len(batch)
             scores[batch] = -(Xp[batch] @ g)     # the attack
             wp -= lr * g
             wb -= lr * Xb[batch].T @ d / len(batch)

@@ -29,7 +29,7 @@ EPSILON_WARNING = 10.0
 # about the 90th percentile of per-customer gradient norms on standardised features
 # (clipping most gradients biases LR towards p = 0.5 and ruins calibration), and about
 # the size of one bank's per-round model change.
-DEFAULT_CLIP_NORM = {"sample": 4.0, "client": 0.1}
+DEFAULT_CLIP_NORM = {"sample": 4.0, "client": 0.1, "label": 3.0}
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,12 @@ class DPPlan:
     def to_summary(self) -> dict:
         finite = math.isfinite(self.epsilon)
         return {
-            "mechanism": ("DP-SGD (record level, Poisson-sampled customers)"
-                          if self.mode == "sample" else
-                          "DP-FedAvg (client level, Poisson-sampled banks)"),
-            "unit": "customer" if self.mode == "sample" else "bank",
+            "mechanism": {
+                "sample": "DP-SGD (record level, Poisson-sampled customers)",
+                "client": "DP-FedAvg (client level, Poisson-sampled banks)",
+                "label": "label DP: Gaussian noise on each data party's gradient "
+                         "(added by the label holder before returning it)"}[self.mode],
+            "unit": {"sample": "customer", "client": "bank", "label": "label"}[self.mode],
             "epsilon": self.epsilon if finite else None,
             "epsilon_is_infinite": not finite,
             "delta": self.delta,
@@ -92,8 +94,8 @@ def plan_dp(s: Scenario, bank_rows: dict[str, int]) -> DPPlan | None:
     if p.dp == "none":
         return None
     where = s.source_file
-    unit_count = sum(bank_rows.values()) if p.dp == "sample" else len(bank_rows)
-    unit = "customers (training rows)" if p.dp == "sample" else "banks"
+    unit_count = sum(bank_rows.values()) if p.dp in ("sample", "label") else len(bank_rows)
+    unit = "customers (training rows)" if p.dp in ("sample", "label") else "banks"
     if p.delta >= 1.0 / unit_count:
         raise InputError(f"{where}: privacy.delta: {p.delta:g} is not below 1/n = "
                          f"1/{unit_count} ({unit}); δ must be well below 1/n")
@@ -102,6 +104,10 @@ def plan_dp(s: Scenario, bank_rows: dict[str, int]) -> DPPlan | None:
         shapes = {name: (min(1.0, s.model.batch_size / n),) for name, n in bank_rows.items()}
         shapes = {name: (q, dp_steps_per_round(s.model.local_epochs, q))
                   for name, (q,) in shapes.items()}
+    elif p.dp == "label":
+        # every customer is in one batch per epoch and batches are disjoint: one Gaussian
+        # mechanism per epoch by parallel composition, no sampling amplification claimed
+        shapes = {"labels": (1.0, 1)}
     else:
         q = s.federation.sample_rate
         shapes = {"all banks": (q, 1)}
