@@ -109,6 +109,7 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
                            fed_wall, baseline_wall, crypto)
         summary["attacks"] = _attacks(job, recorder.final_params, data)
         _write_outputs(stage, s, job, recorder, summary, fed_scores, test_y)
+        _write_json(stage / "model.json", model_record(data, recorder.final_params))
         summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
         _write_json(stage / "summary.json", summary)
     return RunOutcome(out, summary)
@@ -186,6 +187,20 @@ def _check_federation_finished(recorder: ServerRecorder) -> None:
     if recorder.final_params is None and recorder.final_opaque is None:
         raise RuntimeError("the federated run ended without a final model "
                            "(the engine stopped early; rerun with --verbose for Flower's log)")
+
+
+def model_record(data: PreparedData, params: np.ndarray) -> dict[str, Any]:
+    """The final model as JSON: weights on z-scored features plus the z-scoring, so
+    :func:`fedrisk.load_model` can score raw feature rows."""
+    return {
+        "format": "fedrisk-logistic-v1",
+        "feature_names": list(data.train.feature_names),
+        "weights": [float(v) for v in params[:-1]],
+        "intercept": float(params[-1]),
+        "standardize": None if data.scaler is None else {
+            "mean": [float(v) for v in data.scaler.mean],
+            "scale": [float(v) for v in data.scaler.scale]},
+    }
 
 
 def _attacks(job: HorizontalJob, params: np.ndarray, data: PreparedData) -> dict[str, Any]:

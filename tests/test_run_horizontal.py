@@ -13,7 +13,8 @@ from .conftest import SCENARIOS, read_summary, without_timings
 pytestmark = pytest.mark.slow
 
 RUN_FILES = ("summary.json", "rounds.csv", "transcript.jsonl", "scenario.toml",
-             "calibration.json", "auc_per_round.png", "calibration.png", "gains.png")
+             "calibration.json", "auc_per_round.png", "calibration.png", "gains.png",
+             "model.json")
 
 
 def test_quickstart_writes_every_file(quickstart_run):

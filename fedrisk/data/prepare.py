@@ -28,6 +28,7 @@ class PreparedData:
     test: Dataset
     parts: tuple[np.ndarray, ...]  # row indices into train, one array per bank
     party_names: tuple[str, ...]
+    scaler: Standardizer | None = None  # how raw features were z-scored (None: as given)
 
 
 def load_source(s: Scenario) -> Dataset:
@@ -52,6 +53,7 @@ def prepare_horizontal(s: Scenario) -> PreparedData:
         raise InputError(f"{where}: data.test_fraction: {s.data.test_fraction} leaves "
                          f"{n_test} test rows of {pooled.n_rows}; both halves need ≥ 2 rows")
     train, test = train_test_split(pooled, s.data.test_fraction, seed=s.seed)
+    scaler = None
     if s.data.standardize:
         scaler = Standardizer().fit(train.X)
         train = _with_X(train, scaler.transform(train.X))
@@ -66,7 +68,7 @@ def prepare_horizontal(s: Scenario) -> PreparedData:
                                min_rows=f.min_rows)
     except (DataError, ValueError) as exc:
         raise InputError(f"{where}: federation.partition: {exc}") from None
-    return PreparedData(train, test, tuple(parts), s.bank_names())
+    return PreparedData(train, test, tuple(parts), s.bank_names(), scaler)
 
 
 def _with_X(ds: Dataset, X: np.ndarray) -> Dataset:
