@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--engine", help="override federation.engine")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
+    demo = sub.add_parser("demo", help="a narrated walk-through of joint modelling (~2 min)")
+    demo.add_argument("--no-pause", action="store_true", help="do not wait between steps")
+    demo.add_argument("--out", type=Path, help="demo folder (default runs/demo-<time>/)")
+
+    report = sub.add_parser("report", help="write one self-contained HTML report for a "
+                            "run folder")
+    report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
+    report.add_argument("--out", type=Path, help="HTML file (default DIR/report.html)")
+
     sub.add_parser("data", help="describe the bundled data sets and their licences")
     return p
 
@@ -92,6 +101,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _cmd_run(args)
     if args.command == "sweep":
         return _cmd_sweep(args)
+    if args.command == "demo":
+        from fedrisk.federation.engines import quiet_flower
+        from fedrisk.rundir import check_target, default_run_dir
+
+        out = args.out or default_run_dir("demo")
+        check_target(out)
+        quiet_flower()
+        from fedrisk.demo import run_demo
+
+        run_demo(out, pause=not args.no_pause and sys.stdin.isatty())
+        return 0
+    if args.command == "report":
+        from fedrisk.evaluation.report import render_report
+        print(render_report(args.dir, args.out))
+        return 0
     if args.command == "data":
         from fedrisk.data.bundled import describe_bundled
         print(describe_bundled())

@@ -110,6 +110,8 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
         summary["attacks"] = _attacks(job, recorder.final_params, data)
         _write_outputs(stage, s, job, recorder, summary, fed_scores, test_y)
         _write_json(stage / "model.json", model_record(data, recorder.final_params))
+        from fedrisk.evaluation.scorecard import write_run_scorecard
+        write_run_scorecard(stage)  # scorecard.json/.csv from model.json, no bins
         summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
         _write_json(stage / "summary.json", summary)
     return RunOutcome(out, summary)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 RUN_FILES = ("summary.json", "rounds.csv", "transcript.jsonl", "scenario.toml",
              "calibration.json", "auc_per_round.png", "calibration.png", "gains.png",
-             "model.json")
+             "model.json", "scorecard.json", "scorecard.csv")
 
 
 def test_quickstart_writes_every_file(quickstart_run):

@@ -107,7 +107,7 @@ def test_transcript_says_who_could_read_what(csv_run):
     assert all(r["protection"] in ("ciphertext", "masked") for r in to_party
                if r["what"] != "row_selection")
     # the bank only ever receives partial scores and masked gradients from the party
-    to_bank = {r["what"] for r in rows if r["receiver"] == "server" and r["round"] > 0}
+    to_bank = {r["what"] for r in rows if r["receiver"] == "bank" and r["round"] > 0}
     assert to_bank == {"partial_scores", "encrypted_masked_gradient"}
 
 

@@ -60,8 +60,10 @@ def message_round(msg: Message) -> int:
 class RecordingGrid(Grid):
     """Delegates to ``inner`` and records each message, in a deterministic order."""
 
-    def __init__(self, inner: Grid, transcript: Transcript, classify: Classifier) -> None:
+    def __init__(self, inner: Grid, transcript: Transcript, classify: Classifier,
+                 server_name: str = SERVER) -> None:
         self.inner = inner
+        self.server_name = server_name  # "server" (aggregator), or the bank in vertical runs
         self.transcript = transcript
         self.classify = classify
         self.party_of: dict[int, str] = {}
@@ -142,8 +144,8 @@ class RecordingGrid(Grid):
             else:
                 what, protection, readable = self.classify(msg, to_server)
             node = msg.metadata.src_node_id if to_server else msg.metadata.dst_node_id
-            sender, receiver = (self.name(node), SERVER) if to_server else (SERVER,
-                                                                           self.name(node))
+            sender, receiver = ((self.name(node), self.server_name) if to_server
+                                else (self.server_name, self.name(node)))
             rnd = (self._round_of.pop(msg.metadata.reply_to_message_id, 0) if to_server
                    else message_round(msg))
             rows.append(TranscriptEntry(rnd, sender, receiver, what,

@@ -267,7 +267,7 @@ def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutco
 
     @app.main()
     def main(grid: Grid, context) -> None:
-        grid = RecordingGrid(grid, recorder.transcript, classify_vertical)
+        grid = RecordingGrid(grid, recorder.transcript, classify_vertical, job.name)
         try:
             grid.identify(len(job.party_names))
             nodes = {name: node for node, name in grid.party_of.items()}
@@ -385,7 +385,7 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
         metrics = _score(y_test, test_scores)
         now = time.perf_counter()
         replies_in_round = len({e.sender for e in recorder.transcript.entries
-                                if e.round == epoch and e.receiver == "server"})
+                                if e.round == epoch and e.receiver == job.name})
         recorder.rounds.append(RoundLog(epoch, replies_in_round,
                                         recorder.transcript.bytes_in_round(epoch),
                                         now - last, metrics))

@@ -1,0 +1,851 @@
+"""One self-contained HTML report for a run folder (``fedrisk report DIR``).
+
+The report is a single file: charts are embedded as ``data:image/png`` URIs, the CSS is
+inline and nothing is fetched from the network, so it opens offline, from a USB stick or
+as an e-mail attachment. It reads what ``fedrisk run`` wrote (``summary.json``,
+``rounds.csv``, ``transcript.jsonl``, ``calibration.json``, the PNGs, ``scenario.toml``,
+``model.json``); a missing optional file or key makes its section say what is missing.
+
+The who-saw-what matrix is built from ``transcript.jsonl``: one row per sender, one
+column per receiver, each cell listing the kinds of message with their total bytes and
+whether the receiver could read them.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from fedrisk.errors import InputError
+
+__all__ = ["render_report", "CONTROL_MESSAGES"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+#: Messages that only carry protocol metadata (who is who, "go", "done"), not data about
+#: customers or models; listed in the matrix but left out of its colouring.
+CONTROL_MESSAGES = frozenset({"identity", "ack", "round_start"})
+
+METRICS = (("auc", "AUC", True), ("ks", "KS", True), ("gini", "Gini", True),
+           ("log_loss", "log loss", False), ("brier", "Brier", False))
+
+# privacy keys shown first, in this order; every other key follows
+PRIVACY_ORDER = ("aggregation", "dp", "mechanism", "unit", "epsilon", "delta",
+                 "epsilon_is_infinite", "noise_multiplier", "clip_norm", "sample_rate",
+                 "steps", "accountant", "binding_party", "key_bits", "key_holder",
+                 "obfuscation", "alignment", "server_sees_individual_updates",
+                 "server_sees_global_model")
+
+CSS = """
+:root { --green: #d9f2d9; --green-b: #2e7d32; --amber: #ffe8b3; --amber-b: #b26a00;
+        --grey: #eeeeee; --ink: #1d2330; --muted: #5b6475; --line: #d5d9e0; }
+* { box-sizing: border-box; }
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--ink); margin: 0 auto; max-width: 1100px; padding: 1.5rem 2rem 4rem;
+       line-height: 1.45; background: #fff; }
+h1 { margin: 0 0 .3rem; font-size: 1.8rem; }
+h2 { margin-top: 2.4rem; border-bottom: 2px solid var(--line); padding-bottom: .25rem;
+     font-size: 1.35rem; }
+h3 { font-size: 1.05rem; margin-top: 1.4rem; }
+p.lead { color: var(--muted); margin-top: 0; font-size: 1.05rem; }
+.meta { display: flex; flex-wrap: wrap; gap: .4rem 1.6rem; margin: .8rem 0;
+        padding: .6rem .9rem; background: #f5f7fa; border-radius: 6px; }
+.meta span b { color: var(--muted); font-weight: 600; margin-right: .3rem; }
+table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .92rem; }
+th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: right;
+         vertical-align: top; }
+th { background: #f0f2f6; }
+td.l, th.l { text-align: left; }
+tr.fed td { font-weight: 600; }
+.gap { display: block; font-size: .78rem; color: var(--muted); font-weight: normal; }
+.missing { color: #8a1c1c; background: #fdecec; border-left: 4px solid #c62828;
+           padding: .4rem .8rem; margin: .6rem 0; }
+.note { color: var(--muted); font-size: .9rem; }
+figure { margin: .8rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: .88rem; }
+.two { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
+.two > * { flex: 1 1 420px; min-width: 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table.matrix { font-size: .84rem; }
+table.matrix td, table.matrix th { text-align: left; min-width: 7.5rem; }
+table.matrix th.corner { background: #fff; color: var(--muted); font-weight: normal;
+                         font-size: .8rem; }
+td.green { background: var(--green); border-left: 4px solid var(--green-b); }
+td.amber { background: var(--amber); border-left: 4px solid var(--amber-b); }
+td.control { background: var(--grey); }
+td.empty { background: #fafafa; color: #aaa; text-align: center; }
+.msg { display: block; margin: .15rem 0; }
+.msg .w { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+          font-size: .85rem; }
+.tag { display: inline-block; font-size: .72rem; padding: 0 .35rem; border-radius: 3px;
+       margin-left: .25rem; border: 1px solid; white-space: nowrap; }
+.tag.ro { color: var(--amber-b); border-color: var(--amber-b); }
+.tag.no { color: var(--green-b); border-color: var(--green-b); }
+.tag.ctl { color: var(--muted); border-color: var(--muted); }
+.legend span { display: inline-block; padding: .1rem .5rem; margin-right: .6rem;
+               border-radius: 3px; font-size: .85rem; }
+pre { background: #f5f7fa; padding: .8rem; overflow-x: auto; font-size: .85rem; }
+details { margin: .6rem 0; }
+footer { margin-top: 3rem; color: var(--muted); font-size: .8rem; }
+"""
+
+# Counts the images that really decoded (complete and non-zero width) once the page has
+# loaded; a headless browser check reads it from the DOM. Harmless for readers.
+IMAGES_LOADED_JS = """
+window.addEventListener("load", function () {
+  var imgs = document.querySelectorAll("img"), n = 0;
+  for (var i = 0; i < imgs.length; i++) {
+    if (imgs[i].complete && imgs[i].naturalWidth > 0) { n++; }
+  }
+  document.body.dataset.imagesLoaded = String(n);
+});
+"""
+
+# Nothing may be fetched: images are data URIs, style and script are inline.
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+       "script-src 'unsafe-inline'")
+
+
+# --------------------------------------------------------------------------- entry point
+
+def render_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write one self-contained HTML report for ``run_dir`` and return its path.
+
+    ``out`` defaults to ``run_dir / "report.html"``. Raises :class:`InputError` when
+    ``run_dir`` is not a run folder (no ``summary.json``) or the report cannot be written.
+    """
+    run_dir = Path(run_dir)
+    summary = _load_summary(run_dir)
+    out = Path(out) if out is not None else run_dir / "report.html"
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; give --out a file name such as report.html")
+    page = _Report(run_dir, summary).html()
+    _write_atomic(out, page)
+    return out
+
+
+def _load_summary(run_dir: Path) -> dict[str, Any]:
+    if not run_dir.exists():
+        raise InputError(f"{run_dir}: no such folder; give a run folder written by "
+                         "'fedrisk run'")
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: not a folder; give a run folder written by "
+                         "'fedrisk run'")
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        raise InputError(f"{run_dir}: not a run folder (no summary.json); give a folder "
+                         "written by 'fedrisk run'")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: cannot be read as JSON ({_one_line(exc)})") from None
+    if not isinstance(summary, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(summary).__name__}")
+    return summary
+
+
+def _write_atomic(out: Path, text: str) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write the report ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- formatting
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """A value for a table cell (escaped)."""
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "–"
+        if math.isinf(x):
+            return "∞" if x > 0 else "−∞"
+        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
+            return f"{x:.{digits}g}"
+        return f"{x:.{digits}f}"
+    if isinstance(x, (list, tuple)):
+        return escape(", ".join(str(v) for v in x))
+    return escape(str(x))
+
+
+def fmt_bytes(n: Any) -> str:
+    if not _is_num(n):
+        return fmt(n)
+    n = int(n)
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n:,} B ({n / size:.1f} {unit})"
+    return f"{n:,} B"
+
+
+def fmt_seconds(x: Any) -> str:
+    return f"{x:,.2f} s" if _is_num(x) else fmt(x)
+
+
+def label(key: str) -> str:
+    return escape(key.replace("_", " "))
+
+
+def missing(what: str) -> str:
+    return f'<p class="missing">{escape(what)}</p>'
+
+
+def kv_table(rows: Iterable[tuple[str, str]]) -> str:
+    body = "".join(f'<tr><th class="l">{k}</th><td class="l">{v}</td></tr>' for k, v in rows)
+    return f"<table>{body}</table>" if body else ""
+
+
+def png_data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def figure(data: bytes, alt: str, caption: str) -> str:
+    return (f'<figure><img src="{png_data_uri(data)}" alt="{escape(alt)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
+
+
+# --------------------------------------------------------------------------- the report
+
+class _Report:
+    def __init__(self, run_dir: Path, summary: dict[str, Any]) -> None:
+        self.dir = run_dir
+        self.s = summary
+        self.kind = str(summary.get("kind", "?"))
+        self.rounds, self.rounds_error = self._load_rounds()
+        self.transcript, self.transcript_error = self._load_transcript()
+
+    # --- loading optional files -------------------------------------------------------
+    def _load_rounds(self) -> tuple[list[dict[str, str]] | None, str | None]:
+        path = self.dir / "rounds.csv"
+        if not path.is_file():
+            return None, "rounds.csv is missing from the run folder"
+        try:
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            return None, f"rounds.csv could not be read ({_one_line(exc)})"
+        return rows, None
+
+    def _load_transcript(self) -> tuple[list[dict[str, Any]] | None, str | None]:
+        path = self.dir / "transcript.jsonl"
+        if not path.is_file():
+            return None, "transcript.jsonl is missing from the run folder"
+        rows: list[dict[str, Any]] = []
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    row = json.loads(line)
+                    if not isinstance(row, dict) or not {"sender", "receiver",
+                                                         "what"} <= row.keys():
+                        return None, (f"transcript.jsonl line {n} lacks sender, receiver "
+                                      "or what")
+                    rows.append(row)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return None, f"transcript.jsonl could not be read ({_one_line(exc)})"
+        return rows, None
+
+    def _png(self, name: str) -> tuple[bytes | None, str | None]:
+        path = self.dir / name
+        if not path.is_file():
+            return None, f"{name} is missing from the run folder"
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return None, f"{name} could not be read ({_one_line(exc)})"
+        if not data.startswith(PNG_SIGNATURE):
+            return None, f"{name} is not a PNG image"
+        return data, None
+
+    def _image(self, name: str, alt: str, caption: str) -> str:
+        data, err = self._png(name)
+        return missing(err) if data is None else figure(data, alt, caption)
+
+    def _json(self, name: str) -> tuple[Any, str | None]:
+        path = self.dir / name
+        if not path.is_file():
+            return None, f"{name} is missing from the run folder"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")), None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return None, f"{name} could not be read ({_one_line(exc)})"
+
+    def _dict(self, key: str) -> dict[str, Any]:
+        v = self.s.get(key)
+        return v if isinstance(v, dict) else {}
+
+    # --- the page ---------------------------------------------------------------------
+    def html(self) -> str:
+        title = f"fedrisk report: {self.s.get('scenario', self.dir.name)}"
+        sections = [self.header(), self.metrics(), self.auc_chart(), self.gains_calibration(),
+                    self.privacy(), self.who_saw_what(), self.costs(), self.appendix()]
+        return (
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n"
+            f"<script>{IMAGES_LOADED_JS}</script>\n</head>\n<body>\n"
+            + "\n".join(sections)
+            + f"\n<footer>Written by fedrisk report from {escape(str(self.dir))}. "
+            "Self-contained: every chart is embedded; nothing is loaded from the network."
+            "</footer>\n</body>\n</html>\n")
+
+    # 1. header
+    def header(self) -> str:
+        s = self.s
+        name = s.get("scenario")
+        desc = s.get("description")
+        meta = [("kind", s.get("kind")), ("engine", s.get("engine")), ("seed", s.get("seed")),
+                ("fedrisk version", s.get("fedrisk_version"))]
+        data = self._dict("data")
+        if data.get("source") is not None:
+            meta.append(("data", data.get("source")))
+        if data.get("train_rows") is not None:
+            meta.append(("train / test rows",
+                         f"{fmt(data.get('train_rows'))} / {fmt(data.get('test_rows'))}"))
+        if self.kind == "horizontal" and data.get("partition") is not None:
+            part = str(data["partition"])
+            if data.get("alpha") is not None:
+                part += f" (α = {data['alpha']})"
+            meta.append(("partition", part))
+        if self.kind == "vertical" and data.get("label_holder") is not None:
+            meta.append(("label holder", data["label_holder"]))
+        spans = "".join(f"<span><b>{escape(k)}</b>{fmt(v) if v is not None else '–'}</span>"
+                        for k, v in meta)
+        lacks = [k for k in ("scenario", "kind", "engine", "seed", "fedrisk_version")
+                 if k not in s]
+        return (f'<header id="header"><h1>{escape(str(name or self.dir.name))}</h1>'
+                + (f'<p class="lead">{escape(str(desc))}</p>' if desc else
+                   '<p class="lead note">(no description)</p>')
+                + f'<div class="meta">{spans}</div>'
+                + (missing("summary.json lacks: " + ", ".join(lacks)) if lacks else "")
+                + "</header>")
+
+    # 2. metrics
+    def metrics(self) -> str:
+        head = '<section id="metrics"><h2>1. Model quality on the held-out test rows</h2>'
+        central = self.s.get("centralised") if isinstance(self.s.get("centralised"),
+                                                            dict) else None
+        rows: list[tuple[str, str, Any]] = []
+        if isinstance(self.s.get("federated"), dict):
+            rows.append(("federated", "fed", self.s["federated"]))
+        if central is not None:
+            rows.append(("centralised (pooled data, idealised)", "", central))
+        local = self._dict("local_only")
+        for party, m in local.items():
+            if isinstance(m, dict):
+                rows.append((f"{party} alone (local only)", "", m))
+        if not rows:
+            return head + missing("summary.json has no federated, centralised or "
+                                  "local_only metrics") + "</section>"
+        cols = "".join(f"<th>{escape(lbl)}</th>" for _, lbl, _ in METRICS)
+        body = []
+        for name, cls, m in rows:
+            cells = []
+            for key, _, higher_better in METRICS:
+                v = m.get(key)
+                cell = fmt(v)
+                if central is not None and m is not central and _is_num(v) \
+                        and _is_num(central.get(key)):
+                    cell += f'<span class="gap">{_signed(v - central[key])} vs centralised</span>'
+                cells.append(f"<td>{cell}</td>")
+            body.append(f'<tr class="{cls}"><td class="l">{escape(name)}</td>'
+                        + "".join(cells) + "</tr>")
+        notes = []
+        if central is None:
+            notes.append(missing("summary.json has no centralised metrics: no gaps shown"))
+        if not local:
+            notes.append(missing("summary.json has no local_only metrics"))
+        cmp = self._dict("comparison")
+        extra = [(label(k), fmt(v)) for k, v in cmp.items()]
+        return (head + f'<table><tr><th class="l">model</th>{cols}</tr>{"".join(body)}</table>'
+                + '<p class="note">AUC, KS and Gini: higher is better. Log loss and Brier: '
+                "lower is better. Gaps are the row minus the centralised model, which pools "
+                "every party's rows and is the idealised upper reference.</p>"
+                + "".join(notes)
+                + (f"<h3>Comparison</h3>{kv_table(extra)}" if extra else "")
+                + "</section>")
+
+    # 3. AUC per round
+    def auc_chart(self) -> str:
+        unit = "epoch" if self.kind == "vertical" else "round"
+        return ('<section id="auc"><h2>2. Test AUC per round</h2>'
+                + self._image("auc_per_round.png", "federated test AUC per round",
+                              f"Federated test AUC after each {unit}, beside the centralised "
+                              "model and the best single party trained alone.")
+                + "</section>")
+
+    # 4. gains and calibration
+    def gains_calibration(self) -> str:
+        out = ['<section id="gains"><h2>3. Gains by score decile and calibration</h2>']
+        tables, err = self._json("calibration.json")
+        if err is not None or not isinstance(tables, dict):
+            out.append(missing(err or "calibration.json is not a JSON object"))
+            tables = {}
+        gains, calib = tables.get("gains"), tables.get("calibration")
+        left = ["<div><h3>Gains table (decile 1 = riskiest scores)</h3>"]
+        left.append(self._table(gains, (("decile", "decile"), ("n", "customers"),
+                                        ("defaults", "defaults"),
+                                        ("default_rate", "default rate"),
+                                        ("cum_defaults_pct", "cum. % of defaults"),
+                                        ("lift", "lift")), "gains")
+                    if tables else "")
+        left.append("</div>")
+        right = ["<div>", self._image("gains.png", "gains by score decile",
+                                      "Cumulative share of defaulters caught by decile."),
+                 "</div>"]
+        out.append('<div class="two">' + "".join(left) + "".join(right) + "</div>")
+        left = ["<div><h3>Calibration (predicted vs observed default rate)</h3>"]
+        left.append(self._table(calib, (("bin", "bin"), ("n", "customers"),
+                                        ("mean_predicted", "mean predicted"),
+                                        ("observed_rate", "observed rate")), "calibration")
+                    if tables else "")
+        left.append("</div>")
+        right = ["<div>", self._image("calibration.png", "calibration plot",
+                                      "Reliability diagram: points on the diagonal are "
+                                      "well calibrated."), "</div>"]
+        out.append('<div class="two">' + "".join(left) + "".join(right) + "</div>")
+        out.append("</section>")
+        return "".join(out)
+
+    @staticmethod
+    def _table(rows: Any, cols: tuple[tuple[str, str], ...], what: str) -> str:
+        if not isinstance(rows, list) or not rows:
+            return missing(f"calibration.json has no {what} table")
+        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
+        body = "".join("<tr>" + "".join(f"<td>{fmt(r.get(k)) if isinstance(r, dict) else '–'}"
+                                        "</td>" for k, _ in cols) + "</tr>" for r in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    # 5. privacy
+    def privacy(self) -> str:
+        out = ['<section id="privacy"><h2>4. Privacy</h2>']
+        p = self._dict("privacy")
+        if not p:
+            out.append(missing("summary.json has no privacy section"))
+        else:
+            keys = [k for k in PRIVACY_ORDER if k in p] + [k for k in p if k not in
+                                                           PRIVACY_ORDER]
+            flat, nested = [], []
+            for k in keys:
+                v = p[k]
+                if isinstance(v, dict):
+                    nested.append((k, v))
+                elif isinstance(v, list):
+                    if v:
+                        flat.append((label(k), "<br>".join(escape(str(x)) for x in v)))
+                else:
+                    flat.append((label(k), fmt(v, 6) if isinstance(v, float) else fmt(v)))
+            if p.get("dp") in (None, "none"):
+                flat.append(("formal guarantee", "none: no differential-privacy mechanism "
+                             "ran, so there is no ε to report"))
+            out.append(kv_table(flat))
+            for k, v in nested:
+                out.append(f"<h3>{label(k)}</h3>" + _nested_table(v))
+        out.append(self.attacks())
+        out.append(self.epsilon_chart())
+        out.append("</section>")
+        return "".join(out)
+
+    def attacks(self) -> str:
+        out = ["<h3>Attacks</h3>"]
+        a = self.s.get("attacks")
+        if not isinstance(a, dict):
+            return "".join(out) + missing("summary.json has no attacks section")
+        if not a:
+            return "".join(out) + '<p class="note">No attack was run for this scenario.</p>'
+        if "membership_auc" in a:
+            bound = a.get("membership_auc_bound")
+            out.append(kv_table([
+                ("membership inference attack", fmt(a.get("membership_attack"))),
+                ("attack AUC (0.5 = guessing)", fmt(a.get("membership_auc"))),
+                ("most any attack could reach under (ε, δ)",
+                 fmt(bound) if bound is not None else "– (no finite ε: no bound)"),
+            ]))
+        leak = a.get("label_leakage")
+        if isinstance(leak, dict):
+            out.append(kv_table([("label leakage attacker", fmt(leak.get("attacker"))),
+                                 ("attack", fmt(leak.get("attack")))]))
+            by = leak.get("label_auc_by_batch_size")
+            if isinstance(by, dict) and by:
+                def key(b: str) -> float:
+                    try:
+                        return float(b)
+                    except ValueError:
+                        return math.inf
+                rows = "".join(f"<tr><td>{escape(str(b))}</td><td>{fmt(by[b])}</td></tr>"
+                               for b in sorted(by, key=key))
+                out.append('<table><tr><th>batch size</th><th>label AUC the attacker '
+                           f"reaches</th></tr>{rows}</table>"
+                           '<p class="note">AUC 1.0: the data party recovers every label from '
+                           "its gradient; 0.5: it learns nothing. Larger batches blur the "
+                           "per-customer signal.</p>")
+            else:
+                out.append(missing("attacks.label_leakage has no label_auc_by_batch_size"))
+        others = {k: v for k, v in a.items() if k not in ("membership_auc",
+                                                          "membership_attack",
+                                                          "membership_auc_bound",
+                                                          "label_leakage")}
+        if others:
+            out.append(_nested_table(others))
+        return "".join(out)
+
+    def epsilon_chart(self) -> str:
+        out = ["<h3>ε per round</h3>"]
+        if self.rounds is None:
+            return "".join(out) + missing(f"no ε chart: {self.rounds_error}")
+        pts = []
+        for r in self.rounds:
+            try:
+                rnd, eps = int(r.get("round") or ""), r.get("epsilon") or ""
+            except ValueError:
+                continue
+            if eps.strip():
+                try:
+                    pts.append((rnd, float(eps)))
+                except ValueError:
+                    continue
+        if not pts:
+            return "".join(out) + ('<p class="note">rounds.csv has no ε values: no '
+                                   "differential-privacy mechanism ran in this run.</p>")
+        try:
+            data = _plot_epsilon(pts, self._dict("privacy"), str(self.s.get("scenario", "")))
+        except Exception as exc:  # a chart must not stop the report
+            return "".join(out) + missing(f"the ε chart could not be drawn "
+                                          f"({_one_line(exc)})")
+        return "".join(out) + figure(data, "epsilon per round",
+                                     "Accounted ε after each round (it only grows: every "
+                                     "round spends more of the privacy budget).")
+
+    # 6. who saw what
+    def who_saw_what(self) -> str:
+        out = ['<section id="who-saw-what"><h2>5. Who saw what</h2>',
+               '<p class="note">Every message that crossed a party boundary, from '
+               "transcript.jsonl. Rows: sender; columns: receiver.</p>"]
+        if self.transcript is None:
+            return "".join(out) + missing(f"no matrix: {self.transcript_error}") + "</section>"
+        if not self.transcript:
+            return "".join(out) + missing("transcript.jsonl holds no messages") + "</section>"
+        if self.kind == "vertical":
+            holder = self._dict("data").get("label_holder")
+            if holder:
+                out.append(f'<p class="note">In a vertical run the Flower server is the '
+                           f"label holder, <b>{escape(str(holder))}</b>: it holds the labels "
+                           "and the Paillier private key.</p>")
+        aliases, first = {}, ["server"]
+        holder = self._dict("data").get("label_holder")
+        if self.kind == "vertical" and holder:
+            # older run folders name the label holder "server" in the transcript
+            aliases["server"] = f"server = {holder}"
+            first.append(str(holder))
+        out.append(who_saw_what_matrix(self.transcript, aliases, first))
+        out.append('<p class="legend"><span style="background:var(--green)">green: the '
+                   "receiver could read none of it (ciphertext or masked)</span>"
+                   '<span style="background:var(--amber)">amber: the receiver could read '
+                   "some of it</span>"
+                   '<span style="background:var(--grey)">grey: protocol control only</span>'
+                   "</p><p class=\"note\">Control messages ("
+                   + escape(", ".join(sorted(CONTROL_MESSAGES)))
+                   + ") carry only who-is-who and go-ahead signals; they are listed but do "
+                   "not colour a cell.</p>")
+        out.append("</section>")
+        return "".join(out)
+
+    # 7. costs
+    def costs(self) -> str:
+        out = ['<section id="costs"><h2>6. Costs</h2>']
+        c = self._dict("cost")
+        if not c:
+            out.append(missing("summary.json has no cost section"))
+        else:
+            rows = []
+            for k, v in c.items():
+                if k == "bytes_per_round":
+                    continue
+                if k.endswith("_s"):
+                    rows.append((label(k[:-2]) + " time", fmt_seconds(v)))
+                elif k.endswith("bytes") or k.startswith("bytes"):
+                    rows.append((label(k), fmt_bytes(v)))
+                else:
+                    rows.append((label(k), fmt(v)))
+            if self.transcript:
+                rows.append(("messages in transcript.jsonl", fmt(len(self.transcript))))
+            out.append(kv_table(rows))
+            if "encryption_s" not in c and "decryption_s" not in c:
+                out.append('<p class="note">No encryption or decryption times: this run '
+                           "did not use Paillier encryption.</p>")
+        if self.kind == "vertical":
+            out.append(self._vertical_costs())
+        out.append("<h3>Per round</h3>")
+        out.append(self._per_round(c.get("bytes_per_round")))
+        out.append("</section>")
+        return "".join(out)
+
+    def _vertical_costs(self) -> str:
+        d = self._dict("data")
+        out = ["<h3>Alignment (private set intersection)</h3>"]
+        ids = d.get("ids_per_party")
+        rows = [("aligned customers", fmt(d.get("aligned_customers")))]
+        if isinstance(ids, dict):
+            rows += [(f"ids held by {escape(str(k))}", fmt(v)) for k, v in ids.items()]
+        else:
+            out.append(missing("summary.json lacks data.ids_per_party"))
+        out.append(kv_table(rows))
+        parties = d.get("parties")
+        if isinstance(parties, dict) and parties:
+            body = "".join(
+                f'<tr><td class="l">{escape(str(k))}</td><td>{fmt(v.get("rows"))}</td>'
+                f'<td>{fmt(v.get("features"))}</td><td class="l">'
+                f'{fmt(v.get("columns"))}</td></tr>'
+                for k, v in parties.items() if isinstance(v, dict))
+            out.append('<table><tr><th class="l">party</th><th>rows</th><th>features</th>'
+                       f'<th class="l">columns</th></tr>{body}</table>')
+        return "".join(out)
+
+    def _per_round(self, bytes_per_round: Any) -> str:
+        if self.rounds is None:
+            if isinstance(bytes_per_round, list) and bytes_per_round:
+                body = "".join(f"<tr><td>{i}</td><td>{fmt_bytes(b)}</td></tr>"
+                               for i, b in enumerate(bytes_per_round, 1))
+                return (missing(self.rounds_error or "rounds.csv missing")
+                        + f"<table><tr><th>round</th><th>bytes</th></tr>{body}</table>")
+            return missing(self.rounds_error or "rounds.csv missing")
+        if not self.rounds:
+            return missing("rounds.csv has no rounds")
+        cols = (("round", "round", str), ("auc", "test AUC", _f4), ("n_replies", "replies",
+                                                                    str),
+                ("bytes", "bytes", _fb), ("wall_s", "wall time", _fs),
+                ("epsilon", "ε", _f4))
+        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl, _ in cols)
+        body = "".join("<tr>" + "".join(f"<td>{conv(r.get(k) or '')}</td>" for k, _, conv
+                                        in cols) + "</tr>" for r in self.rounds)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    # appendix
+    def appendix(self) -> str:
+        out = ['<section id="appendix"><h2>Appendix</h2>']
+        path = self.dir / "scenario.toml"
+        if path.is_file():
+            try:
+                text = path.read_text(encoding="utf-8")
+                out.append("<details><summary>scenario.toml (rerun with <code>fedrisk run "
+                           f"scenario.toml</code>)</summary><pre>{escape(text)}</pre>"
+                           "</details>")
+            except (OSError, UnicodeDecodeError) as exc:
+                out.append(missing(f"scenario.toml could not be read ({_one_line(exc)})"))
+        else:
+            out.append(missing("scenario.toml is missing from the run folder"))
+        if self.kind == "horizontal":
+            model, err = self._json("model.json")
+            if err is not None or not isinstance(model, dict):
+                out.append(missing(err or "model.json is not a JSON object"))
+            else:
+                names, weights = model.get("feature_names"), model.get("weights")
+                if isinstance(names, list) and isinstance(weights, list):
+                    pairs = sorted(zip(names, weights), key=lambda p: -abs(p[1])
+                                   if _is_num(p[1]) else 0)
+                    body = "".join(f'<tr><td class="l">{escape(str(n))}</td><td>{fmt(w)}</td>'
+                                   "</tr>" for n, w in pairs)
+                    out.append("<details><summary>final model (model.json): weights on "
+                               "z-scored features, largest first</summary><table>"
+                               '<tr><th class="l">feature</th><th>weight</th></tr>'
+                               f"{body}<tr><td class=\"l\">intercept</td>"
+                               f"<td>{fmt(model.get('intercept'))}</td></tr></table>"
+                               "</details>")
+                else:
+                    out.append(missing("model.json lacks feature_names or weights"))
+        out.append("</section>")
+        return "".join(out)
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.4f}".replace("-", "−")
+
+
+def _f4(s: str) -> str:
+    try:
+        return fmt(float(s))
+    except ValueError:
+        return "–" if not s else escape(s)
+
+
+def _fb(s: str) -> str:
+    try:
+        return f"{int(s):,}"
+    except ValueError:
+        return "–" if not s else escape(s)
+
+
+def _fs(s: str) -> str:
+    try:
+        return f"{float(s):.3f} s"
+    except ValueError:
+        return "–" if not s else escape(s)
+
+
+def _nested_table(d: Mapping[str, Any]) -> str:
+    """A dict as a table; a dict of dicts (per party) as one row per key."""
+    if d and all(isinstance(v, dict) for v in d.values()):
+        cols: list[str] = []
+        for v in d.values():
+            cols += [k for k in v if k not in cols]
+        head = "".join(f"<th>{label(c)}</th>" for c in cols)
+        body = "".join(f'<tr><td class="l">{escape(str(k))}</td>'
+                       + "".join(f"<td>{fmt(v.get(c))}</td>" for c in cols) + "</tr>"
+                       for k, v in d.items())
+        return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
+    rows = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            rows.append((label(k), _nested_table(v)))
+        else:
+            rows.append((label(k), fmt(v)))
+    return kv_table(rows)
+
+
+# --------------------------------------------------------------------------- matrix
+
+def _party_order(names: Iterable[str], first: list[str]) -> list[str]:
+    """``first`` (the server or label holder) first, then the others in natural order
+    (bank_2 before bank_10)."""
+    import re
+
+    def key(n: str):
+        return (first.index(n) if n in first else len(first),
+                [(0, int(t), "") if t.isdigit() else (1, 0, t)
+                 for t in re.split(r"(\d+)", n)])
+    return sorted(set(names), key=key)
+
+
+def who_saw_what_matrix(transcript: list[dict[str, Any]],
+                        aliases: Mapping[str, str] | None = None,
+                        first: list[str] | None = None) -> str:
+    """The sender × receiver table (HTML) for transcript rows; ``aliases`` renames parties
+    in the headers (the vertical run's server is the label-holding bank) and ``first``
+    are the parties listed first."""
+    aliases, first = aliases or {}, first or ["server"]
+    cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in transcript:
+        sender, receiver, what = str(row["sender"]), str(row["receiver"]), str(row["what"])
+        kinds = cells.setdefault((sender, receiver), {})
+        k = kinds.setdefault(what, {"count": 0, "bytes": 0, "protection": set(),
+                                    "readable": set()})
+        k["count"] += 1
+        size = row.get("bytes")
+        k["bytes"] += int(size) if _is_num(size) else 0
+        k["protection"].add(str(row.get("protection", "?")))
+        readable = row.get("readable_by_receiver")
+        k["readable"].add(None if readable is None else bool(readable))
+    senders = _party_order((s for s, _ in cells), first)
+    receivers = _party_order((r for _, r in cells), first)
+    head = "".join(f'<th class="l">to {escape(aliases.get(r, r))}</th>' for r in receivers)
+    body = []
+    for s in senders:
+        tds = []
+        for r in receivers:
+            kinds = cells.get((s, r))
+            if not kinds:
+                tds.append('<td class="empty" title="no messages">—</td>')
+                continue
+            tds.append(_matrix_cell(kinds))
+        body.append(f'<tr><th class="l">from {escape(aliases.get(s, s))}</th>'
+                    f'{"".join(tds)}</tr>')
+    return (f'<div class="scroll"><table class="matrix"><tr><th class="corner">sender ↓ / '
+            f'receiver →</th>{head}</tr>{"".join(body)}</table></div>')
+
+
+def _matrix_cell(kinds: dict[str, dict[str, Any]]) -> str:
+    lines, data_readable, data_kinds = [], False, 0
+    total = 0
+    for what in sorted(kinds):
+        k = kinds[what]
+        total += k["bytes"]
+        control = what in CONTROL_MESSAGES
+        readable = k["readable"]
+        if control:
+            tag = '<span class="tag ctl">control</span>'
+        elif True in readable or None in readable:
+            tag = '<span class="tag ro">readable</span>'
+        else:
+            tag = '<span class="tag no">unreadable</span>'
+        if not control:
+            data_kinds += 1
+            data_readable |= True in readable or None in readable
+        prot = ", ".join(sorted(k["protection"]))
+        lines.append(f'<span class="msg"><span class="w">{escape(what)}</span> ×{k["count"]}, '
+                     f'{k["bytes"]:,} B, {escape(prot)}{tag}</span>')
+    if data_kinds == 0:
+        cls, verdict = "control", "control only"
+    elif data_readable:
+        cls, verdict = "amber", "receiver can read data"
+    else:
+        cls, verdict = "green", "receiver can read none of the data"
+    return (f'<td class="{cls}" title="{escape(verdict)}"><b>{escape(verdict)}</b>'
+            f'<span class="gap">total {total:,} B</span>{"".join(lines)}</td>')
+
+
+# --------------------------------------------------------------------------- ε chart
+
+def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any],
+                  scenario: str) -> bytes:
+    from fedrisk.evaluation.plots import DPI, FIGSIZE  # selects the Agg backend
+
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=FIGSIZE)
+    try:
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, marker="o", markersize=3, color="#7b1fa2", label="accounted ε")
+        final = privacy.get("epsilon")
+        if _is_num(final) and math.isfinite(final):
+            ax.axhline(final, color="#7b1fa2", linestyle=":", linewidth=1,
+                       label=f"final ε = {final:.3g}")
+        ax.set_xlabel("round")
+        ax.set_ylabel("ε")
+        delta = privacy.get("delta")
+        sub = f" (δ = {delta:g})" if _is_num(delta) else ""
+        ax.set_title(f"{scenario}: privacy spent per round{sub}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
