@@ -16,8 +16,8 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedrisk.data.prepare import prepare_horizontal
-from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerRecorder,
-                                           make_client_app, make_server_app)
+from fedrisk.federation.horizontal import (HorizontalJob, ServerRecorder, make_client_app,
+                                           make_server_app)
 from fedrisk.models.logistic import predict_proba
 from fedrisk.scenario import load_scenario
 
@@ -27,14 +27,15 @@ log = logging.getLogger("fedrisk")
 
 @lru_cache(maxsize=4)
 def _job(scenario_path: str) -> tuple[HorizontalJob, object, ClientApp]:
+    from fedrisk.runner import _bank_job
+
     s = load_scenario(scenario_path)
+    if s.federation.kind != "horizontal" or s.privacy.aggregation == "paillier":
+        raise ValueError(f"{scenario_path}: `flwr run` drives horizontal plain or secagg "
+                         "runs (Paillier needs the banks' key ceremony, vertical its PSI "
+                         "state): use `fedrisk run` for those")
     data = prepare_horizontal(s)
-    job = HorizontalJob(
-        scenario=s,
-        banks=tuple(BankData(n, data.train.X[i], data.train.y[i])
-                    for n, i in zip(data.party_names, data.parts)),
-        n_features=data.train.n_features,
-    )
+    job = _bank_job(s, data, None)
     return job, data.test, make_client_app(job)
 
 
@@ -51,6 +52,12 @@ def train(msg: Message, context: Context) -> Message:
     return bank_app(msg, context)
 
 
+@client_app.query("identify")
+def identify(msg: Message, context: Context) -> Message:
+    _, _, bank_app = _job(_scenario_path(context))
+    return bank_app(msg, context)
+
+
 server_app = ServerApp()
 
 
@@ -60,7 +67,7 @@ def main(grid: Grid, context: Context) -> None:
 
     job, test, _ = _job(_scenario_path(context))
     recorder = ServerRecorder(lambda p: score_metrics(test.y, predict_proba(p, test.X)))
-    make_server_app(job, recorder)(grid, context)
+    make_server_app(job.server_side(), recorder)(grid, context)
     final = recorder.rounds[-1].test if recorder.rounds else {}
     log.warning("fedrisk: %s finished %d rounds; test AUC %.4f", job.scenario.name,
                 len(recorder.rounds), final.get("auc", float("nan")))
