@@ -108,7 +108,11 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
         summary = _summary(s, data, job, recorder, fed_scores, central_scores, local_metrics,
                            fed_wall, baseline_wall, crypto)
         summary["attacks"] = _attacks(job, recorder.final_params, data)
-        _write_outputs(stage, s, job, recorder, summary, fed_scores, test_y)
+        cmp = summary["comparison"]
+        _write_outputs(stage, s, recorder, job.dp.epsilon_per_round if job.dp else (),
+                       fed_scores, test_y, summary["centralised"]["auc"],
+                       (cmp["best_local_party"], cmp["best_local_auc"]),
+                       "federated test AUC per round")
         _write_json(stage / "model.json", model_record(data, recorder.final_params))
         from fedrisk.evaluation.scorecard import write_run_scorecard
         write_run_scorecard(stage)  # scorecard.json/.csv from model.json, no bins
@@ -311,12 +315,14 @@ def _summary(s: Scenario, data: PreparedData, job: HorizontalJob, recorder: Serv
     }
 
 
-def _write_outputs(stage: Path, s: Scenario, job: HorizontalJob, recorder: ServerRecorder,
-                   summary: dict[str, Any], fed_scores: np.ndarray,
-                   test_y: np.ndarray) -> None:
+def _write_outputs(stage: Path, s: Scenario, recorder: ServerRecorder,
+                   epsilon_per_round: tuple[float, ...], scores: np.ndarray,
+                   test_y: np.ndarray, centralised_auc: float, best_local: tuple[str, float],
+                   curve_title: str) -> None:
+    """The files every run folder has, horizontal or vertical (summary.json is last)."""
     (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
     recorder.transcript.write_jsonl(stage / "transcript.jsonl")
-    eps = job.dp.epsilon_per_round if job.dp is not None else ()
+    eps = epsilon_per_round
     with open(stage / "rounds.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(ROUND_FIELDS)
@@ -324,16 +330,13 @@ def _write_outputs(stage: Path, s: Scenario, job: HorizontalJob, recorder: Serve
             w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]),
                         _num(eps[r.round - 1]) if eps else "", r.n_replies, r.bytes,
                         f"{r.wall_s:.4f}"])
-    calib = calibration_table(test_y, fed_scores)
-    gains = gains_table(test_y, fed_scores)
+    calib = calibration_table(test_y, scores)
+    gains = gains_table(test_y, scores)
     _write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})
-    cmp = summary["comparison"]
     plot_auc_per_round([r.round for r in recorder.rounds],
                        [r.test["auc"] for r in recorder.rounds], stage / "auc_per_round.png",
-                       centralised_auc=summary["centralised"]["auc"],
-                       best_local_auc=cmp["best_local_auc"],
-                       best_local_name=cmp["best_local_party"],
-                       title=f"{s.name}: federated test AUC per round")
+                       centralised_auc=centralised_auc, best_local_auc=best_local[1],
+                       best_local_name=best_local[0], title=f"{s.name}: {curve_title}")
     plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
     plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
 
@@ -448,26 +451,9 @@ def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
         }
         if dp is not None:
             summary["privacy"].update(dp.to_summary())
-        (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
-        recorder.transcript.write_jsonl(stage / "transcript.jsonl")
-        with open(stage / "rounds.csv", "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(ROUND_FIELDS)
-            for r in recorder.rounds:
-                eps = _num(dp.epsilon_per_round[r.round - 1]) if dp else ""
-                w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]), eps,
-                            r.n_replies, r.bytes, f"{r.wall_s:.4f}"])
-        calib = calibration_table(y_test, outcome.test_scores)
-        gains = gains_table(y_test, outcome.test_scores)
-        _write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})
-        plot_auc_per_round([r.round for r in recorder.rounds],
-                           [r.test["auc"] for r in recorder.rounds], stage / "auc_per_round.png",
-                           centralised_auc=centralised["auc"],
-                           best_local_auc=local[holder.name]["auc"],
-                           best_local_name=holder.name,
-                           title=f"{s.name}: joint test AUC per epoch")
-        plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
-        plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
+        _write_outputs(stage, s, recorder, dp.epsilon_per_round if dp else (),
+                       outcome.test_scores, y_test, centralised["auc"],
+                       (holder.name, local[holder.name]["auc"]), "joint test AUC per epoch")
         summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
         _write_json(stage / "summary.json", summary)
     return RunOutcome(out, summary)
