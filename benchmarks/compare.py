@@ -765,10 +765,16 @@ def write_scaling(rows: list[dict], failures: list[str], out: Path, header: str,
     plot_scaling(banks, feats, out / "scaling.png", b_exp, f_exp)
 
 
+def _two_five(v: float, _pos) -> str:
+    """Label the 2x and 5x minor ticks of a log axis, leave the others blank."""
+    lead = round(v / 10 ** math.floor(math.log10(v)), 6) if v > 0 else 0
+    return f"{v:.3g}" if lead in (2.0, 5.0) else ""
+
+
 def plot_scaling(banks: list[dict], feats: list[dict], path: Path, b_exp: float,
                  f_exp: float) -> None:
     plt = _plt()
-    from matplotlib.ticker import FormatStrFormatter, NullLocator
+    from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullLocator
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     try:
         for col, (pts, key, name, exp) in enumerate(
@@ -794,7 +800,9 @@ def plot_scaling(banks: list[dict], feats: list[dict], path: Path, b_exp: float,
             ax.set_title(f"peak memory vs {key}")
             axes[1][col].set_ylim(0, 1.15 * max(r["peak_rss_mib"] for r in pts))
             axes[0][col].yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-            axes[0][col].yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+            narrow = t.max() / t.min() < 3  # within a decade: label every tick
+            axes[0][col].yaxis.set_minor_formatter(
+                FormatStrFormatter("%.3g") if narrow else FuncFormatter(_two_five))
             for a in (axes[0][col], axes[1][col]):
                 a.set_xticks(x, [str(int(v)) for v in x])
                 a.xaxis.set_minor_locator(NullLocator())
