@@ -59,7 +59,11 @@ class InProcessGrid(Grid):
     def __init__(self, client_app: ClientApp, num_nodes: int, run_id: int = 1,
                  workers: int | None = None) -> None:
         self._client_app = client_app
-        self._pool = ThreadPoolExecutor(max_workers=workers or min(2, os.cpu_count() or 1),
+        # One party at a time by default: Flower's Array.numpy() parses array headers
+        # with ast.literal_eval, which is not thread-safe on Python 3.11 (CPython
+        # gh-106905: "AST constructor recursion depth mismatch"). Paillier work still
+        # overlaps through the obfuscator thread, which parses nothing.
+        self._pool = ThreadPoolExecutor(max_workers=workers or 1,
                                         thread_name_prefix="fedrisk-party")
         self._run = Run.create_empty(run_id)
         self._contexts = {
@@ -104,9 +108,9 @@ class InProcessGrid(Grid):
             if msg.metadata.dst_node_id not in self._contexts:
                 raise ValueError(f"no node with id {msg.metadata.dst_node_id}")
             batch.append(msg)
-        # Parties work at the same time, as separate banks would. Results cannot depend
-        # on the interleaving: each party has its own context and generator, and the
-        # server aggregates in party order.
+        # With workers > 1 parties work at the same time, as separate banks would;
+        # results cannot depend on the interleaving: each party has its own context and
+        # generator, and the server aggregates in party order.
         replies = list(self._pool.map(self._deliver, batch)) if len(batch) > 1 \
             else [self._deliver(m) for m in batch]
         for msg, reply in zip(batch, replies):
