@@ -1,7 +1,7 @@
 """Federated against centralised, over a fixed matrix of runs; plus a scaling study.
 
     python benchmarks/compare.py --quick    # subset + small scaling study, < 15 min on 2 cores
-    python benchmarks/compare.py            # the full matrix (78 runs; ~25-30 min on 2 cores)
+    python benchmarks/compare.py            # the full matrix (78 runs; 20 min measured on 2 cores)
     python benchmarks/compare.py --scaling  # the scaling study only (10/100/1000 banks)
     options: --seeds N, --out DIR (default benchmarks/results), --no-scaling
 
@@ -52,8 +52,8 @@ VERTICAL = ROOT / "scenarios" / "vertical.toml"
 
 ROUNDS = 20
 ALPHA = 0.5
-# 100 banks under Dirichlet(0.5) label skew: no draw in 1000 gives every bank 30 rows
-# (nor 20) for seeds 42-47; 10 always works. Used for every horizontal run.
+# 100 banks under Dirichlet(0.5) label skew: no draw in 1000 gives every bank 30 rows for
+# seeds 42-47 (20 works for one of them); 10 works for all. Used for every horizontal run.
 MIN_ROWS = 10
 PARTITIONS = {"iid": "iid", "non-iid": "dirichlet"}
 AGGREGATIONS = ("plain", "paillier", "secagg")
