@@ -381,14 +381,17 @@ def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
             def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
                 progress.update(task, advance=1, status=f"test AUC {metrics['auc']:.4f}")
 
-            recorder = ServerRecorder(None)
+            recorder = ServerRecorder(None, on_epoch)
             app = make_party_app(parties, client_mods)
-            fed_wall = run_engine("inprocess", make_bank_app(bank, recorder, outcome, on_epoch),
+            fed_wall = run_engine("inprocess", make_bank_app(bank, recorder, outcome),
                                   app, len(parties.parties))
         if recorder.error is not None:
             raise recorder.error
         # baselines on the same aligned customers and held-out rows (simulator's join)
-        pooled_train, pooled_test = _pooled_vertical(tables, outcome)
+        party_rows = [_aligned(p, outcome.train_ids, outcome.test_ids)
+                      for p in tables.data_parties]
+        pooled_train = np.hstack([outcome.bank_train_X] + [tr for tr, _ in party_rows])
+        pooled_test = np.hstack([outcome.bank_test_X] + [te for _, te in party_rows])
         central = train_centralised(s, pooled_train, outcome_train_y(holder, outcome))
         bank_alone = train_centralised(s, outcome.bank_train_X, outcome_train_y(holder, outcome))
         y_test = outcome.test_y
@@ -403,7 +406,7 @@ def run_vertical(s: Scenario, out: Path, *, show_progress: bool = True,
                 "attacker": first.name,
                 "attack": "gradient projection: score_i = -x_i·g over each batch",
                 "label_auc_by_batch_size": label_leakage(
-                    _aligned(first, outcome.train_ids, outcome.train_ids),
+                    party_rows[0][0],
                     outcome.bank_train_X, outcome_train_y(holder, outcome),
                     tuple(sorted({1, 8, 32, 128, 512, s.model.batch_size,
                                   4 * s.model.batch_size})), s.seed,
@@ -464,17 +467,10 @@ def outcome_train_y(holder, outcome) -> np.ndarray:
     return holder.y[[pos[i] for i in outcome.train_ids]].astype(np.float64)
 
 
-def _aligned(table, ids, fit_ids) -> np.ndarray:
-    """A party's standardised rows for ``ids`` (the simulator's omniscient join)."""
+def _aligned(table, train_ids, test_ids) -> tuple[np.ndarray, np.ndarray]:
+    """A party's rows for the training and held-out customers, z-scored on its training
+    rows (the simulator's omniscient join, for the centralised baseline and the attack)."""
     pos = {str(i): k for k, i in enumerate(table.ids)}
-    scaler = Standardizer().fit(table.X[[pos[i] for i in fit_ids]])
-    return scaler.transform(table.X[[pos[i] for i in ids]])
-
-
-def _pooled_vertical(tables, outcome) -> tuple[np.ndarray, np.ndarray]:
-    """All parties' features side by side for the aligned customers (centralised only)."""
-    train = [outcome.bank_train_X] + [_aligned(p, outcome.train_ids, outcome.train_ids)
-                                      for p in tables.data_parties]
-    test = [outcome.bank_test_X] + [_aligned(p, outcome.test_ids, outcome.train_ids)
-                                    for p in tables.data_parties]
-    return np.hstack(train), np.hstack(test)
+    train = table.X[[pos[i] for i in train_ids]]
+    scaler = Standardizer().fit(train)
+    return scaler.transform(train), scaler.transform(table.X[[pos[i] for i in test_ids]])

@@ -249,6 +249,7 @@ class ServerRecorder:
         self.final_params: np.ndarray | None = None
         self.final_opaque: ArrayRecord | None = None
         self.error: BaseException | None = None
+        self.server_name = "server"  # who receives replies (the bank, in vertical runs)
         self._last = time.perf_counter()
 
     def evaluate(self, rnd: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -257,15 +258,26 @@ class ServerRecorder:
             metrics = self.evaluate_params(arrays["params"].numpy())
         elif rnd > 0 and "round" in arrays and int(arrays["round"].numpy()[0]) == rnd:
             self.opaque[rnd] = arrays  # a round nobody took part in has no new aggregate
-        now = time.perf_counter()
         if rnd > 0:
-            replies = len({e.sender for e in self.transcript.entries
-                           if e.round == rnd and e.receiver == "server"})
-            self.rounds.append(RoundLog(rnd, replies, self.transcript.bytes_in_round(rnd),
-                                        now - self._last, metrics))
+            self.log_round(rnd, metrics)
+        else:
+            self.start_clock()
+            self.on_round(rnd, metrics)
+        return MetricRecord(metrics) if metrics else None
+
+    def start_clock(self) -> None:
+        """Round 1's seconds count from here."""
+        self._last = time.perf_counter()
+
+    def log_round(self, rnd: int, metrics: dict[str, float]) -> None:
+        """Close round ``rnd``: its replies, bytes and seconds, for rounds.csv."""
+        now = time.perf_counter()
+        replies = len({e.sender for e in self.transcript.entries
+                       if e.round == rnd and e.receiver == self.server_name})
+        self.rounds.append(RoundLog(rnd, replies, self.transcript.bytes_in_round(rnd),
+                                    now - self._last, metrics))
         self._last = now
         self.on_round(rnd, metrics)
-        return MetricRecord(metrics) if metrics else None
 
 
 def make_server_app(server_job: ServerJob, recorder: ServerRecorder) -> ServerApp:

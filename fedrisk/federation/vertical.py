@@ -48,7 +48,8 @@ from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher, VectorDecrypto
 from fedrisk.crypto.psi import PsiParty
 from fedrisk.data.split import Standardizer, split_indices
 from fedrisk.errors import InputError, ProtocolError
-from fedrisk.federation.horizontal import RoundLog, ServerRecorder
+from fedrisk.evaluation.metrics import score_metrics
+from fedrisk.federation.horizontal import ServerRecorder
 from fedrisk.federation.recording_grid import RecordingGrid, identity_reply
 from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.scenario import Scenario
@@ -261,8 +262,8 @@ def classify_vertical(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     return "row_selection", "plaintext", True  # batch positions only
 
 
-def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutcome,
-                  on_epoch=None) -> ServerApp:
+def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutcome
+                  ) -> ServerApp:
     app = ServerApp()
 
     @app.main()
@@ -271,8 +272,7 @@ def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutco
         try:
             grid.identify(len(job.party_names))
             nodes = {name: node for node, name in grid.party_of.items()}
-            _run_bank(job, grid, [nodes[n] for n in job.party_names], recorder, outcome,
-                      on_epoch)
+            _run_bank(job, grid, [nodes[n] for n in job.party_names], recorder, outcome)
         except Exception as exc:
             recorder.error = exc
             raise
@@ -298,7 +298,7 @@ def _ask(grid, nodes: list[int], message_type: str, configs: list[dict],
 
 
 def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
-              outcome: VerticalOutcome, on_epoch) -> None:
+              outcome: VerticalOutcome) -> None:
     s = job.scenario
     # 1. PSI, chained through the bank (fresh bank key per exchange)
     shared = [str(i) for i in job.ids]
@@ -346,7 +346,8 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
     w, b = np.zeros(Xb.shape[1]), 0.0
     m = s.model
     pending: list[list[bytes]] | None = None
-    last = time.perf_counter()
+    recorder.server_name = job.name
+    recorder.start_clock()  # rounds.csv times epochs from here
     for epoch in range(1, s.rounds + 1):
         order = np.random.default_rng([s.seed, 8, epoch]).permutation(len(yb))
         for start in range(0, len(yb), m.batch_size):
@@ -382,17 +383,8 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
         # end of epoch: parties apply the last update, then score the test rows jointly
         test_scores = _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch)
         pending = None
-        metrics = _score(y_test, test_scores)
-        now = time.perf_counter()
-        replies_in_round = len({e.sender for e in recorder.transcript.entries
-                                if e.round == epoch and e.receiver == job.name})
-        recorder.rounds.append(RoundLog(epoch, replies_in_round,
-                                        recorder.transcript.bytes_in_round(epoch),
-                                        now - last, metrics))
-        last = now
         outcome.test_scores = test_scores
-        if on_epoch:
-            on_epoch(epoch, metrics)
+        recorder.log_round(epoch, score_metrics(y_test, test_scores))
     recorder.final_params = np.r_[w, b]  # the bank's own part; parties keep theirs
 
 
@@ -417,11 +409,6 @@ def _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch) -> np.ndarray
     replies = _ask(grid, nodes, MessageType.TRAIN, cfgs, "joint prediction", epoch)
     u = Xb_test @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
     return expit(u)
-
-
-def _score(y, p) -> dict[str, float]:
-    from fedrisk.evaluation.metrics import score_metrics
-    return score_metrics(y, p)
 
 
 # --- label leakage: what a data party can infer from its own gradients ---------------------
