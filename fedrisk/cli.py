@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from fedrisk import __version__
-from fedrisk.errors import InputError, ProtocolError
+from fedrisk.errors import InputError, ProtocolError, RunInterrupted
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,9 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run one scenario and write its run folder")
-    run.add_argument("scenario", type=Path, help="scenario TOML file")
+    run.add_argument("scenario", type=Path, nargs="?", help="scenario TOML file")
     run.add_argument("--out", type=Path, help="run folder (default runs/<name>-<time>/)")
-    run.add_argument("--engine", help="override federation.engine: inprocess | simulation")
+    run.add_argument("--engine", help="override federation.engine: inprocess | simulation "
+                     "| deployment")
+    run.add_argument("--resume", type=Path, metavar="DIR",
+                     help="continue an interrupted in-process run that was writing DIR")
+    run.add_argument("--superlink", metavar="HOST:PORT",
+                     help="deployment: submit to this running SuperLink (its Control API) "
+                     "instead of starting a local federation")
+    run.add_argument("--root-certificates", type=Path, metavar="PEM",
+                     help="deployment with --superlink: the CA certificate of its TLS")
+    run.add_argument("--insecure", action="store_true",
+                     help="deployment: no TLS and no SuperNode authentication (testing only)")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
@@ -81,9 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fedrisk: error: {exc}", file=sys.stderr)
         return 2
     except ProtocolError as exc:
-        print(f"fedrisk: protocol error: {exc}; the run was stopped and no run folder "
-              "was written", file=sys.stderr)
+        if getattr(exc, "resumable", False):
+            print(f"fedrisk: run stopped: {exc}", file=sys.stderr)
+        else:
+            print(f"fedrisk: protocol error: {exc}; the run was stopped and no run folder "
+                  "was written", file=sys.stderr)
         return 1
+    except RunInterrupted as exc:
+        print(f"fedrisk: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("fedrisk: interrupted; no run folder was written", file=sys.stderr)
         return 130
@@ -127,10 +143,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fedrisk.rundir import check_target, default_run_dir
     from fedrisk.scenario import load_scenario
 
+    if args.resume is not None:
+        if args.scenario or args.overrides or args.engine or args.out:
+            raise InputError("--resume: continues a run exactly as it was set up; give no "
+                             "SCENARIO, --set, --engine or --out with it")
+        from fedrisk.runner import resume_run
+        outcome = resume_run(args.resume, show_progress=not args.quiet, verbose=args.verbose)
+        if not args.quiet:
+            _print_result(outcome.summary, outcome.out_dir)
+        return 0
+    if args.scenario is None:
+        raise InputError("run: give a SCENARIO file (or --resume DIR)")
     overrides = list(args.overrides)
     if args.engine:
         overrides.append(f"federation.engine={args.engine}")
     scenario = load_scenario(args.scenario, overrides)
+    deployment = _deployment_options(args, scenario)
     out = args.out or default_run_dir(scenario.name)
     check_target(out)
     from fedrisk.federation.keys import paillier_keys
@@ -141,10 +169,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fedrisk.runner import run_scenario
 
     outcome = run_scenario(scenario, out, show_progress=not args.quiet,
-                           verbose=args.verbose, keys=keys)
+                           verbose=args.verbose, keys=keys, deployment=deployment)
     if not args.quiet:
         _print_result(outcome.summary, outcome.out_dir)
     return 0
+
+
+def _deployment_options(args: argparse.Namespace, scenario):
+    """--superlink, --root-certificates and --insecure, checked against the engine."""
+    if scenario.federation.engine != "deployment":
+        for flag, value in (("--superlink", args.superlink), ("--insecure", args.insecure),
+                            ("--root-certificates", args.root_certificates)):
+            if value:
+                raise InputError(f"{flag}: only used with --engine deployment (the engine "
+                                 f"is {scenario.federation.engine!r})")
+        return None
+    from fedrisk.federation.deploy_run import DeploymentOptions
+    return DeploymentOptions.from_cli(args.superlink, args.root_certificates, args.insecure)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

@@ -23,3 +23,7 @@ class ProtocolError(Exception):
 
     The message names the round and the party; the run stops without writing results.
     """
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run that left a checkpoint; the message says how to resume."""

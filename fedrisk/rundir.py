@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from fedrisk.errors import InputError
+from fedrisk.errors import InputError, RunInterrupted
 
 MARKER = "summary.json"  # a folder holding this is a fedrisk run and may be replaced
 
@@ -37,6 +37,55 @@ def check_target(out: Path) -> None:
                          "run folder; choose another --out")
 
 
+def incomplete_dir(out: Path) -> Path:
+    """Where a resumable run of ``out`` works until it finishes (hidden sibling)."""
+    return out.parent / f".{out.name}.incomplete"
+
+
+@contextmanager
+def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Iterator[Path]:
+    """Like :func:`staged_run_dir`, but the scratch folder has a fixed name and survives
+    an interruption (Ctrl-C) or a run stopped for lack of parties, when it holds a
+    checkpoint (``checkpoint/<checkpoint_file>``): ``fedrisk run --resume OUT`` picks it
+    up. Any other failure removes it, as before: nothing half-written is left behind."""
+    check_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = incomplete_dir(out)
+    if not resume and stage.exists():
+        import sys
+        print(f"fedrisk: warning: discarding the interrupted run in {stage} (continue one "
+              f"with fedrisk run --resume {out})", file=sys.stderr)
+        shutil.rmtree(stage)
+    stage.mkdir(exist_ok=True)
+    marker = stage / "checkpoint" / checkpoint_file
+    from fedrisk.federation.faults import QuorumError
+
+    def hint() -> str:
+        import json
+        done = json.loads(marker.read_text(encoding="utf-8"))["round"]
+        return (f"checkpoint after round {done} kept in {stage}; resume with: "
+                f"fedrisk run --resume {out}")
+
+    try:
+        yield stage
+    except KeyboardInterrupt:
+        if not marker.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        raise RunInterrupted(f"interrupted; {hint()}") from None
+    except QuorumError as exc:
+        if not marker.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        raise QuorumError(f"{exc}; {hint()} once enough parties are back",
+                          resumable=True) from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    shutil.rmtree(stage / "checkpoint", ignore_errors=True)
+    _replace(out, stage)
+
+
 @contextmanager
 def staged_run_dir(out: Path) -> Iterator[Path]:
     """Yield a scratch folder; on success it replaces ``out``, on failure it vanishes."""
@@ -48,6 +97,10 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    _replace(out, stage)
+
+
+def _replace(out: Path, stage: Path) -> None:
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         out.rename(old / "run")

@@ -11,7 +11,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,14 @@ from fedrisk.federation.engines import quiet_flower, run_engine
 from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerRecorder,
                                            make_client_app, make_server_app)
 from fedrisk.federation.keys import paillier_keys
+from fedrisk.federation.participation import Participation
 from fedrisk.privacy.attacks import membership_inference_auc
 from fedrisk.privacy.accountant import max_attack_auc_bound
 from fedrisk.privacy.plan import plan_dp
 from fedrisk.federation.paillier_agg import crypto_seconds, decode_aggregate, paillier_setup
 from fedrisk.models.logistic import predict_proba
-from fedrisk.rundir import staged_run_dir
+from fedrisk.federation.checkpoint import SERVER_FILE, Checkpoint, write_checkpoint
+from fedrisk.rundir import resumable_run_dir, staged_run_dir
 from fedrisk.scenario import Scenario, to_toml
 
 ROUND_FIELDS = ("round", "auc", "ks", "gini", "log_loss", "brier", "epsilon", "n_replies",
@@ -51,19 +53,31 @@ class RunOutcome:
 
 def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
                  verbose: bool = False, client_mods: list | None = None,
-                 keys: BankKeys | None = None) -> RunOutcome:
+                 keys: BankKeys | None = None, resume: Checkpoint | None = None,
+                 deployment: Any = None) -> RunOutcome:
     """Run ``s`` and write ``out``; raises InputError on bad input before writing.
 
     ``client_mods`` are extra Flower mods on every bank's ClientApp (fault injection in
     tests and experiments: a mod can drop, delay or tamper with what a bank sends).
     ``keys`` are Paillier keys from :func:`paillier_keys` made earlier; made here if None.
+    ``resume`` continues an interrupted in-process run from its checkpoint
+    (:func:`resume_run`); on the in-process engine every round is checkpointed.
     """
     if s.federation.kind == "vertical":
         return run_vertical(s, out, show_progress=show_progress, verbose=verbose,
                             client_mods=client_mods)
     started = time.perf_counter()
     quiet_flower(verbose)
+    if resume is not None and s.federation.engine != "inprocess":
+        raise InputError(f"--resume: runs on the {s.federation.engine} engine are not "
+                         "checkpointed; only in-process runs resume")
+    if resume is not None and resume.banks.get("keys"):
+        keys = _keys_from_checkpoint(s, resume.banks["keys"])
     keys = keys or paillier_keys(s)
+    if s.federation.engine == "deployment":
+        from fedrisk.federation.deploy_run import run_deployed
+        return run_deployed(s, out, deployment, show_progress=show_progress,
+                            verbose=verbose, keys=keys)
     data = prepare_horizontal(s)
     job = _bank_job(s, data, keys)
     for warning in (job.dp.warnings if job.dp else ()):
@@ -73,7 +87,9 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
     def score(params: np.ndarray) -> dict[str, float]:
         return score_metrics(test_y, predict_proba(params, test_X))
 
-    with staged_run_dir(out) as stage:
+    checkpoints = s.federation.engine == "inprocess"
+    with (resumable_run_dir(out, resume=resume is not None, checkpoint_file=SERVER_FILE)
+          if checkpoints else staged_run_dir(out)) as stage:
         with _progress(show_progress, s) as (progress, task):
             def on_round(rnd: int, metrics: dict[str, float]) -> None:
                 if rnd > 0:
@@ -83,14 +99,26 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
 
             # In Paillier mode the aggregator never holds the model: nothing to score live.
             recorder = ServerRecorder(None if job.paillier else score, on_round)
+            node_states = resume.bank_states() if resume is not None else {}
+            if resume is not None:
+                recorder.load_state(resume.server["recorder"])
+                progress.update(task, advance=resume.round, status="resumed")
+            if checkpoints:
+                recorder.on_checkpoint = _checkpointer(stage / "checkpoint", s, recorder,
+                                                       node_states, keys)
             try:
                 fed_wall = run_engine(s.federation.engine,
-                                      make_server_app(job.server_side(), recorder),
-                                      make_client_app(job, client_mods), len(job.banks))
+                                      make_server_app(job.server_side(), recorder, resume),
+                                      make_client_app(job, client_mods), len(job.banks),
+                                      node_states if checkpoints else None)
             finally:
                 if keys:
                     keys.stop_precompute.set()
         _check_federation_finished(recorder)
+        part = Participation.from_transcript(recorder.transcript.entries,
+                                             [b.name for b in job.banks], len(recorder.rounds))
+        planned = job.dp
+        job = replace(job, dp=_spent_dp(job, part))
         crypto = None
         if job.paillier:
             crypto = crypto_seconds([b.name for b in job.banks], job.paillier)
@@ -108,6 +136,9 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
         summary = _summary(s, data, job, recorder, fed_scores, central_scores, local_metrics,
                            fed_wall, baseline_wall, crypto)
         summary["attacks"] = _attacks(job, recorder.final_params, data)
+        summary["faults"] = _faults_summary(s, part, recorder)
+        if planned is not None:
+            summary["privacy"]["epsilon_planned"] = _finite(planned.epsilon)
         cmp = summary["comparison"]
         _write_outputs(stage, s, recorder, job.dp.epsilon_per_round if job.dp else (),
                        fed_scores, test_y, summary["centralised"]["auc"],
@@ -134,6 +165,86 @@ def _bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> Horizon
                                client_rate)
     return HorizontalJob(s, banks, data.train.n_features, setup,
                          keys.private_key if keys else None, dp)
+
+
+def resume_run(out: Path, *, show_progress: bool = True, verbose: bool = False,
+               client_mods: list | None = None) -> RunOutcome:
+    """Continue the interrupted run that was to write ``out``, from its checkpoint."""
+    import tomllib
+    from fedrisk.federation.checkpoint import read_checkpoint
+    from fedrisk.rundir import incomplete_dir
+    from fedrisk.scenario import scenario_from_dict
+
+    stage = out if out.name.endswith(".incomplete") else incomplete_dir(out)
+    if stage is out:
+        out = out.parent / out.name[1:-len(".incomplete")]
+    ckpt = read_checkpoint(stage / "checkpoint", f"--resume {out}")
+    s = scenario_from_dict(tomllib.loads(ckpt.scenario_toml), ckpt.server["scenario_path"])
+    return run_scenario(s, out, show_progress=show_progress, verbose=verbose,
+                        client_mods=client_mods, resume=ckpt)
+
+
+def _checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
+                  node_states: dict, keys: BankKeys | None):
+    """Save both sides' state after every round (see fedrisk.federation.checkpoint)."""
+    scenario_toml = to_toml(s)
+    bank_keys = None
+    if keys is not None:  # the banks' own secret, in their half of the checkpoint
+        bank_keys = {"p": str(keys.private_key.p), "q": str(keys.private_key.q)}
+
+    def save(rnd: int, arrays) -> None:
+        write_checkpoint(folder, rnd=rnd, scenario_toml=scenario_toml,
+                         scenario_path=s.source_file, arrays=arrays,
+                         strategy_state=recorder.strategy.state_dict(),
+                         recorder_state=recorder.state_dict(), party_of=recorder.party_of,
+                         bank_states=node_states, bank_keys=bank_keys)
+
+    return save
+
+
+def _keys_from_checkpoint(s: Scenario, stored: dict) -> BankKeys:
+    from phe import paillier
+    p, q = int(stored["p"]), int(stored["q"])
+    public = paillier.PaillierPublicKey(p * q)
+    private = paillier.PaillierPrivateKey(public, p, q)
+    from fedrisk.crypto.paillier import precompute_in_background
+    return BankKeys(public, private, precompute_in_background(list(s.bank_names()), public,
+                                                              s.rounds))
+
+
+def _spent_dp(job: HorizontalJob, part: Participation):
+    """The DP plan re-accounted for the rounds that ran and who trained in them."""
+    dp = job.dp
+    if dp is None:
+        return None
+    rounds = part.rounds
+    trained = {p: part.trained(p) for p in part.asked}
+    full = rounds == job.scenario.rounds and all(
+        len(t) == rounds for t in trained.values())
+    if dp.mode == "sample":
+        return dp if full else dp.spent(trained, rounds)
+    scale = {}
+    if job.paillier is not None:  # the banks' noise shares: only answered ones summed
+        for r in range(1, rounds + 1):
+            asked, got = part.asked_in(r), part.answered_in(r)
+            scale[r] = math.sqrt(got / asked) if asked else 0.0
+    if rounds == job.scenario.rounds and all(v == 1.0 for v in scale.values()):
+        return dp
+    return dp.spent(trained, rounds, scale)
+
+
+def _faults_summary(s: Scenario, part: Participation, recorder: ServerRecorder) -> dict:
+    f = s.federation
+    strategy = getattr(recorder, "strategy", None)
+    return {
+        "dropout": f.dropout, "stragglers": f.stragglers,
+        "straggler_delay_s": f.straggler_delay, "round_timeout_s": f.round_timeout,
+        "min_parties": s.quorum,
+        "rounds_completed": part.rounds,
+        "updates_per_round": [part.answered_in(r) for r in range(1, part.rounds + 1)],
+        "rounds_without_update": sorted(getattr(strategy, "halted", [])),
+        "per_party": part.to_summary(),
+    }
 
 
 def _decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score) -> None:
@@ -251,7 +362,7 @@ def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
         }
     elif aggregation == "secagg":
         from fedrisk.federation.secagg import secagg_shares
-        shares, threshold = secagg_shares(len(job.banks))
+        shares, threshold = secagg_shares(len(job.banks), s.privacy.secagg_threshold)
         out["secagg"] = {"num_shares": shares, "reconstruction_threshold": threshold,
                          "update_range": s.privacy.update_range,
                          "quantization_levels": 2**22}
@@ -339,6 +450,10 @@ def _write_outputs(stage: Path, s: Scenario, recorder: ServerRecorder,
                        best_local_name=best_local[0], title=f"{s.name}: {curve_title}")
     plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
     plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def _num(x: float) -> str:

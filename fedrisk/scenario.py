@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from fedrisk.errors import ScenarioError
 
-_ENGINES = ("inprocess", "simulation")
+_ENGINES = ("inprocess", "simulation", "deployment")
 _KINDS = ("horizontal", "vertical")
 _OBFUSCATIONS = ("full", "djn")
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
@@ -81,6 +81,15 @@ class FederationConfig:
                           hi=10_000_000)
     sample_rate: float = _spec(1.0, "dp='client': probability each bank takes part in a "
                                "round (Poisson sampling)", lo=0.0, lo_open=True, hi=1.0)
+    min_parties: int = _spec(2, "fewest parties that must answer a round; fewer stops the "
+                             "run (capped at federation.banks)", lo=1, hi=100_000)
+    dropout: float = _spec(0.0, "fault injection: probability a party drops out of a round",
+                           lo=0.0, hi=1.0, hi_open=True)
+    stragglers: float = _spec(0.0, "fault injection: probability a party is slow in a round",
+                              lo=0.0, hi=1.0)
+    straggler_delay: float = _spec(1.0, "seconds a straggler is held up", lo=0.0, hi=3600.0)
+    round_timeout: float = _spec(600.0, "seconds the aggregator waits for replies; later ones "
+                                 "miss the round", lo=0.0, lo_open=True, hi=86_400.0)
     parties: tuple[PartyConfig, ...] = field(default=(), metadata=dict(
         help="vertical: [[federation.parties]] tables", choices=(), lo=None, hi=None,
         optional=True, table_array=True))
@@ -117,6 +126,11 @@ class PrivacyConfig:
     obfuscation: str = _spec("full", "Paillier obfuscation: 'full' (r^n, standard) or 'djn' "
                              "(short-exponent, Damgård-Jurik-Nielsen: ~8x faster, extra "
                              "assumption)", choices=_OBFUSCATIONS)
+    secagg_threshold: float | None = _spec(None, "secagg: share of each bank's SecAgg+ group "
+                                           "needed to unmask (default 2/3); lower survives "
+                                           "more dropouts, higher resists more colluding "
+                                           "banks", lo=0.0, lo_open=True, hi=1.0,
+                                           optional=True)
     label_leakage_attack: bool = _spec(False, "vertical: run the gradient-based label "
                                        "inference a data party could mount")
     clip_norm: float | None = _spec(None, "DP clipping norm (default: 4.0 per customer "
@@ -146,6 +160,11 @@ class Scenario:
         if p.is_absolute() or self.source_file.startswith("<"):
             return p
         return Path(self.source_file).parent / p
+
+    @property
+    def quorum(self) -> int:
+        """federation.min_parties, capped at the number of banks."""
+        return min(self.federation.min_parties, self.federation.banks)
 
     def bank_names(self) -> tuple[str, ...]:
         """bank_1 .. bank_N (zero-padded so they sort in order)."""
@@ -346,6 +365,10 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     if p.dp != "client" and s.federation.sample_rate != 1.0:
         raise ScenarioError(f"{where}: federation.sample_rate: sampling banks is part of "
                             "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part")
+    f = s.federation
+    if f.kind == "vertical" and (f.dropout or f.stragglers):
+        raise ScenarioError(f"{where}: federation.dropout: fault injection is for horizontal "
+                            "runs; a vertical run needs every party for each batch")
     if s.federation.kind == "vertical":
         _check_vertical(s, where)
     elif s.federation.parties:

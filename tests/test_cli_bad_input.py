@@ -25,7 +25,8 @@ def assert_clean_refusal(proc: subprocess.CompletedProcess, *needles: str,
         assert needle in lines[0], (needle, lines[0])
     assert not (cwd / "out").exists()
     assert not (cwd / "runs").exists()
-    assert not [p for p in cwd.iterdir() if ".partial-" in p.name]
+    assert not [p for p in cwd.iterdir()
+                if ".partial-" in p.name or p.name.endswith(".incomplete")]
 
 
 def write_csv(path: Path, rows: list[str]) -> None:

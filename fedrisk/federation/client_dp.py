@@ -21,7 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricReco
 from flwr.serverapp import Grid
 
 from fedrisk.errors import ProtocolError
-from fedrisk.federation.horizontal import BankFedAvg, params_record, raise_on_errors
+from fedrisk.federation.horizontal import BankFedAvg, params_record
 from fedrisk.privacy.mechanisms import gaussian_noise
 
 NORM_SLACK = 1e-9  # float round-off allowed on a clipped norm
@@ -50,8 +50,8 @@ def bank_noise_share(seed: int, party: int, rnd: int, shape, noise_multiplier: f
 class ClientDPFedAvg(BankFedAvg):
     """FedAvg with Poisson-sampled banks, clipped deltas and Gaussian noise on the sum."""
 
-    def __init__(self, n_banks: int, plan, seed: int) -> None:
-        super().__init__(n_banks)
+    def __init__(self, n_banks: int, plan, seed: int, min_parties: int = 1) -> None:
+        super().__init__(n_banks, min_parties)
         self.plan, self.seed, self.n_banks = plan, seed, n_banks
         self.released_noise: dict[int, np.ndarray] = {}  # kept for the statistical tests
 
@@ -59,12 +59,13 @@ class ClientDPFedAvg(BankFedAvg):
                         grid: Grid):
         self._global = arrays["params"].numpy()
         nodes = sample_banks(grid, self.seed, server_round, self.plan.sample_rate)
+        self._asked = len(nodes)
         cfg = ConfigRecord({"server-round": server_round})
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: cfg})
         return self._construct_messages(record, nodes, MessageType.TRAIN)
 
     def aggregate_train(self, server_round: int, replies):
-        ok = sorted(raise_on_errors(server_round, list(replies)),
+        ok = sorted(self.answered(server_round, replies, asked=self._asked),
                     key=lambda m: int(m.content["metrics"]["partition-id"]))
         c, z = self.plan.clip_norm, self.plan.noise_multiplier
         total = np.zeros_like(self._global)

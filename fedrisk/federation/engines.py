@@ -57,7 +57,8 @@ class InProcessGrid(Grid):
     """
 
     def __init__(self, client_app: ClientApp, num_nodes: int, run_id: int = 1,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None,
+                 node_states: dict[int, RecordDict] | None = None) -> None:
         self._client_app = client_app
         # One party at a time by default: Flower's Array.numpy() parses array headers
         # with ast.literal_eval, which is not thread-safe on Python 3.11 (CPython
@@ -71,7 +72,10 @@ class InProcessGrid(Grid):
                 run_id=run_id,
                 node_id=FIRST_NODE_ID + i,
                 node_config={"partition-id": i, "num-partitions": num_nodes},
-                state=RecordDict(),
+                # a node's state persists across its messages, as on a SuperNode; the
+                # caller may hand in the dict (checkpoints read and restore it)
+                state=node_states.setdefault(FIRST_NODE_ID + i, RecordDict())
+                if node_states is not None else RecordDict(),
                 run_config={},
             )
             for i in range(num_nodes)
@@ -102,6 +106,9 @@ class InProcessGrid(Grid):
         return f"m{self._counter:08d}"
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._push(messages, None)
+
+    def _push(self, messages: Iterable[Message], timeout: float | None) -> list[str]:
         batch = []
         for msg in messages:
             msg.metadata.__dict__["_message_id"] = self._next_id()
@@ -113,31 +120,36 @@ class InProcessGrid(Grid):
         # generator, and the server aggregates in party order.
         replies = list(self._pool.map(self._deliver, batch)) if len(batch) > 1 \
             else [self._deliver(m) for m in batch]
-        for msg, reply in zip(batch, replies):
+        for msg, (reply, seconds) in zip(batch, replies):
             reply.metadata.__dict__["_message_id"] = self._next_id()
-            self._replies[msg.metadata.message_id] = reply
+            # Parties work side by side in a real federation: each reply is late or not
+            # by its own handling time. A late one never reaches the server.
+            if timeout is None or seconds <= timeout:
+                self._replies[msg.metadata.message_id] = reply
         return [m.metadata.message_id for m in batch]
 
-    def _deliver(self, msg: Message) -> Message:
+    def _deliver(self, msg: Message) -> tuple[Message, float]:
+        started = time.perf_counter()
         delivered = wire_copy(msg)
         try:
             reply = self._client_app(delivered, self._contexts[msg.metadata.dst_node_id])
         except Exception as exc:  # a failing party must not crash the server
             reply = Message(Error(code=0, reason=f"{type(exc).__name__}: {exc}"),
                             reply_to=delivered)
-        return wire_copy(reply)
+        return wire_copy(reply), time.perf_counter() - started
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
 
     def send_and_receive(self, messages: Iterable[Message], *,
                          timeout: float | None = None) -> Iterable[Message]:
-        return self.pull_messages(self.push_messages(messages))
+        return self.pull_messages(self._push(messages, timeout))
 
 
-def run_inprocess(server_app: ServerApp, client_app: ClientApp, num_nodes: int) -> None:
+def run_inprocess(server_app: ServerApp, client_app: ClientApp, num_nodes: int,
+                  node_states: dict[int, RecordDict] | None = None) -> None:
     """Drive the apps with :class:`InProcessGrid`."""
-    grid = InProcessGrid(client_app, num_nodes)
+    grid = InProcessGrid(client_app, num_nodes, node_states=node_states)
     try:
         _run_server(server_app, grid)
     finally:
@@ -174,11 +186,15 @@ def run_ray_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: 
 
 
 def run_engine(engine: str, server_app: ServerApp, client_app: ClientApp,
-               num_nodes: int) -> float:
-    """Run the apps on ``engine``; return wall seconds."""
+               num_nodes: int, node_states: dict[int, RecordDict] | None = None) -> float:
+    """Run the apps on ``engine``; return wall seconds.
+
+    ``node_states`` (in-process only): the parties' Flower context states, by node id,
+    shared with the caller so it can checkpoint and restore them.
+    """
     started = time.perf_counter()
     if engine == "inprocess":
-        run_inprocess(server_app, client_app, num_nodes)
+        run_inprocess(server_app, client_app, num_nodes, node_states)
     elif engine == "simulation":
         run_ray_simulation(server_app, client_app, num_nodes)
     else:

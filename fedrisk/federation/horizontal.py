@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from flwr.app import (Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord,
-                      RecordDict)
+from flwr.app import (Array, ArrayRecord, ConfigRecord, Error, Message, MessageType,
+                      MetricRecord, RecordDict)
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from fedrisk.errors import ProtocolError
-from fedrisk.federation.recording_grid import RecordingGrid, identify_mod, identity_reply
+from fedrisk.federation.checkpoint import ResumedStrategy
+from fedrisk.federation.faults import FaultPlan, QuorumError, answered, fault_mod
+from fedrisk.federation.recording_grid import (RecordingGrid, identify_mod, identity_reply,
+                                               message_round)
 from fedrisk.federation.transcript import Transcript
 from fedrisk.models.logistic import SGDConfig, local_sgd, n_params
 from fedrisk.privacy.mechanisms import clip_vector, dp_sgd_epochs
@@ -142,11 +144,14 @@ def make_client_app(job: HorizontalJob, mods: list | None = None) -> ClientApp:
     with what a bank sends).
     """
     aggregation = job.scenario.privacy.aggregation
+    faults = FaultPlan.from_scenario(job.scenario)
     if aggregation == "secagg":
-        from fedrisk.federation.secagg import make_secagg_client_app
-        base = [identify_mod(lambda i: job.banks[i].name), party_errors_mod(job)]
+        from fedrisk.federation.secagg import is_training_stage, make_secagg_client_app
+        base = [identify_mod(lambda i: job.banks[i].name),
+                fault_mod(faults, message_round, is_training_stage), party_errors_mod(job)]
         return make_secagg_client_app(job, base + list(mods or []))
-    app = ClientApp(mods=[party_errors_mod(job), *(mods or [])])
+    app = ClientApp(mods=[fault_mod(faults, message_round), party_errors_mod(job),
+                          *(mods or [])])
     if aggregation == "paillier":
         from fedrisk.federation.paillier_agg import paillier_train
         handler = paillier_train
@@ -175,43 +180,63 @@ def plain_train(job: HorizontalJob, party: int, msg: Message, context) -> Messag
     return Message(content=content, reply_to=msg)
 
 
-def raise_on_errors(rnd: int, replies: list[Message]) -> list[Message]:
-    """Until dropouts are modelled, any party failing stops the run, naming it."""
-    for m in replies:
-        if m.has_error():
-            raise ProtocolError(f"round {rnd}: {m.error.reason}")
-    return replies
-
-
 class BankFedAvg(FedAvg):
     """FedAvg over plaintext bank deltas, weighted by examples, in bank order.
 
-    Wraps Flower's FedAvg rather than forking it: sampling, message construction and the
-    round loop are Flower's; this class only aggregates, deterministically.
+    Wraps Flower's FedAvg rather than forking it: message construction and the round
+    loop are Flower's; this class picks the banks (every connected one, in node order,
+    without Flower's wait for a fixed number of nodes, since banks may be gone for
+    good) and aggregates, deterministically, whatever the banks that answered sent.
     """
 
-    def __init__(self, n_banks: int) -> None:
+    def __init__(self, n_banks: int, min_parties: int = 1) -> None:
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0,
-                         min_train_nodes=n_banks, min_available_nodes=n_banks,
+                         min_train_nodes=min_parties, min_available_nodes=min_parties,
                          min_evaluate_nodes=0)
+        self.n_banks, self.min_parties = n_banks, min_parties
         self._global: np.ndarray | None = None
+
+    def train_nodes(self, server_round: int, grid: Grid) -> list[int]:
+        nodes = sorted(grid.get_node_ids())
+        if len(nodes) < self.min_parties:
+            raise QuorumError(f"round {server_round}: only {len(nodes)} parties are "
+                              f"connected, fewer than federation.min_parties = "
+                              f"{self.min_parties}; the run stopped")
+        return nodes
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         self._global = arrays["params"].numpy()
-        return super().configure_train(server_round, arrays, config, grid)
+        cfg = ConfigRecord({**dict(config), "server-round": server_round})
+        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: cfg})
+        return self._construct_messages(record, self.train_nodes(server_round, grid),
+                                        MessageType.TRAIN)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the strategy must remember between rounds (plain FedAvg: nothing; the
+        global model travels in the checkpoint's arrays)."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def answered(self, server_round: int, replies: Iterable[Message],
+                 asked: int | None = None) -> list[Message]:
+        return answered(server_round, list(replies), self.min_parties, asked=asked)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        ok = raise_on_errors(server_round, list(replies))
-        if not ok:
-            return None, None
+        ok = self.answered(server_round, replies)
         ok.sort(key=lambda m: int(m.content["metrics"]["partition-id"]))
         weights = np.array([float(m.content["metrics"]["num-examples"]) for m in ok])
         deltas = np.stack([m.content["update"]["delta"].numpy() for m in ok])
         # Weighted mean of deltas in a fixed order: bit-identical on every engine.
         new = self._global + (weights / weights.sum()) @ deltas
         return params_record(new), MetricRecord({"num-examples": int(weights.sum())})
+
+
+UPDATE_KINDS = frozenset({"model_update", "encrypted_update", "masked_update"})
+NOT_ANSWERS = ("error", "dropped")
 
 
 def classify_plain(msg: Message, to_server: bool) -> tuple[str, str, bool]:
@@ -250,6 +275,12 @@ class ServerRecorder:
         self.final_opaque: ArrayRecord | None = None
         self.error: BaseException | None = None
         self.server_name = "server"  # who receives replies (the bank, in vertical runs)
+        self.on_checkpoint: Callable[[int, ArrayRecord], None] | None = None
+        self.strategy: Any = None     # the aggregation strategy (its state is checkpointed)
+        self.party_of: dict[int, str] = {}  # node id -> party, from the identify handshake
+        # the replies that carry a bank's update (a round's other replies, e.g. SecAgg+
+        # key exchange, do not count as answering it); None: every reply but errors
+        self.update_kinds: frozenset[str] | None = UPDATE_KINDS
         self._last = time.perf_counter()
 
     def evaluate(self, rnd: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -260,10 +291,27 @@ class ServerRecorder:
             self.opaque[rnd] = arrays  # a round nobody took part in has no new aggregate
         if rnd > 0:
             self.log_round(rnd, metrics)
+            if self.on_checkpoint is not None:
+                self.on_checkpoint(rnd, arrays)
         else:
             self.start_clock()
             self.on_round(rnd, metrics)
         return MetricRecord(metrics) if metrics else None
+
+    # --- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        from fedrisk.federation.checkpoint import records_to_text, transcript_rows
+        return {"rounds": [vars(r) for r in self.rounds],
+                "transcript": transcript_rows(self.transcript.entries),
+                "opaque": {str(r): records_to_text(RecordDict({"a": rec}))
+                           for r, rec in self.opaque.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        from fedrisk.federation.checkpoint import records_from_text
+        from fedrisk.federation.transcript import TranscriptEntry
+        self.rounds = [RoundLog(**r) for r in state["rounds"]]
+        self.transcript.entries = [TranscriptEntry(**e) for e in state["transcript"]]
+        self.opaque = {int(r): records_from_text(t)["a"] for r, t in state["opaque"].items()}
 
     def start_clock(self) -> None:
         """Round 1's seconds count from here."""
@@ -272,51 +320,80 @@ class ServerRecorder:
     def log_round(self, rnd: int, metrics: dict[str, float]) -> None:
         """Close round ``rnd``: its replies, bytes and seconds, for rounds.csv."""
         now = time.perf_counter()
+        kinds = self.update_kinds
         replies = len({e.sender for e in self.transcript.entries
-                       if e.round == rnd and e.receiver == self.server_name})
+                       if e.round == rnd and e.receiver == self.server_name
+                       and (e.what in kinds if kinds else e.what not in NOT_ANSWERS)})
         self.rounds.append(RoundLog(rnd, replies, self.transcript.bytes_in_round(rnd),
                                     now - self._last, metrics))
         self._last = now
         self.on_round(rnd, metrics)
 
 
-def make_server_app(server_job: ServerJob, recorder: ServerRecorder) -> ServerApp:
-    """The aggregator's ServerApp for the scenario's aggregation mode."""
+def make_server_app(server_job: ServerJob, recorder: ServerRecorder,
+                    resume: Any = None) -> ServerApp:
+    """The aggregator's ServerApp for the scenario's aggregation mode.
+
+    ``resume`` (a :class:`~fedrisk.federation.checkpoint.Checkpoint`) continues an
+    interrupted run after its last completed round instead of starting afresh.
+    """
     aggregation = server_job.scenario.privacy.aggregation
     if aggregation == "secagg":
         from fedrisk.federation.secagg import make_secagg_server_app
-        return make_secagg_server_app(server_job, recorder)
+        return make_secagg_server_app(server_job, recorder, resume)
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context) -> None:
         n = len(server_job.party_names)
-        dp, seed = server_job.dp, server_job.scenario.seed
+        s = server_job.scenario
+        dp, seed, quorum = server_job.dp, s.seed, s.quorum
         if aggregation == "paillier":
             from fedrisk.federation.paillier_agg import PaillierFedAvg, classify_paillier
-            strategy = PaillierFedAvg(n, server_job.paillier, dp, seed)
+            strategy = PaillierFedAvg(n, server_job.paillier, dp, seed, quorum)
             classify, initial = classify_paillier, ArrayRecord()
         else:
             if dp is not None and dp.mode == "client":
                 from fedrisk.federation.client_dp import ClientDPFedAvg
-                strategy = ClientDPFedAvg(n, dp, seed)
+                strategy = ClientDPFedAvg(n, dp, seed, quorum)
             else:
-                strategy = BankFedAvg(n)
+                strategy = BankFedAvg(n, quorum)
             classify = classify_plain
             initial = params_record(np.zeros(n_params(server_job.n_features)))
-        recorder.strategy = strategy  # for tests that read what it released
+        recorder.strategy = strategy  # checkpoints, and tests that read what it released
         grid = RecordingGrid(grid, recorder.transcript, classify)
+        recorder.party_of = grid.party_of
+        done, evaluate, runner = 0, recorder.evaluate, strategy
         try:
-            grid.identify(len(server_job.party_names))
-            result = strategy.start(grid=grid, initial_arrays=initial,
-                                    num_rounds=server_job.scenario.rounds,
-                                    evaluate_fn=recorder.evaluate)
+            if resume is None:
+                grid.identify(len(server_job.party_names))
+            else:
+                done, initial = resume.round, resume.arrays
+                grid.party_of.update({int(k): v for k, v in resume.server["party_of"].items()})
+                strategy.load_state(resume.server["strategy"])
+                evaluate, runner = _shifted(recorder, done), ResumedStrategy(strategy, done)
+            result = runner.start(grid=grid, initial_arrays=initial,
+                                  num_rounds=s.rounds - done,
+                                  timeout=s.federation.round_timeout, evaluate_fn=evaluate)
         except Exception as exc:  # keep it for the runner: Ray swallows ServerApp errors
             recorder.error = exc
             raise
+        final = result.arrays if s.rounds > done else initial
         if aggregation == "paillier":
-            recorder.final_opaque = result.arrays
+            recorder.final_opaque = final
         else:
-            recorder.final_params = result.arrays["params"].numpy()
+            recorder.final_params = final["params"].numpy()
 
     return app
+
+
+def _shifted(recorder: ServerRecorder, done: int):
+    """evaluate_fn for a resumed run: Flower's round r is the run's round done + r."""
+
+    def evaluate(rnd: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if rnd == 0:  # already scored before the interruption
+            recorder.start_clock()
+            return None
+        return recorder.evaluate(rnd + done, arrays)
+
+    return evaluate

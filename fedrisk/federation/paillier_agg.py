@@ -35,8 +35,7 @@ from fedrisk.crypto.encoding import FixedPointCodec, PackingError, SlotPacker
 from fedrisk.crypto.paillier import (CiphertextError, ObfuscatorPool, VectorCipher,
                                      VectorDecryptor, ciphertext_bytes)
 from fedrisk.errors import ProtocolError
-from fedrisk.federation.horizontal import (BankFedAvg, local_update, public_max_weight,
-                                           raise_on_errors)
+from fedrisk.federation.horizontal import BankFedAvg, local_update, public_max_weight
 from fedrisk.models.logistic import n_params
 
 GLOBAL_KEY = "fedrisk.global"
@@ -159,8 +158,7 @@ def paillier_train(job, party: int, msg: Message, context) -> Message:
     k = setup.n_ciphertexts
     for i, (agg_round, contributors) in enumerate(zip(rounds, counts)):
         if agg_round <= done:
-            raise ProtocolError(f"round {rnd}: {bank.name} was sent round {agg_round} "
-                                f"again (it has applied up to round {done})")
+            continue  # applied already: its last reply was late or lost on the way
         global_params = global_params + decode_aggregate(
             setup, decryptor, blobs[i * k:(i + 1) * k], contributors, agg_round, cipher)
         done = agg_round
@@ -192,20 +190,37 @@ class PaillierFedAvg(BankFedAvg):
     it has not seen, so a bank that sat rounds out (sampling, or a dropout) catches up.
     """
 
-    def __init__(self, n_banks: int, setup: PaillierSetup, dp=None, seed: int = 0) -> None:
-        super().__init__(n_banks)
+    def __init__(self, n_banks: int, setup: PaillierSetup, dp=None, seed: int = 0,
+                 min_parties: int = 1) -> None:
+        super().__init__(n_banks, min_parties)
         self.setup, self.dp, self.seed = setup, dp, seed
         self.cipher = VectorCipher(setup.public_key)
         self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
-        self.seen: dict[int, int] = {}  # node -> last round whose aggregate it was sent
+        self.seen: dict[int, int] = {}  # node -> last round it has applied (it answered)
+        self.sampled: dict[int, int] = {}  # round -> banks asked (client DP: noise shares)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {str(r): {"aggregate": [b.hex() for b in blobs], "contributors": k}
+                            for r, (blobs, k) in self.history.items()},
+                "seen": {str(node): r for node, r in self.seen.items()},
+                "sampled": {str(r): m for r, m in self.sampled.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.history = {int(r): ([bytes.fromhex(b) for b in h["aggregate"]],
+                                 int(h["contributors"])) for r, h in state["history"].items()}
+        self.seen = {int(node): int(r) for node, r in state["seen"].items()}
+        self.sampled = {int(r): int(m) for r, m in state["sampled"].items()}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid):
         if self.dp is not None and self.dp.mode == "client":
             from fedrisk.federation.client_dp import sample_banks
             nodes = sample_banks(grid, self.seed, server_round, self.dp.sample_rate)
+            self._asked = len(nodes)
         else:
-            nodes = sorted(grid.get_node_ids())
+            nodes = self.train_nodes(server_round, grid)
+            self._asked = None
+        self.sampled[server_round] = len(nodes)
         messages = []
         for node in nodes:
             missed = [r for r in sorted(self.history) if r > self.seen.get(node, 0)]
@@ -217,16 +232,17 @@ class PaillierFedAvg(BankFedAvg):
                 "aggregates": [b for r in missed for b in self.history[r][0]],
                 "participants": len(nodes),
             })
-            self.seen[node] = server_round - 1
             messages.append(Message(RecordDict({self.arrayrecord_key: ArrayRecord(),
                                                 self.configrecord_key: cfg}),
                                     dst_node_id=node, message_type=MessageType.TRAIN))
         return messages
 
     def aggregate_train(self, server_round: int, replies):
-        ok = raise_on_errors(server_round, list(replies))
+        ok = self.answered(server_round, replies, asked=self._asked)
         if not ok:
             return None, None
+        for m in ok:  # it decrypted everything it was sent before it answered
+            self.seen[m.metadata.src_node_id] = server_round - 1
         vectors = []
         for m in sorted(ok, key=lambda m: str(m.content["config"]["party"])):
             party = str(m.content["config"]["party"])

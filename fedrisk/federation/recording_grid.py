@@ -21,6 +21,7 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
 from fedrisk.errors import ProtocolError
+from fedrisk.federation.faults import is_lost
 from fedrisk.federation.transcript import SERVER, Transcript, TranscriptEntry, message_bytes
 
 IDENTIFY = "query.identify"
@@ -140,7 +141,7 @@ class RecordingGrid(Grid):
             if msg.metadata.message_type == IDENTIFY or not msg.has_content():
                 what, protection, readable = (
                     ("identity", "plaintext", True) if msg.has_content()
-                    else ("error", "plaintext", True))
+                    else ("dropped" if is_lost(msg) else "error", "plaintext", True))
             else:
                 what, protection, readable = self.classify(msg, to_server)
             node = msg.metadata.src_node_id if to_server else msg.metadata.dst_node_id

@@ -18,7 +18,7 @@ import math
 import threading
 
 import numpy as np
-from flwr.app import Message
+from flwr.app import Error, Message
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
@@ -30,6 +30,7 @@ from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
 from fedrisk.errors import ProtocolError
+from fedrisk.federation.faults import LOST_PARTY_CODES, QuorumError
 from fedrisk.federation.horizontal import local_update, params_record
 from fedrisk.federation.recording_grid import RecordingGrid
 from fedrisk.models.logistic import n_params
@@ -37,10 +38,16 @@ from fedrisk.models.logistic import n_params
 MAX_NEIGHBOURS = 11  # SecAgg+: each bank shares keys with at most this many others
 
 
-def secagg_shares(n_banks: int) -> tuple[int, int]:
-    """(num_shares, reconstruction_threshold): full SecAgg up to 11 banks, then SecAgg+."""
+def secagg_shares(n_banks: int, threshold: float | None = None) -> tuple[int, int]:
+    """(num_shares, reconstruction_threshold): full SecAgg up to 11 banks, then SecAgg+.
+
+    ``threshold`` is privacy.secagg_threshold, the share of a bank's group needed to
+    unmask (default 2/3). Higher resists more colluding banks; lower survives more
+    dropouts (SecAgg+ halts a round when a group keeps fewer than the threshold).
+    """
     shares = min(n_banks, MAX_NEIGHBOURS)
-    return shares, max(2, math.ceil(2 * shares / 3))
+    t = max(2, math.ceil((2 / 3 if threshold is None else threshold) * shares - 1e-9))
+    return shares, min(t, shares - 1) if shares > 2 else 2
 
 
 # --- the banks' side ---------------------------------------------------------------------
@@ -98,26 +105,60 @@ def make_secagg_client_app(job, mods: list) -> ClientApp:
 class DeltaFedAvg(LegacyFedAvg):
     """Legacy FedAvg whose clients send deltas: new global = global + aggregated delta.
 
-    Under SecAgg+ every result already carries the unmasked weighted mean, so this takes
-    it as is instead of re-averaging identical vectors.
+    Under SecAgg+ every result already carries the unmasked weighted mean of the banks
+    that survived the round, so this takes it as is instead of re-averaging identical
+    vectors. Banks that dropped out arrive as ``failures``; SecAgg+ itself removes their
+    masks (or halts the round when fewer than its threshold remain).
     """
 
-    def __init__(self, n_banks: int, initial: np.ndarray, evaluate) -> None:
-        super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n_banks,
-                         min_available_clients=n_banks, min_evaluate_clients=0,
-                         accept_failures=False, evaluate_fn=evaluate,
-                         on_fit_config_fn=lambda rnd: {"server-round": rnd},
+    def __init__(self, n_banks: int, initial: np.ndarray, evaluate, min_parties: int,
+                 offset: int = 0) -> None:
+        super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=min_parties,
+                         min_available_clients=min_parties, min_evaluate_clients=0,
+                         accept_failures=True, evaluate_fn=evaluate,
+                         on_fit_config_fn=lambda rnd: {"server-round": rnd + offset},
                          initial_parameters=ndarrays_to_parameters([initial]))
-        self.current = initial
+        self.current, self.offset = initial, offset
+        self.min_parties = min_parties
+        self.aggregated: dict[int, int] = {}  # round -> banks whose updates were summed
+        self.halted: list[int] = []  # rounds SecAgg+ could not unmask (too few left)
+
+    def state_dict(self) -> dict:
+        return {"aggregated": {str(r): k for r, k in self.aggregated.items()},
+                "halted": self.halted}
+
+    def load_state(self, state: dict) -> None:
+        self.aggregated = {int(r): int(k) for r, k in state["aggregated"].items()}
+        self.halted = [int(r) for r in state["halted"]]
 
     def aggregate_fit(self, server_round, results, failures):
-        if failures:
-            first = failures[0]
-            raise ProtocolError(f"round {server_round}: {len(failures)} bank(s) failed "
-                                f"during SecAgg+: {first}")
+        server_round += self.offset
+        for failure in failures:
+            if not _is_dropout(failure):
+                raise ProtocolError(f"round {server_round}: a bank failed during SecAgg+: "
+                                    f"{failure}")
+        if len(results) < self.min_parties:
+            raise QuorumError(f"round {server_round}: only {len(results)} parties answered, "
+                              f"fewer than federation.min_parties = {self.min_parties}; "
+                              "the run stopped")
+        self.aggregated[server_round] = len(results)
         mean_delta = parameters_to_ndarrays(results[0][1].parameters)[0]
         self.current = self.current + mean_delta
         return ndarrays_to_parameters([self.current]), {}
+
+
+def _is_dropout(failure: BaseException) -> bool:
+    """SecAgg+ wraps each failed reply's ``Error`` in an Exception."""
+    error = failure.args[0] if failure.args else None
+    return isinstance(error, Error) and error.code in LOST_PARTY_CODES
+
+
+def is_training_stage(msg: Message) -> bool:
+    """The SecAgg+ stage in which a bank trains (and so may be slow)."""
+    if not msg.has_content() or RECORD_KEY_CONFIGS not in msg.content.config_records:
+        return False
+    stage = msg.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE, "")
+    return stage == Stage.COLLECT_MASKED_VECTORS
 
 
 def classify_secagg(msg: Message, to_server: bool) -> tuple[str, str, bool]:
@@ -136,28 +177,81 @@ def classify_secagg(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     return f"secagg_{stage or 'config'}", "plaintext", True
 
 
-def make_secagg_server_app(server_job, recorder) -> ServerApp:
+class OffsetGrid(RecordingGrid):
+    """Shifts the round (group id) of every message a resumed legacy workflow sends:
+    Flower's legacy loop counts from 1 again, the run must not."""
+
+    def __init__(self, inner: RecordingGrid, offset: int) -> None:
+        self.__dict__.update(inner.__dict__)  # share its transcript, names and state
+        self._recording, self.offset = inner, offset
+
+    def _shift(self, messages):
+        for msg in messages:
+            if msg.metadata.group_id.isdigit():
+                msg.metadata.group_id = str(int(msg.metadata.group_id) + self.offset)
+            yield msg
+
+    def push_messages(self, messages):
+        return self._recording.push_messages(list(self._shift(messages)))
+
+    def send_and_receive(self, messages, *, timeout=None):
+        return self._recording.send_and_receive(list(self._shift(messages)), timeout=timeout)
+
+
+def make_secagg_server_app(server_job, recorder, resume=None) -> ServerApp:
     n = len(server_job.party_names)
     s = server_job.scenario
-    shares, threshold = secagg_shares(n)
+    shares, threshold = secagg_shares(n, s.privacy.secagg_threshold)
     app = ServerApp()
+    strategy: DeltaFedAvg | None = None
 
     def evaluate(rnd, ndarrays, config):
+        if resume is not None:
+            if rnd == 0:  # scored before the interruption
+                recorder.start_clock()
+                return None
+            rnd += resume.round
+        if rnd > 0 and rnd not in strategy.aggregated:
+            # SecAgg+ halts a round (Flower logs it and goes on) when too few banks are
+            # left to unmask it: the model does not move. The run goes on too, unless
+            # fewer than min_parties are still answering at all.
+            stayed = {e.sender for e in recorder.transcript.entries if e.round == rnd
+                      and e.receiver == recorder.server_name and e.what != "dropped"}
+            dropped = {e.sender for e in recorder.transcript.entries if e.round == rnd
+                       and e.what == "dropped"}
+            if len(stayed - dropped) < s.quorum:
+                raise QuorumError(f"round {rnd}: only {len(stayed - dropped)} parties "
+                                  f"answered, fewer than federation.min_parties = "
+                                  f"{s.quorum}; the run stopped")
+            strategy.halted.append(rnd)
         metrics = recorder.evaluate(rnd, params_record(ndarrays[0]))
         return 0.0, dict(metrics) if metrics is not None else {}
 
     @app.main()
     def main(grid, context) -> None:
-        strategy = DeltaFedAvg(n, np.zeros(n_params(server_job.n_features)), evaluate)
-        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=s.rounds),
-                               strategy=strategy)
+        nonlocal strategy
+        done = resume.round if resume is not None else 0
+        start = (resume.arrays["params"].numpy() if resume is not None
+                 else np.zeros(n_params(server_job.n_features)))
+        strategy = DeltaFedAvg(n, start, evaluate, s.quorum, offset=done)
+        recorder.strategy = strategy
+        timeout = s.federation.round_timeout
+        legacy = LegacyContext(context=context, strategy=strategy,
+                               config=ServerConfig(num_rounds=s.rounds - done,
+                                                   round_timeout=timeout))
         workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
             num_shares=shares, reconstruction_threshold=threshold,
             max_weight=float(server_job.max_weight),
-            clipping_range=s.privacy.update_range))
+            clipping_range=s.privacy.update_range, timeout=timeout))
         grid = RecordingGrid(grid, recorder.transcript, classify_secagg)
+        recorder.party_of = grid.party_of
         try:
-            grid.identify(len(server_job.party_names))
+            if resume is None:
+                grid.identify(len(server_job.party_names))
+            else:
+                grid.party_of.update({int(k): v for k, v in resume.server["party_of"].items()})
+                strategy.load_state(resume.server["strategy"])
+                grid = OffsetGrid(grid, done)
             workflow(grid, legacy)
         except Exception as exc:
             recorder.error = exc

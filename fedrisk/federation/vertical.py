@@ -347,6 +347,7 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
     m = s.model
     pending: list[list[bytes]] | None = None
     recorder.server_name = job.name
+    recorder.update_kinds = None
     recorder.start_clock()  # rounds.csv times epochs from here
     for epoch in range(1, s.rounds + 1):
         order = np.random.default_rng([s.seed, 8, epoch]).permutation(len(yb))

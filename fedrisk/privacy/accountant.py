@@ -205,6 +205,29 @@ class PrivacyAccountant:
             return math.inf
         return None
 
+    def epsilon_of(self, events: Sequence[GaussianSampledEvent]) -> float:
+        """ε(δ) of events run one after another (e.g. rounds whose noise differed).
+
+        One event gives exactly :meth:`epsilon`. RDP adds the events' curves; PLD
+        composes them in dp-accounting's PLDAccountant.
+        """
+        events = [e for e in events if e.steps > 0]
+        if not events:
+            return 0.0
+        if any(e.noise_multiplier == 0 for e in events):
+            return math.inf
+        if len(events) == 1:
+            return self.epsilon(events[0])
+        if self.method == "rdp":
+            total = sum(e.steps * _rdp_one_step(e.sample_rate, e.noise_multiplier,
+                                                 self.orders) for e in events)
+            eps, _ = rdp_lib.compute_epsilon(self.orders, total, self.delta)
+            return float(eps)
+        acc = dp_accounting.pld.PLDAccountant(
+            value_discretization_interval=_PLD_DISCRETIZATION)
+        acc.compose(dp_accounting.ComposedDpEvent([e.to_dp_event() for e in events]))
+        return float(acc.get_epsilon(self.delta))
+
     # -- ε after each round ---------------------------------------------------
     def epsilon_after(
         self, noise_multiplier: float, sample_rate: float, steps_per_round: int, rounds: int

@@ -18,7 +18,7 @@ summary.json's noise_multiplier, sample_rate, steps and delta recompute ε exact
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fedrisk.errors import InputError
 from fedrisk.privacy.accountant import GaussianSampledEvent, PrivacyAccountant
@@ -77,6 +77,49 @@ class DPPlan:
             "per_party": {k: {**vars(v), "epsilon": _finite_or_none(v.epsilon)}
                           for k, v in self.parties.items()},
         }
+
+
+    def spent(self, trained: dict[str, tuple[int, ...]], rounds: int,
+              noise_scale: dict[int, float] | None = None) -> "DPPlan":
+        """The plan re-accounted for what actually ran.
+
+        ``trained``: party -> rounds it trained in (dropouts before training excluded);
+        ``rounds``: rounds the run completed (fewer than planned if it stopped early);
+        ``noise_scale`` (client DP): round -> share of the planned noise std that
+        reached the sum (distributed noise loses the shares of banks that dropped
+        out; ``0`` = nothing was released that round). Same mechanism, same accountant.
+        """
+        acct = PrivacyAccountant(self.delta, self.accountant)
+        z = self.noise_multiplier
+        if self.mode == "sample":
+            parties, curves = {}, {}
+            for name, b in self.parties.items():
+                done = trained.get(name, ())
+                steps = b.steps_per_round * len(done)
+                parties[name] = replace(b, steps=steps, epsilon=acct.epsilon(
+                    GaussianSampledEvent(z, b.sample_rate, steps)))
+                curves[name] = [acct.epsilon(GaussianSampledEvent(
+                    z, b.sample_rate, b.steps_per_round * sum(r <= t for r in done)))
+                    for t in range(1, rounds + 1)]
+            binding = max(parties, key=lambda k: parties[k].epsilon)
+            b = parties[binding]
+            per_round = tuple(max(c[t] for c in curves.values()) for t in range(rounds))
+            return replace(self, steps=b.steps, epsilon=b.epsilon, sample_rate=b.sample_rate,
+                           steps_per_round=b.steps_per_round, epsilon_per_round=per_round,
+                           binding_party=binding, parties=parties)
+        if self.mode == "client":
+            scale = noise_scale or {}
+            events = []
+            per_round = []
+            for r in range(1, rounds + 1):
+                f = scale.get(r, 1.0)
+                if f > 0:
+                    events.append(GaussianSampledEvent(z * f, self.sample_rate, 1))
+                per_round.append(acct.epsilon_of(events))
+            eps = per_round[-1] if per_round else 0.0
+            return replace(self, steps=len(events), epsilon=eps,
+                           epsilon_per_round=tuple(per_round))
+        return self
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -1,0 +1,165 @@
+"""Checkpoints: a horizontal run's state after every round, so an interrupted run resumes.
+
+Two files, kept apart because they belong to different parties:
+
+- ``checkpoint.json``, the aggregator's side: the last completed round, what the
+  strategy needs to go on (the global model, or Paillier's encrypted aggregate history
+  and which bank has applied what), the transcript, the per-round log, and the
+  privacy ledger (who trained in which round; ε is recomputed from it, never stored
+  as the only truth);
+- ``banks.json``, the banks' side: each bank's Flower context state (a Paillier bank's
+  decrypted copy of the model) and, in Paillier mode, the banks' key pair. In a real
+  federation each bank persists its own part; the simulator keeps them in one file.
+
+Both are replaced atomically after each round. Values are stored exactly (float64 bytes,
+Flower records as protobuf), so a resumed run ends bit for bit where an uninterrupted
+one would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
+from flwr.proto.recorddict_pb2 import RecordDict as ProtoRecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from fedrisk.errors import InputError
+
+FORMAT = "fedrisk-checkpoint-v1"
+SERVER_FILE = "checkpoint.json"
+BANKS_FILE = "banks.json"
+
+
+def records_to_text(records: RecordDict) -> str:
+    return base64.b64encode(recorddict_to_proto(records).SerializeToString()).decode()
+
+
+def records_from_text(text: str) -> RecordDict:
+    proto = ProtoRecordDict()
+    proto.ParseFromString(base64.b64decode(text))
+    return recorddict_from_proto(proto)
+
+
+def bytes_to_text(blob: bytes) -> str:
+    return base64.b64encode(blob).decode()
+
+
+def text_to_bytes(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What :func:`read_checkpoint` found: the aggregator's and the banks' side."""
+
+    folder: Path
+    server: dict[str, Any]
+    banks: dict[str, Any]
+
+    @property
+    def round(self) -> int:
+        return int(self.server["round"])
+
+    @property
+    def arrays(self) -> ArrayRecord:
+        return records_from_text(self.server["arrays"])["arrays"]
+
+    @property
+    def scenario_toml(self) -> str:
+        return self.server["scenario_toml"]
+
+    def bank_states(self) -> dict[int, RecordDict]:
+        return {int(node): records_from_text(text)
+                for node, text in self.banks["states"].items()}
+
+
+def write_checkpoint(folder: Path, *, rnd: int, scenario_toml: str, scenario_path: str,
+                     arrays: ArrayRecord, strategy_state: dict,
+                     recorder_state: dict, party_of: dict[int, str],
+                     bank_states: dict[int, RecordDict], bank_keys: dict | None) -> None:
+    """Save both sides after round ``rnd`` (banks first: a crash between the two writes
+    leaves banks one round ahead, which the aggregator's resend tolerates)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / BANKS_FILE, {
+        "format": FORMAT, "round": rnd,
+        "states": {str(n): records_to_text(st) for n, st in bank_states.items()},
+        "keys": bank_keys,
+    })
+    write_json_atomic(folder / SERVER_FILE, {
+        "format": FORMAT, "round": rnd,
+        # the scenario as run (overrides applied); its path resolves relative data paths
+        "scenario_path": scenario_path, "scenario_toml": scenario_toml,
+        "arrays": records_to_text(RecordDict({"arrays": arrays})),
+        "strategy": strategy_state, "recorder": recorder_state,
+        "party_of": {str(n): p for n, p in party_of.items()},
+    })
+
+
+def read_checkpoint(folder: Path, where: str) -> Checkpoint:
+    """Load a checkpoint folder, or raise InputError naming what is wrong."""
+    try:
+        server = json.loads((folder / SERVER_FILE).read_text(encoding="utf-8"))
+        banks = json.loads((folder / BANKS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{where}: no checkpoint found (an interrupted fedrisk run leaves "
+                         f"one in {folder})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{where}: the checkpoint in {folder} is damaged") from None
+    if server.get("format") != FORMAT or banks.get("format") != FORMAT:
+        raise InputError(f"{where}: the checkpoint in {folder} is not a {FORMAT} file")
+    return Checkpoint(folder, server, banks)
+
+
+class ResumedStrategy(Strategy):
+    """Runs the remaining rounds of ``inner`` after ``offset`` completed ones.
+
+    Flower's round loop always counts from 1; this wrapper shifts every round number
+    the inner strategy sees, so messages, seeds and the transcript carry the same round
+    numbers as in an uninterrupted run. It wraps rather than forks, as Flower's own DP
+    wrappers do.
+    """
+
+    def __init__(self, inner: Strategy, offset: int) -> None:
+        self.inner, self.offset = inner, offset
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        return self.inner.configure_train(server_round + self.offset, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        return self.inner.aggregate_train(server_round + self.offset, replies)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
+                           config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        return self.inner.configure_evaluate(server_round + self.offset, arrays, config, grid)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
+                           ) -> MetricRecord | None:
+        return self.inner.aggregate_evaluate(server_round + self.offset, replies)
+
+    def summary(self) -> None:
+        self.inner.summary()
+
+
+def transcript_rows(entries) -> list[dict]:
+    return [asdict(e) for e in entries]
+
+
+__all__ = ["BANKS_FILE", "Checkpoint", "ResumedStrategy", "SERVER_FILE", "read_checkpoint",
+           "records_from_text", "records_to_text", "write_checkpoint"]
