@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="deployment with --superlink: the CA certificate of its TLS")
     run.add_argument("--insecure", action="store_true",
                      help="deployment: no TLS and no SuperNode authentication (testing only)")
+    run.add_argument("--bank-files", type=Path, metavar="DIR",
+                     help="deployment with --superlink: the folder `fedrisk data split` "
+                     "wrote for the banks' SuperNodes (its Paillier key decodes results)")
     run.add_argument("--set", dest="overrides", action="append", default=[],
                      metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
@@ -72,7 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
     report.add_argument("--out", type=Path, help="HTML file (default DIR/report.html)")
 
-    sub.add_parser("data", help="describe the bundled data sets and their licences")
+    data = sub.add_parser("data", help="describe the bundled data sets and their licences; "
+                          "`data split` writes each bank's rows for its SuperNode")
+    data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser)
+    split = data_sub.add_parser("split", help="one file per bank (and the banks' Paillier "
+                                "key) for SuperNodes on other machines")
+    split.add_argument("scenario", type=Path, help="scenario TOML file")
+    split.add_argument("--out", type=Path, required=True, help="new folder for the files")
+    split.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
     return p
 
 
@@ -132,6 +143,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from fedrisk.evaluation.report import render_report
         print(render_report(args.dir, args.out))
         return 0
+    if args.command == "data" and args.data_command == "split":
+        from fedrisk.federation.deploy_run import split_for_supernodes
+        from fedrisk.scenario import load_scenario
+        print(split_for_supernodes(load_scenario(args.scenario, args.overrides), args.out))
+        return 0
     if args.command == "data":
         from fedrisk.data.bundled import describe_bundled
         print(describe_bundled())
@@ -165,7 +181,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     # Before the heavy imports below, so the banks' obfuscator precomputation runs on
     # the other core while Flower, scikit-learn and the data load.
-    keys = paillier_keys(scenario)
+    keys = deployment.bank_keys(scenario) if deployment and deployment.bank_files else \
+        paillier_keys(scenario)
     from fedrisk.runner import run_scenario
 
     outcome = run_scenario(scenario, out, show_progress=not args.quiet,
@@ -179,13 +196,15 @@ def _deployment_options(args: argparse.Namespace, scenario):
     """--superlink, --root-certificates and --insecure, checked against the engine."""
     if scenario.federation.engine != "deployment":
         for flag, value in (("--superlink", args.superlink), ("--insecure", args.insecure),
-                            ("--root-certificates", args.root_certificates)):
+                            ("--root-certificates", args.root_certificates),
+                            ("--bank-files", args.bank_files)):
             if value:
                 raise InputError(f"{flag}: only used with --engine deployment (the engine "
                                  f"is {scenario.federation.engine!r})")
         return None
     from fedrisk.federation.deploy_run import DeploymentOptions
-    return DeploymentOptions.from_cli(args.superlink, args.root_certificates, args.insecure)
+    return DeploymentOptions.from_cli(args.superlink, args.root_certificates, args.insecure,
+                                      args.bank_files, scenario)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

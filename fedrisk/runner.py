@@ -78,15 +78,7 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
         from fedrisk.federation.deploy_run import run_deployed
         return run_deployed(s, out, deployment, show_progress=show_progress,
                             verbose=verbose, keys=keys)
-    data = prepare_horizontal(s)
-    job = _bank_job(s, data, keys)
-    for warning in (job.dp.warnings if job.dp else ()):
-        print(f"fedrisk: warning: {warning}", file=sys.stderr)
-    test_X, test_y = data.test.X, data.test.y
-
-    def score(params: np.ndarray) -> dict[str, float]:
-        return score_metrics(test_y, predict_proba(params, test_X))
-
+    data, job, score = prepare_job(s, keys)
     checkpoints = s.federation.engine == "inprocess"
     with (resumable_run_dir(out, resume=resume is not None, checkpoint_file=SERVER_FILE)
           if checkpoints else staged_run_dir(out)) as stage:
@@ -114,42 +106,70 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
             finally:
                 if keys:
                     keys.stop_precompute.set()
-        _check_federation_finished(recorder)
-        part = Participation.from_transcript(recorder.transcript.entries,
-                                             [b.name for b in job.banks], len(recorder.rounds))
-        planned = job.dp
-        job = replace(job, dp=_spent_dp(job, part))
-        crypto = None
-        if job.paillier:
-            crypto = crypto_seconds([b.name for b in job.banks], job.paillier)
-            _decode_encrypted_rounds(job, recorder, score)
-
-        base_started = time.perf_counter()
-        central = train_centralised(s, data.train.X, data.train.y)
-        local = {b.name: train_local_only(s, i, b.X, b.y) for i, b in enumerate(job.banks)}
-        baseline_wall = time.perf_counter() - base_started
-
-        fed_scores = predict_proba(recorder.final_params, test_X)
-        central_scores = predict_proba(central, test_X)
-        local_metrics = {name: score_metrics(test_y, predict_proba(p, test_X))
-                         for name, p in local.items()}
-        summary = _summary(s, data, job, recorder, fed_scores, central_scores, local_metrics,
-                           fed_wall, baseline_wall, crypto)
-        summary["attacks"] = _attacks(job, recorder.final_params, data)
-        summary["faults"] = _faults_summary(s, part, recorder)
-        if planned is not None:
-            summary["privacy"]["epsilon_planned"] = _finite(planned.epsilon)
-        cmp = summary["comparison"]
-        _write_outputs(stage, s, recorder, job.dp.epsilon_per_round if job.dp else (),
-                       fed_scores, test_y, summary["centralised"]["auc"],
-                       (cmp["best_local_party"], cmp["best_local_auc"]),
-                       "federated test AUC per round")
-        _write_json(stage / "model.json", model_record(data, recorder.final_params))
-        from fedrisk.evaluation.scorecard import write_run_scorecard
-        write_run_scorecard(stage)  # scorecard.json/.csv from model.json, no bins
-        summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
-        _write_json(stage / "summary.json", summary)
+        summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score,
+                                      started)
     return RunOutcome(out, summary)
+
+
+def prepare_job(s: Scenario, keys: BankKeys | None):
+    """(data, the banks' job, the harness's scorer on held-out rows); DP warnings
+    printed. Raises InputError on bad input, before anything is written."""
+    data = prepare_horizontal(s)
+    job = _bank_job(s, data, keys)
+    for warning in (job.dp.warnings if job.dp else ()):
+        print(f"fedrisk: warning: {warning}", file=sys.stderr)
+    test_X, test_y = data.test.X, data.test.y
+
+    def score(params: np.ndarray) -> dict[str, float]:
+        return score_metrics(test_y, predict_proba(params, test_X))
+
+    return data, job, score
+
+
+def complete_horizontal(stage: Path, s: Scenario, data: PreparedData, job: HorizontalJob,
+                        recorder: ServerRecorder, fed_wall: float, score,
+                        started: float) -> dict[str, Any]:
+    """Everything after the federation: accounting, baselines, metrics, files.
+
+    Shared by every engine: the recorder holds what the aggregator produced.
+    """
+    test_X, test_y = data.test.X, data.test.y
+    _check_federation_finished(recorder)
+    part = Participation.from_transcript(recorder.transcript.entries,
+                                         [b.name for b in job.banks], len(recorder.rounds))
+    planned = job.dp
+    job = replace(job, dp=_spent_dp(job, part))
+    crypto = None
+    if job.paillier:
+        crypto = crypto_seconds([b.name for b in job.banks], job.paillier)
+        _decode_encrypted_rounds(job, recorder, score)
+
+    base_started = time.perf_counter()
+    central = train_centralised(s, data.train.X, data.train.y)
+    local = {b.name: train_local_only(s, i, b.X, b.y) for i, b in enumerate(job.banks)}
+    baseline_wall = time.perf_counter() - base_started
+
+    fed_scores = predict_proba(recorder.final_params, test_X)
+    central_scores = predict_proba(central, test_X)
+    local_metrics = {name: score_metrics(test_y, predict_proba(p, test_X))
+                     for name, p in local.items()}
+    summary = _summary(s, data, job, recorder, fed_scores, central_scores, local_metrics,
+                       fed_wall, baseline_wall, crypto)
+    summary["attacks"] = _attacks(job, recorder.final_params, data)
+    summary["faults"] = _faults_summary(s, part, recorder)
+    if planned is not None:
+        summary["privacy"]["epsilon_planned"] = _finite(planned.epsilon)
+    cmp = summary["comparison"]
+    _write_outputs(stage, s, recorder, job.dp.epsilon_per_round if job.dp else (),
+                   fed_scores, test_y, summary["centralised"]["auc"],
+                   (cmp["best_local_party"], cmp["best_local_auc"]),
+                   "federated test AUC per round")
+    _write_json(stage / "model.json", model_record(data, recorder.final_params))
+    from fedrisk.evaluation.scorecard import write_run_scorecard
+    write_run_scorecard(stage)  # scorecard.json/.csv from model.json, no bins
+    summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
+    _write_json(stage / "summary.json", summary)
+    return summary
 
 
 def _bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> HorizontalJob:

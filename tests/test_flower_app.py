@@ -1,16 +1,23 @@
-"""The project is a Flower App: pyproject's components load and drive a run."""
+"""The project is a Flower App: pyproject's components load and drive a run, from a
+scenario path (`flwr run .`) or from the public job `fedrisk run --engine deployment`
+hands them, and give the in-process result bit for bit."""
 
 import importlib
+import json
 import tomllib
 
+import numpy as np
 import pytest
-from flwr.app import Context, RecordDict
+from flwr.app import Context
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
+from fedrisk.federation.deploy_run import write_bank_files
 from fedrisk.federation.engines import InProcessGrid, _run_server
+from fedrisk.federation.flower_app import (RESULT_MARK, decode_result, public_job,
+                                           recorder_from_result)
 
-from .conftest import ROOT
+from .conftest import ROOT, SCENARIOS
 
 pytestmark = pytest.mark.slow
 
@@ -20,27 +27,87 @@ def component(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def test_pyproject_components_are_flower_apps_that_run(tmp_path, monkeypatch, caplog):
+def components():
     app = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
     assert app["publisher"]
     server_app = component(app["components"]["serverapp"])
     client_app = component(app["components"]["clientapp"])
     assert isinstance(server_app, ServerApp) and isinstance(client_app, ClientApp)
-    scenario = tmp_path / "s.toml"
-    scenario.write_text((ROOT / "scenarios/quickstart.toml").read_text()
-                        .replace("rounds = 20", "rounds = 2"))
-    # `flwr run` hands both apps the run config; here a grid stands in for the SuperLink
-    grid = InProcessGrid(client_app, 5)
-    for ctx in grid._contexts.values():
-        ctx.run_config["scenario"] = str(scenario)
+    return server_app, client_app
+
+
+def drive(monkeypatch, capsys, n_nodes: int, run_config: dict, node_configs=None) -> dict:
+    """Run the module-level apps as a SuperLink would hand them their configs."""
+    server_app, client_app = components()
+    grid = InProcessGrid(client_app, n_nodes)
+    for i, ctx in enumerate(grid._contexts.values()):
+        ctx.run_config.update(run_config)
+        ctx.node_config.update((node_configs or [{}] * n_nodes)[i])
     original = Context.__init__
 
     def with_config(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        self.run_config.setdefault("scenario", str(scenario))
+        for k, v in run_config.items():
+            self.run_config.setdefault(k, v)
 
     monkeypatch.setattr(Context, "__init__", with_config)
-    with caplog.at_level("WARNING", logger="fedrisk"):
-        _run_server(server_app, grid)
+    capsys.readouterr()
+    _run_server(server_app, grid)
     grid.close()
-    assert "quickstart finished 2 rounds; test AUC 0.6" in caplog.text
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if RESULT_MARK in ln)
+    return decode_result(line.split(RESULT_MARK, 1)[1])
+
+
+def test_flwr_run_dot_drives_a_scenario_file(tmp_path, monkeypatch, capsys):
+    scenario = tmp_path / "s.toml"
+    scenario.write_text((SCENARIOS / "quickstart.toml").read_text()
+                        .replace("rounds = 20", "rounds = 2"))
+    record = drive(monkeypatch, capsys, 5, {"scenario": str(scenario)})
+    assert record["error"] is None
+    assert len(record["recorder"]["rounds"]) == 2
+    assert len(record["params_by_round"]) == 3  # the start and two rounds
+
+
+@pytest.mark.parametrize("overrides", [
+    ["rounds=3"],
+    ["rounds=3", "privacy.aggregation=paillier", "privacy.key_bits=1024"],
+    ["rounds=3", "privacy.dp=sample", "privacy.target_epsilon=4", "federation.dropout=0.3"],
+])
+def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, capsys,
+                                                      overrides):
+    """The ServerApp sees only the public job; each bank only its own file."""
+    from fedrisk.data.prepare import prepare_horizontal
+    from fedrisk.evaluation import score_metrics
+    from fedrisk.federation.keys import paillier_keys
+    from fedrisk.models.logistic import predict_proba
+    from fedrisk.runner import _bank_job, run_scenario
+    from fedrisk.scenario import load_scenario
+
+    s = load_scenario(SCENARIOS / "quickstart.toml", overrides)
+    keys = paillier_keys(s)
+    data = prepare_horizontal(s)
+    job = _bank_job(s, data, keys)
+    public = public_job(job)
+    text = json.dumps(public)
+    assert len(text) < 20_000  # metadata, not 24,000 customers' rows
+    if keys is not None:  # the aggregator's config holds the public key only
+        assert str(keys.public_key.n) in text
+        assert str(keys.private_key.p) not in text and str(keys.private_key.q) not in text
+    configs = write_bank_files(tmp_path / "banks", job, keys)
+    record = drive(monkeypatch, capsys, len(job.banks),
+                   {"fedrisk-job": json.dumps(public)}, configs)
+    assert record["error"] is None, record["error"]
+    expected = run_scenario(s, tmp_path / "inprocess", show_progress=False, keys=keys)
+    recorder = recorder_from_result(
+        record, lambda p: score_metrics(data.test.y, predict_proba(p, data.test.X)))
+    if keys is None:
+        auc = score_metrics(data.test.y, predict_proba(recorder.final_params,
+                                                       data.test.X))["auc"]
+        assert auc == expected.summary["federated"]["auc"]
+    else:  # the aggregator returns ciphertexts only
+        assert recorder.final_params is None and recorder.final_opaque is not None
+    got = [(r.round, r.n_replies, r.bytes) for r in recorder.rounds]
+    rows = (tmp_path / "inprocess" / "rounds.csv").read_text().splitlines()[1:]
+    assert got == [(int(r.split(",")[0]), int(r.split(",")[7]), int(r.split(",")[8]))
+                   for r in rows]
+    assert np.all([c["data-path"].endswith(".npz") for c in configs])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 
 from fedrisk.errors import ProtocolError

@@ -1,46 +1,164 @@
-"""Module-level Flower apps, so the project is a Flower App (``flwr run .``).
+"""Module-level Flower apps, for Flower's Deployment Engine (and ``flwr run .``).
 
-``pyproject.toml`` names these in ``[tool.flwr.app.components]``. They delegate to the
-same factories ``fedrisk run`` uses; the scenario file comes from the run config key
-``scenario`` (default ``scenarios/quickstart.toml``), and each SuperNode's
-``partition-id`` picks its bank.
+``pyproject.toml`` names these in ``[tool.flwr.app.components]``; they build the same
+apps ``fedrisk run`` uses in-process, from what each side may know:
+
+- the ServerApp (aggregator) gets the *public* job from the run config key
+  ``fedrisk-job`` (JSON: the scenario, party names, feature count, public weight bound,
+  DP plan, Paillier public key) and never loads customer data;
+- each ClientApp (a bank, on its own SuperNode) reads the same public job, its identity
+  from the node config ``partition-id``, its own rows from the node config
+  ``data-path`` (a ``.npz`` with ``X`` and ``y``, written by ``fedrisk run --engine
+  deployment``) and, in Paillier mode, the banks' key from ``paillier-key``.
+
+``fedrisk run --engine deployment`` writes a tiny app folder whose config carries the
+job, starts or reaches the federation and collects the result, which the ServerApp
+emits as one log line (:data:`RESULT_MARK`) so it also arrives from a remote SuperLink.
+
+Without ``fedrisk-job`` (``flwr run .`` in a checkout), the config key ``scenario``
+names a scenario file and every node derives its bank's rows from the scenario's data
+(bundled or synthetic data exist wherever fedrisk is installed): a simulator's
+shortcut, fine for trying the Deployment Engine, not for real banks.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import sys
+import tomllib
+import zlib
 from functools import lru_cache
+from typing import Any
 
+import numpy as np
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedrisk.data.prepare import prepare_horizontal
-from fedrisk.federation.horizontal import (HorizontalJob, ServerRecorder, make_client_app,
-                                           make_server_app)
-from fedrisk.models.logistic import predict_proba
-from fedrisk.scenario import load_scenario
+from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerJob, ServerRecorder,
+                                           make_client_app, make_server_app)
+from fedrisk.scenario import Scenario, load_scenario, scenario_from_dict, to_toml
 
 DEFAULT_SCENARIO = "scenarios/quickstart.toml"
+RESULT_MARK = "FEDRISK-RESULT "
+PROGRESS_MARK = "FEDRISK-ROUND "
 log = logging.getLogger("fedrisk")
 
 
+# --- the public job -----------------------------------------------------------------------
+
+def public_job(job: HorizontalJob) -> dict[str, Any]:
+    """What every party may know about a run (no rows, no private key)."""
+    server = job.server_side()
+    setup = job.paillier
+    return {
+        "scenario_toml": to_toml(job.scenario),
+        "scenario_path": job.scenario.source_file,
+        "party_names": list(server.party_names),
+        "bank_rows": [len(b.y) for b in job.banks],
+        "n_features": job.n_features,
+        "max_weight": server.max_weight,
+        "dp": job.dp.to_dict() if job.dp is not None else None,
+        "paillier_n": str(setup.public_key.n) if setup is not None else None,
+    }
+
+
+def _scenario(public: dict[str, Any]) -> Scenario:
+    return scenario_from_dict(tomllib.loads(public["scenario_toml"]), public["scenario_path"])
+
+
+def _paillier_setup(public: dict[str, Any], s: Scenario):
+    if public["paillier_n"] is None:
+        return None
+    from phe import paillier
+
+    from fedrisk.federation.paillier_agg import paillier_setup
+    dp = public["dp"]
+    rate = dp["sample_rate"] if dp is not None and dp["mode"] == "client" else None
+    return paillier_setup(paillier.PaillierPublicKey(int(public["paillier_n"])),
+                          public["n_features"], len(public["party_names"]),
+                          max(public["bank_rows"]), s.privacy.update_range, rate)
+
+
+def _dp(public: dict[str, Any]):
+    from fedrisk.privacy.plan import DPPlan
+    return DPPlan.from_dict(public["dp"]) if public["dp"] is not None else None
+
+
+def server_job_from(public: dict[str, Any]) -> ServerJob:
+    s = _scenario(public)
+    return ServerJob(s, tuple(public["party_names"]), public["n_features"],
+                     public["max_weight"], _paillier_setup(public, s), _dp(public))
+
+
+def bank_job_from(public: dict[str, Any], party: int, rows: BankData,
+                  private_key: Any) -> HorizontalJob:
+    """One bank's job: its own rows; the other banks appear by name only."""
+    s = _scenario(public)
+    empty = np.zeros((0, public["n_features"]))
+    banks = tuple(rows if i == party else BankData(name, empty, np.zeros(0))
+                  for i, name in enumerate(public["party_names"]))
+    return HorizontalJob(s, banks, public["n_features"], _paillier_setup(public, s),
+                         private_key, _dp(public))
+
+
+def read_bank_rows(path: str, name: str) -> BankData:
+    with np.load(path) as f:
+        return BankData(name, f["X"], f["y"])
+
+
+def read_private_key(path: str):
+    from phe import paillier
+    stored = json.loads(open(path, encoding="utf-8").read())
+    p, q = int(stored["p"]), int(stored["q"])
+    return paillier.PaillierPrivateKey(paillier.PaillierPublicKey(p * q), p, q)
+
+
+# --- `flwr run .` without fedrisk: everything from a scenario path -------------------------
+
 @lru_cache(maxsize=4)
-def _job(scenario_path: str) -> tuple[HorizontalJob, object, ClientApp]:
+def _job_from_scenario(path: str) -> HorizontalJob:
+    from fedrisk.data.prepare import prepare_horizontal
     from fedrisk.runner import _bank_job
 
-    s = load_scenario(scenario_path)
+    s = load_scenario(path)
     if s.federation.kind != "horizontal" or s.privacy.aggregation == "paillier":
-        raise ValueError(f"{scenario_path}: `flwr run` drives horizontal plain or secagg "
-                         "runs (Paillier needs the banks' key ceremony, vertical its PSI "
-                         "state): use `fedrisk run` for those")
-    data = prepare_horizontal(s)
-    job = _bank_job(s, data, None)
-    return job, data.test, make_client_app(job)
+        raise ValueError(f"{path}: `flwr run .` drives horizontal plain or secagg runs "
+                         "(Paillier needs the banks' key ceremony, vertical its PSI "
+                         "state): use `fedrisk run --engine deployment` for Paillier")
+    return _bank_job(s, prepare_horizontal(s), None)
 
 
-def _scenario_path(context: Context) -> str:
-    return str(context.run_config.get("scenario", DEFAULT_SCENARIO))
+def _public(context: Context) -> dict[str, Any]:
+    text = context.run_config.get("fedrisk-job")
+    if text:
+        return json.loads(str(text))
+    return public_job(_job_from_scenario(str(context.run_config.get("scenario",
+                                                                     DEFAULT_SCENARIO))))
+
+
+# --- the apps ---------------------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> ClientApp:
+    public = json.loads(public_text)
+    name = public["party_names"][party]
+    if data_path:
+        rows = read_bank_rows(data_path, name)
+    else:  # `flwr run .`: derive this bank's rows from the scenario's data
+        rows = _job_from_scenario(str(public["scenario_path"])).banks[party]
+    key = read_private_key(key_path) if key_path else None
+    return make_client_app(bank_job_from(public, party, rows, key))
+
+
+def _dispatch(msg: Message, context: Context) -> Message:
+    public = _public(context)
+    cfg = context.node_config
+    app = _bank_app(json.dumps(public, sort_keys=True), int(cfg["partition-id"]),
+                    str(cfg.get("data-path", "")), str(cfg.get("paillier-key", "")))
+    return app(msg, context)
 
 
 client_app = ClientApp()
@@ -48,14 +166,12 @@ client_app = ClientApp()
 
 @client_app.train()
 def train(msg: Message, context: Context) -> Message:
-    _, _, bank_app = _job(_scenario_path(context))
-    return bank_app(msg, context)
+    return _dispatch(msg, context)
 
 
 @client_app.query("identify")
 def identify(msg: Message, context: Context) -> Message:
-    _, _, bank_app = _job(_scenario_path(context))
-    return bank_app(msg, context)
+    return _dispatch(msg, context)
 
 
 server_app = ServerApp()
@@ -63,11 +179,91 @@ server_app = ServerApp()
 
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
-    from fedrisk.evaluation.metrics import score_metrics
+    public = _public(context)
+    job = server_job_from(public)
+    params_by_round: list[np.ndarray] = []
 
-    job, test, _ = _job(_scenario_path(context))
-    recorder = ServerRecorder(lambda p: score_metrics(test.y, predict_proba(p, test.X)))
-    make_server_app(job.server_side(), recorder)(grid, context)
-    final = recorder.rounds[-1].test if recorder.rounds else {}
-    log.warning("fedrisk: %s finished %d rounds; test AUC %.4f", job.scenario.name,
-                len(recorder.rounds), final.get("auc", float("nan")))
+    def keep(params: np.ndarray) -> dict[str, float]:
+        params_by_round.append(params)  # scored by the harness, which holds test rows
+        return {}
+
+    def on_round(rnd: int, metrics: dict[str, float]) -> None:
+        if rnd > 0:
+            _emit(PROGRESS_MARK + f"{rnd}/{job.scenario.rounds}")
+
+    recorder = ServerRecorder(None if job.paillier is not None else keep, on_round)
+    error = None
+    try:
+        make_server_app(job, recorder)(grid, context)
+    except Exception as exc:  # reported to the harness with the result
+        error = exc
+    _emit(RESULT_MARK + encode_result(result_record(recorder, params_by_round,
+                                                    error or recorder.error)))
+
+
+def _emit(line: str) -> None:
+    print(line, flush=True)
+    sys.stdout.flush()
+
+
+# --- the result, as one log line ---------------------------------------------------------
+
+def _arr(a: np.ndarray | None) -> str | None:
+    return None if a is None else base64.b64encode(
+        np.ascontiguousarray(a, dtype=np.float64).tobytes()).decode()
+
+
+def _unarr(text: str | None) -> np.ndarray | None:
+    return None if text is None else np.frombuffer(base64.b64decode(text), dtype=np.float64)
+
+
+def result_record(recorder: ServerRecorder, params_by_round: list[np.ndarray],
+                  error: BaseException | None) -> dict[str, Any]:
+    from fedrisk.federation.checkpoint import records_to_text
+    from flwr.app import RecordDict
+    from fedrisk.federation.faults import QuorumError
+    return {
+        "recorder": recorder.state_dict(),
+        "params_by_round": [_arr(p) for p in params_by_round],
+        "final_params": _arr(recorder.final_params),
+        "final_opaque": (records_to_text(RecordDict({"a": recorder.final_opaque}))
+                         if recorder.final_opaque is not None else None),
+        "halted": sorted(getattr(recorder.strategy, "halted", [])),
+        "error": None if error is None else str(error),
+        "error_kind": (None if error is None else "quorum" if isinstance(error, QuorumError)
+                       else "protocol" if _is_protocol(error) else "internal"),
+    }
+
+
+def _is_protocol(error: BaseException) -> bool:
+    from fedrisk.errors import ProtocolError
+    return isinstance(error, ProtocolError)
+
+
+def encode_result(record: dict[str, Any]) -> str:
+    raw = json.dumps(record, allow_nan=True).encode()
+    return base64.b64encode(zlib.compress(raw, 6)).decode()
+
+
+def decode_result(text: str) -> dict[str, Any]:
+    return json.loads(zlib.decompress(base64.b64decode(text)))
+
+
+def recorder_from_result(record: dict[str, Any], score) -> ServerRecorder:
+    """Rebuild the aggregator's recorder in the harness; score each round's model."""
+    from fedrisk.federation.checkpoint import records_from_text
+    recorder = ServerRecorder(None)
+    recorder.load_state(record["recorder"])
+    params = [_unarr(p) for p in record["params_by_round"]]
+    if params:
+        for log_row, p in zip(recorder.rounds, params[1:]):  # [0] is the initial model
+            log_row.test = score(p)
+    recorder.final_params = _unarr(record["final_params"])
+    if record["final_opaque"] is not None:
+        recorder.final_opaque = records_from_text(record["final_opaque"])["a"]
+
+    class _Halted:
+        halted = record["halted"]
+
+    recorder.strategy = _Halted()
+    return recorder

@@ -35,8 +35,7 @@ from typing import Any
 
 import gmpy2
 import numpy as np
-from flwr.app import (Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord,
-                      RecordDict)
+from flwr.app import (Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict)
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from scipy.special import expit

@@ -79,6 +79,19 @@ class DPPlan:
         }
 
 
+    def to_dict(self) -> dict:
+        """Every field, for a party in another process to rebuild the plan exactly."""
+        return {**{f: getattr(self, f) for f in self.__dataclass_fields__},
+                "parties": {k: vars(v) for k, v in self.parties.items()},
+                "epsilon_per_round": list(self.epsilon_per_round),
+                "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DPPlan":
+        return cls(**{**d, "parties": {k: PartyBudget(**v) for k, v in d["parties"].items()},
+                      "epsilon_per_round": tuple(d["epsilon_per_round"]),
+                      "warnings": tuple(d["warnings"])})
+
     def spent(self, trained: dict[str, tuple[int, ...]], rounds: int,
               noise_scale: dict[int, float] | None = None) -> "DPPlan":
         """The plan re-accounted for what actually ran.

@@ -1,0 +1,171 @@
+"""fedrisk on Flower's Deployment Engine: a local SuperLink and one SuperNode per bank on
+127.0.0.1, with TLS and SuperNode authentication, the same result as in-process, and no
+process left behind, also when a bank's SuperNode dies mid-run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedrisk.federation.deployment import pid_alive
+from fedrisk.federation.faults import QuorumError
+from fedrisk.runner import run_scenario
+from fedrisk.scenario import load_scenario
+
+from .conftest import SCENARIOS, read_summary
+
+pytestmark = pytest.mark.slow
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains ``text`` (zombies are dead)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
+    """The issue's first check, through the command line, in secure mode."""
+    out = tmp_path / "deployed"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the run's work folder lands here
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedrisk.cli", "run", str(SCENARIOS / "quickstart.toml"),
+         "--engine", "deployment", "--set", "rounds=2", "--set", "federation.banks=3",
+         "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "warning" not in proc.stderr  # secure mode: no --insecure warning
+    got = read_summary(out)
+    assert got["engine"] == "deployment"
+    assert got["deployment"] == {"superlink": "local (127.0.0.1)", "tls": True,
+                                 "supernode_auth": True}
+    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=2", "federation.banks=3"])
+    ref = run_scenario(s, tmp_path / "inprocess", show_progress=False).summary
+    assert abs(got["federated"]["auc"] - ref["federated"]["auc"]) <= 1e-6
+    assert got["cost"]["bytes_per_round"] == ref["cost"]["bytes_per_round"]
+    assert (out / "transcript.jsonl").read_text() == \
+        (tmp_path / "inprocess" / "transcript.jsonl").read_text()
+    assert processes_mentioning(str(tmp_path)) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("fedrisk-deploy-")]
+
+
+def kill_bank_in_round_1(pids: list[int]):
+    """A watch that SIGKILLs bank_1's SuperNode as round 1 starts; keeps every pid."""
+    state = {"killed": False}
+
+    def watch(line: str, federation) -> None:
+        if not pids:
+            pids.extend(federation.pids)
+        if not state["killed"] and "[ROUND 1/" in line:
+            federation.kill_node(0)
+            state["killed"] = True
+
+    return watch
+
+
+@pytest.mark.parametrize("min_parties", [2, 3])
+def test_a_supernode_killed_in_round_1(tmp_path, monkeypatch, min_parties):
+    import tempfile
+    from fedrisk.federation.deploy_run import run_deployed
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "work"))
+    (tmp_path / "work").mkdir()
+    s = load_scenario(SCENARIOS / "quickstart.toml", [
+        "rounds=2", "federation.banks=3", "federation.engine=deployment",
+        f"federation.min_parties={min_parties}",
+        "federation.round_timeout=10"])  # how long the aggregator waits for a dead bank
+    pids: list[int] = []
+    out = tmp_path / "out" / "run"
+    if min_parties == 2:
+        summary = run_deployed(s, out, None, show_progress=False, verbose=False, keys=None,
+                               watch=kill_bank_in_round_1(pids)).summary
+        assert summary["faults"]["updates_per_round"] == [2, 2]
+        party = summary["faults"]["per_party"]["bank_1"]
+        assert party["answered"] == 0 and party["lost_or_late"] >= 1
+        assert summary["federated"]["auc"] > 0.65
+    else:
+        with pytest.raises(QuorumError, match="round 1: only 2 parties answered, fewer "
+                                              "than federation.min_parties = 3"):
+            run_deployed(s, out, None, show_progress=False, verbose=False, keys=None,
+                         watch=kill_bank_in_round_1(pids))
+        assert not out.exists()
+    assert len(pids) == 4  # a SuperLink and three SuperNodes were started ...
+    assert not [p for p in pids if pid_alive(p)]  # ... and none is left,
+    assert processes_mentioning(str(tmp_path)) == []  # nor anything they started
+    assert list((tmp_path / "work").iterdir()) == []  # the work folder is gone
+
+
+def test_bad_deployment_options_are_refused_with_one_line(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "fedrisk.cli", "run",
+                               str(SCENARIOS / "quickstart.toml"), *args],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    cases = [
+        (["--engine", "deployment", "--superlink", "10.0.0.5:9093"],
+         "--superlink 10.0.0.5:9093: give --root-certificates"),
+        (["--engine", "deployment", "--superlink", "nohost"], "expected HOST:PORT"),
+        (["--engine", "deployment", "--superlink", "h:1", "--root-certificates", "none.pem"],
+         "no such file"),
+        (["--insecure"], "--insecure: only used with --engine deployment"),
+        (["--engine", "deployment", "--bank-files", "b"], "--bank-files: only with --superlink"),
+        (["--engine", "deployment", "--set", "privacy.aggregation=paillier", "--superlink",
+          "h:1", "--insecure"], "Paillier needs the banks' key on their SuperNodes"),
+    ]
+    for args, needle in cases:
+        proc = cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    split = subprocess.run([sys.executable, "-m", "fedrisk.cli", "data", "split",
+                            str(SCENARIOS / "quickstart.toml"), "--out", str(tmp_path / "full")],
+                           capture_output=True, text=True, timeout=60)
+    assert split.returncode == 2 and "is not an empty folder" in split.stderr
+
+
+def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
+    """The multi-machine path on one machine: someone else's federation (started here by
+    hand), SuperNodes given the files and node configs `fedrisk data split` printed,
+    and `fedrisk run --superlink` with Paillier decoding through the banks' key."""
+    from flwr.common.config import parse_config_args
+
+    from fedrisk.federation.deployment import LocalFederation
+
+    sets = ["--set", "rounds=2", "--set", "federation.banks=3",
+            "--set", "privacy.aggregation=paillier", "--set", "privacy.key_bits=1024"]
+    banks = tmp_path / "banks"
+    split = subprocess.run([sys.executable, "-m", "fedrisk.cli", "data", "split",
+                            str(SCENARIOS / "quickstart.toml"), "--out", str(banks), *sets],
+                           capture_output=True, text=True, timeout=120)
+    assert split.returncode == 0, split.stderr
+    configs = [parse_config_args([line.split("--node-config ", 1)[1].strip("'")])
+               for line in split.stdout.splitlines() if "--node-config" in line]
+    assert [c["partition-id"] for c in configs] == [0, 1, 2]
+    with LocalFederation(tmp_path / "theirs", configs) as federation:
+        out = tmp_path / "run"
+        proc = subprocess.run(
+            [sys.executable, "-m", "fedrisk.cli", "run", str(SCENARIOS / "quickstart.toml"),
+             *sets, "--engine", "deployment", "--superlink", federation.address,
+             "--root-certificates", str(federation.root_cert), "--bank-files", str(banks),
+             "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        pids = federation.pids
+    assert not [p for p in pids if pid_alive(p)]
+    got = read_summary(out)
+    assert got["deployment"]["superlink"] == federation.address
+    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=2", "federation.banks=3"])
+    ref = run_scenario(s, tmp_path / "inprocess", show_progress=False).summary
+    # Paillier decodes to the plaintext model bit for bit
+    assert got["federated"]["auc"] == ref["federated"]["auc"]
+    assert got["privacy"]["aggregation"] == "paillier"
