@@ -37,7 +37,8 @@ from fedrisk.privacy.accountant import max_attack_auc_bound
 from fedrisk.privacy.plan import plan_dp
 from fedrisk.federation.paillier_agg import crypto_seconds, decode_aggregate, paillier_setup
 from fedrisk.models.logistic import predict_proba
-from fedrisk.federation.checkpoint import SERVER_FILE, Checkpoint, write_checkpoint
+from fedrisk.federation.checkpoint import (SERVER_FILE, Checkpoint, TranscriptLog,
+                                           write_checkpoint)
 from fedrisk.rundir import resumable_run_dir, staged_run_dir
 from fedrisk.scenario import Scenario, to_toml
 
@@ -93,11 +94,12 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
             recorder = ServerRecorder(None if job.paillier else score, on_round)
             node_states = resume.bank_states() if resume is not None else {}
             if resume is not None:
-                recorder.load_state(resume.server["recorder"])
+                recorder.load_state(resume.server["recorder"], resume.transcript())
                 progress.update(task, advance=resume.round, status="resumed")
             if checkpoints:
-                recorder.on_checkpoint = _checkpointer(stage / "checkpoint", s, recorder,
-                                                       node_states, keys)
+                recorder.on_checkpoint = _checkpointer(
+                    stage / "checkpoint", s, recorder, node_states, keys,
+                    len(recorder.transcript.entries))
             try:
                 fed_wall = run_engine(s.federation.engine,
                                       make_server_app(job.server_side(), recorder, resume),
@@ -205,18 +207,21 @@ def resume_run(out: Path, *, show_progress: bool = True, verbose: bool = False,
 
 
 def _checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
-                  node_states: dict, keys: BankKeys | None):
+                  node_states: dict, keys: BankKeys | None, kept_rows: int):
     """Save both sides' state after every round (see fedrisk.federation.checkpoint)."""
     scenario_toml = to_toml(s)
+    transcript = TranscriptLog(folder, kept_rows)
     bank_keys = None
     if keys is not None:  # the banks' own secret, in their half of the checkpoint
         bank_keys = {"p": str(keys.private_key.p), "q": str(keys.private_key.q)}
 
     def save(rnd: int, arrays) -> None:
+        transcript.append(recorder.transcript.entries)
         write_checkpoint(folder, rnd=rnd, scenario_toml=scenario_toml,
                          scenario_path=s.source_file, arrays=arrays,
                          strategy_state=recorder.strategy.state_dict(),
-                         recorder_state=recorder.state_dict(), party_of=recorder.party_of,
+                         recorder_state=recorder.state_dict(with_transcript=False),
+                         party_of=recorder.party_of,
                          bank_states=node_states, bank_keys=bank_keys)
 
     return save

@@ -4,9 +4,9 @@ Two files, kept apart because they belong to different parties:
 
 - ``checkpoint.json``, the aggregator's side: the last completed round, what the
   strategy needs to go on (the global model, or Paillier's encrypted aggregate history
-  and which bank has applied what), the transcript, the per-round log, and the
-  privacy ledger (who trained in which round; ε is recomputed from it, never stored
-  as the only truth);
+  and which bank has applied what) and the per-round log; beside it
+  ``transcript.jsonl``, appended each round, which is also the privacy ledger (who
+  trained in which round; ε is recomputed from it);
 - ``banks.json``, the banks' side: each bank's Flower context state (a Paillier bank's
   decrypted copy of the model) and, in Paillier mode, the banks' key pair. In a real
   federation each bank persists its own part; the simulator keeps them in one file.
@@ -37,6 +37,7 @@ from fedrisk.errors import InputError
 FORMAT = "fedrisk-checkpoint-v1"
 SERVER_FILE = "checkpoint.json"
 BANKS_FILE = "banks.json"
+TRANSCRIPT_FILE = "transcript.jsonl"
 
 
 def records_to_text(records: RecordDict) -> str:
@@ -82,6 +83,15 @@ class Checkpoint:
     @property
     def scenario_toml(self) -> str:
         return self.server["scenario_toml"]
+
+    def transcript(self) -> list[dict]:
+        """The first rows of the transcript log, as many as the checkpoint counted."""
+        n = int(self.server["recorder"]["transcript_entries"])
+        lines = (self.folder / TRANSCRIPT_FILE).read_text(encoding="utf-8").splitlines()
+        if len(lines) < n:
+            raise InputError(f"{self.folder}: the transcript log has {len(lines)} rows, the "
+                             f"checkpoint counted {n}; the checkpoint is damaged")
+        return [json.loads(line) for line in lines[:n]]
 
     def bank_states(self) -> dict[int, RecordDict]:
         return {int(node): records_from_text(text)
@@ -157,9 +167,31 @@ class ResumedStrategy(Strategy):
         self.inner.summary()
 
 
-def transcript_rows(entries) -> list[dict]:
-    return [asdict(e) for e in entries]
+class TranscriptLog:
+    """The checkpoint's copy of the transcript, appended round by round.
+
+    ``checkpoint.json`` records how many rows count; rows past that (a crash between
+    the append and the checkpoint) are dropped when the run resumes.
+    """
+
+    def __init__(self, folder: Path, kept: int = 0) -> None:
+        self.path = folder / TRANSCRIPT_FILE
+        self.written = kept
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:kept] \
+            if kept else []
+        self.path.write_text("".join(rows), encoding="utf-8")
+
+    def append(self, entries: list) -> None:
+        new = entries[self.written:]
+        if new:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(asdict(e)) + "\n" for e in new)
+                fh.flush()
+                os.fsync(fh.fileno())
+        self.written = len(entries)
 
 
-__all__ = ["BANKS_FILE", "Checkpoint", "ResumedStrategy", "SERVER_FILE", "read_checkpoint",
+__all__ = ["BANKS_FILE", "Checkpoint", "ResumedStrategy", "SERVER_FILE", "TranscriptLog",
+           "read_checkpoint",
            "records_from_text", "records_to_text", "write_checkpoint"]

@@ -299,18 +299,25 @@ class ServerRecorder:
         return MetricRecord(metrics) if metrics else None
 
     # --- checkpoints ------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        from fedrisk.federation.checkpoint import records_to_text, transcript_rows
-        return {"rounds": [vars(r) for r in self.rounds],
-                "transcript": transcript_rows(self.transcript.entries),
-                "opaque": {str(r): records_to_text(RecordDict({"a": rec}))
-                           for r, rec in self.opaque.items()}}
+    def state_dict(self, with_transcript: bool = True) -> dict[str, Any]:
+        """The recorder as JSON-able values. Checkpoints append the transcript to a file
+        of its own instead (``with_transcript=False``): rewriting it every round would
+        cost rounds² time."""
+        from fedrisk.federation.checkpoint import records_to_text
+        state = {"rounds": [vars(r) for r in self.rounds],
+                 "transcript_entries": len(self.transcript.entries),
+                 "opaque": {str(r): records_to_text(RecordDict({"a": rec}))
+                            for r, rec in self.opaque.items()}}
+        if with_transcript:
+            state["transcript"] = [dict(vars(e)) for e in self.transcript.entries]
+        return state
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any], transcript: list | None = None) -> None:
         from fedrisk.federation.checkpoint import records_from_text
         from fedrisk.federation.transcript import TranscriptEntry
         self.rounds = [RoundLog(**r) for r in state["rounds"]]
-        self.transcript.entries = [TranscriptEntry(**e) for e in state["transcript"]]
+        rows = state["transcript"] if transcript is None else transcript
+        self.transcript.entries = [TranscriptEntry(**e) for e in rows]
         self.opaque = {int(r): records_from_text(t)["a"] for r, t in state["opaque"].items()}
 
     def start_clock(self) -> None:
