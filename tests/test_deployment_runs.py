@@ -2,11 +2,14 @@
 127.0.0.1, with TLS and SuperNode authentication, the same result as in-process, and no
 process left behind, also when a bank's SuperNode dies mid-run."""
 
+import base64
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedrisk.federation.deployment import pid_alive
@@ -169,3 +172,87 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
     # Paillier decodes to the plaintext model bit for bit
     assert got["federated"]["auc"] == ref["federated"]["auc"]
     assert got["privacy"]["aggregation"] == "paillier"
+
+
+def test_ctrl_c_stops_every_process_of_a_deployment_run(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedrisk.cli", "run", str(SCENARIOS / "quickstart.toml"),
+         "--engine", "deployment", "--set", "federation.banks=3", "--out", str(out),
+         "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the three SuperNodes are up
+            running = [p for p in processes_mentioning(str(tmp_path))
+                       if b"flower-supernode" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            if len(running) >= 3:
+                break
+            time.sleep(0.2)
+        assert len(running) >= 3
+        time.sleep(3)  # into the run
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "fedrisk: interrupted; no run folder was written"
+    assert "Traceback" not in err
+    assert processes_mentioning(str(tmp_path)) == []
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("fedrisk-deploy-")]
+
+
+def test_insecure_mode_warns_before_anything_starts(tmp_path, monkeypatch, capsys):
+    import fedrisk.federation.deploy_run as deploy_run
+
+    started = []
+
+    def start_then_ctrl_c(*args, **kwargs):
+        started.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy_run, "_run_local", start_then_ctrl_c)
+    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=1", "federation.banks=3",
+                                                      "federation.engine=deployment"])
+    options = deploy_run.DeploymentOptions.from_cli(None, None, True)
+    with pytest.raises(KeyboardInterrupt):
+        deploy_run.run_deployed(s, tmp_path / "out", options, show_progress=False,
+                                verbose=False, keys=None)
+    err = capsys.readouterr().err
+    assert "warning: --insecure: no TLS and no SuperNode authentication" in err
+    assert started == [1] and not (tmp_path / "out").exists()
+
+
+def test_flwr_run_dot_from_the_checkout(tmp_path):
+    """`flwr run .` against a running federation: the project is a Flower App whose FAB
+    carries the scenarios only; the code is the installed fedrisk."""
+    from fedrisk.federation.deployment import LocalFederation, submit_run
+    from fedrisk.federation.flower_app import RESULT_MARK, decode_result
+    from fedrisk.scenario import to_toml
+
+    from .conftest import ROOT
+
+    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=2", "federation.banks=3"])
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(to_toml(s))
+    nodes = [{"partition-id": i, "num-partitions": 3} for i in range(3)]
+    with LocalFederation(tmp_path / "federation", nodes) as federation:
+        run = submit_run(ROOT, federation.address, root_cert=federation.root_cert,
+                         insecure=False, run_config={"scenario": str(scenario)},
+                         flwr_home=tmp_path / "cli", timeout=300)
+        pids = federation.pids
+    assert not [p for p in pids if pid_alive(p)]
+    line = next(ln for ln in run.log.splitlines() if RESULT_MARK in ln)
+    record = decode_result(line.split(RESULT_MARK, 1)[1])
+    assert record["error"] is None and len(record["recorder"]["rounds"]) == 2
+    run_scenario(s, tmp_path / "inprocess", show_progress=False)
+    reference = json.loads((tmp_path / "inprocess" / "model.json").read_text())
+    final = np.frombuffer(base64.b64decode(record["final_params"]), dtype=np.float64)
+    assert final[:-1].tolist() == reference["weights"]  # bit for bit
+    assert final[-1] == reference["intercept"]
+

@@ -111,3 +111,21 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
     assert got == [(int(r.split(",")[0]), int(r.split(",")[7]), int(r.split(",")[8]))
                    for r in rows]
     assert np.all([c["data-path"].endswith(".npz") for c in configs])
+
+
+def test_a_relative_scenario_is_found_in_the_unpacked_app(tmp_path, monkeypatch):
+    """The apps run in their SuperLink's or SuperNode's folder; Flower puts the unpacked
+    app (which carries scenarios/*.toml) on sys.path."""
+    from fedrisk.federation import flower_app
+
+    app = tmp_path / "app"
+    (app / "scenarios").mkdir(parents=True)
+    (app / "scenarios" / "only-here.toml").write_text('name = "x"\n')
+    elsewhere = tmp_path / "superlink"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert flower_app._scenario_file("scenarios/only-here.toml") == "scenarios/only-here.toml"
+    monkeypatch.syspath_prepend(str(app))
+    assert flower_app._scenario_file("scenarios/only-here.toml") == \
+        str(app / "scenarios" / "only-here.toml")
+    assert flower_app._scenario_file(str(app / "x.toml")) == str(app / "x.toml")

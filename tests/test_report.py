@@ -301,3 +301,18 @@ def test_report_renders_in_headless_chromium(reports, tmp_path, kind):
     assert pixels.shape[:2] == (3000, 1200)
     colours = np.unique(pixels[::4, ::4, :3].reshape(-1, 3), axis=0)
     assert len(colours) > 1, "the screenshot is blank"
+
+
+def test_report_shows_dropouts_and_participation(tmp_path):
+    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=4", "federation.dropout=0.4",
+                                                      "federation.min_parties=1"])
+    summary = run_scenario(s, tmp_path / "run", show_progress=False).summary
+    html = Path(render_report(tmp_path / "run")).read_text()
+    section = html[html.index("Dropouts, stragglers and participation"):]
+    section = section[:section.index("</table></section>") if "</table></section>" in section
+                      else len(section)]
+    for name, party in summary["faults"]["per_party"].items():
+        cells = re.findall(r"<td>([^<]*)</td>", section[section.index(name):])[:4]
+        assert cells == [str(party[k]) for k in ("asked", "answered", "dropped",
+                                                 "lost_or_late")]
+    assert sum(p["dropped"] for p in summary["faults"]["per_party"].values()) > 0

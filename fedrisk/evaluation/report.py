@@ -611,7 +611,30 @@ class _Report:
             out.append(self._vertical_costs())
         out.append("<h3>Per round</h3>")
         out.append(self._per_round(c.get("bytes_per_round")))
+        out.append(self._faults())
+        dep = self._dict("deployment")
+        if dep:
+            out.append("<h3>Deployment Engine</h3>")
+            out.append(kv_table([(label(k), fmt(v)) for k, v in dep.items()]))
         out.append("</section>")
+        return "".join(out)
+
+    def _faults(self) -> str:
+        f = self._dict("faults")
+        if not f:
+            return ""
+        out = ["<h3>Dropouts, stragglers and participation</h3>",
+               kv_table([(label(k), fmt(v)) for k, v in f.items()
+                         if k not in ("per_party", "updates_per_round")])]
+        parties = f.get("per_party")
+        if isinstance(parties, dict) and parties:
+            cols = ("asked", "answered", "dropped", "lost_or_late")
+            head = "".join(f"<th>{escape(label(c))}</th>" for c in cols)
+            body = "".join(
+                f'<tr><td class="l">{escape(str(k))}</td>'
+                + "".join(f"<td>{fmt(v.get(c))}</td>" for c in cols) + "</tr>"
+                for k, v in parties.items() if isinstance(v, dict))
+            out.append(f'<table><tr><th class="l">party</th>{head}</tr>{body}</table>')
         return "".join(out)
 
     def _vertical_costs(self) -> str:

@@ -30,6 +30,7 @@ import sys
 import tomllib
 import zlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerJob, S
 from fedrisk.scenario import Scenario, load_scenario, scenario_from_dict, to_toml
 
 DEFAULT_SCENARIO = "scenarios/quickstart.toml"
+PROJECT = Path(__file__).resolve().parents[2]  # the checkout (or the unpacked app)
 RESULT_MARK = "FEDRISK-RESULT "
 PROGRESS_MARK = "FEDRISK-ROUND "
 log = logging.getLogger("fedrisk")
@@ -131,12 +133,25 @@ def _job_from_scenario(path: str) -> HorizontalJob:
     return _bank_job(s, prepare_horizontal(s), None)
 
 
+def _scenario_file(name: str) -> str:
+    """A relative ``scenario`` is relative to the Flower App folder. The apps run in their
+    SuperLink's or SuperNode's folder, so look there, in the checkout fedrisk was
+    installed from, and in the unpacked app (Flower puts it on ``sys.path``)."""
+    path = Path(name)
+    if path.is_absolute():
+        return str(path)
+    for base in (Path.cwd(), PROJECT, *(Path(p) for p in sys.path if p)):
+        if (base / path).is_file():
+            return str(base / path)
+    return name  # load_scenario names it in its error
+
+
 def _public(context: Context) -> dict[str, Any]:
     text = context.run_config.get("fedrisk-job")
     if text:
         return json.loads(str(text))
-    return public_job(_job_from_scenario(str(context.run_config.get("scenario",
-                                                                     DEFAULT_SCENARIO))))
+    scenario = _scenario_file(str(context.run_config.get("scenario", DEFAULT_SCENARIO)))
+    return public_job(_job_from_scenario(scenario))
 
 
 # --- the apps ---------------------------------------------------------------------------------
@@ -179,8 +194,11 @@ server_app = ServerApp()
 
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
-    public = _public(context)
-    job = server_job_from(public)
+    try:
+        job = server_job_from(_public(context))
+    except Exception as exc:  # reported to the harness like any other failure
+        _emit(RESULT_MARK + encode_result(result_record(ServerRecorder(None), [], exc)))
+        raise
     params_by_round: list[np.ndarray] = []
 
     def keep(params: np.ndarray) -> dict[str, float]:
