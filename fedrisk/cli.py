@@ -160,11 +160,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fedrisk.scenario import load_scenario
 
     if args.resume is not None:
-        if args.scenario or args.overrides or args.engine or args.out:
-            raise InputError("--resume: continues a run exactly as it was set up; give no "
-                             "SCENARIO, --set, --engine or --out with it")
+        if args.scenario or args.engine or args.out or args.superlink or args.insecure \
+                or args.root_certificates or args.bank_files:
+            raise InputError("--resume: continues a run as it was set up; give no SCENARIO, "
+                             "--engine, --out or deployment options with it")
         from fedrisk.runner import resume_run
-        outcome = resume_run(args.resume, show_progress=not args.quiet, verbose=args.verbose)
+        outcome = resume_run(args.resume, overrides=args.overrides,
+                             show_progress=not args.quiet, verbose=args.verbose)
         if not args.quiet:
             _print_result(outcome.summary, outcome.out_dir)
         return 0

@@ -56,7 +56,7 @@ def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Itera
         print(f"fedrisk: warning: discarding the interrupted run in {stage} (continue one "
               f"with fedrisk run --resume {out})", file=sys.stderr)
         shutil.rmtree(stage)
-    stage.mkdir(exist_ok=True)
+    stage.mkdir(mode=0o700, exist_ok=True)  # it will hold the banks' checkpoint
     marker = stage / "checkpoint" / checkpoint_file
     from fedrisk.federation.faults import QuorumError
 
@@ -77,10 +77,12 @@ def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Itera
         if not marker.exists():
             shutil.rmtree(stage, ignore_errors=True)
             raise
-        raise QuorumError(f"{exc}; {hint()} once enough parties are back",
+        raise QuorumError(f"{exc}; {hint()} once enough parties are back (or add --set "
+                          "federation.min_parties=N to go on with fewer)",
                           resumable=True) from None
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        if not resume:  # never throw away the checkpoint a resume started from
+            shutil.rmtree(stage, ignore_errors=True)
         raise
     shutil.rmtree(stage / "checkpoint", ignore_errors=True)
     _replace(out, stage)

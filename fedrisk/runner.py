@@ -189,19 +189,37 @@ def _bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> Horizon
                          keys.private_key if keys else None, dp)
 
 
-def resume_run(out: Path, *, show_progress: bool = True, verbose: bool = False,
+# what may change when a run resumes: how many banks it needs and the faults it meets
+RESUME_OVERRIDES = ("federation.min_parties", "federation.dropout", "federation.stragglers",
+                    "federation.straggler_delay", "federation.round_timeout")
+
+
+def resume_run(out: Path, *, overrides: list[str] | tuple[str, ...] = (),
+               show_progress: bool = True, verbose: bool = False,
                client_mods: list | None = None) -> RunOutcome:
-    """Continue the interrupted run that was to write ``out``, from its checkpoint."""
+    """Continue the interrupted run that was to write ``out``, from its checkpoint.
+
+    ``overrides`` (``--set``) may change only :data:`RESUME_OVERRIDES`, e.g. to go on
+    with fewer banks after a run stopped for lack of them; without overrides the
+    resumed run ends exactly where an uninterrupted one would.
+    """
     import tomllib
     from fedrisk.federation.checkpoint import read_checkpoint
     from fedrisk.rundir import incomplete_dir
-    from fedrisk.scenario import scenario_from_dict
+    from fedrisk.scenario import apply_override, parse_override, scenario_from_dict
 
     stage = out if out.name.endswith(".incomplete") else incomplete_dir(out)
     if stage is out:
         out = out.parent / out.name[1:-len(".incomplete")]
     ckpt = read_checkpoint(stage / "checkpoint", f"--resume {out}")
-    s = scenario_from_dict(tomllib.loads(ckpt.scenario_toml), ckpt.server["scenario_path"])
+    raw = tomllib.loads(ckpt.scenario_toml)
+    for item in overrides:
+        key = ".".join(parse_override(item)[0])
+        if key not in RESUME_OVERRIDES:
+            raise InputError(f"--set {item}: a resumed run may change only "
+                             + ", ".join(RESUME_OVERRIDES))
+        apply_override(raw, item, f"--resume {out}")
+    s = scenario_from_dict(raw, ckpt.server["scenario_path"])
     return run_scenario(s, out, show_progress=show_progress, verbose=verbose,
                         client_mods=client_mods, resume=ckpt)
 
@@ -210,6 +228,9 @@ def _checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
                   node_states: dict, keys: BankKeys | None, kept_rows: int):
     """Save both sides' state after every round (see fedrisk.federation.checkpoint)."""
     scenario_toml = to_toml(s)
+    # absolute, so relative data paths resolve the same from any working folder
+    scenario_path = (s.source_file if s.source_file.startswith("<")
+                     else str(Path(s.source_file).resolve()))
     transcript = TranscriptLog(folder, kept_rows)
     bank_keys = None
     if keys is not None:  # the banks' own secret, in their half of the checkpoint
@@ -218,7 +239,7 @@ def _checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
     def save(rnd: int, arrays) -> None:
         transcript.append(recorder.transcript.entries)
         write_checkpoint(folder, rnd=rnd, scenario_toml=scenario_toml,
-                         scenario_path=s.source_file, arrays=arrays,
+                         scenario_path=scenario_path, arrays=arrays,
                          strategy_state=recorder.strategy.state_dict(),
                          recorder_state=recorder.state_dict(with_transcript=False),
                          party_of=recorder.party_of,
@@ -252,7 +273,9 @@ def _spent_dp(job: HorizontalJob, part: Participation):
     if job.paillier is not None:  # the banks' noise shares: only answered ones summed
         for r in range(1, rounds + 1):
             asked, got = part.asked_in(r), part.answered_in(r)
-            scale[r] = math.sqrt(got / asked) if asked else 0.0
+            # Rounds where nobody was sampled, or nobody answered, are charged as
+            # planned: skipping them would depend on the sample itself.
+            scale[r] = math.sqrt(got / asked) if 0 < got < asked else 1.0
     if rounds == job.scenario.rounds and all(v == 1.0 for v in scale.values()):
         return dp
     return dp.spent(trained, rounds, scale)

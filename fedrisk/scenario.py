@@ -367,8 +367,9 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
                             "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part")
     f = s.federation
     if f.kind == "vertical" and (f.dropout or f.stragglers):
-        raise ScenarioError(f"{where}: federation.dropout: fault injection is for horizontal "
-                            "runs; a vertical run needs every party for each batch")
+        key = "federation.dropout" if f.dropout else "federation.stragglers"
+        raise ScenarioError(f"{where}: {key}: fault injection is for horizontal runs; a "
+                            "vertical run needs every party for each batch")
     if s.federation.kind == "vertical":
         _check_vertical(s, where)
     elif s.federation.parties:

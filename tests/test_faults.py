@@ -193,9 +193,9 @@ def test_distributed_noise_lost_with_dropouts_is_accounted(tmp_path):
     got = run_scenario(s, tmp_path / "r", show_progress=False).summary
     acct = PrivacyAccountant(s.privacy.delta)
     events = []
-    for r, k in enumerate(got["faults"]["updates_per_round"], start=1):
-        if k:
-            events.append(GaussianSampledEvent(2.0 * math.sqrt(k / 5), 1.0, 1))
+    for k in got["faults"]["updates_per_round"]:  # every round is charged
+        events.append(GaussianSampledEvent(2.0 * (math.sqrt(k / 5) if 0 < k < 5 else 1.0),
+                                           1.0, 1))
     assert got["privacy"]["epsilon"] == pytest.approx(acct.epsilon_of(events), rel=1e-12)
     assert got["privacy"]["epsilon"] > got["privacy"]["epsilon_planned"]
     # the server adds all the noise itself in plain mode: dropouts cost nothing extra
@@ -216,3 +216,61 @@ def test_faults_are_the_same_on_the_simulation_engine(tmp_path):
     b = run_scenario(sim, tmp_path / "b", show_progress=False).summary
     assert a["federated"] == b["federated"]
     assert without_timings(a["faults"]) == without_timings(b["faults"])
+
+
+def test_paillier_client_dp_charges_rounds_nobody_was_sampled_in(tmp_path):
+    """Poisson sampling leaves some rounds empty; skipping them would make ε depend on
+    the sample. With no dropouts the spent ε is the planned one."""
+    s = quickstart("rounds=8", "federation.banks=6", "privacy.dp=client",
+                   "privacy.noise_multiplier=1.5", "federation.sample_rate=0.3",
+                   "privacy.aggregation=paillier", "privacy.key_bits=1024",
+                   "federation.min_parties=1")
+    got = run_scenario(s, tmp_path / "r", show_progress=False).summary
+    assert 0 in got["faults"]["updates_per_round"]  # an empty round happened
+    assert got["privacy"]["epsilon"] == got["privacy"]["epsilon_planned"]
+    assert got["privacy"]["steps"] == 8
+
+
+def test_participation_charges_every_round_an_update_may_exist_for():
+    from fedrisk.federation.participation import Participation
+    from fedrisk.federation.transcript import TranscriptEntry as E
+
+    rows = [E(1, "server", "b", "global_model", 10, "plaintext", True),
+            E(1, "b", "server", "dropped", 0, "plaintext", True),       # injected, before
+            E(2, "server", "b", "global_model_and_key_shares", 10, "plaintext", True),
+            E(2, "b", "server", "masked_update", 10, "masked", False),  # update arrived,
+            E(2, "b", "server", "lost", 0, "plaintext", True),          # then lost
+            E(3, "server", "b", "global_model", 10, "plaintext", True),
+            E(3, "b", "server", "lost", 0, "plaintext", True),          # transport lost
+            E(4, "server", "b", "global_model", 10, "plaintext", True)]  # late: no reply
+    part = Participation.from_transcript(rows, ["b"], 4)
+    assert part.trained("b") == (2, 3, 4)
+    assert part.to_summary()["b"] == {"asked": 4, "answered": 1, "dropped": 1,
+                                      "lost_or_late": 2}
+
+
+def test_a_bank_error_that_halts_secagg_stops_the_run(tmp_path):
+    from fedrisk.federation.secagg import is_training_stage
+
+    def broken(msg, context, call_next):
+        if is_training_stage(msg) and int(context.node_config["partition-id"]) < 2:
+            raise RuntimeError("disk on fire")
+        return call_next(msg, context)
+
+    s = quickstart("rounds=3", "privacy.aggregation=secagg")
+    with pytest.raises(ProtocolError, match="round 1: .*(disk on fire|answered SecAgg\\+ "
+                                            "with an error)") as info:
+        run_scenario(s, tmp_path / "r", show_progress=False, client_mods=[broken])
+    assert not isinstance(info.value, QuorumError)
+
+
+@pytest.mark.parametrize("method", ["rdp", "pld"])
+def test_epsilon_curve_is_each_prefix_composed(method):
+    acct = PrivacyAccountant(1e-5, method)
+    events = [GaussianSampledEvent(1.0, 0.2, 3), GaussianSampledEvent(1.0, 0.2, 0),
+              GaussianSampledEvent(0.7, 0.2, 3)]
+    curve = acct.epsilon_curve(events)
+    assert curve[0] == acct.epsilon(events[0]) == curve[1]
+    assert curve[2] == pytest.approx(acct.epsilon_of(events), rel=1e-9)
+    same = [GaussianSampledEvent(1.0, 0.2, 2)] * 4
+    assert acct.epsilon_curve(same)[-1] == acct.epsilon(GaussianSampledEvent(1.0, 0.2, 8))

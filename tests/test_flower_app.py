@@ -129,3 +129,23 @@ def test_a_relative_scenario_is_found_in_the_unpacked_app(tmp_path, monkeypatch)
     assert flower_app._scenario_file("scenarios/only-here.toml") == \
         str(app / "scenarios" / "only-here.toml")
     assert flower_app._scenario_file(str(app / "x.toml")) == str(app / "x.toml")
+
+
+def test_a_bank_given_rows_from_another_split_is_refused(tmp_path, monkeypatch, capsys):
+    from fedrisk.data.prepare import prepare_horizontal
+    from fedrisk.runner import _bank_job
+    from fedrisk.scenario import load_scenario
+
+    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=1", "federation.banks=3"])
+    job = _bank_job(s, prepare_horizontal(s), None)
+    configs = write_bank_files(tmp_path / "banks", job, None)
+    other = load_scenario(SCENARIOS / "quickstart.toml",
+                          ["rounds=1", "federation.banks=3", "seed=7"])
+    write_bank_files(tmp_path / "other", _bank_job(other, prepare_horizontal(other), None),
+                     None)
+    configs[1]["data-path"] = str(tmp_path / "other" / "bank_2.npz")
+    record = drive(monkeypatch, capsys, 3, {"fedrisk-job": json.dumps(public_job(job))},
+                   configs)
+    assert "bank_2: its rows" in record["error"]
+    assert "are not the ones this scenario's split gives" in record["error"]
+    assert record["error_kind"] == "protocol"

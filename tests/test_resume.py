@@ -141,3 +141,41 @@ def test_a_run_that_fails_leaves_no_checkpoint_behind(tmp_path):
     with pytest.raises(Exception, match="disk on fire"):
         run_scenario(s, tmp_path / "r", show_progress=False, client_mods=[crash])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_stopped_for_lack_of_banks_resumes_with_a_lower_quorum(tmp_path):
+    from fedrisk.errors import InputError
+    from fedrisk.federation.faults import QuorumError
+
+    s = load_scenario(SCENARIOS / "quickstart.toml",
+                      ["rounds=12", "federation.dropout=0.6", "federation.min_parties=3"])
+    out = tmp_path / "r"
+    with pytest.raises(QuorumError, match="--set federation.min_parties=N") as info:
+        run_scenario(s, out, show_progress=False)
+    assert info.value.resumable
+    with pytest.raises(InputError, match="may change only federation.min_parties"):
+        resume_run(out, overrides=["rounds=30"], show_progress=False)
+    with pytest.raises(QuorumError):  # the same faults strike again
+        resume_run(out, show_progress=False)
+    summary = resume_run(out, overrides=["federation.min_parties=1"],
+                         show_progress=False).summary
+    assert summary["faults"]["rounds_completed"] == 12
+    assert summary["faults"]["min_parties"] == 1
+
+
+def test_checkpoint_halves_must_belong_together(tmp_path):
+    from fedrisk.errors import InputError
+    from fedrisk.federation.checkpoint import read_checkpoint
+
+    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=5"])
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(s, tmp_path / "cut", show_progress=False, client_mods=[interrupt_at(4)])
+    folder = tmp_path / ".cut.incomplete" / "checkpoint"
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / "banks.json").stat().st_mode & 0o777) == "0o600"
+    banks = json.loads((folder / "banks.json").read_text())
+    banks["round"] = 1
+    (folder / "banks.json").write_text(json.dumps(banks))
+    with pytest.raises(InputError, match="inconsistent: the banks' state is from round 1, "
+                                         "the aggregator's from round 3"):
+        read_checkpoint(folder, "--resume x")

@@ -58,9 +58,15 @@ def text_to_bytes(text: str) -> bytes:
     return base64.b64decode(text)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: Path, obj: Any, private: bool = False) -> None:
+    """Write, flush to disk, then rename over ``path``: readers see the old file or the
+    new one. ``private`` files (the banks' secrets) are readable by their owner only."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, allow_nan=False), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, allow_nan=False))
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -104,8 +110,8 @@ def write_checkpoint(folder: Path, *, rnd: int, scenario_toml: str, scenario_pat
                      bank_states: dict[int, RecordDict], bank_keys: dict | None) -> None:
     """Save both sides after round ``rnd`` (banks first: a crash between the two writes
     leaves banks one round ahead, which the aggregator's resend tolerates)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / BANKS_FILE, {
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_json_atomic(folder / BANKS_FILE, private=True, obj={
         "format": FORMAT, "round": rnd,
         "states": {str(n): records_to_text(st) for n, st in bank_states.items()},
         "keys": bank_keys,
@@ -130,8 +136,22 @@ def read_checkpoint(folder: Path, where: str) -> Checkpoint:
                          f"one in {folder})") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError(f"{where}: the checkpoint in {folder} is damaged") from None
-    if server.get("format") != FORMAT or banks.get("format") != FORMAT:
+    except OSError as exc:
+        raise InputError(f"{where}: cannot read the checkpoint in {folder}: "
+                         f"{exc.strerror}") from None
+    if not isinstance(server, dict) or not isinstance(banks, dict) or \
+            server.get("format") != FORMAT or banks.get("format") != FORMAT:
         raise InputError(f"{where}: the checkpoint in {folder} is not a {FORMAT} file")
+    missing = [k for k in ("round", "scenario_toml", "scenario_path", "arrays", "strategy",
+                           "recorder", "party_of") if k not in server]
+    if missing or "states" not in banks or "round" not in banks:
+        raise InputError(f"{where}: the checkpoint in {folder} is damaged (missing "
+                         f"{', '.join(missing) or 'the banks state'})")
+    # banks are saved first, so they may be one round ahead, never behind
+    if banks["round"] not in (server["round"], server["round"] + 1):
+        raise InputError(f"{where}: the checkpoint in {folder} is inconsistent: the banks' "
+                         f"state is from round {banks['round']}, the aggregator's from "
+                         f"round {server['round']}")
     return Checkpoint(folder, server, banks)
 
 
@@ -177,10 +197,12 @@ class TranscriptLog:
     def __init__(self, folder: Path, kept: int = 0) -> None:
         self.path = folder / TRANSCRIPT_FILE
         self.written = kept
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         rows = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:kept] \
             if kept else []
-        self.path.write_text("".join(rows), encoding="utf-8")
+        tmp = self.path.with_name(TRANSCRIPT_FILE + ".tmp")
+        tmp.write_text("".join(rows), encoding="utf-8")
+        os.replace(tmp, self.path)  # an interruption here leaves the old log whole
 
     def append(self, entries: list) -> None:
         new = entries[self.written:]

@@ -51,10 +51,17 @@ clientapp = "fedrisk.federation.flower_app:client_app"
 [tool.flwr.app.config]
 fedrisk-job = ""
 """
-# Start-up (SuperLink, SuperNodes, registration) plus, per round, a few SuperNode polls
-# and a fresh ClientApp process per message: generous, a hung run still ends.
+# Start-up (SuperLink, SuperNodes, registration) plus, per round, a few SuperNode polls,
+# a fresh ClientApp process per message, and as long as the aggregator may wait for
+# replies (round_timeout per message exchange; SecAgg+ has four): a hung run still ends.
 RUN_TIMEOUT_BASE = 300.0
 RUN_TIMEOUT_PER_ROUND = 120.0
+
+
+def run_timeout(s) -> float:
+    exchanges = 4 if s.privacy.aggregation == "secagg" else 1
+    return RUN_TIMEOUT_BASE + s.rounds * (RUN_TIMEOUT_PER_ROUND
+                                          + exchanges * s.federation.round_timeout)
 
 
 KEY_FILE = "banks-paillier-key.json"
@@ -75,7 +82,12 @@ class DeploymentOptions:
 
         from fedrisk.crypto.paillier import BankKeys
         from fedrisk.federation.flower_app import read_private_key
-        private = read_private_key(str(self.bank_files / KEY_FILE))
+        path = self.bank_files / KEY_FILE
+        try:
+            private = read_private_key(str(path))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InputError(f"--bank-files {self.bank_files}: {KEY_FILE} is not a key file "
+                             "written by fedrisk data split") from None
         return BankKeys(private.public_key, private, threading.Event())
 
     @classmethod
@@ -126,17 +138,20 @@ def run_deployed(s, out: Path, options: DeploymentOptions | None, *, show_progre
 
     options = options or DeploymentOptions()
     started = time.perf_counter()
+    if keys:  # the banks encrypt on their SuperNodes, not here
+        keys.stop_precompute.set()
     if options.insecure:
         print("fedrisk: warning: --insecure: no TLS and no SuperNode authentication; "
               "anyone who can reach the ports can read updates or join as a bank",
               file=sys.stderr)
     data, job, score = prepare_job(s, keys)
     work = Path(tempfile.mkdtemp(prefix="fedrisk-deploy-"))
+    restore = _interrupt_on_termination()
     try:
         with staged_run_dir(out) as stage:
             app_dir = write_app(work / "app")
             run_config = {"fedrisk-job": json.dumps(public_job(job), allow_nan=True)}
-            timeout = RUN_TIMEOUT_BASE + RUN_TIMEOUT_PER_ROUND * s.rounds
+            timeout = run_timeout(s)
             with _progress(show_progress, s) as (progress, task):
                 def on_line(line: str) -> None:
                     if verbose:
@@ -152,8 +167,6 @@ def run_deployed(s, out: Path, options: DeploymentOptions | None, *, show_progre
                     log = _run_remote(work, app_dir, run_config, timeout, options, on_line)
                 fed_wall = time.perf_counter() - fed_started
             record = _result_from(log)
-            if keys:
-                keys.stop_precompute.set()
             _raise_run_error(record)
             recorder = recorder_from_result(record, score)
             summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score,
@@ -167,7 +180,24 @@ def run_deployed(s, out: Path, options: DeploymentOptions | None, *, show_progre
                                                 encoding="utf-8")
         return RunOutcome(out, summary)
     finally:
+        restore()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _interrupt_on_termination():
+    """Make SIGTERM and SIGHUP raise KeyboardInterrupt while a deployment runs, so the
+    clean-up that Ctrl-C gets (every process stopped, the work folder with the banks'
+    rows and key removed) runs for them too. Returns the function restoring handlers."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    return lambda: [signal.signal(sig, handler) for sig, handler in old.items()]
 
 
 def split_for_supernodes(s, out: Path) -> str:
@@ -184,13 +214,12 @@ def split_for_supernodes(s, out: Path) -> str:
     _, job, _ = prepare_job(s, keys)
     if keys:
         keys.stop_precompute.set()
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent
-                                  if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         configs = write_bank_files(stage, job, keys)
         if out.exists():
             out.rmdir()
-        out.parent.mkdir(parents=True, exist_ok=True)
         stage.rename(out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

@@ -196,6 +196,10 @@ def flower_env(flwr_home: Path, extra: Mapping[str, str] | None = None) -> dict[
     for key in ("NO_PROXY", "no_proxy"):  # never send loopback traffic to a proxy
         env[key] = ",".join(filter(None, [env.get(key), HOST, "localhost"]))
     env["FLWR_HOME"] = str(flwr_home)
+    # Flower starts its own helpers (flower-superexec, flwr-serverapp, flwr-clientapp)
+    # by name: take them from this interpreter's environment, even if not activated
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent),
+                                                env.get("PATH")]))
     env.update(extra or {})
     return env
 

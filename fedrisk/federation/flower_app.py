@@ -24,6 +24,7 @@ shortcut, fine for trying the Deployment Engine, not for real banks.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import sys
@@ -60,6 +61,7 @@ def public_job(job: HorizontalJob) -> dict[str, Any]:
         "scenario_path": job.scenario.source_file,
         "party_names": list(server.party_names),
         "bank_rows": [len(b.y) for b in job.banks],
+        "bank_digests": [rows_digest(b) for b in job.banks],
         "n_features": job.n_features,
         "max_weight": server.max_weight,
         "dp": job.dp.to_dict() if job.dp is not None else None,
@@ -104,6 +106,15 @@ def bank_job_from(public: dict[str, Any], party: int, rows: BankData,
                   for i, name in enumerate(public["party_names"]))
     return HorizontalJob(s, banks, public["n_features"], _paillier_setup(public, s),
                          private_key, _dp(public))
+
+
+def rows_digest(bank: BankData) -> str:
+    """A short fingerprint of a bank's rows: SuperNodes check they were given the rows
+    the scenario's split gives (a file from another scenario or seed would train a
+    different model, and could overlap the harness's test rows)."""
+    h = hashlib.sha256(np.ascontiguousarray(bank.X, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(bank.y, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def read_bank_rows(path: str, name: str) -> BankData:
@@ -164,6 +175,11 @@ def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> Cl
         rows = read_bank_rows(data_path, name)
     else:  # `flwr run .`: derive this bank's rows from the scenario's data
         rows = _job_from_scenario(str(public["scenario_path"])).banks[party]
+    expected = public["bank_digests"][party]
+    if rows_digest(rows) != expected:
+        raise ValueError(f"{name}: its rows ({data_path or 'derived'}) are not the ones this "
+                         f"scenario's split gives (fingerprint {rows_digest(rows)}, expected "
+                         f"{expected}); write them again with fedrisk data split")
     key = read_private_key(key_path) if key_path else None
     return make_client_app(bank_job_from(public, party, rows, key))
 

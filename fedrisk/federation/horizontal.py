@@ -236,7 +236,7 @@ class BankFedAvg(FedAvg):
 
 
 UPDATE_KINDS = frozenset({"model_update", "encrypted_update", "masked_update"})
-NOT_ANSWERS = ("error", "dropped")
+NOT_ANSWERS = ("error", "dropped", "lost")
 
 
 def classify_plain(msg: Message, to_server: bool) -> tuple[str, str, bool]:

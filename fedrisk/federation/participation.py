@@ -3,8 +3,9 @@
 The transcript is what the aggregator saw, on every engine, so participation derived
 from it is the same whether parties ran in this process, in Ray actors or on
 SuperNodes. Privacy accounting uses it: a bank is charged for a round when it was asked
-to train and did not drop out before training (a reply that was lost or late still
-counts: the bank trained, and its update may be somewhere).
+to train, unless it dropped out before training (an injected dropout, which strikes
+before the bank's code runs) and sent no update. A reply the transport lost or that came
+late still counts: the bank trained, and its update may be somewhere.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class Participation:
                              for d in (asked, dropped, answered)))
 
     def trained(self, party: str) -> tuple[int, ...]:
-        """Rounds ``party`` trained in (privacy cost), in order."""
-        gone = set(self.dropped[party])
+        """Rounds ``party`` trained in (privacy cost), in order: every round it was
+        asked, except those it dropped out of before training and sent no update."""
+        gone = set(self.dropped[party]) - set(self.answered[party])
         return tuple(r for r in self.asked[party] if r not in gone)
 
     def asked_in(self, rnd: int) -> int:
@@ -58,8 +60,11 @@ class Participation:
         return sum(rnd in r for r in self.answered.values())
 
     def to_summary(self) -> dict:
-        return {p: {"asked": len(self.asked[p]), "answered": len(self.answered[p]),
-                    "dropped": len(self.dropped[p]),
-                    "lost_or_late": len(self.asked[p]) - len(self.answered[p])
-                    - len(self.dropped[p])}
-                for p in self.asked}
+        out = {}
+        for p in self.asked:
+            dropped = set(self.dropped[p]) - set(self.answered[p])
+            out[p] = {"asked": len(self.asked[p]), "answered": len(self.answered[p]),
+                      "dropped": len(dropped),
+                      "lost_or_late": len(set(self.asked[p]) - set(self.answered[p])
+                                          - dropped)}
+        return out

@@ -21,7 +21,7 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
 from fedrisk.errors import ProtocolError
-from fedrisk.federation.faults import is_lost
+from fedrisk.federation.faults import DROPPED, is_lost
 from fedrisk.federation.transcript import SERVER, Transcript, TranscriptEntry, message_bytes
 
 IDENTIFY = "query.identify"
@@ -45,6 +45,14 @@ def identify_mod(party_name: Callable[[int], str]):
         return call_next(msg, context)
 
     return mod
+
+
+def _error_kind(msg: Message) -> str:
+    """'dropped' (an injected dropout, before training), 'lost' (the transport lost
+    the party) or 'error' (the party answered with an error of its own)."""
+    if msg.error.code == DROPPED:
+        return "dropped"
+    return "lost" if is_lost(msg) else "error"
 
 
 def message_round(msg: Message) -> int:
@@ -141,7 +149,7 @@ class RecordingGrid(Grid):
             if msg.metadata.message_type == IDENTIFY or not msg.has_content():
                 what, protection, readable = (
                     ("identity", "plaintext", True) if msg.has_content()
-                    else ("dropped" if is_lost(msg) else "error", "plaintext", True))
+                    else (_error_kind(msg), "plaintext", True))
             else:
                 what, protection, readable = self.classify(msg, to_server)
             node = msg.metadata.src_node_id if to_server else msg.metadata.dst_node_id

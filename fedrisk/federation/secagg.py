@@ -215,14 +215,17 @@ def make_secagg_server_app(server_job, recorder, resume=None) -> ServerApp:
             # SecAgg+ halts a round (Flower logs it and goes on) when too few banks are
             # left to unmask it: the model does not move. The run goes on too, unless
             # fewer than min_parties are still answering at all.
-            stayed = {e.sender for e in recorder.transcript.entries if e.round == rnd
-                      and e.receiver == recorder.server_name and e.what != "dropped"}
-            dropped = {e.sender for e in recorder.transcript.entries if e.round == rnd
-                       and e.what == "dropped"}
-            if len(stayed - dropped) < s.quorum:
-                raise QuorumError(f"round {rnd}: only {len(stayed - dropped)} parties "
-                                  f"answered, fewer than federation.min_parties = "
-                                  f"{s.quorum}; the run stopped")
+            replies = [e for e in recorder.transcript.entries if e.round == rnd
+                       and e.receiver == recorder.server_name]
+            failed = sorted({e.sender for e in replies if e.what == "error"})
+            if failed:  # a bank's own error, not a dropout
+                raise ProtocolError(f"round {rnd}: {', '.join(failed)} answered SecAgg+ "
+                                    "with an error and the round could not be unmasked")
+            updates = {e.sender for e in replies if e.what == "masked_update"}
+            if len(updates) < s.quorum:
+                raise QuorumError(f"round {rnd}: only {len(updates)} parties answered, "
+                                  f"fewer than federation.min_parties = {s.quorum}; the "
+                                  "run stopped")
             strategy.halted.append(rnd)
         metrics = recorder.evaluate(rnd, params_record(ndarrays[0]))
         return 0.0, dict(metrics) if metrics is not None else {}

@@ -228,6 +228,33 @@ class PrivacyAccountant:
         acc.compose(dp_accounting.ComposedDpEvent([e.to_dp_event() for e in events]))
         return float(acc.get_epsilon(self.delta))
 
+    def epsilon_curve(self, events: Sequence[GaussianSampledEvent]) -> list[float]:
+        """ε after each prefix of ``events`` (one per round), composed incrementally:
+        element i equals ``epsilon_of(events[:i + 1])``, at the cost of one pass."""
+        out: list[float] = []
+        steps: dict[tuple[float, float], int] = {}  # (q, z) -> steps so far
+        acc = None if self.method == "rdp" else dp_accounting.pld.PLDAccountant(
+            value_discretization_interval=_PLD_DISCRETIZATION)
+        for e in events:
+            if e.steps:
+                key = (e.sample_rate, e.noise_multiplier)
+                steps[key] = steps.get(key, 0) + e.steps
+                if acc is not None:
+                    acc.compose(e.to_dp_event())
+            merged = [GaussianSampledEvent(z, q, t) for (q, z), t in steps.items()]
+            if len(merged) <= 1 or any(m.noise_multiplier == 0 for m in merged):
+                # one kind of event: exactly what epsilon() says for their total
+                out.append(self.epsilon(merged[0]) if merged and all(
+                    m.noise_multiplier for m in merged) else
+                    (math.inf if merged else 0.0))
+            elif acc is None:
+                total = sum(m.steps * _rdp_one_step(m.sample_rate, m.noise_multiplier,
+                                                    self.orders) for m in merged)
+                out.append(float(rdp_lib.compute_epsilon(self.orders, total, self.delta)[0]))
+            else:
+                out.append(float(acc.get_epsilon(self.delta)))
+        return out
+
     # -- ε after each round ---------------------------------------------------
     def epsilon_after(
         self, noise_multiplier: float, sample_rate: float, steps_per_round: int, rounds: int

@@ -100,37 +100,33 @@ class DPPlan:
         ``rounds``: rounds the run completed (fewer than planned if it stopped early);
         ``noise_scale`` (client DP): round -> share of the planned noise std that
         reached the sum (distributed noise loses the shares of banks that dropped
-        out; ``0`` = nothing was released that round). Same mechanism, same accountant.
+        out). Same mechanism, same accountant; every round run is charged.
         """
         acct = PrivacyAccountant(self.delta, self.accountant)
         z = self.noise_multiplier
         if self.mode == "sample":
-            parties, curves = {}, {}
+            parties = {}
             for name, b in self.parties.items():
-                done = trained.get(name, ())
-                steps = b.steps_per_round * len(done)
+                steps = b.steps_per_round * len(trained.get(name, ()))
                 parties[name] = replace(b, steps=steps, epsilon=acct.epsilon(
                     GaussianSampledEvent(z, b.sample_rate, steps)))
-                curves[name] = [acct.epsilon(GaussianSampledEvent(
-                    z, b.sample_rate, b.steps_per_round * sum(r <= t for r in done)))
-                    for t in range(1, rounds + 1)]
             binding = max(parties, key=lambda k: parties[k].epsilon)
             b = parties[binding]
-            per_round = tuple(max(c[t] for c in curves.values()) for t in range(rounds))
+            # the per-round curve follows the binding bank, as the plan's does
+            done = set(trained.get(binding, ()))
+            per_round = acct.epsilon_curve([GaussianSampledEvent(
+                z, b.sample_rate, b.steps_per_round if r in done else 0)
+                for r in range(1, rounds + 1)])
             return replace(self, steps=b.steps, epsilon=b.epsilon, sample_rate=b.sample_rate,
-                           steps_per_round=b.steps_per_round, epsilon_per_round=per_round,
-                           binding_party=binding, parties=parties)
+                           steps_per_round=b.steps_per_round,
+                           epsilon_per_round=tuple(per_round), binding_party=binding,
+                           parties=parties)
         if self.mode == "client":
             scale = noise_scale or {}
-            events = []
-            per_round = []
-            for r in range(1, rounds + 1):
-                f = scale.get(r, 1.0)
-                if f > 0:
-                    events.append(GaussianSampledEvent(z * f, self.sample_rate, 1))
-                per_round.append(acct.epsilon_of(events))
-            eps = per_round[-1] if per_round else 0.0
-            return replace(self, steps=len(events), epsilon=eps,
+            per_round = acct.epsilon_curve([
+                GaussianSampledEvent(z * scale.get(r, 1.0), self.sample_rate, 1)
+                for r in range(1, rounds + 1)])
+            return replace(self, steps=rounds, epsilon=per_round[-1] if per_round else 0.0,
                            epsilon_per_round=tuple(per_round))
         return self
 
