@@ -197,7 +197,9 @@ class BankFedAvg(FedAvg):
         self._global: np.ndarray | None = None
 
     def train_nodes(self, server_round: int, grid: Grid) -> list[int]:
-        nodes = sorted(grid.get_node_ids())
+        """Every connected bank that identified itself, in node order."""
+        known = getattr(grid, "party_of", None)
+        nodes = [n for n in sorted(grid.get_node_ids()) if not known or n in known]
         if len(nodes) < self.min_parties:
             raise QuorumError(f"round {server_round}: only {len(nodes)} parties are "
                               f"connected, fewer than federation.min_parties = "
@@ -373,7 +375,8 @@ def make_server_app(server_job: ServerJob, recorder: ServerRecorder,
         done, evaluate, runner = 0, recorder.evaluate, strategy
         try:
             if resume is None:
-                grid.identify(len(server_job.party_names))
+                grid.identify(len(server_job.party_names), quorum=quorum,
+                              reply_timeout=s.federation.round_timeout)
             else:
                 done, initial = resume.round, resume.arrays
                 grid.party_of.update({int(k): v for k, v in resume.server["party_of"].items()})

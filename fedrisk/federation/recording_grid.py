@@ -79,24 +79,40 @@ class RecordingGrid(Grid):
         self._round_of: dict[str, int] = {}  # instruction message id -> round
 
     # --- identity -------------------------------------------------------------------
-    def identify(self, expected: int, timeout: float = 120.0) -> dict[int, str]:
-        """Wait for ``expected`` nodes, then ask each which party it is (round 0)."""
+    def identify(self, expected: int, timeout: float = 120.0, *,
+                 quorum: int | None = None, reply_timeout: float | None = None
+                 ) -> dict[int, str]:
+        """Wait for ``expected`` nodes, then ask each which party it is (round 0).
+
+        With a ``quorum`` the run may start without parties that never connected or
+        were lost before answering (within ``reply_timeout``), as long as ``quorum``
+        parties identified themselves; without one, every party must.
+        """
         deadline = time.monotonic() + timeout
         while len(nodes := sorted(self.inner.get_node_ids())) < expected:
             if time.monotonic() > deadline:
+                if quorum is not None and len(nodes) >= quorum:
+                    break
                 raise ProtocolError(f"round 0: only {len(nodes)} of {expected} parties "
                                     f"connected within {timeout:.0f} s")
             time.sleep(0.05)
         msgs = [Message(RecordDict({"config": ConfigRecord({"server-round": 0})}), node,
                         IDENTIFY) for node in nodes]
-        replies = list(self.inner.send_and_receive(msgs))
+        replies = list(self.inner.send_and_receive(msgs, timeout=reply_timeout))
         for reply in replies:
             if reply.has_error():
+                if quorum is not None and is_lost(reply):
+                    continue
                 raise ProtocolError(f"round 0: node {reply.metadata.src_node_id} did not "
                                     f"identify itself: {reply.error.reason}")
             self.party_of[reply.metadata.src_node_id] = str(reply.content["identity"]["party"])
         self._record(msgs, to_server=False)
         self._record(replies, to_server=True)
+        if len(self.party_of) < (expected if quorum is None else quorum):
+            from fedrisk.federation.faults import QuorumError
+            raise QuorumError(f"round 0: only {len(self.party_of)} of {expected} parties "
+                              "identified themselves, fewer than federation.min_parties = "
+                              f"{quorum}; the run stopped")
         return self.party_of
 
     def name(self, node_id: int) -> str:

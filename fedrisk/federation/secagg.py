@@ -250,7 +250,8 @@ def make_secagg_server_app(server_job, recorder, resume=None) -> ServerApp:
         recorder.party_of = grid.party_of
         try:
             if resume is None:
-                grid.identify(len(server_job.party_names))
+                grid.identify(len(server_job.party_names), quorum=s.quorum,
+                              reply_timeout=timeout)
             else:
                 grid.party_of.update({int(k): v for k, v in resume.server["party_of"].items()})
                 strategy.load_state(resume.server["strategy"])
