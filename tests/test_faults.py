@@ -267,10 +267,11 @@ def test_a_bank_error_that_halts_secagg_stops_the_run(tmp_path):
 @pytest.mark.parametrize("method", ["rdp", "pld"])
 def test_epsilon_curve_is_each_prefix_composed(method):
     acct = PrivacyAccountant(1e-5, method)
-    events = [GaussianSampledEvent(1.0, 0.2, 3), GaussianSampledEvent(1.0, 0.2, 0),
-              GaussianSampledEvent(0.7, 0.2, 3)]
+    events = [GaussianSampledEvent(2.0, 0.5, 1), GaussianSampledEvent(2.0, 0.5, 0),
+              GaussianSampledEvent(1.5, 0.5, 1)]
     curve = acct.epsilon_curve(events)
     assert curve[0] == acct.epsilon(events[0]) == curve[1]
     assert curve[2] == pytest.approx(acct.epsilon_of(events), rel=1e-9)
-    same = [GaussianSampledEvent(1.0, 0.2, 2)] * 4
-    assert acct.epsilon_curve(same)[-1] == acct.epsilon(GaussianSampledEvent(1.0, 0.2, 8))
+    assert curve[2] > curve[1]
+    same = [GaussianSampledEvent(2.0, 0.5, 1)] * 3
+    assert acct.epsilon_curve(same)[-1] == acct.epsilon(GaussianSampledEvent(2.0, 0.5, 3))

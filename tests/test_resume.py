@@ -79,7 +79,7 @@ def test_the_checkpoint_keeps_the_banks_secrets_apart(tmp_path):
 def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
     """The real path: SIGINT to `fedrisk run`, exit 130 with the resume command, then
     `fedrisk run --resume` finishes with the uninterrupted result."""
-    overrides = ["rounds=12", "federation.stragglers=1.0", "federation.straggler_delay=0.1"]
+    overrides = ["rounds=8", "federation.stragglers=1.0", "federation.straggler_delay=0.1"]
     sets = [a for o in overrides for a in ("--set", o)]
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -90,7 +90,7 @@ def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
-            if ckpt.exists() and json.loads(ckpt.read_text())["round"] >= 3:
+            if ckpt.exists() and json.loads(ckpt.read_text())["round"] >= 2:
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
