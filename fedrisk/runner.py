@@ -29,7 +29,7 @@ from fedrisk.evaluation import (calibration_table, gains_table, plot_auc_per_rou
 from fedrisk.evaluation.baselines import train_centralised, train_local_only
 from fedrisk.federation.engines import quiet_flower, run_engine
 from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerRecorder,
-                                           make_client_app, make_server_app)
+                                           make_client_app, make_server_app, rows_digest)
 from fedrisk.federation.keys import paillier_keys
 from fedrisk.federation.participation import Participation
 from fedrisk.privacy.attacks import membership_inference_auc
@@ -80,6 +80,8 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
         return run_deployed(s, out, deployment, show_progress=show_progress,
                             verbose=verbose, keys=keys)
     data, job, score = prepare_job(s, keys)
+    if resume is not None:
+        _check_same_data(resume, job, out)
     checkpoints = s.federation.engine == "inprocess"
     with (resumable_run_dir(out, resume=resume is not None, checkpoint_file=SERVER_FILE)
           if checkpoints else staged_run_dir(out)) as stage:
@@ -99,7 +101,7 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
             if checkpoints:
                 recorder.on_checkpoint = _checkpointer(
                     stage / "checkpoint", s, recorder, node_states, keys,
-                    len(recorder.transcript.entries))
+                    len(recorder.transcript.entries), job)
             try:
                 fed_wall = run_engine(s.federation.engine,
                                       make_server_app(job.server_side(), recorder, resume),
@@ -225,9 +227,11 @@ def resume_run(out: Path, *, overrides: list[str] | tuple[str, ...] = (),
 
 
 def _checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
-                  node_states: dict, keys: BankKeys | None, kept_rows: int):
+                  node_states: dict, keys: BankKeys | None, kept_rows: int,
+                  job: HorizontalJob):
     """Save both sides' state after every round (see fedrisk.federation.checkpoint)."""
     scenario_toml = to_toml(s)
+    fingerprint = data_fingerprint(job)
     # absolute, so relative data paths resolve the same from any working folder
     scenario_path = (s.source_file if s.source_file.startswith("<")
                      else str(Path(s.source_file).resolve()))
@@ -241,11 +245,25 @@ def _checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
         write_checkpoint(folder, rnd=rnd, scenario_toml=scenario_toml,
                          scenario_path=scenario_path, arrays=arrays,
                          strategy_state=recorder.strategy.state_dict(),
+                         data_fingerprint=fingerprint,
                          recorder_state=recorder.state_dict(with_transcript=False),
                          party_of=recorder.party_of,
                          bank_states=node_states, bank_keys=bank_keys)
 
     return save
+
+
+def data_fingerprint(job: HorizontalJob) -> dict[str, str]:
+    return {b.name: rows_digest(b) for b in job.banks}
+
+
+def _check_same_data(resume: Checkpoint, job: HorizontalJob, out: Path) -> None:
+    """A resumed run must train on the rows the interrupted one did."""
+    stored = resume.server.get("data_fingerprint", {})
+    for name, digest in data_fingerprint(job).items():
+        if stored.get(name) != digest:
+            raise InputError(f"--resume {out}: {name}'s rows differ from when the run "
+                             "started (the data file changed?); start the run afresh")
 
 
 def _keys_from_checkpoint(s: Scenario, stored: dict) -> BankKeys:

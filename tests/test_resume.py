@@ -179,3 +179,26 @@ def test_checkpoint_halves_must_belong_together(tmp_path):
     with pytest.raises(InputError, match="inconsistent: the banks' state is from round 1, "
                                          "the aggregator's from round 3"):
         read_checkpoint(folder, "--resume x")
+
+
+def test_resume_refuses_data_that_changed(tmp_path):
+    from fedrisk.errors import InputError
+
+    csv = tmp_path / "loans.csv"
+    rows = ["id,y,x0,x1"] + [f"{i},{i % 3 == 0:d},{i * 0.01:.2f},{i % 7}" for i in range(600)]
+    csv.write_text("\n".join(rows) + "\n")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('name = "mine"\nrounds = 6\n[data]\nsource = "csv"\n'
+                        'path = "loans.csv"\n[federation]\nbanks = 3\npartition = "iid"\n')
+    s = load_scenario(scenario)
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(s, tmp_path / "cut", show_progress=False, client_mods=[interrupt_at(3)])
+    rows[5] = "4,1,9.99,2"  # someone edits the file before the run resumes
+    csv.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"--resume .*cut: bank_\d's rows differ from when "
+                                         "the run started"):
+        resume_run(tmp_path / "cut", show_progress=False)
+    csv.write_text("\n".join(["id,y,x0,x1"] + [f"{i},{i % 3 == 0:d},{i * 0.01:.2f},{i % 7}"
+                                               for i in range(600)]) + "\n")
+    assert resume_run(tmp_path / "cut", show_progress=False).summary["faults"][
+        "rounds_completed"] == 6

@@ -105,7 +105,7 @@ class Checkpoint:
 
 
 def write_checkpoint(folder: Path, *, rnd: int, scenario_toml: str, scenario_path: str,
-                     arrays: ArrayRecord, strategy_state: dict,
+                     arrays: ArrayRecord, strategy_state: dict, data_fingerprint: dict,
                      recorder_state: dict, party_of: dict[int, str],
                      bank_states: dict[int, RecordDict], bank_keys: dict | None) -> None:
     """Save both sides after round ``rnd`` (banks first: a crash between the two writes
@@ -120,6 +120,7 @@ def write_checkpoint(folder: Path, *, rnd: int, scenario_toml: str, scenario_pat
         "format": FORMAT, "round": rnd,
         # the scenario as run (overrides applied); its path resolves relative data paths
         "scenario_path": scenario_path, "scenario_toml": scenario_toml,
+        "data_fingerprint": data_fingerprint,  # each bank's rows: resume checks them
         "arrays": records_to_text(RecordDict({"arrays": arrays})),
         "strategy": strategy_state, "recorder": recorder_state,
         "party_of": {str(n): p for n, p in party_of.items()},

@@ -24,7 +24,6 @@ shortcut, fine for trying the Deployment Engine, not for real banks.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import sys
@@ -40,7 +39,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedrisk.federation.horizontal import (BankData, HorizontalJob, ServerJob, ServerRecorder,
-                                           make_client_app, make_server_app)
+                                           make_client_app, make_server_app, rows_digest)
 from fedrisk.scenario import Scenario, load_scenario, scenario_from_dict, to_toml
 
 DEFAULT_SCENARIO = "scenarios/quickstart.toml"
@@ -106,15 +105,6 @@ def bank_job_from(public: dict[str, Any], party: int, rows: BankData,
                   for i, name in enumerate(public["party_names"]))
     return HorizontalJob(s, banks, public["n_features"], _paillier_setup(public, s),
                          private_key, _dp(public))
-
-
-def rows_digest(bank: BankData) -> str:
-    """A short fingerprint of a bank's rows: SuperNodes check they were given the rows
-    the scenario's split gives (a file from another scenario or seed would train a
-    different model, and could overlap the harness's test rows)."""
-    h = hashlib.sha256(np.ascontiguousarray(bank.X, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(bank.y, dtype=np.float64).tobytes())
-    return h.hexdigest()[:16]
 
 
 def read_bank_rows(path: str, name: str) -> BankData:

@@ -15,6 +15,7 @@ so the aggregator can be shown never to hold anything private.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,6 +45,16 @@ class BankData:
     name: str
     X: np.ndarray
     y: np.ndarray
+
+
+def rows_digest(bank: BankData) -> str:
+    """A short fingerprint of a bank's rows. SuperNodes check they were given the rows
+    the scenario's split gives (a file from another scenario or seed would train a
+    different model, and could overlap the harness's test rows); a resumed run checks
+    the data did not change since it started."""
+    h = hashlib.sha256(np.ascontiguousarray(bank.X, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(bank.y, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
