@@ -19,7 +19,8 @@ import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedrisk import __version__
-from fedrisk.crypto.paillier import BankKeys, VectorCipher, VectorDecryptor
+from fedrisk.crypto.paillier import (BankKeys, VectorCipher, VectorDecryptor,
+                                     private_key_to_dict)
 from fedrisk.data.prepare import PreparedData, prepare_horizontal
 from fedrisk.data.split import Standardizer
 from fedrisk.errors import InputError
@@ -34,7 +35,7 @@ from fedrisk.federation.keys import paillier_keys
 from fedrisk.federation.participation import Participation
 from fedrisk.privacy.attacks import membership_inference_auc
 from fedrisk.privacy.accountant import max_attack_auc_bound
-from fedrisk.privacy.plan import plan_dp
+from fedrisk.privacy.plan import finite_or_none, plan_dp
 from fedrisk.federation.paillier_agg import crypto_seconds, decode_aggregate, paillier_setup
 from fedrisk.models.logistic import predict_proba
 from fedrisk.federation.checkpoint import (SERVER_FILE, Checkpoint, TranscriptLog,
@@ -132,10 +133,12 @@ def prepare_job(s: Scenario, keys: BankKeys | None):
 
 def complete_horizontal(stage: Path, s: Scenario, data: PreparedData, job: HorizontalJob,
                         recorder: ServerRecorder, fed_wall: float, score,
-                        started: float) -> dict[str, Any]:
+                        started: float, extra: dict[str, Any] | None = None
+                        ) -> dict[str, Any]:
     """Everything after the federation: accounting, baselines, metrics, files.
 
-    Shared by every engine: the recorder holds what the aggregator produced.
+    Shared by every engine: the recorder holds what the aggregator produced;
+    ``extra`` adds engine-specific sections to summary.json.
     """
     test_X, test_y = data.test.X, data.test.y
     _check_federation_finished(recorder)
@@ -162,7 +165,8 @@ def complete_horizontal(stage: Path, s: Scenario, data: PreparedData, job: Horiz
     summary["attacks"] = _attacks(job, recorder.final_params, data)
     summary["faults"] = _faults_summary(s, part, recorder)
     if planned is not None:
-        summary["privacy"]["epsilon_planned"] = _finite(planned.epsilon)
+        summary["privacy"]["epsilon_planned"] = finite_or_none(planned.epsilon)
+    summary.update(extra or {})
     cmp = summary["comparison"]
     _write_outputs(stage, s, recorder, job.dp.epsilon_per_round if job.dp else (),
                    fed_scores, test_y, summary["centralised"]["auc"],
@@ -238,7 +242,7 @@ def _checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
     transcript = TranscriptLog(folder, kept_rows)
     bank_keys = None
     if keys is not None:  # the banks' own secret, in their half of the checkpoint
-        bank_keys = {"p": str(keys.private_key.p), "q": str(keys.private_key.q)}
+        bank_keys = private_key_to_dict(keys.private_key)
 
     def save(rnd: int, arrays) -> None:
         transcript.append(recorder.transcript.entries)
@@ -267,11 +271,9 @@ def _check_same_data(resume: Checkpoint, job: HorizontalJob, out: Path) -> None:
 
 
 def _keys_from_checkpoint(s: Scenario, stored: dict) -> BankKeys:
-    from phe import paillier
-    p, q = int(stored["p"]), int(stored["q"])
-    public = paillier.PaillierPublicKey(p * q)
-    private = paillier.PaillierPrivateKey(public, p, q)
-    from fedrisk.crypto.paillier import precompute_in_background
+    from fedrisk.crypto.paillier import precompute_in_background, private_key_from_dict
+    private = private_key_from_dict(stored)
+    public = private.public_key
     return BankKeys(public, private, precompute_in_background(list(s.bank_names()), public,
                                                               s.rounds))
 
@@ -516,10 +518,6 @@ def _write_outputs(stage: Path, s: Scenario, recorder: ServerRecorder,
                        best_local_name=best_local[0], title=f"{s.name}: {curve_title}")
     plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
     plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def _num(x: float) -> str:

@@ -39,6 +39,16 @@ def generate_keypair(bits: int = 2048) -> tuple[PaillierPublicKey, PaillierPriva
     return paillier.generate_paillier_keypair(n_length=bits)
 
 
+def private_key_to_dict(key: PaillierPrivateKey) -> dict[str, str]:
+    """The key as JSON-able text (its primes): what a bank keeps on disk."""
+    return {"p": str(key.p), "q": str(key.q)}
+
+
+def private_key_from_dict(stored: dict[str, str]) -> PaillierPrivateKey:
+    p, q = int(stored["p"]), int(stored["q"])
+    return PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+
+
 def release_gil() -> None:
     """Let gmpy2 release the GIL in powmod (off by default; the setting is per thread),
     so a background thread precomputing obfuscators runs beside numpy training."""

@@ -50,14 +50,6 @@ def records_from_text(text: str) -> RecordDict:
     return recorddict_from_proto(proto)
 
 
-def bytes_to_text(blob: bytes) -> str:
-    return base64.b64encode(blob).decode()
-
-
-def text_to_bytes(text: str) -> bytes:
-    return base64.b64decode(text)
-
-
 def write_json_atomic(path: Path, obj: Any, private: bool = False) -> None:
     """Write, flush to disk, then rename over ``path``: readers see the old file or the
     new one. ``private`` files (the banks' secrets) are readable by their owner only."""
@@ -98,6 +90,11 @@ class Checkpoint:
             raise InputError(f"{self.folder}: the transcript log has {len(lines)} rows, the "
                              f"checkpoint counted {n}; the checkpoint is damaged")
         return [json.loads(line) for line in lines[:n]]
+
+    @property
+    def party_of(self) -> dict[int, str]:
+        """Node id -> party, from the interrupted run's identify handshake."""
+        return {int(node): party for node, party in self.server["party_of"].items()}
 
     def bank_states(self) -> dict[int, RecordDict]:
         return {int(node): records_from_text(text)

@@ -52,7 +52,7 @@ class ClientDPFedAvg(BankFedAvg):
 
     def __init__(self, n_banks: int, plan, seed: int, min_parties: int = 1) -> None:
         super().__init__(n_banks, min_parties)
-        self.plan, self.seed, self.n_banks = plan, seed, n_banks
+        self.plan, self.seed = plan, seed
         self.released_noise: dict[int, np.ndarray] = {}  # kept for the statistical tests
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,

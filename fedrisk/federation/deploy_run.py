@@ -169,15 +169,13 @@ def run_deployed(s, out: Path, options: DeploymentOptions | None, *, show_progre
             record = _result_from(log)
             _raise_run_error(record)
             recorder = recorder_from_result(record, score)
-            summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score,
-                                          started)
-            summary["deployment"] = {
+            deployment = {
                 "superlink": options.superlink or "local (127.0.0.1)",
                 "tls": not options.insecure,
                 "supernode_auth": options.superlink is None and not options.insecure,
             }
-            (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n",
-                                                encoding="utf-8")
+            summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score,
+                                          started, extra={"deployment": deployment})
         return RunOutcome(out, summary)
     finally:
         restore()
@@ -245,12 +243,13 @@ def write_app(folder: Path) -> Path:
 def write_bank_files(folder: Path, job, keys) -> list[dict[str, Any]]:
     """Each bank's rows (and, in Paillier mode, the banks' key) in files its SuperNode
     alone is given; returns the SuperNodes' node configs."""
+    from fedrisk.crypto.paillier import private_key_to_dict
     folder.mkdir(parents=True, exist_ok=True)
     key_file = None
     if keys is not None:
         key_file = folder / KEY_FILE
-        key_file.write_text(json.dumps({"p": str(keys.private_key.p),
-                                        "q": str(keys.private_key.q)}), encoding="utf-8")
+        key_file.write_text(json.dumps(private_key_to_dict(keys.private_key)),
+                            encoding="utf-8")
         key_file.chmod(0o600)
     configs = []
     for i, bank in enumerate(job.banks):

@@ -45,6 +45,13 @@ class QuorumError(ProtocolError):
         super().__init__(message)
         self.resumable = resumable
 
+    @classmethod
+    def too_few(cls, rnd: int, count: str, min_parties: int) -> "QuorumError":
+        """The one message every quorum check uses; ``count`` says how many parties
+        did what, e.g. '2 parties answered'."""
+        return cls(f"round {rnd}: only {count}, fewer than federation.min_parties = "
+                   f"{min_parties}; the run stopped")
+
 
 @dataclass(frozen=True)
 class FaultPlan:
@@ -122,8 +129,7 @@ def answered(rnd: int, replies: list[Message], min_parties: int, *,
             raise ProtocolError(f"round {rnd}: {m.error.reason}")
     need = min_parties if asked is None else min(min_parties, asked)
     if len(ok) < need:
-        raise QuorumError(f"round {rnd}: only {len(ok)} parties answered, fewer than "
-                          f"federation.min_parties = {min_parties}; the run stopped")
+        raise QuorumError.too_few(rnd, f"{len(ok)} parties answered", min_parties)
     return ok
 
 

@@ -113,10 +113,8 @@ def read_bank_rows(path: str, name: str) -> BankData:
 
 
 def read_private_key(path: str):
-    from phe import paillier
-    stored = json.loads(open(path, encoding="utf-8").read())
-    p, q = int(stored["p"]), int(stored["q"])
-    return paillier.PaillierPrivateKey(paillier.PaillierPublicKey(p * q), p, q)
+    from fedrisk.crypto.paillier import private_key_from_dict
+    return private_key_from_dict(json.loads(open(path, encoding="utf-8").read()))
 
 
 # --- `flwr run .` without fedrisk: everything from a scenario path -------------------------

@@ -32,7 +32,7 @@ from fedrisk.federation.checkpoint import ResumedStrategy
 from fedrisk.federation.faults import FaultPlan, QuorumError, answered, fault_mod
 from fedrisk.federation.recording_grid import (RecordingGrid, identify_mod, identity_reply,
                                                message_round)
-from fedrisk.federation.transcript import Transcript
+from fedrisk.federation.transcript import UPDATE_KINDS, Transcript
 from fedrisk.models.logistic import SGDConfig, local_sgd, n_params
 from fedrisk.privacy.mechanisms import clip_vector, dp_sgd_epochs
 from fedrisk.scenario import Scenario
@@ -212,9 +212,8 @@ class BankFedAvg(FedAvg):
         known = getattr(grid, "party_of", None)
         nodes = [n for n in sorted(grid.get_node_ids()) if not known or n in known]
         if len(nodes) < self.min_parties:
-            raise QuorumError(f"round {server_round}: only {len(nodes)} parties are "
-                              f"connected, fewer than federation.min_parties = "
-                              f"{self.min_parties}; the run stopped")
+            raise QuorumError.too_few(server_round, f"{len(nodes)} parties are connected",
+                                      self.min_parties)
         return nodes
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
@@ -248,7 +247,6 @@ class BankFedAvg(FedAvg):
         return params_record(new), MetricRecord({"num-examples": int(weights.sum())})
 
 
-UPDATE_KINDS = frozenset({"model_update", "encrypted_update", "masked_update"})
 NOT_ANSWERS = ("error", "dropped", "lost")
 
 
@@ -390,7 +388,7 @@ def make_server_app(server_job: ServerJob, recorder: ServerRecorder,
                               reply_timeout=s.federation.round_timeout)
             else:
                 done, initial = resume.round, resume.arrays
-                grid.party_of.update({int(k): v for k, v in resume.server["party_of"].items()})
+                grid.party_of.update(resume.party_of)
                 strategy.load_state(resume.server["strategy"])
                 evaluate, runner = _shifted(recorder, done), ResumedStrategy(strategy, done)
             result = runner.start(grid=grid, initial_arrays=initial,

@@ -197,19 +197,16 @@ class PaillierFedAvg(BankFedAvg):
         self.cipher = VectorCipher(setup.public_key)
         self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
         self.seen: dict[int, int] = {}  # node -> last round it has applied (it answered)
-        self.sampled: dict[int, int] = {}  # round -> banks asked (client DP: noise shares)
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": {str(r): {"aggregate": [b.hex() for b in blobs], "contributors": k}
                             for r, (blobs, k) in self.history.items()},
-                "seen": {str(node): r for node, r in self.seen.items()},
-                "sampled": {str(r): m for r, m in self.sampled.items()}}
+                "seen": {str(node): r for node, r in self.seen.items()}}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.history = {int(r): ([bytes.fromhex(b) for b in h["aggregate"]],
                                  int(h["contributors"])) for r, h in state["history"].items()}
         self.seen = {int(node): int(r) for node, r in state["seen"].items()}
-        self.sampled = {int(r): int(m) for r, m in state["sampled"].items()}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid):
@@ -220,7 +217,6 @@ class PaillierFedAvg(BankFedAvg):
         else:
             nodes = self.train_nodes(server_round, grid)
             self._asked = None
-        self.sampled[server_round] = len(nodes)
         messages = []
         for node in nodes:
             missed = [r for r in sorted(self.history) if r > self.seen.get(node, 0)]

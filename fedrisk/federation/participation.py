@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fedrisk.federation.transcript import SERVER, TranscriptEntry
+from fedrisk.federation.transcript import SERVER, UPDATE_KINDS, TranscriptEntry
 
 # messages that make a bank train: plain, Paillier (first round / later rounds), SecAgg+
 TRAIN_INSTRUCTIONS = frozenset({"global_model", "round_start", "encrypted_aggregate",
                                 "global_model_and_key_shares"})
-UPDATES = frozenset({"model_update", "encrypted_update", "masked_update"})
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Participation:
             elif e.receiver == server and e.sender in asked:
                 if e.what == "dropped":
                     dropped[e.sender].add(e.round)
-                elif e.what in UPDATES:
+                elif e.what in UPDATE_KINDS:
                     answered[e.sender].add(e.round)
         return cls(rounds, *({p: tuple(sorted(r)) for p, r in d.items()}
                              for d in (asked, dropped, answered)))

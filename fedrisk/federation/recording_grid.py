@@ -108,11 +108,11 @@ class RecordingGrid(Grid):
             self.party_of[reply.metadata.src_node_id] = str(reply.content["identity"]["party"])
         self._record(msgs, to_server=False)
         self._record(replies, to_server=True)
-        if len(self.party_of) < (expected if quorum is None else quorum):
+        need = expected if quorum is None else quorum
+        if len(self.party_of) < need:
             from fedrisk.federation.faults import QuorumError
-            raise QuorumError(f"round 0: only {len(self.party_of)} of {expected} parties "
-                              "identified themselves, fewer than federation.min_parties = "
-                              f"{quorum}; the run stopped")
+            raise QuorumError.too_few(0, f"{len(self.party_of)} of {expected} parties "
+                                      "identified themselves", need)
         return self.party_of
 
     def name(self, node_id: int) -> str:

@@ -138,9 +138,8 @@ class DeltaFedAvg(LegacyFedAvg):
                 raise ProtocolError(f"round {server_round}: a bank failed during SecAgg+: "
                                     f"{failure}")
         if len(results) < self.min_parties:
-            raise QuorumError(f"round {server_round}: only {len(results)} parties answered, "
-                              f"fewer than federation.min_parties = {self.min_parties}; "
-                              "the run stopped")
+            raise QuorumError.too_few(server_round, f"{len(results)} parties answered",
+                                      self.min_parties)
         self.aggregated[server_round] = len(results)
         mean_delta = parameters_to_ndarrays(results[0][1].parameters)[0]
         self.current = self.current + mean_delta
@@ -223,9 +222,7 @@ def make_secagg_server_app(server_job, recorder, resume=None) -> ServerApp:
                                     "with an error and the round could not be unmasked")
             updates = {e.sender for e in replies if e.what == "masked_update"}
             if len(updates) < s.quorum:
-                raise QuorumError(f"round {rnd}: only {len(updates)} parties answered, "
-                                  f"fewer than federation.min_parties = {s.quorum}; the "
-                                  "run stopped")
+                raise QuorumError.too_few(rnd, f"{len(updates)} parties answered", s.quorum)
             strategy.halted.append(rnd)
         metrics = recorder.evaluate(rnd, params_record(ndarrays[0]))
         return 0.0, dict(metrics) if metrics is not None else {}
@@ -253,7 +250,7 @@ def make_secagg_server_app(server_job, recorder, resume=None) -> ServerApp:
                 grid.identify(len(server_job.party_names), quorum=s.quorum,
                               reply_timeout=timeout)
             else:
-                grid.party_of.update({int(k): v for k, v in resume.server["party_of"].items()})
+                grid.party_of.update(resume.party_of)
                 strategy.load_state(resume.server["strategy"])
                 grid = OffsetGrid(grid, done)
             workflow(grid, legacy)

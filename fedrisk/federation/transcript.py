@@ -20,6 +20,8 @@ from flwr.common.serde import recorddict_to_proto
 
 SERVER = "server"
 PROTECTIONS = ("plaintext", "ciphertext", "masked")
+# the ``what`` of a reply that carries a bank's update, in each aggregation mode
+UPDATE_KINDS = frozenset({"model_update", "encrypted_update", "masked_update"})
 
 
 def message_bytes(message: Message) -> int:

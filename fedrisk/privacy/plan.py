@@ -74,7 +74,7 @@ class DPPlan:
             "steps": self.steps,
             "accountant": self.accountant,
             "binding_party": self.binding_party,
-            "per_party": {k: {**vars(v), "epsilon": _finite_or_none(v.epsilon)}
+            "per_party": {k: {**vars(v), "epsilon": finite_or_none(v.epsilon)}
                           for k, v in self.parties.items()},
         }
 
@@ -131,7 +131,7 @@ class DPPlan:
         return self
 
 
-def _finite_or_none(x: float) -> float | None:
+def finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None  # JSON has no infinity
 
 
