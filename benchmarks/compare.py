@@ -177,12 +177,12 @@ _CENTRAL_CACHE: dict[Any, float] = {}
 
 def centralised_seconds(s, X: np.ndarray, y: np.ndarray, key: Any, repeats: int = 3) -> float:
     """Min of ``repeats`` timings of train_centralised on these rows (cached per key)."""
-    from fedrisk.evaluation.baselines import train_centralised
+    from fedrisk.evaluation.baselines import BaselineBudget, train_centralised
     if key not in _CENTRAL_CACHE:
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            train_centralised(s, X, y)
+            train_centralised(BaselineBudget.of(s.model, s.rounds, s.seed), X, y)
             times.append(time.perf_counter() - t0)
         _CENTRAL_CACHE[key] = min(times)
     return _CENTRAL_CACHE[key]
@@ -190,8 +190,8 @@ def centralised_seconds(s, X: np.ndarray, y: np.ndarray, key: Any, repeats: int 
 
 def run_case(case: Case, tmp: Path, log) -> list[dict[str, Any]]:
     """Run one case; one csv row (two for vertical: federated and bank alone)."""
-    from fedrisk.federation.keys import paillier_keys
-    from fedrisk.runner import run_scenario
+    from fedrisk.horizontal.keys import paillier_keys
+    from fedrisk.runs.run import run_scenario
     from fedrisk.scenario import load_scenario
 
     started = time.perf_counter()
@@ -856,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= n_seeds <= 20:
         p.error("--seeds must be between 1 and 20")
     args.out.mkdir(parents=True, exist_ok=True)
-    from fedrisk.federation.engines import quiet_flower
+    from fedrisk.flower.engines import quiet_flower
     quiet_flower(False)
     from rich.console import Console
     console = Console()

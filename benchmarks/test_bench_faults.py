@@ -13,8 +13,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import fedrisk.runner as runner
-from fedrisk.runner import run_scenario
+import fedrisk.runs.horizontal as runner
+from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,13 +33,13 @@ def _federated_s(tmp: Path, name: str, *extra: str) -> float:
 
 def test_checkpoints_and_dropouts_vs_plain_runs(benchmark, tmp_path, monkeypatch):
     times = {"checkpointed": [], "no checkpoints": [], "dropout 0.3": []}
-    real = runner._checkpointer
+    real = runner.checkpointer
 
     def each():
-        monkeypatch.setattr(runner, "_checkpointer", real)
+        monkeypatch.setattr(runner, "checkpointer", real)
         times["checkpointed"].append(_federated_s(tmp_path, "ckpt"))
         times["dropout 0.3"].append(_federated_s(tmp_path, "drop", "federation.dropout=0.3"))
-        monkeypatch.setattr(runner, "_checkpointer", lambda *a, **k: None)
+        monkeypatch.setattr(runner, "checkpointer", lambda *a, **k: None)
         times["no checkpoints"].append(_federated_s(tmp_path, "none"))
 
     benchmark.pedantic(each, rounds=REPEATS, iterations=1)

@@ -7,7 +7,7 @@ columns, z-scored on the training rows, and the batch is the first batch of epoc
 exactly as ``_run_bank`` does. Residuals are synthetic but shaped like the protocol's
 ``d = u/4 − (2y − 1)/2``, with the batch's real labels.
 
-One batch of the protocol (``fedrisk/federation/vertical.py``) does this cryptography:
+One batch of the protocol (``fedrisk/vertical/``) does this cryptography:
 
 * ``vertical_encrypt_residuals_{full,djn}`` – bank: ``VectorCipher.encrypt(encode_signed(d,
   RESIDUAL_FRAC_BITS, n))``, B ciphertexts, every obfuscator computed online (empty pool).

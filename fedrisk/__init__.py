@@ -1,9 +1,68 @@
-"""fedrisk: privacy-preserving federated credit-risk modelling, simulated through Flower."""
+"""fedrisk: privacy-preserving federated credit-risk modelling, simulated through Flower.
 
-__version__ = "0.1.0"
+The public API: load a scenario, run it to a run folder, load the model it wrote::
+
+    import fedrisk
+    s = fedrisk.load_scenario("scenarios/quickstart.toml", ["rounds=5"])
+    outcome = fedrisk.run_scenario(s, Path("runs/q"))
+    model = fedrisk.load_model("runs/q")
+
+Names are loaded on first use, so ``import fedrisk`` stays light (the command line
+starts the banks' key ceremony before Flower loads).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fedrisk.version import __version__
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "run_scenario": "fedrisk.runs.run",
+    "resume_run": "fedrisk.runs.resume",
+    "RunOutcome": "fedrisk.runs.outputs",
+    "load_scenario": "fedrisk.scenario",
+    "Scenario": "fedrisk.scenario",
+    "DataConfig": "fedrisk.scenario",
+    "FederationConfig": "fedrisk.scenario",
+    "PartyConfig": "fedrisk.scenario",
+    "ModelConfig": "fedrisk.scenario",
+    "PrivacyConfig": "fedrisk.scenario",
+    "FederatedLogisticModel": "fedrisk.model_io",
+    "InputError": "fedrisk.errors",
+    "ProtocolError": "fedrisk.errors",
+}
+
+__all__ = ["__version__", "load_model", *_EXPORTS]
+
+if TYPE_CHECKING:  # the same names, for type checkers and editors
+    from fedrisk.errors import InputError as InputError
+    from fedrisk.errors import ProtocolError as ProtocolError
+    from fedrisk.model_io import FederatedLogisticModel as FederatedLogisticModel
+    from fedrisk.runs.outputs import RunOutcome as RunOutcome
+    from fedrisk.runs.resume import resume_run as resume_run
+    from fedrisk.runs.run import run_scenario as run_scenario
+    from fedrisk.scenario import DataConfig as DataConfig
+    from fedrisk.scenario import FederationConfig as FederationConfig
+    from fedrisk.scenario import ModelConfig as ModelConfig
+    from fedrisk.scenario import PartyConfig as PartyConfig
+    from fedrisk.scenario import PrivacyConfig as PrivacyConfig
+    from fedrisk.scenario import Scenario as Scenario
+    from fedrisk.scenario import load_scenario as load_scenario
 
 
-def load_model(run_dir):
-    """The final model of a horizontal run folder; see :mod:`fedrisk.model_io`."""
-    from fedrisk.model_io import load_model as f
-    return f(run_dir)
+def load_model(run_dir: str | Path) -> FederatedLogisticModel:
+    """The final model of a horizontal run folder; see :mod:`fedrisk.model_io`.
+    (A function, not a lazy name: ``fedrisk.load_model`` costs no import until called.)"""
+    from fedrisk.model_io import load_model as load
+
+    return load(run_dir)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fedrisk' has no attribute {name!r}")

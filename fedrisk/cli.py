@@ -3,6 +3,10 @@
 Exit codes: 0 success, 2 bad input (one line on stderr, no traceback, no run folder
 left behind), 1 a party broke the protocol (one line naming the round and party) or an
 internal failure.
+
+The commands import what they need inside their functions, for start-up time: ``--help``
+and bad input answer before numpy, scikit-learn or Flower load, and ``run`` starts the
+banks' Paillier key ceremony on the other core before the heavy imports.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from fedrisk import __version__
 from fedrisk.errors import InputError, ProtocolError, RunInterrupted
+from fedrisk.version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -129,13 +133,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sweep":
         return _cmd_sweep(args)
     if args.command == "demo":
-        from fedrisk.federation.engines import quiet_flower
-        from fedrisk.rundir import check_target, default_run_dir
+        from fedrisk.flower.engines import quiet_flower
+        from fedrisk.runs.rundir import check_target, default_run_dir
 
         out = args.out or default_run_dir("demo")
         check_target(out)
         quiet_flower()
-        from fedrisk.demo import run_demo
+        from fedrisk.runs.demo import run_demo
 
         run_demo(out, pause=not args.no_pause and sys.stdin.isatty())
         return 0
@@ -144,7 +148,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(render_report(args.dir, args.out))
         return 0
     if args.command == "data" and args.data_command == "split":
-        from fedrisk.federation.deploy_run import split_for_supernodes
+        from fedrisk.runs.deployed import split_for_supernodes
         from fedrisk.scenario import load_scenario
         print(split_for_supernodes(load_scenario(args.scenario, args.overrides), args.out))
         return 0
@@ -156,7 +160,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from fedrisk.rundir import check_target, default_run_dir
+    from fedrisk.runs.rundir import check_target, default_run_dir
     from fedrisk.scenario import load_scenario
 
     if args.resume is not None:
@@ -164,7 +168,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 or args.root_certificates or args.bank_files:
             raise InputError("--resume: continues a run as it was set up; give no SCENARIO, "
                              "--engine, --out or deployment options with it")
-        from fedrisk.runner import resume_run
+        from fedrisk.runs.resume import resume_run
         outcome = resume_run(args.resume, overrides=args.overrides,
                              show_progress=not args.quiet, verbose=args.verbose)
         if not args.quiet:
@@ -179,13 +183,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     deployment = _deployment_options(args, scenario)
     out = args.out or default_run_dir(scenario.name)
     check_target(out)
-    from fedrisk.federation.keys import paillier_keys
+    from fedrisk.horizontal.keys import paillier_keys
 
     # Before the heavy imports below, so the banks' obfuscator precomputation runs on
     # the other core while Flower, scikit-learn and the data load.
     keys = deployment.bank_keys(scenario) if deployment and deployment.bank_files else \
         paillier_keys(scenario)
-    from fedrisk.runner import run_scenario
+    from fedrisk.runs.run import run_scenario
 
     outcome = run_scenario(scenario, out, show_progress=not args.quiet,
                            verbose=args.verbose, keys=keys, deployment=deployment)
@@ -204,13 +208,13 @@ def _deployment_options(args: argparse.Namespace, scenario):
                 raise InputError(f"{flag}: only used with --engine deployment (the engine "
                                  f"is {scenario.federation.engine!r})")
         return None
-    from fedrisk.federation.deploy_run import DeploymentOptions
+    from fedrisk.deployment.options import DeploymentOptions
     return DeploymentOptions.from_cli(args.superlink, args.root_certificates, args.insecure,
                                       args.bank_files, scenario)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from fedrisk.rundir import check_target, default_run_dir
+    from fedrisk.runs.rundir import check_target, default_run_dir
     from fedrisk.scenario import load_scenario
 
     if not 1 <= args.seeds <= 100:
@@ -219,7 +223,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                                          if "," not in o.partition("=")[2]]).name
     out = args.out or default_run_dir(f"sweep-{name}")
     check_target(out)
-    from fedrisk.sweep import run_sweep
+    from fedrisk.runs.sweep import run_sweep
 
     result = run_sweep(args.scenario, args.overrides, out, seeds=args.seeds,
                        engine=args.engine, show_progress=not args.quiet)

@@ -25,5 +25,23 @@ class ProtocolError(Exception):
     """
 
 
+class QuorumError(ProtocolError):
+    """Fewer parties answered a round than ``federation.min_parties``: the run stops.
+
+    ``resumable``: a checkpoint of the last completed round was kept.
+    """
+
+    def __init__(self, message: str, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable
+
+    @classmethod
+    def too_few(cls, rnd: int, count: str, min_parties: int) -> "QuorumError":
+        """The one message every quorum check uses; ``count`` says how many parties
+        did what, e.g. '2 parties answered'."""
+        return cls(f"round {rnd}: only {count}, fewer than federation.min_parties = "
+                   f"{min_parties}; the run stopped")
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run that left a checkpoint; the message says how to resume."""

@@ -117,9 +117,9 @@ def as_feature_matrix(X: Any, feature_names: Sequence[str]) -> np.ndarray:
         if missing or extra or len(cols) != d:
             parts = []
             if missing:
-                parts.append(f"missing {_preview(missing)}")
+                parts.append(f"missing {preview(missing)}")
             if extra:
-                parts.append(f"unexpected {_preview(extra)}")
+                parts.append(f"unexpected {preview(extra)}")
             if not parts:
                 parts.append("duplicate column names")
             raise ValueError(f"X has columns that do not match the model's {d} features: "
@@ -133,7 +133,7 @@ def as_feature_matrix(X: Any, feature_names: Sequence[str]) -> np.ndarray:
         raise ValueError(f"X must be 2-D (rows, {d} features), got shape {A.shape}{hint}")
     if A.shape[1] != d:
         raise ValueError(f"X has {A.shape[1]} columns but the model has {d} features "
-                         f"({_preview(names)})")
+                         f"({preview(names)})")
     if not np.isfinite(A).all():
         raise ValueError("X contains NaN or infinite values; every feature must be finite")
     return A
@@ -198,7 +198,7 @@ def _no_model_message(folder: Path) -> str:
     return f"{folder}: no {MODEL_FILE}; not a fedrisk run folder"
 
 
-def _preview(items: Sequence[str], limit: int = 5) -> str:
+def preview(items: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(repr(s) for s in items[:limit])
     return shown + (f", … ({len(items)} in all)" if len(items) > limit else "")
 

@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fedrisk.errors import ScenarioError
+# declarations only (no Flower): the allowed modes and what each needs
+from fedrisk.horizontal.aggregation import MODES as AGGREGATION_MODES
 
 _ENGINES = ("inprocess", "simulation", "deployment")
 _KINDS = ("horizontal", "vertical")
 _OBFUSCATIONS = ("full", "djn")
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
 _PARTITIONS = ("iid", "dirichlet", "quantity")
-_AGGREGATIONS = ("plain", "paillier", "secagg")
+_AGGREGATIONS = tuple(AGGREGATION_MODES)
 _DP_MODES = ("none", "sample", "client", "label")
 _ACCOUNTANTS = ("rdp", "pld")
 
@@ -359,9 +361,10 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     if p.dp == "label" and s.federation.kind != "vertical":
         raise ScenarioError(f"{where}: privacy.dp: 'label' protects the label holder in a "
                             "vertical run; use 'sample' or 'client' here")
-    if p.dp == "client" and p.aggregation == "secagg":
+    if p.dp == "client" and not AGGREGATION_MODES[p.aggregation].client_dp:
+        allowed = " or ".join(repr(m.name) for m in AGGREGATION_MODES.values() if m.client_dp)
         raise ScenarioError(f"{where}: privacy.dp: 'client' is available with aggregation "
-                            "'plain' or 'paillier' (distributed noise), not 'secagg'")
+                            f"{allowed}, not {p.aggregation!r}")
     if p.dp != "client" and s.federation.sample_rate != 1.0:
         raise ScenarioError(f"{where}: federation.sample_rate: sampling banks is part of "
                             "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part")
@@ -375,9 +378,11 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     elif s.federation.parties:
         raise ScenarioError(f"{where}: federation.parties: only used with "
                             "federation.kind = 'vertical'")
-    if s.privacy.aggregation == "secagg" and s.federation.banks < 3:
-        raise ScenarioError(f"{where}: privacy.aggregation: 'secagg' (Flower's SecAgg+) needs "
-                            f"at least 3 banks, federation.banks is {s.federation.banks}")
+    mode = AGGREGATION_MODES[s.privacy.aggregation]
+    if s.federation.kind == "horizontal" and s.federation.banks < mode.min_banks:
+        raise ScenarioError(f"{where}: privacy.aggregation: {mode.name!r} ({mode.description}) "
+                            f"needs at least {mode.min_banks} banks, federation.banks is "
+                            f"{s.federation.banks}")
     if not s.name.strip() or any(c in s.name for c in "/\\\0"):
         raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")
 

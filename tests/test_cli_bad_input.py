@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -107,7 +107,7 @@ def hash_to_point(item: str, salt: bytes = DEFAULT_SALT) -> bytes:
     raise AssertionError("unreachable: 2^32 low-order hashes in a row")  # pragma: no cover
 
 
-def _mask(key: X25519PrivateKey, point: bytes) -> bytes:
+def mask_point(key: X25519PrivateKey, point: bytes) -> bytes:
     """key·point. A point from the other party may be malformed or low-order: that is a
     protocol violation, not a bug, so it becomes a ProtocolError."""
     if not isinstance(point, bytes) or len(point) != POINT_BYTES:
@@ -152,7 +152,7 @@ class PsiParty:
         list, so the remembered order always matches what was sent."""
         if self._masked is None:
             self._order = self._rng.permutation(len(self.ids))
-            self._masked = [_mask(self._key, hash_to_point(self.ids[i], self.salt))
+            self._masked = [mask_point(self._key, hash_to_point(self.ids[i], self.salt))
                             for i in self._order]
         return list(self._masked)
 
@@ -168,7 +168,7 @@ class PsiParty:
     def mask_again(self, points: Sequence[bytes]) -> list[bytes]:
         """``key·P`` for each received point, in the order received (the sender maps them
         back to its ids by position)."""
-        return [_mask(self._key, p) for p in points]
+        return [mask_point(self._key, p) for p in points]
 
     def intersect(self, my_double: Sequence[bytes], their_double: Sequence[bytes]) -> list[str]:
         """My ids in the intersection, in my input order.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedrisk.data.dataset import Dataset, _preview
+from fedrisk.data.dataset import Dataset, preview
 from fedrisk.errors import DataError
 
 _FEATURE_RULE = "every feature must be a finite number"
@@ -152,7 +152,7 @@ def _column_index(header: list[str], column: str, role: str, where: str) -> int:
         return header.index(column)
     except ValueError:
         raise DataError(
-            f"{where}: no {role} column {column!r}; the columns are {_preview(header)}"
+            f"{where}: no {role} column {column!r}; the columns are {preview(header)}"
         ) from None
 
 

@@ -15,7 +15,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _preview(names: Sequence[str], limit: int = 8) -> str:
+def preview(names: Sequence[str], limit: int = 8) -> str:
     """'a, b, c, ... (30 in all)': keeps error messages on one short line."""
     shown = ", ".join(repr(n) for n in names[:limit])
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
@@ -54,7 +54,7 @@ class Dataset:
         if len(names) != d:
             raise DataError(f"{where}: X has {d} columns but {len(names)} feature names were given")
         if len(set(names)) != d:
-            raise DataError(f"{where}: feature names must be unique, got {_preview(names)}")
+            raise DataError(f"{where}: feature names must be unique, got {preview(names)}")
         if not np.isfinite(X).all():
             raise DataError(f"{where}: X contains NaN or infinite values; every feature must be finite")
         if n and not np.isin(y, (0, 1)).all():
@@ -105,10 +105,10 @@ class Dataset:
         unknown = [c for c in columns if c not in position]
         if unknown:
             raise DataError(
-                f"dataset {self.name!r}: unknown column(s) {_preview(unknown, 4)}; "
-                f"available: {_preview(self.feature_names)}"
+                f"dataset {self.name!r}: unknown column(s) {preview(unknown, 4)}; "
+                f"available: {preview(self.feature_names)}"
             )
         if len(set(columns)) != len(columns):
-            raise DataError(f"dataset {self.name!r}: select() was given a column twice: {_preview(columns)}")
+            raise DataError(f"dataset {self.name!r}: select() was given a column twice: {preview(columns)}")
         cols = [position[c] for c in columns]
         return Dataset(self.X[:, cols], self.y, self.ids, tuple(columns), self.name)

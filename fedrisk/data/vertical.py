@@ -39,7 +39,7 @@ import numpy as np
 
 from fedrisk.data.bundled import UCI_NAME, UCI_VERTICAL_SPLIT, load_uci_default_credit
 from fedrisk.data.csv_source import load_csv, load_feature_csv
-from fedrisk.data.dataset import _preview
+from fedrisk.data.dataset import preview
 from fedrisk.data.synthetic import make_synthetic_credit
 from fedrisk.errors import DataError, InputError
 from fedrisk.scenario import PartyConfig, Scenario
@@ -97,7 +97,7 @@ class PartyTable:
                             "X must be (rows, features) with one id per row")
         if len(names) != X.shape[1] or len(set(names)) != len(names):
             raise DataError(f"{where}: X has {X.shape[1]} columns but the feature names are "
-                            f"{_preview(names)}; give one unique name per column")
+                            f"{preview(names)}; give one unique name per column")
         if np.unique(ids).size != ids.size:
             raise DataError(f"{where}: customer ids must be unique")
         if not np.isfinite(X).all():
@@ -191,7 +191,7 @@ def resolve_columns(specs: Sequence[str], available: Sequence[str], where: str) 
         matched = _match(spec, available, where)
         if not matched:
             raise DataError(f"{where}: {spec!r} matches no column; available: "
-                            f"{_preview(available, 12)}")
+                            f"{preview(available, 12)}")
         chosen.update(matched)
     return tuple(c for c in available if c in chosen)
 

@@ -58,7 +58,7 @@ def _check_table(table: list[dict], keys: tuple[str, ...], what: str) -> None:
 # --------------------------------------------------------------------------- AUC per round
 
 
-def _draw_auc(ax, rounds, auc, *, centralised_auc, best_local_auc, best_local_name, title):
+def draw_auc(ax, rounds, auc, *, centralised_auc, best_local_auc, best_local_name, title):
     rounds, auc = list(rounds), list(auc)
     if len(rounds) != len(auc):
         raise ValueError(f"rounds and auc differ in length: {len(rounds)} vs {len(auc)}")
@@ -100,7 +100,7 @@ def plot_auc_per_round(
     are drawn as horizontal dashed lines unless ``None``.
     """
     return _render(
-        path, _draw_auc, rounds, auc, centralised_auc=centralised_auc,
+        path, draw_auc, rounds, auc, centralised_auc=centralised_auc,
         best_local_auc=best_local_auc, best_local_name=best_local_name, title=title,
     )
 

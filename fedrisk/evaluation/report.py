@@ -13,6 +13,8 @@ whether the receiver could read them.
 
 from __future__ import annotations
 
+import re
+
 import base64
 import csv
 import io
@@ -764,7 +766,6 @@ def _nested_table(d: Mapping[str, Any]) -> str:
 def _party_order(names: Iterable[str], first: list[str]) -> list[str]:
     """``first`` (the server or label holder) first, then the others in natural order
     (bank_2 before bank_10)."""
-    import re
 
     def key(n: str):
         return (first.index(n) if n in first else len(first),
@@ -844,10 +845,12 @@ def _matrix_cell(kinds: dict[str, dict[str, Any]]) -> str:
 
 def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any],
                   scenario: str) -> bytes:
-    from fedrisk.evaluation.plots import DPI, FIGSIZE  # selects the Agg backend
+    # start-up time: matplotlib loads only for the ε chart (the report's other parts
+    # are text); plots selects the Agg backend before pyplot loads
+    from fedrisk.evaluation.plots import DPI, FIGSIZE
 
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    import matplotlib.pyplot as plt  # start-up time, as above
+    from matplotlib.ticker import MaxNLocator  # start-up time, as above
 
     fig, ax = plt.subplots(figsize=FIGSIZE)
     try:

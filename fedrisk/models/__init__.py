@@ -1,0 +1,3 @@
+"""numpy models: logistic regression (mini-batch SGD, L2, FedProx) and its gradients."""
+
+__all__ = ["logistic"]

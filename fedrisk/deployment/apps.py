@@ -1,0 +1,218 @@
+"""Module-level Flower apps, for Flower's Deployment Engine (and ``flwr run .``).
+
+``pyproject.toml`` names these in ``[tool.flwr.app.components]``; they build the same
+apps ``fedrisk run`` uses in-process, from what each side may know:
+
+- the ServerApp (aggregator) gets the *public* job from the run config key
+  ``fedrisk-job`` (JSON: the scenario, party names, feature count, public weight bound,
+  DP plan, Paillier public key) and never loads customer data;
+- each ClientApp (a bank, on its own SuperNode) reads the same public job, its identity
+  from the node config ``partition-id``, its own rows from the node config
+  ``data-path`` (a ``.npz`` with ``X`` and ``y``, written by ``fedrisk run --engine
+  deployment``) and, in Paillier mode, the banks' key from ``paillier-key``.
+
+``fedrisk run --engine deployment`` writes a tiny app folder whose config carries the
+job, starts or reaches the federation and collects the result, which the ServerApp
+emits as one log line (:data:`RESULT_MARK`) so it also arrives from a remote SuperLink.
+
+Without ``fedrisk-job`` (``flwr run .`` in a checkout), the config key ``scenario``
+names a scenario file and every node derives its bank's rows from the scenario's data
+(bundled or synthetic data exist wherever fedrisk is installed): a simulator's
+shortcut, fine for trying the Deployment Engine, not for real banks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Context, Message
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from phe import paillier
+from phe.paillier import PaillierPrivateKey
+
+from fedrisk.data.prepare import prepare_horizontal
+from fedrisk.deployment.bank_files import read_bank_rows, read_private_key
+from fedrisk.deployment.result import PROGRESS_MARK, RESULT_MARK, encode_result, result_record
+from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.horizontal.aggregation import mode_of
+from fedrisk.horizontal.aggregation.paillier import PaillierSetup, paillier_setup
+from fedrisk.horizontal.apps import make_client_app, make_server_app
+from fedrisk.horizontal.job import BankData, HorizontalJob, ServerJob, rows_digest
+from fedrisk.horizontal.setup import bank_job
+from fedrisk.privacy.plan import DPPlan
+from fedrisk.scenario import Scenario, load_scenario, scenario_from_dict, to_toml
+
+DEFAULT_SCENARIO = "scenarios/quickstart.toml"
+PROJECT = Path(__file__).resolve().parents[2]  # the checkout (or the unpacked app)
+
+
+# --- the public job -----------------------------------------------------------------------
+
+def public_job(job: HorizontalJob) -> dict[str, Any]:
+    """What every party may know about a run (no rows, no private key)."""
+    server = job.server_side()
+    setup = job.paillier
+    return {
+        "scenario_toml": to_toml(job.scenario),
+        "scenario_path": job.scenario.source_file,
+        "party_names": list(server.party_names),
+        "bank_rows": [len(b.y) for b in job.banks],
+        "bank_digests": [rows_digest(b) for b in job.banks],
+        "n_features": job.n_features,
+        "max_weight": server.max_weight,
+        "dp": job.dp.to_dict() if job.dp is not None else None,
+        "paillier_n": str(setup.public_key.n) if setup is not None else None,
+    }
+
+
+def _scenario(public: dict[str, Any]) -> Scenario:
+    return scenario_from_dict(tomllib.loads(public["scenario_toml"]), public["scenario_path"])
+
+
+def _paillier_setup(public: dict[str, Any], s: Scenario) -> PaillierSetup | None:
+    if public["paillier_n"] is None:
+        return None
+    dp = public["dp"]
+    rate = dp["sample_rate"] if dp is not None and dp["mode"] == "client" else None
+    return paillier_setup(paillier.PaillierPublicKey(int(public["paillier_n"])),
+                          public["n_features"], len(public["party_names"]),
+                          max(public["bank_rows"]), s.privacy.update_range, rate)
+
+
+def _dp(public: dict[str, Any]) -> DPPlan | None:
+    return DPPlan.from_dict(public["dp"]) if public["dp"] is not None else None
+
+
+def server_job_from(public: dict[str, Any]) -> ServerJob:
+    s = _scenario(public)
+    return ServerJob(s, tuple(public["party_names"]), public["n_features"],
+                     public["max_weight"], _paillier_setup(public, s), _dp(public))
+
+
+def bank_job_from(public: dict[str, Any], party: int, rows: BankData,
+                  private_key: PaillierPrivateKey | None) -> HorizontalJob:
+    """One bank's job: its own rows; the other banks appear by name only."""
+    s = _scenario(public)
+    empty = np.zeros((0, public["n_features"]))
+    banks = tuple(rows if i == party else BankData(name, empty, np.zeros(0))
+                  for i, name in enumerate(public["party_names"]))
+    return HorizontalJob(s, banks, public["n_features"], _paillier_setup(public, s),
+                         private_key, _dp(public))
+
+
+# --- `flwr run .` without fedrisk: everything from a scenario path -------------------------
+
+@lru_cache(maxsize=4)
+def _job_from_scenario(path: str) -> HorizontalJob:
+    s = load_scenario(path)
+    if s.federation.kind != "horizontal" or mode_of(s.privacy.aggregation).bank_keys:
+        raise ValueError(f"{path}: `flwr run .` drives horizontal plain or secagg runs "
+                         "(Paillier needs the banks' key ceremony, vertical its PSI "
+                         "state): use `fedrisk run --engine deployment` for Paillier")
+    return bank_job(s, prepare_horizontal(s), None)
+
+
+def scenario_file(name: str) -> str:
+    """A relative ``scenario`` is relative to the Flower App folder. The apps run in their
+    SuperLink's or SuperNode's folder, so look there, in the checkout fedrisk was
+    installed from, and in the unpacked app (Flower puts it on ``sys.path``)."""
+    path = Path(name)
+    if path.is_absolute():
+        return str(path)
+    for base in (Path.cwd(), PROJECT, *(Path(p) for p in sys.path if p)):
+        if (base / path).is_file():
+            return str(base / path)
+    return name  # load_scenario names it in its error
+
+
+def _public(context: Context) -> dict[str, Any]:
+    text = context.run_config.get("fedrisk-job")
+    if text:
+        return json.loads(str(text))
+    scenario = scenario_file(str(context.run_config.get("scenario", DEFAULT_SCENARIO)))
+    return public_job(_job_from_scenario(scenario))
+
+
+# --- the apps ---------------------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> ClientApp:
+    public = json.loads(public_text)
+    name = public["party_names"][party]
+    if data_path:
+        rows = read_bank_rows(data_path, name)
+    else:  # `flwr run .`: derive this bank's rows from the scenario's data
+        rows = _job_from_scenario(str(public["scenario_path"])).banks[party]
+    expected = public["bank_digests"][party]
+    if rows_digest(rows) != expected:
+        raise ValueError(f"{name}: its rows ({data_path or 'derived'}) are not the ones this "
+                         f"scenario's split gives (fingerprint {rows_digest(rows)}, expected "
+                         f"{expected}); write them again with fedrisk data split")
+    key = read_private_key(key_path) if key_path else None
+    return make_client_app(bank_job_from(public, party, rows, key))
+
+
+def _dispatch(msg: Message, context: Context) -> Message:
+    public = _public(context)
+    cfg = context.node_config
+    app = _bank_app(json.dumps(public, sort_keys=True), int(cfg["partition-id"]),
+                    str(cfg.get("data-path", "")), str(cfg.get("paillier-key", "")))
+    return app(msg, context)
+
+
+client_app = ClientApp()
+
+
+@client_app.train()
+def train(msg: Message, context: Context) -> Message:
+    return _dispatch(msg, context)
+
+
+@client_app.query("identify")
+def identify(msg: Message, context: Context) -> Message:
+    return _dispatch(msg, context)
+
+
+server_app = ServerApp()
+
+
+@server_app.main()
+def main(grid: Grid, context: Context) -> None:
+    try:
+        job = server_job_from(_public(context))
+    except Exception as exc:  # reported to the harness like any other failure
+        _emit(RESULT_MARK + encode_result(result_record(ServerRecorder(None), [], exc)))
+        raise
+    params_by_round: list[np.ndarray] = []
+
+    def keep(params: np.ndarray) -> dict[str, float]:
+        params_by_round.append(params)  # scored by the harness, which holds test rows
+        return {}
+
+    def on_round(rnd: int, metrics: dict[str, float]) -> None:
+        if rnd > 0:
+            _emit(PROGRESS_MARK + f"{rnd}/{job.scenario.rounds}")
+
+    recorder = ServerRecorder(None if job.paillier is not None else keep, on_round)
+    error = None
+    try:
+        make_server_app(job, recorder)(grid, context)
+    except Exception as exc:  # reported to the harness with the result
+        error = exc
+    _emit(RESULT_MARK + encode_result(result_record(recorder, params_by_round,
+                                                    error or recorder.error)))
+
+
+def _emit(line: str) -> None:
+    print(line, flush=True)
+    sys.stdout.flush()
+
+
+__all__ = ["bank_job_from", "client_app", "public_job", "server_app", "server_job_from"]

@@ -1,0 +1,50 @@
+"""The files a SuperNode is pointed at: one bank's rows and, in Paillier mode, the banks'
+key (never the aggregator's). Written by ``fedrisk run --engine deployment`` for a local
+federation and by ``fedrisk data split`` for SuperNodes on other machines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from phe.paillier import PaillierPrivateKey
+
+from fedrisk.crypto.paillier import BankKeys, private_key_from_dict, private_key_to_dict
+from fedrisk.horizontal.job import BankData, HorizontalJob
+
+KEY_FILE = "banks-paillier-key.json"
+
+
+def write_bank_files(folder: Path, job: HorizontalJob, keys: BankKeys | None
+                     ) -> list[dict[str, Any]]:
+    """Each bank's rows (and, in Paillier mode, the banks' key) in files its SuperNode
+    alone is given; returns the SuperNodes' node configs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = None
+    if keys is not None:
+        key_file = folder / KEY_FILE
+        key_file.write_text(json.dumps(private_key_to_dict(keys.private_key)),
+                            encoding="utf-8")
+        key_file.chmod(0o600)
+    configs = []
+    for i, bank in enumerate(job.banks):
+        path = folder / f"{bank.name}.npz"
+        np.savez(path, X=bank.X, y=bank.y)
+        configs.append({"partition-id": i, "num-partitions": len(job.banks),
+                        "data-path": str(path),
+                        **({"paillier-key": str(key_file)} if key_file else {})})
+    return configs
+
+
+def read_bank_rows(path: str, name: str) -> BankData:
+    with np.load(path) as f:
+        return BankData(name, f["X"], f["y"])
+
+
+def read_private_key(path: str) -> PaillierPrivateKey:
+    return private_key_from_dict(json.loads(open(path, encoding="utf-8").read()))
+
+
+__all__ = ["KEY_FILE", "read_bank_rows", "read_private_key", "write_bank_files"]

@@ -1,0 +1,286 @@
+"""Secure aggregation with Flower's SecAgg+ (Bell et al., CCS 2020).
+
+Flower 1.42 offers SecAgg+ only through its legacy API: ``SecAggPlusWorkflow`` inside a
+``DefaultWorkflow`` on the server, ``secaggplus_mod`` on a ``NumPyClient`` app. Each
+bank quantises its delta, adds pairwise masks agreed with its neighbours and a private
+mask, and sends the masked vector; the masks cancel only in the sum. The aggregator
+learns the *sum* (so the new global model, which all banks receive anyway), never one
+bank's update. Unlike Paillier mode, the aggregator does see the global model.
+
+Caveats (Flower's, stated in its docs): quantisation to ``quantization_range`` levels
+over ``[-clip, clip]``, stochastic rounding from numpy's global generator, masks from a
+32-bit-seeded numpy generator — fine for simulation, not cryptographic. Needs ≥ 3 banks.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+from flwr.app import Error, Message
+from flwr.client import NumPyClient
+from flwr.client.mod import secaggplus_mod
+from flwr.clientapp import ClientApp
+from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.common.secure_aggregation.secaggplus_constants import (RECORD_KEY_CONFIGS, Key,
+                                                                 Stage)
+from flwr.server import LegacyContext, ServerApp, ServerConfig
+from flwr.server.strategy import FedAvg as LegacyFedAvg
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+
+from fedrisk.errors import ProtocolError, QuorumError
+from fedrisk.flower.checkpoint import Checkpoint
+from fedrisk.flower.faults import LOST_PARTY_CODES, FaultPlan, fault_mod
+from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.flower.recording_grid import RecordingGrid, identify_mod, message_round
+from fedrisk.horizontal.client import party_errors_mod
+from fedrisk.horizontal.job import HorizontalJob, ServerJob, params_record
+from fedrisk.horizontal.training import local_update
+from fedrisk.models.logistic import n_params
+
+MAX_NEIGHBOURS = 11  # SecAgg+: each bank shares keys with at most this many others
+
+
+def secagg_shares(n_banks: int, threshold: float | None = None) -> tuple[int, int]:
+    """(num_shares, reconstruction_threshold): full SecAgg up to 11 banks, then SecAgg+.
+
+    ``threshold`` is privacy.secagg_threshold, the share of a bank's group needed to
+    unmask (default 2/3). Higher resists more colluding banks; lower survives more
+    dropouts (SecAgg+ halts a round when a group keeps fewer than the threshold).
+    """
+    shares = min(n_banks, MAX_NEIGHBOURS)
+    t = max(2, math.ceil((2 / 3 if threshold is None else threshold) * shares - 1e-9))
+    return shares, min(t, shares - 1) if shares > 2 else 2
+
+
+# --- the banks' side ---------------------------------------------------------------------
+
+class SecAggBank(NumPyClient):
+    def __init__(self, job, party: int) -> None:
+        self.job, self.party = job, party
+
+    def fit(self, parameters, config):
+        rnd = int(config["server-round"])
+        delta = local_update(self.job, self.party, parameters[0], rnd)
+        return [delta], len(self.job.banks[self.party].y), {}
+
+
+_GLOBAL_RNG_LOCK = threading.Lock()
+
+
+def seeded_rounding_mod(seed: int):
+    """Seed numpy's global generator per bank, round and stage: Flower's stochastic
+    rounding draws from it, and runs must be reproducible. The generator is global, so
+    banks running in parallel threads take turns (a lock) while they use it."""
+    stages = {Stage.SETUP: 0, Stage.SHARE_KEYS: 1, Stage.COLLECT_MASKED_VECTORS: 2,
+              Stage.UNMASK: 3}
+
+    def mod(msg: Message, context, call_next) -> Message:
+        rnd = int(msg.metadata.group_id or 0)
+        stage = 9
+        if msg.has_content() and RECORD_KEY_CONFIGS in msg.content.config_records:
+            stage = stages.get(str(msg.content.config_records[RECORD_KEY_CONFIGS].get(
+                Key.STAGE, "")), 9)
+        party = int(context.node_config["partition-id"])
+        return _call_with_global_seed([seed % 2**32, 4, party, rnd, stage], call_next,
+                                      msg, context)
+
+    return mod
+
+
+def _call_with_global_seed(words: list[int], call_next, msg: Message, context) -> Message:
+    # Module level, so Ray pickles it by reference (a closure would drag the lock along).
+    with _GLOBAL_RNG_LOCK:
+        np.random.seed(words)
+        return call_next(msg, context)
+
+
+def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
+    """The banks' legacy NumPyClient app under ``secaggplus_mod``. Banks identify
+    themselves first; a dropout strikes at the training stage, after the key exchange
+    (Flower 1.42's SecAgg+ cannot recover a node lost during its set-up)."""
+    base = [identify_mod(lambda i: job.banks[i].name),
+            fault_mod(faults, message_round, is_training_stage), party_errors_mod(job)]
+
+    def client_fn(context):
+        return SecAggBank(job, int(context.node_config["partition-id"])).to_client()
+
+    return ClientApp(client_fn=client_fn,
+                     mods=[*base, *mods, seeded_rounding_mod(job.scenario.seed),
+                           secaggplus_mod])
+
+
+# --- the aggregator's side -----------------------------------------------------------------
+
+class DeltaFedAvg(LegacyFedAvg):
+    """Legacy FedAvg whose clients send deltas: new global = global + aggregated delta.
+
+    Under SecAgg+ every result already carries the unmasked weighted mean of the banks
+    that survived the round, so this takes it as is instead of re-averaging identical
+    vectors. Banks that dropped out arrive as ``failures``; SecAgg+ itself removes their
+    masks (or halts the round when fewer than its threshold remain).
+    """
+
+    def __init__(self, n_banks: int, initial: np.ndarray, evaluate, min_parties: int,
+                 offset: int = 0) -> None:
+        super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=min_parties,
+                         min_available_clients=min_parties, min_evaluate_clients=0,
+                         accept_failures=True, evaluate_fn=evaluate,
+                         on_fit_config_fn=lambda rnd: {"server-round": rnd + offset},
+                         initial_parameters=ndarrays_to_parameters([initial]))
+        self.current, self.offset = initial, offset
+        self.min_parties = min_parties
+        self.aggregated: dict[int, int] = {}  # round -> banks whose updates were summed
+        self.halted: list[int] = []  # rounds SecAgg+ could not unmask (too few left)
+
+    def state_dict(self) -> dict:
+        return {"aggregated": {str(r): k for r, k in self.aggregated.items()},
+                "halted": self.halted}
+
+    def load_state(self, state: dict) -> None:
+        self.aggregated = {int(r): int(k) for r, k in state["aggregated"].items()}
+        self.halted = [int(r) for r in state["halted"]]
+
+    def aggregate_fit(self, server_round, results, failures):
+        server_round += self.offset
+        for failure in failures:
+            if not _is_dropout(failure):
+                raise ProtocolError(f"round {server_round}: a bank failed during SecAgg+: "
+                                    f"{failure}")
+        if len(results) < self.min_parties:
+            raise QuorumError.too_few(server_round, f"{len(results)} parties answered",
+                                      self.min_parties)
+        self.aggregated[server_round] = len(results)
+        mean_delta = parameters_to_ndarrays(results[0][1].parameters)[0]
+        self.current = self.current + mean_delta
+        return ndarrays_to_parameters([self.current]), {}
+
+
+def _is_dropout(failure: BaseException) -> bool:
+    """SecAgg+ wraps each failed reply's ``Error`` in an Exception."""
+    error = failure.args[0] if failure.args else None
+    return isinstance(error, Error) and error.code in LOST_PARTY_CODES
+
+
+def is_training_stage(msg: Message) -> bool:
+    """The SecAgg+ stage in which a bank trains (and so may be slow)."""
+    if not msg.has_content() or RECORD_KEY_CONFIGS not in msg.content.config_records:
+        return False
+    stage = msg.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE, "")
+    return stage == Stage.COLLECT_MASKED_VECTORS
+
+
+def classify_secagg(msg: Message, to_server: bool) -> tuple[str, str, bool]:
+    cfg = msg.content.config_records.get(RECORD_KEY_CONFIGS, {})
+    if to_server:
+        if Key.MASKED_PARAMETERS in cfg:
+            return "masked_update", "masked", False
+        if Key.CIPHERTEXT_LIST in cfg:  # key shares for other banks, encrypted to them
+            return "encrypted_key_shares", "ciphertext", False
+        if Key.SHARE_LIST in cfg:  # by design: lets the server remove masks of the sum
+            return "mask_secret_shares", "plaintext", True
+        return "public_keys", "plaintext", True
+    stage = cfg.get(Key.STAGE, "")
+    if stage == Stage.COLLECT_MASKED_VECTORS:
+        return "global_model_and_key_shares", "plaintext", True
+    return f"secagg_{stage or 'config'}", "plaintext", True
+
+
+class OffsetGrid(RecordingGrid):
+    """Shifts the round (group id) of every message a resumed legacy workflow sends:
+    Flower's legacy loop counts from 1 again, the run must not."""
+
+    def __init__(self, inner: RecordingGrid, offset: int) -> None:
+        self.__dict__.update(inner.__dict__)  # share its transcript, names and state
+        self._recording, self.offset = inner, offset
+
+    def _shift(self, messages):
+        for msg in messages:
+            if msg.metadata.group_id.isdigit():
+                msg.metadata.group_id = str(int(msg.metadata.group_id) + self.offset)
+            yield msg
+
+    def push_messages(self, messages):
+        return self._recording.push_messages(list(self._shift(messages)))
+
+    def send_and_receive(self, messages, *, timeout=None):
+        return self._recording.send_and_receive(list(self._shift(messages)), timeout=timeout)
+
+
+def server_app(server_job: ServerJob, recorder: ServerRecorder,
+               resume: Checkpoint | None = None) -> ServerApp:
+    n = len(server_job.party_names)
+    s = server_job.scenario
+    shares, threshold = secagg_shares(n, s.privacy.secagg_threshold)
+    app = ServerApp()
+    strategy: DeltaFedAvg | None = None
+
+    def evaluate(rnd, ndarrays, config):
+        if resume is not None:
+            if rnd == 0:  # scored before the interruption
+                recorder.start_clock()
+                return None
+            rnd += resume.round
+        if rnd > 0 and rnd not in strategy.aggregated:
+            # SecAgg+ halts a round (Flower logs it and goes on) when too few banks are
+            # left to unmask it: the model does not move. The run goes on too, unless
+            # fewer than min_parties are still answering at all.
+            replies = [e for e in recorder.transcript.entries if e.round == rnd
+                       and e.receiver == recorder.server_name]
+            failed = sorted({e.sender for e in replies if e.what == "error"})
+            if failed:  # a bank's own error, not a dropout
+                raise ProtocolError(f"round {rnd}: {', '.join(failed)} answered SecAgg+ "
+                                    "with an error and the round could not be unmasked")
+            updates = {e.sender for e in replies if e.what == "masked_update"}
+            if len(updates) < s.quorum:
+                raise QuorumError.too_few(rnd, f"{len(updates)} parties answered", s.quorum)
+            strategy.halted.append(rnd)
+        metrics = recorder.evaluate(rnd, params_record(ndarrays[0]))
+        return 0.0, dict(metrics) if metrics is not None else {}
+
+    @app.main()
+    def main(grid, context) -> None:
+        nonlocal strategy
+        done = resume.round if resume is not None else 0
+        start = (resume.arrays["params"].numpy() if resume is not None
+                 else np.zeros(n_params(server_job.n_features)))
+        strategy = DeltaFedAvg(n, start, evaluate, s.quorum, offset=done)
+        recorder.strategy = strategy
+        timeout = s.federation.round_timeout
+        legacy = LegacyContext(context=context, strategy=strategy,
+                               config=ServerConfig(num_rounds=s.rounds - done,
+                                                   round_timeout=timeout))
+        workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
+            num_shares=shares, reconstruction_threshold=threshold,
+            max_weight=float(server_job.max_weight),
+            clipping_range=s.privacy.update_range, timeout=timeout))
+        grid = RecordingGrid(grid, recorder.transcript, classify_secagg)
+        recorder.party_of = grid.party_of
+        try:
+            if resume is None:
+                grid.identify(len(server_job.party_names), quorum=s.quorum,
+                              reply_timeout=timeout)
+            else:
+                grid.party_of.update(resume.party_of)
+                strategy.load_state(resume.server["strategy"])
+                grid = OffsetGrid(grid, done)
+            workflow(grid, legacy)
+        except Exception as exc:
+            recorder.error = exc
+            raise
+        recorder.final_params = strategy.current
+
+    return app
+
+
+def summary(server_job: ServerJob) -> dict:
+    s = server_job.scenario
+    shares, threshold = secagg_shares(len(server_job.party_names), s.privacy.secagg_threshold)
+    return {"secagg": {"num_shares": shares, "reconstruction_threshold": threshold,
+                       "update_range": s.privacy.update_range,
+                       "quantization_levels": 2**22}}
+
+
+__all__ = ["DeltaFedAvg", "OffsetGrid", "classify_secagg", "client_app", "is_training_stage",
+           "secagg_shares", "server_app", "summary"]

@@ -1,0 +1,94 @@
+"""What each side of a horizontal run holds.
+
+The bank side (:class:`HorizontalJob`: rows and, for Paillier, the private key) and the
+aggregator side (:class:`ServerJob`: public parameters only) are separate objects, so
+the aggregator can be shown never to hold anything private.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from flwr.app import Array, ArrayRecord
+from phe.paillier import PaillierPrivateKey
+
+from fedrisk.models.logistic import SGDConfig
+from fedrisk.privacy.plan import DPPlan
+from fedrisk.scenario import Scenario
+
+if TYPE_CHECKING:  # the layout lives with the mode that uses it
+    from fedrisk.horizontal.aggregation.paillier import PaillierSetup
+
+
+@dataclass(frozen=True)
+class BankData:
+    """One bank's training rows (never leave the bank's ClientApp)."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+
+
+def rows_digest(bank: BankData) -> str:
+    """A short fingerprint of a bank's rows. SuperNodes check they were given the rows
+    the scenario's split gives (a file from another scenario or seed would train a
+    different model, and could overlap the harness's test rows); a resumed run checks
+    the data did not change since it started."""
+    h = hashlib.sha256(np.ascontiguousarray(bank.X, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(bank.y, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class HorizontalJob:
+    """Everything the banks hold: their rows and, in Paillier mode, the shared key pair."""
+
+    scenario: Scenario
+    banks: tuple[BankData, ...]
+    n_features: int
+    paillier: PaillierSetup | None = None         # public parameters of the packing
+    private_key: PaillierPrivateKey | None = None  # the banks' Paillier private key
+    dp: DPPlan | None = None                       # noise multiplier, clip norm, rates
+
+    @property
+    def sgd(self) -> SGDConfig:
+        m = self.scenario.model
+        return SGDConfig(m.learning_rate, m.local_epochs, m.batch_size, m.l2, m.proximal_mu)
+
+    def server_side(self) -> "ServerJob":
+        """The aggregator's view: names, sizes of things, public parameters. No data."""
+        return ServerJob(self.scenario, tuple(b.name for b in self.banks), self.n_features,
+                         public_max_weight(max(len(b.y) for b in self.banks)), self.paillier,
+                         self.dp)
+
+
+@dataclass(frozen=True)
+class ServerJob:
+    scenario: Scenario
+    party_names: tuple[str, ...]
+    n_features: int
+    max_weight: int            # public bound on any bank's example count (a power of 2)
+    paillier: PaillierSetup | None = None  # public key and packing layout only
+    dp: DPPlan | None = None               # public
+
+
+def public_max_weight(max_rows: int) -> int:
+    """The next power of two at or above the largest bank: a public bound on example
+    counts that reveals only their order of magnitude."""
+    return 1 << max(0, (max_rows - 1).bit_length())
+
+
+def client_rng(seed: int, party: int, rnd: int) -> np.random.Generator:
+    """A bank's generator for one round: depends on nothing an engine could reorder."""
+    return np.random.default_rng([seed, 1, party, rnd])
+
+
+def params_record(params: np.ndarray) -> ArrayRecord:
+    return ArrayRecord({"params": Array(np.ascontiguousarray(params, dtype=np.float64))})
+
+
+__all__ = ["BankData", "HorizontalJob", "ServerJob", "client_rng", "params_record",
+           "public_max_weight", "rows_digest"]

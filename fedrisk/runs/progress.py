@@ -1,0 +1,42 @@
+"""The progress bar over rounds (epochs, in vertical runs) with the live test score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from fedrisk.scenario import Scenario
+
+
+class _NoProgress:
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class run_progress:
+    """A rich progress bar over rounds (or nothing, for tests and pipes)."""
+
+    def __init__(self, enabled: bool, s: Scenario) -> None:
+        self.enabled, self.s = enabled, s
+
+    def __enter__(self):
+        if not self.enabled:
+            return _NoProgress(), None
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            TextColumn("round {task.completed}/{task.total}"),
+                            TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                            transient=False)
+        self.bar.__enter__()
+        who = (f"{len(self.s.federation.parties) or 'default'} parties"
+               if self.s.federation.kind == "vertical" else f"{self.s.federation.banks} banks")
+        desc = f"{self.s.name}: {who}, {self.s.federation.engine}"
+        task = self.bar.add_task(desc, total=self.s.rounds, status="")
+        return self.bar, task
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+
+__all__ = ["run_progress"]

@@ -1,0 +1,129 @@
+"""summary.json for a horizontal run: what federation bought, what privacy cost.
+
+The contract is DESIGN §5; every metric is computed on the held-out rows from pooled
+scores (never averaged across parties).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fedrisk.version import __version__
+from fedrisk.data.prepare import PreparedData
+from fedrisk.evaluation import population_stability_index, score_metrics
+from fedrisk.flower.participation import Participation
+from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.horizontal.aggregation import mode_of
+from fedrisk.horizontal.job import HorizontalJob
+from fedrisk.privacy.accountant import max_attack_auc_bound
+from fedrisk.privacy.attacks import membership_inference_auc
+from fedrisk.scenario import Scenario
+
+
+def faults_summary(s: Scenario, part: Participation, recorder: ServerRecorder) -> dict:
+    f = s.federation
+    strategy = getattr(recorder, "strategy", None)
+    return {
+        "dropout": f.dropout, "stragglers": f.stragglers,
+        "straggler_delay_s": f.straggler_delay, "round_timeout_s": f.round_timeout,
+        "min_parties": s.quorum,
+        "rounds_completed": part.rounds,
+        "updates_per_round": [part.answered_in(r) for r in range(1, part.rounds + 1)],
+        "rounds_without_update": sorted(getattr(strategy, "halted", [])),
+        "per_party": part.to_summary(),
+    }
+
+
+def membership_attack(job: HorizontalJob, params: np.ndarray, data: PreparedData) -> dict[str, Any]:
+    """Loss-threshold membership inference on the final model (members: training rows,
+    non-members: held-out rows), beside the most any attack could reach under the
+    accounted (ε, δ)."""
+    auc = membership_inference_auc(params, data.train.X, data.train.y, data.test.X,
+                                   data.test.y, seed=job.scenario.seed)
+    bound = None
+    if job.dp is not None and math.isfinite(job.dp.epsilon):
+        bound = max_attack_auc_bound(job.dp.epsilon, job.dp.delta)
+    return {"membership_auc": auc, "membership_attack": "loss threshold (Yeom et al. 2018)",
+            "membership_auc_bound": bound}
+
+
+def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
+    mode = mode_of(s.privacy.aggregation)
+    out: dict[str, Any] = {
+        "aggregation": mode.name,
+        "dp": s.privacy.dp,
+        # no DP mechanism ran: no formal guarantee to report
+        "epsilon": None,
+        "delta": None,
+        # what the aggregator can read (checked against transcript.jsonl by the tests)
+        "server_sees_individual_updates": mode.server_sees_individual_updates,
+        "server_sees_global_model": mode.server_sees_global_model,
+    }
+    if job.dp is not None:
+        out.update(job.dp.to_summary())
+        out["warnings"] = list(job.dp.warnings)
+    out.update(mode.implementation().summary(job.server_side()))
+    return out
+
+
+def horizontal_summary(s: Scenario, data: PreparedData, job: HorizontalJob, recorder: ServerRecorder,
+             fed_scores: np.ndarray, central_scores: np.ndarray,
+             local_metrics: dict[str, dict[str, float]], fed_wall: float,
+             baseline_wall: float, crypto: dict[str, float] | None) -> dict[str, Any]:
+    test_y = data.test.y
+    federated = score_metrics(test_y, fed_scores)
+    centralised = score_metrics(test_y, central_scores)
+    local_aucs = {k: v["auc"] for k, v in local_metrics.items()}
+    best_local = max(local_aucs, key=local_aucs.get)
+    mean_local = float(np.mean(list(local_aucs.values())))
+    bytes_total = recorder.transcript.total_bytes
+    return {
+        "fedrisk_version": __version__,
+        "scenario": s.name,
+        "description": s.description,
+        "seed": s.seed,
+        "engine": s.federation.engine,
+        "kind": s.federation.kind,
+        "data": {
+            "source": s.data.source,
+            "features": data.train.n_features,
+            "train_rows": data.train.n_rows,
+            "test_rows": data.test.n_rows,
+            "test_default_rate": float(np.mean(test_y)),
+            "partition": s.federation.partition,
+            "alpha": s.federation.alpha if s.federation.partition != "iid" else None,
+            "parties": {name: {"rows": int(len(idx)),
+                               "default_rate": float(np.mean(data.train.y[idx]))}
+                        for name, idx in zip(data.party_names, data.parts)},
+        },
+        "federated": federated,
+        "centralised": centralised,
+        "local_only": local_metrics,
+        "comparison": {
+            "federated_minus_centralised_auc": federated["auc"] - centralised["auc"],
+            "federated_minus_mean_local_auc": federated["auc"] - mean_local,
+            "mean_local_auc": mean_local,
+            "best_local_party": best_local,
+            "best_local_auc": local_aucs[best_local],
+            "psi_federated_vs_centralised_scores": population_stability_index(
+                central_scores, fed_scores),
+        },
+        "privacy": _privacy_summary(s, job),
+        "cost": {
+            "wall_s": None,  # filled in last
+            "federated_wall_s": round(fed_wall, 3),
+            "baselines_wall_s": round(baseline_wall, 3),
+            "rounds": s.rounds,
+            "bytes_sent": bytes_total,
+            "bytes_per_round": [r.bytes for r in recorder.rounds],
+            "setup_bytes": recorder.transcript.bytes_in_round(0),
+            "messages": len(recorder.transcript.entries),
+            **({k: round(v, 3) for k, v in crypto.items()} if crypto else {}),
+        },
+    }
+
+
+__all__ = ["faults_summary", "horizontal_summary", "membership_attack"]

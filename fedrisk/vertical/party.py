@@ -1,0 +1,151 @@
+"""A data-source party (FATE's *host*): a ClientApp holding features, never labels.
+
+It answers the bank's PSI exchange, keeps its aligned rows, weights and pending masks in
+its own Flower ``Context.state``, sends partial scores, and turns encrypted residuals into
+a masked encrypted gradient (:mod:`fedrisk.vertical.protocol` has the whole exchange).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import gmpy2
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from fedrisk.crypto.hetero import FEATURE_FRAC_BITS, RESIDUAL_FRAC_BITS, decode_signed, \
+    encrypted_feature_sums
+from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher
+from fedrisk.crypto.psi import PsiParty
+from fedrisk.data.split import Standardizer
+from fedrisk.errors import ProtocolError
+from fedrisk.flower.recording_grid import identity_reply
+from fedrisk.privacy.mechanisms import clip_rows
+from fedrisk.vertical.protocol import (MASK_KEY, MODEL_KEY, PSI_KEY, ROWS_KEY, DataPartyJob,
+                                       config_reply)
+
+
+def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
+    """The data-source parties' ClientApp; ``mods`` are extra Flower mods (tests)."""
+    app = ClientApp(mods=list(mods or []))
+    pool = {}
+
+    def cipher() -> VectorCipher:
+        if "c" not in pool:  # one obfuscator pool per process (DJN if chosen)
+            pool["c"] = VectorCipher(job.public_key, ObfuscatorPool(
+                job.public_key, job.scenario.privacy.obfuscation))
+        return pool["c"]
+
+    @app.query("identify")
+    def identify(msg: Message, context) -> Message:
+        return identity_reply(msg, job.parties[_pid(context)].name)
+
+    @app.query("vertical")
+    def setup(msg: Message, context) -> Message:
+        party = job.parties[_pid(context)]
+        cfg = msg.content["config"]
+        stage = str(cfg["stage"])
+        if stage == "psi-mask":  # steps 1 and 4 of the exchange, with one key
+            psi = PsiParty(party.name, [str(i) for i in party.ids],
+                           np.random.default_rng([job.scenario.seed, 9, _pid(context)]))
+            mine = psi.masked_ids()
+            theirs_double = psi.mask_again(list(cfg["bank-masked"]))
+            context.state[PSI_KEY] = ConfigRecord({"their-double": theirs_double})
+            context.state[PSI_KEY + ".order"] = ArrayRecord(
+                {"order": Array(np.asarray(psi.shuffle_order, dtype=np.int64))})
+            return config_reply(msg, {"masked": mine, "bank-double": theirs_double})
+        if stage == "psi-finish":  # step 3 came back: my view of the intersection
+            order = context.state[PSI_KEY + ".order"]["order"].numpy()
+            theirs = set(context.state[PSI_KEY]["their-double"])
+            mine = list(cfg["my-double"])
+            shared = sorted(str(party.ids[order[k]]) for k, v in enumerate(mine) if v in theirs)
+            return config_reply(msg, {"count": len(shared)})
+        if stage == "align":  # the final shared ids and the held-out ones, from the bank
+            pos = {str(i): k for k, i in enumerate(party.ids)}
+            try:
+                train = np.array([pos[i] for i in cfg["train-ids"]], dtype=np.int64)
+                test = np.array([pos[i] for i in cfg["test-ids"]], dtype=np.int64)
+            except KeyError as exc:
+                raise ProtocolError(f"{party.name}: the bank aligned an id it does not "
+                                    f"hold: {exc}") from None
+            context.state[ROWS_KEY] = ArrayRecord({"train": Array(train), "test": Array(test)})
+            context.state[MODEL_KEY] = ArrayRecord({"w": Array(np.zeros(party.X.shape[1]))})
+            return config_reply(msg, {"ok": 1})
+        raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
+
+    @app.train()
+    def train(msg: Message, context) -> Message:
+        party = job.parties[_pid(context)]
+        cfg = msg.content["config"]
+        X = _standardised(job, _pid(context), context)
+        rows = context.state[ROWS_KEY]
+        w = context.state[MODEL_KEY]["w"].numpy()
+        stage = str(cfg["stage"])
+        if "unmasked-pending" in cfg:  # step d of the previous batch: unmask and update
+            w = _apply_gradient(job, w, cfg, context, cipher().public_key.n)
+            context.state[MODEL_KEY] = ArrayRecord({"w": Array(w)})
+        if stage == "scores":
+            split = str(cfg.get("split", "train"))
+            idx = rows[split].numpy()[np.asarray(cfg["rows"], dtype=np.int64)] \
+                if "rows" in cfg else rows[split].numpy()
+            return Message(RecordDict({"scores": ArrayRecord({"u": Array(X[idx] @ w)})}),
+                           reply_to=msg)
+        if stage == "gradient":
+            idx = rows["train"].numpy()[np.asarray(cfg["rows"], dtype=np.int64)]
+            c = cipher()
+            n, nsq = c.public_key.n, gmpy2.mpz(c.public_key.nsquare)
+            residuals = c.from_bytes(list(cfg["residuals"]), len(idx))
+            sums = encrypted_feature_sums(residuals, X[idx], nsq)
+            masks = [int.from_bytes(_random_bytes(n), "big") % n for _ in sums]
+            masked = [s * e % nsq for s, e in zip(sums, c.encrypt(masks))]
+            context.state[MASK_KEY] = ConfigRecord({"masks": [m.to_bytes(c.width, "big")
+                                                              for m in masks],
+                                                    "batch": len(idx)})
+            return config_reply(msg, {"masked-gradient": c.to_bytes(masked)})
+        if stage == "apply":
+            return config_reply(msg, {"ok": 1})
+        raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
+
+    return app
+
+
+def _pid(context) -> int:
+    return int(context.node_config["partition-id"])
+
+
+def _random_bytes(n: int) -> bytes:
+    return secrets.token_bytes((n.bit_length() + 7) // 8 + 16)  # extra bytes: no mod bias
+
+
+_STANDARDISED: dict[tuple[int, str], np.ndarray] = {}
+
+
+def _standardised(job: DataPartyJob, pid: int, context) -> np.ndarray:
+    """The party's features z-scored with its own training rows (a local step)."""
+    party = job.parties[pid]
+    key = (id(job), party.name)
+    if key not in _STANDARDISED:
+        train = context.state[ROWS_KEY]["train"].numpy()
+        X = Standardizer().fit(party.X[train]).transform(party.X)
+        if job.clip_norm is not None:  # bounds one label's effect on the gradient
+            X = clip_rows(X, job.clip_norm)
+        _STANDARDISED[key] = X
+    return _STANDARDISED[key]
+
+
+def _apply_gradient(job: DataPartyJob, w: np.ndarray, cfg, context, n: int) -> np.ndarray:
+    state = context.state[MASK_KEY]
+    masks = [int.from_bytes(b, "big") for b in state["masks"]]
+    values = [int.from_bytes(b, "big") for b in cfg["unmasked-pending"]]
+    if len(values) != len(masks):
+        raise ProtocolError(f"expected {len(masks)} unmasked values, got {len(values)}")
+    scale = 2.0 ** (RESIDUAL_FRAC_BITS + FEATURE_FRAC_BITS) * int(state["batch"])
+    grad = np.array([decode_signed(v - m, n) for v, m in zip(values, masks)]) / scale
+    m = job.scenario.model
+    return w - m.learning_rate * (grad + m.l2 * w)
+
+
+
+
+__all__ = ["make_party_app"]

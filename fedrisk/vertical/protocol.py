@@ -1,0 +1,129 @@
+"""Vertical federation: a bank and data-source companies, same customers, own columns.
+
+The bank (label holder, Paillier key holder) runs the Flower ``ServerApp`` and
+orchestrates; every data-source party is a ``ClientApp``. After the identify handshake:
+
+1. **Alignment (PSI).** For each data party in turn, ECDH PSI over X25519
+   (:mod:`fedrisk.crypto.psi`), chained through the bank: party 2 is intersected with
+   ``bank ∩ party 1`` only, and so on. The bank then tells each party the final shared
+   ids (all of which the party holds) and which of them are held out for testing.
+2. **Training** (hetero logistic regression, Hardy et al. 2017; FATE's scheme with the
+   label holder as key holder), per mini-batch chosen by the bank:
+   a. each party sends its partial scores u_k = X_k w_k for the batch;
+   b. the bank forms u = X_B w_B + b + Σ u_k and the Taylor residual d = u/4 − y'/2
+      (y' ∈ {−1, +1}), updates its own weights, and sends Enc(d_i) for the batch;
+   c. each party computes Enc(Σ_i d_i x_ij) homomorphically for its features, adds a
+      fresh random mask R_j (uniform mod n) inside the encryption and returns it;
+   d. the bank decrypts G_j + R_j (uniform: it learns nothing) and returns it; the party
+      removes R_j and updates its own weights (with the next batch's request).
+3. **Joint prediction:** parties send partial scores on the test rows; the bank scores.
+
+Who learns what (honest-but-curious, non-colluding): the bank learns the intersection,
+each party's set size, and each party's partial scores u_k (a 1-d projection of its
+features per customer, from which over many steps the features are identifiable up to
+an invertible linear map — a known weakness of this protocol family). A data party
+learns the intersection, its own plaintext gradient — from which labels leak (see
+:func:`label_leakage`), more at small batches — and nothing else: residuals reach it
+encrypted, its gradient masked. No party sees another's features, weights or labels.
+"""
+
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from flwr.app import ConfigRecord, Message, RecordDict
+from phe.paillier import PaillierPrivateKey, PaillierPublicKey
+
+from fedrisk.privacy.plan import DPPlan
+from fedrisk.scenario import Scenario
+
+PSI_KEY = "fedrisk.psi"
+ROWS_KEY = "fedrisk.rows"
+MODEL_KEY = "fedrisk.weights"
+MASK_KEY = "fedrisk.masks"
+QUERY = "query.vertical"
+
+
+@dataclass(frozen=True)
+class PartyData:
+    name: str
+    ids: np.ndarray
+    X: np.ndarray
+    feature_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DataPartyJob:
+    """What the data-source parties hold (one ClientApp serves them by partition-id)."""
+
+    scenario: Scenario
+    parties: tuple[PartyData, ...]
+    public_key: PaillierPublicKey
+    clip_norm: float | None = None  # label DP: rows clipped to this L2 norm (public rule)
+
+
+@dataclass(frozen=True)
+class BankJob:
+    """What the bank holds: its table, labels and the private key."""
+
+    scenario: Scenario
+    name: str
+    ids: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    party_names: tuple[str, ...]
+    public_key: PaillierPublicKey
+    private_key: PaillierPrivateKey
+    dp: DPPlan | None = None  # DPPlan with mode 'label': the bank noises each returned gradient
+
+
+
+@dataclass
+class VerticalOutcome:
+    aligned: int = 0
+    party_sizes: dict[str, int] = field(default_factory=dict)
+    train_ids: np.ndarray | None = None
+    test_ids: np.ndarray | None = None
+    test_scores: np.ndarray | None = None
+    test_y: np.ndarray | None = None
+    bank_train_X: np.ndarray | None = None
+    bank_test_X: np.ndarray | None = None
+    encrypt_s: float = 0.0
+    decrypt_s: float = 0.0
+    encryptions: int = 0
+    epochs: list = field(default_factory=list)
+
+
+def classify_vertical(msg: Message, to_server: bool) -> tuple[str, str, bool]:
+    cfg = msg.content.config_records.get("config", {})
+    if to_server:
+        if "scores" in msg.content:
+            return "partial_scores", "plaintext", True
+        if "masked-gradient" in cfg:
+            return "encrypted_masked_gradient", "masked", False  # decrypts to G + R
+        if "masked" in cfg:
+            return "psi_masked_ids", "masked", False
+        return "ack", "plaintext", True
+    stage = str(cfg.get("stage", ""))
+    if stage == "gradient":
+        return "encrypted_residuals", "ciphertext", False
+    if stage.startswith("psi"):
+        return f"{stage}_masked_ids", "masked", False
+    if stage == "align":
+        return "aligned_ids", "plaintext", True  # ids the party itself holds
+    if "unmasked-pending" in cfg:
+        return "masked_gradient", "masked", True  # its own gradient plus its own mask
+    return "row_selection", "plaintext", True  # batch positions only
+
+
+
+def config_reply(msg: Message, values: dict) -> Message:
+    """A reply whose content is one config record (ids, ciphertexts, acks)."""
+    return Message(RecordDict({"config": ConfigRecord(values)}), reply_to=msg)
+
+
+__all__ = ["MASK_KEY", "MODEL_KEY", "PSI_KEY", "QUERY", "ROWS_KEY", "BankJob", "DataPartyJob",
+           "PartyData", "VerticalOutcome", "classify_vertical", "config_reply"]

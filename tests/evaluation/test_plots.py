@@ -1,0 +1,101 @@
+"""Tests for fedrisk.evaluation.plots: real PNGs of the right size, no leaked figures."""
+
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from fedrisk.evaluation import (
+    calibration_table,
+    gains_table,
+    plot_auc_per_round,
+    plot_calibration,
+    plot_gains,
+)
+from fedrisk.evaluation.plots import DPI, FIGSIZE, draw_auc
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HEIGHT, WIDTH = round(FIGSIZE[1] * DPI), round(FIGSIZE[0] * DPI)
+
+
+@pytest.fixture(autouse=True)
+def _no_open_figures():
+    plt.close("all")  # start clean whatever ran before
+    yield
+    assert plt.get_fignums() == [], "a plotting function left a figure open"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    rng = np.random.default_rng(0)
+    p = rng.beta(1.5, 4.0, size=2000)
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    return y, p
+
+
+def assert_png(path, written):
+    assert written == path
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    image = mpimg.imread(path)
+    assert image.shape[:2] == (HEIGHT, WIDTH)
+    assert image.std() > 0  # something was drawn, not a blank canvas
+
+
+def test_plot_auc_per_round(tmp_path):
+    path = tmp_path / "auc.png"
+    written = plot_auc_per_round(
+        [1, 2, 3, 4, 5], [0.70, 0.74, 0.76, 0.77, 0.775], path,
+        centralised_auc=0.78, best_local_auc=0.73, best_local_name="bank_3",
+        title="quickstart",
+    )
+    assert_png(path, written)
+
+
+def test_plot_auc_per_round_without_references_makes_parent_dir(tmp_path):
+    path = tmp_path / "nested" / "dir" / "auc.png"
+    written = plot_auc_per_round([1], [0.7], str(path), centralised_auc=None, best_local_auc=None)
+    assert_png(path, written)
+
+
+def test_auc_legend_labels():
+    fig, ax = plt.subplots()
+    try:
+        draw_auc(
+            ax, [1, 2], [0.7, 0.75], centralised_auc=0.78, best_local_auc=0.73,
+            best_local_name="bank_3", title="",
+        )
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    finally:
+        plt.close(fig)
+    assert labels == ["federated", "centralised (0.780)", "bank_3 alone (0.730)"]
+    assert len(dashed) == 2
+
+
+def test_plot_auc_length_mismatch_raises_and_closes(tmp_path):
+    path = tmp_path / "auc.png"
+    with pytest.raises(ValueError, match="length"):
+        plot_auc_per_round([1, 2], [0.7], path, centralised_auc=None, best_local_auc=None)
+    assert not path.exists()
+    # the autouse fixture checks the half-built figure was closed
+
+
+def test_plot_calibration(tmp_path, sample):
+    path = tmp_path / "calibration.png"
+    assert_png(path, plot_calibration(calibration_table(*sample), path, title="reliability"))
+
+
+def test_plot_gains(tmp_path, sample):
+    path = tmp_path / "gains.png"
+    assert_png(path, plot_gains(gains_table(*sample), path, title="gains"))
+
+
+@pytest.mark.parametrize("fn", [plot_calibration, plot_gains])
+def test_table_plots_reject_empty_or_wrong_table(tmp_path, fn):
+    with pytest.raises(ValueError, match="empty"):
+        fn([], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="lack keys"):
+        fn([{"bin": 1}], tmp_path / "x.png")
