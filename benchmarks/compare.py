@@ -58,33 +58,65 @@ MIN_ROWS = 10
 PARTITIONS = {"iid": "iid", "non-iid": "dirichlet"}
 AGGREGATIONS = ("plain", "paillier", "secagg")
 
-CSV_FIELDS = ("case", "partition", "banks", "aggregation", "dp", "target_epsilon", "seed",
-              "rounds", "auc", "ks", "centralised_auc", "gap", "wall_s", "federated_wall_s",
-              "baselines_wall_s", "centralised_s", "wall_ratio", "bytes_per_round",
-              "epsilon", "run_s")
-SCALING_FIELDS = ("axis", "banks", "features", "aggregation", "rounds", "repeats",
-                  "per_round_s", "federated_wall_s", "process_s", "peak_rss_mib",
-                  "bytes_per_round", "auc")
+CSV_FIELDS = (
+    "case",
+    "partition",
+    "banks",
+    "aggregation",
+    "dp",
+    "target_epsilon",
+    "seed",
+    "rounds",
+    "auc",
+    "ks",
+    "centralised_auc",
+    "gap",
+    "wall_s",
+    "federated_wall_s",
+    "baselines_wall_s",
+    "centralised_s",
+    "wall_ratio",
+    "bytes_per_round",
+    "epsilon",
+    "run_s",
+)
+SCALING_FIELDS = (
+    "axis",
+    "banks",
+    "features",
+    "aggregation",
+    "rounds",
+    "repeats",
+    "per_round_s",
+    "federated_wall_s",
+    "process_s",
+    "peak_rss_mib",
+    "bytes_per_round",
+    "auc",
+)
 SCALING_REPEATS = 2  # each scaling point runs twice: min time, max peak memory
 
 # Per-run seconds on the 2-core machine at load average ~2 (20 rounds, in-process engine,
 # key ceremony and centralised timing included): 5/20 banks and DP/vertical from a --quick
 # run, 2 and 100 banks from single runs. They drive the progress bar's ETA and the full
 # matrix's estimate, both rescaled by the speed measured in the session.
-PRIOR_S = {"plain": {2: 2.5, 5: 2.5, 20: 2.0, 100: 8.0},
-           "paillier": {2: 3.5, 5: 3.0, 20: 6.5, 100: 30.0},
-           "secagg": {3: 4.3, 5: 4.3, 20: 29.0, 100: 122.0}}
+PRIOR_S = {
+    "plain": {2: 2.5, 5: 2.5, 20: 2.0, 100: 8.0},
+    "paillier": {2: 3.5, 5: 3.0, 20: 6.5, 100: 30.0},
+    "secagg": {3: 4.3, 5: 4.3, 20: 29.0, 100: 122.0},
+}
 PRIOR_DP_S = 4.0
 PRIOR_VERTICAL_S = (8.0, 36.0)  # fixed + per epoch
 
 
 # --------------------------------------------------------------------------- the matrix
 
+
 @dataclass(frozen=True)
 class Case:
-    case: str                 # horizontal | horizontal-dp | vertical
-    partition: str            # iid | non-iid | vertical
-    banks: int                # banks; for vertical, parties
+    case: str  # horizontal | horizontal-dp | vertical
+    partition: str  # iid | non-iid | vertical
+    banks: int  # banks; for vertical, parties
     aggregation: str
     dp: str
     target_epsilon: float | None
@@ -95,15 +127,20 @@ class Case:
 
     @property
     def group(self) -> tuple:
-        return (self.case, self.partition, self.banks, self.aggregation, self.dp,
-                self.target_epsilon)
+        return (
+            self.case,
+            self.partition,
+            self.banks,
+            self.aggregation,
+            self.dp,
+            self.target_epsilon,
+        )
 
     def label(self) -> str:
         if self.case == "vertical":
             return f"vertical {self.rounds} epoch(s), seed {self.seed}"
         dp = f", DP ε={self.target_epsilon:g}" if self.dp != "none" else ""
-        return (f"{self.partition} {self.banks} banks {self.aggregation}{dp}, "
-                f"seed {self.seed}")
+        return f"{self.partition} {self.banks} banks {self.aggregation}{dp}, seed {self.seed}"
 
     def prior_s(self) -> float:
         if self.case == "vertical":
@@ -123,27 +160,44 @@ def _interp(table: dict[int, float], x: float) -> float:
 
 def _scenario_seed(path: Path) -> int:
     from fedrisk.scenario import load_scenario
+
     return load_scenario(path).seed
 
 
-def horizontal_case(partition: str, banks: int, aggregation: str, seed: int,
-                    epsilon: float | None = None) -> Case:
-    sets = [f"rounds={ROUNDS}", f"seed={seed}", f"federation.banks={banks}",
-            f"federation.partition={PARTITIONS[partition]}", f"federation.alpha={ALPHA}",
-            f"federation.min_rows={MIN_ROWS}", f"privacy.aggregation={aggregation}"]
+def horizontal_case(
+    partition: str, banks: int, aggregation: str, seed: int, epsilon: float | None = None
+) -> Case:
+    sets = [
+        f"rounds={ROUNDS}",
+        f"seed={seed}",
+        f"federation.banks={banks}",
+        f"federation.partition={PARTITIONS[partition]}",
+        f"federation.alpha={ALPHA}",
+        f"federation.min_rows={MIN_ROWS}",
+        f"privacy.aggregation={aggregation}",
+    ]
     dp = "none"
     if epsilon is not None:
         dp = "sample"
         sets += ["privacy.dp=sample", f"privacy.target_epsilon={epsilon}"]
-    return Case("horizontal-dp" if epsilon is not None else "horizontal", partition, banks,
-                aggregation, dp, epsilon, seed, ROUNDS, QUICKSTART, tuple(sets))
+    return Case(
+        "horizontal-dp" if epsilon is not None else "horizontal",
+        partition,
+        banks,
+        aggregation,
+        dp,
+        epsilon,
+        seed,
+        ROUNDS,
+        QUICKSTART,
+        tuple(sets),
+    )
 
 
 def vertical_case(seed: int, epochs: int) -> Case:
     # the label-leakage attack is a separate experiment: off here, it is not a cost of training
     sets = (f"seed={seed}", f"rounds={epochs}", "privacy.label_leakage_attack=false")
-    return Case("vertical", "vertical", 2, "paillier", "none", None, seed, epochs, VERTICAL,
-                sets)
+    return Case("vertical", "vertical", 2, "paillier", "none", None, seed, epochs, VERTICAL, sets)
 
 
 def build_matrix(quick: bool, n_seeds: int) -> list[Case]:
@@ -167,6 +221,7 @@ def build_matrix(quick: bool, n_seeds: int) -> list[Case]:
 
 def _scenario_rounds(path: Path) -> int:
     from fedrisk.scenario import load_scenario
+
     return load_scenario(path).rounds
 
 
@@ -178,6 +233,7 @@ _CENTRAL_CACHE: dict[Any, float] = {}
 def centralised_seconds(s, X: np.ndarray, y: np.ndarray, key: Any, repeats: int = 3) -> float:
     """Min of ``repeats`` timings of train_centralised on these rows (cached per key)."""
     from fedrisk.evaluation.baselines import BaselineBudget, train_centralised
+
     if key not in _CENTRAL_CACHE:
         times = []
         for _ in range(repeats):
@@ -213,10 +269,10 @@ def run_case(case: Case, tmp: Path, log) -> list[dict[str, Any]]:
         rng = np.random.default_rng(s.seed)
         X = rng.standard_normal((rows_n, n_feat))
         y = (rng.random(rows_n) < summary["data"]["test_default_rate"]).astype(np.float64)
-        central_s = centralised_seconds(s, X, y, ("vertical", rows_n, n_feat, s.rounds,
-                                                  s.model))
+        central_s = centralised_seconds(s, X, y, ("vertical", rows_n, n_feat, s.rounds, s.model))
     else:
         from fedrisk.data.prepare import prepare_horizontal
+
         # the training rows depend on the seed and the data, not on the banks
         key = ("horizontal", s.seed, s.rounds, s.data, s.model)
         if key not in _CENTRAL_CACHE:
@@ -227,14 +283,22 @@ def run_case(case: Case, tmp: Path, log) -> list[dict[str, Any]]:
     per_round = cost.get("bytes_per_round") or []
     eps = summary["privacy"].get("epsilon")
     row = {
-        "case": case.case, "partition": case.partition, "banks": case.banks,
-        "aggregation": case.aggregation, "dp": case.dp, "target_epsilon": case.target_epsilon,
-        "seed": case.seed, "rounds": case.rounds,
-        "auc": summary["federated"]["auc"], "ks": summary["federated"]["ks"],
+        "case": case.case,
+        "partition": case.partition,
+        "banks": case.banks,
+        "aggregation": case.aggregation,
+        "dp": case.dp,
+        "target_epsilon": case.target_epsilon,
+        "seed": case.seed,
+        "rounds": case.rounds,
+        "auc": summary["federated"]["auc"],
+        "ks": summary["federated"]["ks"],
         "centralised_auc": summary["centralised"]["auc"],
         "gap": summary["federated"]["auc"] - summary["centralised"]["auc"],
-        "wall_s": cost["wall_s"], "federated_wall_s": cost["federated_wall_s"],
-        "baselines_wall_s": cost.get("baselines_wall_s"), "centralised_s": central_s,
+        "wall_s": cost["wall_s"],
+        "federated_wall_s": cost["federated_wall_s"],
+        "baselines_wall_s": cost.get("baselines_wall_s"),
+        "centralised_s": central_s,
         "wall_ratio": cost["federated_wall_s"] / central_s,
         "bytes_per_round": float(np.mean(per_round)) if per_round else None,
         "epsilon": eps if eps is not None and math.isfinite(eps) else None,
@@ -243,12 +307,22 @@ def run_case(case: Case, tmp: Path, log) -> list[dict[str, Any]]:
     rows = [row]
     if case.case == "vertical":
         alone = summary["local_only"]["bank"]
-        rows.append({**{k: None for k in CSV_FIELDS}, "case": "vertical-bank-alone",
-                     "partition": "vertical", "banks": 1, "aggregation": "none",
-                     "dp": "none", "seed": case.seed, "rounds": case.rounds,
-                     "auc": alone["auc"], "ks": alone["ks"],
-                     "centralised_auc": row["centralised_auc"],
-                     "gap": alone["auc"] - row["centralised_auc"]})
+        rows.append(
+            {
+                **{k: None for k in CSV_FIELDS},
+                "case": "vertical-bank-alone",
+                "partition": "vertical",
+                "banks": 1,
+                "aggregation": "none",
+                "dp": "none",
+                "seed": case.seed,
+                "rounds": case.rounds,
+                "auc": alone["auc"],
+                "ks": alone["ks"],
+                "centralised_auc": row["centralised_auc"],
+                "gap": alone["auc"] - row["centralised_auc"],
+            }
+        )
     return rows
 
 
@@ -271,7 +345,7 @@ class _Eta:
         self.done_s += seconds
 
     def remaining(self) -> float:
-        after = sum(self.priors[self.i + 1:]) * self.factor
+        after = sum(self.priors[self.i + 1 :]) * self.factor
         current = self.priors[self.i] * self.factor - (time.perf_counter() - self.run_started)
         return after + max(current, 0.0)
 
@@ -284,8 +358,14 @@ def _fmt_s(s: float) -> str:
 @contextlib.contextmanager
 def progress_bar(title: str, priors: list[float]):
     """A rich progress bar weighted by each run's expected cost, with an ETA column."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
-                               TextColumn, TimeElapsedColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from rich.text import Text
 
     eta = _Eta(priors)
@@ -296,8 +376,14 @@ def progress_bar(title: str, priors: list[float]):
                 return Text("done", style="green")
             return Text(f"ETA {_fmt_s(eta.remaining())}", style="cyan")
 
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), EtaColumn(), TextColumn("{task.fields[status]}"))
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        EtaColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
     with bar:
         task = bar.add_task(title, total=len(priors), status="")
         yield bar, task, eta
@@ -306,8 +392,10 @@ def progress_bar(title: str, priors: list[float]):
 def run_matrix(cases: list[Case], log_console) -> tuple[list[dict], list[str], float]:
     rows, failures = [], []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fedrisk-compare-") as tmp, \
-            progress_bar("matrix", [c.prior_s() for c in cases]) as (bar, task, eta):
+    with (
+        tempfile.TemporaryDirectory(prefix="fedrisk-compare-") as tmp,
+        progress_bar("matrix", [c.prior_s() for c in cases]) as (bar, task, eta),
+    ):
         for i, case in enumerate(cases):
             eta.start(i)
             bar.update(task, status=case.label())
@@ -326,13 +414,16 @@ def run_matrix(cases: list[Case], log_console) -> tuple[list[dict], list[str], f
             rows += new
             if new:
                 r = new[0]
-                bar.console.print(f"[{i + 1}/{len(cases)}] {case.label()}: AUC {r['auc']:.4f} "
-                                  f"(gap {r['gap']:+.4f}), {took:.1f} s")
+                bar.console.print(
+                    f"[{i + 1}/{len(cases)}] {case.label()}: AUC {r['auc']:.4f} "
+                    f"(gap {r['gap']:+.4f}), {took:.1f} s"
+                )
             bar.update(task, advance=1)
     return rows, failures, time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------- outputs
+
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     v = [x for x in values if x is not None]
@@ -344,26 +435,42 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 def aggregate(rows: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        key = (r["case"], r["partition"], r["banks"], r["aggregation"], r["dp"],
-               r["target_epsilon"])
+        key = (
+            r["case"],
+            r["partition"],
+            r["banks"],
+            r["aggregation"],
+            r["dp"],
+            r["target_epsilon"],
+        )
         groups.setdefault(key, []).append(r)
     out = []
     for key, rs in groups.items():
         auc, auc_sd = _mean_sd([r["auc"] for r in rs])
         gap, gap_sd = _mean_sd([r["gap"] for r in rs])
-        out.append({
-            "case": key[0], "partition": key[1], "banks": key[2], "aggregation": key[3],
-            "dp": key[4], "target_epsilon": key[5], "n": len(rs),
-            "rounds": rs[0]["rounds"],
-            "auc": auc, "auc_sd": auc_sd, "ks": _mean_sd([r["ks"] for r in rs])[0],
-            "centralised_auc": _mean_sd([r["centralised_auc"] for r in rs])[0],
-            "gap": gap, "gap_sd": gap_sd,
-            "wall_ratio": _mean_sd([r["wall_ratio"] for r in rs])[0],
-            "federated_wall_s": _mean_sd([r["federated_wall_s"] for r in rs])[0],
-            "bytes_per_round": _mean_sd([r["bytes_per_round"] for r in rs])[0],
-            "epsilon": _mean_sd([r["epsilon"] for r in rs])[0],
-            "run_s": _mean_sd([r["run_s"] for r in rs])[0],
-        })
+        out.append(
+            {
+                "case": key[0],
+                "partition": key[1],
+                "banks": key[2],
+                "aggregation": key[3],
+                "dp": key[4],
+                "target_epsilon": key[5],
+                "n": len(rs),
+                "rounds": rs[0]["rounds"],
+                "auc": auc,
+                "auc_sd": auc_sd,
+                "ks": _mean_sd([r["ks"] for r in rs])[0],
+                "centralised_auc": _mean_sd([r["centralised_auc"] for r in rs])[0],
+                "gap": gap,
+                "gap_sd": gap_sd,
+                "wall_ratio": _mean_sd([r["wall_ratio"] for r in rs])[0],
+                "federated_wall_s": _mean_sd([r["federated_wall_s"] for r in rs])[0],
+                "bytes_per_round": _mean_sd([r["bytes_per_round"] for r in rs])[0],
+                "epsilon": _mean_sd([r["epsilon"] for r in rs])[0],
+                "run_s": _mean_sd([r["run_s"] for r in rs])[0],
+            }
+        )
     return out
 
 
@@ -413,15 +520,18 @@ def _setting(g: dict) -> str:
 
 
 def results_table(groups: list[dict]) -> str:
-    lines = ["| setting | aggregation | seeds | AUC (mean ± sd) | KS | gap to centralised "
-             "(mean ± sd) | wall time ratio to centralised | bytes per round | ε |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| setting | aggregation | seeds | AUC (mean ± sd) | KS | gap to centralised "
+        "(mean ± sd) | wall time ratio to centralised | bytes per round | ε |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for g in groups:
         lines.append(
             f"| {_setting(g)} | {g['aggregation']} | {g['n']} | "
             f"{g['auc']:.4f} ± {g['auc_sd']:.4f} | {g['ks']:.4f} | "
             f"{g['gap']:+.4f} ± {g['gap_sd']:.4f} | {_ratio(g['wall_ratio'])} | "
-            f"{_bytes(g['bytes_per_round'])} | {_f(g['epsilon'], '.2f')} |")
+            f"{_bytes(g['bytes_per_round'])} | {_f(g['epsilon'], '.2f')} |"
+        )
     return "\n".join(lines)
 
 
@@ -437,8 +547,11 @@ def machine_note() -> str:
         kb = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
         mem = f", {kb / 2**20:.0f} GiB RAM"
     import fedrisk
-    return (f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, fedrisk {fedrisk.__version__}")
+
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}){mem}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, fedrisk {fedrisk.__version__}"
+    )
 
 
 def _load() -> str:
@@ -449,10 +562,13 @@ def _load() -> str:
 
 # --------------------------------------------------------------------------- charts
 
+
 def _plt():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -465,18 +581,28 @@ def plot_gap_by_banks(groups: list[dict], path: Path) -> None:
     parts = [p for p in PARTITIONS if any(g["partition"] == p for g in hz)]
     if not parts:
         return
-    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.2), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(parts), figsize=(5.5 * len(parts), 4.2), sharey=True, squeeze=False
+    )
     try:
         for ax, part in zip(axes[0], parts):
             for k, agg in enumerate(AGGREGATIONS):
-                gs = sorted((g for g in hz if g["partition"] == part
-                             and g["aggregation"] == agg), key=lambda g: g["banks"])
+                gs = sorted(
+                    (g for g in hz if g["partition"] == part and g["aggregation"] == agg),
+                    key=lambda g: g["banks"],
+                )
                 if not gs:
                     continue
                 x = np.array([g["banks"] for g in gs], float) * (1 + 0.04 * (k - 1))
-                ax.errorbar(x, [g["gap"] for g in gs], yerr=[g["gap_sd"] for g in gs],
-                            marker="o", capsize=3, color=AGG_COLOURS[agg], label=agg)
+                ax.errorbar(
+                    x,
+                    [g["gap"] for g in gs],
+                    yerr=[g["gap_sd"] for g in gs],
+                    marker="o",
+                    capsize=3,
+                    color=AGG_COLOURS[agg],
+                    label=agg,
+                )
             ax.axhline(0, color="grey", lw=0.8, ls="--")
             ax.set_xscale("log")
             banks = sorted({g["banks"] for g in hz})
@@ -506,8 +632,9 @@ def plot_bytes(groups: list[dict], path: Path) -> None:
         for k, agg in enumerate(AGGREGATIONS):
             vals = []
             for b in banks:
-                v = [g["bytes_per_round"] for g in hz
-                     if g["banks"] == b and g["aggregation"] == agg]
+                v = [
+                    g["bytes_per_round"] for g in hz if g["banks"] == b and g["aggregation"] == agg
+                ]
                 vals.append(float(np.mean(v)) if v else np.nan)
             xs = np.arange(len(banks)) + (k - 1) * width
             ax.bar(xs, vals, width, color=AGG_COLOURS[agg], label=agg)
@@ -526,20 +653,36 @@ def plot_bytes(groups: list[dict], path: Path) -> None:
 
 def plot_auc_vs_epsilon(groups: list[dict], path: Path) -> None:
     plt = _plt()
-    dp = sorted((g for g in groups if g["case"] == "horizontal-dp"),
-                key=lambda g: g["target_epsilon"])
+    dp = sorted(
+        (g for g in groups if g["case"] == "horizontal-dp"), key=lambda g: g["target_epsilon"]
+    )
     if not dp:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     try:
-        ax.errorbar([g["epsilon"] for g in dp], [g["auc"] for g in dp],
-                    yerr=[g["auc_sd"] for g in dp], marker="o", capsize=3,
-                    label="federated, DP-SGD (record-level)")
-        ref = [g for g in groups if g["case"] == "horizontal" and g["partition"] == "non-iid"
-               and g["banks"] == 5 and g["aggregation"] == "plain"]
+        ax.errorbar(
+            [g["epsilon"] for g in dp],
+            [g["auc"] for g in dp],
+            yerr=[g["auc_sd"] for g in dp],
+            marker="o",
+            capsize=3,
+            label="federated, DP-SGD (record-level)",
+        )
+        ref = [
+            g
+            for g in groups
+            if g["case"] == "horizontal"
+            and g["partition"] == "non-iid"
+            and g["banks"] == 5
+            and g["aggregation"] == "plain"
+        ]
         if ref:
-            ax.axhline(ref[0]["auc"], color="tab:blue", ls=":",
-                       label=f"federated, no DP ({ref[0]['auc']:.4f})")
+            ax.axhline(
+                ref[0]["auc"],
+                color="tab:blue",
+                ls=":",
+                label=f"federated, no DP ({ref[0]['auc']:.4f})",
+            )
         c = float(np.mean([g["centralised_auc"] for g in dp]))
         ax.axhline(c, color="tab:green", ls="--", label=f"centralised, no DP ({c:.4f})")
         ax.set_xscale("log")
@@ -559,26 +702,36 @@ def plot_auc_vs_epsilon(groups: list[dict], path: Path) -> None:
 
 # --------------------------------------------------------------------------- scaling
 
+
 @dataclass(frozen=True)
 class ScalePoint:
-    axis: str          # banks | features | paillier
+    axis: str  # banks | features | paillier
     banks: int
-    features_per_source: int | None   # None: bundled data
+    features_per_source: int | None  # None: bundled data
     aggregation: str
     rounds: int = 3
 
     def overrides(self) -> list[str]:
-        sets = [f"rounds={self.rounds}", "federation.partition=iid",
-                f"federation.min_rows={MIN_ROWS}", f"federation.banks={self.banks}",
-                f"privacy.aggregation={self.aggregation}"]
+        sets = [
+            f"rounds={self.rounds}",
+            "federation.partition=iid",
+            f"federation.min_rows={MIN_ROWS}",
+            f"federation.banks={self.banks}",
+            f"privacy.aggregation={self.aggregation}",
+        ]
         if self.features_per_source is not None:
-            sets += ["data.source=synthetic",
-                     f"data.features_per_source={self.features_per_source}"]
+            sets += [
+                "data.source=synthetic",
+                f"data.features_per_source={self.features_per_source}",
+            ]
         return sets
 
     def label(self) -> str:
-        what = (f"{4 * self.features_per_source} synthetic features"
-                if self.features_per_source else "bundled data")
+        what = (
+            f"{4 * self.features_per_source} synthetic features"
+            if self.features_per_source
+            else "bundled data"
+        )
         return f"{self.axis}: {self.banks} banks, {what}, {self.aggregation}"
 
     def prior_s(self) -> float:
@@ -588,13 +741,18 @@ class ScalePoint:
 
 
 def scaling_points(quick: bool) -> list[ScalePoint]:
-    pts = [ScalePoint("banks", b, None, "plain") for b in ((10, 100, 300) if quick
-                                                           else (10, 100, 1000))]
+    pts = [
+        ScalePoint("banks", b, None, "plain")
+        for b in ((10, 100, 300) if quick else (10, 100, 1000))
+    ]
     pts += [ScalePoint("features", 10, f, "plain") for f in (4, 16, 64)]
     # 20 rounds here, as in the matrix: with 3 rounds the obfuscators precomputed during
     # the CLI's start-up cover the whole run and the overhead disappears in the noise
-    pts += [ScalePoint("paillier", b, None, agg, rounds=ROUNDS) for b in (5, 20)
-            for agg in ("plain", "paillier")]
+    pts += [
+        ScalePoint("paillier", b, None, agg, rounds=ROUNDS)
+        for b in (5, 20)
+        for agg in ("plain", "paillier")
+    ]
     return pts
 
 
@@ -617,10 +775,20 @@ print(json.dumps({"rc": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.r
 def run_point(p: ScalePoint, tmp: Path) -> dict[str, Any]:
     """``fedrisk run`` in a child process (through _WRAPPER): time, peak RSS, summary."""
     out = tmp / f"{p.axis}-{p.banks}-{p.features_per_source}-{p.aggregation}"
-    cmd = [sys.executable, "-m", "fedrisk.cli", "run", str(QUICKSTART), "--out", str(out),
-           "--quiet", *[a for s in p.overrides() for a in ("--set", s)]]
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], cwd=tmp, check=True,
-                          capture_output=True, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "fedrisk.cli",
+        "run",
+        str(QUICKSTART),
+        "--out",
+        str(out),
+        "--quiet",
+        *[a for s in p.overrides() for a in ("--set", s)],
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, *cmd], cwd=tmp, check=True, capture_output=True, text=True
+    )
     res = json.loads(done.stdout.strip().splitlines()[-1])
     if res["rc"] != 0:
         raise RuntimeError(f"exit {res['rc']}: {res['stderr'].strip()[-500:]}")
@@ -628,23 +796,34 @@ def run_point(p: ScalePoint, tmp: Path) -> dict[str, Any]:
     summary = json.loads((out / "summary.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     cost = summary["cost"]
-    return {"axis": p.axis, "banks": p.banks, "features": summary["data"]["features"],
-            "aggregation": p.aggregation, "rounds": p.rounds,
-            "per_round_s": cost["federated_wall_s"] / p.rounds,
-            "federated_wall_s": cost["federated_wall_s"], "process_s": took,
-            "peak_rss_mib": res["maxrss_kib"] / 1024,  # Linux: KiB
-            "bytes_per_round": float(np.mean(cost["bytes_per_round"])),
-            "auc": summary["federated"]["auc"],
-            "crypto": {k: cost[k] for k in ("encryption_s", "decryption_s",
-                                            "obfuscator_precompute_s") if k in cost}}
+    return {
+        "axis": p.axis,
+        "banks": p.banks,
+        "features": summary["data"]["features"],
+        "aggregation": p.aggregation,
+        "rounds": p.rounds,
+        "per_round_s": cost["federated_wall_s"] / p.rounds,
+        "federated_wall_s": cost["federated_wall_s"],
+        "process_s": took,
+        "peak_rss_mib": res["maxrss_kib"] / 1024,  # Linux: KiB
+        "bytes_per_round": float(np.mean(cost["bytes_per_round"])),
+        "auc": summary["federated"]["auc"],
+        "crypto": {
+            k: cost[k]
+            for k in ("encryption_s", "decryption_s", "obfuscator_precompute_s")
+            if k in cost
+        },
+    }
 
 
 def run_scaling(quick: bool) -> tuple[list[dict], list[str], float]:
     pts = scaling_points(quick)
     rows, failures = [], []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fedrisk-scaling-") as tmp, \
-            progress_bar("scaling", [p.prior_s() for p in pts]) as (bar, task, eta):
+    with (
+        tempfile.TemporaryDirectory(prefix="fedrisk-scaling-") as tmp,
+        progress_bar("scaling", [p.prior_s() for p in pts]) as (bar, task, eta),
+    ):
         for i, p in enumerate(pts):
             eta.start(i)
             bar.update(task, status=p.label())
@@ -653,13 +832,18 @@ def run_scaling(quick: bool) -> tuple[list[dict], list[str], float]:
                 runs = [run_point(p, Path(tmp)) for _ in range(SCALING_REPEATS)]
                 # noise only adds time: the fastest repeat; memory: the largest
                 r = min(runs, key=lambda x: x["per_round_s"])
-                r = {**r, "process_s": min(x["process_s"] for x in runs),
-                     "peak_rss_mib": max(x["peak_rss_mib"] for x in runs),
-                     "repeats": len(runs)}
+                r = {
+                    **r,
+                    "process_s": min(x["process_s"] for x in runs),
+                    "peak_rss_mib": max(x["peak_rss_mib"] for x in runs),
+                    "repeats": len(runs),
+                }
                 rows.append(r)
-                bar.console.print(f"[{i + 1}/{len(pts)}] {p.label()}: "
-                                  f"{r['per_round_s']:.3f} s/round, "
-                                  f"{r['peak_rss_mib']:.0f} MiB peak, {r['process_s']:.1f} s")
+                bar.console.print(
+                    f"[{i + 1}/{len(pts)}] {p.label()}: "
+                    f"{r['per_round_s']:.3f} s/round, "
+                    f"{r['peak_rss_mib']:.0f} MiB peak, {r['process_s']:.1f} s"
+                )
             except Exception as exc:
                 failures.append(f"{p.label()}: {type(exc).__name__}: {exc}")
                 bar.console.print(f"[red]FAILED[/red] {failures[-1]}")
@@ -682,8 +866,10 @@ def _matrix_paillier_ratio(out: Path) -> dict[int, tuple[float, int]]:
         return {}
     with open(path, encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["case"] == "horizontal"]
-    by = {(r["partition"], int(r["banks"]), r["aggregation"], r["seed"]):
-          float(r["federated_wall_s"]) for r in rows}
+    by = {
+        (r["partition"], int(r["banks"]), r["aggregation"], r["seed"]): float(r["federated_wall_s"])
+        for r in rows
+    }
     ratios: dict[int, list[float]] = {}
     for (part, b, agg, seed), v in by.items():
         if agg == "paillier" and (part, b, "plain", seed) in by:
@@ -691,50 +877,69 @@ def _matrix_paillier_ratio(out: Path) -> dict[int, tuple[float, int]]:
     return {b: (float(np.mean(v)), len(v)) for b, v in sorted(ratios.items())}
 
 
-def write_scaling(rows: list[dict], failures: list[str], out: Path, header: str,
-                  runtime: float) -> None:
+def write_scaling(
+    rows: list[dict], failures: list[str], out: Path, header: str, runtime: float
+) -> None:
     write_csv(out / "scaling.csv", rows, SCALING_FIELDS)
     banks = sorted((r for r in rows if r["axis"] == "banks"), key=lambda r: r["banks"])
     feats = sorted((r for r in rows if r["axis"] == "features"), key=lambda r: r["features"])
     b_exp = _exponent([r["banks"] for r in banks], [r["per_round_s"] for r in banks])
     f_exp = _exponent([r["features"] for r in feats], [r["per_round_s"] for r in feats])
-    tail = (_exponent([r["banks"] for r in banks[-2:]], [r["per_round_s"] for r in banks[-2:]])
-            if len(banks) >= 2 else math.nan)
-    lines = [header, "", f"Scaling study runtime: {_fmt_s(runtime)} ({runtime:.0f} s). Each "
-             "point is one `fedrisk run scenarios/quickstart.toml --quiet` in its own child "
-             "process (3 rounds unless stated, IID partition, min_rows 10, in-process engine, "
-             "seed 42). "
-             "Seconds per round = `cost.federated_wall_s` / rounds (the federation phase, "
-             "without start-up, data loading, baselines or reports); peak memory = the "
-             "child's `ru_maxrss` from `os.wait4`, read in a small wrapper process (a child "
-             "forked straight from this script would inherit its ~250 MiB high-water mark); "
-             "process s = the child's whole wall time (start-up, imports, baselines and "
-             f"reports included). Each point ran {SCALING_REPEATS} times: the fastest time, "
-             "the largest peak memory.",
-             "", "| axis | banks | features | aggregation | s per round | process s | "
-             "peak RSS (MiB) | bytes per round | test AUC |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    tail = (
+        _exponent([r["banks"] for r in banks[-2:]], [r["per_round_s"] for r in banks[-2:]])
+        if len(banks) >= 2
+        else math.nan
+    )
+    lines = [
+        header,
+        "",
+        f"Scaling study runtime: {_fmt_s(runtime)} ({runtime:.0f} s). Each "
+        "point is one `fedrisk run scenarios/quickstart.toml --quiet` in its own child "
+        "process (3 rounds unless stated, IID partition, min_rows 10, in-process engine, "
+        "seed 42). "
+        "Seconds per round = `cost.federated_wall_s` / rounds (the federation phase, "
+        "without start-up, data loading, baselines or reports); peak memory = the "
+        "child's `ru_maxrss` from `os.wait4`, read in a small wrapper process (a child "
+        "forked straight from this script would inherit its ~250 MiB high-water mark); "
+        "process s = the child's whole wall time (start-up, imports, baselines and "
+        f"reports included). Each point ran {SCALING_REPEATS} times: the fastest time, "
+        "the largest peak memory.",
+        "",
+        "| axis | banks | features | aggregation | s per round | process s | "
+        "peak RSS (MiB) | bytes per round | test AUC |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['axis']} | {r['banks']} | {r['features']} | {r['aggregation']} | "
-                     f"{r['per_round_s']:.3f} | {r['process_s']:.1f} | "
-                     f"{r['peak_rss_mib']:.0f} | {_bytes(r['bytes_per_round'])} | "
-                     f"{r['auc']:.4f} |")
+        lines.append(
+            f"| {r['axis']} | {r['banks']} | {r['features']} | {r['aggregation']} | "
+            f"{r['per_round_s']:.3f} | {r['process_s']:.1f} | "
+            f"{r['peak_rss_mib']:.0f} | {_bytes(r['bytes_per_round'])} | "
+            f"{r['auc']:.4f} |"
+        )
     lines += ["", "Growth (least-squares slope of log(seconds per round) against log(size)):", ""]
     if banks:
-        lines.append(f"- banks {', '.join(str(r['banks']) for r in banks)}: time per round "
-                     f"∝ banks^**{b_exp:.2f}** (between the two largest: "
-                     f"^{tail:.2f}); peak memory "
-                     f"{banks[0]['peak_rss_mib']:.0f} → {banks[-1]['peak_rss_mib']:.0f} MiB.")
+        lines.append(
+            f"- banks {', '.join(str(r['banks']) for r in banks)}: time per round "
+            f"∝ banks^**{b_exp:.2f}** (between the two largest: "
+            f"^{tail:.2f}); peak memory "
+            f"{banks[0]['peak_rss_mib']:.0f} → {banks[-1]['peak_rss_mib']:.0f} MiB."
+        )
     if feats:
-        lines.append(f"- features {', '.join(str(r['features']) for r in feats)} (synthetic, "
-                     f"10 banks): time per round ∝ features^**{f_exp:.2f}**; peak memory "
-                     f"{feats[0]['peak_rss_mib']:.0f} → {feats[-1]['peak_rss_mib']:.0f} MiB.")
-    lines += ["", f"Paillier overhead (2048-bit keys, {ROUNDS} rounds, ratio to plaintext at "
-              "the same banks):", "",
-              "| banks | federation s per round plain → Paillier | ratio | process s plain → "
-              "Paillier | ratio | peak RSS ratio | bytes per round ratio | matrix ratio "
-              "(`federated_wall_s`, compare.csv) |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"- features {', '.join(str(r['features']) for r in feats)} (synthetic, "
+            f"10 banks): time per round ∝ features^**{f_exp:.2f}**; peak memory "
+            f"{feats[0]['peak_rss_mib']:.0f} → {feats[-1]['peak_rss_mib']:.0f} MiB."
+        )
+    lines += [
+        "",
+        f"Paillier overhead (2048-bit keys, {ROUNDS} rounds, ratio to plaintext at "
+        "the same banks):",
+        "",
+        "| banks | federation s per round plain → Paillier | ratio | process s plain → "
+        "Paillier | ratio | peak RSS ratio | bytes per round ratio | matrix ratio "
+        "(`federated_wall_s`, compare.csv) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     matrix = _matrix_paillier_ratio(out)
     pai = {(r["banks"], r["aggregation"]): r for r in rows if r["axis"] == "paillier"}
     for b in sorted({k[0] for k in pai}):
@@ -748,17 +953,22 @@ def write_scaling(rows: list[dict], failures: list[str], out: Path, header: str,
             f"{q['process_s']:.1f} | {q['process_s'] / p['process_s']:.2f}x | "
             f"{q['peak_rss_mib'] / p['peak_rss_mib']:.2f}x | "
             f"{q['bytes_per_round'] / p['bytes_per_round']:.1f}x | "
-            + (f"{m[0]:.2f}x ({m[1]} pairs)" if m else "–") + " |")
-    lines += ["", f"The Paillier points run {ROUNDS} rounds (3 rounds would hide the cost: "
-              "`fedrisk run` starts the banks' obfuscator precomputation before its heavy "
-              "imports, and for 3 rounds it is done before round 1). Caveat on the "
-              "federation-phase ratio: with plaintext aggregation the server scores the "
-              "global model on the test rows after every round inside `federated_wall_s`; "
-              "with Paillier it cannot (it never sees the model), so that scoring and the "
-              "replayed decryptions happen after the federation phase. The process ratio "
-              "counts everything a user waits for. The matrix column comes from "
-              "in-process runs whose key ceremony starts just before the federation, so "
-              "the precomputation competes with training for the 2 cores."]
+            + (f"{m[0]:.2f}x ({m[1]} pairs)" if m else "–")
+            + " |"
+        )
+    lines += [
+        "",
+        f"The Paillier points run {ROUNDS} rounds (3 rounds would hide the cost: "
+        "`fedrisk run` starts the banks' obfuscator precomputation before its heavy "
+        "imports, and for 3 rounds it is done before round 1). Caveat on the "
+        "federation-phase ratio: with plaintext aggregation the server scores the "
+        "global model on the test rows after every round inside `federated_wall_s`; "
+        "with Paillier it cannot (it never sees the model), so that scoring and the "
+        "replayed decryptions happen after the federation phase. The process ratio "
+        "counts everything a user waits for. The matrix column comes from "
+        "in-process runs whose key ceremony starts just before the federation, so "
+        "the precomputation competes with training for the 2 cores.",
+    ]
     if failures:
         lines += ["", "Failed points:", ""] + [f"- {f}" for f in failures]
     (out / "scaling.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -771,15 +981,20 @@ def _two_five(v: float, _pos) -> str:
     return f"{v:.3g}" if lead in (2.0, 5.0) else ""
 
 
-def plot_scaling(banks: list[dict], feats: list[dict], path: Path, b_exp: float,
-                 f_exp: float) -> None:
+def plot_scaling(
+    banks: list[dict], feats: list[dict], path: Path, b_exp: float, f_exp: float
+) -> None:
     plt = _plt()
     from matplotlib.ticker import FormatStrFormatter, FuncFormatter, NullLocator
+
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     try:
         for col, (pts, key, name, exp) in enumerate(
-                ((banks, "banks", "banks (bundled data, 23 features)", b_exp),
-                 (feats, "features", "features (synthetic data, 10 banks)", f_exp))):
+            (
+                (banks, "banks", "banks (bundled data, 23 features)", b_exp),
+                (feats, "features", "features (synthetic data, 10 banks)", f_exp),
+            )
+        ):
             if not pts:
                 continue
             x = np.array([r[key] for r in pts], float)
@@ -788,8 +1003,13 @@ def plot_scaling(banks: list[dict], feats: list[dict], path: Path, b_exp: float,
             ax.loglog(x, t, "o-", label="measured")
             if len(x) >= 2:
                 c = np.polyfit(np.log(x), np.log(t), 1)
-                ax.loglog(x, np.exp(np.polyval(c, np.log(x))), "--", color="grey",
-                          label=f"fit: ∝ {key}^{exp:.2f}")
+                ax.loglog(
+                    x,
+                    np.exp(np.polyval(c, np.log(x))),
+                    "--",
+                    color="grey",
+                    label=f"fit: ∝ {key}^{exp:.2f}",
+                )
             ax.set_ylabel("seconds per round")
             ax.set_title(f"time per round vs {key}")
             ax.legend()
@@ -802,7 +1022,8 @@ def plot_scaling(banks: list[dict], feats: list[dict], path: Path, b_exp: float,
             axes[0][col].yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
             narrow = t.max() / t.min() < 3  # within a decade: label every tick
             axes[0][col].yaxis.set_minor_formatter(
-                FormatStrFormatter("%.3g") if narrow else FuncFormatter(_two_five))
+                FormatStrFormatter("%.3g") if narrow else FuncFormatter(_two_five)
+            )
             for a in (axes[0][col], axes[1][col]):
                 a.set_xticks(x, [str(int(v)) for v in x])
                 a.xaxis.set_minor_locator(NullLocator())
@@ -815,6 +1036,7 @@ def plot_scaling(banks: list[dict], feats: list[dict], path: Path, b_exp: float,
 
 
 # --------------------------------------------------------------------------- main
+
 
 def full_estimate(quick_rows: list[dict], cases_run: list[Case], n_seeds: int) -> str:
     """The full matrix's runtime: prior per-run costs x the speed measured here."""
@@ -829,27 +1051,39 @@ def full_estimate(quick_rows: list[dict], cases_run: list[Case], n_seeds: int) -
         name = c.case if c.case != "horizontal" else f"{c.aggregation}"
         by_agg[name] = by_agg.get(name, 0.0) + c.prior_s() * factor
     parts = ", ".join(f"{k} {_fmt_s(v)}" for k, v in by_agg.items())
-    return (f"Full matrix ({len(full)} runs, {n_seeds} seeds): estimated **{_fmt_s(est)}** "
-            f"on this machine ({parts}), plus ~{_fmt_s(scale)} for the full scaling study. "
-            f"Estimate = expected per-run seconds (`PRIOR_S` in compare.py, measured on this "
-            f"machine; 100 banks: plain {PRIOR_S['plain'][100]:.0f} s, Paillier "
-            f"{PRIOR_S['paillier'][100]:.0f} s, SecAgg+ {PRIOR_S['secagg'][100]:.0f} s per "
-            f"run) × this session's speed factor ({factor:.2f} = measured / expected over "
-            f"the {len(cases_run)} runs above).")
+    return (
+        f"Full matrix ({len(full)} runs, {n_seeds} seeds): estimated **{_fmt_s(est)}** "
+        f"on this machine ({parts}), plus ~{_fmt_s(scale)} for the full scaling study. "
+        f"Estimate = expected per-run seconds (`PRIOR_S` in compare.py, measured on this "
+        f"machine; 100 banks: plain {PRIOR_S['plain'][100]:.0f} s, Paillier "
+        f"{PRIOR_S['paillier'][100]:.0f} s, SecAgg+ {PRIOR_S['secagg'][100]:.0f} s per "
+        f"run) × this session's speed factor ({factor:.2f} = measured / expected over "
+        f"the {len(cases_run)} runs above)."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="the subset (2 seeds, 5/20 banks, ε 1/8, 1 vertical epoch) plus a "
-                        "small scaling study; < 15 min on 2 cores")
-    p.add_argument("--scaling", action="store_true",
-                   help="run only the scaling study (with --quick: 10/100/300 banks)")
-    p.add_argument("--no-scaling", action="store_true",
-                   help="with --quick: skip the scaling study")
-    p.add_argument("--seeds", type=int, default=None,
-                   help="seeds per cell: seed, seed+1, ... (default 3; 2 with --quick)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the subset (2 seeds, 5/20 banks, ε 1/8, 1 vertical epoch) plus a "
+        "small scaling study; < 15 min on 2 cores",
+    )
+    p.add_argument(
+        "--scaling",
+        action="store_true",
+        help="run only the scaling study (with --quick: 10/100/300 banks)",
+    )
+    p.add_argument("--no-scaling", action="store_true", help="with --quick: skip the scaling study")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per cell: seed, seed+1, ... (default 3; 2 with --quick)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = p.parse_args(argv)
     n_seeds = args.seeds or (2 if args.quick else 3)
@@ -857,27 +1091,34 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--seeds must be between 1 and 20")
     args.out.mkdir(parents=True, exist_ok=True)
     from fedrisk.flower.engines import quiet_flower
+
     quiet_flower(False)
     from rich.console import Console
+
     console = Console()
 
     command = "python benchmarks/compare.py " + " ".join(
-        a for a in (argv if argv is not None else sys.argv[1:]))
+        a for a in (argv if argv is not None else sys.argv[1:])
+    )
     started, load_start = time.perf_counter(), _load()
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     def header(title: str, elapsed: float) -> str:
-        return (f"# {title}\n\nCommand: `{command.strip()}`, {when}; total runtime "
-                f"**{_fmt_s(elapsed)}** ({elapsed:.0f} s).\n\nMachine: {machine_note()}; "
-                f"load average (1/5/15 min) {load_start} at the start, {_load()} at the end "
-                "(the machine is shared: other processes add to every wall time).")
+        return (
+            f"# {title}\n\nCommand: `{command.strip()}`, {when}; total runtime "
+            f"**{_fmt_s(elapsed)}** ({elapsed:.0f} s).\n\nMachine: {machine_note()}; "
+            f"load average (1/5/15 min) {load_start} at the start, {_load()} at the end "
+            "(the machine is shared: other processes add to every wall time)."
+        )
 
     matrix_rows: list[dict] = []
     if not args.scaling:
         cases = build_matrix(args.quick, n_seeds)
-        console.print(f"[bold]{len(cases)} runs[/bold] "
-                      f"({'quick' if args.quick else 'full'} matrix, {n_seeds} seeds); "
-                      f"expected ~{_fmt_s(sum(c.prior_s() for c in cases))}")
+        console.print(
+            f"[bold]{len(cases)} runs[/bold] "
+            f"({'quick' if args.quick else 'full'} matrix, {n_seeds} seeds); "
+            f"expected ~{_fmt_s(sum(c.prior_s() for c in cases))}"
+        )
         matrix_rows, failures, matrix_s = run_matrix(cases, console)
         write_csv(args.out / "compare.csv", matrix_rows, CSV_FIELDS)
         groups = aggregate(matrix_rows)
@@ -893,38 +1134,50 @@ def main(argv: list[str] | None = None) -> int:
 
     total = time.perf_counter() - started
     if not args.scaling:
-        notes = [f"Matrix: {len(cases)} runs in {_fmt_s(matrix_s)}"
-                 + (f"; scaling study {_fmt_s(scaling_s)} (see scaling.md)" if scaling_s else "")
-                 + ".",
-                 "",
-                 f"Horizontal runs: `scenarios/quickstart.toml` with {ROUNDS} rounds, "
-                 f"in-process engine, min_rows {MIN_ROWS}, non-IID = Dirichlet label skew "
-                 f"α = {ALPHA:g}, DP = record-level DP-SGD (`privacy.dp=sample`, δ = 1e-5, "
-                 "clip 4). Vertical: `scenarios/vertical.toml` (Paillier 2048, DJN "
-                 "obfuscation, label-leakage attack off); \"bank alone\" is "
-                 "`summary.local_only.bank`, the bank's model on its own features.",
-                 "",
-                 "Gap = federated test AUC − centralised test AUC (same training rows, same "
-                 "optimiser and budget, same test rows). Wall time ratio = "
-                 "`cost.federated_wall_s` / `train_centralised` time on the same rows (timed "
-                 "here, min of 3; not `baselines_wall_s`, which also trains every bank's "
-                 "local model); Paillier key generation is outside `federated_wall_s`. "
-                 "Bytes per round = mean over rounds of both directions' protobuf bytes "
-                 "(`cost.bytes_per_round`). ε = the accountant's ε for the whole run.",
-                 ""]
+        notes = [
+            f"Matrix: {len(cases)} runs in {_fmt_s(matrix_s)}"
+            + (f"; scaling study {_fmt_s(scaling_s)} (see scaling.md)" if scaling_s else "")
+            + ".",
+            "",
+            f"Horizontal runs: `scenarios/quickstart.toml` with {ROUNDS} rounds, "
+            f"in-process engine, min_rows {MIN_ROWS}, non-IID = Dirichlet label skew "
+            f"α = {ALPHA:g}, DP = record-level DP-SGD (`privacy.dp=sample`, δ = 1e-5, "
+            "clip 4). Vertical: `scenarios/vertical.toml` (Paillier 2048, DJN "
+            'obfuscation, label-leakage attack off); "bank alone" is '
+            "`summary.local_only.bank`, the bank's model on its own features.",
+            "",
+            "Gap = federated test AUC − centralised test AUC (same training rows, same "
+            "optimiser and budget, same test rows). Wall time ratio = "
+            "`cost.federated_wall_s` / `train_centralised` time on the same rows (timed "
+            "here, min of 3; not `baselines_wall_s`, which also trains every bank's "
+            "local model); Paillier key generation is outside `federated_wall_s`. "
+            "Bytes per round = mean over rounds of both directions' protobuf bytes "
+            "(`cost.bytes_per_round`). ε = the accountant's ε for the whole run.",
+            "",
+        ]
         if args.quick:
             notes += [full_estimate(matrix_rows, cases, 3), ""]
         if failures:
-            notes += ["Failed attempts (a failed run is retried once; the csv holds "
-                      "only successful runs):", ""] + [f"- {f}" for f in failures] + [""]
-        title = ("Federated vs centralised: the comparison matrix"
-                 + (" (--quick)" if args.quick else ""))
+            notes += (
+                [
+                    "Failed attempts (a failed run is retried once; the csv holds "
+                    "only successful runs):",
+                    "",
+                ]
+                + [f"- {f}" for f in failures]
+                + [""]
+            )
+        title = "Federated vs centralised: the comparison matrix" + (
+            " (--quick)" if args.quick else ""
+        )
         (args.out / "compare.md").write_text(
-            header(title, total) + "\n\n" + "\n".join(notes) + "\n"
-            + results_table(groups) + "\n", encoding="utf-8")
+            header(title, total) + "\n\n" + "\n".join(notes) + "\n" + results_table(groups) + "\n",
+            encoding="utf-8",
+        )
         print(results_table(groups))
-    console.print(f"[bold]total runtime {_fmt_s(total)}[/bold] ({total:.0f} s); "
-                  f"results in {args.out}")
+    console.print(
+        f"[bold]total runtime {_fmt_s(total)}[/bold] ({total:.0f} s); results in {args.out}"
+    )
     return 0
 
 

@@ -31,8 +31,12 @@ class BenchStore:
         if not getattr(benchmark, "enabled", False) or not meta:
             return
         stats = meta.stats
-        self.results[key] = {"min": stats.min, "median": stats.median,
-                             "rounds": stats.rounds, "source": "pytest-benchmark"}
+        self.results[key] = {
+            "min": stats.min,
+            "median": stats.median,
+            "rounds": stats.rounds,
+            "source": "pytest-benchmark",
+        }
 
 
 _STORE = pytest.StashKey[BenchStore]()

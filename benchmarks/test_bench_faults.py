@@ -45,12 +45,14 @@ def test_checkpoints_and_dropouts_vs_plain_runs(benchmark, tmp_path, monkeypatch
     benchmark.pedantic(each, rounds=REPEATS, iterations=1)
     best = {k: min(v) for k, v in times.items()}
     ratio = best["checkpointed"] / best["no checkpoints"]
-    table = "\n".join([
-        "| 100 banks, 20 rounds, in-process | federation phase, s (best of "
-        f"{REPEATS}) | vs no checkpoints |",
-        "|---|---:|---:|",
-        *(f"| {k} | {v:.2f} | {v / best['no checkpoints']:.2f}x |" for k, v in best.items()),
-    ])
+    table = "\n".join(
+        [
+            "| 100 banks, 20 rounds, in-process | federation phase, s (best of "
+            f"{REPEATS}) | vs no checkpoints |",
+            "|---|---:|---:|",
+            *(f"| {k} | {v:.2f} | {v / best['no checkpoints']:.2f}x |" for k, v in best.items()),
+        ]
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "faults.md").write_text(table + "\n")
     print("\n" + table)

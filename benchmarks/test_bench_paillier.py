@@ -24,7 +24,7 @@ import secrets
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gmpy2
@@ -33,11 +33,16 @@ import phe
 import pytest
 
 from fedrisk.crypto.encoding import FixedPointCodec, SlotPacker
-from fedrisk.crypto.paillier import (ObfuscatorPool, VectorCipher, VectorDecryptor,
-                                     ciphertext_bytes, generate_keypair)
+from fedrisk.crypto.paillier import (
+    ObfuscatorPool,
+    VectorCipher,
+    VectorDecryptor,
+    ciphertext_bytes,
+    generate_keypair,
+)
 
-D = 1000            # floats per client vector
-K = 10              # clients (summands)
+D = 1000  # floats per client vector
+K = 10  # clients (summands)
 KEY_BITS = 2048
 CLIP = 1.0
 SLOT_BITS = 32
@@ -51,6 +56,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "paillier.md"
 # --------------------------------------------------------------------------------------
 # The code being measured (module-level so every benchmark times exactly these).
 # --------------------------------------------------------------------------------------
+
 
 def naive_encrypt(public_key, x: np.ndarray) -> list:
     return [public_key.encrypt(float(v)) for v in x]
@@ -67,19 +73,25 @@ def naive_decrypt(private_key, ciphertexts: list) -> list[float]:
     return [private_key.decrypt(c) for c in ciphertexts]
 
 
-def packed_encrypt(codec: FixedPointCodec, packer: SlotPacker, cipher: VectorCipher,
-                   x: np.ndarray) -> list:
+def packed_encrypt(
+    codec: FixedPointCodec, packer: SlotPacker, cipher: VectorCipher, x: np.ndarray
+) -> list:
     values, _clipped = codec.encode(x)
     return cipher.encrypt(packer.pack(values))
 
 
-def packed_decrypt(codec: FixedPointCodec, packer: SlotPacker, decryptor: VectorDecryptor,
-                   ciphertexts: list, total_weight: int) -> np.ndarray:
+def packed_decrypt(
+    codec: FixedPointCodec,
+    packer: SlotPacker,
+    decryptor: VectorDecryptor,
+    ciphertexts: list,
+    total_weight: int,
+) -> np.ndarray:
     sums = packer.unpack(decryptor.decrypt(ciphertexts), D)
     return codec.decode_sum(sums, total_weight)
 
 
-def packed_roundtrip(p: "PackedSetup", x: np.ndarray) -> np.ndarray:
+def packed_roundtrip(p: PackedSetup, x: np.ndarray) -> np.ndarray:
     """One client encrypts, the server adds it to the other K-1 clients', the key holder decodes."""
     mine = packed_encrypt(p.codec, p.packer, p.cipher, x)
     total = p.cipher.add(mine, *p.ciphertexts[1:])
@@ -102,6 +114,7 @@ def limit_decrypt(private_key, ciphertexts: list[int]) -> list[int]:
 # Shared (module-scoped) setup: keys, inputs, packed ciphertexts, the naive vector.
 # --------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def keys():
     return generate_keypair(KEY_BITS)
@@ -112,8 +125,8 @@ def floats() -> np.ndarray:
     """K client vectors of D floats; includes clipped values and worst-case slot sums."""
     rng = np.random.default_rng(20240611)
     x = rng.normal(0.0, 0.5, size=(K, D))  # ~4.6% of values fall outside ±CLIP
-    x[:, :8] = CLIP       # every client at +clip: the slot sum hits its upper bound
-    x[:, 8:16] = -CLIP    # every client at -clip: the slot sum is 0
+    x[:, :8] = CLIP  # every client at +clip: the slot sum hits its upper bound
+    x[:, 8:16] = -CLIP  # every client at -clip: the slot sum is 0
     return x
 
 
@@ -123,9 +136,9 @@ class PackedSetup:
     packer: SlotPacker
     cipher: VectorCipher
     decryptor: VectorDecryptor
-    quantised_sum: np.ndarray   # int64, numpy sum of the K quantised inputs
-    ciphertexts: list           # K distinct encrypted client vectors
-    aggregate: list             # their homomorphic sum
+    quantised_sum: np.ndarray  # int64, numpy sum of the K quantised inputs
+    ciphertexts: list  # K distinct encrypted client vectors
+    aggregate: list  # their homomorphic sum
 
     @property
     def n_ciphertexts(self) -> int:
@@ -152,8 +165,9 @@ def packed(keys, floats) -> PackedSetup:
     assert all(len(c) == packer.n_ints(D) for c in ciphertexts)
     quantised = np.stack([codec.quantize(x)[0] for x in floats])
     aggregate = cipher.add(*ciphertexts)
-    setup = PackedSetup(codec, packer, cipher, decryptor, quantised.sum(axis=0),
-                        ciphertexts, aggregate)
+    setup = PackedSetup(
+        codec, packer, cipher, decryptor, quantised.sum(axis=0), ciphertexts, aggregate
+    )
 
     # A benchmark of wrong code is worthless: the packed sum must be exact before we time it.
     slots = packer.unpack(decryptor.decrypt(aggregate), D)
@@ -201,11 +215,11 @@ def naive(keys, floats) -> NaiveState:
 
 @dataclass
 class LimitInputs:
-    rs: list            # one random r per ciphertext
+    rs: list  # one random r per ciphertext
     n: gmpy2.mpz
     nsq: gmpy2.mpz
-    pairs: list         # (K-1) * n_ciphertexts operand pairs, one mulmod each
-    aggregate: list     # packed aggregate as Python ints (raw_decrypt wants int)
+    pairs: list  # (K-1) * n_ciphertexts operand pairs, one mulmod each
+    aggregate: list  # packed aggregate as Python ints (raw_decrypt wants int)
 
 
 @pytest.fixture(scope="module")
@@ -224,14 +238,18 @@ def limit(keys, packed) -> LimitInputs:
 # (a) naive per-float phe
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.benchmark(group="encrypt")
 def test_naive_encrypt(benchmark, bench_store, naive):
     # ~13 s: once. The result is the vector every other naive benchmark reuses.
-    cts = benchmark.pedantic(naive_encrypt, args=(naive.public_key, naive.x),
-                             rounds=1, iterations=1)
+    cts = benchmark.pedantic(
+        naive_encrypt, args=(naive.public_key, naive.x), rounds=1, iterations=1
+    )
     assert len(cts) == D
     naive.ciphertexts = cts
-    benchmark.extra_info.update(ciphertexts=D, bytes_per_client=D * ciphertext_bytes(naive.public_key))
+    benchmark.extra_info.update(
+        ciphertexts=D, bytes_per_client=D * ciphertext_bytes(naive.public_key)
+    )
     bench_store.record("naive_encrypt", benchmark)
 
 
@@ -248,8 +266,7 @@ def test_naive_aggregate(benchmark, bench_store, naive):
 @pytest.mark.benchmark(group="decrypt")
 def test_naive_decrypt(benchmark, bench_store, naive):
     total = naive.aggregated()
-    out = benchmark.pedantic(naive_decrypt, args=(naive.private_key, total),
-                             rounds=1, iterations=1)
+    out = benchmark.pedantic(naive_decrypt, args=(naive.private_key, total), rounds=1, iterations=1)
     np.testing.assert_allclose(out, K * naive.x, rtol=1e-12)
     bench_store.record("naive_decrypt", benchmark)
 
@@ -258,6 +275,7 @@ def test_naive_decrypt(benchmark, bench_store, naive):
 # (b) packed vectorised core
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.benchmark(group="encrypt")
 def test_packed_encrypt(benchmark, bench_store, packed, floats):
     assert len(packed.cipher.pool) == 0  # no precomputed obfuscators: full online cost
@@ -265,7 +283,8 @@ def test_packed_encrypt(benchmark, bench_store, packed, floats):
     assert len(cts) == packed.n_ciphertexts
     benchmark.extra_info.update(
         ciphertexts=packed.n_ciphertexts,
-        bytes_per_client=packed.n_ciphertexts * packed.cipher.width)
+        bytes_per_client=packed.n_ciphertexts * packed.cipher.width,
+    )
     bench_store.record("packed_encrypt", benchmark)
 
 
@@ -282,9 +301,13 @@ def test_packed_precomputed_encrypt(benchmark, bench_store, keys, packed, floats
         assert len(pool) == spare, "previous round did not use precomputed obfuscators only"
         pool.fill(packed.n_ciphertexts)
 
-    cts = benchmark.pedantic(packed_encrypt,
-                             args=(packed.codec, packed.packer, cipher, floats[0]),
-                             setup=refill, rounds=PRECOMPUTED_ROUNDS, iterations=1)
+    cts = benchmark.pedantic(
+        packed_encrypt,
+        args=(packed.codec, packed.packer, cipher, floats[0]),
+        setup=refill,
+        rounds=PRECOMPUTED_ROUNDS,
+        iterations=1,
+    )
     assert len(pool) == spare  # every round took n_ciphertexts precomputed entries, no fresh ones
     slots = packed.packer.unpack(packed.decryptor.decrypt(cts), D)
     assert np.array_equal(slots, packed.codec.encode(floats[0])[0])
@@ -300,8 +323,9 @@ def test_packed_aggregate(benchmark, bench_store, packed):
 
 @pytest.mark.benchmark(group="decrypt")
 def test_packed_decrypt(benchmark, bench_store, packed):
-    decoded = benchmark(packed_decrypt, packed.codec, packed.packer, packed.decryptor,
-                        packed.aggregate, K)
+    decoded = benchmark(
+        packed_decrypt, packed.codec, packed.packer, packed.decryptor, packed.aggregate, K
+    )
     packed.check_decoded(decoded)
     bench_store.record("packed_decrypt", benchmark)
 
@@ -309,6 +333,7 @@ def test_packed_decrypt(benchmark, bench_store, packed):
 # --------------------------------------------------------------------------------------
 # (c) limit: the raw arithmetic that bounds (b)
 # --------------------------------------------------------------------------------------
+
 
 @pytest.mark.benchmark(group="encrypt")
 def test_limit_encrypt(benchmark, bench_store, limit):
@@ -337,6 +362,7 @@ def test_limit_decrypt(benchmark, bench_store, keys, limit):
 # ``--benchmark-only`` does not skip it).
 # --------------------------------------------------------------------------------------
 
+
 def _perf(fn, repeat: int, setup=None) -> dict:
     """Fallback timing when a benchmark above did not run (e.g. ``-k``, --benchmark-disable)."""
     times = []
@@ -346,8 +372,12 @@ def _perf(fn, repeat: int, setup=None) -> dict:
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
-    return {"min": min(times), "median": statistics.median(times), "rounds": repeat,
-            "source": "perf_counter"}
+    return {
+        "min": min(times),
+        "median": statistics.median(times),
+        "rounds": repeat,
+        "source": "perf_counter",
+    }
 
 
 def _ms(seconds: float) -> str:
@@ -360,8 +390,9 @@ def _ms(seconds: float) -> str:
 
 
 @pytest.mark.benchmark(group="roundtrip")
-def test_packed_roundtrip_meets_acceptance_ratios(benchmark, bench_store, keys, floats,
-                                                  packed, naive, limit):
+def test_packed_roundtrip_meets_acceptance_ratios(
+    benchmark, bench_store, keys, floats, packed, naive, limit
+):
     decoded = benchmark(packed_roundtrip, packed, floats[0])
     packed.check_decoded(decoded)
     bench_store.record("packed_roundtrip", benchmark)
@@ -370,18 +401,28 @@ def test_packed_roundtrip_meets_acceptance_ratios(benchmark, bench_store, keys, 
     pool = ObfuscatorPool(public_key)
     pooled = VectorCipher(public_key, pool=pool)
     fallbacks = {  # measured here only if the matching benchmark did not run
-        "naive_encrypt": (lambda: setattr(naive, "ciphertexts",
-                                          naive_encrypt(public_key, naive.x)), 1),
+        "naive_encrypt": (
+            lambda: setattr(naive, "ciphertexts", naive_encrypt(public_key, naive.x)),
+            1,
+        ),
         "naive_aggregate": (lambda: naive_aggregate(naive.aggregation_input()), 3),
         "naive_decrypt": (lambda: naive_decrypt(private_key, naive.aggregated()), 1),
-        "packed_encrypt": (lambda: packed_encrypt(packed.codec, packed.packer, packed.cipher,
-                                                  floats[0]), 5),
+        "packed_encrypt": (
+            lambda: packed_encrypt(packed.codec, packed.packer, packed.cipher, floats[0]),
+            5,
+        ),
         "packed_precomputed_encrypt": (
-            lambda: packed_encrypt(packed.codec, packed.packer, pooled, floats[0]), 5,
-            lambda: pool.fill(packed.n_ciphertexts)),
+            lambda: packed_encrypt(packed.codec, packed.packer, pooled, floats[0]),
+            5,
+            lambda: pool.fill(packed.n_ciphertexts),
+        ),
         "packed_aggregate": (lambda: packed.cipher.add(*packed.ciphertexts), 20),
-        "packed_decrypt": (lambda: packed_decrypt(packed.codec, packed.packer,
-                                                  packed.decryptor, packed.aggregate, K), 5),
+        "packed_decrypt": (
+            lambda: packed_decrypt(
+                packed.codec, packed.packer, packed.decryptor, packed.aggregate, K
+            ),
+            5,
+        ),
         "limit_encrypt": (lambda: limit_encrypt(limit.rs, limit.n, limit.nsq), 5),
         "limit_aggregate": (lambda: limit_aggregate(limit.pairs, limit.nsq), 20),
         "limit_decrypt": (lambda: limit_decrypt(private_key, limit.aggregate), 5),
@@ -425,35 +466,57 @@ def test_packed_roundtrip_meets_acceptance_ratios(benchmark, bench_store, keys, 
     # noise during them can only inflate naive, so the medians are reported alongside.
     best = {
         "naive": total("naive", "min"),
-        "packed": min(total("packed", "min"), res["packed_roundtrip"]["min"],
-                      min(alternating["packed"])),
+        "packed": min(
+            total("packed", "min"), res["packed_roundtrip"]["min"], min(alternating["packed"])
+        ),
         "limit": min(total("limit", "min"), min(alternating["limit"])),
     }
     speedup = best["naive"] / best["packed"]
     speedup_median = total("naive", "median") / total("packed", "median")
     over_limit = best["packed"] / best["limit"]
     over_limit_alternating = min(alternating["packed"]) / min(alternating["limit"])
-    over_limit_median = (statistics.median(alternating["packed"])
-                         / statistics.median(alternating["limit"]))
+    over_limit_median = statistics.median(alternating["packed"]) / statistics.median(
+        alternating["limit"]
+    )
 
     width = ciphertext_bytes(public_key)
     n_ct = packed.n_ciphertexts
     mins = {k: v["min"] for k, v in res.items()}  # the table shows each benchmark's min
     rows = [
-        ("encrypt 1000 floats (one client)",
-         mins["naive_encrypt"], mins["packed_encrypt"], mins["limit_encrypt"]),
-        ("aggregate 10 clients (server)",
-         mins["naive_aggregate"], mins["packed_aggregate"], mins["limit_aggregate"]),
-        ("decrypt + decode the sum (key holder)",
-         mins["naive_decrypt"], mins["packed_decrypt"], mins["limit_decrypt"]),
-        ("sum of the three rows above",
-         total("naive", "min"), total("packed", "min"), total("limit", "min")),
-        ("**total** (min over all timings of the pipeline)",
-         best["naive"], best["packed"], best["limit"]),
+        (
+            "encrypt 1000 floats (one client)",
+            mins["naive_encrypt"],
+            mins["packed_encrypt"],
+            mins["limit_encrypt"],
+        ),
+        (
+            "aggregate 10 clients (server)",
+            mins["naive_aggregate"],
+            mins["packed_aggregate"],
+            mins["limit_aggregate"],
+        ),
+        (
+            "decrypt + decode the sum (key holder)",
+            mins["naive_decrypt"],
+            mins["packed_decrypt"],
+            mins["limit_decrypt"],
+        ),
+        (
+            "sum of the three rows above",
+            total("naive", "min"),
+            total("packed", "min"),
+            total("limit", "min"),
+        ),
+        (
+            "**total** (min over all timings of the pipeline)",
+            best["naive"],
+            best["packed"],
+            best["limit"],
+        ),
     ]
     lines = [
         f"Paillier {KEY_BITS}-bit, d = {D} floats, k = {K} clients; ms, min over rounds "
-        f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, phe {phe.__version__}, gmpy2 {gmpy2.version()})",
         "",
         "| operation | naive phe per float | packed | limit (gmpy2) |",
@@ -473,18 +536,21 @@ def test_packed_roundtrip_meets_acceptance_ratios(benchmark, bench_store, keys, 
         f"{over_limit_alternating:.3f}x, median {over_limit_median:.3f}x); "
         f"required ≤ {MAX_OVER_LIMIT:g}x.",
         f"- traffic naive/packed: {D / n_ct:.1f}x less per client.",
-        "- rounds: " + ", ".join(f"{k} {v['rounds']}" + ("" if v["source"] == "pytest-benchmark"
-                                                          else " (perf_counter)")
-                                 for k, v in res.items())
+        "- rounds: "
+        + ", ".join(
+            f"{k} {v['rounds']}" + ("" if v["source"] == "pytest-benchmark" else " (perf_counter)")
+            for k, v in res.items()
+        )
         + f"; alternating pipelines {INTERLEAVED_ROUNDS} each.",
     ]
     table = "\n".join(lines)
     print("\n" + table)
     bench_store.tables.append(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("# Paillier aggregation benchmark\n\n"
-                       "Written by `python -m pytest benchmarks/ --benchmark-only`.\n\n"
-                       + table + "\n")
+    RESULTS.write_text(
+        "# Paillier aggregation benchmark\n\n"
+        "Written by `python -m pytest benchmarks/ --benchmark-only`.\n\n" + table + "\n"
+    )
 
     benchmark.extra_info.update(speedup=speedup, over_limit=over_limit)
     assert speedup >= MIN_SPEEDUP, f"packed only {speedup:.1f}x faster than naive"

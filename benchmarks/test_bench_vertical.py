@@ -49,7 +49,7 @@ import secrets
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gmpy2
@@ -57,34 +57,48 @@ import numpy as np
 import phe
 import pytest
 
-from fedrisk.crypto.hetero import (FEATURE_FRAC_BITS, RESIDUAL_FRAC_BITS, WINDOW, decode_signed,
-                                   encode_signed, encrypted_feature_sums, feature_exponents)
-from fedrisk.crypto.paillier import (DJN_EXPONENT_BITS, ObfuscatorPool, VectorCipher,
-                                     VectorDecryptor, generate_keypair, release_gil)
+from fedrisk.crypto.hetero import (
+    FEATURE_FRAC_BITS,
+    RESIDUAL_FRAC_BITS,
+    WINDOW,
+    decode_signed,
+    encode_signed,
+    encrypted_feature_sums,
+    feature_exponents,
+)
+from fedrisk.crypto.paillier import (
+    DJN_EXPONENT_BITS,
+    ObfuscatorPool,
+    VectorCipher,
+    VectorDecryptor,
+    generate_keypair,
+    release_gil,
+)
 from fedrisk.data.split import Standardizer, split_indices
 from fedrisk.data.vertical import load_vertical
 from fedrisk.scenario import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "vertical.toml"
 PROVIDER = "provider"
-N_TRAIN = 24_000      # expected aligned training customers (checked against the data)
-B = 1024              # batch size (checked against the scenario)
-P = 10                # provider features (checked against the data)
+N_TRAIN = 24_000  # expected aligned training customers (checked against the data)
+B = 1024  # batch size (checked against the scenario)
+P = 10  # provider features (checked against the data)
 KEY_BITS = 2048
 MAX_OVER_LIMIT = 1.5  # acceptance: every step within 1.5x of its limit
-FULL_ROUNDS = 2       # a full-obfuscation batch is ~10-12 s: two rounds per side
+FULL_ROUNDS = 2  # a full-obfuscation batch is ~10-12 s: two rounds per side
 DJN_ROUNDS = 3
-ABBA_ROUNDS = 6       # alternating step/limit rounds in the acceptance test (encryption)
+ABBA_ROUNDS = 6  # alternating step/limit rounds in the acceptance test (encryption)
 ABBA_ROUNDS_CHEAP = 16  # ... and for the cheap steps (sums, masks, decrypt: < 0.2 s each)
 ABBA_SLICE_FULL = 64  # residuals per ABBA round (full), scaled to B per ciphertext
 ABBA_SLICE_DJN = 256  # residuals per ABBA round (DJN), scaled to B per ciphertext
 RESULTS = Path(__file__).resolve().parent / "results" / "vertical.md"
-KEY = "vertical:"     # prefix in the session-wide store (paillier has its own limit_decrypt)
+KEY = "vertical:"  # prefix in the session-wide store (paillier has its own limit_decrypt)
 
 
 # --------------------------------------------------------------------------------------
 # The code being measured (module-level so every benchmark times exactly these).
 # --------------------------------------------------------------------------------------
+
 
 def bank_encrypt_residuals(cipher: VectorCipher, d: np.ndarray, n: int) -> list:
     """Bank, step b of a batch: one ciphertext per residual (``_run_bank``)."""
@@ -159,12 +173,13 @@ def implementation_mulmods(X: np.ndarray) -> int:
 # Shared (module-scoped) setup: the bundled workload, keys, ciphertexts, correctness.
 # --------------------------------------------------------------------------------------
 
+
 @dataclass
 class Workload:
-    X_train: np.ndarray   # provider features of the N training rows, z-scored on them
-    order: np.ndarray     # epoch-1 row order, as the bank draws it
-    X: np.ndarray         # the benchmarked batch: first B rows of the order (B × P)
-    d: np.ndarray         # the batch's residuals (float)
+    X_train: np.ndarray  # provider features of the N training rows, z-scored on them
+    order: np.ndarray  # epoch-1 row order, as the bank draws it
+    X: np.ndarray  # the benchmarked batch: first B rows of the order (B × P)
+    d: np.ndarray  # the batch's residuals (float)
     scenario_obfuscation: str
 
     @property
@@ -182,7 +197,7 @@ class Workload:
 
     def epoch_batches(self):
         for start in range(0, self.n_train, B):
-            yield self.X_train[self.order[start:start + B]]
+            yield self.X_train[self.order[start : start + B]]
 
     @property
     def expected_sums(self) -> list[int]:
@@ -231,11 +246,11 @@ class Vertical:
     n: int
     nsq: gmpy2.mpz
     decryptor: VectorDecryptor
-    residuals: list       # the batch's encrypted residuals (DJN; cost does not depend on it)
-    sums: list            # encrypted feature sums
-    masked: list          # masked sums as the bank receives them
+    residuals: list  # the batch's encrypted residuals (DJN; cost does not depend on it)
+    sums: list  # encrypted feature sums
+    masked: list  # masked sums as the bank receives them
     masked_int: list[int]
-    expected: list[int]   # X_qᵀ·D
+    expected: list[int]  # X_qᵀ·D
 
     def cipher(self, obfuscation: str) -> VectorCipher:
         """A cipher with an empty pool: every obfuscator is computed online."""
@@ -256,8 +271,9 @@ def vert(keys, workload) -> Vertical:
     public_key, private_key = keys
     n, nsq = public_key.n, gmpy2.mpz(public_key.nsquare)
     decryptor = VectorDecryptor(private_key)
-    setup = Vertical(public_key, private_key, n, nsq, decryptor, [], [], [], [],
-                     workload.expected_sums)
+    setup = Vertical(
+        public_key, private_key, n, nsq, decryptor, [], [], [], [], workload.expected_sums
+    )
     cipher = setup.cipher("djn")
     residuals = bank_encrypt_residuals(cipher, workload.d, n)
     sums = party_feature_sums(residuals, workload.X, nsq)
@@ -267,8 +283,9 @@ def vert(keys, workload) -> Vertical:
     plain = bank_decrypt(decryptor, masked)
     setup.check_masked(plain, masks)
     # ... and it is the gradient the party applies: X_qᵀ·D / (2^(r+f) B) ≈ Xᵀd / B.
-    grad = np.array(setup.expected, dtype=np.float64) / (2.0**(RESIDUAL_FRAC_BITS
-                                                                + FEATURE_FRAC_BITS) * B)
+    grad = np.array(setup.expected, dtype=np.float64) / (
+        2.0 ** (RESIDUAL_FRAC_BITS + FEATURE_FRAC_BITS) * B
+    )
     np.testing.assert_allclose(grad, workload.X.T @ workload.d / B, rtol=0, atol=1e-3)
     setup.residuals, setup.sums, setup.masked = residuals, sums, masked
     setup.masked_int = [int(c) for c in masked]
@@ -279,10 +296,10 @@ def vert(keys, workload) -> Vertical:
 class LimitInputs:
     n: gmpy2.mpz
     nsq: gmpy2.mpz
-    rs: list              # B random r in [1, n)
-    hs: gmpy2.mpz         # h_s = (−x²)^n mod n², as ObfuscatorPool("djn") makes it
-    djn_exponents: list   # B random DJN_EXPONENT_BITS-bit a
-    mulmods: int          # Pippenger count for the benchmarked batch
+    rs: list  # B random r in [1, n)
+    hs: gmpy2.mpz  # h_s = (−x²)^n mod n², as ObfuscatorPool("djn") makes it
+    djn_exponents: list  # B random DJN_EXPONENT_BITS-bit a
+    mulmods: int  # Pippenger count for the benchmarked batch
 
 
 @pytest.fixture(scope="module")
@@ -300,11 +317,13 @@ def limit(keys, workload) -> LimitInputs:
 # Bank: encrypt B residuals
 # --------------------------------------------------------------------------------------
 
+
 def _bench_encrypt_residuals(benchmark, bench_store, vert, workload, obfuscation: str):
     cipher = vert.cipher(obfuscation)
     rounds = FULL_ROUNDS if obfuscation == "full" else DJN_ROUNDS
-    cts = benchmark.pedantic(bank_encrypt_residuals, args=(cipher, workload.d, vert.n),
-                             rounds=rounds, iterations=1)
+    cts = benchmark.pedantic(
+        bank_encrypt_residuals, args=(cipher, workload.d, vert.n), rounds=rounds, iterations=1
+    )
     assert len(cts) == B and len(cipher.pool) == 0  # all obfuscators computed online
     vert.check_sums(party_feature_sums(cts, workload.X, vert.nsq))  # every residual right
     benchmark.extra_info.update(ciphertexts=B)
@@ -323,16 +342,21 @@ def test_vertical_encrypt_residuals_djn(benchmark, bench_store, vert, workload):
 
 @pytest.mark.benchmark(group="vertical: bank encrypts B residuals")
 def test_limit_residual_powmod_full(benchmark, bench_store, limit):
-    out = benchmark.pedantic(limit_powmod_full, args=(limit.rs, limit.n, limit.nsq),
-                             rounds=FULL_ROUNDS, iterations=1)
+    out = benchmark.pedantic(
+        limit_powmod_full, args=(limit.rs, limit.n, limit.nsq), rounds=FULL_ROUNDS, iterations=1
+    )
     assert len(out) == B
     bench_store.record(f"{KEY}limit_residual_powmod_full", benchmark)
 
 
 @pytest.mark.benchmark(group="vertical: bank encrypts B residuals")
 def test_limit_residual_powmod_djn(benchmark, bench_store, limit):
-    out = benchmark.pedantic(limit_powmod_djn, args=(limit.hs, limit.djn_exponents, limit.nsq),
-                             rounds=DJN_ROUNDS, iterations=1)
+    out = benchmark.pedantic(
+        limit_powmod_djn,
+        args=(limit.hs, limit.djn_exponents, limit.nsq),
+        rounds=DJN_ROUNDS,
+        iterations=1,
+    )
     assert len(out) == B
     bench_store.record(f"{KEY}limit_residual_powmod_djn", benchmark)
 
@@ -341,12 +365,14 @@ def test_limit_residual_powmod_djn(benchmark, bench_store, limit):
 # Provider: p encrypted feature sums, then p masks
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.benchmark(group="vertical: provider feature sums (p Pippenger multiexps)")
 def test_vertical_feature_sums(benchmark, bench_store, vert, workload):
     sums = benchmark(party_feature_sums, vert.residuals, workload.X, vert.nsq)
     vert.check_sums(sums)
-    benchmark.extra_info.update(features=P, rows=B,
-                                implementation_mulmods=implementation_mulmods(workload.X))
+    benchmark.extra_info.update(
+        features=P, rows=B, implementation_mulmods=implementation_mulmods(workload.X)
+    )
     bench_store.record(f"{KEY}vertical_feature_sums", benchmark)
 
 
@@ -391,6 +417,7 @@ def test_limit_mask_powmod_djn(benchmark, bench_store, limit):
 # Bank: decrypt p masked sums
 # --------------------------------------------------------------------------------------
 
+
 @pytest.mark.benchmark(group="vertical: bank decrypts p masked sums")
 def test_vertical_decrypt(benchmark, bench_store, vert):
     plain = benchmark(bank_decrypt, vert.decryptor, vert.masked)
@@ -408,6 +435,7 @@ def test_limit_decrypt(benchmark, bench_store, vert):
 # Acceptance and the per-epoch table (a benchmark itself, so --benchmark-only runs it).
 # --------------------------------------------------------------------------------------
 
+
 def _perf(fn, repeat: int) -> dict:
     """Fallback timing when a benchmark above did not run (e.g. ``-k``)."""
     times = []
@@ -415,8 +443,12 @@ def _perf(fn, repeat: int) -> dict:
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
-    return {"min": min(times), "median": statistics.median(times), "rounds": repeat,
-            "source": "perf_counter"}
+    return {
+        "min": min(times),
+        "median": statistics.median(times),
+        "rounds": repeat,
+        "source": "perf_counter",
+    }
 
 
 def _s(seconds: float) -> str:
@@ -431,13 +463,13 @@ def _s(seconds: float) -> str:
 
 @dataclass
 class Step:
-    name: str             # benchmark name of the measured step
-    limit: str            # benchmark name of its limit
-    label: str            # row label in the table
-    epoch_factor: float   # epoch time = batch time × this
-    step_fn: object       # one ABBA round of the step ...
-    limit_fn: object      # ... and of its limit
-    abba_scale: float     # ABBA time × this = time for the whole batch
+    name: str  # benchmark name of the measured step
+    limit: str  # benchmark name of its limit
+    label: str  # row label in the table
+    epoch_factor: float  # epoch time = batch time × this
+    step_fn: object  # one ABBA round of the step ...
+    limit_fn: object  # ... and of its limit
+    abba_scale: float  # ABBA time × this = time for the whole batch
     abba_rounds: int = ABBA_ROUNDS_CHEAP
 
 
@@ -449,8 +481,10 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
 
     # The benchmark itself: the provider's whole step (sums + DJN masks) on the batch.
     def provider_step():
-        return party_mask_sums(ciphers["djn"], party_feature_sums(vert.residuals, workload.X,
-                                                                  nsq), n, nsq)
+        return party_mask_sums(
+            ciphers["djn"], party_feature_sums(vert.residuals, workload.X, nsq), n, nsq
+        )
+
     masked, masks = benchmark.pedantic(provider_step, rounds=3, iterations=1)
     vert.check_masked(bank_decrypt(vert.decryptor, masked), masks)
 
@@ -461,44 +495,80 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
     mulmod_f = epoch_mulmods / limit.mulmods
 
     steps = [
-        Step("vertical_encrypt_residuals_full", "limit_residual_powmod_full",
-             f"bank: encrypt {B} residuals, full r^n", rows_f,
-             lambda: bank_encrypt_residuals(ciphers["full"], d_full, n),
-             lambda: limit_powmod_full(limit.rs[:ABBA_SLICE_FULL], limit.n, nsq),
-             B / ABBA_SLICE_FULL, ABBA_ROUNDS),
-        Step("vertical_encrypt_residuals_djn", "limit_residual_powmod_djn",
-             f"bank: encrypt {B} residuals, DJN", rows_f,
-             lambda: bank_encrypt_residuals(ciphers["djn"], d_djn, n),
-             lambda: limit_powmod_djn(limit.hs, limit.djn_exponents[:ABBA_SLICE_DJN], nsq),
-             B / ABBA_SLICE_DJN, ABBA_ROUNDS),
-        Step("vertical_feature_sums", "limit_feature_mulmods",
-             f"provider: {P} encrypted feature sums (Pippenger)", mulmod_f,
-             lambda: party_feature_sums(vert.residuals, workload.X, nsq),
-             lambda: limit_mulmods(vert.residuals, limit.mulmods, nsq), 1.0),
-        Step("vertical_mask_sums_full", "limit_mask_powmod_full",
-             f"provider: mask {P} sums, full r^n", batches_f,
-             lambda: party_mask_sums(ciphers["full"], vert.sums, n, nsq),
-             lambda: limit_powmod_full(limit.rs[:P], limit.n, nsq), 1.0),
-        Step("vertical_mask_sums_djn", "limit_mask_powmod_djn",
-             f"provider: mask {P} sums, DJN", batches_f,
-             lambda: party_mask_sums(ciphers["djn"], vert.sums, n, nsq),
-             lambda: limit_powmod_djn(limit.hs, limit.djn_exponents[:P], nsq), 1.0),
-        Step("vertical_decrypt", "limit_decrypt",
-             f"bank: decrypt {P} masked sums", batches_f,
-             lambda: bank_decrypt(vert.decryptor, vert.masked),
-             lambda: limit_decrypt(vert.private_key, vert.masked_int), 1.0),
+        Step(
+            "vertical_encrypt_residuals_full",
+            "limit_residual_powmod_full",
+            f"bank: encrypt {B} residuals, full r^n",
+            rows_f,
+            lambda: bank_encrypt_residuals(ciphers["full"], d_full, n),
+            lambda: limit_powmod_full(limit.rs[:ABBA_SLICE_FULL], limit.n, nsq),
+            B / ABBA_SLICE_FULL,
+            ABBA_ROUNDS,
+        ),
+        Step(
+            "vertical_encrypt_residuals_djn",
+            "limit_residual_powmod_djn",
+            f"bank: encrypt {B} residuals, DJN",
+            rows_f,
+            lambda: bank_encrypt_residuals(ciphers["djn"], d_djn, n),
+            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents[:ABBA_SLICE_DJN], nsq),
+            B / ABBA_SLICE_DJN,
+            ABBA_ROUNDS,
+        ),
+        Step(
+            "vertical_feature_sums",
+            "limit_feature_mulmods",
+            f"provider: {P} encrypted feature sums (Pippenger)",
+            mulmod_f,
+            lambda: party_feature_sums(vert.residuals, workload.X, nsq),
+            lambda: limit_mulmods(vert.residuals, limit.mulmods, nsq),
+            1.0,
+        ),
+        Step(
+            "vertical_mask_sums_full",
+            "limit_mask_powmod_full",
+            f"provider: mask {P} sums, full r^n",
+            batches_f,
+            lambda: party_mask_sums(ciphers["full"], vert.sums, n, nsq),
+            lambda: limit_powmod_full(limit.rs[:P], limit.n, nsq),
+            1.0,
+        ),
+        Step(
+            "vertical_mask_sums_djn",
+            "limit_mask_powmod_djn",
+            f"provider: mask {P} sums, DJN",
+            batches_f,
+            lambda: party_mask_sums(ciphers["djn"], vert.sums, n, nsq),
+            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents[:P], nsq),
+            1.0,
+        ),
+        Step(
+            "vertical_decrypt",
+            "limit_decrypt",
+            f"bank: decrypt {P} masked sums",
+            batches_f,
+            lambda: bank_decrypt(vert.decryptor, vert.masked),
+            lambda: limit_decrypt(vert.private_key, vert.masked_int),
+            1.0,
+        ),
     ]
 
     # Whatever benchmark did not run (``-k``, --benchmark-disable) is timed here.
     res = bench_store.results
     fallbacks = {
-        "vertical_encrypt_residuals_full":
-            (lambda: bank_encrypt_residuals(vert.cipher("full"), workload.d, n), 1),
-        "vertical_encrypt_residuals_djn":
-            (lambda: bank_encrypt_residuals(vert.cipher("djn"), workload.d, n), 2),
+        "vertical_encrypt_residuals_full": (
+            lambda: bank_encrypt_residuals(vert.cipher("full"), workload.d, n),
+            1,
+        ),
+        "vertical_encrypt_residuals_djn": (
+            lambda: bank_encrypt_residuals(vert.cipher("djn"), workload.d, n),
+            2,
+        ),
         "limit_residual_powmod_full": (lambda: limit_powmod_full(limit.rs, limit.n, nsq), 1),
-        "limit_residual_powmod_djn":
-            (lambda: limit_powmod_djn(limit.hs, limit.djn_exponents, nsq), 2),
+        "limit_residual_powmod_djn": (
+            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents, nsq),
+            2,
+        ),
     }
     for st in steps:
         fallbacks.setdefault(st.name, (st.step_fn, 5))
@@ -517,7 +587,7 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
         for st in steps:
             if i >= st.abba_rounds:
                 continue
-            for side in (("step", "limit") if i % 2 == 0 else ("limit", "step")):
+            for side in ("step", "limit") if i % 2 == 0 else ("limit", "step"):
                 fn = st.step_fn if side == "step" else st.limit_fn
                 started = time.perf_counter()
                 fn()
@@ -534,23 +604,44 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
     for st in steps:
         meas = min(res[KEY + st.name]["min"], min(abba[st.name]["step"]))
         lim = min(res[KEY + st.limit]["min"], min(abba[st.name]["limit"]))
-        paired = statistics.median(a / b for a, b in zip(abba[st.name]["step"],
-                                                         abba[st.name]["limit"]))
+        paired = statistics.median(
+            a / b for a, b in zip(abba[st.name]["step"], abba[st.name]["limit"])
+        )
         best[st.name] = (meas, lim, st.epoch_factor)
         rows.append((st, meas, lim, paired))
 
     def epoch_total(names: list[str]) -> tuple[float, float]:
-        return (sum(best[k][0] * best[k][2] for k in names),
-                sum(best[k][1] * best[k][2] for k in names))
+        return (
+            sum(best[k][0] * best[k][2] for k in names),
+            sum(best[k][1] * best[k][2] for k in names),
+        )
 
-    totals = {ob: epoch_total([f"vertical_encrypt_residuals_{ob}", "vertical_feature_sums",
-                               f"vertical_mask_sums_{ob}", "vertical_decrypt"])
-              for ob in ("full", "djn")}
-    batch_totals = {ob: (sum(best[k][0] for k in names), sum(best[k][1] for k in names))
-                    for ob, names in (
-                        (ob, [f"vertical_encrypt_residuals_{ob}", "vertical_feature_sums",
-                              f"vertical_mask_sums_{ob}", "vertical_decrypt"])
-                        for ob in ("full", "djn"))}
+    totals = {
+        ob: epoch_total(
+            [
+                f"vertical_encrypt_residuals_{ob}",
+                "vertical_feature_sums",
+                f"vertical_mask_sums_{ob}",
+                "vertical_decrypt",
+            ]
+        )
+        for ob in ("full", "djn")
+    }
+    batch_totals = {
+        ob: (sum(best[k][0] for k in names), sum(best[k][1] for k in names))
+        for ob, names in (
+            (
+                ob,
+                [
+                    f"vertical_encrypt_residuals_{ob}",
+                    "vertical_feature_sums",
+                    f"vertical_mask_sums_{ob}",
+                    "vertical_decrypt",
+                ],
+            )
+            for ob in ("full", "djn")
+        )
+    }
 
     last_rows = workload.n_train - (workload.n_batches - 1) * B
     per_ct = {ob: best[f"vertical_encrypt_residuals_{ob}"][0] / B for ob in ("full", "djn")}
@@ -559,18 +650,24 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
     lines = [
         f"Vertical hetero LR, one provider (p = {P} features), bundled data: N = "
         f"{workload.n_train:,} training customers, B = {B}, Paillier {KEY_BITS}-bit; "
-        f"seconds, min over rounds ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"seconds, min over rounds ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, phe {phe.__version__}, "
         f"gmpy2 {gmpy2.version()})",
         "",
         "| step | batch: measured | batch: limit | ratio | epoch: measured | epoch: limit "
         "| ratio, paired ABBA median |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        *(f"| {st.label} | {_s(m)} | {_s(lim)} | {m / lim:.3f}x | {_s(m * st.epoch_factor)} "
-          f"| {_s(lim * st.epoch_factor)} | {alt:.3f}x |" for st, m, lim, alt in rows),
-        *(f"| **total, {ob} obfuscation** | {_s(batch_totals[ob][0])} | "
-          f"{_s(batch_totals[ob][1])} | {batch_totals[ob][0] / batch_totals[ob][1]:.3f}x | "
-          f"**{_s(totals[ob][0])}** | {_s(totals[ob][1])} | |" for ob in ("full", "djn")),
+        *(
+            f"| {st.label} | {_s(m)} | {_s(lim)} | {m / lim:.3f}x | {_s(m * st.epoch_factor)} "
+            f"| {_s(lim * st.epoch_factor)} | {alt:.3f}x |"
+            for st, m, lim, alt in rows
+        ),
+        *(
+            f"| **total, {ob} obfuscation** | {_s(batch_totals[ob][0])} | "
+            f"{_s(batch_totals[ob][1])} | {batch_totals[ob][0] / batch_totals[ob][1]:.3f}x | "
+            f"**{_s(totals[ob][0])}** | {_s(totals[ob][1])} | |"
+            for ob in ("full", "djn")
+        ),
         "",
         f"- epoch = {workload.n_batches} batches ({workload.n_batches - 1} × {B} rows + 1 × "
         f"{last_rows}): residual encryption × {rows_f:g} (rows / B), feature sums × "
@@ -580,7 +677,7 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
         f"({totals['full'][0] / totals['djn'][0]:.1f}x)**; residual encryption alone "
         f"{per_ct['full'] / per_ct['djn']:.1f}x faster with DJN "
         f"({per_ct['full'] * 1e3:.2f} vs {per_ct['djn'] * 1e3:.2f} ms per ciphertext). The "
-        f"scenario uses obfuscation = \"{workload.scenario_obfuscation}\".",
+        f'scenario uses obfuscation = "{workload.scenario_obfuscation}".',
         f"- feature-sum limit: {limit.mulmods:,} mulmods mod n² for the batch (windows × "
         f"(B + 30) + squarings, from each feature's exponent bit length; "
         f"{per_mulmod * 1e6:.2f} µs each). The implementation does {impl:,} (zero digits "
@@ -593,17 +690,24 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
         f"Required: for every step, the lower of the two ratios ≤ {MAX_OVER_LIMIT:g}x; DJN "
         f"encryption faster than full.",
         "- not in the table: serialisation (to/from bytes) and the plaintext numpy work.",
-        "- rounds: " + ", ".join(f"{k.removeprefix(KEY)} {v['rounds']}"
-                                 + ("" if v["source"] == "pytest-benchmark" else " (perf_counter)")
-                                 for k, v in res.items() if k.startswith(KEY)) + ".",
+        "- rounds: "
+        + ", ".join(
+            f"{k.removeprefix(KEY)} {v['rounds']}"
+            + ("" if v["source"] == "pytest-benchmark" else " (perf_counter)")
+            for k, v in res.items()
+            if k.startswith(KEY)
+        )
+        + ".",
     ]
     table = "\n".join(lines)
     print("\n" + table)
     bench_store.tables.append(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("# Vertical (hetero LR) cryptography benchmark: one epoch vs its limit\n\n"
-                       "Written by `python -m pytest benchmarks/test_bench_vertical.py "
-                       "--benchmark-only`.\n\n" + table + "\n")
+    RESULTS.write_text(
+        "# Vertical (hetero LR) cryptography benchmark: one epoch vs its limit\n\n"
+        "Written by `python -m pytest benchmarks/test_bench_vertical.py "
+        "--benchmark-only`.\n\n" + table + "\n"
+    )
 
     benchmark.extra_info.update(epoch_full_s=totals["full"][0], epoch_djn_s=totals["djn"][0])
     over = {st.name: min(m / lim, paired) for st, m, lim, paired in rows}

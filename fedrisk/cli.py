@@ -29,43 +29,84 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="fedrisk", description="Federated credit-risk modelling through "
-                "Flower, with the privacy costs measured.")
+    p = _Parser(
+        prog="fedrisk",
+        description="Federated credit-risk modelling through "
+        "Flower, with the privacy costs measured.",
+    )
     p.add_argument("--version", action="version", version=f"fedrisk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run one scenario and write its run folder")
     run.add_argument("scenario", type=Path, nargs="?", help="scenario TOML file")
     run.add_argument("--out", type=Path, help="run folder (default runs/<name>-<time>/)")
-    run.add_argument("--engine", help="override federation.engine: inprocess | simulation "
-                     "| deployment")
-    run.add_argument("--resume", type=Path, metavar="DIR",
-                     help="continue an interrupted in-process run that was writing DIR")
-    run.add_argument("--superlink", metavar="HOST:PORT",
-                     help="deployment: submit to this running SuperLink (its Control API) "
-                     "instead of starting a local federation")
-    run.add_argument("--root-certificates", type=Path, metavar="PEM",
-                     help="deployment with --superlink: the CA certificate of its TLS")
-    run.add_argument("--insecure", action="store_true",
-                     help="deployment: no TLS and no SuperNode authentication (testing only)")
-    run.add_argument("--bank-files", type=Path, metavar="DIR",
-                     help="deployment with --superlink: the folder `fedrisk data split` "
-                     "wrote for the banks' SuperNodes (its Paillier key decodes results)")
-    run.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
+    run.add_argument(
+        "--engine", help="override federation.engine: inprocess | simulation | deployment"
+    )
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue an interrupted in-process run that was writing DIR",
+    )
+    run.add_argument(
+        "--superlink",
+        metavar="HOST:PORT",
+        help="deployment: submit to this running SuperLink (its Control API) "
+        "instead of starting a local federation",
+    )
+    run.add_argument(
+        "--root-certificates",
+        type=Path,
+        metavar="PEM",
+        help="deployment with --superlink: the CA certificate of its TLS",
+    )
+    run.add_argument(
+        "--insecure",
+        action="store_true",
+        help="deployment: no TLS and no SuperNode authentication (testing only)",
+    )
+    run.add_argument(
+        "--bank-files",
+        type=Path,
+        metavar="DIR",
+        help="deployment with --superlink: the folder `fedrisk data split` "
+        "wrote for the banks' SuperNodes (its Paillier key decodes results)",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a scenario value (repeatable)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
-    run.add_argument("--verbose", action="store_true",
-                     help="show Flower's own logs and tracebacks of internal errors")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Flower's own logs and tracebacks of internal errors",
+    )
 
-    sweep = sub.add_parser("sweep", help="run a scenario over a grid of values and draw the "
-                           "privacy/accuracy curve")
+    sweep = sub.add_parser(
+        "sweep", help="run a scenario over a grid of values and draw the privacy/accuracy curve"
+    )
     sweep.add_argument("scenario", type=Path, help="scenario TOML file")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY.PATH=V1,V2,...",
-                       help="a comma list makes one point per value (lists multiply); "
-                            "a single value is a plain override")
-    sweep.add_argument("--seeds", type=int, default=1,
-                       help="runs per point, with seeds seed, seed+1, ... (default 1)")
+    sweep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=V1,V2,...",
+        help="a comma list makes one point per value (lists multiply); "
+        "a single value is a plain override",
+    )
+    sweep.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="runs per point, with seeds seed, seed+1, ... (default 1)",
+    )
     sweep.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>-<time>/)")
     sweep.add_argument("--engine", help="override federation.engine")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
@@ -74,20 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-pause", action="store_true", help="do not wait between steps")
     demo.add_argument("--out", type=Path, help="demo folder (default runs/demo-<time>/)")
 
-    report = sub.add_parser("report", help="write one self-contained HTML report for a "
-                            "run folder")
+    report = sub.add_parser("report", help="write one self-contained HTML report for a run folder")
     report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
     report.add_argument("--out", type=Path, help="HTML file (default DIR/report.html)")
 
-    data = sub.add_parser("data", help="describe the bundled data sets and their licences; "
-                          "`data split` writes each bank's rows for its SuperNode")
+    data = sub.add_parser(
+        "data",
+        help="describe the bundled data sets and their licences; "
+        "`data split` writes each bank's rows for its SuperNode",
+    )
     data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser)
-    split = data_sub.add_parser("split", help="one file per bank (and the banks' Paillier "
-                                "key) for SuperNodes on other machines")
+    split = data_sub.add_parser(
+        "split",
+        help="one file per bank (and the banks' Paillier key) for SuperNodes on other machines",
+    )
     split.add_argument("scenario", type=Path, help="scenario TOML file")
     split.add_argument("--out", type=Path, required=True, help="new folder for the files")
-    split.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY.PATH=VALUE", help="override a scenario value (repeatable)")
+    split.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a scenario value (repeatable)",
+    )
     return p
 
 
@@ -109,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(exc, "resumable", False):
             print(f"fedrisk: run stopped: {exc}", file=sys.stderr)
         else:
-            print(f"fedrisk: protocol error: {exc}; the run was stopped and no run folder "
-                  "was written", file=sys.stderr)
+            print(
+                f"fedrisk: protocol error: {exc}; the run was stopped and no run folder "
+                "was written",
+                file=sys.stderr,
+            )
         return 1
     except RunInterrupted as exc:
         print(f"fedrisk: {exc}", file=sys.stderr)
@@ -121,9 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug, not the user's fault
         if verbose:
             traceback.print_exc()
-        print(f"fedrisk: internal error: {type(exc).__name__}: {exc}"
-              + ("" if verbose else " (rerun with --verbose for the traceback)"),
-              file=sys.stderr)
+        print(
+            f"fedrisk: internal error: {type(exc).__name__}: {exc}"
+            + ("" if verbose else " (rerun with --verbose for the traceback)"),
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -145,15 +201,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "report":
         from fedrisk.evaluation.report import render_report
+
         print(render_report(args.dir, args.out))
         return 0
     if args.command == "data" and args.data_command == "split":
         from fedrisk.runs.deployed import split_for_supernodes
         from fedrisk.scenario import load_scenario
+
         print(split_for_supernodes(load_scenario(args.scenario, args.overrides), args.out))
         return 0
     if args.command == "data":
         from fedrisk.data.bundled import describe_bundled
+
         print(describe_bundled())
         return 0
     raise AssertionError(args.command)  # pragma: no cover
@@ -164,13 +223,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fedrisk.scenario import load_scenario
 
     if args.resume is not None:
-        if args.scenario or args.engine or args.out or args.superlink or args.insecure \
-                or args.root_certificates or args.bank_files:
-            raise InputError("--resume: continues a run as it was set up; give no SCENARIO, "
-                             "--engine, --out or deployment options with it")
+        if (
+            args.scenario
+            or args.engine
+            or args.out
+            or args.superlink
+            or args.insecure
+            or args.root_certificates
+            or args.bank_files
+        ):
+            raise InputError(
+                "--resume: continues a run as it was set up; give no SCENARIO, "
+                "--engine, --out or deployment options with it"
+            )
         from fedrisk.runs.resume import resume_run
-        outcome = resume_run(args.resume, overrides=args.overrides,
-                             show_progress=not args.quiet, verbose=args.verbose)
+
+        outcome = resume_run(
+            args.resume,
+            overrides=args.overrides,
+            show_progress=not args.quiet,
+            verbose=args.verbose,
+        )
         if not args.quiet:
             _print_result(outcome.summary, outcome.out_dir)
         return 0
@@ -187,12 +260,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     # Before the heavy imports below, so the banks' obfuscator precomputation runs on
     # the other core while Flower, scikit-learn and the data load.
-    keys = deployment.bank_keys(scenario) if deployment and deployment.bank_files else \
-        paillier_keys(scenario)
+    keys = (
+        deployment.bank_keys(scenario)
+        if deployment and deployment.bank_files
+        else paillier_keys(scenario)
+    )
     from fedrisk.runs.run import run_scenario
 
-    outcome = run_scenario(scenario, out, show_progress=not args.quiet,
-                           verbose=args.verbose, keys=keys, deployment=deployment)
+    outcome = run_scenario(
+        scenario,
+        out,
+        show_progress=not args.quiet,
+        verbose=args.verbose,
+        keys=keys,
+        deployment=deployment,
+    )
     if not args.quiet:
         _print_result(outcome.summary, outcome.out_dir)
     return 0
@@ -201,16 +283,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _deployment_options(args: argparse.Namespace, scenario):
     """--superlink, --root-certificates and --insecure, checked against the engine."""
     if scenario.federation.engine != "deployment":
-        for flag, value in (("--superlink", args.superlink), ("--insecure", args.insecure),
-                            ("--root-certificates", args.root_certificates),
-                            ("--bank-files", args.bank_files)):
+        for flag, value in (
+            ("--superlink", args.superlink),
+            ("--insecure", args.insecure),
+            ("--root-certificates", args.root_certificates),
+            ("--bank-files", args.bank_files),
+        ):
             if value:
-                raise InputError(f"{flag}: only used with --engine deployment (the engine "
-                                 f"is {scenario.federation.engine!r})")
+                raise InputError(
+                    f"{flag}: only used with --engine deployment (the engine "
+                    f"is {scenario.federation.engine!r})"
+                )
         return None
     from fedrisk.deployment.options import DeploymentOptions
-    return DeploymentOptions.from_cli(args.superlink, args.root_certificates, args.insecure,
-                                      args.bank_files, scenario)
+
+    return DeploymentOptions.from_cli(
+        args.superlink, args.root_certificates, args.insecure, args.bank_files, scenario
+    )
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -219,14 +308,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if not 1 <= args.seeds <= 100:
         raise InputError(f"--seeds: {args.seeds} is not allowed; allowed: 1 to 100")
-    name = load_scenario(args.scenario, [o for o in args.overrides
-                                         if "," not in o.partition("=")[2]]).name
+    name = load_scenario(
+        args.scenario, [o for o in args.overrides if "," not in o.partition("=")[2]]
+    ).name
     out = args.out or default_run_dir(f"sweep-{name}")
     check_target(out)
     from fedrisk.runs.sweep import run_sweep
 
-    result = run_sweep(args.scenario, args.overrides, out, seeds=args.seeds,
-                       engine=args.engine, show_progress=not args.quiet)
+    result = run_sweep(
+        args.scenario,
+        args.overrides,
+        out,
+        seeds=args.seeds,
+        engine=args.engine,
+        show_progress=not args.quiet,
+    )
     if not args.quiet:
         from rich.console import Console
         from rich.table import Table
@@ -236,10 +332,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             table.add_column(col, justify="left" if col == "point" else "right")
         for r in result["rows"]:
             bound = r["membership_auc_bound"]
-            table.add_row(r["point"], str(r["seed"]), f"{r['epsilon']:.3g}",
-                          "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.3g}",
-                          f"{r['auc']:.4f}", f"{r['membership_auc']:.4f}",
-                          "-" if bound is None else f"{bound:.3f}")
+            table.add_row(
+                r["point"],
+                str(r["seed"]),
+                f"{r['epsilon']:.3g}",
+                "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.3g}",
+                f"{r['auc']:.4f}",
+                f"{r['membership_auc']:.4f}",
+                "-" if bound is None else f"{bound:.3f}",
+            )
         Console().print(table)
         Console().print(f"Results in [bold]{out}[/bold] (sweep.csv, sweep.png, points/)")
     return 0
@@ -254,8 +355,7 @@ def _print_result(summary: dict, out: Path) -> None:
         table.add_column(col, justify="right" if col != "model" else "left")
 
     def row(name: str, m: dict) -> None:
-        table.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "ks", "gini", "log_loss",
-                                                       "brier")))
+        table.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "ks", "gini", "log_loss", "brier")))
 
     row("federated", summary["federated"])
     row("centralised (pooled, idealised)", summary["centralised"])
@@ -264,8 +364,10 @@ def _print_result(summary: dict, out: Path) -> None:
     console = Console()
     console.print(table)
     cost = summary["cost"]
-    console.print(f"{cost['rounds']} rounds, {cost['bytes_sent']:,} bytes over the wire, "
-                  f"{cost['wall_s']:.1f} s. Results in [bold]{out}[/bold]")
+    console.print(
+        f"{cost['rounds']} rounds, {cost['bytes_sent']:,} bytes over the wire, "
+        f"{cost['wall_s']:.1f} s. Results in [bold]{out}[/bold]"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -39,8 +39,10 @@ class QuorumError(ProtocolError):
     def too_few(cls, rnd: int, count: str, min_parties: int) -> "QuorumError":
         """The one message every quorum check uses; ``count`` says how many parties
         did what, e.g. '2 parties answered'."""
-        return cls(f"round {rnd}: only {count}, fewer than federation.min_parties = "
-                   f"{min_parties}; the run stopped")
+        return cls(
+            f"round {rnd}: only {count}, fewer than federation.min_parties = "
+            f"{min_parties}; the run stopped"
+        )
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
@@ -37,8 +38,14 @@ class FederatedLogisticModel:
     per row (``classes_ == [0, 1]``, 1 = default).
     """
 
-    def __init__(self, feature_names: Sequence[str], coef: Sequence[float], intercept: float,
-                 *, source: str | None = None) -> None:
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        coef: Sequence[float],
+        intercept: float,
+        *,
+        source: str | None = None,
+    ) -> None:
         coef = np.array(coef, dtype=np.float64)
         names = tuple(str(n) for n in feature_names)
         if coef.ndim != 1 or coef.size != len(names):
@@ -77,8 +84,10 @@ class FederatedLogisticModel:
         return (self.predict_proba(X)[:, 1] >= threshold).astype(np.int8)
 
     def __repr__(self) -> str:
-        return (f"FederatedLogisticModel({self.n_features_in_} features, "
-                f"intercept {self.intercept_:.4g}, source={self.source!r})")
+        return (
+            f"FederatedLogisticModel({self.n_features_in_} features, "
+            f"intercept {self.intercept_:.4g}, source={self.source!r})"
+        )
 
 
 def load_model(run_dir: str | Path) -> FederatedLogisticModel:
@@ -122,8 +131,9 @@ def as_feature_matrix(X: Any, feature_names: Sequence[str]) -> np.ndarray:
                 parts.append(f"unexpected {preview(extra)}")
             if not parts:
                 parts.append("duplicate column names")
-            raise ValueError(f"X has columns that do not match the model's {d} features: "
-                             + "; ".join(parts))
+            raise ValueError(
+                f"X has columns that do not match the model's {d} features: " + "; ".join(parts)
+            )
         order = [cols.index(n) for n in names]
         A = np.asarray(X, dtype=np.float64)[:, order]
     else:
@@ -132,8 +142,9 @@ def as_feature_matrix(X: Any, feature_names: Sequence[str]) -> np.ndarray:
         hint = " (one row: X.reshape(1, -1))" if A.ndim == 1 else ""
         raise ValueError(f"X must be 2-D (rows, {d} features), got shape {A.shape}{hint}")
     if A.shape[1] != d:
-        raise ValueError(f"X has {A.shape[1]} columns but the model has {d} features "
-                         f"({preview(names)})")
+        raise ValueError(
+            f"X has {A.shape[1]} columns but the model has {d} features ({preview(names)})"
+        )
     if not np.isfinite(A).all():
         raise ValueError("X contains NaN or infinite values; every feature must be finite")
     return A
@@ -150,8 +161,7 @@ def _parse_record(record: Any, where: str):
         if key not in record:
             raise InputError(f"{where}: {key}: missing")
     names = record["feature_names"]
-    if (not isinstance(names, list) or not names
-            or not all(isinstance(n, str) for n in names)):
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise InputError(f"{where}: feature_names: expected a non-empty list of strings")
     if len(set(names)) != len(names):
         raise InputError(f"{where}: feature_names: names must be unique")
@@ -164,8 +174,9 @@ def _parse_record(record: Any, where: str):
     if std is None:
         return w, float(b), names, None, None
     if not isinstance(std, dict) or "mean" not in std or "scale" not in std:
-        raise InputError(f"{where}: standardize: expected null or {{\"mean\": [...], "
-                         f"\"scale\": [...]}}")
+        raise InputError(
+            f'{where}: standardize: expected null or {{"mean": [...], "scale": [...]}}'
+        )
     mean = _vector(std["mean"], d, f"{where}: standardize.mean")
     scale = _vector(std["scale"], d, f"{where}: standardize.scale")
     if not (scale > 0).all():
@@ -174,8 +185,11 @@ def _parse_record(record: Any, where: str):
 
 
 def _vector(value: Any, d: int, where: str) -> np.ndarray:
-    if (not isinstance(value, list) or len(value) != d
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) != d
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         raise InputError(f"{where}: expected a list of {d} numbers (one per feature)")
     arr = np.array(value, dtype=np.float64)
     if not np.isfinite(arr).all():
@@ -190,9 +204,11 @@ def _no_model_message(folder: Path) -> str:
     except (OSError, ValueError, AttributeError):
         pass
     if kind == "vertical":
-        return (f"{folder}: no {MODEL_FILE}: this is a vertical run, where each party holds "
-                "only the weights of its own features, so no single party has the whole "
-                "model to load")
+        return (
+            f"{folder}: no {MODEL_FILE}: this is a vertical run, where each party holds "
+            "only the weights of its own features, so no single party has the whole "
+            "model to load"
+        )
     if (folder / "summary.json").is_file():
         return f"{folder}: no {MODEL_FILE} in this run folder (written by horizontal runs only)"
     return f"{folder}: no {MODEL_FILE}; not a fedrisk run folder"

@@ -11,11 +11,13 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fedrisk.errors import ScenarioError
+
 # declarations only (no Flower): the allowed modes and what each needs
 from fedrisk.horizontal.aggregation import MODES as AGGREGATION_MODES
 
@@ -29,28 +31,50 @@ _DP_MODES = ("none", "sample", "client", "label")
 _ACCOUNTANTS = ("rdp", "pld")
 
 
-def _spec(default: Any, help: str, *, choices: tuple = (), lo: float | None = None,
-          hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
-          optional: bool = False) -> Any:
+def _spec(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple = (),
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: bool = False,
+) -> Any:
     """A dataclass field carrying its validation rule in metadata."""
-    meta = dict(help=help, choices=choices, lo=lo, hi=hi, lo_open=lo_open,
-                hi_open=hi_open, optional=optional)
+    meta = dict(
+        help=help,
+        choices=choices,
+        lo=lo,
+        hi=hi,
+        lo_open=lo_open,
+        hi_open=hi_open,
+        optional=optional,
+    )
     return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = _spec("uci-default-credit", "bundled data set, 'synthetic' or 'csv'",
-                        choices=_SOURCES)
+    source: str = _spec(
+        "uci-default-credit", "bundled data set, 'synthetic' or 'csv'", choices=_SOURCES
+    )
     path: str | None = _spec(None, "csv file, relative to the scenario file", optional=True)
     label: str = _spec("y", "label column of the csv (0/1, 1 = default)")
     id: str = _spec("id", "customer id column of the csv")
-    test_fraction: float = _spec(0.2, "share of rows held out for testing (stratified)",
-                                 lo=0.0, hi=0.9, lo_open=True)
+    test_fraction: float = _spec(
+        0.2, "share of rows held out for testing (stratified)", lo=0.0, hi=0.9, lo_open=True
+    )
     standardize: bool = _spec(True, "z-score features with training-row statistics")
     customers: int = _spec(20000, "synthetic: number of customers", lo=100, hi=10_000_000)
-    overlap: float = _spec(1.0, "synthetic vertical: share of the bank's customers each "
-                           "data party also holds", lo=0.0, lo_open=True, hi=1.0)
+    overlap: float = _spec(
+        1.0,
+        "synthetic vertical: share of the bank's customers each data party also holds",
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
+    )
     features_per_source: int = _spec(4, "synthetic: features per data source", lo=1, hi=1000)
 
 
@@ -59,42 +83,83 @@ class PartyConfig:
     """One party of a vertical federation: which columns it holds (and the label?)."""
 
     name: str = _spec("", "party name (bank, telecom, ...)")
-    columns: tuple[str, ...] | None = _spec(None, "columns it holds: names, globs (BILL_*) "
-                                            "or ranges (x0..x12); default: all in its file",
-                                            optional=True)
+    columns: tuple[str, ...] | None = _spec(
+        None,
+        "columns it holds: names, globs (BILL_*) or ranges (x0..x12); default: all in its file",
+        optional=True,
+    )
     label: bool = _spec(False, "true for the one party holding the label (the bank)")
-    path: str | None = _spec(None, "csv of this party (id, its features, the label if it "
-                             "holds it), relative to the scenario file", optional=True)
-    signal: float = _spec(1.0, "synthetic data: strength of this party's features",
-                          lo=0.0, hi=100.0)
+    path: str | None = _spec(
+        None,
+        "csv of this party (id, its features, the label if it "
+        "holds it), relative to the scenario file",
+        optional=True,
+    )
+    signal: float = _spec(
+        1.0, "synthetic data: strength of this party's features", lo=0.0, hi=100.0
+    )
 
 
 @dataclass(frozen=True)
 class FederationConfig:
-    kind: str = _spec("horizontal", "horizontal (banks share features) or vertical (parties "
-                      "share customers)", choices=_KINDS)
+    kind: str = _spec(
+        "horizontal",
+        "horizontal (banks share features) or vertical (parties share customers)",
+        choices=_KINDS,
+    )
     engine: str = _spec("inprocess", "which Flower engine drives the apps", choices=_ENGINES)
     banks: int = _spec(5, "number of banks (Flower SuperNodes)", lo=1, hi=100_000)
-    partition: str = _spec("dirichlet", "how training rows are split across banks",
-                           choices=_PARTITIONS)
-    alpha: float = _spec(0.5, "Dirichlet concentration: small = skewed", lo=0.0, lo_open=True,
-                         hi=1e6)
-    min_rows: int = _spec(20, "smallest number of training rows a bank may get", lo=1,
-                          hi=10_000_000)
-    sample_rate: float = _spec(1.0, "dp='client': probability each bank takes part in a "
-                               "round (Poisson sampling)", lo=0.0, lo_open=True, hi=1.0)
-    min_parties: int = _spec(2, "fewest parties that must answer a round; fewer stops the "
-                             "run (capped at federation.banks)", lo=1, hi=100_000)
-    dropout: float = _spec(0.0, "fault injection: probability a party drops out of a round",
-                           lo=0.0, hi=1.0, hi_open=True)
-    stragglers: float = _spec(0.0, "fault injection: probability a party is slow in a round",
-                              lo=0.0, hi=1.0)
+    partition: str = _spec(
+        "dirichlet", "how training rows are split across banks", choices=_PARTITIONS
+    )
+    alpha: float = _spec(
+        0.5, "Dirichlet concentration: small = skewed", lo=0.0, lo_open=True, hi=1e6
+    )
+    min_rows: int = _spec(
+        20, "smallest number of training rows a bank may get", lo=1, hi=10_000_000
+    )
+    sample_rate: float = _spec(
+        1.0,
+        "dp='client': probability each bank takes part in a round (Poisson sampling)",
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
+    )
+    min_parties: int = _spec(
+        2,
+        "fewest parties that must answer a round; fewer stops the run (capped at federation.banks)",
+        lo=1,
+        hi=100_000,
+    )
+    dropout: float = _spec(
+        0.0,
+        "fault injection: probability a party drops out of a round",
+        lo=0.0,
+        hi=1.0,
+        hi_open=True,
+    )
+    stragglers: float = _spec(
+        0.0, "fault injection: probability a party is slow in a round", lo=0.0, hi=1.0
+    )
     straggler_delay: float = _spec(1.0, "seconds a straggler is held up", lo=0.0, hi=3600.0)
-    round_timeout: float = _spec(600.0, "seconds the aggregator waits for replies; later ones "
-                                 "miss the round", lo=0.0, lo_open=True, hi=86_400.0)
-    parties: tuple[PartyConfig, ...] = field(default=(), metadata=dict(
-        help="vertical: [[federation.parties]] tables", choices=(), lo=None, hi=None,
-        optional=True, table_array=True))
+    round_timeout: float = _spec(
+        600.0,
+        "seconds the aggregator waits for replies; later ones miss the round",
+        lo=0.0,
+        lo_open=True,
+        hi=86_400.0,
+    )
+    parties: tuple[PartyConfig, ...] = field(
+        default=(),
+        metadata=dict(
+            help="vertical: [[federation.parties]] tables",
+            choices=(),
+            lo=None,
+            hi=None,
+            optional=True,
+            table_array=True,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -109,43 +174,75 @@ class ModelConfig:
 @dataclass(frozen=True)
 class PrivacyConfig:
     aggregation: str = _spec("plain", "how updates are aggregated", choices=_AGGREGATIONS)
-    key_bits: int = _spec(2048, "Paillier modulus size (1024 only for experiments)",
-                          choices=(1024, 2048, 3072))
-    update_range: float = _spec(8.0, "paillier/secagg: deltas are clipped to ± this before "
-                                "fixed-point encoding", lo=0.0, lo_open=True, hi=1e6)
-    dp: str = _spec("none", "differential privacy: 'sample' (DP-SGD in each bank, protects "
-                    "customers), 'client' (DP-FedAvg, protects banks) or, vertical, 'label' "
-                    "(noisy gradients protect the bank's labels)", choices=_DP_MODES)
+    key_bits: int = _spec(
+        2048, "Paillier modulus size (1024 only for experiments)", choices=(1024, 2048, 3072)
+    )
+    update_range: float = _spec(
+        8.0,
+        "paillier/secagg: deltas are clipped to ± this before fixed-point encoding",
+        lo=0.0,
+        lo_open=True,
+        hi=1e6,
+    )
+    dp: str = _spec(
+        "none",
+        "differential privacy: 'sample' (DP-SGD in each bank, protects "
+        "customers), 'client' (DP-FedAvg, protects banks) or, vertical, 'label' "
+        "(noisy gradients protect the bank's labels)",
+        choices=_DP_MODES,
+    )
     accountant: str = _spec("rdp", "privacy accountant (dp-accounting)", choices=_ACCOUNTANTS)
-    max_epsilon: float | None = _spec(None, "refuse a run whose accounted epsilon would "
-                                      "exceed this budget", lo=0.0, lo_open=True,
-                                      optional=True)
-    target_epsilon: float | None = _spec(None, "DP budget to calibrate noise to",
-                                         lo=0.0, lo_open=True, optional=True)
-    noise_multiplier: float | None = _spec(None, "DP noise multiplier (instead of a target)",
-                                           lo=0.0, optional=True)
+    max_epsilon: float | None = _spec(
+        None,
+        "refuse a run whose accounted epsilon would exceed this budget",
+        lo=0.0,
+        lo_open=True,
+        optional=True,
+    )
+    target_epsilon: float | None = _spec(
+        None, "DP budget to calibrate noise to", lo=0.0, lo_open=True, optional=True
+    )
+    noise_multiplier: float | None = _spec(
+        None, "DP noise multiplier (instead of a target)", lo=0.0, optional=True
+    )
     delta: float = _spec(1e-5, "DP delta", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    obfuscation: str = _spec("full", "Paillier obfuscation: 'full' (r^n, standard) or 'djn' "
-                             "(short-exponent, Damgård-Jurik-Nielsen: ~8x faster, extra "
-                             "assumption)", choices=_OBFUSCATIONS)
-    secagg_threshold: float | None = _spec(None, "secagg: share of each bank's SecAgg+ group "
-                                           "needed to unmask (default 2/3); lower survives "
-                                           "more dropouts, higher resists more colluding "
-                                           "banks", lo=0.0, lo_open=True, hi=1.0,
-                                           optional=True)
-    label_leakage_attack: bool = _spec(False, "vertical: run the gradient-based label "
-                                       "inference a data party could mount")
-    clip_norm: float | None = _spec(None, "DP clipping norm (default: 4.0 per customer "
-                                    "gradient with dp='sample', 0.1 per bank update with "
-                                    "dp='client')", lo=0.0, lo_open=True, hi=1e6,
-                                    optional=True)
+    obfuscation: str = _spec(
+        "full",
+        "Paillier obfuscation: 'full' (r^n, standard) or 'djn' "
+        "(short-exponent, Damgård-Jurik-Nielsen: ~8x faster, extra "
+        "assumption)",
+        choices=_OBFUSCATIONS,
+    )
+    secagg_threshold: float | None = _spec(
+        None,
+        "secagg: share of each bank's SecAgg+ group "
+        "needed to unmask (default 2/3); lower survives "
+        "more dropouts, higher resists more colluding "
+        "banks",
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
+        optional=True,
+    )
+    label_leakage_attack: bool = _spec(
+        False, "vertical: run the gradient-based label inference a data party could mount"
+    )
+    clip_norm: float | None = _spec(
+        None,
+        "DP clipping norm (default: 4.0 per customer "
+        "gradient with dp='sample', 0.1 per bank update with "
+        "dp='client')",
+        lo=0.0,
+        lo_open=True,
+        hi=1e6,
+        optional=True,
+    )
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str = _spec("scenario", "name used for the run folder")
-    seed: int = _spec(42, "seed for splits, partitions, training and noise", lo=0,
-                      hi=2**63 - 1)
+    seed: int = _spec(42, "seed for splits, partitions, training and noise", lo=0, hi=2**63 - 1)
     rounds: int = _spec(20, "federated rounds", lo=1, hi=100_000)
     description: str = _spec("", "free text shown in reports")
     data: DataConfig = field(default_factory=DataConfig)
@@ -153,8 +250,7 @@ class Scenario:
     model: ModelConfig = field(default_factory=ModelConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # Where the file came from (for error messages and relative csv paths); not a TOML key.
-    source_file: str = field(default="<scenario>", compare=False,
-                             metadata=dict(internal=True))
+    source_file: str = field(default="<scenario>", compare=False, metadata=dict(internal=True))
 
     def resolve_path(self, path: str) -> Path:
         """A data path as written in the scenario, made relative to the scenario file."""
@@ -181,8 +277,11 @@ class Scenario:
                 continue
             value = getattr(self, f.name)
             if _is_section(f):
-                out[f.name] = {k.name: _plain(getattr(value, k.name)) for k in fields(value)
-                               if getattr(value, k.name) not in (None, ())}
+                out[f.name] = {
+                    k.name: _plain(getattr(value, k.name))
+                    for k in fields(value)
+                    if getattr(value, k.name) not in (None, ())
+                }
             else:
                 out[f.name] = value
         return out
@@ -191,13 +290,23 @@ class Scenario:
 def _plain(value: Any) -> Any:
     """Party tables as dicts (None left out), tuples as lists: TOML-ready values."""
     if isinstance(value, tuple) and value and isinstance(value[0], PartyConfig):
-        return [{k.name: _plain(getattr(p, k.name)) for k in fields(p)
-                 if getattr(p, k.name) is not None} for p in value]
+        return [
+            {
+                k.name: _plain(getattr(p, k.name))
+                for k in fields(p)
+                if getattr(p, k.name) is not None
+            }
+            for p in value
+        ]
     return list(value) if isinstance(value, tuple) else value
 
 
-_SECTIONS = {"data": DataConfig, "federation": FederationConfig, "model": ModelConfig,
-             "privacy": PrivacyConfig}
+_SECTIONS = {
+    "data": DataConfig,
+    "federation": FederationConfig,
+    "model": ModelConfig,
+    "privacy": PrivacyConfig,
+}
 
 
 def _is_section(f) -> bool:
@@ -266,13 +375,17 @@ def scenario_from_dict(raw: Mapping[str, Any], where: str = "<scenario>") -> Sce
     return scenario
 
 
-def _reject_unknown(raw: Mapping[str, Any], known: Mapping[str, Any], prefix: str,
-                    where: str) -> None:
+def _reject_unknown(
+    raw: Mapping[str, Any], known: Mapping[str, Any], prefix: str, where: str
+) -> None:
     for key in raw:
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-            hint = f"; did you mean '{prefix}{close[0]}'?" if close else (
-                f"; allowed: {', '.join(prefix + k for k in known)}")
+            hint = (
+                f"; did you mean '{prefix}{close[0]}'?"
+                if close
+                else (f"; allowed: {', '.join(prefix + k for k in known)}")
+            )
             raise ScenarioError(f"{where}: {prefix}{key}: unknown key{hint}")
 
 
@@ -285,16 +398,23 @@ def _build_section(cls, raw: Mapping[str, Any], section: str, where: str):
         if known[name].metadata.get("table_array"):
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ScenarioError(f"{where}: {key}: expected [[{key}]] tables")
-            kwargs[name] = tuple(_build_section(PartyConfig, v, f"{key}[{i}]", where)
-                                 for i, v in enumerate(value))
+            kwargs[name] = tuple(
+                _build_section(PartyConfig, v, f"{key}[{i}]", where) for i, v in enumerate(value)
+            )
         else:
             kwargs[name] = _check_value(known[name], value, key, where)
     return cls(**kwargs)
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string",
-            list: "array", dict: "table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "table",
+    }.get(type(value), type(value).__name__)
 
 
 def _check_value(f, value: Any, key: str, where: str) -> Any:
@@ -317,16 +437,23 @@ def _check_value(f, value: Any, key: str, where: str) -> Any:
         ok = isinstance(value, str)
     else:  # pragma: no cover - a field type the loader does not know is a bug
         raise AssertionError(f"unhandled field type {expected}")
-    wanted = {"bool": "a boolean (true/false)", "int": "an integer", "float": "a number",
-              "str": "a string", "tuple[str, ...]": "an array of strings"}[base]
+    wanted = {
+        "bool": "a boolean (true/false)",
+        "int": "an integer",
+        "float": "a number",
+        "str": "a string",
+        "tuple[str, ...]": "an array of strings",
+    }[base]
     if not ok:
-        raise ScenarioError(f"{where}: {key}: expected {wanted}, got {_type_name(value)} "
-                            f"{value!r}")
+        raise ScenarioError(f"{where}: {key}: expected {wanted}, got {_type_name(value)} {value!r}")
     if meta.get("choices") and value not in meta["choices"]:
         allowed = ", ".join(repr(c) if isinstance(c, str) else str(c) for c in meta["choices"])
         raise ScenarioError(f"{where}: {key}: {value!r} is not allowed; allowed: {allowed}")
-    if base == "float" and not math.isfinite(value) and not (
-            value == math.inf and meta.get("hi") is None):
+    if (
+        base == "float"
+        and not math.isfinite(value)
+        and not (value == math.inf and meta.get("hi") is None)
+    ):
         raise ScenarioError(f"{where}: {key}: must be a finite number, got {value}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
@@ -343,46 +470,63 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     if s.data.source == "csv" and not s.data.path and not vertical:
         raise ScenarioError(f"{where}: data.path: required when data.source = 'csv'")
     if vertical and s.data.path:
-        raise ScenarioError(f"{where}: data.path: a vertical run reads one file per party; "
-                            "give each [[federation.parties]] its own path")
+        raise ScenarioError(
+            f"{where}: data.path: a vertical run reads one file per party; "
+            "give each [[federation.parties]] its own path"
+        )
     if s.data.source != "csv" and s.data.path:
-        raise ScenarioError(f"{where}: data.path: only used with data.source = 'csv' "
-                            f"(source is {s.data.source!r})")
+        raise ScenarioError(
+            f"{where}: data.path: only used with data.source = 'csv' (source is {s.data.source!r})"
+        )
     p = s.privacy
     if p.target_epsilon is not None and p.noise_multiplier is not None:
-        raise ScenarioError(f"{where}: privacy: give target_epsilon or noise_multiplier, "
-                            "not both")
+        raise ScenarioError(f"{where}: privacy: give target_epsilon or noise_multiplier, not both")
     if p.dp != "none" and p.target_epsilon is None and p.noise_multiplier is None:
-        raise ScenarioError(f"{where}: privacy.dp: {p.dp!r} needs privacy.target_epsilon or "
-                            "privacy.noise_multiplier")
+        raise ScenarioError(
+            f"{where}: privacy.dp: {p.dp!r} needs privacy.target_epsilon or "
+            "privacy.noise_multiplier"
+        )
     if p.dp == "sample" and s.model.proximal_mu:
-        raise ScenarioError(f"{where}: model.proximal_mu: FedProx is not combined with "
-                            "DP-SGD (dp = 'sample'); set it to 0")
+        raise ScenarioError(
+            f"{where}: model.proximal_mu: FedProx is not combined with "
+            "DP-SGD (dp = 'sample'); set it to 0"
+        )
     if p.dp == "label" and s.federation.kind != "vertical":
-        raise ScenarioError(f"{where}: privacy.dp: 'label' protects the label holder in a "
-                            "vertical run; use 'sample' or 'client' here")
+        raise ScenarioError(
+            f"{where}: privacy.dp: 'label' protects the label holder in a "
+            "vertical run; use 'sample' or 'client' here"
+        )
     if p.dp == "client" and not AGGREGATION_MODES[p.aggregation].client_dp:
         allowed = " or ".join(repr(m.name) for m in AGGREGATION_MODES.values() if m.client_dp)
-        raise ScenarioError(f"{where}: privacy.dp: 'client' is available with aggregation "
-                            f"{allowed}, not {p.aggregation!r}")
+        raise ScenarioError(
+            f"{where}: privacy.dp: 'client' is available with aggregation "
+            f"{allowed}, not {p.aggregation!r}"
+        )
     if p.dp != "client" and s.federation.sample_rate != 1.0:
-        raise ScenarioError(f"{where}: federation.sample_rate: sampling banks is part of "
-                            "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part")
+        raise ScenarioError(
+            f"{where}: federation.sample_rate: sampling banks is part of "
+            "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part"
+        )
     f = s.federation
     if f.kind == "vertical" and (f.dropout or f.stragglers):
         key = "federation.dropout" if f.dropout else "federation.stragglers"
-        raise ScenarioError(f"{where}: {key}: fault injection is for horizontal runs; a "
-                            "vertical run needs every party for each batch")
+        raise ScenarioError(
+            f"{where}: {key}: fault injection is for horizontal runs; a "
+            "vertical run needs every party for each batch"
+        )
     if s.federation.kind == "vertical":
         _check_vertical(s, where)
     elif s.federation.parties:
-        raise ScenarioError(f"{where}: federation.parties: only used with "
-                            "federation.kind = 'vertical'")
+        raise ScenarioError(
+            f"{where}: federation.parties: only used with federation.kind = 'vertical'"
+        )
     mode = AGGREGATION_MODES[s.privacy.aggregation]
     if s.federation.kind == "horizontal" and s.federation.banks < mode.min_banks:
-        raise ScenarioError(f"{where}: privacy.aggregation: {mode.name!r} ({mode.description}) "
-                            f"needs at least {mode.min_banks} banks, federation.banks is "
-                            f"{s.federation.banks}")
+        raise ScenarioError(
+            f"{where}: privacy.aggregation: {mode.name!r} ({mode.description}) "
+            f"needs at least {mode.min_banks} banks, federation.banks is "
+            f"{s.federation.banks}"
+        )
     if not s.name.strip() or any(c in s.name for c in "/\\\0"):
         raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")
 
@@ -392,30 +536,42 @@ def _check_vertical(s: Scenario, where: str) -> None:
     names = [p.name for p in parties]
     for i, p in enumerate(parties):
         if not p.name.strip() or any(c in p.name for c in "/\\\0 "):
-            raise ScenarioError(f"{where}: federation.parties[{i}].name: must be non-empty, "
-                                "without spaces or slashes")
+            raise ScenarioError(
+                f"{where}: federation.parties[{i}].name: must be non-empty, "
+                "without spaces or slashes"
+            )
         if p.columns is not None and not p.columns:
-            raise ScenarioError(f"{where}: federation.parties[{i}].columns: party "
-                                f"{p.name!r} holds no columns; give at least one")
+            raise ScenarioError(
+                f"{where}: federation.parties[{i}].columns: party "
+                f"{p.name!r} holds no columns; give at least one"
+            )
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise ScenarioError(f"{where}: federation.parties: the name {sorted(dupes)[0]!r} is "
-                            "used twice")
+        raise ScenarioError(
+            f"{where}: federation.parties: the name {sorted(dupes)[0]!r} is used twice"
+        )
     if parties:
         holders = [p.name for p in parties if p.label]
         if len(holders) != 1:
             raise ScenarioError(
                 f"{where}: federation.parties: exactly one party must have label = true; "
-                + (f"{', '.join(holders)} all do" if holders else "none does"))
+                + (f"{', '.join(holders)} all do" if holders else "none does")
+            )
         if len(parties) < 2:
-            raise ScenarioError(f"{where}: federation.parties: a vertical federation needs "
-                                "the label holder and at least one data party")
+            raise ScenarioError(
+                f"{where}: federation.parties: a vertical federation needs "
+                "the label holder and at least one data party"
+            )
     if s.privacy.aggregation == "secagg":
-        raise ScenarioError(f"{where}: privacy.aggregation: vertical runs encrypt residuals "
-                            "with Paillier; 'secagg' is horizontal-only")
+        raise ScenarioError(
+            f"{where}: privacy.aggregation: vertical runs encrypt residuals "
+            "with Paillier; 'secagg' is horizontal-only"
+        )
     if s.privacy.dp not in ("none", "label"):
-        raise ScenarioError(f"{where}: privacy.dp: {s.privacy.dp!r} is horizontal-only; "
-                            "vertical runs allow 'none' or 'label'")
+        raise ScenarioError(
+            f"{where}: privacy.dp: {s.privacy.dp!r} is horizontal-only; "
+            "vertical runs allow 'none' or 'label'"
+        )
 
 
 def with_overrides(s: Scenario, **changes: Any) -> Scenario:
@@ -434,8 +590,9 @@ def to_toml(s: Scenario) -> str:
             lines.append(f"{key} = {_toml_value(value)}")
     for name, table in tables:
         lines.append(f"\n[{name}]")
-        arrays = {k: v for k, v in table.items() if isinstance(v, list) and v
-                  and isinstance(v[0], dict)}
+        arrays = {
+            k: v for k, v in table.items() if isinstance(v, list) and v and isinstance(v[0], dict)
+        }
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items() if k not in arrays)
         for key, items in arrays.items():
             for item in items:

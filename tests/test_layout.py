@@ -12,7 +12,6 @@ import grimp
 import pytest
 
 from fedrisk.horizontal.aggregation import MODES
-
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "fedrisk"
@@ -22,8 +21,14 @@ LINT_IMPORTS = shutil.which("lint-imports") or str(Path(sys.executable).parent /
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
     """import-linter on the package found under ``root``, with the repository's contracts."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [LINT_IMPORTS, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_import_contracts_hold():
@@ -32,15 +37,22 @@ def test_the_import_contracts_hold():
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("where, line", [
-    ("module level", "import fedrisk.runs.run\n"),
-    ("inside a function", "\n\ndef _later():\n    from fedrisk.runs import run\n    return run\n"),
-])
+@pytest.mark.parametrize(
+    "where, line",
+    [
+        ("module level", "import fedrisk.runs.run\n"),
+        (
+            "inside a function",
+            "\n\ndef _later():\n    from fedrisk.runs import run\n    return run\n",
+        ),
+    ],
+)
 def test_a_deliberate_cycle_breaks_the_contract(tmp_path, where, line):
     """crypto importing the harness closes a cycle (the harness imports crypto): the same
     contracts, run on a copy of the package with that one import added, must fail."""
-    shutil.copytree(PACKAGE, tmp_path / "fedrisk",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.csv.gz"))
+    shutil.copytree(
+        PACKAGE, tmp_path / "fedrisk", ignore=shutil.ignore_patterns("__pycache__", "*.csv.gz")
+    )
     target = tmp_path / "fedrisk" / "crypto" / "encoding.py"
     target.write_text(target.read_text() + line)
     result = lint_imports(tmp_path)
@@ -52,8 +64,10 @@ def test_a_deliberate_cycle_breaks_the_contract(tmp_path, where, line):
 def _cycles(graph) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan, iterative)."""
     modules = sorted(m for m in graph.modules if m.startswith("fedrisk"))
-    edges = {m: sorted(i for i in graph.find_modules_directly_imported_by(m)
-                       if i.startswith("fedrisk")) for m in modules}
+    edges = {
+        m: sorted(i for i in graph.find_modules_directly_imported_by(m) if i.startswith("fedrisk"))
+        for m in modules
+    }
     index, low, stack, on_stack, out = {}, {}, [], set(), []
     counter = 0
     for root in modules:
@@ -93,8 +107,9 @@ def _cycles(graph) -> list[list[str]]:
 
 
 def test_the_module_graph_has_no_cycle():
-    graph = grimp.build_graph("fedrisk", include_external_packages=False,
-                              exclude_type_checking_imports=True)
+    graph = grimp.build_graph(
+        "fedrisk", include_external_packages=False, exclude_type_checking_imports=True
+    )
     assert _cycles(graph) == []
     graph.add_import(importer="fedrisk.crypto.encoding", imported="fedrisk.runs.run")
     assert _cycles(graph), "the cycle finder must see a cycle it is shown"
@@ -123,11 +138,14 @@ def test_no_private_name_crosses_a_module():
                     if alias.name.startswith("fedrisk"):
                         modules.add(alias.asname or alias.name.split(".")[0])
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
-                    and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
-                    and node.value.id in modules):
-                found.append(f"{path.relative_to(ROOT)}:{node.lineno} "
-                             f"{node.value.id}.{node.attr}")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+            ):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value.id}.{node.attr}")
     assert found == []
 
 
@@ -147,7 +165,7 @@ def test_imports_inside_functions_say_why():
                 continue
             for node in ast.walk(fn):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    near = " ".join(lines[max(0, node.lineno - 4):node.lineno]).lower()
+                    near = " ".join(lines[max(0, node.lineno - 4) : node.lineno]).lower()
                     if "start-up" not in near and "optional extra" not in near:
                         unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert unexplained == []
@@ -156,10 +174,11 @@ def test_imports_inside_functions_say_why():
 def test_the_registry_and_the_key_ceremony_load_no_flower():
     """The command line reads the scenario and starts the banks' key ceremony before
     Flower loads; both read the aggregation registry."""
-    code = ("import sys, fedrisk.scenario, fedrisk.horizontal.keys, fedrisk.horizontal.aggregation;"
-            "print(sorted(m for m in ('flwr', 'ray', 'sklearn') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, fedrisk.scenario, fedrisk.horizontal.keys, fedrisk.horizontal.aggregation;"
+        "print(sorted(m for m in ('flwr', 'ray', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -174,6 +193,9 @@ def test_every_aggregation_mode_implements_what_the_registry_promises(name):
 
 
 def test_every_package_says_what_it_exports():
-    missing = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("__init__.py")
-               if "__all__" not in p.read_text(encoding="utf-8")]
+    missing = [
+        str(p.relative_to(ROOT))
+        for p in PACKAGE.rglob("__init__.py")
+        if "__all__" not in p.read_text(encoding="utf-8")
+    ]
     assert missing == []

@@ -1,5 +1,6 @@
 """Scenario loading: defaults, overrides and one-line errors naming the key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -53,22 +54,34 @@ def test_parse_override_reads_toml_values_and_bare_words():
         parse_override("novalue")
 
 
-@pytest.mark.parametrize("text, message", [
-    ('nmae = "x"\n', r"s.toml: nmae: unknown key; did you mean 'name'\?"),
-    ('[federation]\nbnaks = 3\n', r"federation.bnaks: unknown key; did you mean 'federation.banks'"),
-    ('[federation]\nbanks = 0\n', r"federation.banks: must be >= 1, got 0"),
-    ('[federation]\nbanks = "five"\n', r"federation.banks: expected an integer, got string 'five'"),
-    ('rounds = 2.5\n', r"rounds: expected an integer, got number 2.5"),
-    ('[federation]\nbanks = true\n', r"federation.banks: expected an integer, got boolean"),
-    ('[model]\nlearning_rate = -1\n', r"model.learning_rate: must be > 0"),
-    ('[data]\ntest_fraction = 0\n', r"data.test_fraction: must be > 0"),
-    ('[federation]\npartition = "random"\n', r"federation.partition: 'random' is not allowed; allowed: 'iid', 'dirichlet', 'quantity'"),
-    ('[privacy]\naggregation = "magic"\n', r"privacy.aggregation: 'magic' is not allowed"),
-    ('[data]\nsource = "csv"\n', r"data.path: required when data.source = 'csv'"),
-    ('data = 3\n', r"\[data\] must be a table"),
-    ('[privacy]\ntarget_epsilon = 1.0\nnoise_multiplier = 1.0\n', r"not both"),
-    ('name = \n', r"not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('nmae = "x"\n', r"s.toml: nmae: unknown key; did you mean 'name'\?"),
+        (
+            "[federation]\nbnaks = 3\n",
+            r"federation.bnaks: unknown key; did you mean 'federation.banks'",
+        ),
+        ("[federation]\nbanks = 0\n", r"federation.banks: must be >= 1, got 0"),
+        (
+            '[federation]\nbanks = "five"\n',
+            r"federation.banks: expected an integer, got string 'five'",
+        ),
+        ("rounds = 2.5\n", r"rounds: expected an integer, got number 2.5"),
+        ("[federation]\nbanks = true\n", r"federation.banks: expected an integer, got boolean"),
+        ("[model]\nlearning_rate = -1\n", r"model.learning_rate: must be > 0"),
+        ("[data]\ntest_fraction = 0\n", r"data.test_fraction: must be > 0"),
+        (
+            '[federation]\npartition = "random"\n',
+            r"federation.partition: 'random' is not allowed; allowed: 'iid', 'dirichlet', 'quantity'",
+        ),
+        ('[privacy]\naggregation = "magic"\n', r"privacy.aggregation: 'magic' is not allowed"),
+        ('[data]\nsource = "csv"\n', r"data.path: required when data.source = 'csv'"),
+        ("data = 3\n", r"\[data\] must be a table"),
+        ("[privacy]\ntarget_epsilon = 1.0\nnoise_multiplier = 1.0\n", r"not both"),
+        ("name = \n", r"not valid TOML"),
+    ],
+)
 def test_bad_scenarios_name_file_and_key(tmp_path, text, message):
     with pytest.raises(ScenarioError, match=message) as err:
         load_scenario(write(tmp_path, text))
@@ -83,5 +96,5 @@ def test_missing_scenario_file(tmp_path):
 
 def test_scenario_is_frozen():
     s = scenario_from_dict({"name": "x"})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.rounds = 3  # type: ignore[misc]

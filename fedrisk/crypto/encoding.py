@@ -49,18 +49,22 @@ class FixedPointCodec:
             raise PackingError(
                 f"{self.max_summands} summands × weight {self.max_weight} × range "
                 f"±{self.clip} at {self.frac_bits} fractional bits needs "
-                f"{self.sum_bound.bit_length()} bits per slot; at most {MAX_SLOT_BITS}")
+                f"{self.sum_bound.bit_length()} bits per slot; at most {MAX_SLOT_BITS}"
+            )
 
     @classmethod
-    def finest(cls, clip: float, max_summands: int, max_weight: int = 1,
-               slot_bits: int = MAX_SLOT_BITS) -> "FixedPointCodec":
+    def finest(
+        cls, clip: float, max_summands: int, max_weight: int = 1, slot_bits: int = MAX_SLOT_BITS
+    ) -> FixedPointCodec:
         """The codec with the most fractional bits whose sums fit in ``slot_bits``."""
         for frac_bits in range(slot_bits, -1, -1):
             bound = max_summands * max_weight * 2 * round(clip * 2**frac_bits)
             if bound.bit_length() <= slot_bits:
                 return cls(clip, frac_bits, max_summands, max_weight)
-        raise PackingError(f"no precision left: {max_summands} summands × weight "
-                           f"{max_weight} × range ±{clip} do not fit {slot_bits} bits")
+        raise PackingError(
+            f"no precision left: {max_summands} summands × weight "
+            f"{max_weight} × range ±{clip} do not fit {slot_bits} bits"
+        )
 
     @property
     def magnitude(self) -> int:
@@ -78,7 +82,7 @@ class FixedPointCodec:
 
     @property
     def resolution(self) -> float:
-        return 2.0 ** -self.frac_bits
+        return 2.0**-self.frac_bits
 
     def quantize(self, x: np.ndarray, on_overflow: str = "clip") -> tuple[np.ndarray, int]:
         """Signed integers ``round(x * 2**frac_bits)``; returns (values, number clipped)."""
@@ -95,8 +99,9 @@ class FixedPointCodec:
         np.clip(q, -self.magnitude, self.magnitude, out=q)
         return q, outside
 
-    def encode(self, x: np.ndarray, weight: int = 1, on_overflow: str = "clip"
-               ) -> tuple[np.ndarray, int]:
+    def encode(
+        self, x: np.ndarray, weight: int = 1, on_overflow: str = "clip"
+    ) -> tuple[np.ndarray, int]:
         """Non-negative ``weight * (q + magnitude)`` as uint64; returns (values, clipped)."""
         if not 1 <= weight <= self.max_weight:
             raise PackingError(f"weight {weight} outside [1, {self.max_weight}]")
@@ -105,8 +110,9 @@ class FixedPointCodec:
 
     def decode_sum(self, sums: np.ndarray, total_weight: int) -> np.ndarray:
         """The sum of the weighted floats, from the slot-wise sum of encoded vectors."""
-        centred = np.asarray(sums, dtype=np.uint64).astype(np.int64) - \
-            np.int64(self.magnitude * total_weight)
+        centred = np.asarray(sums, dtype=np.uint64).astype(np.int64) - np.int64(
+            self.magnitude * total_weight
+        )
         return centred.astype(np.float64) * self.resolution
 
     def decode_mean(self, sums: np.ndarray, total_weight: int) -> np.ndarray:
@@ -122,7 +128,7 @@ class SlotPacker:
     slots_per_int: int
 
     @classmethod
-    def for_modulus(cls, modulus_bits: int, slot_bytes: int) -> "SlotPacker":
+    def for_modulus(cls, modulus_bits: int, slot_bytes: int) -> SlotPacker:
         """As many slots as fit strictly below a plaintext modulus of ``modulus_bits``."""
         if not 1 <= slot_bytes <= 8:
             raise PackingError(f"slot_bytes must be 1..8, got {slot_bytes}")
@@ -146,25 +152,30 @@ class SlotPacker:
             raise PackingError(f"a value exceeds {8 * self.slot_bytes}-bit slots")
         padded = np.zeros(self.n_ints(values.size) * self.slots_per_int, dtype=">u8")
         padded[: values.size] = values
-        raw = padded.view(np.uint8).reshape(-1, 8)[:, 8 - self.slot_bytes:].tobytes()
+        raw = padded.view(np.uint8).reshape(-1, 8)[:, 8 - self.slot_bytes :].tobytes()
         step = self.int_bytes
-        return [int.from_bytes(raw[i:i + step], "big") for i in range(0, len(raw), step)]
+        return [int.from_bytes(raw[i : i + step], "big") for i in range(0, len(raw), step)]
 
     def unpack(self, ints: list[int], length: int) -> np.ndarray:
         """Packed integers -> uint64 slot values; rejects anything a legal pack can't give."""
         if len(ints) != self.n_ints(length):
-            raise PackingError(f"expected {self.n_ints(length)} packed integers for "
-                               f"{length} values, got {len(ints)}")
+            raise PackingError(
+                f"expected {self.n_ints(length)} packed integers for "
+                f"{length} values, got {len(ints)}"
+            )
         try:
             raw = b"".join(int(v).to_bytes(self.int_bytes, "big") for v in ints)
         except OverflowError:
-            raise PackingError("a packed integer is larger than the packing layout allows "
-                               "(decrypted under the wrong key, or corrupted)") from None
+            raise PackingError(
+                "a packed integer is larger than the packing layout allows "
+                "(decrypted under the wrong key, or corrupted)"
+            ) from None
         slots = np.frombuffer(raw, dtype=np.uint8).reshape(-1, self.slot_bytes)
         full = np.zeros((slots.shape[0], 8), dtype=np.uint8)
-        full[:, 8 - self.slot_bytes:] = slots
+        full[:, 8 - self.slot_bytes :] = slots
         values = full.view(">u8").ravel().astype(np.uint64)
         if np.any(values[length:]):
-            raise PackingError("padding slots are not zero (decrypted under the wrong key, "
-                               "or corrupted)")
+            raise PackingError(
+                "padding slots are not zero (decrypted under the wrong key, or corrupted)"
+            )
         return values[:length]

@@ -16,9 +16,9 @@ import math
 import gmpy2
 import numpy as np
 
-RESIDUAL_FRAC_BITS = 24   # residuals: |d| ≲ 3, resolution 6e-8
-FEATURE_FRAC_BITS = 8     # features (z-scores): resolution 0.004
-FEATURE_CLIP = 8.0        # z-scores beyond ±8 are clipped before encoding
+RESIDUAL_FRAC_BITS = 24  # residuals: |d| ≲ 3, resolution 6e-8
+FEATURE_FRAC_BITS = 8  # features (z-scores): resolution 0.004
+FEATURE_CLIP = 8.0  # z-scores beyond ±8 are clipped before encoding
 WINDOW = 4
 
 

@@ -34,8 +34,11 @@ def generate_keypair(bits: int = 2048) -> tuple[PaillierPublicKey, PaillierPriva
     if bits not in KEY_BITS:
         raise ValueError(f"key size must be one of {KEY_BITS}, got {bits}")
     if bits < 2048:
-        warnings.warn(f"{bits}-bit Paillier keys are below the 2048 bits NIST recommends "
-                      "(SP 800-57); use them for experiments only", stacklevel=2)
+        warnings.warn(
+            f"{bits}-bit Paillier keys are below the 2048 bits NIST recommends "
+            "(SP 800-57); use them for experiments only",
+            stacklevel=2,
+        )
     return paillier.generate_paillier_keypair(n_length=bits)
 
 
@@ -66,11 +69,11 @@ class ObfuscatorPool:
     values are random and secret, and each is handed out exactly once.
     """
 
-    _shared: dict[tuple[str, int], "ObfuscatorPool"] = {}
+    _shared: dict[tuple[str, int], ObfuscatorPool] = {}
     _shared_lock = threading.Lock()
 
     @classmethod
-    def shared(cls, owner: str, public_key: PaillierPublicKey) -> "ObfuscatorPool":
+    def shared(cls, owner: str, public_key: PaillierPublicKey) -> ObfuscatorPool:
         """The pool of one party under one key, for this process."""
         with cls._shared_lock:
             return cls._shared.setdefault((owner, public_key.n), cls(public_key))
@@ -112,8 +115,9 @@ class ObfuscatorPool:
 
     def fill_in_background(self, count: int) -> threading.Thread:
         """Start filling in a daemon thread (gmpy2 releases the GIL in powmod)."""
-        self._thread = threading.Thread(target=self.fill, args=(count,), daemon=True,
-                                        name="fedrisk-obfuscators")
+        self._thread = threading.Thread(
+            target=self.fill, args=(count,), daemon=True, name="fedrisk-obfuscators"
+        )
         self._thread.start()
         return self._thread
 
@@ -128,8 +132,9 @@ class ObfuscatorPool:
         return len(self._ready)
 
 
-def precompute_in_background(owners: list[str], public_key: PaillierPublicKey,
-                             per_owner: int) -> threading.Event:
+def precompute_in_background(
+    owners: list[str], public_key: PaillierPublicKey, per_owner: int
+) -> threading.Event:
     """Fill each owner's shared pool in one daemon thread, round-robin so the earliest
     rounds are covered first; set the returned event to stop early."""
     pools = [ObfuscatorPool.shared(o, public_key) for o in owners]
@@ -236,5 +241,4 @@ def bank_key_ceremony(bits: int, banks: list[str], rounds: int) -> BankKeys:
     obfuscators in the background, so that work overlaps everything that follows
     (start-up, data preparation, training) instead of waiting for the first round."""
     public_key, private_key = generate_keypair(bits)
-    return BankKeys(public_key, private_key,
-                    precompute_in_background(banks, public_key, rounds))
+    return BankKeys(public_key, private_key, precompute_in_background(banks, public_key, rounds))

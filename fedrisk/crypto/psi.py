@@ -82,11 +82,15 @@ _P = 2**255 - 19
 # The u-coordinates (mod p) of the points of order 1, 2, 4 and 8 on Curve25519 and its
 # twist. Clamped X25519 scalars are multiples of 8, so these, and only these, map to zero,
 # for every key; `exchange` refuses them. (tests check the list against `cryptography`.)
-LOW_ORDER_U = frozenset({
-    0, 1, _P - 1,
-    325606250916557431795983626356110631294008115727848805560023387167927233504,
-    39382357235489614581723060781553021112529911719440698176882885853963445705823,
-})
+LOW_ORDER_U = frozenset(
+    {
+        0,
+        1,
+        _P - 1,
+        325606250916557431795983626356110631294008115727848805560023387167927233504,
+        39382357235489614581723060781553021112529911719440698176882885853963445705823,
+    }
+)
 
 
 def hash_to_point(item: str, salt: bytes = DEFAULT_SALT) -> bytes:
@@ -137,8 +141,14 @@ class PsiParty:
     for why that seed must stay private outside experiments).
     """
 
-    def __init__(self, name: str, ids: Sequence[str], rng: np.random.Generator | None = None,
-                 *, salt: bytes = DEFAULT_SALT):
+    def __init__(
+        self,
+        name: str,
+        ids: Sequence[str],
+        rng: np.random.Generator | None = None,
+        *,
+        salt: bytes = DEFAULT_SALT,
+    ):
         self.name = name
         self.ids = _checked_ids(name, ids)
         self.salt = salt
@@ -152,8 +162,9 @@ class PsiParty:
         list, so the remembered order always matches what was sent."""
         if self._masked is None:
             self._order = self._rng.permutation(len(self.ids))
-            self._masked = [mask_point(self._key, hash_to_point(self.ids[i], self.salt))
-                            for i in self._order]
+            self._masked = [
+                mask_point(self._key, hash_to_point(self.ids[i], self.salt)) for i in self._order
+            ]
         return list(self._masked)
 
     @property
@@ -185,25 +196,39 @@ class PsiParty:
         if self._order is None:
             raise RuntimeError(f"{self.name}: call masked_ids() before using double-masked ids")
         if len(my_double) != len(self.ids):
-            raise ProtocolError(f"{self.name}: expected {len(self.ids)} double-masked ids "
-                                f"back, got {len(my_double)}")
+            raise ProtocolError(
+                f"{self.name}: expected {len(self.ids)} double-masked ids "
+                f"back, got {len(my_double)}"
+            )
         by_index = dict(zip(self._order.tolist(), my_double))
         return {self.ids[i]: by_index[i] for i in range(len(self.ids))}
 
 
-def _log(transcript: list | None, sender: str, receiver: str, what: str,
-         payload: list[bytes], keep_payloads: bool) -> None:
+def _log(
+    transcript: list | None,
+    sender: str,
+    receiver: str,
+    what: str,
+    payload: list[bytes],
+    keep_payloads: bool,
+) -> None:
     if transcript is None:
         return
-    row = {"sender": sender, "receiver": receiver, "what": what,
-           "bytes": sum(len(p) for p in payload), "items": len(payload)}
+    row = {
+        "sender": sender,
+        "receiver": receiver,
+        "what": what,
+        "bytes": sum(len(p) for p in payload),
+        "items": len(payload),
+    }
     if keep_payloads:  # off by default: rows stay JSON-friendly for run summaries
         row["payload"] = list(payload)
     transcript.append(row)
 
 
-def _exchange(bank: PsiParty, other: PsiParty, transcript: list | None,
-              keep_payloads: bool) -> tuple[list[bytes], list[bytes]]:
+def _exchange(
+    bank: PsiParty, other: PsiParty, transcript: list | None, keep_payloads: bool
+) -> tuple[list[bytes], list[bytes]]:
     """The four messages of the module docstring: returns (the bank's ids double-masked,
     in the bank's sent order; the other's, in its sent order)."""
     d_masked = other.masked_ids()
@@ -217,8 +242,9 @@ def _exchange(bank: PsiParty, other: PsiParty, transcript: list | None,
     return b_double, d_double
 
 
-def psi_two_party(bank: PsiParty, other: PsiParty, transcript: list | None = None, *,
-                  keep_payloads: bool = False) -> tuple[list[str], list[str]]:
+def psi_two_party(
+    bank: PsiParty, other: PsiParty, transcript: list | None = None, *, keep_payloads: bool = False
+) -> tuple[list[str], list[str]]:
     """Run the exchange in memory: (the bank's intersection, the other party's), each in
     that party's input order; the two are the same set.
 
@@ -251,9 +277,15 @@ class AlignmentResult:
     steps: tuple[dict, ...] = ()
 
 
-def align_parties(bank_ids: Sequence[str], others: Mapping[str, Sequence[str]], seed: int, *,
-                  salt: bytes = DEFAULT_SALT, bank_name: str = "bank",
-                  keep_payloads: bool = False) -> AlignmentResult:
+def align_parties(
+    bank_ids: Sequence[str],
+    others: Mapping[str, Sequence[str]],
+    seed: int,
+    *,
+    salt: bytes = DEFAULT_SALT,
+    bank_name: str = "bank",
+    keep_payloads: bool = False,
+) -> AlignmentResult:
     """Align the bank with several data parties by chaining two-party PSI through the bank
     (in the order of ``others``; see the module docstring for who learns what).
 
@@ -281,8 +313,14 @@ def align_parties(bank_ids: Sequence[str], others: Mapping[str, Sequence[str]], 
         bank_doubles[name] = bank.double_by_id(b_double)
         party_doubles[name] = party.double_by_id(d_double)
         bank_view = bank.intersect(b_double, d_double)
-        steps.append({"party": name, "bank_size": len(current), "party_size": len(party.ids),
-                      "intersection_size": len(bank_view)})
+        steps.append(
+            {
+                "party": name,
+                "bank_size": len(current),
+                "party_size": len(party.ids),
+                "intersection_size": len(bank_view),
+            }
+        )
         current = bank_view  # the next party only meets the ids shared so far
 
     # The bank announces the final set to each party as the double-masked values (under
@@ -299,5 +337,10 @@ def align_parties(bank_ids: Sequence[str], others: Mapping[str, Sequence[str]], 
         if len(view) != len(wanted):  # the bank named a value this party never held
             raise ProtocolError(f"{name}: the bank announced ids outside the intersection")
         views[name] = tuple(sorted(view))
-    return AlignmentResult(shared_ids=tuple(final), per_party_sizes=sizes,
-                           messages=messages, views=views, steps=tuple(steps))
+    return AlignmentResult(
+        shared_ids=tuple(final),
+        per_party_sizes=sizes,
+        messages=messages,
+        views=views,
+        steps=tuple(steps),
+    )

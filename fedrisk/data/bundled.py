@@ -24,13 +24,15 @@ UCI_FEATURES: tuple[str, ...] = (
 )
 # FATE's vertical split: the guest ("bank", holds the label) has x0..x12, the host
 # ("provider") has x0..x9; same column order as FATE's hetero files.
-UCI_VERTICAL_SPLIT: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
-    "bank": ("PAY_6",)
-    + tuple(f"BILL_AMT{i}" for i in range(1, 7))
-    + tuple(f"PAY_AMT{i}" for i in range(1, 7)),
-    "provider": ("LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE", "PAY_0")
-    + tuple(f"PAY_{i}" for i in range(2, 6)),
-})
+UCI_VERTICAL_SPLIT: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "bank": ("PAY_6",)
+        + tuple(f"BILL_AMT{i}" for i in range(1, 7))
+        + tuple(f"PAY_AMT{i}" for i in range(1, 7)),
+        "provider": ("LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE", "PAY_0")
+        + tuple(f"PAY_{i}" for i in range(2, 6)),
+    }
+)
 
 
 @functools.cache
@@ -44,7 +46,9 @@ def load_uci_default_credit() -> Dataset:
     with resources.as_file(resource) as path:  # a real file even if installed as a zip
         ds = load_csv(Path(path), label="default", id_column="id", display_name=UCI_NAME)
     if ds.feature_names != UCI_FEATURES:  # guards against a rebuilt bundle with other columns
-        raise DataError(f"{UCI_NAME}: bundled columns {ds.feature_names} differ from {UCI_FEATURES}")
+        raise DataError(
+            f"{UCI_NAME}: bundled columns {ds.feature_names} differ from {UCI_FEATURES}"
+        )
     return ds
 
 

@@ -77,7 +77,9 @@ def load_feature_csv(
         raise DataError(f"{where}: no feature columns besides the id column {id_column!r}")
     ids = _ids(table[:, id_pos], id_column, row_numbers, where)
     names = tuple(header[i] for i in feat_pos)
-    X = np.ascontiguousarray(_numbers(table[:, feat_pos], list(names), row_numbers, where, _FEATURE_RULE))
+    X = np.ascontiguousarray(
+        _numbers(table[:, feat_pos], list(names), row_numbers, where, _FEATURE_RULE)
+    )
     ids.setflags(write=False)
     X.setflags(write=False)
     return ids, X, names
@@ -100,9 +102,13 @@ def _read_table(path: Path, where: str) -> tuple[list[str], np.ndarray, np.ndarr
         records = list(csv.reader(io.StringIO(text, newline="")))
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{where}: cannot read the file ({reason}); it must be a UTF-8 CSV file") from None
+        raise DataError(
+            f"{where}: cannot read the file ({reason}); it must be a UTF-8 CSV file"
+        ) from None
     if not records or not any(records):
-        raise DataError(f"{where}: file is empty; it must start with a header line such as 'id,y,x0,x1'")
+        raise DataError(
+            f"{where}: file is empty; it must start with a header line such as 'id,y,x0,x1'"
+        )
 
     header = [name.strip() for name in records[0]]
     _check_header(header, where)
@@ -189,7 +195,11 @@ def _numbers(
         if not bad.any():
             return values
         r, c = np.unravel_index(int(np.argmax(bad)), bad.shape)  # first bad cell, row-major
-        problem = "value is NaN" if np.isnan(values[r, c]) else f"value {_shorten(block[r, c])} is infinite"
+        problem = (
+            "value is NaN"
+            if np.isnan(values[r, c])
+            else f"value {_shorten(block[r, c])} is infinite"
+        )
     else:
         r, c, problem = _first_unparsable(block)
     role = "label column" if rule == _LABEL_RULE else "column"

@@ -56,7 +56,9 @@ class Dataset:
         if len(set(names)) != d:
             raise DataError(f"{where}: feature names must be unique, got {preview(names)}")
         if not np.isfinite(X).all():
-            raise DataError(f"{where}: X contains NaN or infinite values; every feature must be finite")
+            raise DataError(
+                f"{where}: X contains NaN or infinite values; every feature must be finite"
+            )
         if n and not np.isin(y, (0, 1)).all():
             raise DataError(f"{where}: labels must be 0 or 1, got {np.unique(y)[:5].tolist()}")
         if np.unique(ids).size != n:
@@ -109,6 +111,8 @@ class Dataset:
                 f"available: {preview(self.feature_names)}"
             )
         if len(set(columns)) != len(columns):
-            raise DataError(f"dataset {self.name!r}: select() was given a column twice: {preview(columns)}")
+            raise DataError(
+                f"dataset {self.name!r}: select() was given a column twice: {preview(columns)}"
+            )
         cols = [position[c] for c in columns]
         return Dataset(self.X[:, cols], self.y, self.ids, tuple(columns), self.name)

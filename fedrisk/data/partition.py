@@ -47,7 +47,9 @@ def partition_rows(
     if scheme == "iid":
         parts = np.array_split(rng.permutation(n), n_parties)
     elif scheme == "quantity":
-        sizes = min_rows + _integer_shares(rng.dirichlet(np.full(n_parties, alpha)), n - n_parties * min_rows)
+        sizes = min_rows + _integer_shares(
+            rng.dirichlet(np.full(n_parties, alpha)), n - n_parties * min_rows
+        )
         parts = np.split(rng.permutation(n), np.cumsum(sizes)[:-1])
     else:
         parts = _dirichlet_label_skew(y, n_parties, alpha, min_rows, rng)
@@ -99,7 +101,11 @@ def _check_args(n_parties, scheme, alpha, min_rows) -> None:
         raise ValueError(f"n_parties must be an integer >= 1, got {n_parties!r}")
     if scheme not in SCHEMES:
         raise ValueError(f"unknown partition scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not (0 < alpha < float("inf")):
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not (0 < alpha < float("inf"))
+    ):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
     if isinstance(min_rows, bool) or not isinstance(min_rows, (int, np.integer)) or min_rows < 0:
         raise ValueError(f"min_rows must be an integer >= 0, got {min_rows!r}")

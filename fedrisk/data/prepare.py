@@ -40,8 +40,9 @@ def load_source(s: Scenario) -> Dataset:
             raise InputError(f"{s.source_file}: data.path: {path}: no such file")
         return load_csv(path, label=d.label, id_column=d.id, display_name=str(path))
     if d.source == "synthetic":
-        return make_synthetic_credit(d.customers, seed=s.seed,
-                                     features_per_source=d.features_per_source).dataset
+        return make_synthetic_credit(
+            d.customers, seed=s.seed, features_per_source=d.features_per_source
+        ).dataset
     return BUNDLED[d.source]()
 
 
@@ -50,8 +51,10 @@ def prepare_horizontal(s: Scenario) -> PreparedData:
     where = s.source_file
     n_test = int(round(pooled.n_rows * s.data.test_fraction))
     if n_test < 2 or pooled.n_rows - n_test < 2:
-        raise InputError(f"{where}: data.test_fraction: {s.data.test_fraction} leaves "
-                         f"{n_test} test rows of {pooled.n_rows}; both halves need ≥ 2 rows")
+        raise InputError(
+            f"{where}: data.test_fraction: {s.data.test_fraction} leaves "
+            f"{n_test} test rows of {pooled.n_rows}; both halves need ≥ 2 rows"
+        )
     train, test = train_test_split(pooled, s.data.test_fraction, seed=s.seed)
     scaler = None
     if s.data.standardize:
@@ -60,12 +63,15 @@ def prepare_horizontal(s: Scenario) -> PreparedData:
         test = _with_X(test, scaler.transform(test.X))
     f = s.federation
     if f.banks * f.min_rows > train.n_rows:
-        raise InputError(f"{where}: federation.banks: {f.banks} banks × min_rows {f.min_rows} "
-                         f"needs {f.banks * f.min_rows} training rows, the data has "
-                         f"{train.n_rows}; lower banks or min_rows")
+        raise InputError(
+            f"{where}: federation.banks: {f.banks} banks × min_rows {f.min_rows} "
+            f"needs {f.banks * f.min_rows} training rows, the data has "
+            f"{train.n_rows}; lower banks or min_rows"
+        )
     try:
-        parts = partition_rows(train.y, f.banks, f.partition, seed=s.seed, alpha=f.alpha,
-                               min_rows=f.min_rows)
+        parts = partition_rows(
+            train.y, f.banks, f.partition, seed=s.seed, alpha=f.alpha, min_rows=f.min_rows
+        )
     except (DataError, ValueError) as exc:
         raise InputError(f"{where}: federation.partition: {exc}") from None
     return PreparedData(train, test, tuple(parts), s.bank_names(), scaler)

@@ -171,7 +171,9 @@ def _check_args(n, seed, sources, k, base_rate) -> tuple[str, ...]:
         raise ValueError("sources must name at least one data source")
     bad = [s for s in sources if not isinstance(s, str) or not _SOURCE_NAME.match(s)]
     if bad:
-        raise ValueError(f"source names must be letters and digits, starting with a letter; got {bad[0]!r}")
+        raise ValueError(
+            f"source names must be letters and digits, starting with a letter; got {bad[0]!r}"
+        )
     if len(set(sources)) != len(sources):
         raise ValueError(f"source names must be unique, got {list(sources)}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
@@ -181,7 +183,9 @@ def _check_args(n, seed, sources, k, base_rate) -> tuple[str, ...]:
     return sources
 
 
-def _signal_strengths(sources: tuple[str, ...], signal: Mapping[str, float] | None) -> dict[str, float]:
+def _signal_strengths(
+    sources: tuple[str, ...], signal: Mapping[str, float] | None
+) -> dict[str, float]:
     strength = {s: _DEFAULT_SIGNAL_BANK if s == "bank" else _DEFAULT_SIGNAL_OTHER for s in sources}
     for source, value in (signal or {}).items():
         if source not in strength:

@@ -93,11 +93,15 @@ class PartyTable:
         X = np.array(self.X, dtype=np.float64, order="C")
         names = tuple(str(n) for n in self.feature_names)
         if X.ndim != 2 or ids.shape != (X.shape[0],):
-            raise DataError(f"{where}: X has shape {X.shape} and ids {ids.shape}; "
-                            "X must be (rows, features) with one id per row")
+            raise DataError(
+                f"{where}: X has shape {X.shape} and ids {ids.shape}; "
+                "X must be (rows, features) with one id per row"
+            )
         if len(names) != X.shape[1] or len(set(names)) != len(names):
-            raise DataError(f"{where}: X has {X.shape[1]} columns but the feature names are "
-                            f"{preview(names)}; give one unique name per column")
+            raise DataError(
+                f"{where}: X has {X.shape[1]} columns but the feature names are "
+                f"{preview(names)}; give one unique name per column"
+            )
         if np.unique(ids).size != ids.size:
             raise DataError(f"{where}: customer ids must be unique")
         if not np.isfinite(X).all():
@@ -137,8 +141,9 @@ class VerticalTables:
         if len(set(names)) != len(names):
             raise ValueError(f"party names must be unique, got {names}")
         if not parties or parties[0].name != self.label_holder or parties[0].y is None:
-            raise ValueError(f"the label holder {self.label_holder!r} must come first and "
-                             "hold the labels")
+            raise ValueError(
+                f"the label holder {self.label_holder!r} must come first and hold the labels"
+            )
         if any(p.y is not None for p in parties[1:]):
             raise ValueError("only the label holder may hold labels")
         object.__setattr__(self, "parties", parties)
@@ -190,8 +195,9 @@ def resolve_columns(specs: Sequence[str], available: Sequence[str], where: str) 
     for spec in specs:
         matched = _match(spec, available, where)
         if not matched:
-            raise DataError(f"{where}: {spec!r} matches no column; available: "
-                            f"{preview(available, 12)}")
+            raise DataError(
+                f"{where}: {spec!r} matches no column; available: {preview(available, 12)}"
+            )
         chosen.update(matched)
     return tuple(c for c in available if c in chosen)
 
@@ -204,12 +210,16 @@ def _match(spec: str, available: list[str], where: str) -> list[str]:
     if ".." in spec:
         m = _RANGE.match(spec)
         if not m or m["p1"] != m["p2"]:
-            raise DataError(f"{where}: {spec!r} is not a valid range; write ranges as "
-                            "prefix<a>..prefix<b> with the same prefix, e.g. 'x0..x12'")
+            raise DataError(
+                f"{where}: {spec!r} is not a valid range; write ranges as "
+                "prefix<a>..prefix<b> with the same prefix, e.g. 'x0..x12'"
+            )
         lo, hi = int(m["a"]), int(m["b"])
         if lo > hi:
-            raise DataError(f"{where}: range {spec!r} runs backwards; write the smaller "
-                            f"number first, e.g. '{m['p1']}{hi}..{m['p1']}{lo}'")
+            raise DataError(
+                f"{where}: range {spec!r} runs backwards; write the smaller "
+                f"number first, e.g. '{m['p1']}{hi}..{m['p1']}{lo}'"
+            )
         member = re.compile(re.escape(m["p1"]) + r"(\d+)\Z")
         out = []
         for c in available:
@@ -233,8 +243,7 @@ def _assign_columns(src: str, plan: list[tuple[int | None, str, tuple[str, ...]]
             raise DataError(f"{key}: party {name!r} holds no columns; give at least one")
         for c in cols:
             if c in owner:
-                raise DataError(f"{key}: {c!r} is held by both {owner[c]!r} and {name!r}; "
-                                f"{_RULE}")
+                raise DataError(f"{key}: {c!r} is held by both {owner[c]!r} and {name!r}; {_RULE}")
             owner[c] = name
 
 
@@ -252,21 +261,27 @@ def load_vertical(s: Scenario) -> VerticalTables:
     if parties:
         holders = [i for i, p in enumerate(parties) if p.label]
         if len(holders) != 1 or len(parties) < 2:
-            raise InputError(f"{src}: federation.parties: a vertical federation needs exactly "
-                             "one party with label = true and at least one data party")
+            raise InputError(
+                f"{src}: federation.parties: a vertical federation needs exactly "
+                "one party with label = true and at least one data party"
+            )
     if s.data.source != "csv":
         for i, p in enumerate(parties):
             if p.path is not None:
-                raise InputError(f"{_party_key(src, i, 'path')}: path is only used with "
-                                 f"data.source = 'csv' (source is {s.data.source!r})")
+                raise InputError(
+                    f"{_party_key(src, i, 'path')}: path is only used with "
+                    f"data.source = 'csv' (source is {s.data.source!r})"
+                )
     if s.data.source == UCI_NAME:
         return _load_bundled(s, parties)
     if s.data.source == "synthetic":
         return _load_synthetic(s, parties)
     if s.data.source == "csv":
         return _load_csv(s, parties)
-    raise InputError(f"{src}: data.source: {s.data.source!r} is not available for vertical "
-                     f"federations; allowed: {UCI_NAME!r}, 'synthetic', 'csv'")
+    raise InputError(
+        f"{src}: data.source: {s.data.source!r} is not available for vertical "
+        f"federations; allowed: {UCI_NAME!r}, 'synthetic', 'csv'"
+    )
 
 
 def _ordered(holder: PartyTable, others: list[PartyTable]) -> VerticalTables:
@@ -277,24 +292,32 @@ def _load_bundled(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTabl
     src = s.source_file
     ds = load_uci_default_credit()
     if not parties:
-        parties = tuple(PartyConfig(name=n, columns=UCI_VERTICAL_SPLIT[n], label=(n == "bank"))
-                        for n in DEFAULT_BUNDLED_PARTIES)
+        parties = tuple(
+            PartyConfig(name=n, columns=UCI_VERTICAL_SPLIT[n], label=(n == "bank"))
+            for n in DEFAULT_BUNDLED_PARTIES
+        )
         indices: list[int | None] = [None] * len(parties)
     else:
         indices = list(range(len(parties)))
     plan = []
     for i, p in zip(indices, parties):
         if p.columns is None:
-            raise InputError(f"{_party_key(src, i, 'columns')}: columns required with the "
-                             f"bundled data ({UCI_NAME}); list the columns party {p.name!r} "
-                             "holds, e.g. ['LIMIT_BAL', 'BILL_AMT*', 'PAY_AMT1..PAY_AMT6']")
-        plan.append((i, p.name, resolve_columns(p.columns, ds.feature_names,
-                                                _party_key(src, i, "columns"))))
+            raise InputError(
+                f"{_party_key(src, i, 'columns')}: columns required with the "
+                f"bundled data ({UCI_NAME}); list the columns party {p.name!r} "
+                "holds, e.g. ['LIMIT_BAL', 'BILL_AMT*', 'PAY_AMT1..PAY_AMT6']"
+            )
+        plan.append(
+            (i, p.name, resolve_columns(p.columns, ds.feature_names, _party_key(src, i, "columns")))
+        )
     _assign_columns(src, plan)
     position = {c: j for j, c in enumerate(ds.feature_names)}
-    tables = {p.name: PartyTable(p.name, ds.ids, ds.X[:, [position[c] for c in cols]], cols,
-                                 ds.y if p.label else None)
-              for p, (_, _, cols) in zip(parties, plan)}
+    tables = {
+        p.name: PartyTable(
+            p.name, ds.ids, ds.X[:, [position[c] for c in cols]], cols, ds.y if p.label else None
+        )
+        for p, (_, _, cols) in zip(parties, plan)
+    }
     holder = next(p.name for p in parties if p.label)
     return _ordered(tables[holder], [t for n, t in tables.items() if n != holder])
 
@@ -306,21 +329,27 @@ def _load_synthetic(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTa
         indices: list[int | None] = list(range(len(parties)))
         signal = {p.name: p.signal for p in parties}
     else:
-        parties = tuple(PartyConfig(name=name, label=(k == 0))
-                        for k, name in enumerate(DEFAULT_SYNTHETIC_PARTIES))
+        parties = tuple(
+            PartyConfig(name=name, label=(k == 0))
+            for k, name in enumerate(DEFAULT_SYNTHETIC_PARTIES)
+        )
         indices = [None] * len(parties)
         signal = None  # the generator's defaults: bank 1.0, others 0.6
     for i, p in zip(indices, parties):
         if not _SYNTHETIC_NAME.match(p.name):
-            raise InputError(f"{_party_key(src, i, 'name')}: {p.name!r}: with synthetic data "
-                             "party names must be letters and digits, starting with a letter "
-                             "(they name the generated columns)")
+            raise InputError(
+                f"{_party_key(src, i, 'name')}: {p.name!r}: with synthetic data "
+                "party names must be letters and digits, starting with a letter "
+                "(they name the generated columns)"
+            )
     shared_n = round(s.data.overlap * n)
     extra_n = round((1.0 - s.data.overlap) * n)
     if shared_n < 1:
-        raise InputError(f"{src}: data.overlap: {s.data.overlap:g} of {n} customers leaves the "
-                         "data parties no customer in common with the bank; raise data.overlap "
-                         "or data.customers")
+        raise InputError(
+            f"{src}: data.overlap: {s.data.overlap:g} of {n} customers leaves the "
+            "data parties no customer in common with the bank; raise data.overlap "
+            "or data.customers"
+        )
     sources = [p.name for p in parties]
     syn = _generate(src, n, s.seed, sources, s.data.features_per_source, signal)
     ds = syn.dataset
@@ -365,8 +394,9 @@ def _load_synthetic(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTa
 
 def _generate(src, n, seed, sources, k, signal):
     try:
-        return make_synthetic_credit(n, seed=seed, sources=sources, features_per_source=k,
-                                     signal=signal)
+        return make_synthetic_credit(
+            n, seed=seed, sources=sources, features_per_source=k, signal=signal
+        )
     except DataError as exc:
         raise DataError(f"{src}: data.customers: {exc}") from None
     except ValueError as exc:
@@ -376,22 +406,30 @@ def _generate(src, n, seed, sources, k, signal):
 def _load_csv(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTables:
     src = s.source_file
     if not parties:
-        raise InputError(f"{src}: federation.parties: required with data.source = 'csv'; add "
-                         "one [[federation.parties]] table (name, path, label) per party file")
+        raise InputError(
+            f"{src}: federation.parties: required with data.source = 'csv'; add "
+            "one [[federation.parties]] table (name, path, label) per party file"
+        )
     if s.data.path:
-        raise InputError(f"{src}: data.path: not used by vertical federations; give each "
-                         "party its own file in federation.parties[i].path")
+        raise InputError(
+            f"{src}: data.path: not used by vertical federations; give each "
+            "party its own file in federation.parties[i].path"
+        )
     loaded = []
     for i, p in enumerate(parties):
         key = _party_key(src, i, "path")
         if not p.path:
-            raise InputError(f"{key}: required with data.source = 'csv'; give the csv file of "
-                             f"party {p.name!r} (relative to the scenario file)")
+            raise InputError(
+                f"{key}: required with data.source = 'csv'; give the csv file of "
+                f"party {p.name!r} (relative to the scenario file)"
+            )
         path = s.resolve_path(p.path)
         if not path.is_file():
             shown = repr(p.path) if str(path) == p.path else f"{p.path!r} ({path})"
-            raise DataError(f"{key}: file {shown} not found; give the path of an existing "
-                            "csv file, relative to the scenario file")
+            raise DataError(
+                f"{key}: file {shown} not found; give the path of an existing "
+                "csv file, relative to the scenario file"
+            )
         where = f"{key} ({p.path})"
         if p.label:
             ds = load_csv(path, label=s.data.label, id_column=s.data.id, display_name=where)
@@ -400,8 +438,10 @@ def _load_csv(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTables:
             ids, X, names = load_feature_csv(path, id_column=s.data.id, display_name=where)
             y = None
             if s.data.label in names:
-                raise DataError(f"{where}: has the label column {s.data.label!r}; the label "
-                                "belongs only in the label holder's file")
+                raise DataError(
+                    f"{where}: has the label column {s.data.label!r}; the label "
+                    "belongs only in the label holder's file"
+                )
         loaded.append((ids, X, names, y))
     plan = []
     for i, (p, (_, _, names, _)) in enumerate(zip(parties, loaded)):

@@ -55,6 +55,7 @@ PROJECT = Path(__file__).resolve().parents[2]  # the checkout (or the unpacked a
 
 # --- the public job -----------------------------------------------------------------------
 
+
 def public_job(job: HorizontalJob) -> dict[str, Any]:
     """What every party may know about a run (no rows, no private key)."""
     server = job.server_side()
@@ -81,9 +82,14 @@ def _paillier_setup(public: dict[str, Any], s: Scenario) -> PaillierSetup | None
         return None
     dp = public["dp"]
     rate = dp["sample_rate"] if dp is not None and dp["mode"] == "client" else None
-    return paillier_setup(paillier.PaillierPublicKey(int(public["paillier_n"])),
-                          public["n_features"], len(public["party_names"]),
-                          max(public["bank_rows"]), s.privacy.update_range, rate)
+    return paillier_setup(
+        paillier.PaillierPublicKey(int(public["paillier_n"])),
+        public["n_features"],
+        len(public["party_names"]),
+        max(public["bank_rows"]),
+        s.privacy.update_range,
+        rate,
+    )
 
 
 def _dp(public: dict[str, Any]) -> DPPlan | None:
@@ -92,30 +98,43 @@ def _dp(public: dict[str, Any]) -> DPPlan | None:
 
 def server_job_from(public: dict[str, Any]) -> ServerJob:
     s = _scenario(public)
-    return ServerJob(s, tuple(public["party_names"]), public["n_features"],
-                     public["max_weight"], _paillier_setup(public, s), _dp(public))
+    return ServerJob(
+        s,
+        tuple(public["party_names"]),
+        public["n_features"],
+        public["max_weight"],
+        _paillier_setup(public, s),
+        _dp(public),
+    )
 
 
-def bank_job_from(public: dict[str, Any], party: int, rows: BankData,
-                  private_key: PaillierPrivateKey | None) -> HorizontalJob:
+def bank_job_from(
+    public: dict[str, Any], party: int, rows: BankData, private_key: PaillierPrivateKey | None
+) -> HorizontalJob:
     """One bank's job: its own rows; the other banks appear by name only."""
     s = _scenario(public)
     empty = np.zeros((0, public["n_features"]))
-    banks = tuple(rows if i == party else BankData(name, empty, np.zeros(0))
-                  for i, name in enumerate(public["party_names"]))
-    return HorizontalJob(s, banks, public["n_features"], _paillier_setup(public, s),
-                         private_key, _dp(public))
+    banks = tuple(
+        rows if i == party else BankData(name, empty, np.zeros(0))
+        for i, name in enumerate(public["party_names"])
+    )
+    return HorizontalJob(
+        s, banks, public["n_features"], _paillier_setup(public, s), private_key, _dp(public)
+    )
 
 
 # --- `flwr run .` without fedrisk: everything from a scenario path -------------------------
+
 
 @lru_cache(maxsize=4)
 def _job_from_scenario(path: str) -> HorizontalJob:
     s = load_scenario(path)
     if s.federation.kind != "horizontal" or mode_of(s.privacy.aggregation).bank_keys:
-        raise ValueError(f"{path}: `flwr run .` drives horizontal plain or secagg runs "
-                         "(Paillier needs the banks' key ceremony, vertical its PSI "
-                         "state): use `fedrisk run --engine deployment` for Paillier")
+        raise ValueError(
+            f"{path}: `flwr run .` drives horizontal plain or secagg runs "
+            "(Paillier needs the banks' key ceremony, vertical its PSI "
+            "state): use `fedrisk run --engine deployment` for Paillier"
+        )
     return bank_job(s, prepare_horizontal(s), None)
 
 
@@ -142,6 +161,7 @@ def _public(context: Context) -> dict[str, Any]:
 
 # --- the apps ---------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=8)
 def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> ClientApp:
     public = json.loads(public_text)
@@ -152,9 +172,11 @@ def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> Cl
         rows = _job_from_scenario(str(public["scenario_path"])).banks[party]
     expected = public["bank_digests"][party]
     if rows_digest(rows) != expected:
-        raise ValueError(f"{name}: its rows ({data_path or 'derived'}) are not the ones this "
-                         f"scenario's split gives (fingerprint {rows_digest(rows)}, expected "
-                         f"{expected}); write them again with fedrisk data split")
+        raise ValueError(
+            f"{name}: its rows ({data_path or 'derived'}) are not the ones this "
+            f"scenario's split gives (fingerprint {rows_digest(rows)}, expected "
+            f"{expected}); write them again with fedrisk data split"
+        )
     key = read_private_key(key_path) if key_path else None
     return make_client_app(bank_job_from(public, party, rows, key))
 
@@ -162,8 +184,12 @@ def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> Cl
 def _dispatch(msg: Message, context: Context) -> Message:
     public = _public(context)
     cfg = context.node_config
-    app = _bank_app(json.dumps(public, sort_keys=True), int(cfg["partition-id"]),
-                    str(cfg.get("data-path", "")), str(cfg.get("paillier-key", "")))
+    app = _bank_app(
+        json.dumps(public, sort_keys=True),
+        int(cfg["partition-id"]),
+        str(cfg.get("data-path", "")),
+        str(cfg.get("paillier-key", "")),
+    )
     return app(msg, context)
 
 
@@ -206,8 +232,10 @@ def main(grid: Grid, context: Context) -> None:
         make_server_app(job, recorder)(grid, context)
     except Exception as exc:  # reported to the harness with the result
         error = exc
-    _emit(RESULT_MARK + encode_result(result_record(recorder, params_by_round,
-                                                    error or recorder.error)))
+    _emit(
+        RESULT_MARK
+        + encode_result(result_record(recorder, params_by_round, error or recorder.error))
+    )
 
 
 def _emit(line: str) -> None:

@@ -17,24 +17,29 @@ from fedrisk.horizontal.job import BankData, HorizontalJob
 KEY_FILE = "banks-paillier-key.json"
 
 
-def write_bank_files(folder: Path, job: HorizontalJob, keys: BankKeys | None
-                     ) -> list[dict[str, Any]]:
+def write_bank_files(
+    folder: Path, job: HorizontalJob, keys: BankKeys | None
+) -> list[dict[str, Any]]:
     """Each bank's rows (and, in Paillier mode, the banks' key) in files its SuperNode
     alone is given; returns the SuperNodes' node configs."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = None
     if keys is not None:
         key_file = folder / KEY_FILE
-        key_file.write_text(json.dumps(private_key_to_dict(keys.private_key)),
-                            encoding="utf-8")
+        key_file.write_text(json.dumps(private_key_to_dict(keys.private_key)), encoding="utf-8")
         key_file.chmod(0o600)
     configs = []
     for i, bank in enumerate(job.banks):
         path = folder / f"{bank.name}.npz"
         np.savez(path, X=bank.X, y=bank.y)
-        configs.append({"partition-id": i, "num-partitions": len(job.banks),
-                        "data-path": str(path),
-                        **({"paillier-key": str(key_file)} if key_file else {})})
+        configs.append(
+            {
+                "partition-id": i,
+                "num-partitions": len(job.banks),
+                "data-path": str(path),
+                **({"paillier-key": str(key_file)} if key_file else {}),
+            }
+        )
     return configs
 
 

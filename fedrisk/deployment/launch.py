@@ -46,8 +46,9 @@ RUN_TIMEOUT_PER_ROUND = 120.0
 
 def run_timeout(s: Scenario) -> float:
     exchanges = mode_of(s.privacy.aggregation).exchanges_per_round
-    return RUN_TIMEOUT_BASE + s.rounds * (RUN_TIMEOUT_PER_ROUND
-                                          + exchanges * s.federation.round_timeout)
+    return RUN_TIMEOUT_BASE + s.rounds * (
+        RUN_TIMEOUT_PER_ROUND + exchanges * s.federation.round_timeout
+    )
 
 
 def write_app(folder: Path) -> Path:
@@ -57,37 +58,65 @@ def write_app(folder: Path) -> Path:
     return folder
 
 
-def run_local(work: Path, job, keys, run_config: dict, timeout: float,
-               options: DeploymentOptions, on_line, watch) -> str:
+def run_local(
+    work: Path,
+    job,
+    keys,
+    run_config: dict,
+    timeout: float,
+    options: DeploymentOptions,
+    on_line,
+    watch,
+) -> str:
     node_configs = write_bank_files(work / "banks", job, keys)
-    with LocalFederation(work / "federation", node_configs,
-                         secure=not options.insecure) as federation:
+    with LocalFederation(
+        work / "federation", node_configs, secure=not options.insecure
+    ) as federation:
+
         def each_line(line: str) -> None:
             on_line(line)
             if watch is not None:
                 watch(line, federation)
 
-        run = submit_run(work / "app", federation.address, root_cert=federation.root_cert,
-                         insecure=options.insecure, run_config=run_config,
-                         flwr_home=work / "cli", timeout=timeout, on_line=each_line,
-                         check=False)
+        run = submit_run(
+            work / "app",
+            federation.address,
+            root_cert=federation.root_cert,
+            insecure=options.insecure,
+            run_config=run_config,
+            flwr_home=work / "cli",
+            timeout=timeout,
+            on_line=each_line,
+            check=False,
+        )
     return _checked_log(run)
 
 
-def run_remote(work: Path, app_dir: Path, run_config: dict, timeout: float,
-                options: DeploymentOptions, on_line) -> str:
-    run = submit_run(app_dir, options.superlink, root_cert=options.root_certificates,
-                     insecure=options.insecure, run_config=run_config,
-                     flwr_home=work / "cli", timeout=timeout, on_line=on_line, check=False)
+def run_remote(
+    work: Path, app_dir: Path, run_config: dict, timeout: float, options: DeploymentOptions, on_line
+) -> str:
+    run = submit_run(
+        app_dir,
+        options.superlink,
+        root_cert=options.root_certificates,
+        insecure=options.insecure,
+        run_config=run_config,
+        flwr_home=work / "cli",
+        timeout=timeout,
+        on_line=on_line,
+        check=False,
+    )
     return _checked_log(run)
 
 
 def _checked_log(run: SubmittedRun) -> str:
     if RESULT_MARK not in run.log:
-        tail = next((ln.strip() for ln in reversed(run.log.splitlines()) if ln.strip()),
-                    "no output")
-        raise ProtocolError(f"the Flower run ended {run.status} without a result "
-                            f"({run.details or tail})"[:400])
+        tail = next(
+            (ln.strip() for ln in reversed(run.log.splitlines()) if ln.strip()), "no output"
+        )
+        raise ProtocolError(
+            f"the Flower run ended {run.status} without a result ({run.details or tail})"[:400]
+        )
     return run.log
 
 

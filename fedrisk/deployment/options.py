@@ -17,10 +17,10 @@ from fedrisk.scenario import Scenario
 
 @dataclass(frozen=True)
 class DeploymentOptions:
-    superlink: str | None = None          # HOST:PORT of a running SuperLink's Control API
+    superlink: str | None = None  # HOST:PORT of a running SuperLink's Control API
     root_certificates: Path | None = None  # its CA certificate (TLS)
     insecure: bool = False
-    bank_files: Path | None = None        # what `fedrisk data split` wrote for the banks
+    bank_files: Path | None = None  # what `fedrisk data split` wrote for the banks
 
     def bank_keys(self, s: Scenario) -> BankKeys | None:
         """The banks' Paillier key from the bank files (None without Paillier)."""
@@ -30,43 +30,62 @@ class DeploymentOptions:
         try:
             private = read_private_key(str(path))
         except (OSError, ValueError, KeyError, TypeError):
-            raise InputError(f"--bank-files {self.bank_files}: {KEY_FILE} is not a key file "
-                             "written by fedrisk data split") from None
+            raise InputError(
+                f"--bank-files {self.bank_files}: {KEY_FILE} is not a key file "
+                "written by fedrisk data split"
+            ) from None
         return BankKeys(private.public_key, private, threading.Event())
 
     @classmethod
-    def from_cli(cls, superlink: str | None, root_certificates: Path | None,
-                 insecure: bool, bank_files: Path | None = None,
-                 s: Scenario | None = None) -> "DeploymentOptions":
+    def from_cli(
+        cls,
+        superlink: str | None,
+        root_certificates: Path | None,
+        insecure: bool,
+        bank_files: Path | None = None,
+        s: Scenario | None = None,
+    ) -> DeploymentOptions:
         if superlink is not None and not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", superlink):
-            raise InputError(f"--superlink {superlink}: expected HOST:PORT, e.g. "
-                             "10.0.0.5:9093")
+            raise InputError(f"--superlink {superlink}: expected HOST:PORT, e.g. 10.0.0.5:9093")
         if root_certificates is not None:
             if superlink is None:
-                raise InputError("--root-certificates: only with --superlink (a local "
-                                 "federation makes its own certificates)")
+                raise InputError(
+                    "--root-certificates: only with --superlink (a local "
+                    "federation makes its own certificates)"
+                )
             if not root_certificates.is_file():
                 raise InputError(f"--root-certificates {root_certificates}: no such file")
             if insecure:
                 raise InputError("--root-certificates: not with --insecure")
         if superlink is not None and root_certificates is None and not insecure:
-            raise InputError(f"--superlink {superlink}: give --root-certificates (the CA of "
-                             "its TLS certificate), or --insecure for a SuperLink without "
-                             "TLS")
+            raise InputError(
+                f"--superlink {superlink}: give --root-certificates (the CA of "
+                "its TLS certificate), or --insecure for a SuperLink without "
+                "TLS"
+            )
         if bank_files is not None:
             if superlink is None:
-                raise InputError("--bank-files: only with --superlink (a local federation "
-                                 "writes its own)")
+                raise InputError(
+                    "--bank-files: only with --superlink (a local federation writes its own)"
+                )
             if not bank_files.is_dir():
-                raise InputError(f"--bank-files {bank_files}: no such folder (write it with "
-                                 "fedrisk data split)")
-            if s is not None and mode_of(s.privacy.aggregation).bank_keys and \
-                    not (bank_files / KEY_FILE).is_file():
-                raise InputError(f"--bank-files {bank_files}: no {KEY_FILE}; split the "
-                                 "scenario again with privacy.aggregation = 'paillier'")
+                raise InputError(
+                    f"--bank-files {bank_files}: no such folder (write it with fedrisk data split)"
+                )
+            if (
+                s is not None
+                and mode_of(s.privacy.aggregation).bank_keys
+                and not (bank_files / KEY_FILE).is_file()
+            ):
+                raise InputError(
+                    f"--bank-files {bank_files}: no {KEY_FILE}; split the "
+                    "scenario again with privacy.aggregation = 'paillier'"
+                )
         elif superlink is not None and s is not None and mode_of(s.privacy.aggregation).bank_keys:
-            raise InputError(f"--superlink {superlink}: Paillier needs the banks' key on "
-                             "their SuperNodes; give --bank-files DIR from fedrisk data split")
+            raise InputError(
+                f"--superlink {superlink}: Paillier needs the banks' key on "
+                "their SuperNodes; give --bank-files DIR from fedrisk data split"
+            )
         return cls(superlink, root_certificates, insecure, bank_files)
 
 

@@ -113,24 +113,37 @@ def write_tls_material(folder: Path) -> TlsFiles:
     else can ever be signed by it.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=7)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedrisk local CA")])
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, key_cert_sign=True, crl_sign=True,
-            content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
 
@@ -141,24 +154,33 @@ def write_tls_material(folder: Path) -> TlsFiles:
         .issuer_name(ca_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]),
-            critical=False)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            ca_key.public_key()), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
 
     files = TlsFiles(folder / "ca.crt", folder / "server.crt", folder / "server.key")
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(files.server_key, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    _write_private(
+        files.server_key,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
     return files
 
 
@@ -167,11 +189,20 @@ def write_node_keys(folder: Path, name: str) -> NodeKeys:
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP384R1())
     keys = NodeKeys(folder / name, folder / f"{name}.pub")
-    _write_private(keys.private_key, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption()))
-    keys.public_key.write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) + b"\n")
+    _write_private(
+        keys.private_key,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ),
+    )
+    keys.public_key.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        + b"\n"
+    )
     return keys
 
 
@@ -198,14 +229,14 @@ def flower_env(flwr_home: Path, extra: Mapping[str, str] | None = None) -> dict[
     env["FLWR_HOME"] = str(flwr_home)
     # Flower starts its own helpers (flower-superexec, flwr-serverapp, flwr-clientapp)
     # by name: take them from this interpreter's environment, even if not activated
-    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent),
-                                                env.get("PATH")]))
+    env["PATH"] = os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")]))
     env.update(extra or {})
     return env
 
 
-def write_flwr_config(flwr_home: Path, address: str, *, root_cert: Path | None,
-                      insecure: bool, name: str = CONNECTION) -> Path:
+def write_flwr_config(
+    flwr_home: Path, address: str, *, root_cert: Path | None, insecure: bool, name: str = CONNECTION
+) -> Path:
     """Write ``$FLWR_HOME/config.toml`` with one SuperLink connection (overwrites it)."""
     connection: dict[str, object] = {"address": address}
     if insecure:
@@ -221,9 +252,14 @@ def write_flwr_config(flwr_home: Path, address: str, *, root_cert: Path | None,
 def _flwr_cli(args: list[str], flwr_home: Path, timeout: float = 60.0) -> str:
     """Run one short ``flwr`` command and return its stdout; raise on failure."""
     try:
-        done = subprocess.run([executable("flwr"), *args], env=flower_env(flwr_home),
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [executable("flwr"), *args],
+            env=flower_env(flwr_home),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as err:
         raise RuntimeError(f"flwr {' '.join(args)} timed out after {timeout:.0f} s") from err
     if done.returncode != 0:
@@ -242,8 +278,9 @@ def _json_from(output: str) -> dict:
 
 def register_supernode(public_key: Path, flwr_home: Path, name: str = CONNECTION) -> int:
     """Register a SuperNode's public key with the SuperLink; return the node id it gets."""
-    out = _json_from(_flwr_cli(
-        ["supernode", "register", str(public_key), name, "--format", "json"], flwr_home))
+    out = _json_from(
+        _flwr_cli(["supernode", "register", str(public_key), name, "--format", "json"], flwr_home)
+    )
     if not out.get("success") or not out.get("node-id"):
         raise RuntimeError(f"SuperNode registration failed: {out}")
     return int(out["node-id"])
@@ -276,7 +313,7 @@ def _proc_stat(pid: int) -> tuple[int, int, str, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return int(fields[1]), int(fields[2]), fields[0], int(fields[19])
 
 
@@ -295,8 +332,11 @@ def descendants(roots: set[int]) -> dict[int, tuple[int, int]]:
     found: dict[int, tuple[int, int]] = {}
     frontier = set(roots)
     while frontier:
-        children = {pid for pid, st in table.items()
-                     if st[0] in frontier and pid not in found and pid not in roots}
+        children = {
+            pid
+            for pid, st in table.items()
+            if st[0] in frontier and pid not in found and pid not in roots
+        }
         for pid in children:
             found[pid] = (table[pid][1], table[pid][3])
         frontier = children
@@ -349,9 +389,15 @@ class LocalFederation:
     ``FLWR_SUPEREXEC_TASK_POLL_INTERVAL``.
     """
 
-    def __init__(self, workdir: Path, node_configs: list[dict[str, str | int | float]],
-                 secure: bool = True, *, env: Mapping[str, str] | None = None,
-                 start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        node_configs: list[dict[str, str | int | float]],
+        secure: bool = True,
+        *,
+        env: Mapping[str, str] | None = None,
+        start_timeout: float = START_TIMEOUT,
+    ) -> None:
         self.workdir = Path(workdir).resolve()
         self.node_configs = [dict(c) for c in node_configs]
         self.secure = secure
@@ -422,36 +468,58 @@ class LocalFederation:
         self._port = free_port()
         if self.secure:
             self._tls = write_tls_material(self.workdir / "tls")
-        write_flwr_config(self.cli_home, self.address, root_cert=self.root_cert,
-                          insecure=not self.secure)
+        write_flwr_config(
+            self.cli_home, self.address, root_cert=self.root_cert, insecure=not self.secure
+        )
         self._start_link()
         self._wait_for_link()
         keys = [self._node_key(i) for i in range(len(self.node_configs))]
-        expected = [register_supernode(k.public_key, self.cli_home) if k else None
-                    for k in keys]
+        expected = [register_supernode(k.public_key, self.cli_home) if k else None for k in keys]
         for i, key in enumerate(keys):
             self._start_node(i, key)
         self._node_ids = self._wait_for_nodes(expected)
 
-    def _spawn(self, args: list[str], log: Path, cwd: Path, flwr_home: Path,
-               ) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self,
+        args: list[str],
+        log: Path,
+        cwd: Path,
+        flwr_home: Path,
+    ) -> subprocess.Popen[bytes]:
         """Start one Flower process in its own process group, output to its log."""
         cwd.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as out:
-            return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=cwd,
-                                    env=flower_env(flwr_home, self._extra_env),
-                                    start_new_session=True)
+            return subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env=flower_env(flwr_home, self._extra_env),
+                start_new_session=True,
+            )
 
     def _start_link(self) -> None:
-        args = [executable("flower-superlink"), "--host", HOST, "--port", str(self._port),
-                "--database", str(self.workdir / "link.db"),
-                "--disable-runtime-dependency-installation"]
+        args = [
+            executable("flower-superlink"),
+            "--host",
+            HOST,
+            "--port",
+            str(self._port),
+            "--database",
+            str(self.workdir / "link.db"),
+            "--disable-runtime-dependency-installation",
+        ]
         if self._tls:
-            args += ["--ssl-certfile", str(self._tls.server_cert),
-                     "--ssl-keyfile", str(self._tls.server_key),
-                     "--ssl-ca-certfile", str(self._tls.ca_cert),
-                     "--enable-supernode-auth"]
+            args += [
+                "--ssl-certfile",
+                str(self._tls.server_cert),
+                "--ssl-keyfile",
+                str(self._tls.server_key),
+                "--ssl-ca-certfile",
+                str(self._tls.ca_cert),
+                "--enable-supernode-auth",
+            ]
         else:
             args += ["--insecure"]
         link_dir = self.workdir / "superlink"
@@ -465,12 +533,24 @@ class LocalFederation:
         node_dir.mkdir(parents=True, exist_ok=True)
         config_file = node_dir / "node-config.toml"
         config_file.write_text(tomli_w.dumps(self.node_configs[i]))
-        args = [executable("flower-supernode"), "--superlink", self.address,
-                "--host", HOST, "--port", str(free_port()),
-                "--node-config", str(config_file)]
+        args = [
+            executable("flower-supernode"),
+            "--superlink",
+            self.address,
+            "--host",
+            HOST,
+            "--port",
+            str(free_port()),
+            "--node-config",
+            str(config_file),
+        ]
         if self._tls and key:
-            args += ["--root-certificates", str(self._tls.ca_cert),
-                     "--auth-supernode-private-key", str(key.private_key)]
+            args += [
+                "--root-certificates",
+                str(self._tls.ca_cert),
+                "--auth-supernode-private-key",
+                str(key.private_key),
+            ]
         else:
             args += ["--insecure"]
         log = self.workdir / f"node-{i}.log"
@@ -481,14 +561,17 @@ class LocalFederation:
         """Poll the SuperLink's /health endpoint (over TLS with our CA when secure)."""
         scheme = "https" if self._tls else "http"
         context = ssl.create_default_context(cafile=str(self._tls.ca_cert)) if self._tls else None
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                             urllib.request.HTTPSHandler(context=context))
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+        )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             assert self._link is not None
             if self._link.poll() is not None:
-                raise RuntimeError(f"flower-superlink exited with code {self._link.returncode}"
-                                   f"; log {self.link_log}:\n{_log_tail(self.link_log)}")
+                raise RuntimeError(
+                    f"flower-superlink exited with code {self._link.returncode}"
+                    f"; log {self.link_log}:\n{_log_tail(self.link_log)}"
+                )
             try:
                 with opener.open(f"{scheme}://{self.address}/health", timeout=2) as r:
                     if r.status == 200:
@@ -496,8 +579,10 @@ class LocalFederation:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"flower-superlink not ready after {self.start_timeout:.0f} s; "
-                           f"log {self.link_log}:\n{_log_tail(self.link_log)}")
+        raise RuntimeError(
+            f"flower-superlink not ready after {self.start_timeout:.0f} s; "
+            f"log {self.link_log}:\n{_log_tail(self.link_log)}"
+        )
 
     def _wait_for_nodes(self, expected: list[int | None]) -> list[int]:
         """Wait for each SuperNode's "SuperNode ID: N" line, logged once it has joined."""
@@ -508,21 +593,27 @@ class LocalFederation:
                 if ids[i] is not None:
                     continue
                 if proc.poll() is not None:
-                    raise RuntimeError(f"flower-supernode {i} exited with code "
-                                       f"{proc.returncode}; log {log}:\n{_log_tail(log)}")
+                    raise RuntimeError(
+                        f"flower-supernode {i} exited with code "
+                        f"{proc.returncode}; log {log}:\n{_log_tail(log)}"
+                    )
                 if m := _NODE_ID.search(_ANSI.sub("", log.read_text(errors="replace"))):
                     ids[i] = int(m.group(1))
                     if expected[i] is not None and ids[i] != expected[i]:
-                        raise RuntimeError(f"SuperNode {i} joined as {ids[i]}, but its key "
-                                           f"was registered as {expected[i]}")
+                        raise RuntimeError(
+                            f"SuperNode {i} joined as {ids[i]}, but its key "
+                            f"was registered as {expected[i]}"
+                        )
             if None in ids:
                 if time.monotonic() > deadline:
                     i = ids.index(None)
                     log = self._node_logs[i]
-                    raise RuntimeError(f"flower-supernode {i} did not join within "
-                                       f"{self.start_timeout:.0f} s; log {log}:\n"
-                                       f"{_log_tail(log)}\n--- superlink:\n"
-                                       f"{_log_tail(self.link_log, 10)}")
+                    raise RuntimeError(
+                        f"flower-supernode {i} did not join within "
+                        f"{self.start_timeout:.0f} s; log {log}:\n"
+                        f"{_log_tail(log)}\n--- superlink:\n"
+                        f"{_log_tail(self.link_log, 10)}"
+                    )
                 time.sleep(0.2)
         return [int(i) for i in ids if i is not None]
 
@@ -569,8 +660,9 @@ def _same_process(pid: int, start: int) -> bool:
     return stat is not None and stat[2] != "Z" and stat[3] == start
 
 
-def _live_groups(procs: list[subprocess.Popen[bytes]],
-                 others: dict[int, tuple[int, int]]) -> set[int]:
+def _live_groups(
+    procs: list[subprocess.Popen[bytes]], others: dict[int, tuple[int, int]]
+) -> set[int]:
     """Process groups that still hold a live process of ours."""
     groups = {p.pid for p in procs if p.poll() is None}
     return groups | {pgid for pid, (pgid, start) in others.items() if _same_process(pid, start)}
@@ -604,8 +696,9 @@ class RunFailed(ProtocolError):
 
 def run_status(run_id: int, flwr_home: Path, name: str = CONNECTION) -> tuple[str, str]:
     """(status, details) of a run, e.g. ("finished:failed", "ServerApp failed with ...")."""
-    out = _json_from(_flwr_cli(["ls", name, "--run-id", str(run_id), "--format", "json"],
-                               flwr_home))
+    out = _json_from(
+        _flwr_cli(["ls", name, "--run-id", str(run_id), "--format", "json"], flwr_home)
+    )
     runs = out.get("runs") or [{}]
     return str(runs[0].get("status", "unknown")), str(runs[0].get("status-details", ""))
 
@@ -635,11 +728,18 @@ def _reader(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-def submit_run(app_dir: Path, address: str, *, root_cert: Path | None, insecure: bool,
-               run_config: Mapping[str, str | int | float | bool], flwr_home: Path,
-               timeout: float,
-               on_line: Callable[[str], None] | None = None,
-               check: bool = True) -> SubmittedRun:
+def submit_run(
+    app_dir: Path,
+    address: str,
+    *,
+    root_cert: Path | None,
+    insecure: bool,
+    run_config: Mapping[str, str | int | float | bool],
+    flwr_home: Path,
+    timeout: float,
+    on_line: Callable[[str], None] | None = None,
+    check: bool = True,
+) -> SubmittedRun:
     """Submit a Flower App with ``flwr run APP NAME --stream`` and follow it to the end.
 
     Writes ``flwr_home/config.toml`` (one connection, overwritten) and the run config
@@ -657,9 +757,14 @@ def submit_run(app_dir: Path, address: str, *, root_cert: Path | None, insecure:
         config_file.write_text(tomli_w.dumps(dict(run_config)))
         args += ["--run-config", str(config_file)]
 
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=flower_env(flwr_home),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=flower_env(flwr_home),
+        start_new_session=True,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
     reader.start()
@@ -700,13 +805,15 @@ def submit_run(app_dir: Path, address: str, *, root_cert: Path | None, insecure:
         if run_id is not None:
             _stop_run(run_id, flwr_home)
         run = SubmittedRun(exit_code, run_id, "timeout", f"no end after {timeout:.0f} s", log)
-        return _checked(run, check, f"Flower run {run_id} did not finish within "
-                                    f"{timeout:.0f} s")
+        return _checked(run, check, f"Flower run {run_id} did not finish within {timeout:.0f} s")
     if run_id is None:
         last = next((ln for ln in reversed(collected) if ln.strip()), "no output")
         run = SubmittedRun(exit_code, None, "not started", last, log)
-        return _checked(run, check, f"flwr run did not start a run (exit code {exit_code}): "
-                                    f"{last.strip()[:200]}")
+        return _checked(
+            run,
+            check,
+            f"flwr run did not start a run (exit code {exit_code}): {last.strip()[:200]}",
+        )
     status, details = _final_status(run_id, flwr_home)
     run = SubmittedRun(exit_code, run_id, status, details, log)
     message = f"Flower run {run_id} ended {status}"

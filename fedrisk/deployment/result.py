@@ -24,26 +24,40 @@ PROGRESS_MARK = "FEDRISK-ROUND "
 
 
 def _arr(a: np.ndarray | None) -> str | None:
-    return None if a is None else base64.b64encode(
-        np.ascontiguousarray(a, dtype=np.float64).tobytes()).decode()
+    return (
+        None
+        if a is None
+        else base64.b64encode(np.ascontiguousarray(a, dtype=np.float64).tobytes()).decode()
+    )
 
 
 def _unarr(text: str | None) -> np.ndarray | None:
     return None if text is None else np.frombuffer(base64.b64decode(text), dtype=np.float64)
 
 
-def result_record(recorder: ServerRecorder, params_by_round: list[np.ndarray],
-                  error: BaseException | None) -> dict[str, Any]:
+def result_record(
+    recorder: ServerRecorder, params_by_round: list[np.ndarray], error: BaseException | None
+) -> dict[str, Any]:
     return {
         "recorder": recorder.state_dict(),
         "params_by_round": [_arr(p) for p in params_by_round],
         "final_params": _arr(recorder.final_params),
-        "final_opaque": (records_to_text(RecordDict({"a": recorder.final_opaque}))
-                         if recorder.final_opaque is not None else None),
+        "final_opaque": (
+            records_to_text(RecordDict({"a": recorder.final_opaque}))
+            if recorder.final_opaque is not None
+            else None
+        ),
         "halted": sorted(getattr(recorder.strategy, "halted", [])),
         "error": None if error is None else str(error),
-        "error_kind": (None if error is None else "quorum" if isinstance(error, QuorumError)
-                       else "protocol" if _is_protocol(error) else "internal"),
+        "error_kind": (
+            None
+            if error is None
+            else "quorum"
+            if isinstance(error, QuorumError)
+            else "protocol"
+            if _is_protocol(error)
+            else "internal"
+        ),
     }
 
 
@@ -94,5 +108,13 @@ def raise_run_error(record: dict[str, Any]) -> None:
         raise RuntimeError(f"the ServerApp failed: {message}")
 
 
-__all__ = ["PROGRESS_MARK", "RESULT_MARK", "decode_result", "encode_result", "raise_run_error",
-           "recorder_from_result", "result_from_log", "result_record"]
+__all__ = [
+    "PROGRESS_MARK",
+    "RESULT_MARK",
+    "decode_result",
+    "encode_result",
+    "raise_run_error",
+    "recorder_from_result",
+    "result_from_log",
+    "result_record",
+]

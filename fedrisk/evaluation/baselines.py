@@ -28,19 +28,30 @@ class BaselineBudget:
 
     @classmethod
     def of(cls, model: ModelConfig, rounds: int, seed: int) -> BaselineBudget:
-        return cls(SGDConfig(model.learning_rate, rounds * model.local_epochs,
-                             model.batch_size, model.l2, 0.0), seed)
+        return cls(
+            SGDConfig(
+                model.learning_rate, rounds * model.local_epochs, model.batch_size, model.l2, 0.0
+            ),
+            seed,
+        )
 
 
 def train_centralised(budget: BaselineBudget, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return local_sgd(np.zeros(n_params(X.shape[1])), X, y, budget.sgd,
-                     np.random.default_rng([budget.seed, 2]))
+    return local_sgd(
+        np.zeros(n_params(X.shape[1])), X, y, budget.sgd, np.random.default_rng([budget.seed, 2])
+    )
 
 
-def train_local_only(budget: BaselineBudget, party: int, X: np.ndarray, y: np.ndarray
-                     ) -> np.ndarray:
-    return local_sgd(np.zeros(n_params(X.shape[1])), X, y, budget.sgd,
-                     np.random.default_rng([budget.seed, 3, party]))
+def train_local_only(
+    budget: BaselineBudget, party: int, X: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    return local_sgd(
+        np.zeros(n_params(X.shape[1])),
+        X,
+        y,
+        budget.sgd,
+        np.random.default_rng([budget.seed, 3, party]),
+    )
 
 
 __all__ = ["BaselineBudget", "train_centralised", "train_local_only"]

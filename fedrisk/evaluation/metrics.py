@@ -216,9 +216,7 @@ def gains_table(y_true, p, bins: int = 10) -> list[dict]:
 # --------------------------------------------------------------------------- stability
 
 
-def population_stability_index(
-    expected, actual, bins: int = 10, *, epsilon: float = 1e-4
-) -> float:
+def population_stability_index(expected, actual, bins: int = 10, *, epsilon: float = 1e-4) -> float:
     """Population Stability Index of ``actual`` scores against ``expected`` ones.
 
     ``PSI = sum((a_i - e_i) * ln(a_i / e_i))`` over bins, where ``e_i``/``a_i``

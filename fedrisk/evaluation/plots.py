@@ -20,8 +20,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullLocator, PercentFormatter  # noqa: E402
 
-__all__ = ["plot_auc_per_round", "plot_calibration", "plot_gains", "plot_privacy_sweep",
-           "FIGSIZE", "DPI"]
+__all__ = [
+    "plot_auc_per_round",
+    "plot_calibration",
+    "plot_gains",
+    "plot_privacy_sweep",
+    "FIGSIZE",
+    "DPI",
+]
 
 #: Figure size in inches and resolution; the PNG is FIGSIZE * DPI pixels (840 x 540).
 FIGSIZE = (7.0, 4.5)
@@ -67,7 +73,9 @@ def draw_auc(ax, rounds, auc, *, centralised_auc, best_local_auc, best_local_nam
     ax.plot(rounds, auc, marker="o", markersize=4, color="tab:blue", label="federated")
     if centralised_auc is not None:
         ax.axhline(
-            centralised_auc, linestyle="--", color="tab:green",
+            centralised_auc,
+            linestyle="--",
+            color="tab:green",
             label=f"centralised ({centralised_auc:.3f})",
         )
     if best_local_auc is not None:
@@ -100,8 +108,14 @@ def plot_auc_per_round(
     are drawn as horizontal dashed lines unless ``None``.
     """
     return _render(
-        path, draw_auc, rounds, auc, centralised_auc=centralised_auc,
-        best_local_auc=best_local_auc, best_local_name=best_local_name, title=title,
+        path,
+        draw_auc,
+        rounds,
+        auc,
+        centralised_auc=centralised_auc,
+        best_local_auc=best_local_auc,
+        best_local_name=best_local_name,
+        title=title,
     )
 
 
@@ -114,7 +128,9 @@ def _draw_calibration(ax, table: list[dict], title: str):
     ax.plot(
         [row["mean_predicted"] for row in table],
         [row["observed_rate"] for row in table],
-        marker="o", color="tab:blue", label="model",
+        marker="o",
+        color="tab:blue",
+        label="model",
     )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -167,12 +183,20 @@ def _sweep_x(values: Sequence[float]) -> tuple[list[float], float | None]:
     """Finite x values stay; ∞ (no noise) is drawn one decade past the largest."""
     finite = [v for v in values if v is not None and v != float("inf")]
     top = max(finite) * 10 if finite else 1.0
-    return [top if v == float("inf") else v for v in values], (top if len(finite) <
-                                                              len(values) else None)
+    return [top if v == float("inf") else v for v in values], (
+        top if len(finite) < len(values) else None
+    )
 
 
-def plot_privacy_sweep(points: Sequence[dict], path: Path, *, x_key: str, x_label: str,
-                       centralised_auc: float | None, title: str = "") -> Path:
+def plot_privacy_sweep(
+    points: Sequence[dict],
+    path: Path,
+    *,
+    x_key: str,
+    x_label: str,
+    centralised_auc: float | None,
+    title: str = "",
+) -> Path:
     """Test AUC and membership-attack AUC against ε (or another swept value).
 
     ``points``: one dict per run with ``x_key``, ``auc``, ``membership_auc`` and
@@ -184,33 +208,47 @@ def plot_privacy_sweep(points: Sequence[dict], path: Path, *, x_key: str, x_labe
     plot_x, inf_at = _sweep_x(xs)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.5))
     try:
-        for ax, key, label in ((ax1, "auc", "federated test AUC"),
-                               (ax2, "membership_auc", "membership-attack AUC")):
+        for ax, key, label in (
+            (ax1, "auc", "federated test AUC"),
+            (ax2, "membership_auc", "membership-attack AUC"),
+        ):
             groups = [[p[key] for p in points if p[x_key] == x] for x in xs]
             mean = [sum(g) / len(g) for g in groups]
             ax.plot(plot_x, mean, "o-", color="tab:blue", label=label)
-            ax.fill_between(plot_x, [min(g) for g in groups], [max(g) for g in groups],
-                            color="tab:blue", alpha=0.15, linewidth=0)
+            ax.fill_between(
+                plot_x,
+                [min(g) for g in groups],
+                [max(g) for g in groups],
+                color="tab:blue",
+                alpha=0.15,
+                linewidth=0,
+            )
             ax.set_xscale("log")
             ax.set_xlabel(x_label)
             ax.grid(True, alpha=0.3)
         if centralised_auc is not None:
-            ax1.axhline(centralised_auc, ls="--", color="tab:green",
-                        label=f"centralised, no DP ({centralised_auc:.3f})")
+            ax1.axhline(
+                centralised_auc,
+                ls="--",
+                color="tab:green",
+                label=f"centralised, no DP ({centralised_auc:.3f})",
+            )
         ax1.set_ylabel("AUC on held-out customers")
         ax2.axhline(0.5, ls=":", color="grey", label="chance (0.5)")
         bounds = [[p.get("membership_auc_bound") for p in points if p[x_key] == x] for x in xs]
         pairs = [(px, b[0]) for px, b in zip(plot_x, bounds) if b and b[0] is not None]
         if pairs:
-            ax2.plot(*zip(*pairs), "s--", color="tab:red", alpha=0.7,
-                     label="upper bound from (ε, δ)")
+            ax2.plot(
+                *zip(*pairs), "s--", color="tab:red", alpha=0.7, label="upper bound from (ε, δ)"
+            )
         ax2.set_ylabel("attack AUC (members vs held-out)")
         for ax in (ax1, ax2):
             finite = [t for t in plot_x if t != inf_at]
             ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xticks(finite + ([inf_at] if inf_at is not None else []))
-            ax.set_xticklabels([f"{t:.3g}" for t in finite]
-                               + (["∞\n(no noise)"] if inf_at is not None else []))
+            ax.set_xticklabels(
+                [f"{t:.3g}" for t in finite] + (["∞\n(no noise)"] if inf_at is not None else [])
+            )
             ax.legend(loc="best", fontsize=8)
         fig.suptitle(title)
         fig.tight_layout()

@@ -13,14 +13,13 @@ whether the receiver could read them.
 
 from __future__ import annotations
 
-import re
-
 import base64
 import csv
 import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from html import escape
@@ -37,15 +36,36 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: customers or models; listed in the matrix but left out of its colouring.
 CONTROL_MESSAGES = frozenset({"identity", "ack", "round_start"})
 
-METRICS = (("auc", "AUC", True), ("ks", "KS", True), ("gini", "Gini", True),
-           ("log_loss", "log loss", False), ("brier", "Brier", False))
+METRICS = (
+    ("auc", "AUC", True),
+    ("ks", "KS", True),
+    ("gini", "Gini", True),
+    ("log_loss", "log loss", False),
+    ("brier", "Brier", False),
+)
 
 # privacy keys shown first, in this order; every other key follows
-PRIVACY_ORDER = ("aggregation", "dp", "mechanism", "unit", "epsilon", "delta",
-                 "epsilon_is_infinite", "noise_multiplier", "clip_norm", "sample_rate",
-                 "steps", "accountant", "binding_party", "key_bits", "key_holder",
-                 "obfuscation", "alignment", "server_sees_individual_updates",
-                 "server_sees_global_model")
+PRIVACY_ORDER = (
+    "aggregation",
+    "dp",
+    "mechanism",
+    "unit",
+    "epsilon",
+    "delta",
+    "epsilon_is_infinite",
+    "noise_multiplier",
+    "clip_norm",
+    "sample_rate",
+    "steps",
+    "accountant",
+    "binding_party",
+    "key_bits",
+    "key_holder",
+    "obfuscation",
+    "alignment",
+    "server_sees_individual_updates",
+    "server_sees_global_model",
+)
 
 CSS = """
 :root { --green: #d9f2d9; --green-b: #2e7d32; --amber: #ffe8b3; --amber-b: #b26a00;
@@ -114,11 +134,11 @@ window.addEventListener("load", function () {
 """
 
 # Nothing may be fetched: images are data URIs, style and script are inline.
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-       "script-src 'unsafe-inline'")
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
 # --------------------------------------------------------------------------- entry point
+
 
 def render_report(run_dir: Path, out: Path | None = None) -> Path:
     """Write one self-contained HTML report for ``run_dir`` and return its path.
@@ -138,15 +158,14 @@ def render_report(run_dir: Path, out: Path | None = None) -> Path:
 
 def _load_summary(run_dir: Path) -> dict[str, Any]:
     if not run_dir.exists():
-        raise InputError(f"{run_dir}: no such folder; give a run folder written by "
-                         "'fedrisk run'")
+        raise InputError(f"{run_dir}: no such folder; give a run folder written by 'fedrisk run'")
     if not run_dir.is_dir():
-        raise InputError(f"{run_dir}: not a folder; give a run folder written by "
-                         "'fedrisk run'")
+        raise InputError(f"{run_dir}: not a folder; give a run folder written by 'fedrisk run'")
     path = run_dir / "summary.json"
     if not path.is_file():
-        raise InputError(f"{run_dir}: not a run folder (no summary.json); give a folder "
-                         "written by 'fedrisk run'")
+        raise InputError(
+            f"{run_dir}: not a run folder (no summary.json); give a folder written by 'fedrisk run'"
+        )
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -176,6 +195,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- formatting
+
 
 def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
@@ -234,11 +254,14 @@ def png_data_uri(data: bytes) -> str:
 
 
 def figure(data: bytes, alt: str, caption: str) -> str:
-    return (f'<figure><img src="{png_data_uri(data)}" alt="{escape(alt)}">'
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="{png_data_uri(data)}" alt="{escape(alt)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
 
 
 # --------------------------------------------------------------------------- the report
+
 
 class _Report:
     def __init__(self, run_dir: Path, summary: dict[str, Any]) -> None:
@@ -271,10 +294,11 @@ class _Report:
                     if not line.strip():
                         continue
                     row = json.loads(line)
-                    if not isinstance(row, dict) or not {"sender", "receiver",
-                                                         "what"} <= row.keys():
-                        return None, (f"transcript.jsonl line {n} lacks sender, receiver "
-                                      "or what")
+                    if (
+                        not isinstance(row, dict)
+                        or not {"sender", "receiver", "what"} <= row.keys()
+                    ):
+                        return None, (f"transcript.jsonl line {n} lacks sender, receiver or what")
                     rows.append(row)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             return None, f"transcript.jsonl could not be read ({_one_line(exc)})"
@@ -312,10 +336,18 @@ class _Report:
     # --- the page ---------------------------------------------------------------------
     def html(self) -> str:
         title = f"fedrisk report: {self.s.get('scenario', self.dir.name)}"
-        sections = [self.header(), self.metrics(), self.auc_chart(), self.gains_calibration(),
-                    self.privacy(), self.who_saw_what(), self.costs(), self.appendix()]
+        sections = [
+            self.header(),
+            self.metrics(),
+            self.auc_chart(),
+            self.gains_calibration(),
+            self.privacy(),
+            self.who_saw_what(),
+            self.costs(),
+            self.appendix(),
+        ]
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n"
@@ -323,21 +355,30 @@ class _Report:
             + "\n".join(sections)
             + f"\n<footer>Written by fedrisk report from {escape(str(self.dir))}. "
             "Self-contained: every chart is embedded; nothing is loaded from the network."
-            "</footer>\n</body>\n</html>\n")
+            "</footer>\n</body>\n</html>\n"
+        )
 
     # 1. header
     def header(self) -> str:
         s = self.s
         name = s.get("scenario")
         desc = s.get("description")
-        meta = [("kind", s.get("kind")), ("engine", s.get("engine")), ("seed", s.get("seed")),
-                ("fedrisk version", s.get("fedrisk_version"))]
+        meta = [
+            ("kind", s.get("kind")),
+            ("engine", s.get("engine")),
+            ("seed", s.get("seed")),
+            ("fedrisk version", s.get("fedrisk_version")),
+        ]
         data = self._dict("data")
         if data.get("source") is not None:
             meta.append(("data", data.get("source")))
         if data.get("train_rows") is not None:
-            meta.append(("train / test rows",
-                         f"{fmt(data.get('train_rows'))} / {fmt(data.get('test_rows'))}"))
+            meta.append(
+                (
+                    "train / test rows",
+                    f"{fmt(data.get('train_rows'))} / {fmt(data.get('test_rows'))}",
+                )
+            )
         if self.kind == "horizontal" and data.get("partition") is not None:
             part = str(data["partition"])
             if data.get("alpha") is not None:
@@ -345,22 +386,26 @@ class _Report:
             meta.append(("partition", part))
         if self.kind == "vertical" and data.get("label_holder") is not None:
             meta.append(("label holder", data["label_holder"]))
-        spans = "".join(f"<span><b>{escape(k)}</b>{fmt(v) if v is not None else '–'}</span>"
-                        for k, v in meta)
-        lacks = [k for k in ("scenario", "kind", "engine", "seed", "fedrisk_version")
-                 if k not in s]
-        return (f'<header id="header"><h1>{escape(str(name or self.dir.name))}</h1>'
-                + (f'<p class="lead">{escape(str(desc))}</p>' if desc else
-                   '<p class="lead note">(no description)</p>')
-                + f'<div class="meta">{spans}</div>'
-                + (missing("summary.json lacks: " + ", ".join(lacks)) if lacks else "")
-                + "</header>")
+        spans = "".join(
+            f"<span><b>{escape(k)}</b>{fmt(v) if v is not None else '–'}</span>" for k, v in meta
+        )
+        lacks = [k for k in ("scenario", "kind", "engine", "seed", "fedrisk_version") if k not in s]
+        return (
+            f'<header id="header"><h1>{escape(str(name or self.dir.name))}</h1>'
+            + (
+                f'<p class="lead">{escape(str(desc))}</p>'
+                if desc
+                else '<p class="lead note">(no description)</p>'
+            )
+            + f'<div class="meta">{spans}</div>'
+            + (missing("summary.json lacks: " + ", ".join(lacks)) if lacks else "")
+            + "</header>"
+        )
 
     # 2. metrics
     def metrics(self) -> str:
         head = '<section id="metrics"><h2>1. Model quality on the held-out test rows</h2>'
-        central = self.s.get("centralised") if isinstance(self.s.get("centralised"),
-                                                            dict) else None
+        central = self.s.get("centralised") if isinstance(self.s.get("centralised"), dict) else None
         rows: list[tuple[str, str, Any]] = []
         if isinstance(self.s.get("federated"), dict):
             rows.append(("federated", "fed", self.s["federated"]))
@@ -371,21 +416,29 @@ class _Report:
             if isinstance(m, dict):
                 rows.append((f"{party} alone (local only)", "", m))
         if not rows:
-            return head + missing("summary.json has no federated, centralised or "
-                                  "local_only metrics") + "</section>"
+            return (
+                head
+                + missing("summary.json has no federated, centralised or local_only metrics")
+                + "</section>"
+            )
         cols = "".join(f"<th>{escape(lbl)}</th>" for _, lbl, _ in METRICS)
         body = []
         for name, cls, m in rows:
             cells = []
-            for key, _, higher_better in METRICS:
+            for key, _, _higher_better in METRICS:
                 v = m.get(key)
                 cell = fmt(v)
-                if central is not None and m is not central and _is_num(v) \
-                        and _is_num(central.get(key)):
+                if (
+                    central is not None
+                    and m is not central
+                    and _is_num(v)
+                    and _is_num(central.get(key))
+                ):
                     cell += f'<span class="gap">{_signed(v - central[key])} vs centralised</span>'
                 cells.append(f"<td>{cell}</td>")
-            body.append(f'<tr class="{cls}"><td class="l">{escape(name)}</td>'
-                        + "".join(cells) + "</tr>")
+            body.append(
+                f'<tr class="{cls}"><td class="l">{escape(name)}</td>' + "".join(cells) + "</tr>"
+            )
         notes = []
         if central is None:
             notes.append(missing("summary.json has no centralised metrics: no gaps shown"))
@@ -393,22 +446,30 @@ class _Report:
             notes.append(missing("summary.json has no local_only metrics"))
         cmp = self._dict("comparison")
         extra = [(label(k), fmt(v)) for k, v in cmp.items()]
-        return (head + f'<table><tr><th class="l">model</th>{cols}</tr>{"".join(body)}</table>'
-                + '<p class="note">AUC, KS and Gini: higher is better. Log loss and Brier: '
-                "lower is better. Gaps are the row minus the centralised model, which pools "
-                "every party's rows and is the idealised upper reference.</p>"
-                + "".join(notes)
-                + (f"<h3>Comparison</h3>{kv_table(extra)}" if extra else "")
-                + "</section>")
+        return (
+            head
+            + f'<table><tr><th class="l">model</th>{cols}</tr>{"".join(body)}</table>'
+            + '<p class="note">AUC, KS and Gini: higher is better. Log loss and Brier: '
+            "lower is better. Gaps are the row minus the centralised model, which pools "
+            "every party's rows and is the idealised upper reference.</p>"
+            + "".join(notes)
+            + (f"<h3>Comparison</h3>{kv_table(extra)}" if extra else "")
+            + "</section>"
+        )
 
     # 3. AUC per round
     def auc_chart(self) -> str:
         unit = "epoch" if self.kind == "vertical" else "round"
-        return ('<section id="auc"><h2>2. Test AUC per round</h2>'
-                + self._image("auc_per_round.png", "federated test AUC per round",
-                              f"Federated test AUC after each {unit}, beside the centralised "
-                              "model and the best single party trained alone.")
-                + "</section>")
+        return (
+            '<section id="auc"><h2>2. Test AUC per round</h2>'
+            + self._image(
+                "auc_per_round.png",
+                "federated test AUC per round",
+                f"Federated test AUC after each {unit}, beside the centralised "
+                "model and the best single party trained alone.",
+            )
+            + "</section>"
+        )
 
     # 4. gains and calibration
     def gains_calibration(self) -> str:
@@ -419,26 +480,58 @@ class _Report:
             tables = {}
         gains, calib = tables.get("gains"), tables.get("calibration")
         left = ["<div><h3>Gains table (decile 1 = riskiest scores)</h3>"]
-        left.append(self._table(gains, (("decile", "decile"), ("n", "customers"),
-                                        ("defaults", "defaults"),
-                                        ("default_rate", "default rate"),
-                                        ("cum_defaults_pct", "cum. % of defaults"),
-                                        ("lift", "lift")), "gains")
-                    if tables else "")
+        left.append(
+            self._table(
+                gains,
+                (
+                    ("decile", "decile"),
+                    ("n", "customers"),
+                    ("defaults", "defaults"),
+                    ("default_rate", "default rate"),
+                    ("cum_defaults_pct", "cum. % of defaults"),
+                    ("lift", "lift"),
+                ),
+                "gains",
+            )
+            if tables
+            else ""
+        )
         left.append("</div>")
-        right = ["<div>", self._image("gains.png", "gains by score decile",
-                                      "Cumulative share of defaulters caught by decile."),
-                 "</div>"]
+        right = [
+            "<div>",
+            self._image(
+                "gains.png",
+                "gains by score decile",
+                "Cumulative share of defaulters caught by decile.",
+            ),
+            "</div>",
+        ]
         out.append('<div class="two">' + "".join(left) + "".join(right) + "</div>")
         left = ["<div><h3>Calibration (predicted vs observed default rate)</h3>"]
-        left.append(self._table(calib, (("bin", "bin"), ("n", "customers"),
-                                        ("mean_predicted", "mean predicted"),
-                                        ("observed_rate", "observed rate")), "calibration")
-                    if tables else "")
+        left.append(
+            self._table(
+                calib,
+                (
+                    ("bin", "bin"),
+                    ("n", "customers"),
+                    ("mean_predicted", "mean predicted"),
+                    ("observed_rate", "observed rate"),
+                ),
+                "calibration",
+            )
+            if tables
+            else ""
+        )
         left.append("</div>")
-        right = ["<div>", self._image("calibration.png", "calibration plot",
-                                      "Reliability diagram: points on the diagonal are "
-                                      "well calibrated."), "</div>"]
+        right = [
+            "<div>",
+            self._image(
+                "calibration.png",
+                "calibration plot",
+                "Reliability diagram: points on the diagonal are well calibrated.",
+            ),
+            "</div>",
+        ]
         out.append('<div class="two">' + "".join(left) + "".join(right) + "</div>")
         out.append("</section>")
         return "".join(out)
@@ -448,8 +541,12 @@ class _Report:
         if not isinstance(rows, list) or not rows:
             return missing(f"calibration.json has no {what} table")
         head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
-        body = "".join("<tr>" + "".join(f"<td>{fmt(r.get(k)) if isinstance(r, dict) else '–'}"
-                                        "</td>" for k, _ in cols) + "</tr>" for r in rows)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{fmt(r.get(k)) if isinstance(r, dict) else '–'}</td>" for k, _ in cols)
+            + "</tr>"
+            for r in rows
+        )
         return f"<table><tr>{head}</tr>{body}</table>"
 
     # 5. privacy
@@ -459,8 +556,7 @@ class _Report:
         if not p:
             out.append(missing("summary.json has no privacy section"))
         else:
-            keys = [k for k in PRIVACY_ORDER if k in p] + [k for k in p if k not in
-                                                           PRIVACY_ORDER]
+            keys = [k for k in PRIVACY_ORDER if k in p] + [k for k in p if k not in PRIVACY_ORDER]
             flat, nested = [], []
             for k in keys:
                 v = p[k]
@@ -472,8 +568,12 @@ class _Report:
                 else:
                     flat.append((label(k), fmt(v, 6) if isinstance(v, float) else fmt(v)))
             if p.get("dp") in (None, "none"):
-                flat.append(("formal guarantee", "none: no differential-privacy mechanism "
-                             "ran, so there is no ε to report"))
+                flat.append(
+                    (
+                        "formal guarantee",
+                        "none: no differential-privacy mechanism ran, so there is no ε to report",
+                    )
+                )
             out.append(kv_table(flat))
             for k, v in nested:
                 out.append(f"<h3>{label(k)}</h3>" + _nested_table(v))
@@ -491,36 +591,56 @@ class _Report:
             return "".join(out) + '<p class="note">No attack was run for this scenario.</p>'
         if "membership_auc" in a:
             bound = a.get("membership_auc_bound")
-            out.append(kv_table([
-                ("membership inference attack", fmt(a.get("membership_attack"))),
-                ("attack AUC (0.5 = guessing)", fmt(a.get("membership_auc"))),
-                ("most any attack could reach under (ε, δ)",
-                 fmt(bound) if bound is not None else "– (no finite ε: no bound)"),
-            ]))
+            out.append(
+                kv_table(
+                    [
+                        ("membership inference attack", fmt(a.get("membership_attack"))),
+                        ("attack AUC (0.5 = guessing)", fmt(a.get("membership_auc"))),
+                        (
+                            "most any attack could reach under (ε, δ)",
+                            fmt(bound) if bound is not None else "– (no finite ε: no bound)",
+                        ),
+                    ]
+                )
+            )
         leak = a.get("label_leakage")
         if isinstance(leak, dict):
-            out.append(kv_table([("label leakage attacker", fmt(leak.get("attacker"))),
-                                 ("attack", fmt(leak.get("attack")))]))
+            out.append(
+                kv_table(
+                    [
+                        ("label leakage attacker", fmt(leak.get("attacker"))),
+                        ("attack", fmt(leak.get("attack"))),
+                    ]
+                )
+            )
             by = leak.get("label_auc_by_batch_size")
             if isinstance(by, dict) and by:
+
                 def key(b: str) -> float:
                     try:
                         return float(b)
                     except ValueError:
                         return math.inf
-                rows = "".join(f"<tr><td>{escape(str(b))}</td><td>{fmt(by[b])}</td></tr>"
-                               for b in sorted(by, key=key))
-                out.append('<table><tr><th>batch size</th><th>label AUC the attacker '
-                           f"reaches</th></tr>{rows}</table>"
-                           '<p class="note">AUC 1.0: the data party recovers every label from '
-                           "its gradient; 0.5: it learns nothing. Larger batches blur the "
-                           "per-customer signal.</p>")
+
+                rows = "".join(
+                    f"<tr><td>{escape(str(b))}</td><td>{fmt(by[b])}</td></tr>"
+                    for b in sorted(by, key=key)
+                )
+                out.append(
+                    "<table><tr><th>batch size</th><th>label AUC the attacker "
+                    f"reaches</th></tr>{rows}</table>"
+                    '<p class="note">AUC 1.0: the data party recovers every label from '
+                    "its gradient; 0.5: it learns nothing. Larger batches blur the "
+                    "per-customer signal.</p>"
+                )
             else:
                 out.append(missing("attacks.label_leakage has no label_auc_by_batch_size"))
-        others = {k: v for k, v in a.items() if k not in ("membership_auc",
-                                                          "membership_attack",
-                                                          "membership_auc_bound",
-                                                          "label_leakage")}
+        others = {
+            k: v
+            for k, v in a.items()
+            if k
+            not in ("membership_auc", "membership_attack", "membership_auc_bound", "label_leakage")
+        }
         if others:
             out.append(_nested_table(others))
         return "".join(out)
@@ -541,22 +661,28 @@ class _Report:
                 except ValueError:
                     continue
         if not pts:
-            return "".join(out) + ('<p class="note">rounds.csv has no ε values: no '
-                                   "differential-privacy mechanism ran in this run.</p>")
+            return "".join(out) + (
+                '<p class="note">rounds.csv has no ε values: no '
+                "differential-privacy mechanism ran in this run.</p>"
+            )
         try:
             data = _plot_epsilon(pts, self._dict("privacy"), str(self.s.get("scenario", "")))
         except Exception as exc:  # a chart must not stop the report
-            return "".join(out) + missing(f"the ε chart could not be drawn "
-                                          f"({_one_line(exc)})")
-        return "".join(out) + figure(data, "epsilon per round",
-                                     "Accounted ε after each round (it only grows: every "
-                                     "round spends more of the privacy budget).")
+            return "".join(out) + missing(f"the ε chart could not be drawn ({_one_line(exc)})")
+        return "".join(out) + figure(
+            data,
+            "epsilon per round",
+            "Accounted ε after each round (it only grows: every "
+            "round spends more of the privacy budget).",
+        )
 
     # 6. who saw what
     def who_saw_what(self) -> str:
-        out = ['<section id="who-saw-what"><h2>5. Who saw what</h2>',
-               '<p class="note">Every message that crossed a party boundary, from '
-               "transcript.jsonl. Rows: sender; columns: receiver.</p>"]
+        out = [
+            '<section id="who-saw-what"><h2>5. Who saw what</h2>',
+            '<p class="note">Every message that crossed a party boundary, from '
+            "transcript.jsonl. Rows: sender; columns: receiver.</p>",
+        ]
         if self.transcript is None:
             return "".join(out) + missing(f"no matrix: {self.transcript_error}") + "</section>"
         if not self.transcript:
@@ -564,9 +690,11 @@ class _Report:
         if self.kind == "vertical":
             holder = self._dict("data").get("label_holder")
             if holder:
-                out.append(f'<p class="note">In a vertical run the Flower server is the '
-                           f"label holder, <b>{escape(str(holder))}</b>: it holds the labels "
-                           "and the Paillier private key.</p>")
+                out.append(
+                    f'<p class="note">In a vertical run the Flower server is the '
+                    f"label holder, <b>{escape(str(holder))}</b>: it holds the labels "
+                    "and the Paillier private key.</p>"
+                )
         aliases, first = {}, ["server"]
         holder = self._dict("data").get("label_holder")
         if self.kind == "vertical" and holder:
@@ -574,15 +702,17 @@ class _Report:
             aliases["server"] = f"server = {holder}"
             first.append(str(holder))
         out.append(who_saw_what_matrix(self.transcript, aliases, first))
-        out.append('<p class="legend"><span style="background:var(--green)">green: the '
-                   "receiver could read none of it (ciphertext or masked)</span>"
-                   '<span style="background:var(--amber)">amber: the receiver could read '
-                   "some of it</span>"
-                   '<span style="background:var(--grey)">grey: protocol control only</span>'
-                   "</p><p class=\"note\">Control messages ("
-                   + escape(", ".join(sorted(CONTROL_MESSAGES)))
-                   + ") carry only who-is-who and go-ahead signals; they are listed but do "
-                   "not colour a cell.</p>")
+        out.append(
+            '<p class="legend"><span style="background:var(--green)">green: the '
+            "receiver could read none of it (ciphertext or masked)</span>"
+            '<span style="background:var(--amber)">amber: the receiver could read '
+            "some of it</span>"
+            '<span style="background:var(--grey)">grey: protocol control only</span>'
+            '</p><p class="note">Control messages ('
+            + escape(", ".join(sorted(CONTROL_MESSAGES)))
+            + ") carry only who-is-who and go-ahead signals; they are listed but do "
+            "not colour a cell.</p>"
+        )
         out.append("</section>")
         return "".join(out)
 
@@ -607,8 +737,10 @@ class _Report:
                 rows.append(("messages in transcript.jsonl", fmt(len(self.transcript))))
             out.append(kv_table(rows))
             if "encryption_s" not in c and "decryption_s" not in c:
-                out.append('<p class="note">No encryption or decryption times: this run '
-                           "did not use Paillier encryption.</p>")
+                out.append(
+                    '<p class="note">No encryption or decryption times: this run '
+                    "did not use Paillier encryption.</p>"
+                )
         if self.kind == "vertical":
             out.append(self._vertical_costs())
         out.append("<h3>Per round</h3>")
@@ -625,17 +757,27 @@ class _Report:
         f = self._dict("faults")
         if not f:
             return ""
-        out = ["<h3>Dropouts, stragglers and participation</h3>",
-               kv_table([(label(k), fmt(v)) for k, v in f.items()
-                         if k not in ("per_party", "updates_per_round")])]
+        out = [
+            "<h3>Dropouts, stragglers and participation</h3>",
+            kv_table(
+                [
+                    (label(k), fmt(v))
+                    for k, v in f.items()
+                    if k not in ("per_party", "updates_per_round")
+                ]
+            ),
+        ]
         parties = f.get("per_party")
         if isinstance(parties, dict) and parties:
             cols = ("asked", "answered", "dropped", "lost_or_late")
             head = "".join(f"<th>{escape(label(c))}</th>" for c in cols)
             body = "".join(
                 f'<tr><td class="l">{escape(str(k))}</td>'
-                + "".join(f"<td>{fmt(v.get(c))}</td>" for c in cols) + "</tr>"
-                for k, v in parties.items() if isinstance(v, dict))
+                + "".join(f"<td>{fmt(v.get(c))}</td>" for c in cols)
+                + "</tr>"
+                for k, v in parties.items()
+                if isinstance(v, dict)
+            )
             out.append(f'<table><tr><th class="l">party</th>{head}</tr>{body}</table>')
         return "".join(out)
 
@@ -654,29 +796,43 @@ class _Report:
             body = "".join(
                 f'<tr><td class="l">{escape(str(k))}</td><td>{fmt(v.get("rows"))}</td>'
                 f'<td>{fmt(v.get("features"))}</td><td class="l">'
-                f'{fmt(v.get("columns"))}</td></tr>'
-                for k, v in parties.items() if isinstance(v, dict))
-            out.append('<table><tr><th class="l">party</th><th>rows</th><th>features</th>'
-                       f'<th class="l">columns</th></tr>{body}</table>')
+                f"{fmt(v.get('columns'))}</td></tr>"
+                for k, v in parties.items()
+                if isinstance(v, dict)
+            )
+            out.append(
+                '<table><tr><th class="l">party</th><th>rows</th><th>features</th>'
+                f'<th class="l">columns</th></tr>{body}</table>'
+            )
         return "".join(out)
 
     def _per_round(self, bytes_per_round: Any) -> str:
         if self.rounds is None:
             if isinstance(bytes_per_round, list) and bytes_per_round:
-                body = "".join(f"<tr><td>{i}</td><td>{fmt_bytes(b)}</td></tr>"
-                               for i, b in enumerate(bytes_per_round, 1))
-                return (missing(self.rounds_error or "rounds.csv missing")
-                        + f"<table><tr><th>round</th><th>bytes</th></tr>{body}</table>")
+                body = "".join(
+                    f"<tr><td>{i}</td><td>{fmt_bytes(b)}</td></tr>"
+                    for i, b in enumerate(bytes_per_round, 1)
+                )
+                return (
+                    missing(self.rounds_error or "rounds.csv missing")
+                    + f"<table><tr><th>round</th><th>bytes</th></tr>{body}</table>"
+                )
             return missing(self.rounds_error or "rounds.csv missing")
         if not self.rounds:
             return missing("rounds.csv has no rounds")
-        cols = (("round", "round", str), ("auc", "test AUC", _f4), ("n_replies", "replies",
-                                                                    str),
-                ("bytes", "bytes", _fb), ("wall_s", "wall time", _fs),
-                ("epsilon", "ε", _f4))
+        cols = (
+            ("round", "round", str),
+            ("auc", "test AUC", _f4),
+            ("n_replies", "replies", str),
+            ("bytes", "bytes", _fb),
+            ("wall_s", "wall time", _fs),
+            ("epsilon", "ε", _f4),
+        )
         head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl, _ in cols)
-        body = "".join("<tr>" + "".join(f"<td>{conv(r.get(k) or '')}</td>" for k, _, conv
-                                        in cols) + "</tr>" for r in self.rounds)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{conv(r.get(k) or '')}</td>" for k, _, conv in cols) + "</tr>"
+            for r in self.rounds
+        )
         return f"<table><tr>{head}</tr>{body}</table>"
 
     # appendix
@@ -686,9 +842,11 @@ class _Report:
         if path.is_file():
             try:
                 text = path.read_text(encoding="utf-8")
-                out.append("<details><summary>scenario.toml (rerun with <code>fedrisk run "
-                           f"scenario.toml</code>)</summary><pre>{escape(text)}</pre>"
-                           "</details>")
+                out.append(
+                    "<details><summary>scenario.toml (rerun with <code>fedrisk run "
+                    f"scenario.toml</code>)</summary><pre>{escape(text)}</pre>"
+                    "</details>"
+                )
             except (OSError, UnicodeDecodeError) as exc:
                 out.append(missing(f"scenario.toml could not be read ({_one_line(exc)})"))
         else:
@@ -700,16 +858,21 @@ class _Report:
             else:
                 names, weights = model.get("feature_names"), model.get("weights")
                 if isinstance(names, list) and isinstance(weights, list):
-                    pairs = sorted(zip(names, weights), key=lambda p: -abs(p[1])
-                                   if _is_num(p[1]) else 0)
-                    body = "".join(f'<tr><td class="l">{escape(str(n))}</td><td>{fmt(w)}</td>'
-                                   "</tr>" for n, w in pairs)
-                    out.append("<details><summary>final model (model.json): weights on "
-                               "z-scored features, largest first</summary><table>"
-                               '<tr><th class="l">feature</th><th>weight</th></tr>'
-                               f"{body}<tr><td class=\"l\">intercept</td>"
-                               f"<td>{fmt(model.get('intercept'))}</td></tr></table>"
-                               "</details>")
+                    pairs = sorted(
+                        zip(names, weights), key=lambda p: -abs(p[1]) if _is_num(p[1]) else 0
+                    )
+                    body = "".join(
+                        f'<tr><td class="l">{escape(str(n))}</td><td>{fmt(w)}</td></tr>'
+                        for n, w in pairs
+                    )
+                    out.append(
+                        "<details><summary>final model (model.json): weights on "
+                        "z-scored features, largest first</summary><table>"
+                        '<tr><th class="l">feature</th><th>weight</th></tr>'
+                        f'{body}<tr><td class="l">intercept</td>'
+                        f"<td>{fmt(model.get('intercept'))}</td></tr></table>"
+                        "</details>"
+                    )
                 else:
                     out.append(missing("model.json lacks feature_names or weights"))
         out.append("</section>")
@@ -748,9 +911,12 @@ def _nested_table(d: Mapping[str, Any]) -> str:
         for v in d.values():
             cols += [k for k in v if k not in cols]
         head = "".join(f"<th>{label(c)}</th>" for c in cols)
-        body = "".join(f'<tr><td class="l">{escape(str(k))}</td>'
-                       + "".join(f"<td>{fmt(v.get(c))}</td>" for c in cols) + "</tr>"
-                       for k, v in d.items())
+        body = "".join(
+            f'<tr><td class="l">{escape(str(k))}</td>'
+            + "".join(f"<td>{fmt(v.get(c))}</td>" for c in cols)
+            + "</tr>"
+            for k, v in d.items()
+        )
         return f'<table><tr><th class="l"></th>{head}</tr>{body}</table>'
     rows = []
     for k, v in d.items():
@@ -763,20 +929,25 @@ def _nested_table(d: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- matrix
 
+
 def _party_order(names: Iterable[str], first: list[str]) -> list[str]:
     """``first`` (the server or label holder) first, then the others in natural order
     (bank_2 before bank_10)."""
 
     def key(n: str):
-        return (first.index(n) if n in first else len(first),
-                [(0, int(t), "") if t.isdigit() else (1, 0, t)
-                 for t in re.split(r"(\d+)", n)])
+        return (
+            first.index(n) if n in first else len(first),
+            [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", n)],
+        )
+
     return sorted(set(names), key=key)
 
 
-def who_saw_what_matrix(transcript: list[dict[str, Any]],
-                        aliases: Mapping[str, str] | None = None,
-                        first: list[str] | None = None) -> str:
+def who_saw_what_matrix(
+    transcript: list[dict[str, Any]],
+    aliases: Mapping[str, str] | None = None,
+    first: list[str] | None = None,
+) -> str:
     """The sender × receiver table (HTML) for transcript rows; ``aliases`` renames parties
     in the headers (the vertical run's server is the label-holding bank) and ``first``
     are the parties listed first."""
@@ -785,8 +956,7 @@ def who_saw_what_matrix(transcript: list[dict[str, Any]],
     for row in transcript:
         sender, receiver, what = str(row["sender"]), str(row["receiver"]), str(row["what"])
         kinds = cells.setdefault((sender, receiver), {})
-        k = kinds.setdefault(what, {"count": 0, "bytes": 0, "protection": set(),
-                                    "readable": set()})
+        k = kinds.setdefault(what, {"count": 0, "bytes": 0, "protection": set(), "readable": set()})
         k["count"] += 1
         size = row.get("bytes")
         k["bytes"] += int(size) if _is_num(size) else 0
@@ -805,10 +975,11 @@ def who_saw_what_matrix(transcript: list[dict[str, Any]],
                 tds.append('<td class="empty" title="no messages">—</td>')
                 continue
             tds.append(_matrix_cell(kinds))
-        body.append(f'<tr><th class="l">from {escape(aliases.get(s, s))}</th>'
-                    f'{"".join(tds)}</tr>')
-    return (f'<div class="scroll"><table class="matrix"><tr><th class="corner">sender ↓ / '
-            f'receiver →</th>{head}</tr>{"".join(body)}</table></div>')
+        body.append(f'<tr><th class="l">from {escape(aliases.get(s, s))}</th>{"".join(tds)}</tr>')
+    return (
+        f'<div class="scroll"><table class="matrix"><tr><th class="corner">sender ↓ / '
+        f"receiver →</th>{head}</tr>{''.join(body)}</table></div>"
+    )
 
 
 def _matrix_cell(kinds: dict[str, dict[str, Any]]) -> str:
@@ -829,28 +1000,32 @@ def _matrix_cell(kinds: dict[str, dict[str, Any]]) -> str:
             data_kinds += 1
             data_readable |= True in readable or None in readable
         prot = ", ".join(sorted(k["protection"]))
-        lines.append(f'<span class="msg"><span class="w">{escape(what)}</span> ×{k["count"]}, '
-                     f'{k["bytes"]:,} B, {escape(prot)}{tag}</span>')
+        lines.append(
+            f'<span class="msg"><span class="w">{escape(what)}</span> ×{k["count"]}, '
+            f"{k['bytes']:,} B, {escape(prot)}{tag}</span>"
+        )
     if data_kinds == 0:
         cls, verdict = "control", "control only"
     elif data_readable:
         cls, verdict = "amber", "receiver can read data"
     else:
         cls, verdict = "green", "receiver can read none of the data"
-    return (f'<td class="{cls}" title="{escape(verdict)}"><b>{escape(verdict)}</b>'
-            f'<span class="gap">total {total:,} B</span>{"".join(lines)}</td>')
+    return (
+        f'<td class="{cls}" title="{escape(verdict)}"><b>{escape(verdict)}</b>'
+        f'<span class="gap">total {total:,} B</span>{"".join(lines)}</td>'
+    )
 
 
 # --------------------------------------------------------------------------- ε chart
 
-def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any],
-                  scenario: str) -> bytes:
+
+def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any], scenario: str) -> bytes:
     # start-up time: matplotlib loads only for the ε chart (the report's other parts
     # are text); plots selects the Agg backend before pyplot loads
-    from fedrisk.evaluation.plots import DPI, FIGSIZE
-
     import matplotlib.pyplot as plt  # start-up time, as above
     from matplotlib.ticker import MaxNLocator  # start-up time, as above
+
+    from fedrisk.evaluation.plots import DPI, FIGSIZE
 
     fig, ax = plt.subplots(figsize=FIGSIZE)
     try:
@@ -858,8 +1033,9 @@ def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any],
         ax.plot(xs, ys, marker="o", markersize=3, color="#7b1fa2", label="accounted ε")
         final = privacy.get("epsilon")
         if _is_num(final) and math.isfinite(final):
-            ax.axhline(final, color="#7b1fa2", linestyle=":", linewidth=1,
-                       label=f"final ε = {final:.3g}")
+            ax.axhline(
+                final, color="#7b1fa2", linestyle=":", linewidth=1, label=f"final ε = {final:.3g}"
+            )
         ax.set_xlabel("round")
         ax.set_ylabel("ε")
         delta = privacy.get("delta")

@@ -45,15 +45,29 @@ from fedrisk.model_io import FederatedLogisticModel, as_feature_matrix, load_mod
 SCORECARD_FORMAT = "fedrisk-scorecard-v1"
 JSON_FILE = "scorecard.json"
 CSV_FILE = "scorecard.csv"
-CSV_FIELDS = ("kind", "feature", "coefficient", "points_per_unit", "bin", "lower", "upper",
-              "median", "count", "points")
-RUN_NOTE = ("No binned table: the raw training rows are the banks' and never leave them. "
-            "Use the continuous form (score = base_points + sum of points_per_unit x raw "
-            "value), or call fedrisk.evaluation.scorecard.build_scorecard(model, "
-            "reference_X=...) on rows you hold to print a binned table.")
-CONVENTION = ("score = offset + factor * ln(odds good:bad); factor = pdo / ln 2; "
-              "offset = base_score - factor * ln(base_odds); "
-              "score(x) = base_points + sum_j points_per_unit[j] * x[j] (raw feature values)")
+CSV_FIELDS = (
+    "kind",
+    "feature",
+    "coefficient",
+    "points_per_unit",
+    "bin",
+    "lower",
+    "upper",
+    "median",
+    "count",
+    "points",
+)
+RUN_NOTE = (
+    "No binned table: the raw training rows are the banks' and never leave them. "
+    "Use the continuous form (score = base_points + sum of points_per_unit x raw "
+    "value), or call fedrisk.evaluation.scorecard.build_scorecard(model, "
+    "reference_X=...) on rows you hold to print a binned table."
+)
+CONVENTION = (
+    "score = offset + factor * ln(odds good:bad); factor = pdo / ln 2; "
+    "offset = base_score - factor * ln(base_odds); "
+    "score(x) = base_points + sum_j points_per_unit[j] * x[j] (raw feature values)"
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +98,7 @@ class Scorecard:
         return tuple(self.points_per_unit)
 
 
-def scaling(base_score: float = 600, base_odds: float = 50,
-            pdo: float = 20) -> tuple[float, float]:
+def scaling(base_score: float = 600, base_odds: float = 50, pdo: float = 20) -> tuple[float, float]:
     """``(factor, offset)`` of the convention; ValueError on unusable settings."""
     for name, v in (("base_score", base_score), ("base_odds", base_odds), ("pdo", pdo)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -98,19 +111,32 @@ def scaling(base_score: float = 600, base_odds: float = 50,
     return factor, base_score - factor * math.log(base_odds)
 
 
-def build_scorecard(model: FederatedLogisticModel, *, base_score: float = 600,
-                    base_odds: float = 50, pdo: float = 20, reference_X: Any = None,
-                    n_bins: int = 5, note: str | None = None) -> Scorecard:
+def build_scorecard(
+    model: FederatedLogisticModel,
+    *,
+    base_score: float = 600,
+    base_odds: float = 50,
+    pdo: float = 20,
+    reference_X: Any = None,
+    n_bins: int = 5,
+    note: str | None = None,
+) -> Scorecard:
     """The scorecard of ``model``; with ``reference_X`` (raw rows) also a binned table."""
     factor, offset = scaling(base_score, base_odds, pdo)
     names = model.feature_names_
     ppu = {n: float(-factor * w) for n, w in zip(names, model.coef_)}
     card = Scorecard(
-        base_score=float(base_score), base_odds=float(base_odds), pdo=float(pdo),
-        factor=factor, offset=offset, base_points=offset - factor * model.intercept_,
+        base_score=float(base_score),
+        base_odds=float(base_odds),
+        pdo=float(pdo),
+        factor=factor,
+        offset=offset,
+        base_points=offset - factor * model.intercept_,
         points_per_unit=ppu,
         coefficients={n: float(w) for n, w in zip(names, model.coef_)},
-        intercept=float(model.intercept_), note=note)
+        intercept=float(model.intercept_),
+        note=note,
+    )
     if reference_X is None:
         return card
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
@@ -121,8 +147,14 @@ def build_scorecard(model: FederatedLogisticModel, *, base_score: float = 600,
     bins = [row for j, n in enumerate(names) for row in _feature_bins(n, R[:, j], ppu[n], n_bins)]
     card = replace(card, bins=bins)
     err = np.abs(score_binned(card, R) - score(card, R))
-    return replace(card, bin_error={"max_abs": float(err.max()), "mean_abs": float(err.mean()),
-                                    "p99_abs": float(np.quantile(err, 0.99))})
+    return replace(
+        card,
+        bin_error={
+            "max_abs": float(err.max()),
+            "mean_abs": float(err.mean()),
+            "p99_abs": float(np.quantile(err, 0.99)),
+        },
+    )
 
 
 def score(scorecard: Scorecard, X: Any) -> np.ndarray:
@@ -152,20 +184,33 @@ def write_scorecard(scorecard: Scorecard, folder: Path) -> tuple[Path, Path]:
     """Write ``scorecard.json`` and ``scorecard.csv`` into ``folder``; return both paths."""
     folder = Path(folder)
     json_path, csv_path = folder / JSON_FILE, folder / CSV_FILE
-    json_path.write_text(json.dumps(_to_json(scorecard), indent=2, allow_nan=False) + "\n",
-                         encoding="utf-8")
+    json_path.write_text(
+        json.dumps(_to_json(scorecard), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
     coef = scorecard.coefficients or {}
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         w.writeheader()
-        w.writerow({"kind": "base", "coefficient": _num(scorecard.intercept),
-                    "points": _num(scorecard.base_points)})
+        w.writerow(
+            {
+                "kind": "base",
+                "coefficient": _num(scorecard.intercept),
+                "points": _num(scorecard.base_points),
+            }
+        )
         for name, ppu in scorecard.points_per_unit.items():
-            w.writerow({"kind": "feature", "feature": name, "coefficient": _num(coef.get(name)),
-                        "points_per_unit": _num(ppu)})
+            w.writerow(
+                {
+                    "kind": "feature",
+                    "feature": name,
+                    "coefficient": _num(coef.get(name)),
+                    "points_per_unit": _num(ppu),
+                }
+            )
         for b in scorecard.bins or ():
-            w.writerow({"kind": "bin", **{k: _num(v) if isinstance(v, float) else v
-                                          for k, v in b.items()}})
+            w.writerow(
+                {"kind": "bin", **{k: _num(v) if isinstance(v, float) else v for k, v in b.items()}}
+            )
     return json_path, csv_path
 
 
@@ -179,8 +224,9 @@ def read_scorecard(path: Path) -> Scorecard:
     except FileNotFoundError:
         raise InputError(f"{path}: no such scorecard file") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a valid scorecard file (not JSON: "
-                         f"{' '.join(str(exc).split())})") from None
+        raise InputError(
+            f"{path}: not a valid scorecard file (not JSON: {' '.join(str(exc).split())})"
+        ) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {' '.join(str(exc).split())}") from None
     return _from_json(raw, str(path))
@@ -192,6 +238,7 @@ def write_run_scorecard(stage: Path) -> tuple[Path, Path]:
 
 
 # --- internals --------------------------------------------------------------------------------
+
 
 def _feature_bins(name: str, col: np.ndarray, ppu: float, n_bins: int) -> list[dict]:
     """Bins of one feature's reference values: lower/upper are the smallest and largest
@@ -208,9 +255,17 @@ def _feature_bins(name: str, col: np.ndarray, ppu: float, n_bins: int) -> list[d
         if members.size == 0:  # a quantile edge inside a gap of the data: nothing to show
             continue
         median = float(np.median(members))
-        rows.append({"feature": name, "bin": len(rows) + 1, "lower": float(members.min()),
-                     "upper": float(members.max()), "median": median,
-                     "count": int(members.size), "points": int(round(ppu * median))})
+        rows.append(
+            {
+                "feature": name,
+                "bin": len(rows) + 1,
+                "lower": float(members.min()),
+                "upper": float(members.max()),
+                "median": median,
+                "count": int(members.size),
+                "points": int(round(ppu * median)),
+            }
+        )
     return rows
 
 
@@ -219,11 +274,17 @@ def _to_json(card: Scorecard) -> dict[str, Any]:
     return {
         "format": SCORECARD_FORMAT,
         "convention": CONVENTION,
-        "base_score": card.base_score, "base_odds": card.base_odds, "pdo": card.pdo,
-        "factor": card.factor, "offset": card.offset,
-        "intercept": card.intercept, "base_points": card.base_points,
-        "features": [{"name": n, "coefficient": coef.get(n), "points_per_unit": p}
-                     for n, p in card.points_per_unit.items()],
+        "base_score": card.base_score,
+        "base_odds": card.base_odds,
+        "pdo": card.pdo,
+        "factor": card.factor,
+        "offset": card.offset,
+        "intercept": card.intercept,
+        "base_points": card.base_points,
+        "features": [
+            {"name": n, "coefficient": coef.get(n), "points_per_unit": p}
+            for n, p in card.points_per_unit.items()
+        ],
         "bins": card.bins,
         "bin_error": card.bin_error,
         "note": card.note,
@@ -234,8 +295,9 @@ def _from_json(raw: Any, where: str) -> Scorecard:
     if not isinstance(raw, dict):
         raise InputError(f"{where}: not a fedrisk scorecard (expected a JSON object)")
     if raw.get("format") != SCORECARD_FORMAT:
-        raise InputError(f"{where}: format: expected {SCORECARD_FORMAT!r}, "
-                         f"got {raw.get('format')!r}")
+        raise InputError(
+            f"{where}: format: expected {SCORECARD_FORMAT!r}, got {raw.get('format')!r}"
+        )
     nums = {}
     for key in ("base_score", "base_odds", "pdo", "factor", "offset", "base_points"):
         nums[key] = _number(raw.get(key), f"{where}: {key}")
@@ -243,36 +305,63 @@ def _from_json(raw: Any, where: str) -> Scorecard:
         factor, offset = scaling(nums["base_score"], nums["base_odds"], nums["pdo"])
     except ValueError as exc:
         raise InputError(f"{where}: {exc}") from None
-    if not (math.isclose(factor, nums["factor"], rel_tol=1e-9)
-            and math.isclose(offset, nums["offset"], rel_tol=1e-9, abs_tol=1e-9)):
-        raise InputError(f"{where}: factor/offset do not match base_score, base_odds and pdo "
-                         "(edited by hand?); rebuild the scorecard")
+    if not (
+        math.isclose(factor, nums["factor"], rel_tol=1e-9)
+        and math.isclose(offset, nums["offset"], rel_tol=1e-9, abs_tol=1e-9)
+    ):
+        raise InputError(
+            f"{where}: factor/offset do not match base_score, base_odds and pdo "
+            "(edited by hand?); rebuild the scorecard"
+        )
     feats = raw.get("features")
-    if not isinstance(feats, list) or not feats or not all(
-            isinstance(f, dict) and isinstance(f.get("name"), str) for f in feats):
-        raise InputError(f"{where}: features: expected a non-empty list of "
-                         "{\"name\", \"coefficient\", \"points_per_unit\"} objects")
+    if (
+        not isinstance(feats, list)
+        or not feats
+        or not all(isinstance(f, dict) and isinstance(f.get("name"), str) for f in feats)
+    ):
+        raise InputError(
+            f"{where}: features: expected a non-empty list of "
+            '{"name", "coefficient", "points_per_unit"} objects'
+        )
     names = [f["name"] for f in feats]
     if len(set(names)) != len(names):
         raise InputError(f"{where}: features: names must be unique")
-    ppu = {f["name"]: _number(f.get("points_per_unit"), f"{where}: features.{f['name']}")
-           for f in feats}
+    ppu = {
+        f["name"]: _number(f.get("points_per_unit"), f"{where}: features.{f['name']}")
+        for f in feats
+    }
     coefs = None
     if all(f.get("coefficient") is not None for f in feats):
-        coefs = {f["name"]: _number(f["coefficient"], f"{where}: features.{f['name']}")
-                 for f in feats}
+        coefs = {
+            f["name"]: _number(f["coefficient"], f"{where}: features.{f['name']}") for f in feats
+        }
     intercept = raw.get("intercept")
     if intercept is not None:
         intercept = _number(intercept, f"{where}: intercept")
     bins = raw.get("bins")
-    if bins is not None and not (isinstance(bins, list) and all(
-            isinstance(b, dict) and b.get("feature") in ppu
-            and isinstance(b.get("points"), int) and isinstance(b.get("lower"), (int, float))
-            for b in bins)):
-        raise InputError(f"{where}: bins: expected null or a list of bin rows "
-                         "(feature, bin, lower, upper, median, count, points)")
-    return Scorecard(**nums, points_per_unit=ppu, bins=bins, coefficients=coefs,
-                     intercept=intercept, bin_error=raw.get("bin_error"), note=raw.get("note"))
+    if bins is not None and not (
+        isinstance(bins, list)
+        and all(
+            isinstance(b, dict)
+            and b.get("feature") in ppu
+            and isinstance(b.get("points"), int)
+            and isinstance(b.get("lower"), (int, float))
+            for b in bins
+        )
+    ):
+        raise InputError(
+            f"{where}: bins: expected null or a list of bin rows "
+            "(feature, bin, lower, upper, median, count, points)"
+        )
+    return Scorecard(
+        **nums,
+        points_per_unit=ppu,
+        bins=bins,
+        coefficients=coefs,
+        intercept=intercept,
+        bin_error=raw.get("bin_error"),
+        note=raw.get("note"),
+    )
 
 
 def _number(v: Any, where: str) -> float:

@@ -10,5 +10,12 @@
 - :mod:`.checkpoint`: per-round checkpoints of both sides and the resumed round loop.
 """
 
-__all__ = ["checkpoint", "engines", "faults", "participation", "recorder", "recording_grid",
-           "transcript"]
+__all__ = [
+    "checkpoint",
+    "engines",
+    "faults",
+    "participation",
+    "recorder",
+    "recording_grid",
+    "transcript",
+]

@@ -87,8 +87,10 @@ class Checkpoint:
         n = int(self.server["recorder"]["transcript_entries"])
         lines = (self.folder / TRANSCRIPT_FILE).read_text(encoding="utf-8").splitlines()
         if len(lines) < n:
-            raise InputError(f"{self.folder}: the transcript log has {len(lines)} rows, the "
-                             f"checkpoint counted {n}; the checkpoint is damaged")
+            raise InputError(
+                f"{self.folder}: the transcript log has {len(lines)} rows, the "
+                f"checkpoint counted {n}; the checkpoint is damaged"
+            )
         return [json.loads(line) for line in lines[:n]]
 
     @property
@@ -97,31 +99,51 @@ class Checkpoint:
         return {int(node): party for node, party in self.server["party_of"].items()}
 
     def bank_states(self) -> dict[int, RecordDict]:
-        return {int(node): records_from_text(text)
-                for node, text in self.banks["states"].items()}
+        return {int(node): records_from_text(text) for node, text in self.banks["states"].items()}
 
 
-def write_checkpoint(folder: Path, *, rnd: int, scenario_toml: str, scenario_path: str,
-                     arrays: ArrayRecord, strategy_state: dict, data_fingerprint: dict,
-                     recorder_state: dict, party_of: dict[int, str],
-                     bank_states: dict[int, RecordDict], bank_keys: dict | None) -> None:
+def write_checkpoint(
+    folder: Path,
+    *,
+    rnd: int,
+    scenario_toml: str,
+    scenario_path: str,
+    arrays: ArrayRecord,
+    strategy_state: dict,
+    data_fingerprint: dict,
+    recorder_state: dict,
+    party_of: dict[int, str],
+    bank_states: dict[int, RecordDict],
+    bank_keys: dict | None,
+) -> None:
     """Save both sides after round ``rnd`` (banks first: a crash between the two writes
     leaves banks one round ahead, which the aggregator's resend tolerates)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_json_atomic(folder / BANKS_FILE, private=True, obj={
-        "format": FORMAT, "round": rnd,
-        "states": {str(n): records_to_text(st) for n, st in bank_states.items()},
-        "keys": bank_keys,
-    })
-    write_json_atomic(folder / SERVER_FILE, {
-        "format": FORMAT, "round": rnd,
-        # the scenario as run (overrides applied); its path resolves relative data paths
-        "scenario_path": scenario_path, "scenario_toml": scenario_toml,
-        "data_fingerprint": data_fingerprint,  # each bank's rows: resume checks them
-        "arrays": records_to_text(RecordDict({"arrays": arrays})),
-        "strategy": strategy_state, "recorder": recorder_state,
-        "party_of": {str(n): p for n, p in party_of.items()},
-    })
+    write_json_atomic(
+        folder / BANKS_FILE,
+        private=True,
+        obj={
+            "format": FORMAT,
+            "round": rnd,
+            "states": {str(n): records_to_text(st) for n, st in bank_states.items()},
+            "keys": bank_keys,
+        },
+    )
+    write_json_atomic(
+        folder / SERVER_FILE,
+        {
+            "format": FORMAT,
+            "round": rnd,
+            # the scenario as run (overrides applied); its path resolves relative data paths
+            "scenario_path": scenario_path,
+            "scenario_toml": scenario_toml,
+            "data_fingerprint": data_fingerprint,  # each bank's rows: resume checks them
+            "arrays": records_to_text(RecordDict({"arrays": arrays})),
+            "strategy": strategy_state,
+            "recorder": recorder_state,
+            "party_of": {str(n): p for n, p in party_of.items()},
+        },
+    )
 
 
 def read_checkpoint(folder: Path, where: str) -> Checkpoint:
@@ -130,26 +152,47 @@ def read_checkpoint(folder: Path, where: str) -> Checkpoint:
         server = json.loads((folder / SERVER_FILE).read_text(encoding="utf-8"))
         banks = json.loads((folder / BANKS_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{where}: no checkpoint found (an interrupted fedrisk run leaves "
-                         f"one in {folder})") from None
+        raise InputError(
+            f"{where}: no checkpoint found (an interrupted fedrisk run leaves one in {folder})"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InputError(f"{where}: the checkpoint in {folder} is damaged") from None
     except OSError as exc:
-        raise InputError(f"{where}: cannot read the checkpoint in {folder}: "
-                         f"{exc.strerror}") from None
-    if not isinstance(server, dict) or not isinstance(banks, dict) or \
-            server.get("format") != FORMAT or banks.get("format") != FORMAT:
+        raise InputError(
+            f"{where}: cannot read the checkpoint in {folder}: {exc.strerror}"
+        ) from None
+    if (
+        not isinstance(server, dict)
+        or not isinstance(banks, dict)
+        or server.get("format") != FORMAT
+        or banks.get("format") != FORMAT
+    ):
         raise InputError(f"{where}: the checkpoint in {folder} is not a {FORMAT} file")
-    missing = [k for k in ("round", "scenario_toml", "scenario_path", "arrays", "strategy",
-                           "recorder", "party_of") if k not in server]
+    missing = [
+        k
+        for k in (
+            "round",
+            "scenario_toml",
+            "scenario_path",
+            "arrays",
+            "strategy",
+            "recorder",
+            "party_of",
+        )
+        if k not in server
+    ]
     if missing or "states" not in banks or "round" not in banks:
-        raise InputError(f"{where}: the checkpoint in {folder} is damaged (missing "
-                         f"{', '.join(missing) or 'the banks state'})")
+        raise InputError(
+            f"{where}: the checkpoint in {folder} is damaged (missing "
+            f"{', '.join(missing) or 'the banks state'})"
+        )
     # banks are saved first, so they may be one round ahead, never behind
     if banks["round"] not in (server["round"], server["round"] + 1):
-        raise InputError(f"{where}: the checkpoint in {folder} is inconsistent: the banks' "
-                         f"state is from round {banks['round']}, the aggregator's from "
-                         f"round {server['round']}")
+        raise InputError(
+            f"{where}: the checkpoint in {folder} is inconsistent: the banks' "
+            f"state is from round {banks['round']}, the aggregator's from "
+            f"round {server['round']}"
+        )
     return Checkpoint(folder, server, banks)
 
 
@@ -165,20 +208,24 @@ class ResumedStrategy(Strategy):
     def __init__(self, inner: Strategy, offset: int) -> None:
         self.inner, self.offset = inner, offset
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid) -> Iterable[Message]:
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         return self.inner.configure_train(server_round + self.offset, arrays, config, grid)
 
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]
-                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         return self.inner.aggregate_train(server_round + self.offset, replies)
 
-    def configure_evaluate(self, server_round: int, arrays: ArrayRecord,
-                           config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         return self.inner.configure_evaluate(server_round + self.offset, arrays, config, grid)
 
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
-                           ) -> MetricRecord | None:
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
         return self.inner.aggregate_evaluate(server_round + self.offset, replies)
 
     def summary(self) -> None:
@@ -196,14 +243,15 @@ class TranscriptLog:
         self.path = folder / TRANSCRIPT_FILE
         self.written = kept
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        rows = self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:kept] \
-            if kept else []
+        rows = (
+            self.path.read_text(encoding="utf-8").splitlines(keepends=True)[:kept] if kept else []
+        )
         tmp = self.path.with_name(TRANSCRIPT_FILE + ".tmp")
         tmp.write_text("".join(rows), encoding="utf-8")
         os.replace(tmp, self.path)  # an interruption here leaves the old log whole
 
     def append(self, entries: list) -> None:
-        new = entries[self.written:]
+        new = entries[self.written :]
         if new:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(asdict(e)) + "\n" for e in new)
@@ -212,6 +260,14 @@ class TranscriptLog:
         self.written = len(entries)
 
 
-__all__ = ["BANKS_FILE", "Checkpoint", "ResumedStrategy", "SERVER_FILE", "TranscriptLog",
-           "read_checkpoint",
-           "records_from_text", "records_to_text", "write_checkpoint"]
+__all__ = [
+    "BANKS_FILE",
+    "Checkpoint",
+    "ResumedStrategy",
+    "SERVER_FILE",
+    "TranscriptLog",
+    "read_checkpoint",
+    "records_from_text",
+    "records_to_text",
+    "write_checkpoint",
+]

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
@@ -56,16 +56,22 @@ class InProcessGrid(Grid):
     ``partition-id`` and ``num-partitions`` in its node config.
     """
 
-    def __init__(self, client_app: ClientApp, num_nodes: int, run_id: int = 1,
-                 workers: int | None = None,
-                 node_states: dict[int, RecordDict] | None = None) -> None:
+    def __init__(
+        self,
+        client_app: ClientApp,
+        num_nodes: int,
+        run_id: int = 1,
+        workers: int | None = None,
+        node_states: dict[int, RecordDict] | None = None,
+    ) -> None:
         self._client_app = client_app
         # One party at a time by default: Flower's Array.numpy() parses array headers
         # with ast.literal_eval, which is not thread-safe on Python 3.11 (CPython
         # gh-106905: "AST constructor recursion depth mismatch"). Paillier work still
         # overlaps through the obfuscator thread, which parses nothing.
-        self._pool = ThreadPoolExecutor(max_workers=workers or 1,
-                                        thread_name_prefix="fedrisk-party")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or 1, thread_name_prefix="fedrisk-party"
+        )
         self._run = Run.create_empty(run_id)
         self._contexts = {
             FIRST_NODE_ID + i: Context(
@@ -75,7 +81,8 @@ class InProcessGrid(Grid):
                 # a node's state persists across its messages, as on a SuperNode; the
                 # caller may hand in the dict (checkpoints read and restore it)
                 state=node_states.setdefault(FIRST_NODE_ID + i, RecordDict())
-                if node_states is not None else RecordDict(),
+                if node_states is not None
+                else RecordDict(),
                 run_config={},
             )
             for i in range(num_nodes)
@@ -93,8 +100,14 @@ class InProcessGrid(Grid):
     def run(self) -> Run:
         return self._run
 
-    def create_message(self, content: RecordDict, message_type: str, dst_node_id: int,
-                       group_id: str, ttl: float | None = None) -> Message:
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
     def get_node_ids(self) -> Iterable[int]:
@@ -118,8 +131,11 @@ class InProcessGrid(Grid):
         # With workers > 1 parties work at the same time, as separate banks would;
         # results cannot depend on the interleaving: each party has its own context and
         # generator, and the server aggregates in party order.
-        replies = list(self._pool.map(self._deliver, batch)) if len(batch) > 1 \
+        replies = (
+            list(self._pool.map(self._deliver, batch))
+            if len(batch) > 1
             else [self._deliver(m) for m in batch]
+        )
         for msg, (reply, seconds) in zip(batch, replies):
             reply.metadata.__dict__["_message_id"] = self._next_id()
             # Parties work side by side in a real federation: each reply is late or not
@@ -134,20 +150,26 @@ class InProcessGrid(Grid):
         try:
             reply = self._client_app(delivered, self._contexts[msg.metadata.dst_node_id])
         except Exception as exc:  # a failing party must not crash the server
-            reply = Message(Error(code=0, reason=f"{type(exc).__name__}: {exc}"),
-                            reply_to=delivered)
+            reply = Message(
+                Error(code=0, reason=f"{type(exc).__name__}: {exc}"), reply_to=delivered
+            )
         return wire_copy(reply), time.perf_counter() - started
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [self._replies.pop(i) for i in list(message_ids) if i in self._replies]
 
-    def send_and_receive(self, messages: Iterable[Message], *,
-                         timeout: float | None = None) -> Iterable[Message]:
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
         return self.pull_messages(self._push(messages, timeout))
 
 
-def run_inprocess(server_app: ServerApp, client_app: ClientApp, num_nodes: int,
-                  node_states: dict[int, RecordDict] | None = None) -> None:
+def run_inprocess(
+    server_app: ServerApp,
+    client_app: ClientApp,
+    num_nodes: int,
+    node_states: dict[int, RecordDict] | None = None,
+) -> None:
     """Drive the apps with :class:`InProcessGrid`."""
     grid = InProcessGrid(client_app, num_nodes, node_states=node_states)
     try:
@@ -156,13 +178,18 @@ def run_inprocess(server_app: ServerApp, client_app: ClientApp, num_nodes: int,
         grid.close()
 
 
-def run_server(server_app: ServerApp, grid: "InProcessGrid") -> None:
+def run_server(server_app: ServerApp, grid: InProcessGrid) -> None:
     # Message() reads the sender's identity from TaskIdentity, as under run_simulation.
     TaskIdentity.task_id = 1
     TaskIdentity.run_id = grid.run.run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID
-    context = Context(run_id=grid.run.run_id, node_id=SUPERLINK_NODE_ID, node_config={},
-                      state=RecordDict(), run_config={})
+    context = Context(
+        run_id=grid.run.run_id,
+        node_id=SUPERLINK_NODE_ID,
+        node_config={},
+        state=RecordDict(),
+        run_config={},
+    )
     server_app(grid, context)
 
 
@@ -171,22 +198,36 @@ def run_ray_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: 
     try:  # optional extra: Ray is not installed with fedrisk's core
         import ray  # noqa: F401
     except ImportError:
-        raise InputError("federation.engine: 'simulation' needs Ray; install it with "
-                         "pip install -e '.[simulation]'") from None
+        raise InputError(
+            "federation.engine: 'simulation' needs Ray; install it with "
+            "pip install -e '.[simulation]'"
+        ) from None
     from flwr.simulation import run_simulation  # optional extra: it needs Ray
 
     backend_config = {
         "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-        "init_args": {"num_cpus": max(1, min(2, os.cpu_count() or 1)),
-                      "include_dashboard": False, "logging_level": logging.ERROR,
-                      "log_to_driver": False},
+        "init_args": {
+            "num_cpus": max(1, min(2, os.cpu_count() or 1)),
+            "include_dashboard": False,
+            "logging_level": logging.ERROR,
+            "log_to_driver": False,
+        },
     }
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=num_nodes,
-                   backend_config=backend_config)
+    run_simulation(
+        server_app=server_app,
+        client_app=client_app,
+        num_supernodes=num_nodes,
+        backend_config=backend_config,
+    )
 
 
-def run_engine(engine: str, server_app: ServerApp, client_app: ClientApp,
-               num_nodes: int, node_states: dict[int, RecordDict] | None = None) -> float:
+def run_engine(
+    engine: str,
+    server_app: ServerApp,
+    client_app: ClientApp,
+    num_nodes: int,
+    node_states: dict[int, RecordDict] | None = None,
+) -> float:
     """Run the apps on ``engine``; return wall seconds.
 
     ``node_states`` (in-process only): the parties' Flower context states, by node id,
@@ -198,10 +239,10 @@ def run_engine(engine: str, server_app: ServerApp, client_app: ClientApp,
     elif engine == "simulation":
         run_ray_simulation(server_app, client_app, num_nodes)
     else:
-        raise InputError(f"federation.engine: {engine!r} is not allowed; allowed: "
-                         + ", ".join(ENGINES))
+        raise InputError(
+            f"federation.engine: {engine!r} is not allowed; allowed: " + ", ".join(ENGINES)
+        )
     return time.perf_counter() - started
 
 
-__all__ = ["ENGINES", "FIRST_NODE_ID", "InProcessGrid", "quiet_flower", "run_engine",
-           "wire_copy"]
+__all__ = ["ENGINES", "FIRST_NODE_ID", "InProcessGrid", "quiet_flower", "run_engine", "wire_copy"]

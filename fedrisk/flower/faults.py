@@ -30,9 +30,15 @@ DROPPED = 1100  # Error.code of an injected dropout (Flower's own codes are belo
 
 # Errors the transport reports when a party is gone: treated as dropouts, not as faults
 # of the protocol.
-LOST_PARTY_CODES = frozenset({DROPPED, ErrorCode.MESSAGE_UNAVAILABLE,
-                              ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
-                              ErrorCode.NODE_UNAVAILABLE, ErrorCode.CLIENT_APP_CRASHED})
+LOST_PARTY_CODES = frozenset(
+    {
+        DROPPED,
+        ErrorCode.MESSAGE_UNAVAILABLE,
+        ErrorCode.REPLY_MESSAGE_UNAVAILABLE,
+        ErrorCode.NODE_UNAVAILABLE,
+        ErrorCode.CLIENT_APP_CRASHED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class FaultPlan:
     straggler_delay: float = 0.0
 
     @classmethod
-    def from_scenario(cls, s) -> "FaultPlan":
+    def from_scenario(cls, s) -> FaultPlan:
         f = s.federation
         return cls(s.seed, f.dropout, f.stragglers, f.straggler_delay)
 
@@ -54,12 +60,16 @@ class FaultPlan:
         return self.dropout > 0 or (self.stragglers > 0 and self.straggler_delay > 0)
 
     def drops(self, party: int, rnd: int) -> bool:
-        return self.dropout > 0 and \
-            np.random.default_rng([self.seed, 8, party, rnd]).random() < self.dropout
+        return (
+            self.dropout > 0
+            and np.random.default_rng([self.seed, 8, party, rnd]).random() < self.dropout
+        )
 
     def delay(self, party: int, rnd: int) -> float:
-        late = self.stragglers > 0 and \
-            np.random.default_rng([self.seed, 9, party, rnd]).random() < self.stragglers
+        late = (
+            self.stragglers > 0
+            and np.random.default_rng([self.seed, 9, party, rnd]).random() < self.stragglers
+        )
         return self.straggler_delay if late else 0.0
 
 
@@ -81,8 +91,10 @@ def fault_mod(plan: FaultPlan, round_of, does_work=lambda msg: True):
             return call_next(msg, context)
         party = int(context.node_config["partition-id"])
         if plan.drops(party, rnd):
-            return Message(Error(code=DROPPED, reason=f"dropped out of round {rnd} "
-                                 "(federation.dropout)"), reply_to=msg)
+            return Message(
+                Error(code=DROPPED, reason=f"dropped out of round {rnd} (federation.dropout)"),
+                reply_to=msg,
+            )
         pause = plan.delay(party, rnd)
         if pause:
             time.sleep(pause)
@@ -95,8 +107,9 @@ def is_lost(msg: Message) -> bool:
     return msg.has_error() and msg.error.code in LOST_PARTY_CODES
 
 
-def answered(rnd: int, replies: list[Message], min_parties: int, *,
-             asked: int | None = None) -> list[Message]:
+def answered(
+    rnd: int, replies: list[Message], min_parties: int, *, asked: int | None = None
+) -> list[Message]:
     """The usable replies of round ``rnd``; raise if a party broke the protocol or too
     few answered.
 
@@ -115,5 +128,4 @@ def answered(rnd: int, replies: list[Message], min_parties: int, *,
     return ok
 
 
-__all__ = ["DROPPED", "FaultPlan", "LOST_PARTY_CODES", "answered",
-           "fault_mod", "is_lost"]
+__all__ = ["DROPPED", "FaultPlan", "LOST_PARTY_CODES", "answered", "fault_mod", "is_lost"]

@@ -16,20 +16,26 @@ from dataclasses import dataclass
 from fedrisk.flower.transcript import SERVER, UPDATE_KINDS, TranscriptEntry
 
 # messages that make a bank train: plain, Paillier (first round / later rounds), SecAgg+
-TRAIN_INSTRUCTIONS = frozenset({"global_model", "round_start", "encrypted_aggregate",
-                                "global_model_and_key_shares"})
+TRAIN_INSTRUCTIONS = frozenset(
+    {"global_model", "round_start", "encrypted_aggregate", "global_model_and_key_shares"}
+)
 
 
 @dataclass(frozen=True)
 class Participation:
-    rounds: int                                 # rounds the run completed
-    asked: dict[str, tuple[int, ...]]           # party -> rounds it was asked to train
-    dropped: dict[str, tuple[int, ...]]         # party -> rounds it dropped out of
-    answered: dict[str, tuple[int, ...]]        # party -> rounds its update arrived
+    rounds: int  # rounds the run completed
+    asked: dict[str, tuple[int, ...]]  # party -> rounds it was asked to train
+    dropped: dict[str, tuple[int, ...]]  # party -> rounds it dropped out of
+    answered: dict[str, tuple[int, ...]]  # party -> rounds its update arrived
 
     @classmethod
-    def from_transcript(cls, entries: Iterable[TranscriptEntry], parties: Iterable[str],
-                        rounds: int, server: str = SERVER) -> "Participation":
+    def from_transcript(
+        cls,
+        entries: Iterable[TranscriptEntry],
+        parties: Iterable[str],
+        rounds: int,
+        server: str = SERVER,
+    ) -> Participation:
         asked = {p: set() for p in parties}
         dropped = {p: set() for p in asked}
         answered = {p: set() for p in asked}
@@ -43,8 +49,10 @@ class Participation:
                     dropped[e.sender].add(e.round)
                 elif e.what in UPDATE_KINDS:
                     answered[e.sender].add(e.round)
-        return cls(rounds, *({p: tuple(sorted(r)) for p, r in d.items()}
-                             for d in (asked, dropped, answered)))
+        return cls(
+            rounds,
+            *({p: tuple(sorted(r)) for p, r in d.items()} for d in (asked, dropped, answered)),
+        )
 
     def trained(self, party: str) -> tuple[int, ...]:
         """Rounds ``party`` trained in (privacy cost), in order: every round it was
@@ -62,8 +70,10 @@ class Participation:
         out = {}
         for p in self.asked:
             dropped = set(self.dropped[p]) - set(self.answered[p])
-            out[p] = {"asked": len(self.asked[p]), "answered": len(self.answered[p]),
-                      "dropped": len(dropped),
-                      "lost_or_late": len(set(self.asked[p]) - set(self.answered[p])
-                                          - dropped)}
+            out[p] = {
+                "asked": len(self.asked[p]),
+                "answered": len(self.answered[p]),
+                "dropped": len(dropped),
+                "lost_or_late": len(set(self.asked[p]) - set(self.answered[p]) - dropped),
+            }
         return out

@@ -43,8 +43,11 @@ class ServerRecorder:
     banks' side of the harness to decode afterwards.
     """
 
-    def __init__(self, evaluate_params: Callable[[np.ndarray], dict[str, float]] | None,
-                 on_round: Callable[[int, dict[str, float]], None] | None = None) -> None:
+    def __init__(
+        self,
+        evaluate_params: Callable[[np.ndarray], dict[str, float]] | None,
+        on_round: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
         self.evaluate_params = evaluate_params
         self.on_round = on_round or (lambda rnd, metrics: None)
         self.transcript = Transcript()
@@ -55,7 +58,7 @@ class ServerRecorder:
         self.error: BaseException | None = None
         self.server_name = "server"  # who receives replies (the bank, in vertical runs)
         self.on_checkpoint: Callable[[int, ArrayRecord], None] | None = None
-        self.strategy: Any = None     # the aggregation strategy (its state is checkpointed)
+        self.strategy: Any = None  # the aggregation strategy (its state is checkpointed)
         self.party_of: dict[int, str] = {}  # node id -> party, from the identify handshake
         # the replies that carry a bank's update (a round's other replies, e.g. SecAgg+
         # key exchange, do not count as answering it); None: every reply but errors
@@ -82,10 +85,13 @@ class ServerRecorder:
         """The recorder as JSON-able values. Checkpoints append the transcript to a file
         of its own instead (``with_transcript=False``): rewriting it every round would
         cost rounds² time."""
-        state = {"rounds": [vars(r) for r in self.rounds],
-                 "transcript_entries": len(self.transcript.entries),
-                 "opaque": {str(r): records_to_text(RecordDict({"a": rec}))
-                            for r, rec in self.opaque.items()}}
+        state = {
+            "rounds": [vars(r) for r in self.rounds],
+            "transcript_entries": len(self.transcript.entries),
+            "opaque": {
+                str(r): records_to_text(RecordDict({"a": rec})) for r, rec in self.opaque.items()
+            },
+        }
         if with_transcript:
             state["transcript"] = [dict(vars(e)) for e in self.transcript.entries]
         return state
@@ -104,11 +110,18 @@ class ServerRecorder:
         """Close round ``rnd``: its replies, bytes and seconds, for rounds.csv."""
         now = time.perf_counter()
         kinds = self.update_kinds
-        replies = len({e.sender for e in self.transcript.entries
-                       if e.round == rnd and e.receiver == self.server_name
-                       and (e.what in kinds if kinds else e.what not in NOT_ANSWERS)})
-        self.rounds.append(RoundLog(rnd, replies, self.transcript.bytes_in_round(rnd),
-                                    now - self._last, metrics))
+        replies = len(
+            {
+                e.sender
+                for e in self.transcript.entries
+                if e.round == rnd
+                and e.receiver == self.server_name
+                and (e.what in kinds if kinds else e.what not in NOT_ANSWERS)
+            }
+        )
+        self.rounds.append(
+            RoundLog(rnd, replies, self.transcript.bytes_in_round(rnd), now - self._last, metrics)
+        )
         self._last = now
         self.on_round(rnd, metrics)
 

@@ -69,8 +69,9 @@ def message_round(msg: Message) -> int:
 class RecordingGrid(Grid):
     """Delegates to ``inner`` and records each message, in a deterministic order."""
 
-    def __init__(self, inner: Grid, transcript: Transcript, classify: Classifier,
-                 server_name: str = SERVER) -> None:
+    def __init__(
+        self, inner: Grid, transcript: Transcript, classify: Classifier, server_name: str = SERVER
+    ) -> None:
         self.inner = inner
         self.server_name = server_name  # "server" (aggregator), or the bank in vertical runs
         self.transcript = transcript
@@ -79,9 +80,14 @@ class RecordingGrid(Grid):
         self._round_of: dict[str, int] = {}  # instruction message id -> round
 
     # --- identity -------------------------------------------------------------------
-    def identify(self, expected: int, timeout: float = 120.0, *,
-                 quorum: int | None = None, reply_timeout: float | None = None
-                 ) -> dict[int, str]:
+    def identify(
+        self,
+        expected: int,
+        timeout: float = 120.0,
+        *,
+        quorum: int | None = None,
+        reply_timeout: float | None = None,
+    ) -> dict[int, str]:
         """Wait for ``expected`` nodes, then ask each which party it is (round 0).
 
         With a ``quorum`` the run may start without parties that never connected or
@@ -93,25 +99,32 @@ class RecordingGrid(Grid):
             if time.monotonic() > deadline:
                 if quorum is not None and len(nodes) >= quorum:
                     break
-                raise ProtocolError(f"round 0: only {len(nodes)} of {expected} parties "
-                                    f"connected within {timeout:.0f} s")
+                raise ProtocolError(
+                    f"round 0: only {len(nodes)} of {expected} parties "
+                    f"connected within {timeout:.0f} s"
+                )
             time.sleep(0.05)
-        msgs = [Message(RecordDict({"config": ConfigRecord({"server-round": 0})}), node,
-                        IDENTIFY) for node in nodes]
+        msgs = [
+            Message(RecordDict({"config": ConfigRecord({"server-round": 0})}), node, IDENTIFY)
+            for node in nodes
+        ]
         replies = list(self.inner.send_and_receive(msgs, timeout=reply_timeout))
         for reply in replies:
             if reply.has_error():
                 if quorum is not None and is_lost(reply):
                     continue
-                raise ProtocolError(f"round 0: node {reply.metadata.src_node_id} did not "
-                                    f"identify itself: {reply.error.reason}")
+                raise ProtocolError(
+                    f"round 0: node {reply.metadata.src_node_id} did not "
+                    f"identify itself: {reply.error.reason}"
+                )
             self.party_of[reply.metadata.src_node_id] = str(reply.content["identity"]["party"])
         self._record(msgs, to_server=False)
         self._record(replies, to_server=True)
         need = expected if quorum is None else quorum
         if len(self.party_of) < need:
-            raise QuorumError.too_few(0, f"{len(self.party_of)} of {expected} parties "
-                                      "identified themselves", need)
+            raise QuorumError.too_few(
+                0, f"{len(self.party_of)} of {expected} parties identified themselves", need
+            )
         return self.party_of
 
     def name(self, node_id: int) -> str:
@@ -143,8 +156,9 @@ class RecordingGrid(Grid):
         self._record(replies, to_server=True)
         return replies
 
-    def send_and_receive(self, messages: Iterable[Message], *,
-                         timeout: float | None = None) -> Iterable[Message]:
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
         messages = list(messages)
         self._record(messages, to_server=False)
         replies = list(self.inner.send_and_receive(messages, timeout=timeout))
@@ -163,17 +177,28 @@ class RecordingGrid(Grid):
         for msg in messages:
             if msg.metadata.message_type == IDENTIFY or not msg.has_content():
                 what, protection, readable = (
-                    ("identity", "plaintext", True) if msg.has_content()
-                    else (_error_kind(msg), "plaintext", True))
+                    ("identity", "plaintext", True)
+                    if msg.has_content()
+                    else (_error_kind(msg), "plaintext", True)
+                )
             else:
                 what, protection, readable = self.classify(msg, to_server)
             node = msg.metadata.src_node_id if to_server else msg.metadata.dst_node_id
-            sender, receiver = ((self.name(node), self.server_name) if to_server
-                                else (self.server_name, self.name(node)))
-            rnd = (self._round_of.pop(msg.metadata.reply_to_message_id, 0) if to_server
-                   else message_round(msg))
-            rows.append(TranscriptEntry(rnd, sender, receiver, what,
-                                        message_bytes(msg), protection, readable))
+            sender, receiver = (
+                (self.name(node), self.server_name)
+                if to_server
+                else (self.server_name, self.name(node))
+            )
+            rnd = (
+                self._round_of.pop(msg.metadata.reply_to_message_id, 0)
+                if to_server
+                else message_round(msg)
+            )
+            rows.append(
+                TranscriptEntry(
+                    rnd, sender, receiver, what, message_bytes(msg), protection, readable
+                )
+            )
         # engines deliver replies in any order; the transcript must not depend on it
         for row in sorted(rows, key=lambda r: (r.sender, r.receiver)):
             self.transcript.add(row)

@@ -29,8 +29,9 @@ def make_client_app(job: HorizontalJob, mods: list | None = None) -> ClientApp:
     return mode.implementation().client_app(job, faults, list(mods or []))
 
 
-def make_server_app(server_job: ServerJob, recorder: ServerRecorder,
-                    resume: Checkpoint | None = None) -> ServerApp:
+def make_server_app(
+    server_job: ServerJob, recorder: ServerRecorder, resume: Checkpoint | None = None
+) -> ServerApp:
     """The aggregator's ServerApp for the scenario's aggregation mode.
 
     ``resume`` (a :class:`~fedrisk.flower.checkpoint.Checkpoint`) continues an

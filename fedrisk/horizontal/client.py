@@ -23,14 +23,16 @@ def party_errors_mod(job: HorizontalJob):
             return call_next(msg, context)
         except Exception as exc:
             name = job.banks[int(context.node_config["partition-id"])].name
-            return Message(Error(code=1, reason=f"{name}: {type(exc).__name__}: {exc}"),
-                           reply_to=msg)
+            return Message(
+                Error(code=1, reason=f"{name}: {type(exc).__name__}: {exc}"), reply_to=msg
+            )
 
     return mod
 
 
-def fedavg_client_app(job: HorizontalJob, faults: FaultPlan, mods: list,
-                      handler: TrainHandler) -> ClientApp:
+def fedavg_client_app(
+    job: HorizontalJob, faults: FaultPlan, mods: list, handler: TrainHandler
+) -> ClientApp:
     """A bank's ClientApp: faults injected first, errors named, then ``mods`` (closest to
     the bank: tests tamper with what it sends), then ``handler`` for each round."""
     app = ClientApp(mods=[fault_mod(faults, message_round), party_errors_mod(job), *mods])

@@ -41,8 +41,15 @@ def server_noise_rng(seed: int, rnd: int) -> np.random.Generator:
     return np.random.default_rng([seed, 6, rnd])
 
 
-def bank_noise_share(seed: int, party: int, rnd: int, shape, noise_multiplier: float,
-                     clip_norm: float, participants: int) -> np.ndarray:
+def bank_noise_share(
+    seed: int,
+    party: int,
+    rnd: int,
+    shape,
+    noise_multiplier: float,
+    clip_norm: float,
+    participants: int,
+) -> np.ndarray:
     """One bank's share of the round's noise: the m shares sum to N(0, (z·C)²)."""
     rng = np.random.default_rng([seed, 7, party, rnd])
     return gaussian_noise(rng, shape, noise_multiplier * clip_norm / math.sqrt(participants))
@@ -56,8 +63,9 @@ class ClientDPFedAvg(BankFedAvg):
         self.plan, self.seed = plan, seed
         self.released_noise: dict[int, np.ndarray] = {}  # kept for the statistical tests
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid):
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ):
         self._global = arrays["params"].numpy()
         nodes = sample_banks(grid, self.seed, server_round, self.plan.sample_rate)
         self._asked = len(nodes)
@@ -66,16 +74,20 @@ class ClientDPFedAvg(BankFedAvg):
         return self._construct_messages(record, nodes, MessageType.TRAIN)
 
     def aggregate_train(self, server_round: int, replies):
-        ok = sorted(self.answered(server_round, replies, asked=self._asked),
-                    key=lambda m: int(m.content["metrics"]["partition-id"]))
+        ok = sorted(
+            self.answered(server_round, replies, asked=self._asked),
+            key=lambda m: int(m.content["metrics"]["partition-id"]),
+        )
         c, z = self.plan.clip_norm, self.plan.noise_multiplier
         total = np.zeros_like(self._global)
         for m in ok:
             delta = m.content["update"]["delta"].numpy()
             if np.linalg.norm(delta) > c * (1 + NORM_SLACK):
-                raise ProtocolError(f"round {server_round}: bank {m.content['metrics']['partition-id']} "
-                                    f"sent an update of norm {np.linalg.norm(delta):.4g} > "
-                                    f"clip norm {c:g}")
+                raise ProtocolError(
+                    f"round {server_round}: bank {m.content['metrics']['partition-id']} "
+                    f"sent an update of norm {np.linalg.norm(delta):.4g} > "
+                    f"clip norm {c:g}"
+                )
             total += delta
         noise = gaussian_noise(server_noise_rng(self.seed, server_round), total.shape, z * c)
         self.released_noise[server_round] = noise

@@ -25,9 +25,13 @@ class BankFedAvg(FedAvg):
     """
 
     def __init__(self, n_banks: int, min_parties: int = 1) -> None:
-        super().__init__(fraction_train=1.0, fraction_evaluate=0.0,
-                         min_train_nodes=min_parties, min_available_nodes=min_parties,
-                         min_evaluate_nodes=0)
+        super().__init__(
+            fraction_train=1.0,
+            fraction_evaluate=0.0,
+            min_train_nodes=min_parties,
+            min_available_nodes=min_parties,
+            min_evaluate_nodes=0,
+        )
         self.n_banks, self.min_parties = n_banks, min_parties
         self._global: np.ndarray | None = None
 
@@ -36,17 +40,20 @@ class BankFedAvg(FedAvg):
         known = getattr(grid, "party_of", None)
         nodes = [n for n in sorted(grid.get_node_ids()) if not known or n in known]
         if len(nodes) < self.min_parties:
-            raise QuorumError.too_few(server_round, f"{len(nodes)} parties are connected",
-                                      self.min_parties)
+            raise QuorumError.too_few(
+                server_round, f"{len(nodes)} parties are connected", self.min_parties
+            )
         return nodes
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid) -> Iterable[Message]:
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
         self._global = arrays["params"].numpy()
         cfg = ConfigRecord({**dict(config), "server-round": server_round})
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: cfg})
-        return self._construct_messages(record, self.train_nodes(server_round, grid),
-                                        MessageType.TRAIN)
+        return self._construct_messages(
+            record, self.train_nodes(server_round, grid), MessageType.TRAIN
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """What the strategy must remember between rounds (plain FedAvg: nothing; the
@@ -56,12 +63,14 @@ class BankFedAvg(FedAvg):
     def load_state(self, state: dict[str, Any]) -> None:
         pass
 
-    def answered(self, server_round: int, replies: Iterable[Message],
-                 asked: int | None = None) -> list[Message]:
+    def answered(
+        self, server_round: int, replies: Iterable[Message], asked: int | None = None
+    ) -> list[Message]:
         return answered(server_round, list(replies), self.min_parties, asked=asked)
 
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]
-                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         ok = self.answered(server_round, replies)
         ok.sort(key=lambda m: int(m.content["metrics"]["partition-id"]))
         weights = np.array([float(m.content["metrics"]["num-examples"]) for m in ok])

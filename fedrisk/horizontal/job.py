@@ -49,20 +49,25 @@ class HorizontalJob:
     scenario: Scenario
     banks: tuple[BankData, ...]
     n_features: int
-    paillier: PaillierSetup | None = None         # public parameters of the packing
+    paillier: PaillierSetup | None = None  # public parameters of the packing
     private_key: PaillierPrivateKey | None = None  # the banks' Paillier private key
-    dp: DPPlan | None = None                       # noise multiplier, clip norm, rates
+    dp: DPPlan | None = None  # noise multiplier, clip norm, rates
 
     @property
     def sgd(self) -> SGDConfig:
         m = self.scenario.model
         return SGDConfig(m.learning_rate, m.local_epochs, m.batch_size, m.l2, m.proximal_mu)
 
-    def server_side(self) -> "ServerJob":
+    def server_side(self) -> ServerJob:
         """The aggregator's view: names, sizes of things, public parameters. No data."""
-        return ServerJob(self.scenario, tuple(b.name for b in self.banks), self.n_features,
-                         public_max_weight(max(len(b.y) for b in self.banks)), self.paillier,
-                         self.dp)
+        return ServerJob(
+            self.scenario,
+            tuple(b.name for b in self.banks),
+            self.n_features,
+            public_max_weight(max(len(b.y) for b in self.banks)),
+            self.paillier,
+            self.dp,
+        )
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,9 @@ class ServerJob:
     scenario: Scenario
     party_names: tuple[str, ...]
     n_features: int
-    max_weight: int            # public bound on any bank's example count (a power of 2)
+    max_weight: int  # public bound on any bank's example count (a power of 2)
     paillier: PaillierSetup | None = None  # public key and packing layout only
-    dp: DPPlan | None = None               # public
+    dp: DPPlan | None = None  # public
 
 
 def public_max_weight(max_rows: int) -> int:
@@ -90,5 +95,12 @@ def params_record(params: np.ndarray) -> ArrayRecord:
     return ArrayRecord({"params": Array(np.ascontiguousarray(params, dtype=np.float64))})
 
 
-__all__ = ["BankData", "HorizontalJob", "ServerJob", "client_rng", "params_record",
-           "public_max_weight", "rows_digest"]
+__all__ = [
+    "BankData",
+    "HorizontalJob",
+    "ServerJob",
+    "client_rng",
+    "params_record",
+    "public_max_weight",
+    "rows_digest",
+]

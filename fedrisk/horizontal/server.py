@@ -17,10 +17,15 @@ from fedrisk.horizontal.job import ServerJob
 Classifier = Callable[[Message, bool], tuple[str, str, bool]]
 
 
-def fedavg_server_app(server_job: ServerJob, recorder: ServerRecorder,
-                      resume: Checkpoint | None, make_strategy: Callable[[], Strategy],
-                      classify: Classifier,
-                      initial: ArrayRecord, model_is_opaque: bool) -> ServerApp:
+def fedavg_server_app(
+    server_job: ServerJob,
+    recorder: ServerRecorder,
+    resume: Checkpoint | None,
+    make_strategy: Callable[[], Strategy],
+    classify: Classifier,
+    initial: ArrayRecord,
+    model_is_opaque: bool,
+) -> ServerApp:
     """Run the strategy ``make_strategy`` builds for the scenario's rounds, recording every message.
 
     ``model_is_opaque``: the aggregator never holds the model in the clear (Paillier);
@@ -39,16 +44,23 @@ def fedavg_server_app(server_job: ServerJob, recorder: ServerRecorder,
         done, start, evaluate, runner = 0, initial, recorder.evaluate, strategy
         try:
             if resume is None:
-                grid.identify(len(server_job.party_names), quorum=s.quorum,
-                              reply_timeout=s.federation.round_timeout)
+                grid.identify(
+                    len(server_job.party_names),
+                    quorum=s.quorum,
+                    reply_timeout=s.federation.round_timeout,
+                )
             else:
                 done, start = resume.round, resume.arrays
                 grid.party_of.update(resume.party_of)
                 strategy.load_state(resume.server["strategy"])
                 evaluate, runner = shifted(recorder, done), ResumedStrategy(strategy, done)
-            result = runner.start(grid=grid, initial_arrays=start,
-                                  num_rounds=s.rounds - done,
-                                  timeout=s.federation.round_timeout, evaluate_fn=evaluate)
+            result = runner.start(
+                grid=grid,
+                initial_arrays=start,
+                num_rounds=s.rounds - done,
+                timeout=s.federation.round_timeout,
+                evaluate_fn=evaluate,
+            )
         except Exception as exc:  # keep it for the harness: Ray swallows ServerApp errors
             recorder.error = exc
             raise

@@ -13,17 +13,25 @@ from fedrisk.scenario import Scenario
 def bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> HorizontalJob:
     """Each bank's training rows, the DP plan and, with the banks' Paillier keys, the
     packing layout; raises InputError if the DP plan cannot hold."""
-    banks = tuple(BankData(name, data.train.X[idx], data.train.y[idx])
-                  for name, idx in zip(data.party_names, data.parts))
+    banks = tuple(
+        BankData(name, data.train.X[idx], data.train.y[idx])
+        for name, idx in zip(data.party_names, data.parts)
+    )
     dp = plan_dp(s, {b.name: len(b.y) for b in banks})
     setup = None
     if keys is not None:
         client_rate = dp.sample_rate if dp is not None and dp.mode == "client" else None
-        setup = paillier_setup(keys.public_key, data.train.n_features, len(banks),
-                               max(len(b.y) for b in banks), s.privacy.update_range,
-                               client_rate)
-    return HorizontalJob(s, banks, data.train.n_features, setup,
-                         keys.private_key if keys else None, dp)
+        setup = paillier_setup(
+            keys.public_key,
+            data.train.n_features,
+            len(banks),
+            max(len(b.y) for b in banks),
+            s.privacy.update_range,
+            client_rate,
+        )
+    return HorizontalJob(
+        s, banks, data.train.n_features, setup, keys.private_key if keys else None, dp
+    )
 
 
 __all__ = ["bank_job"]

@@ -9,8 +9,7 @@ from fedrisk.models.logistic import local_sgd
 from fedrisk.privacy.mechanisms import clip_vector, dp_sgd_epochs
 
 
-def local_update(job: HorizontalJob, party: int, global_params: np.ndarray,
-                 rnd: int) -> np.ndarray:
+def local_update(job: HorizontalJob, party: int, global_params: np.ndarray, rnd: int) -> np.ndarray:
     """One bank's local training from the global model; returns the delta.
 
     dp = 'sample': DP-SGD (Poisson-sampled customers, per-example clipping, noise), so
@@ -24,13 +23,23 @@ def local_update(job: HorizontalJob, party: int, global_params: np.ndarray,
     if dp is not None and dp.mode == "sample":
         budget = dp.parties[bank.name]
         m = job.scenario.model
-        new, steps = dp_sgd_epochs(global_params, bank.X, bank.y, epochs=m.local_epochs,
-                                   sample_rate=budget.sample_rate, clip_norm=dp.clip_norm,
-                                   noise_multiplier=dp.noise_multiplier,
-                                   learning_rate=m.learning_rate, l2=m.l2, rng=rng)
+        new, steps = dp_sgd_epochs(
+            global_params,
+            bank.X,
+            bank.y,
+            epochs=m.local_epochs,
+            sample_rate=budget.sample_rate,
+            clip_norm=dp.clip_norm,
+            noise_multiplier=dp.noise_multiplier,
+            learning_rate=m.learning_rate,
+            l2=m.l2,
+            rng=rng,
+        )
         if steps != budget.steps_per_round:  # the accountant composed another number
-            raise RuntimeError(f"{bank.name} ran {steps} DP-SGD steps, the accountant "
-                               f"counted {budget.steps_per_round}")
+            raise RuntimeError(
+                f"{bank.name} ran {steps} DP-SGD steps, the accountant "
+                f"counted {budget.steps_per_round}"
+            )
         return new - global_params
     new = local_sgd(global_params, bank.X, bank.y, job.sgd, rng)
     if dp is not None:

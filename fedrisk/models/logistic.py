@@ -113,7 +113,7 @@ class LogisticRegressionSGD:
         self.l2 = l2
         self.seed = seed
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "LogisticRegressionSGD":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> LogisticRegressionSGD:
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         if X.ndim != 2 or len(X) != len(y):

@@ -32,8 +32,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import dp_accounting
 import numpy as np
@@ -181,9 +181,7 @@ class PrivacyAccountant:
         rdp_eps = self._rdp_epsilon(q, z, steps)
         if rdp_eps > PLD_MAX_EPSILON:
             return rdp_eps
-        acc = dp_accounting.pld.PLDAccountant(
-            value_discretization_interval=_PLD_DISCRETIZATION
-        )
+        acc = dp_accounting.pld.PLDAccountant(value_discretization_interval=_PLD_DISCRETIZATION)
         acc.compose(event.to_dp_event())
         return float(acc.get_epsilon(self.delta))
 
@@ -219,12 +217,13 @@ class PrivacyAccountant:
         if len(events) == 1:
             return self.epsilon(events[0])
         if self.method == "rdp":
-            total = sum(e.steps * _rdp_one_step(e.sample_rate, e.noise_multiplier,
-                                                 self.orders) for e in events)
+            total = sum(
+                e.steps * _rdp_one_step(e.sample_rate, e.noise_multiplier, self.orders)
+                for e in events
+            )
             eps, _ = rdp_lib.compute_epsilon(self.orders, total, self.delta)
             return float(eps)
-        acc = dp_accounting.pld.PLDAccountant(
-            value_discretization_interval=_PLD_DISCRETIZATION)
+        acc = dp_accounting.pld.PLDAccountant(value_discretization_interval=_PLD_DISCRETIZATION)
         acc.compose(dp_accounting.ComposedDpEvent([e.to_dp_event() for e in events]))
         return float(acc.get_epsilon(self.delta))
 
@@ -233,8 +232,11 @@ class PrivacyAccountant:
         element i equals ``epsilon_of(events[:i + 1])``, at the cost of one pass."""
         out: list[float] = []
         steps: dict[tuple[float, float], int] = {}  # (q, z) -> steps so far
-        acc = None if self.method == "rdp" else dp_accounting.pld.PLDAccountant(
-            value_discretization_interval=_PLD_DISCRETIZATION)
+        acc = (
+            None
+            if self.method == "rdp"
+            else dp_accounting.pld.PLDAccountant(value_discretization_interval=_PLD_DISCRETIZATION)
+        )
         for e in events:
             if e.steps:
                 key = (e.sample_rate, e.noise_multiplier)
@@ -244,12 +246,16 @@ class PrivacyAccountant:
             merged = [GaussianSampledEvent(z, q, t) for (q, z), t in steps.items()]
             if len(merged) <= 1 or any(m.noise_multiplier == 0 for m in merged):
                 # one kind of event: exactly what epsilon() says for their total
-                out.append(self.epsilon(merged[0]) if merged and all(
-                    m.noise_multiplier for m in merged) else
-                    (math.inf if merged else 0.0))
+                out.append(
+                    self.epsilon(merged[0])
+                    if merged and all(m.noise_multiplier for m in merged)
+                    else (math.inf if merged else 0.0)
+                )
             elif acc is None:
-                total = sum(m.steps * _rdp_one_step(m.sample_rate, m.noise_multiplier,
-                                                    self.orders) for m in merged)
+                total = sum(
+                    m.steps * _rdp_one_step(m.sample_rate, m.noise_multiplier, self.orders)
+                    for m in merged
+                )
                 out.append(float(rdp_lib.compute_epsilon(self.orders, total, self.delta)[0]))
             else:
                 out.append(float(acc.get_epsilon(self.delta)))
@@ -382,8 +388,6 @@ def max_attack_auc_bound(epsilon: float, delta: float = 0.0) -> float:
         1 - delta,  # the second line reaches 1
     ]
     alpha = np.unique(np.clip(np.concatenate([np.linspace(0.0, 1.0, 1025), kinks]), 0.0, 1.0))
-    tpr = np.minimum.reduce(
-        [np.ones_like(alpha), e * alpha + delta, 1 - (1 - delta - alpha) / e]
-    )
+    tpr = np.minimum.reduce([np.ones_like(alpha), e * alpha + delta, 1 - (1 - delta - alpha) / e])
     auc = float(np.sum(np.diff(alpha) * (tpr[1:] + tpr[:-1]) / 2.0))
     return min(max(auc, 0.5), 1.0)

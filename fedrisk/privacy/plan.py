@@ -42,12 +42,12 @@ class PartyBudget:
 
 @dataclass(frozen=True)
 class DPPlan:
-    mode: str                       # "sample" | "client"
+    mode: str  # "sample" | "client"
     noise_multiplier: float
     clip_norm: float
     delta: float
     accountant: str
-    sample_rate: float              # of the binding bank (sample) or of banks (client)
+    sample_rate: float  # of the binding bank (sample) or of banks (client)
     steps_per_round: int
     steps: int
     epsilon: float
@@ -63,7 +63,8 @@ class DPPlan:
                 "sample": "DP-SGD (record level, Poisson-sampled customers)",
                 "client": "DP-FedAvg (client level, Poisson-sampled banks)",
                 "label": "label DP: Gaussian noise on each data party's gradient "
-                         "(added by the label holder before returning it)"}[self.mode],
+                "(added by the label holder before returning it)",
+            }[self.mode],
             "unit": {"sample": "customer", "client": "bank", "label": "label"}[self.mode],
             "epsilon": self.epsilon if finite else None,
             "epsilon_is_infinite": not finite,
@@ -74,26 +75,38 @@ class DPPlan:
             "steps": self.steps,
             "accountant": self.accountant,
             "binding_party": self.binding_party,
-            "per_party": {k: {**vars(v), "epsilon": finite_or_none(v.epsilon)}
-                          for k, v in self.parties.items()},
+            "per_party": {
+                k: {**vars(v), "epsilon": finite_or_none(v.epsilon)}
+                for k, v in self.parties.items()
+            },
         }
-
 
     def to_dict(self) -> dict:
         """Every field, for a party in another process to rebuild the plan exactly."""
-        return {**{f: getattr(self, f) for f in self.__dataclass_fields__},
-                "parties": {k: vars(v) for k, v in self.parties.items()},
-                "epsilon_per_round": list(self.epsilon_per_round),
-                "warnings": list(self.warnings)}
+        return {
+            **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "parties": {k: vars(v) for k, v in self.parties.items()},
+            "epsilon_per_round": list(self.epsilon_per_round),
+            "warnings": list(self.warnings),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DPPlan":
-        return cls(**{**d, "parties": {k: PartyBudget(**v) for k, v in d["parties"].items()},
-                      "epsilon_per_round": tuple(d["epsilon_per_round"]),
-                      "warnings": tuple(d["warnings"])})
+    def from_dict(cls, d: dict) -> DPPlan:
+        return cls(
+            **{
+                **d,
+                "parties": {k: PartyBudget(**v) for k, v in d["parties"].items()},
+                "epsilon_per_round": tuple(d["epsilon_per_round"]),
+                "warnings": tuple(d["warnings"]),
+            }
+        )
 
-    def spent(self, trained: dict[str, tuple[int, ...]], rounds: int,
-              noise_scale: dict[int, float] | None = None) -> "DPPlan":
+    def spent(
+        self,
+        trained: dict[str, tuple[int, ...]],
+        rounds: int,
+        noise_scale: dict[int, float] | None = None,
+    ) -> DPPlan:
         """The plan re-accounted for what actually ran.
 
         ``trained``: party -> rounds it trained in (dropouts before training excluded);
@@ -108,26 +121,45 @@ class DPPlan:
             parties = {}
             for name, b in self.parties.items():
                 steps = b.steps_per_round * len(trained.get(name, ()))
-                parties[name] = replace(b, steps=steps, epsilon=acct.epsilon(
-                    GaussianSampledEvent(z, b.sample_rate, steps)))
+                parties[name] = replace(
+                    b,
+                    steps=steps,
+                    epsilon=acct.epsilon(GaussianSampledEvent(z, b.sample_rate, steps)),
+                )
             binding = max(parties, key=lambda k: parties[k].epsilon)
             b = parties[binding]
             # the per-round curve follows the binding bank, as the plan's does
             done = set(trained.get(binding, ()))
-            per_round = acct.epsilon_curve([GaussianSampledEvent(
-                z, b.sample_rate, b.steps_per_round if r in done else 0)
-                for r in range(1, rounds + 1)])
-            return replace(self, steps=b.steps, epsilon=b.epsilon, sample_rate=b.sample_rate,
-                           steps_per_round=b.steps_per_round,
-                           epsilon_per_round=tuple(per_round), binding_party=binding,
-                           parties=parties)
+            per_round = acct.epsilon_curve(
+                [
+                    GaussianSampledEvent(z, b.sample_rate, b.steps_per_round if r in done else 0)
+                    for r in range(1, rounds + 1)
+                ]
+            )
+            return replace(
+                self,
+                steps=b.steps,
+                epsilon=b.epsilon,
+                sample_rate=b.sample_rate,
+                steps_per_round=b.steps_per_round,
+                epsilon_per_round=tuple(per_round),
+                binding_party=binding,
+                parties=parties,
+            )
         if self.mode == "client":
             scale = noise_scale or {}
-            per_round = acct.epsilon_curve([
-                GaussianSampledEvent(z * scale.get(r, 1.0), self.sample_rate, 1)
-                for r in range(1, rounds + 1)])
-            return replace(self, steps=rounds, epsilon=per_round[-1] if per_round else 0.0,
-                           epsilon_per_round=tuple(per_round))
+            per_round = acct.epsilon_curve(
+                [
+                    GaussianSampledEvent(z * scale.get(r, 1.0), self.sample_rate, 1)
+                    for r in range(1, rounds + 1)
+                ]
+            )
+            return replace(
+                self,
+                steps=rounds,
+                epsilon=per_round[-1] if per_round else 0.0,
+                epsilon_per_round=tuple(per_round),
+            )
         return self
 
 
@@ -149,13 +181,16 @@ def plan_dp(s: Scenario, bank_rows: dict[str, int]) -> DPPlan | None:
     unit_count = sum(bank_rows.values()) if p.dp in ("sample", "label") else len(bank_rows)
     unit = "customers (training rows)" if p.dp in ("sample", "label") else "banks"
     if p.delta >= 1.0 / unit_count:
-        raise InputError(f"{where}: privacy.delta: {p.delta:g} is not below 1/n = "
-                         f"1/{unit_count} ({unit}); δ must be well below 1/n")
+        raise InputError(
+            f"{where}: privacy.delta: {p.delta:g} is not below 1/n = "
+            f"1/{unit_count} ({unit}); δ must be well below 1/n"
+        )
     acct = PrivacyAccountant(p.delta, p.accountant)
     if p.dp == "sample":
         shapes = {name: (min(1.0, s.model.batch_size / n),) for name, n in bank_rows.items()}
-        shapes = {name: (q, dp_steps_per_round(s.model.local_epochs, q))
-                  for name, (q,) in shapes.items()}
+        shapes = {
+            name: (q, dp_steps_per_round(s.model.local_epochs, q)) for name, (q,) in shapes.items()
+        }
     elif p.dp == "label":
         # every customer is in one batch per epoch and batches are disjoint: one Gaussian
         # mechanism per epoch by parallel composition, no sampling amplification claimed
@@ -166,28 +201,47 @@ def plan_dp(s: Scenario, bank_rows: dict[str, int]) -> DPPlan | None:
     z = p.noise_multiplier
     if z is None:
         # one z for every bank: the largest needed by any of them (cache equal shapes)
-        needed = {(q, spr): acct.calibrate(p.target_epsilon, q, spr * s.rounds)
-                  for q, spr in set(shapes.values())}
+        needed = {
+            (q, spr): acct.calibrate(p.target_epsilon, q, spr * s.rounds)
+            for q, spr in set(shapes.values())
+        }
         z = max(needed.values())
-    parties = {name: PartyBudget(q, spr, spr * s.rounds,
-                                 acct.epsilon(GaussianSampledEvent(z, q, spr * s.rounds)))
-               for name, (q, spr) in shapes.items()}
+    parties = {
+        name: PartyBudget(
+            q, spr, spr * s.rounds, acct.epsilon(GaussianSampledEvent(z, q, spr * s.rounds))
+        )
+        for name, (q, spr) in shapes.items()
+    }
     binding = max(parties, key=lambda k: parties[k].epsilon)
     b = parties[binding]
     per_round = tuple(acct.epsilon_after(z, b.sample_rate, b.steps_per_round, s.rounds))
     if p.max_epsilon is not None and b.epsilon > p.max_epsilon:
-        raise InputError(f"{where}: privacy.max_epsilon: this run would spend ε = "
-                         f"{b.epsilon:.3g} > budget {p.max_epsilon:g}; raise the noise, "
-                         "lower rounds or local epochs")
+        raise InputError(
+            f"{where}: privacy.max_epsilon: this run would spend ε = "
+            f"{b.epsilon:.3g} > budget {p.max_epsilon:g}; raise the noise, "
+            "lower rounds or local epochs"
+        )
     warnings = []
     if p.dp == "client" and b.epsilon > EPSILON_WARNING:
         warnings.append(
             f"client-level DP over {len(bank_rows)} banks gives ε = {b.epsilon:.3g} "
             f"(> {EPSILON_WARNING:g}): each bank is a large share of so few participants, "
             "so the noise that hides one bank barely leaves a model; such an ε promises "
-            "little. Protect customers with dp = 'sample', or federate many more banks.")
+            "little. Protect customers with dp = 'sample', or federate many more banks."
+        )
     clip_norm = p.clip_norm if p.clip_norm is not None else DEFAULT_CLIP_NORM[p.dp]
-    return DPPlan(p.dp, float(z), clip_norm, p.delta, p.accountant, b.sample_rate,
-                  b.steps_per_round, b.steps, b.epsilon, per_round,
-                  binding if p.dp == "sample" else None,
-                  parties if p.dp == "sample" else {}, tuple(warnings))
+    return DPPlan(
+        p.dp,
+        float(z),
+        clip_norm,
+        p.delta,
+        p.accountant,
+        b.sample_rate,
+        b.steps_per_round,
+        b.steps,
+        b.epsilon,
+        per_round,
+        binding if p.dp == "sample" else None,
+        parties if p.dp == "sample" else {},
+        tuple(warnings),
+    )

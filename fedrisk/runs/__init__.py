@@ -12,5 +12,17 @@
 The package imports nothing itself: ``fedrisk`` and the command line load what they use.
 """
 
-__all__ = ["checkpointing", "demo", "deployed", "horizontal", "outputs", "progress", "resume",
-           "rundir", "run", "summary", "sweep", "vertical"]
+__all__ = [
+    "checkpointing",
+    "demo",
+    "deployed",
+    "horizontal",
+    "outputs",
+    "progress",
+    "resume",
+    "rundir",
+    "run",
+    "summary",
+    "sweep",
+    "vertical",
+]

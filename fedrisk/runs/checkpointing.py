@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedrisk.crypto.paillier import (BankKeys, precompute_in_background, private_key_from_dict,
-                                     private_key_to_dict)
+from fedrisk.crypto.paillier import (
+    BankKeys,
+    precompute_in_background,
+    private_key_from_dict,
+    private_key_to_dict,
+)
 from fedrisk.errors import InputError
 from fedrisk.flower.checkpoint import Checkpoint, TranscriptLog, write_checkpoint
 from fedrisk.flower.recorder import ServerRecorder
@@ -14,15 +18,22 @@ from fedrisk.horizontal.job import HorizontalJob, rows_digest
 from fedrisk.scenario import Scenario, to_toml
 
 
-def checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
-                  node_states: dict, keys: BankKeys | None, kept_rows: int,
-                  job: HorizontalJob):
+def checkpointer(
+    folder: Path,
+    s: Scenario,
+    recorder: ServerRecorder,
+    node_states: dict,
+    keys: BankKeys | None,
+    kept_rows: int,
+    job: HorizontalJob,
+):
     """Save both sides' state after every round (see fedrisk.flower.checkpoint)."""
     scenario_toml = to_toml(s)
     fingerprint = data_fingerprint(job)
     # absolute, so relative data paths resolve the same from any working folder
-    scenario_path = (s.source_file if s.source_file.startswith("<")
-                     else str(Path(s.source_file).resolve()))
+    scenario_path = (
+        s.source_file if s.source_file.startswith("<") else str(Path(s.source_file).resolve())
+    )
     transcript = TranscriptLog(folder, kept_rows)
     bank_keys = None
     if keys is not None:  # the banks' own secret, in their half of the checkpoint
@@ -30,13 +41,19 @@ def checkpointer(folder: Path, s: Scenario, recorder: ServerRecorder,
 
     def save(rnd: int, arrays) -> None:
         transcript.append(recorder.transcript.entries)
-        write_checkpoint(folder, rnd=rnd, scenario_toml=scenario_toml,
-                         scenario_path=scenario_path, arrays=arrays,
-                         strategy_state=recorder.strategy.state_dict(),
-                         data_fingerprint=fingerprint,
-                         recorder_state=recorder.state_dict(with_transcript=False),
-                         party_of=recorder.party_of,
-                         bank_states=node_states, bank_keys=bank_keys)
+        write_checkpoint(
+            folder,
+            rnd=rnd,
+            scenario_toml=scenario_toml,
+            scenario_path=scenario_path,
+            arrays=arrays,
+            strategy_state=recorder.strategy.state_dict(),
+            data_fingerprint=fingerprint,
+            recorder_state=recorder.state_dict(with_transcript=False),
+            party_of=recorder.party_of,
+            bank_states=node_states,
+            bank_keys=bank_keys,
+        )
 
     return save
 
@@ -50,15 +67,18 @@ def check_same_data(resume: Checkpoint, job: HorizontalJob, out: Path) -> None:
     stored = resume.server.get("data_fingerprint", {})
     for name, digest in data_fingerprint(job).items():
         if stored.get(name) != digest:
-            raise InputError(f"--resume {out}: {name}'s rows differ from when the run "
-                             "started (the data file changed?); start the run afresh")
+            raise InputError(
+                f"--resume {out}: {name}'s rows differ from when the run "
+                "started (the data file changed?); start the run afresh"
+            )
 
 
 def keys_from_checkpoint(s: Scenario, stored: dict) -> BankKeys:
     private = private_key_from_dict(stored)
     public = private.public_key
-    return BankKeys(public, private, precompute_in_background(list(s.bank_names()), public,
-                                                              s.rounds))
+    return BankKeys(
+        public, private, precompute_in_background(list(s.bank_names()), public, s.rounds)
+    )
 
 
 __all__ = ["check_same_data", "checkpointer", "data_fingerprint", "keys_from_checkpoint"]

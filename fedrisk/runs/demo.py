@@ -21,19 +21,37 @@ from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import scenario_from_dict
 
 VERTICAL = {
-    "name": "demo-vertical", "seed": 42, "rounds": 1,
+    "name": "demo-vertical",
+    "seed": 42,
+    "rounds": 1,
     "description": "the bank and a data provider, aligned by PSI, trained under Paillier",
     "data": {"source": "uci-default-credit"},
-    "federation": {"kind": "vertical", "parties": [
-        {"name": "bank", "label": True, "columns": ["PAY_6", "BILL_AMT*", "PAY_AMT*"]},
-        {"name": "provider", "columns": ["LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE",
-                                         "PAY_0", "PAY_2..PAY_5"]}]},
+    "federation": {
+        "kind": "vertical",
+        "parties": [
+            {"name": "bank", "label": True, "columns": ["PAY_6", "BILL_AMT*", "PAY_AMT*"]},
+            {
+                "name": "provider",
+                "columns": [
+                    "LIMIT_BAL",
+                    "SEX",
+                    "EDUCATION",
+                    "MARRIAGE",
+                    "AGE",
+                    "PAY_0",
+                    "PAY_2..PAY_5",
+                ],
+            },
+        ],
+    },
     "model": {"learning_rate": 0.3, "batch_size": 1024},
     # 1024-bit keys keep the demo to about two minutes; scenarios/vertical.toml uses 2048
     "privacy": {"key_bits": 1024, "obfuscation": "djn", "label_leakage_attack": True},
 }
 HORIZONTAL = {
-    "name": "demo-banks", "seed": 42, "rounds": 20,
+    "name": "demo-banks",
+    "seed": 42,
+    "rounds": 20,
     "description": "five banks, Paillier-encrypted FedAvg",
     "data": {"source": "uci-default-credit"},
     "federation": {"banks": 5, "partition": "dirichlet", "alpha": 0.5},
@@ -70,8 +88,9 @@ class Demo:
             section, _, key = path.partition("__")
             (raw.setdefault(section, {}) if key else raw)[key or section] = value
         with self.console.status(f"running {name} through Flower…"):
-            outcome = run_scenario(scenario_from_dict(raw, where="<demo>"), self.out / name,
-                                   show_progress=False)
+            outcome = run_scenario(
+                scenario_from_dict(raw, where="<demo>"), self.out / name, show_progress=False
+            )
         return outcome.summary
 
     def who_saw_what(self, run: str) -> None:
@@ -87,76 +106,113 @@ class Demo:
             cell[2], cell[3] = row["protection"], row["readable_by_receiver"]
         table = Table(title=f"who sent what to whom ({run}, from transcript.jsonl)")
         for col in ("from", "to", "message", "n", "bytes", "protection", "readable?"):
-            table.add_column(col, justify="right" if col in ("n", "bytes") else "left",
-                             no_wrap=col != "message")
-        for (sender, receiver, what), (count, size, protection, readable) in sorted(
-                cells.items()):
-            table.add_row(sender, receiver, what, str(count), f"{size:,}", protection,
-                          "yes" if readable else "[bold]no[/bold]")
+            table.add_column(
+                col, justify="right" if col in ("n", "bytes") else "left", no_wrap=col != "message"
+            )
+        for (sender, receiver, what), (count, size, protection, readable) in sorted(cells.items()):
+            table.add_row(
+                sender,
+                receiver,
+                what,
+                str(count),
+                f"{size:,}",
+                protection,
+                "yes" if readable else "[bold]no[/bold]",
+            )
         self.console.print(table)
 
 
 def run_demo(out: Path, pause: bool = True) -> None:
     d = Demo(out, pause)
-    d.say("fedrisk demo", """
+    d.say(
+        "fedrisk demo",
+        """
 A bank wants a better default-risk model. It holds labels and repayment history; a data
 provider holds limits, demographics and recent payment status on the same customers.
 Law and trust forbid pooling the rows. Let's see what joint modelling buys, and what it
-costs, on 30,000 real credit-card customers (UCI, CC BY 4.0).""")
+costs, on 30,000 real credit-card customers (UCI, CC BY 4.0).""",
+    )
     d.wait()
 
     v = d.run(VERTICAL, "1-vertical")
     bank_alone = v["local_only"]["bank"]["auc"]
-    d.say("1. The bank alone", f"""
-Trained only on its own 13 columns, the bank ranks defaulters with AUC {bank_alone:.3f}.""")
-    d.say("2. Bank + data provider: PSI, then Paillier", f"""
-bank: holds {v['data']['ids_per_party']['bank']:,} customer ids and the Paillier private key
+    d.say(
+        "1. The bank alone",
+        f"""
+Trained only on its own 13 columns, the bank ranks defaulters with AUC {bank_alone:.3f}.""",
+    )
+    d.say(
+        "2. Bank + data provider: PSI, then Paillier",
+        f"""
+bank: holds {v["data"]["ids_per_party"]["bank"]:,} customer ids and the Paillier private key
 (1024-bit here, for speed: use 2048 in earnest).
-provider: holds {v['data']['ids_per_party']['provider']:,} ids; never sees a key.
-PSI: both masked their ids with secret X25519 scalars and found {v['data']['aligned_customers']:,}
+provider: holds {v["data"]["ids_per_party"]["provider"]:,} ids; never sees a key.
+PSI: both masked their ids with secret X25519 scalars and found {v["data"]["aligned_customers"]:,}
 shared customers without revealing any other id.
 Training: the provider sent partial scores; the bank sent back encrypted residuals
-({v['cost']['encryptions']:,} Paillier ciphertexts); the provider returned its gradient,
+({v["cost"]["encryptions"]:,} Paillier ciphertexts); the provider returned its gradient,
 encrypted and masked; the bank decrypted only the masked value.
-Result: joint model AUC {v['federated']['auc']:.3f} vs bank alone {bank_alone:.3f} vs all rows pooled
-{v['centralised']['auc']:.3f} (the idealised model nobody may build).
-Cost: {v['cost']['bytes_sent'] / 1e6:.1f} MB crossed the wire in {v['cost']['wall_s']:.0f} s.""")
+Result: joint model AUC {v["federated"]["auc"]:.3f} vs bank alone {bank_alone:.3f} vs all rows pooled
+{v["centralised"]["auc"]:.3f} (the idealised model nobody may build).
+Cost: {v["cost"]["bytes_sent"] / 1e6:.1f} MB crossed the wire in {v["cost"]["wall_s"]:.0f} s.""",
+    )
     d.who_saw_what("1-vertical")
     d.wait()
 
     leak = v["attacks"]["label_leakage"]["label_auc_by_batch_size"]
-    d.say("3. What the provider can still learn", "Encryption hides residuals, but the "
-          "provider must see its own gradient to train, and labels leak through it. "
-          "Label AUC of the attack by batch size: "
-          + ", ".join(f"batch {k}: {float(val):.2f}" for k, val in leak.items())
-          + ". Defences: bigger batches, and label DP (privacy.dp = 'label').")
+    d.say(
+        "3. What the provider can still learn",
+        "Encryption hides residuals, but the "
+        "provider must see its own gradient to train, and labels leak through it. "
+        "Label AUC of the attack by batch size: "
+        + ", ".join(f"batch {k}: {float(val):.2f}" for k, val in leak.items())
+        + ". Defences: bigger batches, and label DP (privacy.dp = 'label').",
+    )
     d.wait()
 
     h = d.run(HORIZONTAL, "2-five-banks")
-    d.say("4. Five banks, same features, different customers", f"""
+    d.say(
+        "4. Five banks, same features, different customers",
+        f"""
 bank_1 … bank_5 each trained locally and sent their update as one 2048-bit Paillier
 ciphertext per round; the aggregator multiplied ciphertexts and never held a key.
-Result: federated AUC {h['federated']['auc']:.3f}, centralised {h['centralised']['auc']:.3f}, the banks alone
-{min(m['auc'] for m in h['local_only'].values()):.3f}–{max(m['auc'] for m in h['local_only'].values()):.3f}.""")
+Result: federated AUC {h["federated"]["auc"]:.3f}, centralised {h["centralised"]["auc"]:.3f}, the banks alone
+{min(m["auc"] for m in h["local_only"].values()):.3f}–{max(m["auc"] for m in h["local_only"].values()):.3f}.""",
+    )
     d.who_saw_what("2-five-banks")
     d.wait()
 
     rows = []
     for eps in (1.0, 8.0):
-        s = d.run(HORIZONTAL, f"3-dp-eps{eps:g}", privacy__dp="sample",
-                  privacy__target_epsilon=eps, privacy__aggregation="plain")
-        rows.append((f"{eps:g}", s["federated"]["auc"], s["attacks"]["membership_auc"],
-                     s["privacy"]["noise_multiplier"]))
+        s = d.run(
+            HORIZONTAL,
+            f"3-dp-eps{eps:g}",
+            privacy__dp="sample",
+            privacy__target_epsilon=eps,
+            privacy__aggregation="plain",
+        )
+        rows.append(
+            (
+                f"{eps:g}",
+                s["federated"]["auc"],
+                s["attacks"]["membership_auc"],
+                s["privacy"]["noise_multiplier"],
+            )
+        )
     table = Table(title="5. What differential privacy costs (record level, δ = 1e-5)")
     for col in ("ε", "test AUC", "membership-attack AUC", "noise multiplier"):
         table.add_column(col, justify="right")
-    table.add_row("∞ (no DP)", f"{h['federated']['auc']:.4f}",
-                  f"{h['attacks']['membership_auc']:.4f}", "0")
+    table.add_row(
+        "∞ (no DP)", f"{h['federated']['auc']:.4f}", f"{h['attacks']['membership_auc']:.4f}", "0"
+    )
     for eps, auc, mia, z in rows:
         table.add_row(eps, f"{auc:.4f}", f"{mia:.4f}", f"{z:.2f}")
     d.console.print(table)
-    d.say("That's the story", f"""
-Joint modelling bought the bank {v['federated']['auc'] - bank_alone:+.3f} AUC without pooling data;
+    d.say(
+        "That's the story",
+        f"""
+Joint modelling bought the bank {v["federated"]["auc"] - bank_alone:+.3f} AUC without pooling data;
 encryption kept every update unreadable to the aggregator; DP turns "little leaks" into a
 guarantee at a small cost in AUC.
-Next: every run is in {out}; try fedrisk report {out / '1-vertical'}""")
+Next: every run is in {out}; try fedrisk report {out / "1-vertical"}""",
+    )

@@ -28,8 +28,12 @@ from fedrisk.deployment.apps import public_job
 from fedrisk.deployment.bank_files import KEY_FILE, write_bank_files
 from fedrisk.deployment.launch import run_local, run_remote, run_timeout, write_app
 from fedrisk.deployment.options import DeploymentOptions
-from fedrisk.deployment.result import (PROGRESS_MARK, raise_run_error, recorder_from_result,
-                                       result_from_log)
+from fedrisk.deployment.result import (
+    PROGRESS_MARK,
+    raise_run_error,
+    recorder_from_result,
+    result_from_log,
+)
 from fedrisk.errors import InputError
 from fedrisk.flower.engines import quiet_flower
 from fedrisk.horizontal.keys import paillier_keys
@@ -40,10 +44,16 @@ from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.scenario import Scenario
 
 
-def run_deployed(s: Scenario, out: Path, options: DeploymentOptions | None, *,
-                 show_progress: bool = True, verbose: bool = False,
-                 keys: BankKeys | None = None,
-                 watch: Callable[[str, object], None] | None = None) -> RunOutcome:
+def run_deployed(
+    s: Scenario,
+    out: Path,
+    options: DeploymentOptions | None,
+    *,
+    show_progress: bool = True,
+    verbose: bool = False,
+    keys: BankKeys | None = None,
+    watch: Callable[[str, object], None] | None = None,
+) -> RunOutcome:
     """Run ``s`` on the Deployment Engine and write ``out`` like any other run.
 
     ``watch(line, federation)`` sees every line the run streams, with the local
@@ -56,9 +66,11 @@ def run_deployed(s: Scenario, out: Path, options: DeploymentOptions | None, *,
     if keys:  # the banks encrypt on their SuperNodes, not here
         keys.stop_precompute.set()
     if options.insecure:
-        print("fedrisk: warning: --insecure: no TLS and no SuperNode authentication; "
-              "anyone who can reach the ports can read updates or join as a bank",
-              file=sys.stderr)
+        print(
+            "fedrisk: warning: --insecure: no TLS and no SuperNode authentication; "
+            "anyone who can reach the ports can read updates or join as a bank",
+            file=sys.stderr,
+        )
     data, job, score = prepare_job(s, keys)
     work = Path(tempfile.mkdtemp(prefix="fedrisk-deploy-"))
     restore = _interrupt_on_termination()
@@ -68,6 +80,7 @@ def run_deployed(s: Scenario, out: Path, options: DeploymentOptions | None, *,
             run_config = {"fedrisk-job": json.dumps(public_job(job), allow_nan=True)}
             timeout = run_timeout(s)
             with run_progress(show_progress, s) as (progress, task):
+
                 def on_line(line: str) -> None:
                     if verbose:
                         print(line, file=sys.stderr)
@@ -76,8 +89,7 @@ def run_deployed(s: Scenario, out: Path, options: DeploymentOptions | None, *,
 
                 fed_started = time.perf_counter()
                 if options.superlink is None:
-                    log = run_local(work, job, keys, run_config, timeout, options, on_line,
-                                     watch)
+                    log = run_local(work, job, keys, run_config, timeout, options, on_line, watch)
                 else:
                     log = run_remote(work, app_dir, run_config, timeout, options, on_line)
                 fed_wall = time.perf_counter() - fed_started
@@ -89,8 +101,17 @@ def run_deployed(s: Scenario, out: Path, options: DeploymentOptions | None, *,
                 "tls": not options.insecure,
                 "supernode_auth": options.superlink is None and not options.insecure,
             }
-            summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score,
-                                          started, extra={"deployment": deployment})
+            summary = complete_horizontal(
+                stage,
+                s,
+                data,
+                job,
+                recorder,
+                fed_wall,
+                score,
+                started,
+                extra={"deployment": deployment},
+            )
         return RunOutcome(out, summary)
     finally:
         restore()
@@ -115,8 +136,7 @@ def split_for_supernodes(s, out: Path) -> str:
     """``fedrisk data split``: each bank's rows (and the banks' Paillier key) for
     SuperNodes on other machines; returns what to tell each SuperNode."""
     if s.federation.kind != "horizontal":
-        raise InputError(f"{s.source_file}: federation.kind: `data split` is for horizontal "
-                         "runs")
+        raise InputError(f"{s.source_file}: federation.kind: `data split` is for horizontal runs")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"--out {out}: exists and is not an empty folder")
     keys = paillier_keys(s)
@@ -133,8 +153,10 @@ def split_for_supernodes(s, out: Path) -> str:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    lines = [f"{len(configs)} banks in {out}; copy each bank's file (and {KEY_FILE}, if "
-             "any) to its machine and start its SuperNode with:"]
+    lines = [
+        f"{len(configs)} banks in {out}; copy each bank's file (and {KEY_FILE}, if "
+        "any) to its machine and start its SuperNode with:"
+    ]
     for bank, cfg in zip(job.banks, configs):
         cfg = {**cfg, "data-path": str(out.resolve() / Path(cfg["data-path"]).name)}
         if "paillier-key" in cfg:

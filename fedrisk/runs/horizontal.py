@@ -48,10 +48,16 @@ from fedrisk.scenario import Scenario
 Scorer = Callable[[np.ndarray], dict[str, float]]
 
 
-def run_horizontal(s: Scenario, out: Path, *, show_progress: bool = True,
-                   verbose: bool = False, client_mods: list | None = None,
-                   keys: BankKeys | None = None, resume: Checkpoint | None = None
-                   ) -> RunOutcome:
+def run_horizontal(
+    s: Scenario,
+    out: Path,
+    *,
+    show_progress: bool = True,
+    verbose: bool = False,
+    client_mods: list | None = None,
+    keys: BankKeys | None = None,
+    resume: Checkpoint | None = None,
+) -> RunOutcome:
     """Run ``s`` on the in-process or Simulation engine and write ``out``.
 
     ``resume`` continues an interrupted in-process run from its checkpoint
@@ -61,8 +67,10 @@ def run_horizontal(s: Scenario, out: Path, *, show_progress: bool = True,
     quiet_flower(verbose)
     engine = s.federation.engine
     if resume is not None and engine != "inprocess":
-        raise InputError(f"--resume: runs on the {engine} engine are not "
-                         "checkpointed; only in-process runs resume")
+        raise InputError(
+            f"--resume: runs on the {engine} engine are not "
+            "checkpointed; only in-process runs resume"
+        )
     if resume is not None and resume.banks.get("keys"):
         keys = keys_from_checkpoint(s, resume.banks["keys"])
     keys = keys or paillier_keys(s)
@@ -70,25 +78,34 @@ def run_horizontal(s: Scenario, out: Path, *, show_progress: bool = True,
     if resume is not None:
         check_same_data(resume, job, out)
     checkpoints = engine == "inprocess"
-    with (resumable_run_dir(out, resume=resume is not None, checkpoint_file=SERVER_FILE)
-          if checkpoints else staged_run_dir(out)) as stage:
-        recorder, fed_wall = federate(job, score, keys, engine, client_mods, resume,
-                                      stage / "checkpoint" if checkpoints else None,
-                                      show_progress)
-        summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score,
-                                      started)
+    with (
+        resumable_run_dir(out, resume=resume is not None, checkpoint_file=SERVER_FILE)
+        if checkpoints
+        else staged_run_dir(out)
+    ) as stage:
+        recorder, fed_wall = federate(
+            job,
+            score,
+            keys,
+            engine,
+            client_mods,
+            resume,
+            stage / "checkpoint" if checkpoints else None,
+            show_progress,
+        )
+        summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score, started)
     return RunOutcome(out, summary)
 
 
 # --- prepare ---------------------------------------------------------------------------------
 
-def prepare_job(s: Scenario, keys: BankKeys | None
-                ) -> tuple[PreparedData, HorizontalJob, Scorer]:
+
+def prepare_job(s: Scenario, keys: BankKeys | None) -> tuple[PreparedData, HorizontalJob, Scorer]:
     """(data, the banks' job, the harness's scorer on held-out rows); DP warnings
     printed. Raises InputError on bad input, before anything is written."""
     data = prepare_horizontal(s)
     job = bank_job(s, data, keys)
-    for warning in (job.dp.warnings if job.dp else ()):
+    for warning in job.dp.warnings if job.dp else ():
         print(f"fedrisk: warning: {warning}", file=sys.stderr)
     test_X, test_y = data.test.X, data.test.y
 
@@ -100,19 +117,26 @@ def prepare_job(s: Scenario, keys: BankKeys | None
 
 # --- federate --------------------------------------------------------------------------------
 
-def federate(job: HorizontalJob, score: Scorer, keys: BankKeys | None, engine: str,
-             client_mods: list | None, resume: Checkpoint | None,
-             checkpoint_folder: Path | None, show_progress: bool
-             ) -> tuple[ServerRecorder, float]:
+
+def federate(
+    job: HorizontalJob,
+    score: Scorer,
+    keys: BankKeys | None,
+    engine: str,
+    client_mods: list | None,
+    resume: Checkpoint | None,
+    checkpoint_folder: Path | None,
+    show_progress: bool,
+) -> tuple[ServerRecorder, float]:
     """The banks' and the aggregator's apps on ``engine``; returns what the aggregator
     produced and the federation's wall seconds. ``checkpoint_folder``: save both sides'
     state there after every round (in-process only)."""
     s = job.scenario
     with run_progress(show_progress, s) as (progress, task):
+
         def on_round(rnd: int, metrics: dict[str, float]) -> None:
             if rnd > 0:
-                status = (f"test AUC {metrics['auc']:.4f}" if metrics
-                          else "aggregate encrypted")
+                status = f"test AUC {metrics['auc']:.4f}" if metrics else "aggregate encrypted"
                 progress.update(task, advance=1, status=status)
 
         # In Paillier mode the aggregator never holds the model: nothing to score live.
@@ -123,12 +147,22 @@ def federate(job: HorizontalJob, score: Scorer, keys: BankKeys | None, engine: s
             progress.update(task, advance=resume.round, status="resumed")
         if checkpoint_folder is not None:
             recorder.on_checkpoint = checkpointer(
-                checkpoint_folder, s, recorder, node_states, keys,
-                len(recorder.transcript.entries), job)
+                checkpoint_folder,
+                s,
+                recorder,
+                node_states,
+                keys,
+                len(recorder.transcript.entries),
+                job,
+            )
         try:
-            fed_wall = run_engine(engine, make_server_app(job.server_side(), recorder, resume),
-                                  make_client_app(job, client_mods), len(job.banks),
-                                  node_states if checkpoint_folder is not None else None)
+            fed_wall = run_engine(
+                engine,
+                make_server_app(job.server_side(), recorder, resume),
+                make_client_app(job, client_mods),
+                len(job.banks),
+                node_states if checkpoint_folder is not None else None,
+            )
         finally:
             if keys:
                 keys.stop_precompute.set()
@@ -137,10 +171,18 @@ def federate(job: HorizontalJob, score: Scorer, keys: BankKeys | None, engine: s
 
 # --- evaluate and write ----------------------------------------------------------------------
 
-def complete_horizontal(stage: Path, s: Scenario, data: PreparedData, job: HorizontalJob,
-                        recorder: ServerRecorder, fed_wall: float, score: Scorer,
-                        started: float, extra: dict[str, Any] | None = None
-                        ) -> dict[str, Any]:
+
+def complete_horizontal(
+    stage: Path,
+    s: Scenario,
+    data: PreparedData,
+    job: HorizontalJob,
+    recorder: ServerRecorder,
+    fed_wall: float,
+    score: Scorer,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything after the federation: accounting, baselines, metrics, files.
 
     Shared by every engine: the recorder holds what the aggregator produced;
@@ -148,8 +190,9 @@ def complete_horizontal(stage: Path, s: Scenario, data: PreparedData, job: Horiz
     """
     test_X, test_y = data.test.X, data.test.y
     check_federation_finished(recorder)
-    part = Participation.from_transcript(recorder.transcript.entries,
-                                         [b.name for b in job.banks], len(recorder.rounds))
+    part = Participation.from_transcript(
+        recorder.transcript.entries, [b.name for b in job.banks], len(recorder.rounds)
+    )
     planned = job.dp
     job = replace(job, dp=spent_dp(job, part))
     crypto = None
@@ -165,20 +208,38 @@ def complete_horizontal(stage: Path, s: Scenario, data: PreparedData, job: Horiz
 
     fed_scores = predict_proba(recorder.final_params, test_X)
     central_scores = predict_proba(central, test_X)
-    local_metrics = {name: score_metrics(test_y, predict_proba(p, test_X))
-                     for name, p in local.items()}
-    summary = horizontal_summary(s, data, job, recorder, fed_scores, central_scores,
-                                 local_metrics, fed_wall, baseline_wall, crypto)
+    local_metrics = {
+        name: score_metrics(test_y, predict_proba(p, test_X)) for name, p in local.items()
+    }
+    summary = horizontal_summary(
+        s,
+        data,
+        job,
+        recorder,
+        fed_scores,
+        central_scores,
+        local_metrics,
+        fed_wall,
+        baseline_wall,
+        crypto,
+    )
     summary["attacks"] = membership_attack(job, recorder.final_params, data)
     summary["faults"] = faults_summary(s, part, recorder)
     if planned is not None:
         summary["privacy"]["epsilon_planned"] = finite_or_none(planned.epsilon)
     summary.update(extra or {})
     cmp = summary["comparison"]
-    write_outputs(stage, s, recorder, job.dp.epsilon_per_round if job.dp else (),
-                  fed_scores, test_y, summary["centralised"]["auc"],
-                  (cmp["best_local_party"], cmp["best_local_auc"]),
-                  "federated test AUC per round")
+    write_outputs(
+        stage,
+        s,
+        recorder,
+        job.dp.epsilon_per_round if job.dp else (),
+        fed_scores,
+        test_y,
+        summary["centralised"]["auc"],
+        (cmp["best_local_party"], cmp["best_local_auc"]),
+        "federated test AUC per round",
+    )
     write_json(stage / "model.json", model_record(data, recorder.final_params))
     write_run_scorecard(stage)  # scorecard.json/.csv from model.json, no bins
     summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
@@ -193,8 +254,7 @@ def spent_dp(job: HorizontalJob, part: Participation) -> DPPlan | None:
         return None
     rounds = part.rounds
     trained = {p: part.trained(p) for p in part.asked}
-    full = rounds == job.scenario.rounds and all(
-        len(t) == rounds for t in trained.values())
+    full = rounds == job.scenario.rounds and all(len(t) == rounds for t in trained.values())
     if dp.mode == "sample":
         return dp if full else dp.spent(trained, rounds)
     scale = {}
@@ -209,8 +269,7 @@ def spent_dp(job: HorizontalJob, part: Participation) -> DPPlan | None:
     return dp.spent(trained, rounds, scale)
 
 
-def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder,
-                            score: Scorer) -> None:
+def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score: Scorer) -> None:
     """The banks' side of the harness replays the decryptions every bank made, to score
     each round's model (the aggregator never could)."""
     setup = job.paillier
@@ -220,25 +279,25 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder,
         record = recorder.opaque.get(log.round)
         if record is not None:  # else nobody took part: the model did not move
             blobs = chunks(record["aggregate"].numpy().tobytes(), setup.width)
-            params = params + decode_aggregate(setup, decryptor, blobs,
-                                               int(record["contributors"].numpy()[0]),
-                                               log.round, cipher)
+            params = params + decode_aggregate(
+                setup, decryptor, blobs, int(record["contributors"].numpy()[0]), log.round, cipher
+            )
         log.test = score(params)
     recorder.final_params = params
 
 
 def chunks(raw: bytes, width: int) -> list[bytes]:
-    return [raw[i:i + width] for i in range(0, len(raw), width)]
+    return [raw[i : i + width] for i in range(0, len(raw), width)]
 
 
 def check_federation_finished(recorder: ServerRecorder) -> None:
     if recorder.error is not None:
         raise recorder.error
     if recorder.final_params is None and recorder.final_opaque is None:
-        raise RuntimeError("the federated run ended without a final model "
-                           "(the engine stopped early; rerun with --verbose for Flower's log)")
-
-
+        raise RuntimeError(
+            "the federated run ended without a final model "
+            "(the engine stopped early; rerun with --verbose for Flower's log)"
+        )
 
 
 __all__ = ["complete_horizontal", "federate", "prepare_job", "run_horizontal", "spent_dp"]

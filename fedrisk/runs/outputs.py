@@ -12,13 +12,28 @@ from typing import Any
 import numpy as np
 
 from fedrisk.data.prepare import PreparedData
-from fedrisk.evaluation import (calibration_table, gains_table, plot_auc_per_round,
-                                plot_calibration, plot_gains)
+from fedrisk.evaluation import (
+    calibration_table,
+    gains_table,
+    plot_auc_per_round,
+    plot_calibration,
+    plot_gains,
+)
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.scenario import Scenario, to_toml
 
-ROUND_FIELDS = ("round", "auc", "ks", "gini", "log_loss", "brier", "epsilon", "n_replies",
-                "bytes", "wall_s")
+ROUND_FIELDS = (
+    "round",
+    "auc",
+    "ks",
+    "gini",
+    "log_loss",
+    "brier",
+    "epsilon",
+    "n_replies",
+    "bytes",
+    "wall_s",
+)
 
 
 @dataclass(frozen=True)
@@ -35,16 +50,26 @@ def model_record(data: PreparedData, params: np.ndarray) -> dict[str, Any]:
         "feature_names": list(data.train.feature_names),
         "weights": [float(v) for v in params[:-1]],
         "intercept": float(params[-1]),
-        "standardize": None if data.scaler is None else {
+        "standardize": None
+        if data.scaler is None
+        else {
             "mean": [float(v) for v in data.scaler.mean],
-            "scale": [float(v) for v in data.scaler.scale]},
+            "scale": [float(v) for v in data.scaler.scale],
+        },
     }
 
 
-def write_outputs(stage: Path, s: Scenario, recorder: ServerRecorder,
-                   epsilon_per_round: tuple[float, ...], scores: np.ndarray,
-                   test_y: np.ndarray, centralised_auc: float, best_local: tuple[str, float],
-                   curve_title: str) -> None:
+def write_outputs(
+    stage: Path,
+    s: Scenario,
+    recorder: ServerRecorder,
+    epsilon_per_round: tuple[float, ...],
+    scores: np.ndarray,
+    test_y: np.ndarray,
+    centralised_auc: float,
+    best_local: tuple[str, float],
+    curve_title: str,
+) -> None:
     """The files every run folder has, horizontal or vertical (summary.json is last)."""
     (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
     recorder.transcript.write_jsonl(stage / "transcript.jsonl")
@@ -53,16 +78,28 @@ def write_outputs(stage: Path, s: Scenario, recorder: ServerRecorder,
         w = csv.writer(fh)
         w.writerow(ROUND_FIELDS)
         for r in recorder.rounds:
-            w.writerow([r.round, *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]),
-                        _num(eps[r.round - 1]) if eps else "", r.n_replies, r.bytes,
-                        f"{r.wall_s:.4f}"])
+            w.writerow(
+                [
+                    r.round,
+                    *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]),
+                    _num(eps[r.round - 1]) if eps else "",
+                    r.n_replies,
+                    r.bytes,
+                    f"{r.wall_s:.4f}",
+                ]
+            )
     calib = calibration_table(test_y, scores)
     gains = gains_table(test_y, scores)
     write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})
-    plot_auc_per_round([r.round for r in recorder.rounds],
-                       [r.test["auc"] for r in recorder.rounds], stage / "auc_per_round.png",
-                       centralised_auc=centralised_auc, best_local_auc=best_local[1],
-                       best_local_name=best_local[0], title=f"{s.name}: {curve_title}")
+    plot_auc_per_round(
+        [r.round for r in recorder.rounds],
+        [r.test["auc"] for r in recorder.rounds],
+        stage / "auc_per_round.png",
+        centralised_auc=centralised_auc,
+        best_local_auc=best_local[1],
+        best_local_name=best_local[0],
+        title=f"{s.name}: {curve_title}",
+    )
     plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
     plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
 
@@ -72,8 +109,9 @@ def _num(x: float) -> str:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 __all__ = ["ROUND_FIELDS", "RunOutcome", "model_record", "write_json", "write_outputs"]

@@ -23,13 +23,20 @@ class run_progress:
     def __enter__(self):
         if not self.enabled:
             return _NoProgress(), None
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                            TextColumn("round {task.completed}/{task.total}"),
-                            TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-                            transient=False)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("round {task.completed}/{task.total}"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
         self.bar.__enter__()
-        who = (f"{len(self.s.federation.parties) or 'default'} parties"
-               if self.s.federation.kind == "vertical" else f"{self.s.federation.banks} banks")
+        who = (
+            f"{len(self.s.federation.parties) or 'default'} parties"
+            if self.s.federation.kind == "vertical"
+            else f"{self.s.federation.banks} banks"
+        )
         desc = f"{self.s.name}: {who}, {self.s.federation.engine}"
         task = self.bar.add_task(desc, total=self.s.rounds, status="")
         return self.bar, task

@@ -12,13 +12,23 @@ from fedrisk.runs.outputs import RunOutcome
 from fedrisk.runs.rundir import incomplete_dir
 from fedrisk.scenario import apply_override, parse_override, scenario_from_dict
 
-RESUME_OVERRIDES = ("federation.min_parties", "federation.dropout", "federation.stragglers",
-                    "federation.straggler_delay", "federation.round_timeout")
+RESUME_OVERRIDES = (
+    "federation.min_parties",
+    "federation.dropout",
+    "federation.stragglers",
+    "federation.straggler_delay",
+    "federation.round_timeout",
+)
 
 
-def resume_run(out: Path, *, overrides: list[str] | tuple[str, ...] = (),
-               show_progress: bool = True, verbose: bool = False,
-               client_mods: list | None = None) -> RunOutcome:
+def resume_run(
+    out: Path,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    show_progress: bool = True,
+    verbose: bool = False,
+    client_mods: list | None = None,
+) -> RunOutcome:
     """Continue the interrupted run that was to write ``out``, from its checkpoint.
 
     ``overrides`` (``--set``) may change only :data:`RESUME_OVERRIDES`, e.g. to go on
@@ -27,18 +37,20 @@ def resume_run(out: Path, *, overrides: list[str] | tuple[str, ...] = (),
     """
     stage = out if out.name.endswith(".incomplete") else incomplete_dir(out)
     if stage is out:
-        out = out.parent / out.name[1:-len(".incomplete")]
+        out = out.parent / out.name[1 : -len(".incomplete")]
     ckpt = read_checkpoint(stage / "checkpoint", f"--resume {out}")
     raw = tomllib.loads(ckpt.scenario_toml)
     for item in overrides:
         key = ".".join(parse_override(item)[0])
         if key not in RESUME_OVERRIDES:
-            raise InputError(f"--set {item}: a resumed run may change only "
-                             + ", ".join(RESUME_OVERRIDES))
+            raise InputError(
+                f"--set {item}: a resumed run may change only " + ", ".join(RESUME_OVERRIDES)
+            )
         apply_override(raw, item, f"--resume {out}")
     s = scenario_from_dict(raw, ckpt.server["scenario_path"])
-    return run_horizontal(s, out, show_progress=show_progress, verbose=verbose,
-                        client_mods=client_mods, resume=ckpt)
+    return run_horizontal(
+        s, out, show_progress=show_progress, verbose=verbose, client_mods=client_mods, resume=ckpt
+    )
 
 
 __all__ = ["RESUME_OVERRIDES", "resume_run"]

@@ -15,10 +15,17 @@ from fedrisk.runs.vertical import run_vertical
 from fedrisk.scenario import Scenario
 
 
-def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
-                 verbose: bool = False, client_mods: list | None = None,
-                 keys: BankKeys | None = None, resume: Checkpoint | None = None,
-                 deployment: DeploymentOptions | None = None) -> RunOutcome:
+def run_scenario(
+    s: Scenario,
+    out: Path,
+    *,
+    show_progress: bool = True,
+    verbose: bool = False,
+    client_mods: list | None = None,
+    keys: BankKeys | None = None,
+    resume: Checkpoint | None = None,
+    deployment: DeploymentOptions | None = None,
+) -> RunOutcome:
     """Run ``s`` and write ``out``; raises InputError on bad input before writing.
 
     ``client_mods`` are extra Flower mods on every party's ClientApp (fault injection in
@@ -30,16 +37,27 @@ def run_scenario(s: Scenario, out: Path, *, show_progress: bool = True,
     Engine's federation is (a local one on 127.0.0.1 by default).
     """
     if s.federation.kind == "vertical":
-        return run_vertical(s, out, show_progress=show_progress, verbose=verbose,
-                            client_mods=client_mods)
+        return run_vertical(
+            s, out, show_progress=show_progress, verbose=verbose, client_mods=client_mods
+        )
     if s.federation.engine == "deployment":
         if resume is not None:
-            raise InputError("--resume: runs on the deployment engine are not "
-                             "checkpointed; only in-process runs resume")
-        return run_deployed(s, out, deployment, show_progress=show_progress,
-                            verbose=verbose, keys=keys)
-    return run_horizontal(s, out, show_progress=show_progress, verbose=verbose,
-                          client_mods=client_mods, keys=keys, resume=resume)
+            raise InputError(
+                "--resume: runs on the deployment engine are not "
+                "checkpointed; only in-process runs resume"
+            )
+        return run_deployed(
+            s, out, deployment, show_progress=show_progress, verbose=verbose, keys=keys
+        )
+    return run_horizontal(
+        s,
+        out,
+        show_progress=show_progress,
+        verbose=verbose,
+        client_mods=client_mods,
+        keys=keys,
+        resume=resume,
+    )
 
 
 __all__ = ["run_scenario"]

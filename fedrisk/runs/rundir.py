@@ -11,9 +11,9 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from fedrisk.errors import InputError, QuorumError, RunInterrupted
 
@@ -35,8 +35,10 @@ def check_target(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(f"--out {out}: folder exists, is not empty and is not a fedrisk "
-                         "run folder; choose another --out")
+        raise InputError(
+            f"--out {out}: folder exists, is not empty and is not a fedrisk "
+            "run folder; choose another --out"
+        )
 
 
 def incomplete_dir(out: Path) -> Path:
@@ -54,16 +56,21 @@ def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Itera
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = incomplete_dir(out)
     if not resume and stage.exists():
-        print(f"fedrisk: warning: discarding the interrupted run in {stage} (continue one "
-              f"with fedrisk run --resume {out})", file=sys.stderr)
+        print(
+            f"fedrisk: warning: discarding the interrupted run in {stage} (continue one "
+            f"with fedrisk run --resume {out})",
+            file=sys.stderr,
+        )
         shutil.rmtree(stage)
     stage.mkdir(mode=0o700, exist_ok=True)  # it will hold the banks' checkpoint
     marker = stage / "checkpoint" / checkpoint_file
 
     def hint() -> str:
         done = json.loads(marker.read_text(encoding="utf-8"))["round"]
-        return (f"checkpoint after round {done} kept in {stage}; resume with: "
-                f"fedrisk run --resume {out}")
+        return (
+            f"checkpoint after round {done} kept in {stage}; resume with: "
+            f"fedrisk run --resume {out}"
+        )
 
     try:
         yield stage
@@ -76,9 +83,11 @@ def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Itera
         if not marker.exists():
             shutil.rmtree(stage, ignore_errors=True)
             raise
-        raise QuorumError(f"{exc}; {hint()} once enough parties are back (or add --set "
-                          "federation.min_parties=N to go on with fewer)",
-                          resumable=True) from None
+        raise QuorumError(
+            f"{exc}; {hint()} once enough parties are back (or add --set "
+            "federation.min_parties=N to go on with fewer)",
+            resumable=True,
+        ) from None
     except BaseException:
         if not resume:  # never throw away the checkpoint a resume started from
             shutil.rmtree(stage, ignore_errors=True)

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from fedrisk.version import __version__
 from fedrisk.data.prepare import PreparedData
 from fedrisk.evaluation import population_stability_index, score_metrics
 from fedrisk.flower.participation import Participation
@@ -21,14 +20,17 @@ from fedrisk.horizontal.job import HorizontalJob
 from fedrisk.privacy.accountant import max_attack_auc_bound
 from fedrisk.privacy.attacks import membership_inference_auc
 from fedrisk.scenario import Scenario
+from fedrisk.version import __version__
 
 
 def faults_summary(s: Scenario, part: Participation, recorder: ServerRecorder) -> dict:
     f = s.federation
     strategy = getattr(recorder, "strategy", None)
     return {
-        "dropout": f.dropout, "stragglers": f.stragglers,
-        "straggler_delay_s": f.straggler_delay, "round_timeout_s": f.round_timeout,
+        "dropout": f.dropout,
+        "stragglers": f.stragglers,
+        "straggler_delay_s": f.straggler_delay,
+        "round_timeout_s": f.round_timeout,
         "min_parties": s.quorum,
         "rounds_completed": part.rounds,
         "updates_per_round": [part.answered_in(r) for r in range(1, part.rounds + 1)],
@@ -41,13 +43,17 @@ def membership_attack(job: HorizontalJob, params: np.ndarray, data: PreparedData
     """Loss-threshold membership inference on the final model (members: training rows,
     non-members: held-out rows), beside the most any attack could reach under the
     accounted (ε, δ)."""
-    auc = membership_inference_auc(params, data.train.X, data.train.y, data.test.X,
-                                   data.test.y, seed=job.scenario.seed)
+    auc = membership_inference_auc(
+        params, data.train.X, data.train.y, data.test.X, data.test.y, seed=job.scenario.seed
+    )
     bound = None
     if job.dp is not None and math.isfinite(job.dp.epsilon):
         bound = max_attack_auc_bound(job.dp.epsilon, job.dp.delta)
-    return {"membership_auc": auc, "membership_attack": "loss threshold (Yeom et al. 2018)",
-            "membership_auc_bound": bound}
+    return {
+        "membership_auc": auc,
+        "membership_attack": "loss threshold (Yeom et al. 2018)",
+        "membership_auc_bound": bound,
+    }
 
 
 def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
@@ -69,10 +75,18 @@ def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
     return out
 
 
-def horizontal_summary(s: Scenario, data: PreparedData, job: HorizontalJob, recorder: ServerRecorder,
-             fed_scores: np.ndarray, central_scores: np.ndarray,
-             local_metrics: dict[str, dict[str, float]], fed_wall: float,
-             baseline_wall: float, crypto: dict[str, float] | None) -> dict[str, Any]:
+def horizontal_summary(
+    s: Scenario,
+    data: PreparedData,
+    job: HorizontalJob,
+    recorder: ServerRecorder,
+    fed_scores: np.ndarray,
+    central_scores: np.ndarray,
+    local_metrics: dict[str, dict[str, float]],
+    fed_wall: float,
+    baseline_wall: float,
+    crypto: dict[str, float] | None,
+) -> dict[str, Any]:
     test_y = data.test.y
     federated = score_metrics(test_y, fed_scores)
     centralised = score_metrics(test_y, central_scores)
@@ -95,9 +109,10 @@ def horizontal_summary(s: Scenario, data: PreparedData, job: HorizontalJob, reco
             "test_default_rate": float(np.mean(test_y)),
             "partition": s.federation.partition,
             "alpha": s.federation.alpha if s.federation.partition != "iid" else None,
-            "parties": {name: {"rows": int(len(idx)),
-                               "default_rate": float(np.mean(data.train.y[idx]))}
-                        for name, idx in zip(data.party_names, data.parts)},
+            "parties": {
+                name: {"rows": int(len(idx)), "default_rate": float(np.mean(data.train.y[idx]))}
+                for name, idx in zip(data.party_names, data.parts)
+            },
         },
         "federated": federated,
         "centralised": centralised,
@@ -109,7 +124,8 @@ def horizontal_summary(s: Scenario, data: PreparedData, job: HorizontalJob, reco
             "best_local_party": best_local,
             "best_local_auc": local_aucs[best_local],
             "psi_federated_vs_centralised_scores": population_stability_index(
-                central_scores, fed_scores),
+                central_scores, fed_scores
+            ),
         },
         "privacy": _privacy_summary(s, job),
         "cost": {

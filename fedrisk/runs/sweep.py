@@ -22,25 +22,39 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fedrisk.errors import ScenarioError
 from fedrisk.evaluation.plots import plot_privacy_sweep
 from fedrisk.horizontal.keys import paillier_keys
-from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.runs.run import run_scenario
+from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.scenario import Scenario, load_scenario, parse_override
 
 DP_KEYS = ("privacy.target_epsilon", "privacy.noise_multiplier")
-CSV_FIELDS = ("point", "seed", "epsilon", "noise_multiplier", "auc", "ks", "log_loss",
-              "brier", "membership_auc", "membership_auc_bound", "centralised_auc", "wall_s")
+CSV_FIELDS = (
+    "point",
+    "seed",
+    "epsilon",
+    "noise_multiplier",
+    "auc",
+    "ks",
+    "log_loss",
+    "brier",
+    "membership_auc",
+    "membership_auc_bound",
+    "centralised_auc",
+    "wall_s",
+)
 
 
 @dataclass(frozen=True)
 class SweepGrid:
-    fixed: tuple[str, ...]                  # plain --set overrides
+    fixed: tuple[str, ...]  # plain --set overrides
     axes: tuple[tuple[str, tuple[str, ...]], ...]  # key -> raw values, in order
 
     def points(self) -> list[tuple[str, ...]]:
         """Each point as its list of ``key=value`` overrides."""
         keys = [k for k, _ in self.axes]
-        return [tuple(f"{k}={v}" for k, v in zip(keys, combo))
-                for combo in itertools.product(*(vals for _, vals in self.axes))]
+        return [
+            tuple(f"{k}={v}" for k, v in zip(keys, combo))
+            for combo in itertools.product(*(vals for _, vals in self.axes))
+        ]
 
 
 def parse_grid(overrides: list[str]) -> SweepGrid:
@@ -55,22 +69,33 @@ def parse_grid(overrides: list[str]) -> SweepGrid:
         else:
             fixed.append(item)
     if not axes:
-        raise ScenarioError("--set: a sweep needs at least one comma-separated list, e.g. "
-                            "--set privacy.target_epsilon=0.5,1,2,4,8,inf")
+        raise ScenarioError(
+            "--set: a sweep needs at least one comma-separated list, e.g. "
+            "--set privacy.target_epsilon=0.5,1,2,4,8,inf"
+        )
     return SweepGrid(tuple(fixed), tuple(axes))
 
 
-def run_sweep(scenario_path: Path, overrides: list[str], out: Path, *, seeds: int = 1,
-              engine: str | None = None, show_progress: bool = True) -> dict[str, Any]:
+def run_sweep(
+    scenario_path: Path,
+    overrides: list[str],
+    out: Path,
+    *,
+    seeds: int = 1,
+    engine: str | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     grid = parse_grid(overrides)
     fixed = list(grid.fixed) + ([f"federation.engine={engine}"] if engine else [])
     base = load_scenario(scenario_path, fixed)
     swept = [k for k, _ in grid.axes]
     if any(k in DP_KEYS for k in swept) and base.privacy.dp == "none":
         # sweeping a DP budget means DP: record-level DP-SGD protects customers
-        print("fedrisk: note: privacy.dp is 'none' in the scenario; the sweep uses 'sample' "
-              "(record-level DP-SGD) so the swept privacy budget takes effect",
-              file=sys.stderr)
+        print(
+            "fedrisk: note: privacy.dp is 'none' in the scenario; the sweep uses 'sample' "
+            "(record-level DP-SGD) so the swept privacy budget takes effect",
+            file=sys.stderr,
+        )
         fixed.append("privacy.dp=sample")
     # validate every point before running any (bad input fails fast, writes nothing)
     plan = []
@@ -83,16 +108,25 @@ def run_sweep(scenario_path: Path, overrides: list[str], out: Path, *, seeds: in
         for i, point, s in plan:
             label = "-".join(p.split("=", 1)[1] for p in point)
             started = time.perf_counter()
-            run = run_scenario(s, stage / "points" / f"{i:02d}-{label}-seed{s.seed}",
-                               show_progress=False, keys=paillier_keys(s))
+            run = run_scenario(
+                s,
+                stage / "points" / f"{i:02d}-{label}-seed{s.seed}",
+                show_progress=False,
+                keys=paillier_keys(s),
+            )
             rows.append(_row(point, s, run.summary, time.perf_counter() - started))
             bar.update(task, advance=1, status=f"{label}: AUC {rows[-1]['auc']:.4f}")
         _write_csv(stage / "sweep.csv", rows, swept)
         x_key, x_label = _x_axis(swept)
-        plot_privacy_sweep(rows, stage / "sweep.png", x_key=x_key, x_label=x_label,
-                           centralised_auc=rows[0]["centralised_auc"],
-                           title=f"{base.name}: privacy against accuracy "
-                                 f"({seeds} seed{'s' if seeds > 1 else ''} per point)")
+        plot_privacy_sweep(
+            rows,
+            stage / "sweep.png",
+            x_key=x_key,
+            x_label=x_label,
+            centralised_auc=rows[0]["centralised_auc"],
+            title=f"{base.name}: privacy against accuracy "
+            f"({seeds} seed{'s' if seeds > 1 else ''} per point)",
+        )
     return {"out": out, "rows": rows}
 
 
@@ -101,12 +135,20 @@ def _row(point: tuple[str, ...], s: Scenario, summary: dict, wall: float) -> dic
     eps = p.get("epsilon")
     if p.get("epsilon_is_infinite") or (p["dp"] == "none"):
         eps = math.inf
-    row = {"point": " ".join(point), "seed": s.seed, "epsilon": eps,
-           "noise_multiplier": p.get("noise_multiplier"), "auc": f["auc"], "ks": f["ks"],
-           "log_loss": f["log_loss"], "brier": f["brier"],
-           "membership_auc": summary["attacks"]["membership_auc"],
-           "membership_auc_bound": summary["attacks"]["membership_auc_bound"],
-           "centralised_auc": summary["centralised"]["auc"], "wall_s": round(wall, 2)}
+    row = {
+        "point": " ".join(point),
+        "seed": s.seed,
+        "epsilon": eps,
+        "noise_multiplier": p.get("noise_multiplier"),
+        "auc": f["auc"],
+        "ks": f["ks"],
+        "log_loss": f["log_loss"],
+        "brier": f["brier"],
+        "membership_auc": summary["attacks"]["membership_auc"],
+        "membership_auc_bound": summary["attacks"]["membership_auc_bound"],
+        "centralised_auc": summary["centralised"]["auc"],
+        "wall_s": round(wall, 2),
+    }
     for item in point:
         keys, value = parse_override(item)
         row[".".join(keys)] = value
@@ -132,12 +174,19 @@ class _bar:
 
     def __enter__(self):
         if not self.enabled:
+
             class _Quiet:
                 def update(self, *a, **k):
                     pass
+
             return _Quiet(), None
-        self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+        self.progress = Progress(
+            TextColumn("[bold]sweep"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+        )
         self.progress.__enter__()
         return self.progress, self.progress.add_task("sweep", total=self.total, status="")
 

@@ -26,8 +26,7 @@ from fedrisk.privacy.plan import DPPlan
 from fedrisk.vertical.protocol import QUERY, BankJob, VerticalOutcome, classify_vertical
 
 
-def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutcome
-                  ) -> ServerApp:
+def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutcome) -> ServerApp:
     app = ServerApp()
 
     @app.main()
@@ -44,11 +43,17 @@ def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutco
     return app
 
 
-def _ask(grid, nodes: list[int], message_type: str, configs: list[dict],
-         what: str, rnd: int) -> list[Message]:
-    msgs = [Message(RecordDict({"config": ConfigRecord({**cfg, "server-round": rnd})}),
-                    dst_node_id=node, message_type=message_type)
-            for node, cfg in zip(nodes, configs)]
+def _ask(
+    grid, nodes: list[int], message_type: str, configs: list[dict], what: str, rnd: int
+) -> list[Message]:
+    msgs = [
+        Message(
+            RecordDict({"config": ConfigRecord({**cfg, "server-round": rnd})}),
+            dst_node_id=node,
+            message_type=message_type,
+        )
+        for node, cfg in zip(nodes, configs)
+    ]
     replies = list(grid.send_and_receive(msgs))
     by_node = {r.metadata.src_node_id: r for r in replies}
     out = []
@@ -61,30 +66,43 @@ def _ask(grid, nodes: list[int], message_type: str, configs: list[dict],
     return out
 
 
-def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
-              outcome: VerticalOutcome) -> None:
+def _run_bank(
+    job: BankJob, grid, nodes: list[int], recorder: ServerRecorder, outcome: VerticalOutcome
+) -> None:
     s = job.scenario
     # 1. PSI, chained through the bank (fresh bank key per exchange)
     shared = [str(i) for i in job.ids]
     for k, node in enumerate(nodes):
         bank_psi = PsiParty(job.name, shared, np.random.default_rng([s.seed, 10, k]))
-        (reply,) = _ask(grid, [node], QUERY, [{"stage": "psi-mask",
-                                              "bank-masked": bank_psi.masked_ids()}],
-                        "private set intersection", 0)
+        (reply,) = _ask(
+            grid,
+            [node],
+            QUERY,
+            [{"stage": "psi-mask", "bank-masked": bank_psi.masked_ids()}],
+            "private set intersection",
+            0,
+        )
         cfg = reply.content["config"]
         their_masked = list(cfg["masked"])
         outcome.party_sizes[job.party_names[k]] = len(their_masked)
         their_double = bank_psi.mask_again(their_masked)
-        (reply2,) = _ask(grid, [node], QUERY, [{"stage": "psi-finish",
-                                               "my-double": their_double}],
-                         "private set intersection", 0)
+        (reply2,) = _ask(
+            grid,
+            [node],
+            QUERY,
+            [{"stage": "psi-finish", "my-double": their_double}],
+            "private set intersection",
+            0,
+        )
         shared = bank_psi.intersect(list(cfg["bank-double"]), their_double)
         if int(reply2.content["config"]["count"]) < len(shared):
             raise ProtocolError(f"round 0: {job.party_names[k]} found fewer shared ids")
         if not shared:
-            raise InputError(f"{s.source_file}: federation.parties: the bank and "
-                             f"{job.party_names[k]} (with the parties before it) share no "
-                             "customer ids; check the id columns")
+            raise InputError(
+                f"{s.source_file}: federation.parties: the bank and "
+                f"{job.party_names[k]} (with the parties before it) share no "
+                "customer ids; check the id columns"
+            )
     shared = sorted(shared)
     outcome.aligned = len(shared)
     # 2. held-out split by the bank (it holds the labels), told to every party
@@ -94,8 +112,14 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
     tr, te = split_indices(y_all, s.data.test_fraction, s.seed)
     train_ids = [shared[i] for i in tr]
     test_ids = [shared[i] for i in te]
-    _ask(grid, nodes, QUERY, [{"stage": "align", "train-ids": train_ids,
-                              "test-ids": test_ids}] * len(nodes), "alignment", 0)
+    _ask(
+        grid,
+        nodes,
+        QUERY,
+        [{"stage": "align", "train-ids": train_ids, "test-ids": test_ids}] * len(nodes),
+        "alignment",
+        0,
+    )
     scaler = Standardizer().fit(job.X[rows[tr]])
     Xb, yb = scaler.transform(job.X[rows[tr]]), job.y[rows[tr]].astype(np.float64)
     Xb_test, y_test = scaler.transform(job.X[rows[te]]), job.y[rows[te]]
@@ -103,8 +127,7 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
     outcome.bank_train_X, outcome.bank_test_X, outcome.test_y = Xb, Xb_test, y_test
 
     # 3. training
-    cipher = VectorCipher(job.public_key, ObfuscatorPool(job.public_key,
-                                                         s.privacy.obfuscation))
+    cipher = VectorCipher(job.public_key, ObfuscatorPool(job.public_key, s.privacy.obfuscation))
     decryptor = VectorDecryptor(job.private_key)
     n = job.public_key.n
     w, b = np.zeros(Xb.shape[1]), 0.0
@@ -116,10 +139,15 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
     for epoch in range(1, s.rounds + 1):
         order = np.random.default_rng([s.seed, 8, epoch]).permutation(len(yb))
         for start in range(0, len(yb), m.batch_size):
-            batch = order[start:start + m.batch_size]
-            cfgs = [{"stage": "scores", "rows": batch.tolist(),
-                     **({"unmasked-pending": pending[k]} if pending else {})}
-                    for k in range(len(nodes))]
+            batch = order[start : start + m.batch_size]
+            cfgs = [
+                {
+                    "stage": "scores",
+                    "rows": batch.tolist(),
+                    **({"unmasked-pending": pending[k]} if pending else {}),
+                }
+                for k in range(len(nodes))
+            ]
             replies = _ask(grid, nodes, MessageType.TRAIN, cfgs, "partial scores", epoch)
             u = Xb[batch] @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
             d = 0.25 * u - 0.5 * (2 * yb[batch] - 1)
@@ -129,9 +157,14 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
             enc = cipher.to_bytes(cipher.encrypt(encode_signed(d, RESIDUAL_FRAC_BITS, n)))
             outcome.encrypt_s += time.perf_counter() - t0
             outcome.encryptions += len(enc)
-            replies = _ask(grid, nodes, MessageType.TRAIN,
-                           [{"stage": "gradient", "rows": batch.tolist(), "residuals": enc}]
-                           * len(nodes), "encrypted gradient", epoch)
+            replies = _ask(
+                grid,
+                nodes,
+                MessageType.TRAIN,
+                [{"stage": "gradient", "rows": batch.tolist(), "residuals": enc}] * len(nodes),
+                "encrypted gradient",
+                epoch,
+            )
             pending = []
             t0 = time.perf_counter()
             for k, r in enumerate(replies):
@@ -153,29 +186,34 @@ def _run_bank(job: BankJob, grid, nodes: list[int], recorder: ServerRecorder,
     recorder.final_params = np.r_[w, b]  # the bank's own part; parties keep theirs
 
 
-def label_noise(dp: DPPlan, seed: int, epoch: int, batch_start: int, party: int, size: int
-                ) -> np.ndarray:
+def label_noise(
+    dp: DPPlan, seed: int, epoch: int, batch_start: int, party: int, size: int
+) -> np.ndarray:
     """N(0, (z·C)²) per gradient coordinate: one label moves Σ_i d_i x_i by at most C."""
     rng = np.random.default_rng([seed, 12, epoch, batch_start, party])
     return rng.normal(0.0, dp.noise_multiplier * dp.clip_norm, size)
 
 
-def _noised(values: list[int], dp: DPPlan, seed: int, epoch: int, start: int, party: int,
-            n: int) -> list[int]:
+def _noised(
+    values: list[int], dp: DPPlan, seed: int, epoch: int, start: int, party: int, n: int
+) -> list[int]:
     noise = label_noise(dp, seed, epoch, start, party, len(values))
     fixed = encode_signed(noise, RESIDUAL_FRAC_BITS + FEATURE_FRAC_BITS, n)
     return [(v + e) % n for v, e in zip(values, fixed)]
 
 
 def _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch) -> np.ndarray:
-    cfgs = [{"stage": "scores", "split": "test",
-             **({"unmasked-pending": pending[k]} if pending else {})}
-            for k in range(len(nodes))]
+    cfgs = [
+        {
+            "stage": "scores",
+            "split": "test",
+            **({"unmasked-pending": pending[k]} if pending else {}),
+        }
+        for k in range(len(nodes))
+    ]
     replies = _ask(grid, nodes, MessageType.TRAIN, cfgs, "joint prediction", epoch)
     u = Xb_test @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
     return expit(u)
-
-
 
 
 __all__ = ["label_noise", "make_bank_app"]

@@ -10,10 +10,17 @@ from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.privacy.plan import DPPlan
 
 
-def label_leakage(X_party: np.ndarray, X_bank: np.ndarray, y: np.ndarray,
-                  batch_sizes: tuple[int, ...], seed: int, learning_rate: float,
-                  run_batch: int, max_rows: int = 6000,
-                  dp: DPPlan | None = None) -> dict[str, float]:
+def label_leakage(
+    X_party: np.ndarray,
+    X_bank: np.ndarray,
+    y: np.ndarray,
+    batch_sizes: tuple[int, ...],
+    seed: int,
+    learning_rate: float,
+    run_batch: int,
+    max_rows: int = 6000,
+    dp: DPPlan | None = None,
+) -> dict[str, float]:
     """AUC with which a data party recovers labels from the gradients it sees.
 
     Replays one epoch of the protocol in the clear (the party's unmasked gradient equals
@@ -37,12 +44,12 @@ def label_leakage(X_party: np.ndarray, X_bank: np.ndarray, y: np.ndarray,
         scores = np.empty(len(y))
         order = rng.permutation(len(y))
         for start in range(0, len(y), bs):
-            batch = order[start:start + bs]
+            batch = order[start : start + bs]
             d = 0.25 * (Xp[batch] @ wp + Xb[batch] @ wb + b) - 0.5 * (2 * y[batch] - 1)
-            g = Xp[batch].T @ d / len(batch)     # what the party decrypts and unmasks
+            g = Xp[batch].T @ d / len(batch)  # what the party decrypts and unmasks
             if dp is not None:  # the label-DP defence, as the bank applies it
                 g = g + rng.normal(0, dp.noise_multiplier * dp.clip_norm, g.shape) / len(batch)
-            scores[batch] = -(Xp[batch] @ g)     # the attack
+            scores[batch] = -(Xp[batch] @ g)  # the attack
             wp -= lr * g
             wb -= lr * Xb[batch].T @ d / len(batch)
             b -= lr * d.mean()

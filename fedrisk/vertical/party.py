@@ -14,16 +14,26 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedrisk.crypto.hetero import FEATURE_FRAC_BITS, RESIDUAL_FRAC_BITS, decode_signed, \
-    encrypted_feature_sums
+from fedrisk.crypto.hetero import (
+    FEATURE_FRAC_BITS,
+    RESIDUAL_FRAC_BITS,
+    decode_signed,
+    encrypted_feature_sums,
+)
 from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher
 from fedrisk.crypto.psi import PsiParty
 from fedrisk.data.split import Standardizer
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.recording_grid import identity_reply
 from fedrisk.privacy.mechanisms import clip_rows
-from fedrisk.vertical.protocol import (MASK_KEY, MODEL_KEY, PSI_KEY, ROWS_KEY, DataPartyJob,
-                                       config_reply)
+from fedrisk.vertical.protocol import (
+    MASK_KEY,
+    MODEL_KEY,
+    PSI_KEY,
+    ROWS_KEY,
+    DataPartyJob,
+    config_reply,
+)
 
 
 def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
@@ -33,8 +43,9 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
 
     def cipher() -> VectorCipher:
         if "c" not in pool:  # one obfuscator pool per process (DJN if chosen)
-            pool["c"] = VectorCipher(job.public_key, ObfuscatorPool(
-                job.public_key, job.scenario.privacy.obfuscation))
+            pool["c"] = VectorCipher(
+                job.public_key, ObfuscatorPool(job.public_key, job.scenario.privacy.obfuscation)
+            )
         return pool["c"]
 
     @app.query("identify")
@@ -47,13 +58,17 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
         cfg = msg.content["config"]
         stage = str(cfg["stage"])
         if stage == "psi-mask":  # steps 1 and 4 of the exchange, with one key
-            psi = PsiParty(party.name, [str(i) for i in party.ids],
-                           np.random.default_rng([job.scenario.seed, 9, _pid(context)]))
+            psi = PsiParty(
+                party.name,
+                [str(i) for i in party.ids],
+                np.random.default_rng([job.scenario.seed, 9, _pid(context)]),
+            )
             mine = psi.masked_ids()
             theirs_double = psi.mask_again(list(cfg["bank-masked"]))
             context.state[PSI_KEY] = ConfigRecord({"their-double": theirs_double})
             context.state[PSI_KEY + ".order"] = ArrayRecord(
-                {"order": Array(np.asarray(psi.shuffle_order, dtype=np.int64))})
+                {"order": Array(np.asarray(psi.shuffle_order, dtype=np.int64))}
+            )
             return config_reply(msg, {"masked": mine, "bank-double": theirs_double})
         if stage == "psi-finish":  # step 3 came back: my view of the intersection
             order = context.state[PSI_KEY + ".order"]["order"].numpy()
@@ -67,8 +82,9 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
                 train = np.array([pos[i] for i in cfg["train-ids"]], dtype=np.int64)
                 test = np.array([pos[i] for i in cfg["test-ids"]], dtype=np.int64)
             except KeyError as exc:
-                raise ProtocolError(f"{party.name}: the bank aligned an id it does not "
-                                    f"hold: {exc}") from None
+                raise ProtocolError(
+                    f"{party.name}: the bank aligned an id it does not hold: {exc}"
+                ) from None
             context.state[ROWS_KEY] = ArrayRecord({"train": Array(train), "test": Array(test)})
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(np.zeros(party.X.shape[1]))})
             return config_reply(msg, {"ok": 1})
@@ -87,10 +103,14 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(w)})
         if stage == "scores":
             split = str(cfg.get("split", "train"))
-            idx = rows[split].numpy()[np.asarray(cfg["rows"], dtype=np.int64)] \
-                if "rows" in cfg else rows[split].numpy()
-            return Message(RecordDict({"scores": ArrayRecord({"u": Array(X[idx] @ w)})}),
-                           reply_to=msg)
+            idx = (
+                rows[split].numpy()[np.asarray(cfg["rows"], dtype=np.int64)]
+                if "rows" in cfg
+                else rows[split].numpy()
+            )
+            return Message(
+                RecordDict({"scores": ArrayRecord({"u": Array(X[idx] @ w)})}), reply_to=msg
+            )
         if stage == "gradient":
             idx = rows["train"].numpy()[np.asarray(cfg["rows"], dtype=np.int64)]
             c = cipher()
@@ -99,9 +119,9 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
             sums = encrypted_feature_sums(residuals, X[idx], nsq)
             masks = [int.from_bytes(_random_bytes(n), "big") % n for _ in sums]
             masked = [s * e % nsq for s, e in zip(sums, c.encrypt(masks))]
-            context.state[MASK_KEY] = ConfigRecord({"masks": [m.to_bytes(c.width, "big")
-                                                              for m in masks],
-                                                    "batch": len(idx)})
+            context.state[MASK_KEY] = ConfigRecord(
+                {"masks": [m.to_bytes(c.width, "big") for m in masks], "batch": len(idx)}
+            )
             return config_reply(msg, {"masked-gradient": c.to_bytes(masked)})
         if stage == "apply":
             return config_reply(msg, {"ok": 1})
@@ -144,8 +164,6 @@ def _apply_gradient(job: DataPartyJob, w: np.ndarray, cfg, context, n: int) -> n
     grad = np.array([decode_signed(v - m, n) for v, m in zip(values, masks)]) / scale
     m = job.scenario.model
     return w - m.learning_rate * (grad + m.l2 * w)
-
-
 
 
 __all__ = ["make_party_app"]

@@ -27,7 +27,6 @@ learns the intersection, its own plaintext gradient — from which labels leak (
 encrypted, its gradient masked. No party sees another's features, weights or labels.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -80,7 +79,6 @@ class BankJob:
     dp: DPPlan | None = None  # DPPlan with mode 'label': the bank noises each returned gradient
 
 
-
 @dataclass
 class VerticalOutcome:
     aligned: int = 0
@@ -119,11 +117,21 @@ def classify_vertical(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     return "row_selection", "plaintext", True  # batch positions only
 
 
-
 def config_reply(msg: Message, values: dict) -> Message:
     """A reply whose content is one config record (ids, ciphertexts, acks)."""
     return Message(RecordDict({"config": ConfigRecord(values)}), reply_to=msg)
 
 
-__all__ = ["MASK_KEY", "MODEL_KEY", "PSI_KEY", "QUERY", "ROWS_KEY", "BankJob", "DataPartyJob",
-           "PartyData", "VerticalOutcome", "classify_vertical", "config_reply"]
+__all__ = [
+    "MASK_KEY",
+    "MODEL_KEY",
+    "PSI_KEY",
+    "QUERY",
+    "ROWS_KEY",
+    "BankJob",
+    "DataPartyJob",
+    "PartyData",
+    "VerticalOutcome",
+    "classify_vertical",
+    "config_reply",
+]

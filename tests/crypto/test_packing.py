@@ -8,8 +8,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fedrisk.crypto.encoding import FixedPointCodec, PackingError, SlotPacker
-from fedrisk.crypto.paillier import (CiphertextError, ObfuscatorPool, VectorCipher,
-                                     VectorDecryptor, generate_keypair)
+from fedrisk.crypto.paillier import (
+    CiphertextError,
+    ObfuscatorPool,
+    VectorCipher,
+    VectorDecryptor,
+    generate_keypair,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -33,8 +38,12 @@ def values(clip, d):
 
 
 @settings(max_examples=25, deadline=None)
-@given(k=st.integers(1, 1000), d=st.integers(1, 40), clip=st.sampled_from([0.5, 1.0, 16.0]),
-       data=st.data())
+@given(
+    k=st.integers(1, 1000),
+    d=st.integers(1, 40),
+    clip=st.sampled_from([0.5, 1.0, 16.0]),
+    data=st.data(),
+)
 @example(k=1000, d=40, clip=1.0, data=None)
 def test_encrypted_packed_sum_is_exact(k, d, clip, data):
     codec = FixedPointCodec.finest(clip, max_summands=k)
@@ -73,8 +82,10 @@ def test_values_outside_the_range_are_clipped_or_rejected_never_wrapped():
     with pytest.raises(PackingError, match="NaN"):
         codec.quantize(np.array([np.nan]))
     sums = encrypted_sum([np.array([1e9, -1e9])] * 3, codec, PK1024, SK1024)
-    assert list(sums.astype(np.int64) - 3 * codec.magnitude) == [3 * codec.magnitude,
-                                                                 -3 * codec.magnitude]
+    assert list(sums.astype(np.int64) - 3 * codec.magnitude) == [
+        3 * codec.magnitude,
+        -3 * codec.magnitude,
+    ]
 
 
 def test_headroom_is_computed_and_enforced():

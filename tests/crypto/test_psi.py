@@ -14,8 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedrisk.crypto import psi
-from fedrisk.crypto.psi import (LOW_ORDER_U, AlignmentResult, PsiParty, align_parties,
-                                hash_to_point, psi_two_party)
+from fedrisk.crypto.psi import (
+    LOW_ORDER_U,
+    AlignmentResult,
+    PsiParty,
+    align_parties,
+    hash_to_point,
+    psi_two_party,
+)
 from fedrisk.errors import ProtocolError
 
 P = 2**255 - 19
@@ -25,8 +31,7 @@ def overlapping_ids(n_a: int, n_b: int, n_shared: int, seed: int = 0):
     """Two id lists with exactly n_shared ids in common, in random order."""
     rng = np.random.default_rng(seed)
     pool = [f"cust-{i:07d}" for i in rng.choice(10**7, n_a + n_b - n_shared, replace=False)]
-    shared, only_a, only_b = (pool[:n_shared], pool[n_shared:n_a],
-                              pool[n_a:])
+    shared, only_a, only_b = (pool[:n_shared], pool[n_shared:n_a], pool[n_a:])
     a, b = shared + only_a, shared + only_b
     rng.shuffle(a)
     rng.shuffle(b)
@@ -52,11 +57,13 @@ def assert_no_id_leaks(transcript, ids):
 
 # --- correctness -------------------------------------------------------------------------
 
+
 def test_two_party_finds_exactly_the_shared_ids():
     bank_ids, tel_ids, shared = overlapping_ids(2000, 1500, 1200)
     transcript = []
-    bank_view, tel_view = psi_two_party(PsiParty("bank", bank_ids), PsiParty("telecom", tel_ids),
-                                        transcript)
+    bank_view, tel_view = psi_two_party(
+        PsiParty("bank", bank_ids), PsiParty("telecom", tel_ids), transcript
+    )
     assert set(bank_view) == set(tel_view) == shared
     assert len(bank_view) == len(tel_view) == 1200
     # each view is in that party's own input order (handy for selecting rows)
@@ -64,8 +71,11 @@ def test_two_party_finds_exactly_the_shared_ids():
     assert tel_view == [i for i in tel_ids if i in shared]
     # four messages; who sent what and how much is visible in the log
     assert [(r["sender"], r["receiver"], r["what"], r["items"]) for r in transcript] == [
-        ("telecom", "bank", "masked_ids", 1500), ("bank", "telecom", "masked_ids", 2000),
-        ("bank", "telecom", "double_masked", 1500), ("telecom", "bank", "double_masked", 2000)]
+        ("telecom", "bank", "masked_ids", 1500),
+        ("bank", "telecom", "masked_ids", 2000),
+        ("bank", "telecom", "double_masked", 1500),
+        ("telecom", "bank", "double_masked", 2000),
+    ]
     assert all(r["bytes"] == 32 * r["items"] for r in transcript)
     json.dumps(transcript)  # without payloads, rows are JSON-friendly
 
@@ -73,8 +83,12 @@ def test_two_party_finds_exactly_the_shared_ids():
 @pytest.mark.parametrize("case", ["disjoint", "identical", "one_empty", "both_empty"])
 def test_edge_cases(case):
     a = [f"id{i}" for i in range(50)]
-    b = {"disjoint": [f"other{i}" for i in range(40)], "identical": list(reversed(a)),
-         "one_empty": [], "both_empty": []}[case]
+    b = {
+        "disjoint": [f"other{i}" for i in range(40)],
+        "identical": list(reversed(a)),
+        "one_empty": [],
+        "both_empty": [],
+    }[case]
     if case == "both_empty":
         a = []
     bank_view, other_view = psi_two_party(PsiParty("bank", a), PsiParty("d", b))
@@ -107,8 +121,9 @@ def test_salt_changes_the_hash_and_must_match():
     with pytest.raises(ValueError, match="salt"):
         psi_two_party(PsiParty("bank", ["x"]), PsiParty("d", ["x"], salt=b"run-2"))
     # same non-default salt on both sides works
-    bank_view, _ = psi_two_party(PsiParty("bank", ["x", "y"], salt=b"s"),
-                                 PsiParty("d", ["x"], salt=b"s"))
+    bank_view, _ = psi_two_party(
+        PsiParty("bank", ["x", "y"], salt=b"s"), PsiParty("d", ["x"], salt=b"s")
+    )
     assert bank_view == ["x"]
 
 
@@ -116,17 +131,20 @@ def test_hash_is_pinned():
     # Both sides must hash identically, across versions too: changing the tag/format breaks
     # interoperability, so it should be a deliberate change of this value.
     assert hash_to_point("customer-1").hex() == (
-        "a862d6bbf2c27a064cb5dd42585039057c9ef8675ceda42b4f1e519a977e8b38")
+        "a862d6bbf2c27a064cb5dd42585039057c9ef8675ceda42b4f1e519a977e8b38"
+    )
     assert hash_to_point("customer-1")[31] < 0x80  # top bit cleared
 
 
 # --- privacy properties -----------------------------------------------------------------
 
+
 def test_no_message_carries_an_id_or_an_unkeyed_hash():
     bank_ids, tel_ids, _ = overlapping_ids(300, 200, 120, seed=1)
     transcript = []
-    psi_two_party(PsiParty("bank", bank_ids), PsiParty("telecom", tel_ids), transcript,
-                  keep_payloads=True)
+    psi_two_party(
+        PsiParty("bank", bank_ids), PsiParty("telecom", tel_ids), transcript, keep_payloads=True
+    )
     assert_no_id_leaks(transcript, bank_ids + tel_ids)
 
 
@@ -135,8 +153,12 @@ def test_masked_values_differ_between_runs():
     runs = []
     for _ in range(2):
         transcript = []
-        psi_two_party(PsiParty("bank", ids, np.random.default_rng(3)),
-                      PsiParty("d", ids, np.random.default_rng(4)), transcript, keep_payloads=True)
+        psi_two_party(
+            PsiParty("bank", ids, np.random.default_rng(3)),
+            PsiParty("d", ids, np.random.default_rng(4)),
+            transcript,
+            keep_payloads=True,
+        )
         runs.append(set(wire_items(transcript)))
     assert not runs[0] & runs[1]  # fresh keys every run: nothing is linkable across runs
 
@@ -153,7 +175,7 @@ def test_sent_list_is_shuffled_reproducibly_with_a_seed(n):
     ids = [f"c{i:05d}" for i in range(n)]
     order = _sent_order(PsiParty("d", ids, np.random.default_rng(11)))
     assert sorted(order) == list(range(n))  # a permutation: every id sent exactly once
-    assert order != list(range(n))          # ...and not the input order
+    assert order != list(range(n))  # ...and not the input order
     assert order == _sent_order(PsiParty("d", ids, np.random.default_rng(11)))  # seeded
     assert _sent_order(PsiParty("d", ids)) != list(range(n))  # unseeded: OS entropy
 
@@ -165,9 +187,13 @@ def test_masked_ids_is_stable_across_calls():
 
 # --- the group operation -----------------------------------------------------------------
 
+
 @settings(max_examples=60, deadline=None)
-@given(item=st.text(max_size=40), key_a=st.binary(min_size=32, max_size=32),
-       key_b=st.binary(min_size=32, max_size=32))
+@given(
+    item=st.text(max_size=40),
+    key_a=st.binary(min_size=32, max_size=32),
+    key_b=st.binary(min_size=32, max_size=32),
+)
 def test_masking_commutes(item, key_a, key_b):
     a, b = X25519PrivateKey.from_private_bytes(key_a), X25519PrivateKey.from_private_bytes(key_b)
     h = hash_to_point(item)
@@ -196,8 +222,9 @@ def test_low_order_hash_is_rehashed_deterministically(monkeypatch):
     rehashed = hash_to_point("victim")
     assert rehashed != first_try and rehashed == hash_to_point("victim")
     assert int.from_bytes(rehashed, "little") % P not in LOW_ORDER_U
-    bank_view, other_view = psi_two_party(PsiParty("bank", ["victim", "x"]),
-                                          PsiParty("d", ["victim"]))
+    bank_view, other_view = psi_two_party(
+        PsiParty("bank", ["victim", "x"]), PsiParty("d", ["victim"])
+    )
     assert bank_view == other_view == ["victim"]
 
 
@@ -214,12 +241,15 @@ def test_malformed_messages_are_protocol_errors():
 
 # --- several parties ---------------------------------------------------------------------
 
+
 def test_align_parties_finds_the_four_way_intersection():
     rng = np.random.default_rng(5)
     universe = [f"cust-{i:05d}" for i in range(1000)]
     bank = [universe[i] for i in rng.choice(1000, 700, replace=False)]
-    others = {name: [universe[i] for i in rng.choice(1000, size, replace=False)]
-              for name, size in [("telecom", 850), ("ecommerce", 400), ("tax", 930)]}
+    others = {
+        name: [universe[i] for i in rng.choice(1000, size, replace=False)]
+        for name, size in [("telecom", 850), ("ecommerce", 400), ("tax", 930)]
+    }
     truth = set(bank).intersection(*map(set, others.values()))
     assert 50 < len(truth) < 300  # the overlaps differ and the test is not trivial
 
@@ -260,6 +290,7 @@ def test_align_parties_empty_intersection_midway():
 
 
 # --- timing sanity (not a benchmark) ----------------------------------------------------
+
 
 def test_five_thousand_by_five_thousand_is_quick():
     bank_ids, other_ids, shared = overlapping_ids(5000, 5000, 2500, seed=2)

@@ -64,7 +64,9 @@ def test_feature_only_file(tmp_path):
 
 
 def test_feature_only_file_reports_bad_cell(tmp_path):
-    with pytest.raises(DataError, match=r"host\.csv: column 'x1', row 2: value 'oops' is not a number"):
+    with pytest.raises(
+        DataError, match=r"host\.csv: column 'x1', row 2: value 'oops' is not a number"
+    ):
         load_feature_csv(write(tmp_path, "id,x0,x1\n7,1,2\n8,3,oops\n", "host.csv"), id_column="id")
 
 

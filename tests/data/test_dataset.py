@@ -37,7 +37,9 @@ def test_select():
     sel = ds.select(["c", "a"])
     assert sel.feature_names == ("c", "a") and sel.X[0].tolist() == [2, 0]
     assert ds.select("b").feature_names == ("b",)
-    with pytest.raises(DataError, match=r"dataset 'small': unknown column\(s\) 'zz'; available: 'a', 'b', 'c'"):
+    with pytest.raises(
+        DataError, match=r"dataset 'small': unknown column\(s\) 'zz'; available: 'a', 'b', 'c'"
+    ):
         ds.select(["a", "zz"])
     with pytest.raises(DataError, match="twice"):
         ds.select(["a", "a"])
@@ -56,6 +58,12 @@ def test_select():
     ],
 )
 def test_invalid_construction(kwargs, match):
-    args = {"X": np.zeros((3, 2)), "y": [0, 1, 0], "ids": ["a", "b", "c"], "feature_names": ("f", "g"), "name": "t"}
+    args = {
+        "X": np.zeros((3, 2)),
+        "y": [0, 1, 0],
+        "ids": ["a", "b", "c"],
+        "feature_names": ("f", "g"),
+        "name": "t",
+    }
     with pytest.raises(DataError, match=match):
         Dataset(**{**args, **kwargs})

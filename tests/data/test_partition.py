@@ -20,7 +20,12 @@ def problems(draw):
 
 
 @settings(max_examples=60, deadline=None, database=None)  # no .hypothesis/ in the repo
-@given(problem=problems(), scheme=st.sampled_from(SCHEMES), alpha=st.floats(0.05, 50), seed=st.integers(0, 2**32))
+@given(
+    problem=problems(),
+    scheme=st.sampled_from(SCHEMES),
+    alpha=st.floats(0.05, 50),
+    seed=st.integers(0, 2**32),
+)
 def test_partition_properties(problem, scheme, alpha, seed):
     y, k, min_rows = problem
     try:
@@ -74,7 +79,9 @@ def test_different_seeds_differ():
 
 def test_too_few_rows_and_infeasible_dirichlet():
     y = np.array([0, 1] * 20)
-    with pytest.raises(DataError, match="cannot give each of 5 parties at least 10 rows from 40 rows"):
+    with pytest.raises(
+        DataError, match="cannot give each of 5 parties at least 10 rows from 40 rows"
+    ):
         partition_rows(y, 5, "iid", 0)
     with pytest.raises(DataError, match="raise alpha or lower the number of parties"):
         partition_rows(np.array([0, 1] * 500), 10, "dirichlet", 0, alpha=0.01, min_rows=90)

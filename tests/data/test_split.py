@@ -40,7 +40,9 @@ def test_standardizer():
     scaler = Standardizer.fit(X)
     Z = scaler.transform(X)
     assert np.allclose(Z.mean(axis=0), 0) and np.allclose(Z.std(axis=0)[[0, 2]], 1)
-    assert scaler.scale[1] == 1.0 and np.allclose(Z[:, 1], 0, atol=1e-12)  # constant column: std 0 -> 1
+    assert scaler.scale[1] == 1.0 and np.allclose(
+        Z[:, 1], 0, atol=1e-12
+    )  # constant column: std 0 -> 1
     assert not scaler.mean.flags.writeable
     assert np.allclose(Standardizer().fit(X).mean, scaler.mean)
     with pytest.raises(ValueError, match="not fitted"):

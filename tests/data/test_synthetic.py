@@ -19,7 +19,10 @@ def test_same_seed_same_data_other_seed_other_data():
 def test_layout_names_and_ids():
     syn = make_synthetic_credit(50, 0, sources=("bank", "telco"), features_per_source=3)
     ds = syn.dataset
-    assert syn.columns_by_source == {"bank": ("bank_0", "bank_1", "bank_2"), "telco": ("telco_0", "telco_1", "telco_2")}
+    assert syn.columns_by_source == {
+        "bank": ("bank_0", "bank_1", "bank_2"),
+        "telco": ("telco_0", "telco_1", "telco_2"),
+    }
     assert ds.feature_names == ("bank_0", "bank_1", "bank_2", "telco_0", "telco_1", "telco_2")
     assert ds.ids[0] == "C000001" and ds.ids[-1] == "C000050"
     assert syn.true_coef.shape == (6,) and not syn.true_coef.flags.writeable
@@ -51,13 +54,18 @@ def test_all_sources_beat_bank_alone():
 
 def test_zero_signal_source_is_noise():
     syn = make_synthetic_credit(500, 0, signal={"tax": 0.0})
-    assert np.all(syn.true_coef[[syn.dataset.feature_names.index(c) for c in syn.columns_by_source["tax"]]] == 0)
+    assert np.all(
+        syn.true_coef[[syn.dataset.feature_names.index(c) for c in syn.columns_by_source["tax"]]]
+        == 0
+    )
 
 
 def test_true_coef_is_recoverable():
     syn = make_synthetic_credit(40_000, 2, sources=("bank",), features_per_source=2)
     scaler = Standardizer.fit(syn.dataset.X)
-    model = LogisticRegression(C=1e4, max_iter=1000).fit(scaler.transform(syn.dataset.X), syn.dataset.y)
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(
+        scaler.transform(syn.dataset.X), syn.dataset.y
+    )
     assert np.allclose(model.coef_[0] / scaler.scale, syn.true_coef, rtol=0.2)
 
 

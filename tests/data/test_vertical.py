@@ -73,52 +73,81 @@ def test_bundled_default_is_the_fate_split(bundled_default):
 
 
 def test_bundled_explicit_columns_with_globs_and_ranges():
-    s = scenario([
-        {"name": "agency", "columns": ["LIMIT_BAL", "PAY_?"]},
-        {"name": "lender", "label": True, "columns": ["BILL_AMT*", "PAY_AMT2..PAY_AMT4"]},
-    ])
+    s = scenario(
+        [
+            {"name": "agency", "columns": ["LIMIT_BAL", "PAY_?"]},
+            {"name": "lender", "label": True, "columns": ["BILL_AMT*", "PAY_AMT2..PAY_AMT4"]},
+        ]
+    )
     v = load_vertical(s)
     assert v.names == ("lender", "agency")  # label holder first
     lender, agency = v.parties
-    assert lender.feature_names == ("BILL_AMT1", "BILL_AMT2", "BILL_AMT3", "BILL_AMT4",
-                                    "BILL_AMT5", "BILL_AMT6", "PAY_AMT2", "PAY_AMT3", "PAY_AMT4")
+    assert lender.feature_names == (
+        "BILL_AMT1",
+        "BILL_AMT2",
+        "BILL_AMT3",
+        "BILL_AMT4",
+        "BILL_AMT5",
+        "BILL_AMT6",
+        "PAY_AMT2",
+        "PAY_AMT3",
+        "PAY_AMT4",
+    )
     # file order kept; PAY_0 and PAY_2..PAY_6 match PAY_?, PAY_AMT* do not
-    assert agency.feature_names == ("LIMIT_BAL", "PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5",
-                                    "PAY_6")
+    assert agency.feature_names == (
+        "LIMIT_BAL",
+        "PAY_0",
+        "PAY_2",
+        "PAY_3",
+        "PAY_4",
+        "PAY_5",
+        "PAY_6",
+    )
     assert lender.y is not None and agency.y is None
     assert agency.X[0, 0] == 20000
 
 
 def test_bundled_range_over_a_gap_and_overlapping_specs():
-    s = scenario([
-        {"name": "bank", "label": True, "columns": ["PAY_0..PAY_6", "PAY_2"]},
-        {"name": "p", "columns": ["AGE"]},
-    ])
+    s = scenario(
+        [
+            {"name": "bank", "label": True, "columns": ["PAY_0..PAY_6", "PAY_2"]},
+            {"name": "p", "columns": ["AGE"]},
+        ]
+    )
     v = load_vertical(s)
     assert v.party("bank").feature_names == ("PAY_0", "PAY_2", "PAY_3", "PAY_4", "PAY_5", "PAY_6")
 
 
-@pytest.mark.parametrize("columns, expected", [
-    (["NOPE"], "'NOPE' matches no column"),
-    (["X_*"], "'X_*' matches no column"),
-    (["PAY_AMT7..PAY_AMT9"], "'PAY_AMT7..PAY_AMT9' matches no column"),
-    (["PAY_AMT1..BILL_AMT3"], "not a valid range"),
-    (["PAY_AMT4..PAY_AMT1"], "runs backwards"),
-])
+@pytest.mark.parametrize(
+    "columns, expected",
+    [
+        (["NOPE"], "'NOPE' matches no column"),
+        (["X_*"], "'X_*' matches no column"),
+        (["PAY_AMT7..PAY_AMT9"], "'PAY_AMT7..PAY_AMT9' matches no column"),
+        (["PAY_AMT1..BILL_AMT3"], "not a valid range"),
+        (["PAY_AMT4..PAY_AMT1"], "runs backwards"),
+    ],
+)
 def test_bundled_bad_column_spec(columns, expected):
-    s = scenario([{"name": "bank", "label": True, "columns": ["AGE"]},
-                  {"name": "p", "columns": columns}])
+    s = scenario(
+        [{"name": "bank", "label": True, "columns": ["AGE"]}, {"name": "p", "columns": columns}]
+    )
     message = error(s, DataError)
     assert message.startswith(f"{WHERE}: federation.parties[1].columns: ")
     assert expected in message
 
 
 def test_bundled_column_held_by_two_parties():
-    s = scenario([{"name": "bank", "label": True, "columns": ["LIMIT_BAL", "AGE"]},
-                  {"name": "telecom", "columns": ["BILL_AMT*", "LIMIT_BAL"]}])
+    s = scenario(
+        [
+            {"name": "bank", "label": True, "columns": ["LIMIT_BAL", "AGE"]},
+            {"name": "telecom", "columns": ["BILL_AMT*", "LIMIT_BAL"]},
+        ]
+    )
     assert error(s, DataError) == (
         f"{WHERE}: federation.parties[1].columns: 'LIMIT_BAL' is held by both 'bank' and "
-        "'telecom'; each column belongs to one party")
+        "'telecom'; each column belongs to one party"
+    )
 
 
 def test_bundled_needs_columns():
@@ -129,22 +158,31 @@ def test_bundled_needs_columns():
 
 def test_empty_columns_rejected_by_scenario_and_by_loader():
     with pytest.raises(ScenarioError, match=r"parties\[1\]\.columns: .*holds no columns"):
-        scenario([{"name": "bank", "label": True, "columns": ["AGE"]},
-                  {"name": "p", "columns": []}])
+        scenario(
+            [{"name": "bank", "label": True, "columns": ["AGE"]}, {"name": "p", "columns": []}]
+        )
     # Built without the loader's checks, the data module still refuses it.
-    s = scenario([{"name": "bank", "label": True, "columns": ["AGE"]},
-                  {"name": "p", "columns": ["SEX"]}])
+    s = scenario(
+        [{"name": "bank", "label": True, "columns": ["AGE"]}, {"name": "p", "columns": ["SEX"]}]
+    )
     parties = (s.federation.parties[0], replace(s.federation.parties[1], columns=()))
     s = replace(s, federation=replace(s.federation, parties=parties))
     assert "federation.parties[1].columns: party 'p' holds no columns" in error(s, DataError)
 
 
 def test_path_only_with_csv():
-    s = scenario([{"name": "bank", "label": True, "columns": ["AGE"]},
-                  {"name": "p", "columns": ["SEX"], "path": "p.csv"}])
+    s = scenario(
+        [
+            {"name": "bank", "label": True, "columns": ["AGE"]},
+            {"name": "p", "columns": ["SEX"], "path": "p.csv"},
+        ]
+    )
     assert "federation.parties[1].path: path is only used with data.source = 'csv'" in error(s)
-    s = scenario([{"name": "bank", "label": True}, {"name": "tel", "path": "p.csv"}],
-                 source="synthetic", customers=200)
+    s = scenario(
+        [{"name": "bank", "label": True}, {"name": "tel", "path": "p.csv"}],
+        source="synthetic",
+        customers=200,
+    )
     assert "federation.parties[1].path: path is only used with" in error(s)
 
 
@@ -166,8 +204,11 @@ def test_synthetic_default_four_parties_with_overlap():
     v = load_vertical(s)
     assert v.names == ("bank", "telecom", "ecommerce", "tax") and v.label_holder == "bank"
     bank = v.holder
-    assert bank.ids.size == N and bank.y is not None and bank.feature_names == (
-        "bank_0", "bank_1", "bank_2")
+    assert (
+        bank.ids.size == N
+        and bank.y is not None
+        and bank.feature_names == ("bank_0", "bank_1", "bank_2")
+    )
     bank_ids = set(bank.ids.tolist())
     for p in v.data_parties:
         assert p.y is None and p.feature_names == tuple(f"{p.name}_{j}" for j in range(3))
@@ -207,9 +248,15 @@ def test_synthetic_is_deterministic_for_a_seed():
 
 
 def test_synthetic_explicit_parties_and_column_override():
-    s = scenario([{"name": "bank", "label": True, "columns": ["bank_*", "tax_0"]},
-                  {"name": "tax", "columns": ["tax_1..tax_3"], "signal": 0.5},
-                  {"name": "telco"}], source="synthetic", customers=300)
+    s = scenario(
+        [
+            {"name": "bank", "label": True, "columns": ["bank_*", "tax_0"]},
+            {"name": "tax", "columns": ["tax_1..tax_3"], "signal": 0.5},
+            {"name": "telco"},
+        ],
+        source="synthetic",
+        customers=300,
+    )
     v = load_vertical(s)
     assert v.names == ("bank", "tax", "telco")
     assert v.party("bank").feature_names[-1] == "tax_0"
@@ -218,11 +265,15 @@ def test_synthetic_explicit_parties_and_column_override():
 
 
 def test_synthetic_errors():
-    s = scenario([{"name": "bank", "label": True, "columns": ["bank_*", "tax_0"]},
-                  {"name": "tax"}], source="synthetic", customers=300)
+    s = scenario(
+        [{"name": "bank", "label": True, "columns": ["bank_*", "tax_0"]}, {"name": "tax"}],
+        source="synthetic",
+        customers=300,
+    )
     assert "parties[1].columns: 'tax_0' is held by both 'bank' and 'tax'" in error(s)
-    s = scenario([{"name": "bank", "label": True}, {"name": "tele_com"}],
-                 source="synthetic", customers=300)
+    s = scenario(
+        [{"name": "bank", "label": True}, {"name": "tele_com"}], source="synthetic", customers=300
+    )
     assert "federation.parties[1].name: 'tele_com'" in error(s)
     s = scenario(source="synthetic", customers=100, overlap=0.001)
     assert "data.overlap" in error(s)
@@ -234,7 +285,8 @@ def test_synthetic_from_a_toml_file(tmp_path):
         'seed = 7\n[data]\nsource = "synthetic"\ncustomers = 500\noverlap = 0.9\n'
         '[federation]\nkind = "vertical"\n'
         '[[federation.parties]]\nname = "bank"\nlabel = true\n'
-        '[[federation.parties]]\nname = "telecom"\ncolumns = ["telecom_0..telecom_1"]\n')
+        '[[federation.parties]]\nname = "telecom"\ncolumns = ["telecom_0..telecom_1"]\n'
+    )
     v = load_vertical(load_scenario(path))
     assert v.names == ("bank", "telecom") and v.party("telecom").n_features == 2
     assert v.party("telecom").n_rows == 450 + 50
@@ -256,8 +308,10 @@ def write_party_files(tmp_path, n=20):
 def csv_scenario(tmp_path, parties=None, **data):
     """A vertical csv scenario whose file lives in tmp_path (paths relative to it)."""
     if parties is None:
-        parties = [{"name": "bank", "label": True, "path": "bank.csv"},
-                   {"name": "telecom", "path": "data/telecom.csv"}]
+        parties = [
+            {"name": "bank", "label": True, "path": "bank.csv"},
+            {"name": "telecom", "path": "data/telecom.csv"},
+        ]
     return scenario(parties, where=str(tmp_path / "scen.toml"), source="csv", **data)
 
 
@@ -276,10 +330,13 @@ def test_csv_loads_each_party_in_its_own_order(tmp_path):
 
 def test_csv_columns_select_within_a_file(tmp_path):
     write_party_files(tmp_path)
-    s = csv_scenario(tmp_path, [{"name": "bank", "label": True, "path": "bank.csv",
-                                 "columns": ["b"]},
-                                {"name": "telecom", "path": "data/telecom.csv",
-                                 "columns": ["d"]}])
+    s = csv_scenario(
+        tmp_path,
+        [
+            {"name": "bank", "label": True, "path": "bank.csv", "columns": ["b"]},
+            {"name": "telecom", "path": "data/telecom.csv", "columns": ["d"]},
+        ],
+    )
     v = load_vertical(s)
     assert v.holder.feature_names == ("b",) and v.holder.X[3, 0] == 1.5
     assert v.party("telecom").feature_names == ("d",)
@@ -287,15 +344,21 @@ def test_csv_columns_select_within_a_file(tmp_path):
 
 def test_csv_missing_path_key(tmp_path):
     write_party_files(tmp_path)
-    s = csv_scenario(tmp_path, [{"name": "bank", "label": True, "path": "bank.csv"},
-                                {"name": "telecom"}])
+    s = csv_scenario(
+        tmp_path, [{"name": "bank", "label": True, "path": "bank.csv"}, {"name": "telecom"}]
+    )
     assert "federation.parties[1].path: required with data.source = 'csv'" in error(s)
 
 
 def test_csv_missing_file(tmp_path):
     write_party_files(tmp_path)
-    s = csv_scenario(tmp_path, [{"name": "bank", "label": True, "path": "bank.csv"},
-                                {"name": "telecom", "path": "nope.csv"}])
+    s = csv_scenario(
+        tmp_path,
+        [
+            {"name": "bank", "label": True, "path": "bank.csv"},
+            {"name": "telecom", "path": "nope.csv"},
+        ],
+    )
     message = error(s, DataError)
     assert "federation.parties[1].path: file 'nope.csv'" in message and "not found" in message
 
@@ -344,9 +407,11 @@ def test_csv_needs_parties_and_no_data_path(tmp_path):
 def test_csv_scenario_file_without_data_path(tmp_path):
     write_party_files(tmp_path)
     path = tmp_path / "scen.toml"
-    path.write_text('[data]\nsource = "csv"\n[federation]\nkind = "vertical"\n'
-                    '[[federation.parties]]\nname = "telecom"\npath = "data/telecom.csv"\n'
-                    '[[federation.parties]]\nname = "bank"\nlabel = true\npath = "bank.csv"\n')
+    path.write_text(
+        '[data]\nsource = "csv"\n[federation]\nkind = "vertical"\n'
+        '[[federation.parties]]\nname = "telecom"\npath = "data/telecom.csv"\n'
+        '[[federation.parties]]\nname = "bank"\nlabel = true\npath = "bank.csv"\n'
+    )
     v = load_vertical(load_scenario(path))
     assert v.names == ("bank", "telecom") and v.holder.n_rows == 20
 

@@ -12,11 +12,10 @@ from flwr.app import Context
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
-from fedrisk.deployment.bank_files import write_bank_files
-from fedrisk.flower.engines import InProcessGrid, run_server
 from fedrisk.deployment.apps import public_job
+from fedrisk.deployment.bank_files import write_bank_files
 from fedrisk.deployment.result import RESULT_MARK, decode_result, recorder_from_result
-
+from fedrisk.flower.engines import InProcessGrid, run_server
 from tests.conftest import ROOT, SCENARIOS
 
 pytestmark = pytest.mark.slow
@@ -60,27 +59,30 @@ def drive(monkeypatch, capsys, n_nodes: int, run_config: dict, node_configs=None
 
 def test_flwr_run_dot_drives_a_scenario_file(tmp_path, monkeypatch, capsys):
     scenario = tmp_path / "s.toml"
-    scenario.write_text((SCENARIOS / "quickstart.toml").read_text()
-                        .replace("rounds = 20", "rounds = 2"))
+    scenario.write_text(
+        (SCENARIOS / "quickstart.toml").read_text().replace("rounds = 20", "rounds = 2")
+    )
     record = drive(monkeypatch, capsys, 5, {"scenario": str(scenario)})
     assert record["error"] is None
     assert len(record["recorder"]["rounds"]) == 2
     assert len(record["params_by_round"]) == 3  # the start and two rounds
 
 
-@pytest.mark.parametrize("overrides", [
-    ["rounds=3"],
-    ["rounds=3", "privacy.aggregation=paillier", "privacy.key_bits=1024"],
-    ["rounds=3", "privacy.dp=sample", "privacy.target_epsilon=4", "federation.dropout=0.3"],
-])
-def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, capsys,
-                                                      overrides):
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["rounds=3"],
+        ["rounds=3", "privacy.aggregation=paillier", "privacy.key_bits=1024"],
+        ["rounds=3", "privacy.dp=sample", "privacy.target_epsilon=4", "federation.dropout=0.3"],
+    ],
+)
+def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, capsys, overrides):
     """The ServerApp sees only the public job; each bank only its own file."""
     from fedrisk.data.prepare import prepare_horizontal
     from fedrisk.evaluation import score_metrics
     from fedrisk.horizontal.keys import paillier_keys
-    from fedrisk.models.logistic import predict_proba
     from fedrisk.horizontal.setup import bank_job
+    from fedrisk.models.logistic import predict_proba
     from fedrisk.runs.run import run_scenario
     from fedrisk.scenario import load_scenario
 
@@ -95,22 +97,22 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
         assert str(keys.public_key.n) in text
         assert str(keys.private_key.p) not in text and str(keys.private_key.q) not in text
     configs = write_bank_files(tmp_path / "banks", job, keys)
-    record = drive(monkeypatch, capsys, len(job.banks),
-                   {"fedrisk-job": json.dumps(public)}, configs)
+    record = drive(
+        monkeypatch, capsys, len(job.banks), {"fedrisk-job": json.dumps(public)}, configs
+    )
     assert record["error"] is None, record["error"]
     expected = run_scenario(s, tmp_path / "inprocess", show_progress=False, keys=keys)
     recorder = recorder_from_result(
-        record, lambda p: score_metrics(data.test.y, predict_proba(p, data.test.X)))
+        record, lambda p: score_metrics(data.test.y, predict_proba(p, data.test.X))
+    )
     if keys is None:
-        auc = score_metrics(data.test.y, predict_proba(recorder.final_params,
-                                                       data.test.X))["auc"]
+        auc = score_metrics(data.test.y, predict_proba(recorder.final_params, data.test.X))["auc"]
         assert auc == expected.summary["federated"]["auc"]
     else:  # the aggregator returns ciphertexts only
         assert recorder.final_params is None and recorder.final_opaque is not None
     got = [(r.round, r.n_replies, r.bytes) for r in recorder.rounds]
     rows = (tmp_path / "inprocess" / "rounds.csv").read_text().splitlines()[1:]
-    assert got == [(int(r.split(",")[0]), int(r.split(",")[7]), int(r.split(",")[8]))
-                   for r in rows]
+    assert got == [(int(r.split(",")[0]), int(r.split(",")[7]), int(r.split(",")[8])) for r in rows]
     assert np.all([c["data-path"].endswith(".npz") for c in configs])
 
 
@@ -127,8 +129,9 @@ def test_a_relative_scenario_is_found_in_the_unpacked_app(tmp_path, monkeypatch)
     monkeypatch.chdir(elsewhere)
     assert flower_app.scenario_file("scenarios/only-here.toml") == "scenarios/only-here.toml"
     monkeypatch.syspath_prepend(str(app))
-    assert flower_app.scenario_file("scenarios/only-here.toml") == \
-        str(app / "scenarios" / "only-here.toml")
+    assert flower_app.scenario_file("scenarios/only-here.toml") == str(
+        app / "scenarios" / "only-here.toml"
+    )
     assert flower_app.scenario_file(str(app / "x.toml")) == str(app / "x.toml")
 
 
@@ -140,13 +143,12 @@ def test_a_bank_given_rows_from_another_split_is_refused(tmp_path, monkeypatch, 
     s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=1", "federation.banks=3"])
     job = bank_job(s, prepare_horizontal(s), None)
     configs = write_bank_files(tmp_path / "banks", job, None)
-    other = load_scenario(SCENARIOS / "quickstart.toml",
-                          ["rounds=1", "federation.banks=3", "seed=7"])
-    write_bank_files(tmp_path / "other", bank_job(other, prepare_horizontal(other), None),
-                     None)
+    other = load_scenario(
+        SCENARIOS / "quickstart.toml", ["rounds=1", "federation.banks=3", "seed=7"]
+    )
+    write_bank_files(tmp_path / "other", bank_job(other, prepare_horizontal(other), None), None)
     configs[1]["data-path"] = str(tmp_path / "other" / "bank_2.npz")
-    record = drive(monkeypatch, capsys, 3, {"fedrisk-job": json.dumps(public_job(job))},
-                   configs)
+    record = drive(monkeypatch, capsys, 3, {"fedrisk-job": json.dumps(public_job(job))}, configs)
     assert "bank_2: its rows" in record["error"]
     assert "are not the ones this scenario's split gives" in record["error"]
     assert record["error_kind"] == "protocol"

@@ -11,10 +11,19 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 
+from fedrisk.deployment.processes import (
+    LocalFederation,
+    RunFailed,
+    descendants,
+    executable,
+    flower_env,
+    free_port,
+    pid_alive,
+    submit_run,
+    write_node_keys,
+    write_tls_material,
+)
 from fedrisk.errors import ProtocolError
-from fedrisk.deployment.processes import (LocalFederation, RunFailed, descendants,
-                                           executable, flower_env, free_port, pid_alive,
-                                           submit_run, write_node_keys, write_tls_material)
 
 MARK = "DEPLOYTEST_RESULT "
 
@@ -43,7 +52,8 @@ outfile = ""
 fail = false
 """
 
-APPS = """\
+APPS = (
+    """\
 import json, os
 from pathlib import Path
 from flwr.app import ConfigRecord, Context, Message, RecordDict
@@ -79,7 +89,9 @@ def main(grid: Grid, context: Context) -> None:
     if cfg["outfile"]:
         Path(str(cfg["outfile"])).write_text(json.dumps(result))
     print("%s" + json.dumps(result), flush=True)
-""" % MARK
+"""
+    % MARK
+)
 
 
 def _mini_app(folder: Path) -> Path:
@@ -118,13 +130,27 @@ def test_secure_federation_runs_the_app_and_stops_cleanly(tmp_path):
     configs = [{"bank": i, "partition-id": i, "label": f'bank "{i}" of 2'} for i in range(2)]
     with LocalFederation(tmp_path / "fed", configs) as fed:
         assert fed.root_cert is not None and len(fed.node_ids) == 2
-        run = submit_run(app, fed.address, root_cert=fed.root_cert, insecure=False,
-                         run_config={"outfile": str(outfile)}, flwr_home=tmp_path / "cli",
-                         timeout=90, on_line=lines.append)
+        run = submit_run(
+            app,
+            fed.address,
+            root_cert=fed.root_cert,
+            insecure=False,
+            run_config={"outfile": str(outfile)},
+            flwr_home=tmp_path / "cli",
+            timeout=90,
+            on_line=lines.append,
+        )
         assert run.ok and run.exit_code == 0 and run.run_id
         with pytest.raises(RunFailed) as failed:
-            submit_run(app, fed.address, root_cert=fed.root_cert, insecure=False,
-                       run_config={"fail": True}, flwr_home=tmp_path / "cli", timeout=60)
+            submit_run(
+                app,
+                fed.address,
+                root_cert=fed.root_cert,
+                insecure=False,
+                run_config={"fail": True},
+                flwr_home=tmp_path / "cli",
+                timeout=60,
+            )
         processes = _everything(fed)
     assert isinstance(failed.value, ProtocolError)
     assert "finished:failed" in str(failed.value) and "deliberate" in str(failed.value)
@@ -132,7 +158,7 @@ def test_secure_federation_runs_the_app_and_stops_cleanly(tmp_path):
 
     marked = [ln for ln in lines if ln.startswith(MARK)]
     assert len(marked) == 1
-    result = json.loads(marked[0][len(MARK):])
+    result = json.loads(marked[0][len(MARK) :])
     assert result == json.loads(outfile.read_text())
     assert [[row["count"] for row in rnd] for rnd in result["rounds"]] == [[1, 1], [2, 2]]
     assert [row["label"] for row in result["rounds"][0]] == ['bank "0" of 2', 'bank "1" of 2']
@@ -162,12 +188,26 @@ def test_an_unregistered_supernode_is_refused(tmp_path):
         log = tmp_path / "rogue.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [executable("flower-supernode"), "--superlink", fed.address,
-                 "--root-certificates", str(fed.root_cert),
-                 "--auth-supernode-private-key", str(rogue.private_key),
-                 "--host", "127.0.0.1", "--port", str(free_port())],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=flower_env(tmp_path / "rogue"), cwd=tmp_path, start_new_session=True)
+                [
+                    executable("flower-supernode"),
+                    "--superlink",
+                    fed.address,
+                    "--root-certificates",
+                    str(fed.root_cert),
+                    "--auth-supernode-private-key",
+                    str(rogue.private_key),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port()),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=flower_env(tmp_path / "rogue"),
+                cwd=tmp_path,
+                start_new_session=True,
+            )
         try:
             code = proc.wait(timeout=45)
         finally:

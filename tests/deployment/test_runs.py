@@ -17,7 +17,6 @@ from fedrisk.deployment.processes import pid_alive
 from fedrisk.errors import QuorumError
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
-
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -44,21 +43,43 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
     out = tmp_path / "deployed"
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # the run's work folder lands here
     proc = subprocess.run(
-        [sys.executable, "-m", "fedrisk.cli", "run", str(SCENARIOS / "quickstart.toml"),
-         "--engine", "deployment", "--set", "rounds=2", "--set", "federation.banks=3",
-         "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+        [
+            sys.executable,
+            "-m",
+            "fedrisk.cli",
+            "run",
+            str(SCENARIOS / "quickstart.toml"),
+            "--engine",
+            "deployment",
+            "--set",
+            "rounds=2",
+            "--set",
+            "federation.banks=3",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "warning" not in proc.stderr  # secure mode: no --insecure warning
     got = read_summary(out)
     assert got["engine"] == "deployment"
-    assert got["deployment"] == {"superlink": "local (127.0.0.1)", "tls": True,
-                                 "supernode_auth": True}
+    assert got["deployment"] == {
+        "superlink": "local (127.0.0.1)",
+        "tls": True,
+        "supernode_auth": True,
+    }
     s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=2", "federation.banks=3"])
     ref = run_scenario(s, tmp_path / "inprocess", show_progress=False).summary
     assert abs(got["federated"]["auc"] - ref["federated"]["auc"]) <= 1e-6
     assert got["cost"]["bytes_per_round"] == ref["cost"]["bytes_per_round"]
-    assert (out / "transcript.jsonl").read_text() == \
-        (tmp_path / "inprocess" / "transcript.jsonl").read_text()
+    assert (out / "transcript.jsonl").read_text() == (
+        tmp_path / "inprocess" / "transcript.jsonl"
+    ).read_text()
     assert processes_mentioning(str(tmp_path)) == []
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("fedrisk-deploy-")]
 
@@ -86,25 +107,41 @@ def test_supernodes_killed_mid_run(tmp_path, monkeypatch):
     too few, and the run stops with one clear line. Nothing is left running."""
     import tempfile
 
-    from fedrisk.runs.deployed import run_deployed
     from fedrisk.deployment.result import RESULT_MARK, decode_result
+    from fedrisk.runs.deployed import run_deployed
+
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "work"))
     (tmp_path / "work").mkdir()
-    s = load_scenario(SCENARIOS / "quickstart.toml", [
-        "rounds=2", "federation.banks=3", "federation.engine=deployment",
-        "federation.min_parties=2",
-        # how long the aggregator waits for a dead bank (healthy SuperNodes answer in
-        # 5-10 s on a loaded 2-core machine)
-        "federation.round_timeout=25"])
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        [
+            "rounds=2",
+            "federation.banks=3",
+            "federation.engine=deployment",
+            "federation.min_parties=2",
+            # how long the aggregator waits for a dead bank (healthy SuperNodes answer in
+            # 5-10 s on a loaded 2-core machine)
+            "federation.round_timeout=25",
+        ],
+    )
     pids: list[int] = []
     lines: list[str] = []
     out = tmp_path / "out" / "run"
-    with pytest.raises(QuorumError, match="^round 2: only 1 parties answered, fewer than "
-                                          "federation.min_parties = 2; the run stopped$"):
-        run_deployed(s, out, None, show_progress=False, verbose=False, keys=None,
-                     watch=kill_banks(pids, lines, {1: 0, 2: 1}))
-    record = decode_result(next(ln for ln in lines if RESULT_MARK in ln)
-                           .split(RESULT_MARK, 1)[1])
+    with pytest.raises(
+        QuorumError,
+        match="^round 2: only 1 parties answered, fewer than "
+        "federation.min_parties = 2; the run stopped$",
+    ):
+        run_deployed(
+            s,
+            out,
+            None,
+            show_progress=False,
+            verbose=False,
+            keys=None,
+            watch=kill_banks(pids, lines, {1: 0, 2: 1}),
+        )
+    record = decode_result(next(ln for ln in lines if RESULT_MARK in ln).split(RESULT_MARK, 1)[1])
     rounds = record["recorder"]["rounds"]
     assert [(r["round"], r["n_replies"]) for r in rounds] == [(1, 2)]  # round 1: the two left
     assert not out.exists()
@@ -132,15 +169,29 @@ def test_bad_deployment_options_are_refused_with_one_line(tmp_path, monkeypatch,
         return run("run", str(SCENARIOS / "quickstart.toml"), *args)
 
     cases = [
-        (["--engine", "deployment", "--superlink", "10.0.0.5:9093"],
-         "--superlink 10.0.0.5:9093: give --root-certificates"),
+        (
+            ["--engine", "deployment", "--superlink", "10.0.0.5:9093"],
+            "--superlink 10.0.0.5:9093: give --root-certificates",
+        ),
         (["--engine", "deployment", "--superlink", "nohost"], "expected HOST:PORT"),
-        (["--engine", "deployment", "--superlink", "h:1", "--root-certificates", "none.pem"],
-         "no such file"),
+        (
+            ["--engine", "deployment", "--superlink", "h:1", "--root-certificates", "none.pem"],
+            "no such file",
+        ),
         (["--insecure"], "--insecure: only used with --engine deployment"),
         (["--engine", "deployment", "--bank-files", "b"], "--bank-files: only with --superlink"),
-        (["--engine", "deployment", "--set", "privacy.aggregation=paillier", "--superlink",
-          "h:1", "--insecure"], "Paillier needs the banks' key on their SuperNodes"),
+        (
+            [
+                "--engine",
+                "deployment",
+                "--set",
+                "privacy.aggregation=paillier",
+                "--superlink",
+                "h:1",
+                "--insecure",
+            ],
+            "Paillier needs the banks' key on their SuperNodes",
+        ),
     ]
     for args, needle in cases:
         proc = cli(*args)
@@ -149,16 +200,29 @@ def test_bad_deployment_options_are_refused_with_one_line(tmp_path, monkeypatch,
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    split = run("data", "split", str(SCENARIOS / "quickstart.toml"), "--out",
-                str(tmp_path / "full"))
+    split = run(
+        "data", "split", str(SCENARIOS / "quickstart.toml"), "--out", str(tmp_path / "full")
+    )
     assert split.returncode == 2 and "is not an empty folder" in split.stderr
     bad_key = tmp_path / "bad"
     bad_key.mkdir()
     (bad_key / "banks-paillier-key.json").write_text("{}")
-    proc = cli("--engine", "deployment", "--set", "privacy.aggregation=paillier",
-               "--superlink", "h:1", "--insecure", "--bank-files", str(bad_key))
-    assert proc.returncode == 2 and "is not a key file written by fedrisk data split" \
-        in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = cli(
+        "--engine",
+        "deployment",
+        "--set",
+        "privacy.aggregation=paillier",
+        "--superlink",
+        "h:1",
+        "--insecure",
+        "--bank-files",
+        str(bad_key),
+    )
+    assert (
+        proc.returncode == 2
+        and "is not a key file written by fedrisk data split" in proc.stderr
+        and len(proc.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
@@ -171,18 +235,41 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
     from fedrisk.deployment.processes import LocalFederation, submit_run
     from fedrisk.deployment.result import RESULT_MARK, decode_result
     from fedrisk.scenario import to_toml
-
     from tests.conftest import ROOT
 
-    sets = ["--set", "rounds=1", "--set", "federation.banks=3",
-            "--set", "privacy.aggregation=paillier", "--set", "privacy.key_bits=1024"]
+    sets = [
+        "--set",
+        "rounds=1",
+        "--set",
+        "federation.banks=3",
+        "--set",
+        "privacy.aggregation=paillier",
+        "--set",
+        "privacy.key_bits=1024",
+    ]
     banks = tmp_path / "banks"
-    split = subprocess.run([sys.executable, "-m", "fedrisk.cli", "data", "split",
-                            str(SCENARIOS / "quickstart.toml"), "--out", str(banks), *sets],
-                           capture_output=True, text=True, timeout=120)
+    split = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedrisk.cli",
+            "data",
+            "split",
+            str(SCENARIOS / "quickstart.toml"),
+            "--out",
+            str(banks),
+            *sets,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert split.returncode == 0, split.stderr
-    configs = [parse_config_args([line.split("--node-config ", 1)[1].strip("'")])
-               for line in split.stdout.splitlines() if "--node-config" in line]
+    configs = [
+        parse_config_args([line.split("--node-config ", 1)[1].strip("'")])
+        for line in split.stdout.splitlines()
+        if "--node-config" in line
+    ]
     assert [c["partition-id"] for c in configs] == [0, 1, 2]
     s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=1", "federation.banks=3"])
     scenario = tmp_path / "plain.toml"
@@ -190,16 +277,41 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
     with LocalFederation(tmp_path / "theirs", configs) as federation:
         out = tmp_path / "run"
         proc = subprocess.run(
-            [sys.executable, "-m", "fedrisk.cli", "run", str(SCENARIOS / "quickstart.toml"),
-             *sets, "--engine", "deployment", "--superlink", federation.address,
-             "--root-certificates", str(federation.root_cert), "--bank-files", str(banks),
-             "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "fedrisk.cli",
+                "run",
+                str(SCENARIOS / "quickstart.toml"),
+                *sets,
+                "--engine",
+                "deployment",
+                "--superlink",
+                federation.address,
+                "--root-certificates",
+                str(federation.root_cert),
+                "--bank-files",
+                str(banks),
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         # the same federation, reached the way Flower users do: `flwr run .` from the
         # checkout (a bundle of scenarios/*.toml; the code is the installed fedrisk)
-        dot = submit_run(ROOT, federation.address, root_cert=federation.root_cert,
-                         insecure=False, run_config={"scenario": str(scenario)},
-                         flwr_home=tmp_path / "cli", timeout=300)
+        dot = submit_run(
+            ROOT,
+            federation.address,
+            root_cert=federation.root_cert,
+            insecure=False,
+            run_config={"scenario": str(scenario)},
+            flwr_home=tmp_path / "cli",
+            timeout=300,
+        )
         pids = federation.pids
     assert not [p for p in pids if pid_alive(p)]
     got = read_summary(out)
@@ -225,14 +337,32 @@ def test_ctrl_c_stops_every_process_of_a_deployment_run(tmp_path):
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fedrisk.cli", "run", str(SCENARIOS / "quickstart.toml"),
-         "--engine", "deployment", "--set", "federation.banks=3", "--out", str(out),
-         "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "fedrisk.cli",
+            "run",
+            str(SCENARIOS / "quickstart.toml"),
+            "--engine",
+            "deployment",
+            "--set",
+            "federation.banks=3",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until the three SuperNodes are up
-            running = [p for p in processes_mentioning(str(tmp_path))
-                       if b"flower-supernode" in Path(f"/proc/{p}/cmdline").read_bytes()]
+            running = [
+                p
+                for p in processes_mentioning(str(tmp_path))
+                if b"flower-supernode" in Path(f"/proc/{p}/cmdline").read_bytes()
+            ]
             if len(running) >= 3:
                 break
             time.sleep(0.2)
@@ -261,12 +391,15 @@ def test_insecure_mode_warns_before_anything_starts(tmp_path, monkeypatch, capsy
         raise KeyboardInterrupt
 
     monkeypatch.setattr(deploy_run, "run_local", start_then_ctrl_c)
-    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=1", "federation.banks=3",
-                                                      "federation.engine=deployment"])
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["rounds=1", "federation.banks=3", "federation.engine=deployment"],
+    )
     options = DeploymentOptions.from_cli(None, None, True)
     with pytest.raises(KeyboardInterrupt):
-        deploy_run.run_deployed(s, tmp_path / "out", options, show_progress=False,
-                                verbose=False, keys=None)
+        deploy_run.run_deployed(
+            s, tmp_path / "out", options, show_progress=False, verbose=False, keys=None
+        )
     err = capsys.readouterr().err
     assert "warning: --insecure: no TLS and no SuperNode authentication" in err
     assert started == [1] and not (tmp_path / "out").exists()

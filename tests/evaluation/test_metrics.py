@@ -302,8 +302,14 @@ def test_psi_rejects_bad_input():
 
 @pytest.mark.parametrize(
     "value, band",
-    [(0.0, "stable"), (0.0999, "stable"), (0.1, "monitor"), (0.2499, "monitor"),
-     (0.25, "shift"), (3.0, "shift")],
+    [
+        (0.0, "stable"),
+        (0.0999, "stable"),
+        (0.1, "monitor"),
+        (0.2499, "monitor"),
+        (0.25, "shift"),
+        (3.0, "shift"),
+    ],
 )
 def test_psi_band(value, band):
     assert psi_band(value) == band

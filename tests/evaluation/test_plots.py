@@ -47,8 +47,12 @@ def assert_png(path, written):
 def test_plot_auc_per_round(tmp_path):
     path = tmp_path / "auc.png"
     written = plot_auc_per_round(
-        [1, 2, 3, 4, 5], [0.70, 0.74, 0.76, 0.77, 0.775], path,
-        centralised_auc=0.78, best_local_auc=0.73, best_local_name="bank_3",
+        [1, 2, 3, 4, 5],
+        [0.70, 0.74, 0.76, 0.77, 0.775],
+        path,
+        centralised_auc=0.78,
+        best_local_auc=0.73,
+        best_local_name="bank_3",
         title="quickstart",
     )
     assert_png(path, written)
@@ -64,8 +68,13 @@ def test_auc_legend_labels():
     fig, ax = plt.subplots()
     try:
         draw_auc(
-            ax, [1, 2], [0.7, 0.75], centralised_auc=0.78, best_local_auc=0.73,
-            best_local_name="bank_3", title="",
+            ax,
+            [1, 2],
+            [0.7, 0.75],
+            centralised_auc=0.78,
+            best_local_auc=0.73,
+            best_local_name="bank_3",
+            title="",
         )
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]

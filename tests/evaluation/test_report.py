@@ -27,7 +27,6 @@ from fedrisk.errors import InputError
 from fedrisk.evaluation.report import render_report
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
-
 from tests.conftest import SCENARIOS
 
 pytestmark = pytest.mark.slow
@@ -67,8 +66,7 @@ label_leakage_attack = true
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     h = tmp / "h"
-    run_scenario(load_scenario(SCENARIOS / "quickstart.toml", ["rounds=3"]), h,
-                 show_progress=False)
+    run_scenario(load_scenario(SCENARIOS / "quickstart.toml", ["rounds=3"]), h, show_progress=False)
     (tmp / "v.toml").write_text(VERTICAL)
     v = tmp / "v"
     with warnings.catch_warnings():
@@ -108,6 +106,7 @@ def assert_offline(html: str) -> None:
 
 # --------------------------------------------------------------------------- HTML
 
+
 @pytest.mark.parametrize("kind", ["horizontal", "vertical"])
 def test_report_has_every_section_and_embedded_images(runs, reports, kind):
     out = reports[kind]
@@ -116,10 +115,22 @@ def test_report_has_every_section_and_embedded_images(runs, reports, kind):
     summary = json.loads((runs[kind] / "summary.json").read_text())
     for section in SECTIONS:
         assert f'id="{section}"' in html, section
-    for needle in (summary["scenario"], summary["description"], summary["engine"],
-                   summary["fedrisk_version"], "federated", "centralised",
-                   "vs centralised", "Gains table", "Calibration", "Who saw what",
-                   "ε per round", "aggregation", "bytes sent", "messages"):
+    for needle in (
+        summary["scenario"],
+        summary["description"],
+        summary["engine"],
+        summary["fedrisk_version"],
+        "federated",
+        "centralised",
+        "vs centralised",
+        "Gains table",
+        "Calibration",
+        "Who saw what",
+        "ε per round",
+        "aggregation",
+        "bytes sent",
+        "messages",
+    ):
         assert needle in html, needle
     for party in summary["local_only"]:
         assert f"{party} alone" in html
@@ -139,8 +150,7 @@ def matrix(html: str) -> str:
 def test_who_saw_what_matrix_horizontal(runs, reports):
     m = matrix(reports["horizontal"].read_text(encoding="utf-8"))
     assert "from server" in m and "to server" in m
-    for bank in json.loads((runs["horizontal"] / "summary.json").read_text())["data"][
-            "parties"]:
+    for bank in json.loads((runs["horizontal"] / "summary.json").read_text())["data"]["parties"]:
         assert f"from {bank}<" in m and f"to {bank}<" in m
     # plain FedAvg: the server reads every update, each bank reads the global model
     assert "model_update" in m and "global_model" in m
@@ -153,8 +163,11 @@ def test_who_saw_what_matrix_vertical(reports):
     assert re.search(r"from (server = )?bank<", m) and re.search(r"to (server = )?bank<", m)
     assert "to provider<" in m and "from provider<" in m
     # the provider only ever sees the residuals encrypted
-    assert re.search(r"encrypted_residuals</span> ×\d+, [\d,]+ B, ciphertext"
-                     r'<span class="tag no">unreadable', m)
+    assert re.search(
+        r"encrypted_residuals</span> ×\d+, [\d,]+ B, ciphertext"
+        r'<span class="tag no">unreadable',
+        m,
+    )
     assert "partial_scores" in m and "psi_masked_ids" in m
     html = reports["vertical"].read_text(encoding="utf-8")
     assert "aligned customers" in html and "ids held by provider" in html
@@ -172,15 +185,21 @@ def test_epsilon_chart_drawn_from_rounds_csv(runs, tmp_path):
     with open(d / "rounds.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     for i, r in enumerate(rows, 1):
-        r["epsilon"] = repr(0.5 * i ** 0.5)
+        r["epsilon"] = repr(0.5 * i**0.5)
     with open(d / "rounds.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     summary = json.loads((d / "summary.json").read_text())
-    summary["privacy"].update(dp="sample", epsilon=0.5 * len(rows) ** 0.5, delta=1e-5,
-                              noise_multiplier=1.1, sample_rate=0.01, steps=300,
-                              accountant="rdp")
+    summary["privacy"].update(
+        dp="sample",
+        epsilon=0.5 * len(rows) ** 0.5,
+        delta=1e-5,
+        noise_multiplier=1.1,
+        sample_rate=0.01,
+        steps=300,
+        accountant="rdp",
+    )
     (d / "summary.json").write_text(json.dumps(summary))
     html = render_report(d).read_text(encoding="utf-8")
     assert assert_embedded_pngs(html) == 4
@@ -199,9 +218,14 @@ def test_missing_optional_files_are_named_not_fatal(runs, tmp_path):
     summary["description"] = '<script>alert("x")</script> & more'
     (d / "summary.json").write_text(json.dumps(summary))
     html = render_report(d, tmp_path / "sub" / "r.html").read_text(encoding="utf-8")
-    for needle in ("calibration.json is missing", "transcript.jsonl is missing",
-                   "gains.png is missing", "model.json is missing",
-                   "no attacks section", "no cost section"):
+    for needle in (
+        "calibration.json is missing",
+        "transcript.jsonl is missing",
+        "gains.png is missing",
+        "model.json is missing",
+        "no attacks section",
+        "no cost section",
+    ):
         assert needle in html, needle
     assert '<script>alert("x")' not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more" in html
@@ -217,6 +241,7 @@ def test_not_a_run_folder_raises_input_error(tmp_path):
 
 # --------------------------------------------------------------------------- CLI
 
+
 def test_cli_report_prints_the_path(runs, tmp_path, capsys):
     out = tmp_path / "mine.html"
     assert main(["report", str(runs["horizontal"]), "--out", str(out)]) == 0
@@ -225,8 +250,13 @@ def test_cli_report_prints_the_path(runs, tmp_path, capsys):
 
 
 def test_cli_nonexistent_folder_exits_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fedrisk.cli", "report", "/nonexistent"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fedrisk.cli", "report", "/nonexistent"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -245,23 +275,38 @@ def test_cli_folder_without_summary_exits_2(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- browser
 
+
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
-        pytest.skip("Chromium is not installed (apt-get install -y chromium); the headless "
-                    "browser check of the HTML report needs it")
+        pytest.skip(
+            "Chromium is not installed (apt-get install -y chromium); the headless "
+            "browser check of the HTML report needs it"
+        )
     return found
 
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
 
 
 def start_chromium(binary: str, profile: Path, *args: str) -> subprocess.Popen:
     profile.mkdir(parents=True)
-    return subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen) -> str:
@@ -283,8 +328,9 @@ def test_report_renders_in_headless_chromium(reports, tmp_path, kind):
     shot = tmp_path / "shot.png"
     # both at once: each is a separate browser with its own profile
     dom_proc = start_chromium(binary, tmp_path / "p1", "--dump-dom", url)
-    shot_proc = start_chromium(binary, tmp_path / "p2", f"--screenshot={shot}",
-                               "--window-size=1200,3000", url)
+    shot_proc = start_chromium(
+        binary, tmp_path / "p2", f"--screenshot={shot}", "--window-size=1200,3000", url
+    )
     dom, _ = finish(dom_proc), finish(shot_proc)
 
     n_images = len(images(report.read_text(encoding="utf-8")))
@@ -304,15 +350,17 @@ def test_report_renders_in_headless_chromium(reports, tmp_path, kind):
 
 
 def test_report_shows_dropouts_and_participation(tmp_path):
-    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=4", "federation.dropout=0.4",
-                                                      "federation.min_parties=1"])
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["rounds=4", "federation.dropout=0.4", "federation.min_parties=1"],
+    )
     summary = run_scenario(s, tmp_path / "run", show_progress=False).summary
     html = Path(render_report(tmp_path / "run")).read_text()
-    section = html[html.index("Dropouts, stragglers and participation"):]
-    section = section[:section.index("</table></section>") if "</table></section>" in section
-                      else len(section)]
+    section = html[html.index("Dropouts, stragglers and participation") :]
+    section = section[
+        : section.index("</table></section>") if "</table></section>" in section else len(section)
+    ]
     for name, party in summary["faults"]["per_party"].items():
-        cells = re.findall(r"<td>([^<]*)</td>", section[section.index(name):])[:4]
-        assert cells == [str(party[k]) for k in ("asked", "answered", "dropped",
-                                                 "lost_or_late")]
+        cells = re.findall(r"<td>([^<]*)</td>", section[section.index(name) :])[:4]
+        assert cells == [str(party[k]) for k in ("asked", "answered", "dropped", "lost_or_late")]
     assert sum(p["dropped"] for p in summary["faults"]["per_party"].values()) > 0

@@ -12,20 +12,30 @@ from scipy.special import logit
 
 import fedrisk
 from fedrisk.errors import InputError
-from fedrisk.evaluation.scorecard import (Scorecard, build_scorecard, read_scorecard, score,
-                                          score_binned, write_scorecard)
+from fedrisk.evaluation.scorecard import (
+    Scorecard,
+    build_scorecard,
+    read_scorecard,
+    score,
+    score_binned,
+    write_scorecard,
+)
 from fedrisk.model_io import FederatedLogisticModel, load_model
-
 from tests.conftest import SCENARIOS
 
 NAMES = ["utilisation", "arrears", "balance", "age"]
 
 
 def _record(w, b, mean=None, scale=None, names=None):
-    return {"format": "fedrisk-logistic-v1", "feature_names": names or NAMES[:len(w)],
-            "weights": list(map(float, w)), "intercept": float(b),
-            "standardize": None if mean is None else {"mean": list(map(float, mean)),
-                                                      "scale": list(map(float, scale))}}
+    return {
+        "format": "fedrisk-logistic-v1",
+        "feature_names": names or NAMES[: len(w)],
+        "weights": list(map(float, w)),
+        "intercept": float(b),
+        "standardize": None
+        if mean is None
+        else {"mean": list(map(float, mean)), "scale": list(map(float, scale))},
+    }
 
 
 def _write_run(folder, record):
@@ -36,8 +46,14 @@ def _write_run(folder, record):
 
 def _rows(n=400, seed=0):
     rng = np.random.default_rng(seed)
-    return np.column_stack([rng.uniform(0, 1, n), rng.poisson(0.5, n).astype(float),
-                            rng.lognormal(8, 1, n), rng.integers(21, 70, n).astype(float)])
+    return np.column_stack(
+        [
+            rng.uniform(0, 1, n),
+            rng.poisson(0.5, n).astype(float),
+            rng.lognormal(8, 1, n),
+            rng.integers(21, 70, n).astype(float),
+        ]
+    )
 
 
 def _csv_points(path, X):
@@ -58,11 +74,13 @@ def _assert_ranks_like_model(points, proba, decision, card):
     assert np.all(np.diff(points[order])[strictly] < 0)
     np.testing.assert_allclose(points, card.offset - card.factor * decision, rtol=0, atol=1e-9)
     ok = (proba > 1e-12) & (proba < 1 - 1e-12)
-    np.testing.assert_allclose(points[ok], card.offset - card.factor * logit(proba[ok]),
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        points[ok], card.offset - card.factor * logit(proba[ok]), rtol=0, atol=1e-6
+    )
 
 
 # --- the run: model.json -> load_model -> scorecard files ---------------------------------
+
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
@@ -92,8 +110,9 @@ def test_loaded_model_reproduces_the_runs_probabilities(short_run):
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     assert model.feature_names_ == tuple(rec["feature_names"])
     assert model.coef_.shape == (len(rec["feature_names"]),)
-    np.testing.assert_allclose(model.coef_, np.array(rec["weights"])
-                               / np.array(rec["standardize"]["scale"]))
+    np.testing.assert_allclose(
+        model.coef_, np.array(rec["weights"]) / np.array(rec["standardize"]["scale"])
+    )
 
 
 @pytest.mark.slow
@@ -116,6 +135,7 @@ def test_run_scorecard_points_rank_customers_as_the_model_does(short_run):
 
 
 # --- model loading on hand-made model files ------------------------------------------------
+
 
 def test_folding_the_z_scoring_matches_scoring_z_scored_rows(tmp_path):
     rng = np.random.default_rng(1)
@@ -148,8 +168,9 @@ def test_tables_with_columns_are_matched_by_name():
     X = _rows(50)
     shuffled = [3, 0, 2, 1]
     table = _Table([NAMES[i] for i in shuffled], X[:, shuffled])
-    np.testing.assert_allclose(model.decision_function(table), model.decision_function(X),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        model.decision_function(table), model.decision_function(X), rtol=1e-12
+    )
     with pytest.raises(ValueError, match="missing 'arrears'.*unexpected 'id'"):
         model.predict_proba(_Table(["utilisation", "id", "balance", "age"], X))
 
@@ -181,14 +202,22 @@ def test_folder_without_model_json_is_an_input_error_naming_it(tmp_path):
         load_model(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("text, match", [
-    ("{not json", "not JSON"),
-    ('{"format": "something-else"}', "format: expected 'fedrisk-logistic-v1'"),
-    (json.dumps({**_record([1.0, 2.0], 0.0), "weights": [1.0]}), "weights: expected a list of 2"),
-    (json.dumps(_record([1.0], 0.0, [0.0], [0.0])), "scale must be > 0"),
-    (json.dumps({k: v for k, v in _record([1.0], 0.0).items() if k != "intercept"}),
-     "intercept: missing"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("{not json", "not JSON"),
+        ('{"format": "something-else"}', "format: expected 'fedrisk-logistic-v1'"),
+        (
+            json.dumps({**_record([1.0, 2.0], 0.0), "weights": [1.0]}),
+            "weights: expected a list of 2",
+        ),
+        (json.dumps(_record([1.0], 0.0, [0.0], [0.0])), "scale must be > 0"),
+        (
+            json.dumps({k: v for k, v in _record([1.0], 0.0).items() if k != "intercept"}),
+            "intercept: missing",
+        ),
+    ],
+)
 def test_malformed_model_files_are_one_line_input_errors(tmp_path, text, match):
     (tmp_path / "model.json").write_text(text)
     with pytest.raises(InputError, match=match) as e:
@@ -200,18 +229,21 @@ def test_package_import_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, fedrisk; assert callable(fedrisk.load_model); "
-            "print(','.join(m for m in ('numpy', 'scipy', 'fedrisk.model_io') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, fedrisk; assert callable(fedrisk.load_model); "
+        "print(','.join(m for m in ('numpy', 'scipy', 'fedrisk.model_io') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
 # --- the scorecard convention ---------------------------------------------------------------
 
+
 def test_default_scaling_matches_the_textbook_numbers():
     card = build_scorecard(FederatedLogisticModel(["x"], [0.0], 0.0))
-    assert card.factor == pytest.approx(20 / math.log(2))          # 28.8539
+    assert card.factor == pytest.approx(20 / math.log(2))  # 28.8539
     assert card.offset == pytest.approx(600 - 28.8539008 * math.log(50))  # 487.1229
     # P(default) = 1/2 is even odds: 600 − 20·log2(50)
     assert score(card, np.zeros((1, 1)))[0] == pytest.approx(600 - 20 * math.log2(50))
@@ -221,14 +253,21 @@ finite = dict(allow_nan=False, allow_infinity=False)
 
 
 @settings(max_examples=60, deadline=None)
-@given(w=st.lists(st.floats(0.05, 3, **finite), min_size=1, max_size=5),
-       signs=st.lists(st.booleans(), min_size=5, max_size=5),
-       b=st.floats(-5, 5, **finite), mean=st.floats(-100, 100, **finite),
-       scale=st.floats(0.5, 100, **finite), base_score=st.floats(300, 900, **finite),
-       base_odds=st.floats(0.5, 200, **finite), pdo=st.floats(5, 80, **finite),
-       j=st.integers(0, 4), x0=st.floats(-50, 50, **finite))
-def test_pdo_and_base_odds_hold_for_random_models(w, signs, b, mean, scale, base_score,
-                                                  base_odds, pdo, j, x0):
+@given(
+    w=st.lists(st.floats(0.05, 3, **finite), min_size=1, max_size=5),
+    signs=st.lists(st.booleans(), min_size=5, max_size=5),
+    b=st.floats(-5, 5, **finite),
+    mean=st.floats(-100, 100, **finite),
+    scale=st.floats(0.5, 100, **finite),
+    base_score=st.floats(300, 900, **finite),
+    base_odds=st.floats(0.5, 200, **finite),
+    pdo=st.floats(5, 80, **finite),
+    j=st.integers(0, 4),
+    x0=st.floats(-50, 50, **finite),
+)
+def test_pdo_and_base_odds_hold_for_random_models(
+    w, signs, b, mean, scale, base_score, base_odds, pdo, j, x0
+):
     d = len(w)
     j %= d
     w = np.array(w) * np.where(signs[:d], 1, -1)
@@ -252,20 +291,29 @@ def test_pdo_and_base_odds_hold_for_random_models(w, signs, b, mean, scale, base
     assert score(card, at_base)[0] == pytest.approx(base_score, abs=1e-7)
     # and the points are offset − factor · log-odds of default for any row
     rows = np.random.default_rng(j).normal(mean, 3 * scale, (20, d))
-    np.testing.assert_allclose(score(card, rows),
-                               card.offset - card.factor * model.decision_function(rows),
-                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        score(card, rows),
+        card.offset - card.factor * model.decision_function(rows),
+        rtol=0,
+        atol=1e-9,
+    )
 
 
 def test_bad_scaling_settings_are_refused():
     model = FederatedLogisticModel(["x"], [1.0], 0.0)
-    for kw in ({"pdo": 0}, {"pdo": -20}, {"base_odds": 0}, {"base_score": float("nan")},
-               {"reference_X": np.zeros((3, 1)), "n_bins": 0}):
+    for kw in (
+        {"pdo": 0},
+        {"pdo": -20},
+        {"base_odds": 0},
+        {"base_score": float("nan")},
+        {"reference_X": np.zeros((3, 1)), "n_bins": 0},
+    ):
         with pytest.raises(ValueError):
             build_scorecard(model, **kw)
 
 
 # --- files and the binned table ---------------------------------------------------------------
+
 
 def _model():
     return FederatedLogisticModel(NAMES, [2.0, 0.8, 1e-4, -0.03], -1.5)
@@ -281,8 +329,9 @@ def test_json_and_csv_round_trip_and_rank_like_the_model(tmp_path):
     assert read_scorecard(tmp_path) == card
     np.testing.assert_array_equal(score(back, X), score(card, X))
     np.testing.assert_array_equal(_csv_points(paths[1], X), score(card, X))
-    _assert_ranks_like_model(score(back, X), model.predict_proba(X)[:, 1],
-                             model.decision_function(X), card)
+    _assert_ranks_like_model(
+        score(back, X), model.predict_proba(X)[:, 1], model.decision_function(X), card
+    )
     with open(paths[1], newline="") as fh:
         kinds = [r["kind"] for r in csv.DictReader(fh)]
     assert kinds.count("base") == 1 and kinds.count("feature") == 4
@@ -324,12 +373,15 @@ def test_constant_reference_feature_gets_one_bin():
     assert len(rows) == 1 and rows[0]["count"] == 100
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda d: d.update(format="x"), "format"),
-    (lambda d: d.update(offset=d["offset"] + 5), "do not match"),
-    (lambda d: d.update(features=[]), "features"),
-    (lambda d: d.update(base_points="600"), "base_points"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda d: d.update(format="x"), "format"),
+        (lambda d: d.update(offset=d["offset"] + 5), "do not match"),
+        (lambda d: d.update(features=[]), "features"),
+        (lambda d: d.update(base_points="600"), "base_points"),
+    ],
+)
 def test_malformed_scorecard_files_are_input_errors(tmp_path, edit, match):
     json_path, _ = write_scorecard(build_scorecard(_model()), tmp_path)
     raw = json.loads(json_path.read_text())

@@ -12,11 +12,10 @@ from dp_accounting import dp_event, rdp
 
 from fedrisk.data.prepare import prepare_horizontal
 from fedrisk.horizontal.client_dp import bank_noise_share
-from fedrisk.horizontal.training import local_update
 from fedrisk.horizontal.setup import bank_job
+from fedrisk.horizontal.training import local_update
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
-
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -39,8 +38,7 @@ def recompute_epsilon(privacy: dict) -> float:
 @pytest.fixture(scope="module")
 def dp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "dp3"
-    run_scenario(quick("privacy.dp=sample", "privacy.target_epsilon=3"), out,
-                 show_progress=False)
+    run_scenario(quick("privacy.dp=sample", "privacy.target_epsilon=3"), out, show_progress=False)
     return out
 
 
@@ -72,17 +70,20 @@ def test_dp_sgd_noise_matches_the_noise_multiplier():
     lr = 1e-7
     s = quick("privacy.dp=sample", "privacy.noise_multiplier=1.3", "model.learning_rate=1e-7")
     job = bank_job(s, prepare_horizontal(s), None)
-    silent = job.__class__(**{**job.__dict__, "dp": job.dp.__class__(
-        **{**job.dp.__dict__, "noise_multiplier": 0.0})})
+    silent = job.__class__(
+        **{**job.__dict__, "dp": job.dp.__class__(**{**job.dp.__dict__, "noise_multiplier": 0.0})}
+    )
     party = 1
     budget = job.dp.parties[job.banks[party].name]
     start = np.zeros(job.n_features + 1)
-    diffs = np.concatenate([
-        (local_update(job, party, start, rnd) - local_update(silent, party, start, rnd)) / lr
-        for rnd in range(1, 201)])
+    diffs = np.concatenate(
+        [
+            (local_update(job, party, start, rnd) - local_update(silent, party, start, rnd)) / lr
+            for rnd in range(1, 201)
+        ]
+    )
     n = len(job.banks[party].y)
-    expected = math.sqrt(budget.steps_per_round) * 1.3 * job.dp.clip_norm / (
-        budget.sample_rate * n)
+    expected = math.sqrt(budget.steps_per_round) * 1.3 * job.dp.clip_norm / (budget.sample_rate * n)
     ratio = diffs.var() / expected**2
     # 4,800 draws: the variance ratio has sd ≈ 0.02; a 10 % error in std is ~10 sd away
     assert abs(ratio - 1) < 0.08, ratio
@@ -97,8 +98,12 @@ def test_client_level_noise_matches_the_noise_multiplier():
     s = quick("privacy.dp=client", "privacy.noise_multiplier=0.8", "rounds=150")
     job = bank_job(s, prepare_horizontal(s), None)
     recorder = ServerRecorder(lambda p: {})
-    run_engine("inprocess", make_server_app(job.server_side(), recorder),
-               make_client_app(job), len(job.banks))
+    run_engine(
+        "inprocess",
+        make_server_app(job.server_side(), recorder),
+        make_client_app(job),
+        len(job.banks),
+    )
     released = np.concatenate(list(recorder.strategy.released_noise.values()))
     assert released.size == 150 * 24
     expected = 0.8 * job.dp.clip_norm
@@ -108,19 +113,37 @@ def test_client_level_noise_matches_the_noise_multiplier():
 
 def test_distributed_noise_shares_sum_to_the_full_noise():
     z, c, m = 1.1, 0.5, 4
-    totals = np.stack([sum(bank_noise_share(7, party, rnd, (25,), z, c, m)
-                           for party in range(m)) for rnd in range(400)])
+    totals = np.stack(
+        [
+            sum(bank_noise_share(7, party, rnd, (25,), z, c, m) for party in range(m))
+            for rnd in range(400)
+        ]
+    )
     assert abs(totals.var() / (z * c) ** 2 - 1) < 0.1  # 10,000 draws
     shares = np.stack([bank_noise_share(7, 0, rnd, (25,), z, c, m) for rnd in range(400)])
     assert abs(shares.var() / (z * c / 2) ** 2 - 1) < 0.1  # each bank adds 1/√m of it
 
 
 def test_client_dp_warns_and_reports_the_large_epsilon(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fedrisk.cli", "run",
-                           str(SCENARIOS / "quickstart.toml"), "--out", str(tmp_path / "c"),
-                           "--quiet", "--set", "privacy.dp=client",
-                           "--set", "privacy.noise_multiplier=1.0"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedrisk.cli",
+            "run",
+            str(SCENARIOS / "quickstart.toml"),
+            "--out",
+            str(tmp_path / "c"),
+            "--quiet",
+            "--set",
+            "privacy.dp=client",
+            "--set",
+            "privacy.noise_multiplier=1.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: client-level DP over 5 banks gives ε = 30.1" in proc.stderr
     p = read_summary(tmp_path / "c")["privacy"]
@@ -132,18 +155,30 @@ def test_client_dp_warns_and_reports_the_large_epsilon(tmp_path):
 
 @pytest.mark.parametrize("aggregation", ["paillier", "secagg"])
 def test_dp_sample_works_with_secure_aggregation(aggregation, dp_run, tmp_path):
-    run = run_scenario(quick("privacy.dp=sample", "privacy.target_epsilon=3",
-                             f"privacy.aggregation={aggregation}"), tmp_path / aggregation,
-                       show_progress=False)
+    run = run_scenario(
+        quick(
+            "privacy.dp=sample", "privacy.target_epsilon=3", f"privacy.aggregation={aggregation}"
+        ),
+        tmp_path / aggregation,
+        show_progress=False,
+    )
     plain = read_summary(dp_run)
     assert run.summary["privacy"]["epsilon"] == plain["privacy"]["epsilon"]
     assert abs(run.summary["federated"]["auc"] - plain["federated"]["auc"]) <= 1e-3
 
 
 def test_client_dp_with_paillier_runs_with_sampled_banks(tmp_path):
-    run = run_scenario(quick("privacy.dp=client", "privacy.noise_multiplier=1.0",
-                             "privacy.aggregation=paillier", "federation.sample_rate=0.6",
-                             "rounds=8"), tmp_path / "pc", show_progress=False)
+    run = run_scenario(
+        quick(
+            "privacy.dp=client",
+            "privacy.noise_multiplier=1.0",
+            "privacy.aggregation=paillier",
+            "federation.sample_rate=0.6",
+            "rounds=8",
+        ),
+        tmp_path / "pc",
+        show_progress=False,
+    )
     p = run.summary["privacy"]
     assert p["sample_rate"] == 0.6 and p["steps"] == 8
     assert recompute_epsilon(p) == pytest.approx(p["epsilon"], rel=0.01)
@@ -152,22 +187,38 @@ def test_client_dp_with_paillier_runs_with_sampled_banks(tmp_path):
 
 
 def cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "fedrisk.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fedrisk.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("sets, needle", [
-    (["privacy.dp=sample", "privacy.target_epsilon=-1"], "privacy.target_epsilon: must be > 0"),
-    (["privacy.dp=sample", "privacy.target_epsilon=3", "privacy.delta=0.001"],
-     "privacy.delta: 0.001 is not below 1/n"),
-    (["privacy.dp=sample", "privacy.target_epsilon=3", "privacy.clip_norm=0"],
-     "privacy.clip_norm: must be > 0"),
-    (["privacy.dp=sample", "privacy.target_epsilon=3", "privacy.noise_multiplier=1"],
-     "give target_epsilon or noise_multiplier, not both"),
-    (["privacy.dp=sample"], "needs privacy.target_epsilon or privacy.noise_multiplier"),
-    (["privacy.dp=sample", "privacy.noise_multiplier=0.5", "privacy.max_epsilon=1"],
-     "privacy.max_epsilon: this run would spend"),
-])
+@pytest.mark.parametrize(
+    "sets, needle",
+    [
+        (["privacy.dp=sample", "privacy.target_epsilon=-1"], "privacy.target_epsilon: must be > 0"),
+        (
+            ["privacy.dp=sample", "privacy.target_epsilon=3", "privacy.delta=0.001"],
+            "privacy.delta: 0.001 is not below 1/n",
+        ),
+        (
+            ["privacy.dp=sample", "privacy.target_epsilon=3", "privacy.clip_norm=0"],
+            "privacy.clip_norm: must be > 0",
+        ),
+        (
+            ["privacy.dp=sample", "privacy.target_epsilon=3", "privacy.noise_multiplier=1"],
+            "give target_epsilon or noise_multiplier, not both",
+        ),
+        (["privacy.dp=sample"], "needs privacy.target_epsilon or privacy.noise_multiplier"),
+        (
+            ["privacy.dp=sample", "privacy.noise_multiplier=0.5", "privacy.max_epsilon=1"],
+            "privacy.max_epsilon: this run would spend",
+        ),
+    ],
+)
 def test_bad_dp_input_exits_2(tmp_path, sets, needle):
     args = ["run", str(SCENARIOS / "quickstart.toml"), "--out", "out"]
     for item in sets:
@@ -180,9 +231,16 @@ def test_bad_dp_input_exits_2(tmp_path, sets, needle):
 
 
 def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
-    proc = cli("sweep", str(SCENARIOS / "quickstart.toml"), "--set",
-               "privacy.target_epsilon=0.5,1,2,4,8,inf", "--out", "sw", "--quiet",
-               cwd=tmp_path)
+    proc = cli(
+        "sweep",
+        str(SCENARIOS / "quickstart.toml"),
+        "--set",
+        "privacy.target_epsilon=0.5,1,2,4,8,inf",
+        "--out",
+        "sw",
+        "--quiet",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "sw"
     assert (out / "sweep.png").stat().st_size > 10_000
@@ -201,6 +259,5 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
 
 
 def test_sweep_needs_a_list(tmp_path):
-    proc = cli("sweep", str(SCENARIOS / "quickstart.toml"), "--set", "rounds=3",
-               cwd=tmp_path)
+    proc = cli("sweep", str(SCENARIOS / "quickstart.toml"), "--set", "rounds=3", cwd=tmp_path)
     assert proc.returncode == 2 and "comma-separated list" in proc.stderr

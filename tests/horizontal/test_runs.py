@@ -7,14 +7,23 @@ import pytest
 
 from fedrisk.cli import main
 from fedrisk.flower.transcript import read_jsonl
-
 from tests.conftest import SCENARIOS, read_summary, without_timings
 
 pytestmark = pytest.mark.slow
 
-RUN_FILES = ("summary.json", "rounds.csv", "transcript.jsonl", "scenario.toml",
-             "calibration.json", "auc_per_round.png", "calibration.png", "gains.png",
-             "model.json", "scorecard.json", "scorecard.csv")
+RUN_FILES = (
+    "summary.json",
+    "rounds.csv",
+    "transcript.jsonl",
+    "scenario.toml",
+    "calibration.json",
+    "auc_per_round.png",
+    "calibration.png",
+    "gains.png",
+    "model.json",
+    "scorecard.json",
+    "scorecard.csv",
+)
 
 
 def test_quickstart_writes_every_file(quickstart_run):
@@ -66,24 +75,45 @@ def test_transcript_records_every_message_with_bytes(quickstart_run):
 
 def test_same_seed_same_summary(quickstart_run, tmp_path):
     again = tmp_path / "again"
-    assert main(["run", str(SCENARIOS / "quickstart.toml"), "--out", str(again),
-                 "--quiet"]) == 0
+    assert main(["run", str(SCENARIOS / "quickstart.toml"), "--out", str(again), "--quiet"]) == 0
     assert without_timings(read_summary(again)) == without_timings(read_summary(quickstart_run))
-    assert (again / "transcript.jsonl").read_bytes() == \
-        (quickstart_run / "transcript.jsonl").read_bytes()
+    assert (again / "transcript.jsonl").read_bytes() == (
+        quickstart_run / "transcript.jsonl"
+    ).read_bytes()
 
 
 def test_other_seed_changes_results(quickstart_run, tmp_path):
     out = tmp_path / "seed"
-    assert main(["run", str(SCENARIOS / "quickstart.toml"), "--out", str(out), "--quiet",
-                 "--set", "seed=7", "--set", "rounds=3"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(SCENARIOS / "quickstart.toml"),
+                "--out",
+                str(out),
+                "--quiet",
+                "--set",
+                "seed=7",
+                "--set",
+                "rounds=3",
+            ]
+        )
+        == 0
+    )
     assert read_summary(out)["federated"]["auc"] != read_summary(quickstart_run)["federated"]["auc"]
 
 
 def test_rerun_into_an_old_run_folder_replaces_it(tmp_path):
     out = tmp_path / "r"
-    args = ["run", str(SCENARIOS / "quickstart.toml"), "--out", str(out), "--quiet",
-            "--set", "rounds=2"]
+    args = [
+        "run",
+        str(SCENARIOS / "quickstart.toml"),
+        "--out",
+        str(out),
+        "--quiet",
+        "--set",
+        "rounds=2",
+    ]
     assert main(args) == 0
     assert main(args[:-1] + ["rounds=3"]) == 0
     assert read_summary(out)["cost"]["rounds"] == 3
@@ -102,7 +132,8 @@ def test_user_csv_runs(tmp_path):
             w.writerow([f"c{i}", y[i], *X[i].round(5)])
     (tmp_path / "mine.toml").write_text(
         'name = "mine"\nrounds = 5\n[data]\nsource = "csv"\npath = "mine.csv"\n'
-        '[federation]\nbanks = 3\npartition = "iid"\n')
+        '[federation]\nbanks = 3\npartition = "iid"\n'
+    )
     out = tmp_path / "out"
     assert main(["run", str(tmp_path / "mine.toml"), "--out", str(out), "--quiet"]) == 0
     s = read_summary(out)
@@ -114,8 +145,20 @@ def test_user_csv_runs(tmp_path):
 def test_simulation_engine_matches_inprocess(quickstart_run, tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "sim"
-    assert main(["run", str(SCENARIOS / "quickstart.toml"), "--out", str(out), "--quiet",
-                 "--engine", "simulation"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(SCENARIOS / "quickstart.toml"),
+                "--out",
+                str(out),
+                "--quiet",
+                "--engine",
+                "simulation",
+            ]
+        )
+        == 0
+    )
     sim, inproc = read_summary(out), read_summary(quickstart_run)
     assert sim["engine"] == "simulation"
     assert abs(sim["federated"]["auc"] - inproc["federated"]["auc"]) <= 1e-9

@@ -15,13 +15,12 @@ from fedrisk.data.prepare import prepare_horizontal
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.engines import InProcessGrid
 from fedrisk.flower.recorder import ServerRecorder
-from fedrisk.horizontal.apps import make_client_app, make_server_app
 from fedrisk.flower.transcript import SERVER, read_jsonl
+from fedrisk.horizontal.apps import make_client_app, make_server_app
 from fedrisk.horizontal.keys import paillier_keys
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
-
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -50,12 +49,18 @@ def secagg_run(tmp_path_factory):
 def readable_updates_at_server(run_dir):
     """Transcript rows where the aggregator could read something a bank computed from
     its data (an update); the identity handshake and SecAgg+ key material excepted."""
-    return [e for e in read_jsonl(run_dir / "transcript.jsonl")
-            if e.receiver == SERVER and e.readable_by_receiver and e.round > 0
-            and e.what not in ("public_keys", "mask_secret_shares")]
+    return [
+        e
+        for e in read_jsonl(run_dir / "transcript.jsonl")
+        if e.receiver == SERVER
+        and e.readable_by_receiver
+        and e.round > 0
+        and e.what not in ("public_keys", "mask_secret_shares")
+    ]
 
 
 # --- same model ------------------------------------------------------------------------
+
 
 def test_paillier_gives_the_plaintext_model(paillier_run, quickstart_run):
     enc, plain = read_summary(paillier_run), read_summary(quickstart_run)
@@ -83,6 +88,7 @@ def test_secagg_gives_nearly_the_plaintext_model(secagg_run, quickstart_run):
 
 # --- the aggregator is blind: from the transcript ------------------------------------------
 
+
 def test_transcript_check_catches_plaintext_updates(quickstart_run):
     # the check below is not vacuous: on a plain run it finds every update
     assert len(readable_updates_at_server(quickstart_run)) == 100
@@ -92,8 +98,10 @@ def test_paillier_server_receives_only_ciphertexts(paillier_run):
     entries = read_jsonl(paillier_run / "transcript.jsonl")
     to_server = [e for e in entries if e.receiver == SERVER and e.round > 0]
     assert len(to_server) == 100
-    assert all(e.what == "encrypted_update" and e.protection == "ciphertext"
-               and not e.readable_by_receiver for e in to_server)
+    assert all(
+        e.what == "encrypted_update" and e.protection == "ciphertext" and not e.readable_by_receiver
+        for e in to_server
+    )
     assert readable_updates_at_server(paillier_run) == []
     summary = read_summary(paillier_run)["privacy"]
     assert summary["server_sees_individual_updates"] is False
@@ -104,14 +112,18 @@ def test_paillier_server_receives_only_ciphertexts(paillier_run):
 
 
 def test_secagg_server_receives_only_masked_updates(secagg_run):
-    updates = [e for e in read_jsonl(secagg_run / "transcript.jsonl")
-               if e.receiver == SERVER and e.what in UPDATES]
+    updates = [
+        e
+        for e in read_jsonl(secagg_run / "transcript.jsonl")
+        if e.receiver == SERVER and e.what in UPDATES
+    ]
     assert len(updates) == 100
     assert all(e.protection == "masked" and not e.readable_by_receiver for e in updates)
     assert readable_updates_at_server(secagg_run) == []
 
 
 # --- the aggregator is blind: from the server object and what it received ------------------
+
 
 class CapturingGrid(InProcessGrid):
     """The in-process grid, keeping every reply the aggregator receives."""
@@ -135,8 +147,12 @@ def drive(scenario, client_mods=None):
     grid = CapturingGrid(client_app, len(job.banks))
     TaskIdentity.task_id, TaskIdentity.run_id = 1, grid.run.run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID
-    server_app(grid, Context(run_id=1, node_id=SUPERLINK_NODE_ID, node_config={},
-                             state=RecordDict(), run_config={}))
+    server_app(
+        grid,
+        Context(
+            run_id=1, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={}
+        ),
+    )
     return job, server_app, client_app, grid, recorder
 
 
@@ -182,8 +198,9 @@ def holds_private_key(root) -> bool:
 
 
 def test_paillier_server_never_holds_a_private_key_or_a_readable_update():
-    job, server_app, client_app, grid, recorder = drive(quick("privacy.aggregation=paillier",
-                                                              "rounds=3"))
+    job, server_app, client_app, grid, recorder = drive(
+        quick("privacy.aggregation=paillier", "rounds=3")
+    )
     # the walk does find a key where there is one: the banks' app holds it
     assert holds_private_key(client_app)
     assert not holds_private_key(server_app)
@@ -204,8 +221,8 @@ def test_paillier_server_never_holds_a_private_key_or_a_readable_update():
         # they really are the bank's packed update: with the key, the count slot reads
         # back the bank's example count (and without it they are noise to the server)
         values = job.paillier.packer.unpack(
-            decryptor.decrypt([int.from_bytes(b, "big") for b in cts]),
-            job.paillier.n_values)
+            decryptor.decrypt([int.from_bytes(b, "big") for b in cts]), job.paillier.n_values
+        )
         bank = next(b for b in job.banks if b.name == str(cfg["party"]))
         assert int(values[-2]) == len(bank.y) and int(values[-1]) == 1
 
@@ -218,11 +235,11 @@ def test_plain_server_does_receive_readable_updates():
 
 
 def test_secagg_server_receives_vectors_that_look_random():
-    job, server_app, client_app, grid, recorder = drive(quick("privacy.aggregation=secagg",
-                                                              "rounds=2"))
-    from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
-
+    job, server_app, client_app, grid, recorder = drive(
+        quick("privacy.aggregation=secagg", "rounds=2")
+    )
     from flwr.common import bytes_to_ndarray
+    from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 
     masked = []
     for m in grid.received:
@@ -240,14 +257,18 @@ def test_secagg_server_receives_vectors_that_look_random():
 
 # --- corrupt input: clear errors naming party and round, no run folder ---------------------
 
+
 def tamper(party, rnd, change):
     """A Flower client mod that alters what ``party`` sends in round ``rnd``."""
 
     def mod(msg, context, call_next):
         reply = call_next(msg, context)
         cfg = reply.content.config_records.get("config") if reply.has_content() else None
-        if (cfg is not None and str(cfg.get("party", "")) == party
-                and int(msg.content["config"]["server-round"]) == rnd):
+        if (
+            cfg is not None
+            and str(cfg.get("party", "")) == party
+            and int(msg.content["config"]["server-round"]) == rnd
+        ):
             cfg["ciphertexts"] = change(list(cfg["ciphertexts"]))
         return reply
 
@@ -261,24 +282,34 @@ def under_another_key(cts):
     other = OTHER_KEY.public_key
     nsq_width = len(cts[0])
     out = []
-    for blob in cts:
+    for _ in cts:
         c = other.raw_encrypt(123456789) % (2 ** (8 * nsq_width - 8))  # below our n²
         out.append(c.to_bytes(nsq_width, "big"))
     return out
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda cts: [cts[0][:-1]], r"round 2: bank_3: ciphertext 0 has 511 bytes, expected 512"),
-    (lambda cts: [b"\xff" * len(cts[0])], r"round 2: bank_3: ciphertext 0 is not in \(0, n²\)"),
-    (lambda cts: cts + cts, r"round 2: bank_3: expected 1 ciphertexts, got 2"),
-    (under_another_key, r"round 2: the aggregate of 5 banks decrypts outside the packing "
-                        r"range"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda cts: [cts[0][:-1]], r"round 2: bank_3: ciphertext 0 has 511 bytes, expected 512"),
+        (lambda cts: [b"\xff" * len(cts[0])], r"round 2: bank_3: ciphertext 0 is not in \(0, n²\)"),
+        (lambda cts: cts + cts, r"round 2: bank_3: expected 1 ciphertexts, got 2"),
+        (
+            under_another_key,
+            r"round 2: the aggregate of 5 banks decrypts outside the packing "
+            r"range",
+        ),
+    ],
+)
 def test_corrupt_ciphertexts_stop_the_run_cleanly(tmp_path, change, message):
     out = tmp_path / "run"
     with pytest.raises(ProtocolError, match=message):
-        run_scenario(quick("privacy.aggregation=paillier", "rounds=4"), out,
-                     show_progress=False, client_mods=[tamper("bank_3", 2, change)])
+        run_scenario(
+            quick("privacy.aggregation=paillier", "rounds=4"),
+            out,
+            show_progress=False,
+            client_mods=[tamper("bank_3", 2, change)],
+        )
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -289,12 +320,24 @@ def test_protocol_error_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
     original = runner.run_scenario
 
     def with_tamper(*args, **kwargs):
-        return original(*args, **kwargs,
-                        client_mods=[tamper("bank_1", 1, lambda cts: [cts[0][:10]])])
+        return original(
+            *args, **kwargs, client_mods=[tamper("bank_1", 1, lambda cts: [cts[0][:10]])]
+        )
 
     monkeypatch.setattr(runner, "run_scenario", with_tamper)
-    code = main(["run", str(SCENARIOS / "quickstart.toml"), "--out", str(tmp_path / "o"),
-                 "--quiet", "--set", "privacy.aggregation=paillier", "--set", "rounds=2"])
+    code = main(
+        [
+            "run",
+            str(SCENARIOS / "quickstart.toml"),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+            "--set",
+            "privacy.aggregation=paillier",
+            "--set",
+            "rounds=2",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1
     assert "round 1: bank_1: ciphertext 0 has 10 bytes" in err[0]
@@ -303,6 +346,7 @@ def test_protocol_error_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
 
 def test_secagg_needs_three_banks(tmp_path):
     from fedrisk.errors import ScenarioError
+
     with pytest.raises(ScenarioError, match="at least 3 banks"):
         quick("privacy.aggregation=secagg", "federation.banks=2")
 
@@ -311,11 +355,15 @@ def test_secagg_needs_three_banks(tmp_path):
 def test_simulation_engine_matches_inprocess(mode, paillier_run, secagg_run, tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / mode
-    run_scenario(quick(f"privacy.aggregation={mode}", "federation.engine=simulation"), out,
-                 show_progress=False)
+    run_scenario(
+        quick(f"privacy.aggregation={mode}", "federation.engine=simulation"),
+        out,
+        show_progress=False,
+    )
     inproc = read_summary(paillier_run if mode == "paillier" else secagg_run)
     sim = read_summary(out)
     assert sim["federated"] == inproc["federated"]
-    assert sim["cost"]["bytes_per_round"] == inproc["cost"]["bytes_per_round"] or \
-        mode == "secagg"  # SecAgg+ messages carry node ids, which differ by engine
+    assert (
+        sim["cost"]["bytes_per_round"] == inproc["cost"]["bytes_per_round"] or mode == "secagg"
+    )  # SecAgg+ messages carry node ids, which differ by engine
     assert readable_updates_at_server(out) == []

@@ -51,15 +51,25 @@ def test_event_to_dp_event_structure():
 
 def test_event_is_frozen_and_normalised():
     e = GaussianSampledEvent(1, 1, np.int64(3))
-    assert e == GaussianSampledEvent(1.0, 1.0, 3) and hash(e) == hash(GaussianSampledEvent(1.0, 1.0, 3))
+    assert e == GaussianSampledEvent(1.0, 1.0, 3) and hash(e) == hash(
+        GaussianSampledEvent(1.0, 1.0, 3)
+    )
     with pytest.raises(AttributeError):
         e.steps = 4  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
     "z,q,t",
-    [(-1.0, 0.1, 1), (math.inf, 0.1, 1), (math.nan, 0.1, 1), (1.0, 0.0, 1), (1.0, 1.5, 1),
-     (1.0, 0.1, -1), (1.0, 0.1, 2.5), (1.0, 0.1, True)],
+    [
+        (-1.0, 0.1, 1),
+        (math.inf, 0.1, 1),
+        (math.nan, 0.1, 1),
+        (1.0, 0.0, 1),
+        (1.0, 1.5, 1),
+        (1.0, 0.1, -1),
+        (1.0, 0.1, 2.5),
+        (1.0, 0.1, True),
+    ],
 )
 def test_event_rejects_bad_values(z, q, t):
     with pytest.raises(ValueError):
@@ -130,8 +140,10 @@ def test_silences_fractional_order_warnings(caplog):
 # ---------------------------------------------------------------- calibration
 
 
-@pytest.mark.parametrize("target,q,steps", [(0.5, 0.01, 1000), (1.0, 0.1, 100), (3.0, 0.1, 100),
-                                            (8.0, 0.1, 100), (2.0, 1.0, 10)])
+@pytest.mark.parametrize(
+    "target,q,steps",
+    [(0.5, 0.01, 1000), (1.0, 0.1, 100), (3.0, 0.1, 100), (8.0, 0.1, 100), (2.0, 1.0, 10)],
+)
 def test_calibrate_round_trip_rdp(rdp, target, q, steps):
     z = rdp.calibrate(target, q, steps)
     eps = rdp.epsilon(GaussianSampledEvent(z, q, steps))
@@ -187,7 +199,9 @@ def test_more_sampling_never_costs_less_privacy(fast, z, q1, q2, t):
 @given(z=zs, q=qs, t1=ts, t2=ts)
 def test_more_steps_never_cost_less_privacy(fast, z, q, t1, t2):
     lo, hi = sorted((t1, t2))
-    assert fast.epsilon(GaussianSampledEvent(z, q, lo)) <= fast.epsilon(GaussianSampledEvent(z, q, hi)) * (1 + 1e-9)
+    assert fast.epsilon(GaussianSampledEvent(z, q, lo)) <= fast.epsilon(
+        GaussianSampledEvent(z, q, hi)
+    ) * (1 + 1e-9)
 
 
 # ---------------------------------------------------------------- epsilon_after
@@ -204,7 +218,9 @@ def test_epsilon_after_rdp_is_fast_consistent_and_non_decreasing(rdp):
     whole = rdp.epsilon(GaussianSampledEvent(z, q, spr * rounds))
     assert curve[-1] == pytest.approx(whole, rel=1e-6)
     for r in (1, 17, 100):
-        assert curve[r - 1] == pytest.approx(rdp.epsilon(GaussianSampledEvent(z, q, spr * r)), rel=1e-6)
+        assert curve[r - 1] == pytest.approx(
+            rdp.epsilon(GaussianSampledEvent(z, q, spr * r)), rel=1e-6
+        )
 
 
 def test_epsilon_after_pld_matches_whole_event():
@@ -237,7 +253,9 @@ def test_pld_hands_over_to_rdp_beyond_the_cap(monkeypatch):
     assert all(c < r for c, r in zip(curve[:switch], rdp_curve[:switch]))
     assert all(b >= a for a, b in zip(curve, curve[1:]))
     for r in range(1, 5):
-        assert curve[r - 1] == pytest.approx(pld.epsilon(GaussianSampledEvent(1.0, 0.01, 100 * r)), rel=1e-6)
+        assert curve[r - 1] == pytest.approx(
+            pld.epsilon(GaussianSampledEvent(1.0, 0.01, 100 * r)), rel=1e-6
+        )
 
 
 def test_epsilon_after_validates(rdp):

@@ -32,7 +32,9 @@ def overfit_setup():
     # 40 training rows, 200 features: the model can memorise every training label.
     X, y = population(40, 200, seed=0)
     Xo, yo = population(2000, 200, seed=1)
-    model = logistic.LogisticRegressionSGD(learning_rate=0.5, epochs=300, batch_size=40, l2=0.0).fit(X, y)
+    model = logistic.LogisticRegressionSGD(
+        learning_rate=0.5, epochs=300, batch_size=40, l2=0.0
+    ).fit(X, y)
     return model.params_, X, y, Xo, yo
 
 
@@ -103,9 +105,18 @@ def test_dp_sgd_blunts_the_attack(overfit_setup):
     eps = accountant.epsilon(GaussianSampledEvent(z, q, steps))
     aucs = []
     for seed in range(5):
-        p, taken = dp_sgd_epochs(np.zeros_like(params), X, y, epochs=epochs, sample_rate=q,
-                                 clip_norm=1.0, noise_multiplier=z, learning_rate=0.5, l2=0.0,
-                                 rng=np.random.default_rng(seed))
+        p, taken = dp_sgd_epochs(
+            np.zeros_like(params),
+            X,
+            y,
+            epochs=epochs,
+            sample_rate=q,
+            clip_norm=1.0,
+            noise_multiplier=z,
+            learning_rate=0.5,
+            l2=0.0,
+            rng=np.random.default_rng(seed),
+        )
         assert taken == steps
         aucs.append(membership_inference_auc(p, X, y, Xo, yo))
     no_dp = membership_inference_auc(params, X, y, Xo, yo)
@@ -118,6 +129,8 @@ def test_auc_agrees_with_scikit_learn_on_balanced_sets(overfit_setup):
 
     params, X, y, Xo, yo = overfit_setup
     Xn, yn = Xo[:40], yo[:40]  # already balanced: no subsampling happens
-    scores = -np.concatenate([per_example_log_loss(params, X, y), per_example_log_loss(params, Xn, yn)])
+    scores = -np.concatenate(
+        [per_example_log_loss(params, X, y), per_example_log_loss(params, Xn, yn)]
+    )
     expected = roc_auc_score(np.r_[np.ones(40), np.zeros(40)], scores)
     assert membership_inference_auc(params, X, y, Xn, yn) == pytest.approx(expected, abs=1e-12)

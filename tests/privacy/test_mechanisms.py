@@ -40,8 +40,11 @@ def test_clip_rows_clips_long_rows_and_leaves_short_ones():
 
 @settings(max_examples=60, deadline=None, database=None)
 @given(
-    G=hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, max_side=20),
-                 elements=st.floats(-1e6, 1e6)),
+    G=hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, max_side=20),
+        elements=st.floats(-1e6, 1e6),
+    ),
     C=st.floats(1e-3, 1e3),
 )
 def test_clip_rows_property(G, C):
@@ -98,9 +101,17 @@ def test_noise_added_by_dp_sgd_has_std_z_times_c():
     z, C, lr, ebs = 1.3, 0.7, 0.5, 64.0
     params = np.linspace(-1, 1, 40_001)
     empty_X, empty_y = np.empty((0, params.size - 1)), np.empty(0)
-    new, noise = dp_sgd_step(params, empty_X, empty_y, clip_norm=C, noise_multiplier=z,
-                             expected_batch_size=ebs, learning_rate=lr, l2=0.0,
-                             rng=np.random.default_rng(2024))
+    new, noise = dp_sgd_step(
+        params,
+        empty_X,
+        empty_y,
+        clip_norm=C,
+        noise_multiplier=z,
+        expected_batch_size=ebs,
+        learning_rate=lr,
+        l2=0.0,
+        rng=np.random.default_rng(2024),
+    )
     added = (params - new) * ebs / lr  # empty batch, no decay: the update is noise only
     np.testing.assert_allclose(added, noise, rtol=1e-9, atol=1e-9)
     n = added.size
@@ -118,8 +129,17 @@ def test_noise_is_added_to_the_clipped_sum():
     X, y = toy_data(40)
     params = np.full(X.shape[1] + 1, 0.3)
     z, C, lr, ebs = 0.8, 0.5, 0.1, 50.0
-    new, noise = dp_sgd_step(params, X, y, clip_norm=C, noise_multiplier=z, expected_batch_size=ebs,
-                             learning_rate=lr, l2=0.0, rng=np.random.default_rng(5))
+    new, noise = dp_sgd_step(
+        params,
+        X,
+        y,
+        clip_norm=C,
+        noise_multiplier=z,
+        expected_batch_size=ebs,
+        learning_rate=lr,
+        l2=0.0,
+        rng=np.random.default_rng(5),
+    )
     clipped_sum = clip_rows(logistic.per_example_gradients(params, X, y), C).sum(axis=0)
     np.testing.assert_allclose(new, params - lr * (clipped_sum + noise) / ebs, rtol=1e-12)
 
@@ -131,9 +151,17 @@ def test_dp_sgd_step_without_privacy_is_plain_sgd():
     X, y = toy_data(300)
     params = np.random.default_rng(3).normal(size=X.shape[1] + 1)
     ebs, lr, l2 = 250.0, 0.2, 0.01  # expected batch differs from the realised 300 on purpose
-    new, noise = dp_sgd_step(params, X, y, clip_norm=math.inf, noise_multiplier=0.0,
-                             expected_batch_size=ebs, learning_rate=lr, l2=l2,
-                             rng=np.random.default_rng(0))
+    new, noise = dp_sgd_step(
+        params,
+        X,
+        y,
+        clip_norm=math.inf,
+        noise_multiplier=0.0,
+        expected_batch_size=ebs,
+        learning_rate=lr,
+        l2=l2,
+        rng=np.random.default_rng(0),
+    )
     assert not noise.any()
     # sum of per-example gradients / expected batch, plus L2 on the weights only
     g = logistic.gradient(params, X, y, 0.0) * len(y) / ebs
@@ -146,16 +174,33 @@ def test_dp_sgd_step_clips_each_example():
     X = X * 100  # every per-example gradient is far above C
     params = np.zeros(X.shape[1] + 1)
     C, lr, ebs = 0.1, 1.0, 30.0
-    new, _ = dp_sgd_step(params, X, y, clip_norm=C, noise_multiplier=0.0, expected_batch_size=ebs,
-                         learning_rate=lr, l2=0.0, rng=np.random.default_rng(0))
+    new, _ = dp_sgd_step(
+        params,
+        X,
+        y,
+        clip_norm=C,
+        noise_multiplier=0.0,
+        expected_batch_size=ebs,
+        learning_rate=lr,
+        l2=0.0,
+        rng=np.random.default_rng(0),
+    )
     assert np.linalg.norm(new - params) <= lr * len(y) * C / ebs * (1 + 1e-12)
 
 
 def test_empty_batch_is_noise_and_decay_only():
     params = np.array([1.0, -2.0, 0.5])
-    new, noise = dp_sgd_step(params, np.empty((0, 2)), np.empty(0), clip_norm=1.0,
-                             noise_multiplier=1.0, expected_batch_size=10.0, learning_rate=0.1,
-                             l2=0.5, rng=np.random.default_rng(9))
+    new, noise = dp_sgd_step(
+        params,
+        np.empty((0, 2)),
+        np.empty(0),
+        clip_norm=1.0,
+        noise_multiplier=1.0,
+        expected_batch_size=10.0,
+        learning_rate=0.1,
+        l2=0.5,
+        rng=np.random.default_rng(9),
+    )
     decay = np.array([0.5 * 1.0, 0.5 * -2.0, 0.0])  # the intercept is not decayed
     np.testing.assert_allclose(new, params - 0.1 * (noise / 10.0 + decay))
 
@@ -163,10 +208,21 @@ def test_empty_batch_is_noise_and_decay_only():
 def test_dp_sgd_step_validates():
     X, y = toy_data(10)
     p = np.zeros(X.shape[1] + 1)
-    kw = dict(clip_norm=1.0, noise_multiplier=1.0, expected_batch_size=5.0, learning_rate=0.1,
-              l2=0.0, rng=np.random.default_rng(0))
-    for bad in (dict(clip_norm=math.inf), dict(noise_multiplier=-1.0), dict(expected_batch_size=0.0),
-                dict(learning_rate=0.0), dict(l2=-1.0)):
+    kw = dict(
+        clip_norm=1.0,
+        noise_multiplier=1.0,
+        expected_batch_size=5.0,
+        learning_rate=0.1,
+        l2=0.0,
+        rng=np.random.default_rng(0),
+    )
+    for bad in (
+        dict(clip_norm=math.inf),
+        dict(noise_multiplier=-1.0),
+        dict(expected_batch_size=0.0),
+        dict(learning_rate=0.0),
+        dict(l2=-1.0),
+    ):
         with pytest.raises(ValueError):
             dp_sgd_step(p, X, y, **{**kw, **bad})
     with pytest.raises(ValueError, match="shape"):
@@ -176,19 +232,31 @@ def test_dp_sgd_step_validates():
 # ---------------------------------------------------------------- DP-SGD epochs
 
 
-@pytest.mark.parametrize("epochs,q,steps", [(1, 0.01, 100), (3, 0.2, 15), (2, 0.3, 7), (1, 1.0, 1),
-                                            (0.5, 0.1, 5)])
+@pytest.mark.parametrize(
+    "epochs,q,steps", [(1, 0.01, 100), (3, 0.2, 15), (2, 0.3, 7), (1, 1.0, 1), (0.5, 0.1, 5)]
+)
 def test_steps_taken_is_epochs_over_q(epochs, q, steps):
     X, y = toy_data(200)
-    _, taken = dp_sgd_epochs(np.zeros(X.shape[1] + 1), X, y, epochs=epochs, sample_rate=q,
-                             clip_norm=1.0, noise_multiplier=1.0, learning_rate=0.1, l2=0.0,
-                             rng=np.random.default_rng(0))
+    _, taken = dp_sgd_epochs(
+        np.zeros(X.shape[1] + 1),
+        X,
+        y,
+        epochs=epochs,
+        sample_rate=q,
+        clip_norm=1.0,
+        noise_multiplier=1.0,
+        learning_rate=0.1,
+        l2=0.0,
+        rng=np.random.default_rng(0),
+    )
     assert taken == steps == round(epochs / q)
 
 
 def test_dp_sgd_epochs_deterministic_for_a_seed():
     X, y = toy_data(400)
-    kw = dict(epochs=2, sample_rate=0.05, clip_norm=1.0, noise_multiplier=1.1, learning_rate=0.2, l2=1e-4)
+    kw = dict(
+        epochs=2, sample_rate=0.05, clip_norm=1.0, noise_multiplier=1.1, learning_rate=0.2, l2=1e-4
+    )
     p0 = np.zeros(X.shape[1] + 1)
     a, _ = dp_sgd_epochs(p0, X, y, rng=np.random.default_rng(7), **kw)
     b, _ = dp_sgd_epochs(p0, X, y, rng=np.random.default_rng(7), **kw)
@@ -201,9 +269,18 @@ def test_dp_sgd_epochs_deterministic_for_a_seed():
 def test_full_batch_without_privacy_is_gradient_descent():
     X, y = toy_data(150)
     p = np.zeros(X.shape[1] + 1)
-    new, steps = dp_sgd_epochs(p, X, y, epochs=5, sample_rate=1.0, clip_norm=math.inf,
-                               noise_multiplier=0.0, learning_rate=0.3, l2=0.01,
-                               rng=np.random.default_rng(0))
+    new, steps = dp_sgd_epochs(
+        p,
+        X,
+        y,
+        epochs=5,
+        sample_rate=1.0,
+        clip_norm=math.inf,
+        noise_multiplier=0.0,
+        learning_rate=0.3,
+        l2=0.01,
+        rng=np.random.default_rng(0),
+    )
     ref = p.copy()
     for _ in range(steps):
         ref = ref - 0.3 * logistic.gradient(ref, X, y, 0.01)
@@ -217,8 +294,18 @@ def test_batches_do_not_depend_on_noise_level():
     states = []
     for z in (0.0, 2.0):
         rng = np.random.default_rng(11)
-        dp_sgd_epochs(np.zeros(X.shape[1] + 1), X, y, epochs=1, sample_rate=0.1, clip_norm=1.0,
-                      noise_multiplier=z, learning_rate=0.1, l2=0.0, rng=rng)
+        dp_sgd_epochs(
+            np.zeros(X.shape[1] + 1),
+            X,
+            y,
+            epochs=1,
+            sample_rate=0.1,
+            clip_norm=1.0,
+            noise_multiplier=z,
+            learning_rate=0.1,
+            l2=0.0,
+            rng=rng,
+        )
         states.append(rng.bit_generator.state)
     assert states[0] == states[1]
 
@@ -226,16 +313,32 @@ def test_batches_do_not_depend_on_noise_level():
 def test_dp_sgd_still_learns():
     X, y = toy_data(4000, seed=1)
     Xt, yt = toy_data(2000, seed=2)
-    params, _ = dp_sgd_epochs(np.zeros(X.shape[1] + 1), X, y, epochs=5, sample_rate=0.05,
-                              clip_norm=1.0, noise_multiplier=1.0, learning_rate=0.5, l2=0.0,
-                              rng=np.random.default_rng(0))
+    params, _ = dp_sgd_epochs(
+        np.zeros(X.shape[1] + 1),
+        X,
+        y,
+        epochs=5,
+        sample_rate=0.05,
+        clip_norm=1.0,
+        noise_multiplier=1.0,
+        learning_rate=0.5,
+        l2=0.0,
+        rng=np.random.default_rng(0),
+    )
     assert roc_auc_score(yt, logistic.predict_proba(params, Xt)) > 0.8
 
 
 def test_dp_sgd_epochs_validates():
     X, y = toy_data(10)
-    kw = dict(epochs=1, sample_rate=0.5, clip_norm=1.0, noise_multiplier=1.0, learning_rate=0.1,
-              l2=0.0, rng=np.random.default_rng(0))
+    kw = dict(
+        epochs=1,
+        sample_rate=0.5,
+        clip_norm=1.0,
+        noise_multiplier=1.0,
+        learning_rate=0.1,
+        l2=0.0,
+        rng=np.random.default_rng(0),
+    )
     p = np.zeros(X.shape[1] + 1)
     for bad in (dict(sample_rate=0.0), dict(sample_rate=1.5), dict(epochs=0)):
         with pytest.raises(ValueError):

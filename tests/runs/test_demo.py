@@ -9,15 +9,32 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_runs_and_narrates_who_sent_what(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "fedrisk.cli", "demo", "--no-pause",
-                           "--out", str(tmp_path / "demo")], capture_output=True, text=True,
-                          timeout=180, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedrisk.cli",
+            "demo",
+            "--no-pause",
+            "--out",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for party in ("bank", "provider", "bank_1", "bank_5"):
         assert party in out
-    for message in ("partial_scores", "encrypted_residuals", "masked_gradient",
-                    "encrypted_update", "encrypted_aggregate"):
+    for message in (
+        "partial_scores",
+        "encrypted_residuals",
+        "masked_gradient",
+        "encrypted_update",
+        "encrypted_aggregate",
+    ):
         assert message in out, message
     assert "who sent what to whom" in out and "membership-attack AUC" in out
     runs = sorted(p.name for p in (tmp_path / "demo").iterdir())

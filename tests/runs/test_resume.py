@@ -10,10 +10,9 @@ import time
 
 import pytest
 
-from fedrisk.flower.recording_grid import message_round
 from fedrisk import resume_run, run_scenario
+from fedrisk.flower.recording_grid import message_round
 from fedrisk.scenario import load_scenario
-
 from tests.conftest import SCENARIOS, read_summary, without_timings
 
 
@@ -32,11 +31,19 @@ CASES = {
     "plain": [],
     "paillier": ["privacy.aggregation=paillier", "privacy.key_bits=1024"],
     "secagg-dropout": ["privacy.aggregation=secagg", "federation.dropout=0.3"],
-    "dp-sample-dropout": ["privacy.dp=sample", "privacy.target_epsilon=3",
-                          "federation.dropout=0.3"],
-    "dp-client-paillier": ["privacy.dp=client", "privacy.target_epsilon=30",
-                           "privacy.aggregation=paillier", "privacy.key_bits=1024",
-                           "federation.dropout=0.2", "federation.min_parties=1"],
+    "dp-sample-dropout": [
+        "privacy.dp=sample",
+        "privacy.target_epsilon=3",
+        "federation.dropout=0.3",
+    ],
+    "dp-client-paillier": [
+        "privacy.dp=client",
+        "privacy.target_epsilon=30",
+        "privacy.aggregation=paillier",
+        "privacy.key_bits=1024",
+        "federation.dropout=0.2",
+        "federation.min_parties=1",
+    ],
 }
 
 
@@ -54,15 +61,16 @@ def test_interrupted_after_round_10_and_resumed_equals_uninterrupted(tmp_path, c
     for name in ("transcript.jsonl", "model.json", "calibration.json"):
         assert (cut / name).read_text() == (full / name).read_text(), name
     strip = [line.rsplit(",", 1)[0] for line in (full / "rounds.csv").read_text().split()]
-    assert [line.rsplit(",", 1)[0] for line in (cut / "rounds.csv").read_text().split()] \
-        == strip
+    assert [line.rsplit(",", 1)[0] for line in (cut / "rounds.csv").read_text().split()] == strip
     assert not (tmp_path / ".cut.incomplete").exists()
     assert not (cut / "checkpoint").exists()
 
 
 def test_the_checkpoint_keeps_the_banks_secrets_apart(tmp_path):
-    s = load_scenario(SCENARIOS / "quickstart.toml",
-                      ["rounds=3", "privacy.aggregation=paillier", "privacy.key_bits=1024"])
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["rounds=3", "privacy.aggregation=paillier", "privacy.key_bits=1024"],
+    )
     with pytest.raises(KeyboardInterrupt):
         run_scenario(s, tmp_path / "cut", show_progress=False, client_mods=[interrupt_at(3)])
     folder = tmp_path / ".cut.incomplete" / "checkpoint"
@@ -83,9 +91,22 @@ def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
     sets = [a for o in overrides for a in ("--set", o)]
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "fedrisk.cli", "run",
-                             str(SCENARIOS / "quickstart.toml"), "--out", str(out), "--quiet",
-                             *sets], stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fedrisk.cli",
+            "run",
+            str(SCENARIOS / "quickstart.toml"),
+            "--out",
+            str(out),
+            "--quiet",
+            *sets,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     ckpt = tmp_path / ".run.incomplete" / "checkpoint" / "checkpoint.json"
     deadline = time.monotonic() + 120
     try:
@@ -102,8 +123,12 @@ def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"resume with: fedrisk run --resume {out}" in err
     assert not out.exists()
-    done = subprocess.run([sys.executable, "-m", "fedrisk.cli", "run", "--resume", str(out),
-                           "--quiet"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "fedrisk.cli", "run", "--resume", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     s = load_scenario(SCENARIOS / "quickstart.toml", overrides)
     full = run_scenario(s, tmp_path / "full", show_progress=False).out_dir
@@ -111,15 +136,21 @@ def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
 
 
 def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "fedrisk.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fedrisk.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_resume_refuses_bad_input_with_one_line(tmp_path):
     nothing = _cli("run", "--resume", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert nothing.returncode == 2 and "no checkpoint found" in nothing.stderr
-    mixed = _cli("run", str(SCENARIOS / "quickstart.toml"), "--resume", str(tmp_path / "x"),
-                 cwd=tmp_path)
+    mixed = _cli(
+        "run", str(SCENARIOS / "quickstart.toml"), "--resume", str(tmp_path / "x"), cwd=tmp_path
+    )
     assert mixed.returncode == 2 and "give no SCENARIO" in mixed.stderr
     damaged = tmp_path / ".bad.incomplete" / "checkpoint"
     damaged.mkdir(parents=True)
@@ -147,8 +178,10 @@ def test_a_run_stopped_for_lack_of_banks_resumes_with_a_lower_quorum(tmp_path):
     from fedrisk.errors import InputError
     from fedrisk.flower.faults import QuorumError
 
-    s = load_scenario(SCENARIOS / "quickstart.toml",
-                      ["rounds=12", "federation.dropout=0.6", "federation.min_parties=3"])
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["rounds=12", "federation.dropout=0.6", "federation.min_parties=3"],
+    )
     out = tmp_path / "r"
     with pytest.raises(QuorumError, match="--set federation.min_parties=N") as info:
         run_scenario(s, out, show_progress=False)
@@ -157,8 +190,7 @@ def test_a_run_stopped_for_lack_of_banks_resumes_with_a_lower_quorum(tmp_path):
         resume_run(out, overrides=["rounds=30"], show_progress=False)
     with pytest.raises(QuorumError):  # the same faults strike again
         resume_run(out, show_progress=False)
-    summary = resume_run(out, overrides=["federation.min_parties=1"],
-                         show_progress=False).summary
+    summary = resume_run(out, overrides=["federation.min_parties=1"], show_progress=False).summary
     assert summary["faults"]["rounds_completed"] == 12
     assert summary["faults"]["min_parties"] == 1
 
@@ -176,8 +208,10 @@ def test_checkpoint_halves_must_belong_together(tmp_path):
     banks = json.loads((folder / "banks.json").read_text())
     banks["round"] = 1
     (folder / "banks.json").write_text(json.dumps(banks))
-    with pytest.raises(InputError, match="inconsistent: the banks' state is from round 1, "
-                                         "the aggregator's from round 3"):
+    with pytest.raises(
+        InputError,
+        match="inconsistent: the banks' state is from round 1, the aggregator's from round 3",
+    ):
         read_checkpoint(folder, "--resume x")
 
 
@@ -188,17 +222,27 @@ def test_resume_refuses_data_that_changed(tmp_path):
     rows = ["id,y,x0,x1"] + [f"{i},{i % 3 == 0:d},{i * 0.01:.2f},{i % 7}" for i in range(600)]
     csv.write_text("\n".join(rows) + "\n")
     scenario = tmp_path / "s.toml"
-    scenario.write_text('name = "mine"\nrounds = 6\n[data]\nsource = "csv"\n'
-                        'path = "loans.csv"\n[federation]\nbanks = 3\npartition = "iid"\n')
+    scenario.write_text(
+        'name = "mine"\nrounds = 6\n[data]\nsource = "csv"\n'
+        'path = "loans.csv"\n[federation]\nbanks = 3\npartition = "iid"\n'
+    )
     s = load_scenario(scenario)
     with pytest.raises(KeyboardInterrupt):
         run_scenario(s, tmp_path / "cut", show_progress=False, client_mods=[interrupt_at(3)])
     rows[5] = "4,1,9.99,2"  # someone edits the file before the run resumes
     csv.write_text("\n".join(rows) + "\n")
-    with pytest.raises(InputError, match=r"--resume .*cut: bank_\d's rows differ from when "
-                                         "the run started"):
+    with pytest.raises(
+        InputError,
+        match=r"--resume .*cut: bank_\d's rows differ from when "
+        "the run started",
+    ):
         resume_run(tmp_path / "cut", show_progress=False)
-    csv.write_text("\n".join(["id,y,x0,x1"] + [f"{i},{i % 3 == 0:d},{i * 0.01:.2f},{i % 7}"
-                                               for i in range(600)]) + "\n")
-    assert resume_run(tmp_path / "cut", show_progress=False).summary["faults"][
-        "rounds_completed"] == 6
+    csv.write_text(
+        "\n".join(
+            ["id,y,x0,x1"] + [f"{i},{i % 3 == 0:d},{i * 0.01:.2f},{i % 7}" for i in range(600)]
+        )
+        + "\n"
+    )
+    assert (
+        resume_run(tmp_path / "cut", show_progress=False).summary["faults"]["rounds_completed"] == 6
+    )

@@ -13,11 +13,9 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
-
 from tests.conftest import read_summary
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.filterwarnings("ignore:1024-bit Paillier keys")]
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:1024-bit Paillier keys")]
 
 
 def write_party_csvs(tmp_path, n=2500, shared=0.8, seed=0):
@@ -38,8 +36,9 @@ def write_party_csvs(tmp_path, n=2500, shared=0.8, seed=0):
     with open(tmp_path / "telecom.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "t0", "t1", "t2"])
-        rows = [(ids[i], *Xt[i].round(5)) for i in keep] + \
-               [(e, *rng.normal(size=3).round(5)) for e in extra]
+        rows = [(ids[i], *Xt[i].round(5)) for i in keep] + [
+            (e, *rng.normal(size=3).round(5)) for e in extra
+        ]
         for r in rng.permutation(len(rows)):
             w.writerow(rows[r])
     return set(ids[keep])
@@ -102,10 +101,16 @@ def test_transcript_says_who_could_read_what(csv_run):
     rows = [__import__("json").loads(line) for line in open(csv_run[0] / "transcript.jsonl")]
     to_party = [r for r in rows if r["receiver"] == "telecom" and r["round"] > 0]
     assert to_party
-    assert {r["what"] for r in to_party} == {"row_selection", "encrypted_residuals",
-                                             "masked_gradient"}
-    assert all(r["protection"] in ("ciphertext", "masked") for r in to_party
-               if r["what"] != "row_selection")
+    assert {r["what"] for r in to_party} == {
+        "row_selection",
+        "encrypted_residuals",
+        "masked_gradient",
+    }
+    assert all(
+        r["protection"] in ("ciphertext", "masked")
+        for r in to_party
+        if r["what"] != "row_selection"
+    )
     # the bank only ever receives partial scores and masked gradients from the party
     to_bank = {r["what"] for r in rows if r["receiver"] == "bank" and r["round"] > 0}
     assert to_bank == {"partial_scores", "encrypted_masked_gradient"}
@@ -130,11 +135,11 @@ def test_no_party_receives_another_partys_data(tmp_path):
         warnings.simplefilter("ignore")
         pk, sk = generate_keypair(1024)
     holder = tables.holder
-    bank = BankJob(s, holder.name, holder.ids, holder.X, holder.y, holder.feature_names,
-                   ("telecom",), pk, sk)
+    bank = BankJob(
+        s, holder.name, holder.ids, holder.X, holder.y, holder.feature_names, ("telecom",), pk, sk
+    )
     party = tables.data_parties[0]
-    job = DataPartyJob(s, (PartyData(party.name, party.ids, party.X, party.feature_names),),
-                       pk)
+    job = DataPartyJob(s, (PartyData(party.name, party.ids, party.X, party.feature_names),), pk)
     received = []
 
     def spy(msg, context, call_next):
@@ -142,12 +147,17 @@ def test_no_party_receives_another_partys_data(tmp_path):
         return call_next(msg, context)
 
     from fedrisk.flower.engines import InProcessGrid
+
     grid = InProcessGrid(make_party_app(job, [spy]), 1)
     TaskIdentity.task_id, TaskIdentity.run_id = 1, grid.run.run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     app = make_bank_app(bank, ServerRecorder(None), VerticalOutcome())
-    app(grid, Context(run_id=1, node_id=SUPERLINK_NODE_ID, node_config={},
-                      state=RecordDict(), run_config={}))
+    app(
+        grid,
+        Context(
+            run_id=1, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(), run_config={}
+        ),
+    )
     grid.close()
     assert len(received) > 5
     bank_values = set(np.round(holder.X.ravel(), 5).tolist())
@@ -168,34 +178,46 @@ def test_no_party_receives_another_partys_data(tmp_path):
                     assert len(set(value)) == len(value)  # positions, not 0/1 labels
                 if key in ("train-ids", "test-ids"):
                     assert set(value) <= set(party.ids.tolist())
-        assert not bank_values & {round(v, 5) for r in msg.content.config_records.values()
-                                  for val in r.values()
-                                  for v in (val if isinstance(val, list) else [val])
-                                  if isinstance(v, float)}
+        assert not bank_values & {
+            round(v, 5)
+            for r in msg.content.config_records.values()
+            for val in r.values()
+            for v in (val if isinstance(val, list) else [val])
+            if isinstance(v, float)
+        }
 
 
 def cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "fedrisk.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fedrisk.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 BAD = {
     "party with no columns": (
         '[[federation.parties]]\nname = "bank"\nlabel = true\ncolumns = ["PAY_6"]\n'
         '[[federation.parties]]\nname = "provider"\ncolumns = []\n',
-        "federation.parties[1].columns: party 'provider' holds no columns"),
+        "federation.parties[1].columns: party 'provider' holds no columns",
+    ),
     "two label holders": (
         '[[federation.parties]]\nname = "bank"\nlabel = true\ncolumns = ["PAY_6"]\n'
         '[[federation.parties]]\nname = "provider"\nlabel = true\ncolumns = ["AGE"]\n',
-        "exactly one party must have label = true; bank, provider all do"),
+        "exactly one party must have label = true; bank, provider all do",
+    ),
     "no label holder": (
         '[[federation.parties]]\nname = "bank"\ncolumns = ["PAY_6"]\n'
         '[[federation.parties]]\nname = "provider"\ncolumns = ["AGE"]\n',
-        "exactly one party must have label = true; none does"),
+        "exactly one party must have label = true; none does",
+    ),
     "column held twice": (
         '[[federation.parties]]\nname = "bank"\nlabel = true\ncolumns = ["PAY_6", "AGE"]\n'
         '[[federation.parties]]\nname = "provider"\ncolumns = ["AGE"]\n',
-        "'AGE' is held by both 'bank' and 'provider'"),
+        "'AGE' is held by both 'bank' and 'provider'",
+    ),
 }
 
 
@@ -245,8 +267,9 @@ def test_label_dp_defence_is_accounted_and_blunts_the_attack(tmp_path, csv_run):
     p = s["privacy"]
     assert p["unit"] == "label" and p["sample_rate"] == 1.0 and p["steps"] == 2
     acc = rdp.RdpAccountant()
-    acc.compose(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(p["noise_multiplier"]),
-                                             p["steps"]))
+    acc.compose(
+        dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(p["noise_multiplier"]), p["steps"])
+    )
     assert acc.get_epsilon(p["delta"]) == pytest.approx(p["epsilon"], rel=0.01)
     assert p["epsilon"] <= 1.0
     leak = s["attacks"]["label_leakage"]["label_auc_by_batch_size"]

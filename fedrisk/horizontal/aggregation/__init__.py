@@ -30,32 +30,45 @@ class AggregationMode:
 
     name: str
     description: str
-    module: str                            # implements client_app, server_app, summary
-    bank_keys: bool = False                # the banks share a Paillier key pair before round 1
-    min_banks: int = 1                     # fewer banks cannot run the mode at all
-    client_dp: bool = True                 # combines with client-level DP (dp = 'client')
+    module: str  # implements client_app, server_app, summary
+    bank_keys: bool = False  # the banks share a Paillier key pair before round 1
+    min_banks: int = 1  # fewer banks cannot run the mode at all
+    client_dp: bool = True  # combines with client-level DP (dp = 'client')
     server_sees_individual_updates: bool = False
     server_sees_global_model: bool = True
-    exchanges_per_round: int = 1           # message exchanges per round (run timeouts)
+    exchanges_per_round: int = 1  # message exchanges per round (run timeouts)
 
     def implementation(self) -> ModuleType:
         return importlib.import_module(self.module)
 
 
-MODES: dict[str, AggregationMode] = {m.name: m for m in (
-    AggregationMode(
-        "plain", "float deltas the aggregator reads and averages",
-        "fedrisk.horizontal.aggregation.plain",
-        server_sees_individual_updates=True),
-    AggregationMode(
-        "paillier", "packed Paillier ciphertexts under the banks' key; the aggregator "
-        "multiplies them and never holds the key", "fedrisk.horizontal.aggregation.paillier",
-        bank_keys=True, server_sees_global_model=False),
-    AggregationMode(
-        "secagg", "Flower's SecAgg+: pairwise masks that cancel in the sum",
-        "fedrisk.horizontal.aggregation.secagg",
-        min_banks=3, client_dp=False, exchanges_per_round=4),
-)}
+MODES: dict[str, AggregationMode] = {
+    m.name: m
+    for m in (
+        AggregationMode(
+            "plain",
+            "float deltas the aggregator reads and averages",
+            "fedrisk.horizontal.aggregation.plain",
+            server_sees_individual_updates=True,
+        ),
+        AggregationMode(
+            "paillier",
+            "packed Paillier ciphertexts under the banks' key; the aggregator "
+            "multiplies them and never holds the key",
+            "fedrisk.horizontal.aggregation.paillier",
+            bank_keys=True,
+            server_sees_global_model=False,
+        ),
+        AggregationMode(
+            "secagg",
+            "Flower's SecAgg+: pairwise masks that cancel in the sum",
+            "fedrisk.horizontal.aggregation.secagg",
+            min_banks=3,
+            client_dp=False,
+            exchanges_per_round=4,
+        ),
+    )
+}
 
 
 def mode_of(name: str) -> AggregationMode:

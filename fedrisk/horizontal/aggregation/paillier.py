@@ -27,14 +27,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from flwr.app import (Array, ArrayRecord, ConfigRecord, Context, Message, MessageType,
-                      MetricRecord, RecordDict)
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedrisk.crypto.encoding import FixedPointCodec, PackingError, SlotPacker
-from fedrisk.crypto.paillier import (CiphertextError, ObfuscatorPool, VectorCipher,
-                                     VectorDecryptor, ciphertext_bytes)
+from fedrisk.crypto.paillier import (
+    CiphertextError,
+    ObfuscatorPool,
+    VectorCipher,
+    VectorDecryptor,
+    ciphertext_bytes,
+)
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.checkpoint import Checkpoint
 from fedrisk.flower.faults import FaultPlan
@@ -81,8 +94,14 @@ class PaillierSetup:
         return ciphertext_bytes(self.public_key)
 
 
-def paillier_setup(public_key, n_features: int, n_banks: int, max_bank_rows: int,
-                   clip: float, client_dp_rate: float | None = None) -> PaillierSetup:
+def paillier_setup(
+    public_key,
+    n_features: int,
+    n_banks: int,
+    max_bank_rows: int,
+    clip: float,
+    client_dp_rate: float | None = None,
+) -> PaillierSetup:
     """Choose the finest fixed-point precision whose k-party weighted sums still fit.
 
     With client-level DP (``client_dp_rate`` = q) banks weigh 1 each and the decoded sum
@@ -90,8 +109,13 @@ def paillier_setup(public_key, n_features: int, n_banks: int, max_bank_rows: int
     max_weight = 1 if client_dp_rate else public_max_weight(max_bank_rows)
     codec = FixedPointCodec.finest(clip, max_summands=n_banks, max_weight=max_weight)
     packer = SlotPacker.for_modulus(public_key.n.bit_length() - 1, codec.slot_bytes)
-    return PaillierSetup(public_key, codec, packer, n_params(n_features),
-                         client_dp_rate * n_banks if client_dp_rate else None)
+    return PaillierSetup(
+        public_key,
+        codec,
+        packer,
+        n_params(n_features),
+        client_dp_rate * n_banks if client_dp_rate else None,
+    )
 
 
 # --- the banks' side ---------------------------------------------------------------------
@@ -100,15 +124,15 @@ _BANK_CRYPTO: dict[tuple[str, int], tuple[VectorCipher, VectorDecryptor | None]]
 _BANK_CRYPTO_LOCK = threading.Lock()  # banks may run in parallel threads
 
 
-def bank_crypto(party: str, setup: PaillierSetup, private_key) -> tuple[VectorCipher,
-                                                                         VectorDecryptor]:
+def bank_crypto(
+    party: str, setup: PaillierSetup, private_key
+) -> tuple[VectorCipher, VectorDecryptor]:
     """This process's cipher objects for a bank (kept so timings and pools persist)."""
     key = (party, setup.public_key.n)
     with _BANK_CRYPTO_LOCK:
         if key not in _BANK_CRYPTO:
             pool = ObfuscatorPool.shared(party, setup.public_key)
-            _BANK_CRYPTO[key] = (VectorCipher(setup.public_key, pool),
-                                 VectorDecryptor(private_key))
+            _BANK_CRYPTO[key] = (VectorCipher(setup.public_key, pool), VectorDecryptor(private_key))
         return _BANK_CRYPTO[key]
 
 
@@ -125,8 +149,14 @@ def crypto_seconds(parties, setup: PaillierSetup) -> dict[str, float] | None:
     }
 
 
-def decode_aggregate(setup: PaillierSetup, decryptor: VectorDecryptor, blobs: list,
-                     contributors: int, rnd: int, cipher: VectorCipher) -> np.ndarray:
+def decode_aggregate(
+    setup: PaillierSetup,
+    decryptor: VectorDecryptor,
+    blobs: list,
+    contributors: int,
+    rnd: int,
+    cipher: VectorCipher,
+) -> np.ndarray:
     """Decrypt an aggregate and return the model change, or raise ProtocolError.
 
     Checks what a legal sum of ``contributors`` encodings must satisfy; a ciphertext made
@@ -138,22 +168,25 @@ def decode_aggregate(setup: PaillierSetup, decryptor: VectorDecryptor, blobs: li
         sums, total_weight, ones = values[:-2], int(values[-2]), int(values[-1])
         codec = setup.codec
         if ones != contributors:
-            raise PackingError(f"it decodes to {ones} summands, the aggregator reports "
-                               f"{contributors}")
+            raise PackingError(
+                f"it decodes to {ones} summands, the aggregator reports {contributors}"
+            )
         if not contributors <= total_weight <= contributors * codec.max_weight:
-            raise PackingError(f"its total weight {total_weight} is impossible for "
-                               f"{contributors} banks")
+            raise PackingError(
+                f"its total weight {total_weight} is impossible for {contributors} banks"
+            )
         if np.any(sums > contributors * codec.max_weight * 2 * codec.magnitude):
             raise PackingError("a slot exceeds the largest legal sum")
     except (PackingError, CiphertextError) as exc:
-        raise ProtocolError(f"round {rnd}: the aggregate of {contributors} banks decrypts "
-                            f"outside the packing range ({exc}); a bank encrypted under "
-                            "another key or its update was corrupted") from None
+        raise ProtocolError(
+            f"round {rnd}: the aggregate of {contributors} banks decrypts "
+            f"outside the packing range ({exc}); a bank encrypted under "
+            "another key or its update was corrupted"
+        ) from None
     return setup.step(sums, total_weight)
 
 
-def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Context
-                   ) -> Message:
+def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Context) -> Message:
     """A bank's round: apply the aggregates it missed, train, send its encrypted delta."""
     setup = job.paillier
     assert setup is not None, "a Paillier bank job carries the packing layout"
@@ -162,8 +195,9 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     rnd = int(cfg["server-round"])
     cipher, decryptor = bank_crypto(bank.name, setup, job.private_key)
     done = int(context.state[PROGRESS_KEY]["round"]) if PROGRESS_KEY in context.state else 0
-    global_params = (context.state[GLOBAL_KEY]["params"].numpy() if done
-                     else np.zeros(setup.n_params))  # round 0: the public starting point
+    global_params = (
+        context.state[GLOBAL_KEY]["params"].numpy() if done else np.zeros(setup.n_params)
+    )  # round 0: the public starting point
     rounds = [int(r) for r in cfg.get("aggregate-rounds", [])]
     counts = [int(c) for c in cfg.get("contributors", [])]
     blobs = list(cfg.get("aggregates", []))
@@ -172,7 +206,8 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
         if agg_round <= done:
             continue  # applied already: its last reply was late or lost on the way
         global_params = global_params + decode_aggregate(
-            setup, decryptor, blobs[i * k:(i + 1) * k], contributors, agg_round, cipher)
+            setup, decryptor, blobs[i * k : (i + 1) * k], contributors, agg_round, cipher
+        )
         done = agg_round
     context.state[GLOBAL_KEY] = ArrayRecord({"params": Array(global_params)})
     context.state[PROGRESS_KEY] = MetricRecord({"round": int(cfg.get("through-round", done))})
@@ -181,18 +216,26 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     weight = len(bank.y)
     if job.dp is not None and job.dp.mode == "client":
         weight = 1
-        delta = delta + bank_noise_share(job.scenario.seed, party, rnd, delta.shape,
-                                         job.dp.noise_multiplier, job.dp.clip_norm,
-                                         int(cfg["participants"]))
+        delta = delta + bank_noise_share(
+            job.scenario.seed,
+            party,
+            rnd,
+            delta.shape,
+            job.dp.noise_multiplier,
+            job.dp.clip_norm,
+            int(cfg["participants"]),
+        )
     encoded, _ = setup.codec.encode(delta, weight=weight)
     values = np.concatenate([encoded, np.array([weight, 1], dtype=np.uint64)])
     blobs_out = cipher.to_bytes(cipher.encrypt(setup.packer.pack(values)))
-    return Message(RecordDict({"config": ConfigRecord({"party": bank.name,
-                                                       "ciphertexts": blobs_out})}),
-                   reply_to=msg)
+    return Message(
+        RecordDict({"config": ConfigRecord({"party": bank.name, "ciphertexts": blobs_out})}),
+        reply_to=msg,
+    )
 
 
 # --- the aggregator's side -----------------------------------------------------------------
+
 
 class PaillierFedAvg(BankFedAvg):
     """FedAvg whose aggregation is ciphertext multiplication; holds the public key only.
@@ -201,9 +244,14 @@ class PaillierFedAvg(BankFedAvg):
     it has not seen, so a bank that sat rounds out (sampling, or a dropout) catches up.
     """
 
-    def __init__(self, n_banks: int, setup: PaillierSetup, dp: DPPlan | None = None,
-                 seed: int = 0,
-                 min_parties: int = 1) -> None:
+    def __init__(
+        self,
+        n_banks: int,
+        setup: PaillierSetup,
+        dp: DPPlan | None = None,
+        seed: int = 0,
+        min_parties: int = 1,
+    ) -> None:
         super().__init__(n_banks, min_parties)
         self.setup, self.dp, self.seed = setup, dp, seed
         self.cipher = VectorCipher(setup.public_key)
@@ -211,17 +259,24 @@ class PaillierFedAvg(BankFedAvg):
         self.seen: dict[int, int] = {}  # node -> last round it has applied (it answered)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": {str(r): {"aggregate": [b.hex() for b in blobs], "contributors": k}
-                            for r, (blobs, k) in self.history.items()},
-                "seen": {str(node): r for node, r in self.seen.items()}}
+        return {
+            "history": {
+                str(r): {"aggregate": [b.hex() for b in blobs], "contributors": k}
+                for r, (blobs, k) in self.history.items()
+            },
+            "seen": {str(node): r for node, r in self.seen.items()},
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.history = {int(r): ([bytes.fromhex(b) for b in h["aggregate"]],
-                                 int(h["contributors"])) for r, h in state["history"].items()}
+        self.history = {
+            int(r): ([bytes.fromhex(b) for b in h["aggregate"]], int(h["contributors"]))
+            for r, h in state["history"].items()
+        }
         self.seen = {int(node): int(r) for node, r in state["seen"].items()}
 
-    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                        grid: Grid):
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ):
         if self.dp is not None and self.dp.mode == "client":
             nodes = sample_banks(grid, self.seed, server_round, self.dp.sample_rate)
             self._asked = len(nodes)
@@ -231,17 +286,23 @@ class PaillierFedAvg(BankFedAvg):
         messages = []
         for node in nodes:
             missed = [r for r in sorted(self.history) if r > self.seen.get(node, 0)]
-            cfg = ConfigRecord({
-                "server-round": server_round,
-                "through-round": server_round - 1,
-                "aggregate-rounds": missed,
-                "contributors": [self.history[r][1] for r in missed],
-                "aggregates": [b for r in missed for b in self.history[r][0]],
-                "participants": len(nodes),
-            })
-            messages.append(Message(RecordDict({self.arrayrecord_key: ArrayRecord(),
-                                                self.configrecord_key: cfg}),
-                                    dst_node_id=node, message_type=MessageType.TRAIN))
+            cfg = ConfigRecord(
+                {
+                    "server-round": server_round,
+                    "through-round": server_round - 1,
+                    "aggregate-rounds": missed,
+                    "contributors": [self.history[r][1] for r in missed],
+                    "aggregates": [b for r in missed for b in self.history[r][0]],
+                    "participants": len(nodes),
+                }
+            )
+            messages.append(
+                Message(
+                    RecordDict({self.arrayrecord_key: ArrayRecord(), self.configrecord_key: cfg}),
+                    dst_node_id=node,
+                    message_type=MessageType.TRAIN,
+                )
+            )
         return messages
 
     def aggregate_train(self, server_round: int, replies):
@@ -254,16 +315,22 @@ class PaillierFedAvg(BankFedAvg):
         for m in sorted(ok, key=lambda m: str(m.content["config"]["party"])):
             party = str(m.content["config"]["party"])
             try:
-                vectors.append(self.cipher.from_bytes(list(m.content["config"]["ciphertexts"]),
-                                                      self.setup.n_ciphertexts))
+                vectors.append(
+                    self.cipher.from_bytes(
+                        list(m.content["config"]["ciphertexts"]), self.setup.n_ciphertexts
+                    )
+                )
             except CiphertextError as exc:
                 raise ProtocolError(f"round {server_round}: {party}: {exc}") from None
         blobs = self.cipher.to_bytes(self.cipher.add(*vectors))
         self.history[server_round] = (blobs, len(ok))
-        record = ArrayRecord({"aggregate": Array(np.frombuffer(b"".join(blobs),
-                                                               dtype=np.uint8).copy()),
-                              "contributors": Array(np.array([len(ok)], dtype=np.int64)),
-                              "round": Array(np.array([server_round], dtype=np.int64))})
+        record = ArrayRecord(
+            {
+                "aggregate": Array(np.frombuffer(b"".join(blobs), dtype=np.uint8).copy()),
+                "contributors": Array(np.array([len(ok)], dtype=np.int64)),
+                "round": Array(np.array([server_round], dtype=np.int64)),
+            }
+        )
         return record, None
 
 
@@ -277,40 +344,60 @@ def classify_paillier(msg: Message, to_server: bool) -> tuple[str, str, bool]:
 
 # --- the mode's entry points (see fedrisk.horizontal.aggregation) ---------------------------
 
+
 def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
     return fedavg_client_app(job, faults, mods, paillier_train)
 
 
-def server_app(server_job: ServerJob, recorder: ServerRecorder,
-               resume: Checkpoint | None) -> ServerApp:
+def server_app(
+    server_job: ServerJob, recorder: ServerRecorder, resume: Checkpoint | None
+) -> ServerApp:
     s, setup = server_job.scenario, server_job.paillier
     assert setup is not None, "a Paillier server job carries the public key and layout"
 
     def strategy() -> PaillierFedAvg:
-        return PaillierFedAvg(len(server_job.party_names), setup, server_job.dp, s.seed,
-                              s.quorum)
+        return PaillierFedAvg(len(server_job.party_names), setup, server_job.dp, s.seed, s.quorum)
 
     # In Paillier mode the aggregator never holds the model: it starts from nothing and
     # keeps encrypted aggregates the banks' side decodes.
-    return fedavg_server_app(server_job, recorder, resume, strategy, classify_paillier,
-                             ArrayRecord(), model_is_opaque=True)
+    return fedavg_server_app(
+        server_job,
+        recorder,
+        resume,
+        strategy,
+        classify_paillier,
+        ArrayRecord(),
+        model_is_opaque=True,
+    )
 
 
 def summary(server_job: ServerJob) -> dict[str, Any]:
     p = server_job.paillier
     assert p is not None
-    return {"paillier": {
-        "key_bits": server_job.scenario.privacy.key_bits,
-        "key_holders": "banks",
-        "update_range": p.codec.clip,
-        "frac_bits": p.codec.frac_bits,
-        "slot_bits": 8 * p.codec.slot_bytes,
-        "slots_per_ciphertext": p.packer.slots_per_int,
-        "ciphertexts_per_update": p.n_ciphertexts,
-        "public_max_weight": p.codec.max_weight,
-    }}
+    return {
+        "paillier": {
+            "key_bits": server_job.scenario.privacy.key_bits,
+            "key_holders": "banks",
+            "update_range": p.codec.clip,
+            "frac_bits": p.codec.frac_bits,
+            "slot_bits": 8 * p.codec.slot_bytes,
+            "slots_per_ciphertext": p.packer.slots_per_int,
+            "ciphertexts_per_update": p.n_ciphertexts,
+            "public_max_weight": p.codec.max_weight,
+        }
+    }
 
 
-__all__ = ["PaillierFedAvg", "PaillierSetup", "bank_crypto", "classify_paillier",
-           "client_app", "crypto_seconds", "decode_aggregate", "paillier_setup",
-           "paillier_train", "server_app", "summary"]
+__all__ = [
+    "PaillierFedAvg",
+    "PaillierSetup",
+    "bank_crypto",
+    "classify_paillier",
+    "client_app",
+    "crypto_seconds",
+    "decode_aggregate",
+    "paillier_setup",
+    "paillier_train",
+    "server_app",
+    "summary",
+]

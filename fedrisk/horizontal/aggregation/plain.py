@@ -29,11 +29,14 @@ from fedrisk.models.logistic import n_params
 def plain_train(job: HorizontalJob, party: int, msg: Message, context: Context) -> Message:
     rnd = int(msg.content["config"]["server-round"])
     delta = local_update(job, party, msg.content["arrays"]["params"].numpy(), rnd)
-    content = RecordDict({
-        "update": ArrayRecord({"delta": Array(delta)}),
-        "metrics": MetricRecord({"num-examples": len(job.banks[party].y),
-                                 "partition-id": party}),
-    })
+    content = RecordDict(
+        {
+            "update": ArrayRecord({"delta": Array(delta)}),
+            "metrics": MetricRecord(
+                {"num-examples": len(job.banks[party].y), "partition-id": party}
+            ),
+        }
+    )
     return Message(content=content, reply_to=msg)
 
 
@@ -45,8 +48,9 @@ def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
     return fedavg_client_app(job, faults, mods, plain_train)
 
 
-def server_app(server_job: ServerJob, recorder: ServerRecorder,
-               resume: Checkpoint | None) -> ServerApp:
+def server_app(
+    server_job: ServerJob, recorder: ServerRecorder, resume: Checkpoint | None
+) -> ServerApp:
     s, n, dp = server_job.scenario, len(server_job.party_names), server_job.dp
 
     def strategy() -> Strategy:
@@ -55,8 +59,9 @@ def server_app(server_job: ServerJob, recorder: ServerRecorder,
         return BankFedAvg(n, s.quorum)
 
     initial = params_record(np.zeros(n_params(server_job.n_features)))
-    return fedavg_server_app(server_job, recorder, resume, strategy, classify_plain,
-                             initial, model_is_opaque=False)
+    return fedavg_server_app(
+        server_job, recorder, resume, strategy, classify_plain, initial, model_is_opaque=False
+    )
 
 
 def summary(server_job: ServerJob) -> dict[str, Any]:

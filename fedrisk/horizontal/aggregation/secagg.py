@@ -23,8 +23,7 @@ from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
-from flwr.common.secure_aggregation.secaggplus_constants import (RECORD_KEY_CONFIGS, Key,
-                                                                 Stage)
+from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage
 from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.strategy import FedAvg as LegacyFedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
@@ -56,6 +55,7 @@ def secagg_shares(n_banks: int, threshold: float | None = None) -> tuple[int, in
 
 # --- the banks' side ---------------------------------------------------------------------
 
+
 class SecAggBank(NumPyClient):
     def __init__(self, job, party: int) -> None:
         self.job, self.party = job, party
@@ -73,18 +73,17 @@ def seeded_rounding_mod(seed: int):
     """Seed numpy's global generator per bank, round and stage: Flower's stochastic
     rounding draws from it, and runs must be reproducible. The generator is global, so
     banks running in parallel threads take turns (a lock) while they use it."""
-    stages = {Stage.SETUP: 0, Stage.SHARE_KEYS: 1, Stage.COLLECT_MASKED_VECTORS: 2,
-              Stage.UNMASK: 3}
+    stages = {Stage.SETUP: 0, Stage.SHARE_KEYS: 1, Stage.COLLECT_MASKED_VECTORS: 2, Stage.UNMASK: 3}
 
     def mod(msg: Message, context, call_next) -> Message:
         rnd = int(msg.metadata.group_id or 0)
         stage = 9
         if msg.has_content() and RECORD_KEY_CONFIGS in msg.content.config_records:
-            stage = stages.get(str(msg.content.config_records[RECORD_KEY_CONFIGS].get(
-                Key.STAGE, "")), 9)
+            stage = stages.get(
+                str(msg.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE, "")), 9
+            )
         party = int(context.node_config["partition-id"])
-        return _call_with_global_seed([seed % 2**32, 4, party, rnd, stage], call_next,
-                                      msg, context)
+        return _call_with_global_seed([seed % 2**32, 4, party, rnd, stage], call_next, msg, context)
 
     return mod
 
@@ -100,18 +99,23 @@ def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
     """The banks' legacy NumPyClient app under ``secaggplus_mod``. Banks identify
     themselves first; a dropout strikes at the training stage, after the key exchange
     (Flower 1.42's SecAgg+ cannot recover a node lost during its set-up)."""
-    base = [identify_mod(lambda i: job.banks[i].name),
-            fault_mod(faults, message_round, is_training_stage), party_errors_mod(job)]
+    base = [
+        identify_mod(lambda i: job.banks[i].name),
+        fault_mod(faults, message_round, is_training_stage),
+        party_errors_mod(job),
+    ]
 
     def client_fn(context):
         return SecAggBank(job, int(context.node_config["partition-id"])).to_client()
 
-    return ClientApp(client_fn=client_fn,
-                     mods=[*base, *mods, seeded_rounding_mod(job.scenario.seed),
-                           secaggplus_mod])
+    return ClientApp(
+        client_fn=client_fn,
+        mods=[*base, *mods, seeded_rounding_mod(job.scenario.seed), secaggplus_mod],
+    )
 
 
 # --- the aggregator's side -----------------------------------------------------------------
+
 
 class DeltaFedAvg(LegacyFedAvg):
     """Legacy FedAvg whose clients send deltas: new global = global + aggregated delta.
@@ -122,21 +126,30 @@ class DeltaFedAvg(LegacyFedAvg):
     masks (or halts the round when fewer than its threshold remain).
     """
 
-    def __init__(self, n_banks: int, initial: np.ndarray, evaluate, min_parties: int,
-                 offset: int = 0) -> None:
-        super().__init__(fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=min_parties,
-                         min_available_clients=min_parties, min_evaluate_clients=0,
-                         accept_failures=True, evaluate_fn=evaluate,
-                         on_fit_config_fn=lambda rnd: {"server-round": rnd + offset},
-                         initial_parameters=ndarrays_to_parameters([initial]))
+    def __init__(
+        self, n_banks: int, initial: np.ndarray, evaluate, min_parties: int, offset: int = 0
+    ) -> None:
+        super().__init__(
+            fraction_fit=1.0,
+            fraction_evaluate=0.0,
+            min_fit_clients=min_parties,
+            min_available_clients=min_parties,
+            min_evaluate_clients=0,
+            accept_failures=True,
+            evaluate_fn=evaluate,
+            on_fit_config_fn=lambda rnd: {"server-round": rnd + offset},
+            initial_parameters=ndarrays_to_parameters([initial]),
+        )
         self.current, self.offset = initial, offset
         self.min_parties = min_parties
         self.aggregated: dict[int, int] = {}  # round -> banks whose updates were summed
         self.halted: list[int] = []  # rounds SecAgg+ could not unmask (too few left)
 
     def state_dict(self) -> dict:
-        return {"aggregated": {str(r): k for r, k in self.aggregated.items()},
-                "halted": self.halted}
+        return {
+            "aggregated": {str(r): k for r, k in self.aggregated.items()},
+            "halted": self.halted,
+        }
 
     def load_state(self, state: dict) -> None:
         self.aggregated = {int(r): int(k) for r, k in state["aggregated"].items()}
@@ -146,11 +159,13 @@ class DeltaFedAvg(LegacyFedAvg):
         server_round += self.offset
         for failure in failures:
             if not _is_dropout(failure):
-                raise ProtocolError(f"round {server_round}: a bank failed during SecAgg+: "
-                                    f"{failure}")
+                raise ProtocolError(
+                    f"round {server_round}: a bank failed during SecAgg+: {failure}"
+                )
         if len(results) < self.min_parties:
-            raise QuorumError.too_few(server_round, f"{len(results)} parties answered",
-                                      self.min_parties)
+            raise QuorumError.too_few(
+                server_round, f"{len(results)} parties answered", self.min_parties
+            )
         self.aggregated[server_round] = len(results)
         mean_delta = parameters_to_ndarrays(results[0][1].parameters)[0]
         self.current = self.current + mean_delta
@@ -208,8 +223,9 @@ class OffsetGrid(RecordingGrid):
         return self._recording.send_and_receive(list(self._shift(messages)), timeout=timeout)
 
 
-def server_app(server_job: ServerJob, recorder: ServerRecorder,
-               resume: Checkpoint | None = None) -> ServerApp:
+def server_app(
+    server_job: ServerJob, recorder: ServerRecorder, resume: Checkpoint | None = None
+) -> ServerApp:
     n = len(server_job.party_names)
     s = server_job.scenario
     shares, threshold = secagg_shares(n, s.privacy.secagg_threshold)
@@ -226,12 +242,17 @@ def server_app(server_job: ServerJob, recorder: ServerRecorder,
             # SecAgg+ halts a round (Flower logs it and goes on) when too few banks are
             # left to unmask it: the model does not move. The run goes on too, unless
             # fewer than min_parties are still answering at all.
-            replies = [e for e in recorder.transcript.entries if e.round == rnd
-                       and e.receiver == recorder.server_name]
+            replies = [
+                e
+                for e in recorder.transcript.entries
+                if e.round == rnd and e.receiver == recorder.server_name
+            ]
             failed = sorted({e.sender for e in replies if e.what == "error"})
             if failed:  # a bank's own error, not a dropout
-                raise ProtocolError(f"round {rnd}: {', '.join(failed)} answered SecAgg+ "
-                                    "with an error and the round could not be unmasked")
+                raise ProtocolError(
+                    f"round {rnd}: {', '.join(failed)} answered SecAgg+ "
+                    "with an error and the round could not be unmasked"
+                )
             updates = {e.sender for e in replies if e.what == "masked_update"}
             if len(updates) < s.quorum:
                 raise QuorumError.too_few(rnd, f"{len(updates)} parties answered", s.quorum)
@@ -243,24 +264,33 @@ def server_app(server_job: ServerJob, recorder: ServerRecorder,
     def main(grid, context) -> None:
         nonlocal strategy
         done = resume.round if resume is not None else 0
-        start = (resume.arrays["params"].numpy() if resume is not None
-                 else np.zeros(n_params(server_job.n_features)))
+        start = (
+            resume.arrays["params"].numpy()
+            if resume is not None
+            else np.zeros(n_params(server_job.n_features))
+        )
         strategy = DeltaFedAvg(n, start, evaluate, s.quorum, offset=done)
         recorder.strategy = strategy
         timeout = s.federation.round_timeout
-        legacy = LegacyContext(context=context, strategy=strategy,
-                               config=ServerConfig(num_rounds=s.rounds - done,
-                                                   round_timeout=timeout))
-        workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
-            num_shares=shares, reconstruction_threshold=threshold,
-            max_weight=float(server_job.max_weight),
-            clipping_range=s.privacy.update_range, timeout=timeout))
+        legacy = LegacyContext(
+            context=context,
+            strategy=strategy,
+            config=ServerConfig(num_rounds=s.rounds - done, round_timeout=timeout),
+        )
+        workflow = DefaultWorkflow(
+            fit_workflow=SecAggPlusWorkflow(
+                num_shares=shares,
+                reconstruction_threshold=threshold,
+                max_weight=float(server_job.max_weight),
+                clipping_range=s.privacy.update_range,
+                timeout=timeout,
+            )
+        )
         grid = RecordingGrid(grid, recorder.transcript, classify_secagg)
         recorder.party_of = grid.party_of
         try:
             if resume is None:
-                grid.identify(len(server_job.party_names), quorum=s.quorum,
-                              reply_timeout=timeout)
+                grid.identify(len(server_job.party_names), quorum=s.quorum, reply_timeout=timeout)
             else:
                 grid.party_of.update(resume.party_of)
                 strategy.load_state(resume.server["strategy"])
@@ -277,10 +307,23 @@ def server_app(server_job: ServerJob, recorder: ServerRecorder,
 def summary(server_job: ServerJob) -> dict:
     s = server_job.scenario
     shares, threshold = secagg_shares(len(server_job.party_names), s.privacy.secagg_threshold)
-    return {"secagg": {"num_shares": shares, "reconstruction_threshold": threshold,
-                       "update_range": s.privacy.update_range,
-                       "quantization_levels": 2**22}}
+    return {
+        "secagg": {
+            "num_shares": shares,
+            "reconstruction_threshold": threshold,
+            "update_range": s.privacy.update_range,
+            "quantization_levels": 2**22,
+        }
+    }
 
 
-__all__ = ["DeltaFedAvg", "OffsetGrid", "classify_secagg", "client_app", "is_training_stage",
-           "secagg_shares", "server_app", "summary"]
+__all__ = [
+    "DeltaFedAvg",
+    "OffsetGrid",
+    "classify_secagg",
+    "client_app",
+    "is_training_stage",
+    "secagg_shares",
+    "server_app",
+    "summary",
+]
