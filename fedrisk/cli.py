@@ -205,7 +205,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(render_report(args.dir, args.out))
         return 0
     if args.command == "data" and args.data_command == "split":
-        from fedrisk.runs.deployed import split_for_supernodes
+        from fedrisk.runs.split import split_for_supernodes
         from fedrisk.scenario import load_scenario
 
         print(split_for_supernodes(load_scenario(args.scenario, args.overrides), args.out))

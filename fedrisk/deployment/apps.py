@@ -11,6 +11,10 @@ apps ``fedrisk run`` uses in-process, from what each side may know:
   ``data-path`` (a ``.npz`` with ``X`` and ``y``, written by ``fedrisk run --engine
   deployment``) and, in Paillier mode, the banks' key from ``paillier-key``.
 
+Vertical runs (public job ``"kind": "vertical"``) are handed to
+:mod:`fedrisk.deployment.vertical_apps`: the bank is the ServerApp, the data parties the
+ClientApps, each reading only its own files.
+
 ``fedrisk run --engine deployment`` writes a tiny app folder whose config carries the
 job, starts or reaches the federation and collects the result, which the ServerApp
 emits as one log line (:data:`RESULT_MARK`) so it also arrives from a remote SuperLink.
@@ -40,6 +44,8 @@ from phe.paillier import PaillierPrivateKey
 from fedrisk.data.prepare import prepare_horizontal
 from fedrisk.deployment.bank_files import read_bank_rows, read_private_key
 from fedrisk.deployment.result import PROGRESS_MARK, RESULT_MARK, encode_result, result_record
+from fedrisk.deployment.vertical_apps import bank_main, party_app
+from fedrisk.deployment.vertical_files import is_vertical
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.aggregation.paillier import PaillierSetup, paillier_setup
@@ -183,6 +189,8 @@ def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> Cl
 
 def _dispatch(msg: Message, context: Context) -> Message:
     public = _public(context)
+    if is_vertical(public):  # a data party of a vertical run
+        return party_app(public, context)(msg, context)
     cfg = context.node_config
     app = _bank_app(
         json.dumps(public, sort_keys=True),
@@ -194,6 +202,11 @@ def _dispatch(msg: Message, context: Context) -> Message:
 
 
 client_app = ClientApp()
+
+
+@client_app.query("vertical")
+def vertical(msg: Message, context: Context) -> Message:
+    return _dispatch(msg, context)
 
 
 @client_app.train()
@@ -212,7 +225,10 @@ server_app = ServerApp()
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
     try:
-        job = server_job_from(_public(context))
+        public = _public(context)
+        if is_vertical(public):  # the bank of a vertical run: its own files, its result
+            return bank_main(grid, context, public, _emit)
+        job = server_job_from(public)
     except Exception as exc:  # reported to the harness like any other failure
         _emit(RESULT_MARK + encode_result(result_record(ServerRecorder(None), [], exc)))
         raise

@@ -6,9 +6,10 @@ installed on every SuperLink and SuperNode machine, the job travels in the run c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from fedrisk.deployment.bank_files import write_bank_files
 from fedrisk.deployment.options import DeploymentOptions
 from fedrisk.deployment.processes import LocalFederation, SubmittedRun, submit_run
 from fedrisk.deployment.result import RESULT_MARK
@@ -36,6 +37,8 @@ clientapp = "fedrisk.deployment.apps:client_app"
 
 [tool.flwr.app.config]
 fedrisk-job = ""
+fedrisk-bank-rows = ""
+fedrisk-bank-key = ""
 """
 # Start-up (SuperLink, SuperNodes, registration) plus, per round, a few SuperNode polls,
 # a fresh ClientApp process per message, and as long as the aggregator may wait for
@@ -60,15 +63,16 @@ def write_app(folder: Path) -> Path:
 
 def run_local(
     work: Path,
-    job,
-    keys,
+    node_configs: list[dict[str, Any]],
     run_config: dict,
     timeout: float,
     options: DeploymentOptions,
-    on_line,
-    watch,
+    on_line: Callable[[str], None],
+    watch: Callable[[str, LocalFederation], None] | None,
 ) -> str:
-    node_configs = write_bank_files(work / "banks", job, keys)
+    """Start a local federation on 127.0.0.1 (one SuperNode per node config), submit the
+    run, stop every process; return the run's log (it holds the result line).
+    ``watch(line, federation)`` sees every streamed line (fault injection in tests)."""
     with LocalFederation(
         work / "federation", node_configs, secure=not options.insecure
     ) as federation:
@@ -93,8 +97,14 @@ def run_local(
 
 
 def run_remote(
-    work: Path, app_dir: Path, run_config: dict, timeout: float, options: DeploymentOptions, on_line
+    work: Path,
+    app_dir: Path,
+    run_config: dict,
+    timeout: float,
+    options: DeploymentOptions,
+    on_line: Callable[[str], None],
 ) -> str:
+    """Submit the run to the SuperLink at ``--superlink``; return the run's log."""
     run = submit_run(
         app_dir,
         options.superlink,

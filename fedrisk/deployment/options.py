@@ -24,7 +24,7 @@ class DeploymentOptions:
 
     def bank_keys(self, s: Scenario) -> BankKeys | None:
         """The banks' Paillier key from the bank files (None without Paillier)."""
-        if not mode_of(s.privacy.aggregation).bank_keys:
+        if s.federation.kind != "horizontal" or not mode_of(s.privacy.aggregation).bank_keys:
             return None
         path = self.bank_files / KEY_FILE
         try:

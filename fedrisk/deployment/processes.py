@@ -97,7 +97,7 @@ class NodeKeys:
     public_key: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write a key so that it is never readable by others, not even briefly."""
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -173,7 +173,7 @@ def write_tls_material(folder: Path) -> TlsFiles:
     files = TlsFiles(folder / "ca.crt", folder / "server.crt", folder / "server.key")
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(
+    write_private(
         files.server_key,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -189,7 +189,7 @@ def write_node_keys(folder: Path, name: str) -> NodeKeys:
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP384R1())
     keys = NodeKeys(folder / name, folder / f"{name}.pub")
-    _write_private(
+    write_private(
         keys.private_key,
         key.private_bytes(
             serialization.Encoding.PEM,

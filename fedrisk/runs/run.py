@@ -38,7 +38,12 @@ def run_scenario(
     """
     if s.federation.kind == "vertical":
         return run_vertical(
-            s, out, show_progress=show_progress, verbose=verbose, client_mods=client_mods
+            s,
+            out,
+            show_progress=show_progress,
+            verbose=verbose,
+            client_mods=client_mods,
+            deployment=deployment,
         )
     if s.federation.engine == "deployment":
         if resume is not None:

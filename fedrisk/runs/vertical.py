@@ -1,25 +1,34 @@
-"""A vertical run: the bank and the data-source parties through Flower, then the
-simulator's baselines on the same aligned customers, the label-leakage attack and the
-run folder."""
+"""A vertical run as a pipeline: prepare (every party's table, the label-DP plan, the
+bank's keys) -> federate (the bank's ServerApp and the parties' ClientApps on any engine)
+-> evaluate (the simulator's baselines on the same aligned customers, the label-leakage
+attack) -> write (the run folder)."""
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from phe.paillier import PaillierPrivateKey
 
 from fedrisk.crypto.paillier import generate_keypair
 from fedrisk.data.split import Standardizer
-from fedrisk.data.vertical import load_vertical
-from fedrisk.errors import InputError
+from fedrisk.data.vertical import VerticalTables, load_vertical
+from fedrisk.deployment import vertical_files
+from fedrisk.deployment.launch import RUN_TIMEOUT_BASE
+from fedrisk.deployment.options import DeploymentOptions
+from fedrisk.deployment.result import recorder_from_result
 from fedrisk.evaluation import score_metrics
 from fedrisk.evaluation.baselines import BaselineBudget, train_centralised
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.models.logistic import predict_proba
-from fedrisk.privacy.plan import plan_dp
+from fedrisk.privacy.plan import DPPlan, plan_dp
+from fedrisk.runs.deployed import Watch, deploy, interrupt_on_termination, warn_if_insecure
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
 from fedrisk.runs.progress import run_progress
 from fedrisk.runs.rundir import staged_run_dir
@@ -30,6 +39,10 @@ from fedrisk.vertical.leakage import label_leakage
 from fedrisk.vertical.party import make_party_app
 from fedrisk.vertical.protocol import BankJob, DataPartyJob, PartyData, VerticalOutcome
 
+# Per exchange on the Deployment Engine: SuperNode polls and a fresh ClientApp process
+# (Python, numpy, Flower and fedrisk imported again) plus the Paillier work itself.
+SECONDS_PER_EXCHANGE = 30.0
+
 
 def run_vertical(
     s: Scenario,
@@ -38,19 +51,60 @@ def run_vertical(
     show_progress: bool = True,
     verbose: bool = False,
     client_mods: list | None = None,
+    deployment: DeploymentOptions | None = None,
 ) -> RunOutcome:
-    """A bank and data-source parties: PSI alignment, then hetero LR with Paillier."""
+    """A bank and data-source parties: PSI alignment, then hetero LR with Paillier.
+
+    On every engine the same apps run and the same run folder is written: the engine
+    only changes where the bank's ServerApp and the parties' ClientApps execute
+    (:func:`federate_vertical`); what comes back is the bank's recorder and outcome.
+    """
     started = time.perf_counter()
     quiet_flower(verbose)
-    if s.federation.engine != "inprocess":
-        raise InputError(
-            f"{s.source_file}: federation.engine: vertical runs use the "
-            "in-process engine in this version"
+    private_key = None
+    if s.federation.engine == "deployment":  # --bank-files: the bank's key from its files
+        private_key = vertical_files.bank_private_key(deployment)
+    setup = prepare_vertical(s, private_key)
+    with staged_run_dir(out) as stage:
+        recorder, outcome, fed_wall, extra = federate_vertical(
+            s,
+            setup,
+            show_progress=show_progress,
+            verbose=verbose,
+            client_mods=client_mods,
+            deployment=deployment,
         )
+        summary = complete_vertical(stage, s, setup, recorder, outcome, fed_wall, started, extra)
+    return RunOutcome(out, summary)
+
+
+# --- prepare ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerticalSetup:
+    """A vertical run's inputs, as the simulator holds them: every party's table, the
+    label-DP plan, the bank's job (its rows, labels and Paillier key pair) and the data
+    parties' job (their rows and the public key). Each engine hands each app only its
+    own part (on the Deployment Engine, in separate files)."""
+
+    tables: VerticalTables
+    dp: DPPlan | None
+    bank: BankJob
+    parties: DataPartyJob
+
+
+def prepare_vertical(s: Scenario, private_key: PaillierPrivateKey | None = None) -> VerticalSetup:
+    """Load the parties' tables, plan label DP and make the bank's Paillier key pair
+    (or use ``private_key``); raises InputError on bad input, before anything is
+    written."""
     tables = load_vertical(s)
     holder = tables.holder
     dp = plan_dp(s, {holder.name: holder.n_rows})
-    public_key, private_key = generate_keypair(s.privacy.key_bits)
+    if private_key is None:
+        public_key, private_key = generate_keypair(s.privacy.key_bits)
+    else:
+        public_key = private_key.public_key
     bank = BankJob(
         s,
         holder.name,
@@ -69,130 +123,239 @@ def run_vertical(
         public_key,
         dp.clip_norm if dp else None,
     )
+    return VerticalSetup(tables, dp, bank, parties)
+
+
+# --- federate --------------------------------------------------------------------------------
+
+
+def federate_vertical(
+    s: Scenario,
+    setup: VerticalSetup,
+    *,
+    show_progress: bool,
+    verbose: bool,
+    client_mods: list | None = None,
+    deployment: DeploymentOptions | None = None,
+) -> tuple[ServerRecorder, VerticalOutcome, float, dict[str, Any]]:
+    """Run the bank's ServerApp and the parties' ClientApps on ``s.federation.engine``;
+    return (recorder, outcome, federated wall seconds, extra summary sections).
+
+    In-process and on the Simulation Engine the bank's app runs in this process and
+    fills ``recorder``/``outcome`` directly; on the Deployment Engine it runs in a
+    ServerApp process and sends them back as its result line.
+    """
+    if s.federation.engine == "deployment":
+        return _federate_deployed(
+            s, setup, deployment, show_progress=show_progress, verbose=verbose
+        )
     outcome = VerticalOutcome()
-    with staged_run_dir(out) as stage:
-        with run_progress(show_progress, s) as (progress, task):
+    with run_progress(show_progress, s) as (progress, task):
 
-            def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-                progress.update(task, advance=1, status=f"test AUC {metrics['auc']:.4f}")
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            progress.update(task, advance=1, status=f"test AUC {metrics['auc']:.4f}")
 
-            recorder = ServerRecorder(None, on_epoch)
-            app = make_party_app(parties, client_mods)
-            fed_wall = run_engine(
-                "inprocess", make_bank_app(bank, recorder, outcome), app, len(parties.parties)
-            )
-        if recorder.error is not None:
-            raise recorder.error
-        # baselines on the same aligned customers and held-out rows (simulator's join)
-        party_rows = [_aligned(p, outcome.train_ids, outcome.test_ids) for p in tables.data_parties]
-        pooled_train = np.hstack([outcome.bank_train_X] + [tr for tr, _ in party_rows])
-        pooled_test = np.hstack([outcome.bank_test_X] + [te for _, te in party_rows])
-        budget = BaselineBudget.of(s.model, s.rounds, s.seed)
-        central = train_centralised(budget, pooled_train, outcome_train_y(holder, outcome))
-        bank_alone = train_centralised(
-            budget, outcome.bank_train_X, outcome_train_y(holder, outcome)
+        recorder = ServerRecorder(None, on_epoch)
+        app = make_party_app(setup.parties, client_mods)
+        fed_wall = run_engine(
+            s.federation.engine,
+            make_bank_app(setup.bank, recorder, outcome),
+            app,
+            len(setup.parties.parties),
         )
-        y_test = outcome.test_y
-        federated = score_metrics(y_test, outcome.test_scores)
-        centralised = score_metrics(y_test, predict_proba(central, pooled_test))
-        local = {holder.name: score_metrics(y_test, predict_proba(bank_alone, outcome.bank_test_X))}
-        attacks: dict[str, Any] = {}
-        if s.privacy.label_leakage_attack:
-            first = tables.data_parties[0]
-            attacks["label_leakage"] = {
-                "attacker": first.name,
-                "attack": "gradient projection: score_i = -x_i·g over each batch",
-                "label_auc_by_batch_size": label_leakage(
-                    party_rows[0][0],
-                    outcome.bank_train_X,
-                    outcome_train_y(holder, outcome),
-                    tuple(sorted({1, 8, 32, 128, 512, s.model.batch_size, 4 * s.model.batch_size})),
-                    s.seed,
-                    s.model.learning_rate,
-                    s.model.batch_size,
-                    dp=dp,
-                ),
+    if recorder.error is not None:
+        raise recorder.error
+    _check_finished(s, recorder, outcome)
+    return recorder, outcome, fed_wall, {}
+
+
+def _federate_deployed(
+    s: Scenario,
+    setup: VerticalSetup,
+    options: DeploymentOptions | None,
+    *,
+    show_progress: bool,
+    verbose: bool,
+    watch: Watch | None = None,
+) -> tuple[ServerRecorder, VerticalOutcome, float, dict[str, Any]]:
+    """The Deployment Engine: a local SuperLink and one SuperNode per data party on
+    127.0.0.1 (TLS and SuperNode authentication unless ``--insecure``), each party's rows
+    and the bank's files in a work folder removed at the end; or, with ``--superlink``
+    and ``--bank-files DIR`` (from ``fedrisk data split``), that federation, whose
+    SuperNodes hold their files and whose SuperLink's machine holds DIR."""
+    options = options or DeploymentOptions()
+    vertical_files.bank_private_key(options)  # refuses --superlink without --bank-files
+    warn_if_insecure(options)
+    public = vertical_files.vertical_public_job(setup.bank, setup.parties)
+
+    def run_config(work: Path) -> dict[str, Any]:
+        if options.superlink is None:
+            bank_files = vertical_files.write_bank_files(work / "bank", setup.bank)
+        else:
+            folder = options.bank_files
+            bank_files = {
+                vertical_files.BANK_ROWS: str((folder / vertical_files.BANK_ROWS_FILE).resolve()),
+                vertical_files.BANK_KEY: str((folder / vertical_files.BANK_KEY_FILE).resolve()),
             }
-        summary = {
-            "fedrisk_version": __version__,
-            "scenario": s.name,
-            "description": s.description,
-            "seed": s.seed,
-            "engine": s.federation.engine,
-            "kind": "vertical",
-            "data": {
-                "source": s.data.source,
-                "label_holder": holder.name,
-                "parties": {
-                    p.name: {
-                        "rows": p.n_rows,
-                        "features": p.n_features,
-                        "columns": list(p.feature_names),
-                    }
-                    for p in tables.parties
-                },
-                "aligned_customers": outcome.aligned,
-                "ids_per_party": {holder.name: holder.n_rows, **outcome.party_sizes},
-                "train_rows": len(outcome.train_ids),
-                "test_rows": len(outcome.test_ids),
-                "test_default_rate": float(np.mean(y_test)),
-            },
-            "federated": federated,
-            "centralised": centralised,
-            "local_only": local,
-            "comparison": {
-                "federated_minus_centralised_auc": federated["auc"] - centralised["auc"],
-                "federated_minus_label_holder_alone_auc": federated["auc"]
-                - local[holder.name]["auc"],
-            },
-            "privacy": {
-                "aggregation": "paillier",
-                "dp": "none",
-                "epsilon": None,
-                "delta": None,
-                "key_bits": s.privacy.key_bits,
-                "key_holder": holder.name,
-                "obfuscation": s.privacy.obfuscation,
-                "alignment": "ECDH PSI over X25519, chained through the label holder",
-                "who_learns_what": {
-                    holder.name: "the intersection, every party's id count, each party's "
-                    "partial scores per customer (not its features or weights)",
-                    "data parties": "the intersection and their own gradient (labels leak "
-                    "through it; see attacks.label_leakage), nothing of "
-                    "another party's features, weights or labels",
-                },
-            },
-            "cost": {
-                "wall_s": None,
-                "federated_wall_s": round(fed_wall, 3),
-                "rounds": s.rounds,
-                "epochs": s.rounds,
-                "bytes_sent": recorder.transcript.total_bytes,
-                "bytes_per_round": [r.bytes for r in recorder.rounds],
-                "setup_bytes": recorder.transcript.bytes_in_round(0),
-                "messages": len(recorder.transcript.entries),
-                "encryptions": outcome.encryptions,
-                "encryption_s": round(outcome.encrypt_s, 3),
-                "decryption_s": round(outcome.decrypt_s, 3),
-            },
-            "attacks": attacks,
-        }
-        if dp is not None:
-            summary["privacy"].update(dp.to_summary())
-        write_outputs(
-            stage,
+        return {"fedrisk-job": json.dumps(public, allow_nan=True), **bank_files}
+
+    with interrupt_on_termination():
+        record, fed_wall, deployment = deploy(
             s,
-            recorder,
-            dp.epsilon_per_round if dp else (),
-            outcome.test_scores,
-            y_test,
-            centralised["auc"],
-            (holder.name, local[holder.name]["auc"]),
-            "joint test AUC per epoch",
+            options,
+            run_config,
+            lambda work: vertical_files.write_party_files(work / "parties", setup.parties),
+            vertical_run_timeout(s, len(setup.bank.ids)),
+            show_progress=show_progress,
+            verbose=verbose,
+            watch=watch,
         )
-        summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
-        write_json(stage / "summary.json", summary)
-    return RunOutcome(out, summary)
+    recorder = recorder_from_result(record, None)
+    outcome = VerticalOutcome.from_dict(record["vertical"])
+    _check_finished(s, recorder, outcome)
+    return recorder, outcome, fed_wall, {"deployment": deployment}
+
+
+def vertical_run_timeout(s: Scenario, bank_rows: int) -> float:
+    """Start-up plus, per epoch, every mini-batch's two exchanges and the test scoring."""
+    batches = math.ceil(bank_rows * (1 - s.data.test_fraction) / s.model.batch_size)
+    return RUN_TIMEOUT_BASE + s.rounds * (2 * batches + 1) * SECONDS_PER_EXCHANGE
+
+
+def _check_finished(s: Scenario, recorder: ServerRecorder, outcome: VerticalOutcome) -> None:
+    if outcome.test_scores is None or len(recorder.rounds) != s.rounds:
+        raise RuntimeError(
+            "the vertical run ended before its last epoch (the engine stopped early; "
+            "rerun with --verbose for Flower's log)"
+        )
+
+
+# --- evaluate and write ----------------------------------------------------------------------
+
+
+def complete_vertical(
+    stage: Path,
+    s: Scenario,
+    setup: VerticalSetup,
+    recorder: ServerRecorder,
+    outcome: VerticalOutcome,
+    fed_wall: float,
+    started: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything after a vertical federation, the same on every engine: baselines on
+    the simulator's join of the aligned customers, the label-leakage attack, metrics,
+    files. ``extra`` adds engine-specific sections to summary.json."""
+    tables, dp = setup.tables, setup.dp
+    holder = tables.holder
+    # baselines on the same aligned customers and held-out rows (simulator's join)
+    party_rows = [_aligned(p, outcome.train_ids, outcome.test_ids) for p in tables.data_parties]
+    pooled_train = np.hstack([outcome.bank_train_X] + [tr for tr, _ in party_rows])
+    pooled_test = np.hstack([outcome.bank_test_X] + [te for _, te in party_rows])
+    budget = BaselineBudget.of(s.model, s.rounds, s.seed)
+    central = train_centralised(budget, pooled_train, outcome_train_y(holder, outcome))
+    bank_alone = train_centralised(budget, outcome.bank_train_X, outcome_train_y(holder, outcome))
+    y_test = outcome.test_y
+    federated = score_metrics(y_test, outcome.test_scores)
+    centralised = score_metrics(y_test, predict_proba(central, pooled_test))
+    local = {holder.name: score_metrics(y_test, predict_proba(bank_alone, outcome.bank_test_X))}
+    attacks: dict[str, Any] = {}
+    if s.privacy.label_leakage_attack:
+        first = tables.data_parties[0]
+        attacks["label_leakage"] = {
+            "attacker": first.name,
+            "attack": "gradient projection: score_i = -x_i·g over each batch",
+            "label_auc_by_batch_size": label_leakage(
+                party_rows[0][0],
+                outcome.bank_train_X,
+                outcome_train_y(holder, outcome),
+                tuple(sorted({1, 8, 32, 128, 512, s.model.batch_size, 4 * s.model.batch_size})),
+                s.seed,
+                s.model.learning_rate,
+                s.model.batch_size,
+                dp=dp,
+            ),
+        }
+    summary = {
+        "fedrisk_version": __version__,
+        "scenario": s.name,
+        "description": s.description,
+        "seed": s.seed,
+        "engine": s.federation.engine,
+        "kind": "vertical",
+        "data": {
+            "source": s.data.source,
+            "label_holder": holder.name,
+            "parties": {
+                p.name: {
+                    "rows": p.n_rows,
+                    "features": p.n_features,
+                    "columns": list(p.feature_names),
+                }
+                for p in tables.parties
+            },
+            "aligned_customers": outcome.aligned,
+            "ids_per_party": {holder.name: holder.n_rows, **outcome.party_sizes},
+            "train_rows": len(outcome.train_ids),
+            "test_rows": len(outcome.test_ids),
+            "test_default_rate": float(np.mean(y_test)),
+        },
+        "federated": federated,
+        "centralised": centralised,
+        "local_only": local,
+        "comparison": {
+            "federated_minus_centralised_auc": federated["auc"] - centralised["auc"],
+            "federated_minus_label_holder_alone_auc": federated["auc"] - local[holder.name]["auc"],
+        },
+        "privacy": {
+            "aggregation": "paillier",
+            "dp": "none",
+            "epsilon": None,
+            "delta": None,
+            "key_bits": s.privacy.key_bits,
+            "key_holder": holder.name,
+            "obfuscation": s.privacy.obfuscation,
+            "alignment": "ECDH PSI over X25519, chained through the label holder",
+            "who_learns_what": {
+                holder.name: "the intersection, every party's id count, each party's "
+                "partial scores per customer (not its features or weights)",
+                "data parties": "the intersection and their own gradient (labels leak "
+                "through it; see attacks.label_leakage), nothing of "
+                "another party's features, weights or labels",
+            },
+        },
+        "cost": {
+            "wall_s": None,
+            "federated_wall_s": round(fed_wall, 3),
+            "rounds": s.rounds,
+            "epochs": s.rounds,
+            "bytes_sent": recorder.transcript.total_bytes,
+            "bytes_per_round": [r.bytes for r in recorder.rounds],
+            "setup_bytes": recorder.transcript.bytes_in_round(0),
+            "messages": len(recorder.transcript.entries),
+            "encryptions": outcome.encryptions,
+            "encryption_s": round(outcome.encrypt_s, 3),
+            "decryption_s": round(outcome.decrypt_s, 3),
+        },
+        "attacks": attacks,
+    }
+    if dp is not None:
+        summary["privacy"].update(dp.to_summary())
+    write_outputs(
+        stage,
+        s,
+        recorder,
+        dp.epsilon_per_round if dp else (),
+        outcome.test_scores,
+        y_test,
+        centralised["auc"],
+        (holder.name, local[holder.name]["auc"]),
+        "joint test AUC per epoch",
+    )
+    summary.update(extra or {})
+    summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
+    write_json(stage / "summary.json", summary)
+    return summary
 
 
 def outcome_train_y(holder, outcome) -> np.ndarray:

@@ -11,7 +11,7 @@ import secrets
 
 import gmpy2
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedrisk.crypto.hetero import (
@@ -31,18 +31,31 @@ from fedrisk.vertical.protocol import (
     MODEL_KEY,
     PSI_KEY,
     ROWS_KEY,
+    SCALER_KEY,
     DataPartyJob,
+    PartyData,
     config_reply,
 )
 
 
 def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
-    """The data-source parties' ClientApp; ``mods`` are extra Flower mods (tests)."""
+    """The data-source parties' ClientApp; ``mods`` are extra Flower mods (tests).
+
+    Node ``partition-id`` i serves ``job.parties[i]`` and reads no other entry: on the
+    Deployment Engine each SuperNode's job holds its own party's rows only (the others
+    by name), in-process and on the Simulation Engine the simulator's job holds all.
+    Everything a party carries from one message to the next (PSI shuffle order and
+    double-masked ids, its aligned rows, z-scoring, weights, gradient masks) lives in
+    the node's ``Context.state``, never in process memory: on the Deployment Engine
+    every message may be handled by a fresh ClientApp process, which gets the state
+    back from its SuperNode (serialised with the message). The one thing kept in
+    memory, ``pool``, is the encryption randomness: a cache a fresh process refills.
+    """
     app = ClientApp(mods=list(mods or []))
     pool = {}
 
     def cipher() -> VectorCipher:
-        if "c" not in pool:  # one obfuscator pool per process (DJN if chosen)
+        if "c" not in pool:  # one obfuscator pool per process (DJN if chosen): random
             pool["c"] = VectorCipher(
                 job.public_key, ObfuscatorPool(job.public_key, job.scenario.privacy.obfuscation)
             )
@@ -86,6 +99,10 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
                     f"{party.name}: the bank aligned an id it does not hold: {exc}"
                 ) from None
             context.state[ROWS_KEY] = ArrayRecord({"train": Array(train), "test": Array(test)})
+            scaler = Standardizer().fit(party.X[train])  # z-scoring on its own training rows
+            context.state[SCALER_KEY] = ArrayRecord(
+                {"mean": Array(np.array(scaler.mean)), "scale": Array(np.array(scaler.scale))}
+            )
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(np.zeros(party.X.shape[1]))})
             return config_reply(msg, {"ok": 1})
         raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
@@ -94,7 +111,6 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
     def train(msg: Message, context) -> Message:
         party = job.parties[_pid(context)]
         cfg = msg.content["config"]
-        X = _standardised(job, _pid(context), context)
         rows = context.state[ROWS_KEY]
         w = context.state[MODEL_KEY]["w"].numpy()
         stage = str(cfg["stage"])
@@ -109,14 +125,21 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
                 else rows[split].numpy()
             )
             return Message(
-                RecordDict({"scores": ArrayRecord({"u": Array(X[idx] @ w)})}), reply_to=msg
+                RecordDict(
+                    {
+                        "scores": ArrayRecord(
+                            {"u": Array(_standardised(job, party, idx, context) @ w)}
+                        )
+                    }
+                ),
+                reply_to=msg,
             )
         if stage == "gradient":
             idx = rows["train"].numpy()[np.asarray(cfg["rows"], dtype=np.int64)]
             c = cipher()
             n, nsq = c.public_key.n, gmpy2.mpz(c.public_key.nsquare)
             residuals = c.from_bytes(list(cfg["residuals"]), len(idx))
-            sums = encrypted_feature_sums(residuals, X[idx], nsq)
+            sums = encrypted_feature_sums(residuals, _standardised(job, party, idx, context), nsq)
             masks = [int.from_bytes(_random_bytes(n), "big") % n for _ in sums]
             masked = [s * e % nsq for s, e in zip(sums, c.encrypt(masks))]
             context.state[MASK_KEY] = ConfigRecord(
@@ -138,20 +161,18 @@ def _random_bytes(n: int) -> bytes:
     return secrets.token_bytes((n.bit_length() + 7) // 8 + 16)  # extra bytes: no mod bias
 
 
-_STANDARDISED: dict[tuple[int, str], np.ndarray] = {}
-
-
-def _standardised(job: DataPartyJob, pid: int, context) -> np.ndarray:
-    """The party's features z-scored with its own training rows (a local step)."""
-    party = job.parties[pid]
-    key = (id(job), party.name)
-    if key not in _STANDARDISED:
-        train = context.state[ROWS_KEY]["train"].numpy()
-        X = Standardizer().fit(party.X[train]).transform(party.X)
-        if job.clip_norm is not None:  # bounds one label's effect on the gradient
-            X = clip_rows(X, job.clip_norm)
-        _STANDARDISED[key] = X
-    return _STANDARDISED[key]
+def _standardised(
+    job: DataPartyJob, party: PartyData, idx: np.ndarray, context: Context
+) -> np.ndarray:
+    """Rows ``idx`` of the party's features, z-scored with the mean and scale of its own
+    training rows (fitted at alignment, kept in ``context.state``) and, under label DP,
+    clipped. Row by row, so the same numbers whichever rows are asked for; recomputed per
+    message because a ClientApp process may live for one message only."""
+    scaler = context.state[SCALER_KEY]
+    X = Standardizer(scaler["mean"].numpy(), scaler["scale"].numpy()).transform(party.X[idx])
+    if job.clip_norm is not None:  # bounds one label's effect on the gradient
+        X = clip_rows(X, job.clip_norm)
+    return X
 
 
 def _apply_gradient(job: DataPartyJob, w: np.ndarray, cfg, context, n: int) -> np.ndarray:

@@ -29,7 +29,10 @@ encrypted, its gradient masked. No party sees another's features, weights or lab
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from flwr.app import ConfigRecord, Message, RecordDict
@@ -42,6 +45,7 @@ PSI_KEY = "fedrisk.psi"
 ROWS_KEY = "fedrisk.rows"
 MODEL_KEY = "fedrisk.weights"
 MASK_KEY = "fedrisk.masks"
+SCALER_KEY = "fedrisk.scaler"
 QUERY = "query.vertical"
 
 
@@ -94,6 +98,38 @@ class VerticalOutcome:
     encryptions: int = 0
     epochs: list = field(default_factory=list)
 
+    _ARRAYS = ("train_ids", "test_ids", "test_scores", "test_y", "bank_train_X", "bank_test_X")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, arrays exact (``.npy`` bytes, base64): what the bank's ServerApp
+        sends back to the harness on the Deployment Engine. Holds only what the bank
+        knows: the aligned ids, its own z-scored rows, labels and joint test scores."""
+        out: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in ("aligned", "party_sizes", "encrypt_s", "decrypt_s", "encryptions", "epochs")
+        }
+        out.update({k: _npy_text(getattr(self, k)) for k in self._ARRAYS})
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VerticalOutcome:
+        plain = {k: v for k, v in d.items() if k not in cls._ARRAYS}
+        return cls(**plain, **{k: _npy_array(d[k]) for k in cls._ARRAYS})
+
+
+def _npy_text(a: np.ndarray | None) -> str | None:
+    if a is None:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(a), allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _npy_array(text: str | None) -> np.ndarray | None:
+    if text is None:
+        return None
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
 
 def classify_vertical(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     cfg = msg.content.config_records.get("config", {})
@@ -128,6 +164,7 @@ __all__ = [
     "PSI_KEY",
     "QUERY",
     "ROWS_KEY",
+    "SCALER_KEY",
     "BankJob",
     "DataPartyJob",
     "PartyData",
