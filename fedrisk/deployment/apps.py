@@ -48,9 +48,9 @@ from fedrisk.deployment.vertical_apps import bank_main, party_app
 from fedrisk.deployment.vertical_files import is_vertical
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
-from fedrisk.horizontal.aggregation.paillier import PaillierSetup, paillier_setup
 from fedrisk.horizontal.apps import make_client_app, make_server_app
 from fedrisk.horizontal.job import BankData, HorizontalJob, ServerJob, rows_digest
+from fedrisk.horizontal.layout import PaillierSetup, paillier_setup
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.privacy.plan import DPPlan
 from fedrisk.scenario import Scenario, load_scenario, scenario_from_dict, to_toml
@@ -138,8 +138,8 @@ def _job_from_scenario(path: str) -> HorizontalJob:
     if s.federation.kind != "horizontal" or mode_of(s.privacy.aggregation).bank_keys:
         raise ValueError(
             f"{path}: `flwr run .` drives horizontal plain or secagg runs "
-            "(Paillier needs the banks' key ceremony, vertical its PSI "
-            "state): use `fedrisk run --engine deployment` for Paillier"
+            "(Paillier needs the banks' key ceremony, vertical the bank's own files "
+            "and key): use `fedrisk run --engine deployment` for those"
         )
     return bank_job(s, prepare_horizontal(s), None)
 
@@ -242,7 +242,8 @@ def main(grid: Grid, context: Context) -> None:
         if rnd > 0:
             _emit(PROGRESS_MARK + f"{rnd}/{job.scenario.rounds}")
 
-    recorder = ServerRecorder(None if job.paillier is not None else keep, on_round)
+    sees_model = mode_of(job.scenario.privacy.aggregation).server_sees_global_model
+    recorder = ServerRecorder(keep if sees_model else None, on_round)
     error = None
     try:
         make_server_app(job, recorder)(grid, context)

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from flwr.app import Array, ArrayRecord
 from phe.paillier import PaillierPrivateKey
 
+from fedrisk.horizontal.layout import PaillierSetup, public_max_weight
 from fedrisk.models.logistic import SGDConfig
 from fedrisk.privacy.plan import DPPlan
 from fedrisk.scenario import Scenario
-
-if TYPE_CHECKING:  # the layout lives with the mode that uses it
-    from fedrisk.horizontal.aggregation.paillier import PaillierSetup
 
 
 @dataclass(frozen=True)
@@ -80,12 +77,6 @@ class ServerJob:
     dp: DPPlan | None = None  # public
 
 
-def public_max_weight(max_rows: int) -> int:
-    """The next power of two at or above the largest bank: a public bound on example
-    counts that reveals only their order of magnitude."""
-    return 1 << max(0, (max_rows - 1).bit_length())
-
-
 def client_rng(seed: int, party: int, rnd: int) -> np.random.Generator:
     """A bank's generator for one round: depends on nothing an engine could reorder."""
     return np.random.default_rng([seed, 1, party, rnd])
@@ -101,6 +92,5 @@ __all__ = [
     "ServerJob",
     "client_rng",
     "params_record",
-    "public_max_weight",
     "rows_digest",
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fedrisk.crypto.paillier import BankKeys
 from fedrisk.data.prepare import PreparedData
-from fedrisk.horizontal.aggregation.paillier import paillier_setup
 from fedrisk.horizontal.job import BankData, HorizontalJob
+from fedrisk.horizontal.layout import paillier_setup
 from fedrisk.privacy.plan import plan_dp
 from fedrisk.scenario import Scenario
 

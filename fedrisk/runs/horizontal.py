@@ -31,6 +31,7 @@ from fedrisk.flower.checkpoint import SERVER_FILE, Checkpoint
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.participation import Participation
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.aggregation.paillier import crypto_seconds, decode_aggregate
 from fedrisk.horizontal.apps import make_client_app, make_server_app
 from fedrisk.horizontal.job import HorizontalJob
@@ -139,8 +140,10 @@ def federate(
                 status = f"test AUC {metrics['auc']:.4f}" if metrics else "aggregate encrypted"
                 progress.update(task, advance=1, status=status)
 
-        # In Paillier mode the aggregator never holds the model: nothing to score live.
-        recorder = ServerRecorder(None if job.paillier else score, on_round)
+        # When the aggregator never holds the model (Paillier) there is nothing to score
+        # live: the banks' side decodes each round afterwards.
+        sees_model = mode_of(s.privacy.aggregation).server_sees_global_model
+        recorder = ServerRecorder(score if sees_model else None, on_round)
         node_states = resume.bank_states() if resume is not None else {}
         if resume is not None:
             recorder.load_state(resume.server["recorder"], resume.transcript())

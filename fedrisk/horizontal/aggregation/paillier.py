@@ -23,7 +23,6 @@ moves by the decrypted noisy sum over the expected number of participants.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,13 +39,12 @@ from flwr.app import (
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedrisk.crypto.encoding import FixedPointCodec, PackingError, SlotPacker
+from fedrisk.crypto.encoding import PackingError
 from fedrisk.crypto.paillier import (
     CiphertextError,
     ObfuscatorPool,
     VectorCipher,
     VectorDecryptor,
-    ciphertext_bytes,
 )
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.checkpoint import Checkpoint
@@ -55,67 +53,14 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.client import fedavg_client_app
 from fedrisk.horizontal.client_dp import bank_noise_share, sample_banks
 from fedrisk.horizontal.fedavg import BankFedAvg
-from fedrisk.horizontal.job import HorizontalJob, ServerJob, public_max_weight
+from fedrisk.horizontal.job import HorizontalJob, ServerJob
+from fedrisk.horizontal.layout import PaillierSetup
 from fedrisk.horizontal.server import fedavg_server_app
 from fedrisk.horizontal.training import local_update
-from fedrisk.models.logistic import n_params
 from fedrisk.privacy.plan import DPPlan
 
 GLOBAL_KEY = "fedrisk.global"
 PROGRESS_KEY = "fedrisk.progress"
-
-
-@dataclass(frozen=True)
-class PaillierSetup:
-    """Public parameters every party knows: the public key and the packing layout."""
-
-    public_key: Any
-    codec: FixedPointCodec
-    packer: SlotPacker
-    n_params: int
-    fixed_denominator: float | None = None  # client DP: q·K; else the weighted mean
-
-    def step(self, sums: np.ndarray, total_weight: int) -> np.ndarray:
-        """The model change an aggregate stands for."""
-        if self.fixed_denominator is None:
-            return self.codec.decode_mean(sums, total_weight)
-        return self.codec.decode_sum(sums, total_weight) / self.fixed_denominator
-
-    @property
-    def n_values(self) -> int:  # the delta, then the example count, then a 1
-        return self.n_params + 2
-
-    @property
-    def n_ciphertexts(self) -> int:
-        return self.packer.n_ints(self.n_values)
-
-    @property
-    def width(self) -> int:
-        return ciphertext_bytes(self.public_key)
-
-
-def paillier_setup(
-    public_key,
-    n_features: int,
-    n_banks: int,
-    max_bank_rows: int,
-    clip: float,
-    client_dp_rate: float | None = None,
-) -> PaillierSetup:
-    """Choose the finest fixed-point precision whose k-party weighted sums still fit.
-
-    With client-level DP (``client_dp_rate`` = q) banks weigh 1 each and the decoded sum
-    is divided by q·K."""
-    max_weight = 1 if client_dp_rate else public_max_weight(max_bank_rows)
-    codec = FixedPointCodec.finest(clip, max_summands=n_banks, max_weight=max_weight)
-    packer = SlotPacker.for_modulus(public_key.n.bit_length() - 1, codec.slot_bytes)
-    return PaillierSetup(
-        public_key,
-        codec,
-        packer,
-        n_params(n_features),
-        client_dp_rate * n_banks if client_dp_rate else None,
-    )
 
 
 # --- the banks' side ---------------------------------------------------------------------
@@ -390,13 +335,11 @@ def summary(server_job: ServerJob) -> dict[str, Any]:
 
 __all__ = [
     "PaillierFedAvg",
-    "PaillierSetup",
     "bank_crypto",
     "classify_paillier",
     "client_app",
     "crypto_seconds",
     "decode_aggregate",
-    "paillier_setup",
     "paillier_train",
     "server_app",
     "summary",
