@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", parser_class=_Parser)
     split = data_sub.add_parser(
         "split",
-        help="one file per bank (and the banks' Paillier key) for SuperNodes on other machines",
+        help="one file per bank (and the banks' Paillier key) for SuperNodes on other machines; "
+        "vertical: one per data party, and the bank's rows and key for its ServerApp",
     )
     split.add_argument("scenario", type=Path, help="scenario TOML file")
     split.add_argument("--out", type=Path, required=True, help="new folder for the files")

@@ -523,7 +523,7 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
     mode = AGGREGATION_MODES[s.privacy.aggregation]
     if s.federation.kind == "horizontal" and s.federation.banks < mode.min_banks:
         raise ScenarioError(
-            f"{where}: privacy.aggregation: {mode.name!r} ({mode.description}) "
+            f"{where}: privacy.aggregation: {mode.name!r} "
             f"needs at least {mode.min_banks} banks, federation.banks is "
             f"{s.federation.banks}"
         )

@@ -1,4 +1,4 @@
-"""The package's shape: the layers of DESIGN §2 hold, no import cycles, no private names
+"""The package's shape: the layers of pyproject.toml's import-linter contracts hold, no import cycles, no private names
 across modules, the aggregation registry is complete and loads no Flower."""
 
 import ast

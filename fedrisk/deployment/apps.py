@@ -260,4 +260,11 @@ def _emit(line: str) -> None:
     sys.stdout.flush()
 
 
-__all__ = ["bank_job_from", "client_app", "public_job", "server_app", "server_job_from"]
+__all__ = [
+    "bank_job_from",
+    "client_app",
+    "public_job",
+    "scenario_file",
+    "server_app",
+    "server_job_from",
+]

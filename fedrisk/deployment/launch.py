@@ -37,8 +37,6 @@ clientapp = "fedrisk.deployment.apps:client_app"
 
 [tool.flwr.app.config]
 fedrisk-job = ""
-fedrisk-bank-rows = ""
-fedrisk-bank-key = ""
 """
 # Start-up (SuperLink, SuperNodes, registration) plus, per round, a few SuperNode polls,
 # a fresh ClientApp process per message, and as long as the aggregator may wait for
@@ -69,12 +67,14 @@ def run_local(
     options: DeploymentOptions,
     on_line: Callable[[str], None],
     watch: Callable[[str, LocalFederation], None] | None,
+    link_env: dict[str, str] | None = None,
 ) -> str:
     """Start a local federation on 127.0.0.1 (one SuperNode per node config), submit the
     run, stop every process; return the run's log (it holds the result line).
-    ``watch(line, federation)`` sees every streamed line (fault injection in tests)."""
+    ``watch(line, federation)`` sees every streamed line (fault injection in tests);
+    ``link_env`` goes to the SuperLink alone (and so to its ServerApp processes)."""
     with LocalFederation(
-        work / "federation", node_configs, secure=not options.insecure
+        work / "federation", node_configs, secure=not options.insecure, link_env=link_env
     ) as federation:
 
         def each_line(line: str) -> None:
@@ -130,4 +130,11 @@ def _checked_log(run: SubmittedRun) -> str:
     return run.log
 
 
-__all__ = ["run_local", "run_remote", "run_timeout", "write_app"]
+__all__ = [
+    "RUN_TIMEOUT_BASE",
+    "RUN_TIMEOUT_PER_ROUND",
+    "run_local",
+    "run_remote",
+    "run_timeout",
+    "write_app",
+]

@@ -24,7 +24,7 @@ class DeploymentOptions:
 
     def bank_keys(self, s: Scenario) -> BankKeys | None:
         """The banks' Paillier key from the bank files (None without Paillier)."""
-        if s.federation.kind != "horizontal" or not mode_of(s.privacy.aggregation).bank_keys:
+        if not _banks_share_a_key(s):
             return None
         path = self.bank_files / KEY_FILE
         try:
@@ -63,6 +63,9 @@ class DeploymentOptions:
                 "its TLS certificate), or --insecure for a SuperLink without "
                 "TLS"
             )
+        # the banks' shared key (horizontal Paillier); a vertical bank's own files are
+        # checked by the vertical run, which knows its file names
+        banks_share_key = s is not None and _banks_share_a_key(s)
         if bank_files is not None:
             if superlink is None:
                 raise InputError(
@@ -72,21 +75,21 @@ class DeploymentOptions:
                 raise InputError(
                     f"--bank-files {bank_files}: no such folder (write it with fedrisk data split)"
                 )
-            if (
-                s is not None
-                and mode_of(s.privacy.aggregation).bank_keys
-                and not (bank_files / KEY_FILE).is_file()
-            ):
+            if banks_share_key and not (bank_files / KEY_FILE).is_file():
                 raise InputError(
                     f"--bank-files {bank_files}: no {KEY_FILE}; split the "
                     "scenario again with privacy.aggregation = 'paillier'"
                 )
-        elif superlink is not None and s is not None and mode_of(s.privacy.aggregation).bank_keys:
+        elif superlink is not None and banks_share_key:
             raise InputError(
                 f"--superlink {superlink}: Paillier needs the banks' key on "
                 "their SuperNodes; give --bank-files DIR from fedrisk data split"
             )
         return cls(superlink, root_certificates, insecure, bank_files)
+
+
+def _banks_share_a_key(s: Scenario) -> bool:
+    return s.federation.kind == "horizontal" and mode_of(s.privacy.aggregation).bank_keys
 
 
 __all__ = ["DeploymentOptions"]

@@ -71,7 +71,13 @@ QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
 }
 # Set, these make the SuperLink start legacy gRPC servers on 0.0.0.0.
-_UNSAFE_ENV = ("FLWR_INTERNAL_GRPC_CONTROL_API", "FLWR_INTERNAL_GRPC_FLEET_API")
+# never inherited: Flower's servers on 0.0.0.0, and where a vertical bank's files are (only
+# the SuperLink that runs the bank's ServerApp is told, explicitly)
+_UNSAFE_ENV = (
+    "FLWR_INTERNAL_GRPC_CONTROL_API",
+    "FLWR_INTERNAL_GRPC_FLEET_API",
+    "FEDRISK_BANK_FILES",
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _NODE_ID = re.compile(r"SuperNode ID: (\d+)")
 _RUN_ID = re.compile(r"Successfully started run (\d+)")
@@ -396,6 +402,7 @@ class LocalFederation:
         secure: bool = True,
         *,
         env: Mapping[str, str] | None = None,
+        link_env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.workdir = Path(workdir).resolve()
@@ -403,6 +410,8 @@ class LocalFederation:
         self.secure = secure
         self.start_timeout = start_timeout
         self._extra_env = dict(env or {})
+        # the SuperLink's own (its ServerApp processes inherit it), never the SuperNodes'
+        self._link_env = dict(link_env or {})
         self._port = 0
         self._tls: TlsFiles | None = None
         self._link: subprocess.Popen[bytes] | None = None
@@ -485,6 +494,7 @@ class LocalFederation:
         log: Path,
         cwd: Path,
         flwr_home: Path,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start one Flower process in its own process group, output to its log."""
         cwd.mkdir(parents=True, exist_ok=True)
@@ -495,7 +505,7 @@ class LocalFederation:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=cwd,
-                env=flower_env(flwr_home, self._extra_env),
+                env=flower_env(flwr_home, {**self._extra_env, **(env or {})}),
                 start_new_session=True,
             )
 
@@ -523,7 +533,9 @@ class LocalFederation:
         else:
             args += ["--insecure"]
         link_dir = self.workdir / "superlink"
-        self._link = self._spawn(args, self.link_log, link_dir, link_dir / "flwr-home")
+        self._link = self._spawn(
+            args, self.link_log, link_dir, link_dir / "flwr-home", self._link_env
+        )
 
     def _node_key(self, i: int) -> NodeKeys | None:
         return write_node_keys(self.workdir / "keys", f"node-{i}") if self.secure else None

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from flwr.app import RecordDict
 
-from fedrisk.errors import ProtocolError, QuorumError
+from fedrisk.errors import InputError, ProtocolError, QuorumError
 from fedrisk.flower.checkpoint import records_from_text, records_to_text
 from fedrisk.flower.recorder import ServerRecorder
 
@@ -49,20 +49,8 @@ def result_record(
         ),
         "halted": sorted(getattr(recorder.strategy, "halted", [])),
         "error": None if error is None else str(error),
-        "error_kind": (
-            None
-            if error is None
-            else "quorum"
-            if isinstance(error, QuorumError)
-            else "protocol"
-            if _is_protocol(error)
-            else "internal"
-        ),
+        "error_kind": error_kind(error),
     }
-
-
-def _is_protocol(error: BaseException) -> bool:
-    return isinstance(error, ProtocolError)
 
 
 def encode_result(record: dict[str, Any]) -> str:
@@ -98,8 +86,24 @@ def result_from_log(log: str) -> dict[str, Any]:
     return decode_result(line.split(RESULT_MARK, 1)[1].strip())
 
 
+def error_kind(error: BaseException | None) -> str | None:
+    """How the harness re-raises a ServerApp's failure: bad input (a party's own files)
+    exits 2, a quorum or protocol break exits 1 with one line, anything else is a bug."""
+    if error is None:
+        return None
+    if isinstance(error, QuorumError):
+        return "quorum"
+    if isinstance(error, ProtocolError):
+        return "protocol"
+    if isinstance(error, InputError):
+        return "input"
+    return "internal"
+
+
 def raise_run_error(record: dict[str, Any]) -> None:
     kind, message = record["error_kind"], record["error"]
+    if kind == "input":
+        raise InputError(message)
     if kind == "quorum":
         raise QuorumError(message)
     if kind == "protocol":

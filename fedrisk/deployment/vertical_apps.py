@@ -10,6 +10,7 @@ ClientApp process (:mod:`fedrisk.vertical.party`).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -21,6 +22,7 @@ from flwr.serverapp import Grid
 
 from fedrisk.deployment.result import PROGRESS_MARK, RESULT_MARK, encode_result, result_record
 from fedrisk.deployment.vertical_files import (
+    BANK_FILES_ENV,
     party_digest,
     public_dp,
     public_key_of,
@@ -91,7 +93,7 @@ def bank_main(
 
     recorder, outcome, error = ServerRecorder(None, on_epoch), VerticalOutcome(), None
     try:
-        bank = read_bank_job(public, context.run_config)
+        bank = read_bank_job(public, os.environ.get(BANK_FILES_ENV))
         make_bank_app(bank, recorder, outcome)(grid, context)
     except Exception as exc:  # reported to the harness with the result
         error = exc

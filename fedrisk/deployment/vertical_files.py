@@ -4,9 +4,9 @@ Who holds what, in separate processes:
 
 - the **bank** (label holder, Paillier key holder) runs the ServerApp. It reads the
   public job from the run config ``fedrisk-job`` and its own rows, labels and private
-  key from the two files the run config names (:data:`BANK_ROWS`, :data:`BANK_KEY`);
-  a ServerApp runs on the SuperLink's machine, in a process the SuperLink starts, so it
-  reads local files by absolute path;
+  key from the folder its SuperLink's environment names (:data:`BANK_FILES_ENV`): a
+  ServerApp runs in a process the SuperLink starts, with the SuperLink's environment.
+  The folder is not in the run config, which every SuperNode's ClientApp also sees;
 - each **data party** runs a ClientApp on its own SuperNode, given only its own rows
   (``--node-config data-path=...``, a ``.npz`` with ``ids``, ``X``, ``feature_names``),
   checked against the fingerprint in the public job, and the public key from the public
@@ -36,8 +36,7 @@ from fedrisk.scenario import Scenario, scenario_from_dict, to_toml
 from fedrisk.vertical.protocol import BankJob, DataPartyJob, PartyData
 
 KIND = "vertical"
-BANK_ROWS = "fedrisk-bank-rows"  # run config: the bank's rows file (ServerApp side)
-BANK_KEY = "fedrisk-bank-key"  # run config: the bank's Paillier private key file
+BANK_FILES_ENV = "FEDRISK_BANK_FILES"  # the SuperLink's environment: the bank's folder
 BANK_ROWS_FILE = "bank-rows.npz"
 BANK_KEY_FILE = "bank-paillier-key.json"
 
@@ -118,21 +117,24 @@ def write_party_files(folder: Path, parties: DataPartyJob) -> list[dict[str, Any
     return configs
 
 
-def write_bank_files(folder: Path, bank: BankJob) -> dict[str, str]:
-    """The bank's rows and labels, and its Paillier private key (mode 0600), for its
-    ServerApp; returns the run config entries that point the ServerApp at them."""
+def write_bank_files(folder: Path, bank: BankJob) -> Path:
+    """The bank's rows and labels, and its Paillier private key, both readable by their
+    owner only, for its ServerApp; returns the folder (its SuperLink's
+    :data:`BANK_FILES_ENV`)."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = folder / BANK_ROWS_FILE
-    np.savez(
-        rows,
-        ids=np.asarray(bank.ids, dtype=str),
-        X=bank.X,
-        y=bank.y,
-        feature_names=np.asarray(bank.feature_names, dtype=str),
-    )
+    with open(rows, "wb") as f:
+        np.savez(
+            f,
+            ids=np.asarray(bank.ids, dtype=str),
+            X=bank.X,
+            y=bank.y,
+            feature_names=np.asarray(bank.feature_names, dtype=str),
+        )
+    rows.chmod(0o600)
     key = folder / BANK_KEY_FILE
     write_private(key, json.dumps(private_key_to_dict(bank.private_key)).encode())
-    return {BANK_ROWS: str(rows.resolve()), BANK_KEY: str(key.resolve())}
+    return folder.resolve()
 
 
 def read_party(path: str, name: str) -> PartyData:
@@ -140,23 +142,28 @@ def read_party(path: str, name: str) -> PartyData:
         return PartyData(name, f["ids"], f["X"], tuple(str(c) for c in f["feature_names"]))
 
 
-def read_bank_job(public: Mapping[str, Any], run_config: Mapping[str, Any]) -> BankJob:
-    """The bank's job from its files (run config :data:`BANK_ROWS`, :data:`BANK_KEY`),
-    checked against the public job; raises ValueError naming what is wrong."""
-    rows_path, key_path = str(run_config.get(BANK_ROWS, "")), str(run_config.get(BANK_KEY, ""))
-    if not rows_path or not key_path:
-        raise ValueError(
-            f"the bank's ServerApp needs its files: set {BANK_ROWS} and "
-            f"{BANK_KEY} in the run config (fedrisk data split writes them)"
+def read_bank_job(public: Mapping[str, Any], folder: str | Path | None) -> BankJob:
+    """The bank's job from its folder (its SuperLink's :data:`BANK_FILES_ENV`), checked
+    against the public job; raises InputError naming the file and what is wrong."""
+    if not folder:
+        raise InputError(
+            f"the bank's ServerApp needs its files: start its SuperLink with "
+            f"{BANK_FILES_ENV}=DIR (the folder fedrisk data split wrote)"
         )
+    rows_path, key_path = Path(folder) / BANK_ROWS_FILE, Path(folder) / BANK_KEY_FILE
     s = public_scenario(public)
-    with np.load(rows_path, allow_pickle=False) as f:
-        ids, X, y = f["ids"], f["X"], f["y"]
-        names = tuple(str(c) for c in f["feature_names"])
-    private_key = read_private_key(key_path)
+    try:
+        with np.load(rows_path, allow_pickle=False) as f:
+            ids, X, y = f["ids"], f["X"], f["y"]
+            names = tuple(str(c) for c in f["feature_names"])
+        private_key = read_private_key(str(key_path))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{folder}: not the bank's files written by fedrisk data split ({exc})"
+        ) from None
     public_key = private_key.public_key
     if str(public_key.n) != public["paillier_n"]:
-        raise ValueError(
+        raise InputError(
             f"{key_path}: not the key whose public half this run's parties "
             "encrypt with; write the files again with fedrisk data split"
         )
@@ -173,8 +180,8 @@ def read_bank_job(public: Mapping[str, Any], run_config: Mapping[str, Any]) -> B
         public_dp(public),
     )
     if bank_digest(bank) != public["bank_digest"]:
-        raise ValueError(
-            f"{public['bank']}: its rows ({rows_path}) are not the ones this "
+        raise InputError(
+            f"{rows_path}: {public['bank']}'s rows are not the ones this "
             "scenario gives; write them again with fedrisk data split"
         )
     return bank
@@ -203,9 +210,8 @@ def bank_private_key(options: DeploymentOptions | None) -> PaillierPrivateKey | 
 
 
 __all__ = [
-    "BANK_KEY",
+    "BANK_FILES_ENV",
     "BANK_KEY_FILE",
-    "BANK_ROWS",
     "BANK_ROWS_FILE",
     "bank_digest",
     "bank_private_key",

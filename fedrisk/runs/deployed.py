@@ -109,9 +109,11 @@ def deploy(
     show_progress: bool,
     verbose: bool,
     watch: Watch | None = None,
+    link_env: Callable[[Path], dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any], float, dict[str, Any]]:
     """Submit a run to a local federation (one SuperNode per node config
-    ``write_node_files(work)`` returns) or to ``--superlink``; return the ServerApp's
+    ``write_node_files(work)`` returns; ``link_env(work)`` is the SuperLink's own
+    environment) or to ``--superlink``; return the ServerApp's
     result record, the federation's wall seconds and the summary's ``deployment``
     section. The work folder, which holds the parties' rows and keys, is removed at the
     end whatever happens; a result that reports a failure raises it here."""
@@ -130,7 +132,8 @@ def deploy(
             fed_started = time.perf_counter()
             if options.superlink is None:
                 nodes = write_node_files(work)
-                log = run_local(work, nodes, run_config, timeout, options, on_line, watch)
+                env = link_env(work) if link_env is not None else None
+                log = run_local(work, nodes, run_config, timeout, options, on_line, watch, env)
             else:
                 log = run_remote(work, app_dir, run_config, timeout, options, on_line)
             fed_wall = time.perf_counter() - fed_started
@@ -175,4 +178,4 @@ def interrupt_on_termination() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-__all__ = ["deploy", "interrupt_on_termination", "run_deployed", "warn_if_insecure"]
+__all__ = ["Watch", "deploy", "interrupt_on_termination", "run_deployed", "warn_if_insecure"]

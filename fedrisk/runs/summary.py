@@ -1,6 +1,6 @@
 """summary.json for a horizontal run: what federation bought, what privacy cost.
 
-The contract is DESIGN §5; every metric is computed on the held-out rows from pooled
+The contract is the README's "Output: the run folder"; every metric is computed on the held-out rows from pooled
 scores (never averaged across parties).
 """
 

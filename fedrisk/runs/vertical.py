@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,21 @@ def run_vertical(
     """
     started = time.perf_counter()
     quiet_flower(verbose)
+    deployed = s.federation.engine == "deployment"
     private_key = None
-    if s.federation.engine == "deployment":  # --bank-files: the bank's key from its files
+    if deployed:  # --bank-files: the bank's key from its files
         private_key = vertical_files.bank_private_key(deployment)
     setup = prepare_vertical(s, private_key)
-    with staged_run_dir(out) as stage:
+    if deployed and deployment is not None and deployment.bank_files is not None:
+        # the bank's files must be this scenario's before anything starts
+        vertical_files.read_bank_job(
+            vertical_files.vertical_public_job(setup.bank, setup.parties), deployment.bank_files
+        )
+    # SIGTERM/SIGHUP clean up a deployment like Ctrl-C: processes, work folder, run folder
+    with (
+        interrupt_on_termination() if deployed else nullcontext(),
+        staged_run_dir(out) as stage,
+    ):
         recorder, outcome, fed_wall, extra = federate_vertical(
             s,
             setup,
@@ -182,34 +193,29 @@ def _federate_deployed(
     127.0.0.1 (TLS and SuperNode authentication unless ``--insecure``), each party's rows
     and the bank's files in a work folder removed at the end; or, with ``--superlink``
     and ``--bank-files DIR`` (from ``fedrisk data split``), that federation, whose
-    SuperNodes hold their files and whose SuperLink's machine holds DIR."""
+    SuperNodes hold their files and whose SuperLink was started with
+    ``FEDRISK_BANK_FILES=DIR``. The run config, which every SuperNode sees, carries the
+    public job only: not where the bank's files are."""
     options = options or DeploymentOptions()
     vertical_files.bank_private_key(options)  # refuses --superlink without --bank-files
     warn_if_insecure(options)
     public = vertical_files.vertical_public_job(setup.bank, setup.parties)
 
-    def run_config(work: Path) -> dict[str, Any]:
-        if options.superlink is None:
-            bank_files = vertical_files.write_bank_files(work / "bank", setup.bank)
-        else:
-            folder = options.bank_files
-            bank_files = {
-                vertical_files.BANK_ROWS: str((folder / vertical_files.BANK_ROWS_FILE).resolve()),
-                vertical_files.BANK_KEY: str((folder / vertical_files.BANK_KEY_FILE).resolve()),
-            }
-        return {"fedrisk-job": json.dumps(public, allow_nan=True), **bank_files}
+    def bank_env(work: Path) -> dict[str, str]:
+        folder = vertical_files.write_bank_files(work / "bank", setup.bank)
+        return {vertical_files.BANK_FILES_ENV: str(folder)}
 
-    with interrupt_on_termination():
-        record, fed_wall, deployment = deploy(
-            s,
-            options,
-            run_config,
-            lambda work: vertical_files.write_party_files(work / "parties", setup.parties),
-            vertical_run_timeout(s, len(setup.bank.ids)),
-            show_progress=show_progress,
-            verbose=verbose,
-            watch=watch,
-        )
+    record, fed_wall, deployment = deploy(
+        s,
+        options,
+        lambda work: {"fedrisk-job": json.dumps(public, allow_nan=True)},
+        lambda work: vertical_files.write_party_files(work / "parties", setup.parties),
+        vertical_run_timeout(s, len(setup.bank.ids)),
+        show_progress=show_progress,
+        verbose=verbose,
+        watch=watch,
+        link_env=bank_env,
+    )
     recorder = recorder_from_result(record, None)
     outcome = VerticalOutcome.from_dict(record["vertical"])
     _check_finished(s, recorder, outcome)
@@ -372,4 +378,11 @@ def _aligned(table, train_ids, test_ids) -> tuple[np.ndarray, np.ndarray]:
     return scaler.transform(train), scaler.transform(table.X[[pos[i] for i in test_ids]])
 
 
-__all__ = ["run_vertical"]
+__all__ = [
+    "VerticalSetup",
+    "complete_vertical",
+    "federate_vertical",
+    "prepare_vertical",
+    "run_vertical",
+    "vertical_run_timeout",
+]

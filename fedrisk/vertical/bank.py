@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 from scipy.special import expit
 
@@ -30,7 +30,7 @@ def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutco
     app = ServerApp()
 
     @app.main()
-    def main(grid: Grid, context) -> None:
+    def main(grid: Grid, context: Context) -> None:
         grid = RecordingGrid(grid, recorder.transcript, classify_vertical, job.name)
         try:
             grid.identify(len(job.party_names))
@@ -44,7 +44,12 @@ def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutco
 
 
 def _ask(
-    grid, nodes: list[int], message_type: str, configs: list[dict], what: str, rnd: int
+    grid: RecordingGrid,
+    nodes: list[int],
+    message_type: str,
+    configs: list[dict],
+    what: str,
+    rnd: int,
 ) -> list[Message]:
     msgs = [
         Message(
@@ -67,7 +72,11 @@ def _ask(
 
 
 def _run_bank(
-    job: BankJob, grid, nodes: list[int], recorder: ServerRecorder, outcome: VerticalOutcome
+    job: BankJob,
+    grid: RecordingGrid,
+    nodes: list[int],
+    recorder: ServerRecorder,
+    outcome: VerticalOutcome,
 ) -> None:
     s = job.scenario
     # 1. PSI, chained through the bank (fresh bank key per exchange)
@@ -202,7 +211,15 @@ def _noised(
     return [(v + e) % n for v, e in zip(values, fixed)]
 
 
-def _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch) -> np.ndarray:
+def _joint_test_scores(
+    grid: RecordingGrid,
+    nodes: list[int],
+    pending: list[list[bytes]] | None,
+    Xb_test: np.ndarray,
+    w: np.ndarray,
+    b: float,
+    epoch: int,
+) -> np.ndarray:
     cfgs = [
         {
             "stage": "scores",

@@ -62,11 +62,11 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
         return pool["c"]
 
     @app.query("identify")
-    def identify(msg: Message, context) -> Message:
+    def identify(msg: Message, context: Context) -> Message:
         return identity_reply(msg, job.parties[_pid(context)].name)
 
     @app.query("vertical")
-    def setup(msg: Message, context) -> Message:
+    def setup(msg: Message, context: Context) -> Message:
         party = job.parties[_pid(context)]
         cfg = msg.content["config"]
         stage = str(cfg["stage"])
@@ -88,6 +88,9 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
             theirs = set(context.state[PSI_KEY]["their-double"])
             mine = list(cfg["my-double"])
             shared = sorted(str(party.ids[order[k]]) for k, v in enumerate(mine) if v in theirs)
+            # done with the exchange: no need to carry ~32 bytes per id in every later
+            # message's context
+            del context.state[PSI_KEY], context.state[PSI_KEY + ".order"]
             return config_reply(msg, {"count": len(shared)})
         if stage == "align":  # the final shared ids and the held-out ones, from the bank
             pos = {str(i): k for k, i in enumerate(party.ids)}
@@ -108,7 +111,7 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
         raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
 
     @app.train()
-    def train(msg: Message, context) -> Message:
+    def train(msg: Message, context: Context) -> Message:
         party = job.parties[_pid(context)]
         cfg = msg.content["config"]
         rows = context.state[ROWS_KEY]
@@ -153,7 +156,7 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
     return app
 
 
-def _pid(context) -> int:
+def _pid(context: Context) -> int:
     return int(context.node_config["partition-id"])
 
 
@@ -175,7 +178,9 @@ def _standardised(
     return X
 
 
-def _apply_gradient(job: DataPartyJob, w: np.ndarray, cfg, context, n: int) -> np.ndarray:
+def _apply_gradient(
+    job: DataPartyJob, w: np.ndarray, cfg: ConfigRecord, context: Context, n: int
+) -> np.ndarray:
     state = context.state[MASK_KEY]
     masks = [int.from_bytes(b, "big") for b in state["masks"]]
     values = [int.from_bytes(b, "big") for b in cfg["unmasked-pending"]]

@@ -23,7 +23,7 @@ each party's set size, and each party's partial scores u_k (a 1-d projection of 
 features per customer, from which over many steps the features are identifiable up to
 an invertible linear map — a known weakness of this protocol family). A data party
 learns the intersection, its own plaintext gradient — from which labels leak (see
-:func:`label_leakage`), more at small batches — and nothing else: residuals reach it
+:func:`fedrisk.vertical.leakage.label_leakage`), more at small batches — and nothing else: residuals reach it
 encrypted, its gradient masked. No party sees another's features, weights or labels.
 """
 

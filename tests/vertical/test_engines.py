@@ -6,13 +6,16 @@ in-process result bit for bit; each data party keeps its protocol state in Flowe
 import json
 import stat
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from flwr.common.serde import context_from_proto, context_to_proto
 
+from fedrisk.deployment import launch
 from fedrisk.deployment import processes as flower_deployment
 from fedrisk.deployment.processes import pid_alive
+from fedrisk.deployment.vertical_files import BANK_FILES_ENV
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
 from tests.conftest import read_summary, without_timings
@@ -112,7 +115,9 @@ def test_simulation_engine_equals_in_process(scenario_file, inprocess_run, tmp_p
 
 def test_deployment_engine_equals_in_process(scenario_file, inprocess_run, tmp_path, monkeypatch):
     """TLS and SuperNode authentication; each SuperNode is pointed at a file with its
-    own party's rows only; no process and no work folder is left afterwards."""
+    own party's rows only, and nothing a SuperNode sees (its environment, the run config
+    every ClientApp gets) says where the bank's files are; no process and no work folder
+    is left afterwards."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(work))
@@ -127,8 +132,17 @@ def test_deployment_engine_equals_in_process(scenario_file, inprocess_run, tmp_p
         for config in self.node_configs:
             with np.load(config["data-path"]) as f:
                 self.seen.append({k: f[k] for k in f})
+        self.environ = [environ_of(pid) for pid in self.pids]  # SuperLink, then SuperNodes
 
     monkeypatch.setattr(flower_deployment.LocalFederation, "start", start)
+    run_configs: list = []
+    real_submit = launch.submit_run
+
+    def submit(*args, **kwargs):
+        run_configs.append(dict(kwargs["run_config"]))
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(launch, "submit_run", submit)
     out = tmp_path / "deployed"
     run_scenario(
         load_scenario(scenario_file, ["federation.engine=deployment"]), out, show_progress=False
@@ -148,10 +162,35 @@ def test_deployment_engine_equals_in_process(scenario_file, inprocess_run, tmp_p
     assert given["X"].shape[1] == 3 and all(
         str(c).startswith("telecom") for c in given["feature_names"]
     )
+    link_env, *node_envs = federation.environ
+    bank_files = link_env[BANK_FILES_ENV]
+    assert bank_files.startswith(str(work))  # the bank's ServerApp is told where ...
+    assert all(BANK_FILES_ENV not in env for env in node_envs)  # ... no SuperNode is,
+    (run_config,) = run_configs
+    assert list(run_config) == ["fedrisk-job"]  # nor the run config every ClientApp gets
+    assert bank_files not in json.dumps(run_config)
+    public = json.loads(run_config["fedrisk-job"])
+    # the public job: names, fingerprints, the DP plan and the public key; no rows, no labels
+    assert set(public) == {
+        "kind",
+        "scenario_toml",
+        "scenario_path",
+        "bank",
+        "bank_digest",
+        "party_names",
+        "party_digests",
+        "dp",
+        "paillier_n",
+    }
     assert len(federation.pids) == 2  # a SuperLink and one SuperNode were started ...
     assert not [p for p in federation.pids if pid_alive(p)]  # ... and none is left,
     assert processes_mentioning(str(tmp_path)) == []  # nor anything they started
     assert list(work.iterdir()) == []  # the rows and the bank's key are gone
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
 
 
 def test_data_split_gives_each_party_only_its_columns(scenario_file, tmp_path, capsys):
