@@ -63,7 +63,8 @@ class DPPlan:
                 "sample": "DP-SGD (record level, Poisson-sampled customers)",
                 "client": "DP-FedAvg (client level, Poisson-sampled banks)",
                 "label": "label DP: Gaussian noise on each data party's gradient "
-                "(added by the label holder before returning it)",
+                "(added by the label holder before returning it) and on the label "
+                "holder's own update",
             }[self.mode],
             "unit": {"sample": "customer", "client": "bank", "label": "label"}[self.mode],
             "epsilon": self.epsilon if finite else None,
@@ -192,9 +193,12 @@ def plan_dp(s: Scenario, bank_rows: dict[str, int]) -> DPPlan | None:
             name: (q, dp_steps_per_round(s.model.local_epochs, q)) for name, (q,) in shapes.items()
         }
     elif p.dp == "label":
-        # every customer is in one batch per epoch and batches are disjoint: one Gaussian
-        # mechanism per epoch by parallel composition, no sampling amplification claimed
-        shapes = {"labels": (1.0, 1)}
+        # every customer is in one batch per epoch and batches are disjoint; in its batch
+        # a label enters one Gaussian release (sensitivity C) per data party and one for
+        # the bank's own update, and the parties may pool theirs: K + 1 releases an epoch,
+        # composed over epochs, no sampling amplification claimed
+        data_parties = sum(not q.label for q in s.federation.parties)
+        shapes = {"labels": (1.0, data_parties + 1)}
     else:
         q = s.federation.sample_rate
         shapes = {"all banks": (q, 1)}

@@ -22,6 +22,7 @@ from fedrisk.errors import InputError, ProtocolError
 from fedrisk.evaluation.metrics import score_metrics
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid
+from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.privacy.plan import DPPlan
 from fedrisk.vertical.protocol import QUERY, BankJob, VerticalOutcome, classify_vertical
 
@@ -160,8 +161,10 @@ def _run_bank(
             replies = _ask(grid, nodes, MessageType.TRAIN, cfgs, "partial scores", epoch)
             u = Xb[batch] @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
             d = 0.25 * u - 0.5 * (2 * yb[batch] - 1)
-            w -= m.learning_rate * (Xb[batch].T @ d / len(batch) + m.l2 * w)
-            b -= m.learning_rate * float(d.mean())
+            noise = None
+            if job.dp is not None:  # label DP: the bank's own update is a noisy release too
+                noise = label_noise(job.dp, s.seed, epoch, start, len(nodes), Xb.shape[1] + 1)
+            w, b = bank_step(Xb[batch], d, w, b, m.learning_rate, m.l2, job.dp, noise)
             t0 = time.perf_counter()
             enc = cipher.to_bytes(cipher.encrypt(encode_signed(d, RESIDUAL_FRAC_BITS, n)))
             outcome.encrypt_s += time.perf_counter() - t0
@@ -195,10 +198,36 @@ def _run_bank(
     recorder.final_params = np.r_[w, b]  # the bank's own part; parties keep theirs
 
 
+def bank_step(
+    Xb: np.ndarray,
+    d: np.ndarray,
+    w: np.ndarray,
+    b: float,
+    learning_rate: float,
+    l2: float,
+    dp: DPPlan | None = None,
+    noise: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
+    """The bank's own SGD step on a batch (rows ``Xb``, Taylor residuals ``d``).
+
+    Under label DP the bank treats its own update like a data party's gradient: each row
+    ``[x_i, 1]`` (the intercept's constant included) is clipped to C and ``noise``
+    (N(0, (z·C)²) per coordinate) is added to the batch sum Σ d_i [x_i, 1], so flipping
+    one label moves the released sum by at most C and the weights are post-processing of
+    noisy releases: a label cannot steer later residuals except through them.
+    """
+    if dp is None:
+        return w - learning_rate * (Xb.T @ d / len(d) + l2 * w), b - learning_rate * float(d.mean())
+    rows = clip_rows(np.c_[Xb, np.ones(len(d))], dp.clip_norm)
+    g = rows.T @ d + noise
+    return w - learning_rate * (g[:-1] / len(d) + l2 * w), b - learning_rate * float(g[-1] / len(d))
+
+
 def label_noise(
     dp: DPPlan, seed: int, epoch: int, batch_start: int, party: int, size: int
 ) -> np.ndarray:
-    """N(0, (z·C)²) per gradient coordinate: one label moves Σ_i d_i x_i by at most C."""
+    """N(0, (z·C)²) per gradient coordinate: one label moves Σ_i d_i x_i by at most C.
+    ``party`` = number of data parties draws the bank's noise on its own update."""
     rng = np.random.default_rng([seed, 12, epoch, batch_start, party])
     return rng.normal(0.0, dp.noise_multiplier * dp.clip_norm, size)
 
@@ -233,4 +262,4 @@ def _joint_test_scores(
     return expit(u)
 
 
-__all__ = ["label_noise", "make_bank_app"]
+__all__ = ["bank_step", "label_noise", "make_bank_app"]

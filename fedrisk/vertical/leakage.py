@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.vertical.bank import bank_step
 
 
 def label_leakage(
@@ -51,8 +52,12 @@ def label_leakage(
                 g = g + rng.normal(0, dp.noise_multiplier * dp.clip_norm, g.shape) / len(batch)
             scores[batch] = -(Xp[batch] @ g)  # the attack
             wp -= lr * g
-            wb -= lr * Xb[batch].T @ d / len(batch)
-            b -= lr * d.mean()
+            if dp is None:
+                wb -= lr * Xb[batch].T @ d / len(batch)
+                b -= lr * d.mean()
+            else:  # the bank's own update, clipped and noised as the bank does it
+                noise = rng.normal(0, dp.noise_multiplier * dp.clip_norm, Xb.shape[1] + 1)
+                wb, b = bank_step(Xb[batch], d, wb, b, lr, 0.0, dp, noise)
         out[str(bs)] = float(roc_auc_score(y, scores))
     return out
 

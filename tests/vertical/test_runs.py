@@ -265,7 +265,8 @@ def test_label_dp_defence_is_accounted_and_blunts_the_attack(tmp_path, csv_run):
     run_scenario(load_scenario(tmp_path / "s.toml"), out, show_progress=False)
     s = read_summary(out)
     p = s["privacy"]
-    assert p["unit"] == "label" and p["sample_rate"] == 1.0 and p["steps"] == 2
+    # 2 epochs x (1 data party + the bank's own update)
+    assert p["unit"] == "label" and p["sample_rate"] == 1.0 and p["steps"] == 4
     acc = rdp.RdpAccountant()
     acc.compose(
         dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(p["noise_multiplier"]), p["steps"])
@@ -277,3 +278,4 @@ def test_label_dp_defence_is_accounted_and_blunts_the_attack(tmp_path, csv_run):
     assert leak["1"] < undefended["1"] - 0.2  # per-customer labels no longer fall out
     eps = [float(r["epsilon"]) for r in csv.DictReader(open(out / "rounds.csv"))]
     assert eps[-1] == pytest.approx(p["epsilon"])
+
