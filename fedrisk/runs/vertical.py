@@ -325,9 +325,13 @@ def complete_vertical(
             "who_learns_what": {
                 holder.name: "the intersection, every party's id count, each party's "
                 "partial scores per customer (not its features or weights)",
-                "data parties": "the intersection and their own gradient (labels leak "
-                "through it; see attacks.label_leakage), nothing of "
-                "another party's features, weights or labels",
+                "data parties": "the bank's customer count (the number of masked ids "
+                "it sends in PSI: the first party its whole count, a later one the size "
+                "of the bank's intersection with the parties before it), the "
+                "multi-party intersection (which of its customers are shared by the bank "
+                "and every other data party), the held-out split of those ids, and "
+                "their own gradient (labels leak through it; see attacks.label_leakage), "
+                "nothing of another party's features, weights or labels",
             },
         },
         "cost": {

@@ -22,7 +22,8 @@ Who learns what (honest-but-curious, non-colluding): the bank learns the interse
 each party's set size, and each party's partial scores u_k (a 1-d projection of its
 features per customer, from which over many steps the features are identifiable up to
 an invertible linear map — a known weakness of this protocol family). A data party
-learns the intersection, its own plaintext gradient — from which labels leak (see
+learns the bank's customer count (or, after the first party, the size of the bank's
+running intersection), the multi-party intersection, its own plaintext gradient — from which labels leak (see
 :func:`fedrisk.vertical.leakage.label_leakage`), more at small batches — and nothing else: residuals reach it
 encrypted, its gradient masked. No party sees another's features, weights or labels.
 """

@@ -279,3 +279,7 @@ def test_label_dp_defence_is_accounted_and_blunts_the_attack(tmp_path, csv_run):
     eps = [float(r["epsilon"]) for r in csv.DictReader(open(out / "rounds.csv"))]
     assert eps[-1] == pytest.approx(p["epsilon"])
 
+
+def test_who_learns_what_says_a_data_party_learns_the_bank_count_and_intersection(csv_run):
+    said = read_summary(csv_run[0])["privacy"]["who_learns_what"]["data parties"]
+    assert "bank's customer count" in said and "multi-party intersection" in said
