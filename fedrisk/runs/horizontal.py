@@ -32,7 +32,11 @@ from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.participation import Participation
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
-from fedrisk.horizontal.aggregation.paillier import crypto_seconds, decode_aggregate
+from fedrisk.horizontal.aggregation.paillier import (
+    clipped_values,
+    crypto_seconds,
+    decode_aggregate,
+)
 from fedrisk.horizontal.apps import make_client_app, make_server_app
 from fedrisk.horizontal.job import HorizontalJob
 from fedrisk.horizontal.keys import paillier_keys
@@ -226,6 +230,19 @@ def complete_horizontal(
         baseline_wall,
         crypto,
     )
+    if job.paillier:
+        clipped = clipped_values([b.name for b in job.banks], job.paillier)
+        summary["privacy"]["paillier"].update(
+            {
+                # None: the banks ran in other processes (Ray, the Deployment Engine)
+                "clipped_values": sum(clipped.values()) if clipped is not None else None,
+                "clipped_values_per_round": (
+                    {str(r): clipped.get(r, 0) for r in range(1, len(recorder.rounds) + 1)}
+                    if clipped is not None
+                    else None
+                ),
+            }
+        )
     summary["attacks"] = membership_attack(job, recorder.final_params, data)
     summary["faults"] = faults_summary(s, part, recorder)
     if planned is not None:

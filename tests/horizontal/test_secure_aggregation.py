@@ -80,6 +80,18 @@ def test_paillier_cost_reports_bytes_per_round_and_crypto_seconds(paillier_run):
     assert cost["decryption_s"] > 0
 
 
+def test_paillier_reports_the_values_its_encoder_clipped(paillier_run, tmp_path):
+    p = read_summary(paillier_run)["privacy"]["paillier"]
+    assert p["clipped_values"] == 0 and len(p["clipped_values_per_round"]) == 20
+    out = tmp_path / "narrow"
+    s = quick("privacy.aggregation=paillier", "privacy.update_range=0.001", "rounds=2")
+    run_scenario(s, out, show_progress=False)
+    p = read_summary(out)["privacy"]["paillier"]
+    per_round = p["clipped_values_per_round"]
+    assert set(per_round) == {"1", "2"} and per_round["1"] > 0
+    assert p["clipped_values"] == sum(per_round.values())
+
+
 def test_secagg_gives_nearly_the_plaintext_model(secagg_run, quickstart_run):
     sec, plain = read_summary(secagg_run), read_summary(quickstart_run)
     # SecAgg+ quantises to 2^22 levels over ±8: tiny, bounded differences

@@ -81,6 +81,23 @@ def bank_crypto(
         return _BANK_CRYPTO[key]
 
 
+# (bank, key n) -> round -> values the fixed-point encoder clipped to ±update_range
+_CLIPPED: dict[tuple[str, int], dict[int, int]] = {}
+
+
+def clipped_values(parties, setup: PaillierSetup) -> dict[int, int] | None:
+    """Values the banks' encoders clipped, per round, summed over banks, in this process
+    (None if the banks ran elsewhere): the update range silently bounding updates."""
+    keys = [(p, setup.public_key.n) for p in parties]
+    if not all(key in _BANK_CRYPTO for key in keys):
+        return None
+    out: dict[int, int] = {}
+    for key in keys:
+        for rnd, count in _CLIPPED.get(key, {}).items():
+            out[rnd] = out.get(rnd, 0) + count
+    return dict(sorted(out.items()))
+
+
 def crypto_seconds(parties, setup: PaillierSetup) -> dict[str, float] | None:
     """Seconds the banks spent in Paillier operations in this process (None if the banks
     ran elsewhere, e.g. in Ray actors)."""
@@ -170,7 +187,9 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
             job.dp.clip_norm,
             int(cfg["participants"]),
         )
-    encoded, _ = setup.codec.encode(delta, weight=weight)
+    encoded, clipped = setup.codec.encode(delta, weight=weight)
+    with _BANK_CRYPTO_LOCK:
+        _CLIPPED.setdefault((bank.name, setup.public_key.n), {})[rnd] = clipped
     values = np.concatenate([encoded, np.array([weight, 1], dtype=np.uint64)])
     blobs_out = cipher.to_bytes(cipher.encrypt(setup.packer.pack(values)))
     return Message(
@@ -338,6 +357,7 @@ __all__ = [
     "bank_crypto",
     "classify_paillier",
     "client_app",
+    "clipped_values",
     "crypto_seconds",
     "decode_aggregate",
     "paillier_train",
