@@ -18,7 +18,7 @@ import math
 import threading
 
 import numpy as np
-from flwr.app import Error, Message
+from flwr.app import Error, Message, MetricRecord
 from flwr.client import NumPyClient
 from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
@@ -110,7 +110,13 @@ def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
 
     return ClientApp(
         client_fn=client_fn,
-        mods=[*base, *mods, seeded_rounding_mod(job.scenario.seed), secaggplus_mod],
+        mods=[
+            *base,
+            *mods,
+            withhold_count_mod,
+            seeded_rounding_mod(job.scenario.seed),
+            secaggplus_mod,
+        ],
     )
 
 
@@ -223,6 +229,49 @@ class OffsetGrid(RecordingGrid):
         return self._recording.send_and_receive(list(self._shift(messages)), timeout=timeout)
 
 
+COUNT_KEY = "fitres.num_examples"  # where Flower's legacy FitRes keeps the example count
+
+
+def withhold_count_mod(msg: Message, context, call_next) -> Message:
+    """Outside ``secaggplus_mod``: drop the bank's example count that Flower's SecAgg+
+    leaves in the clear beside the masked vector (the count's weight travels masked
+    inside it); the aggregator needs no bank's size."""
+    reply = call_next(msg, context)
+    if reply.has_content() and Key.MASKED_PARAMETERS in reply.content.config_records.get(
+        RECORD_KEY_CONFIGS, {}
+    ):
+        del reply.content[COUNT_KEY]
+    return reply
+
+
+def _with_placeholder_count(msg: Message) -> Message:
+    if msg.has_content() and Key.MASKED_PARAMETERS in msg.content.config_records.get(
+        RECORD_KEY_CONFIGS, {}
+    ):
+        msg.content[COUNT_KEY] = MetricRecord({"num_examples": 0})
+    return msg
+
+
+class PlaceholderCountGrid(RecordingGrid):
+    """Flower's legacy compat reads an example count from every masked-vector reply;
+    banks withhold theirs (:func:`withhold_count_mod`), so after the transcript has
+    recorded what crossed this puts a placeholder 0 there (DeltaFedAvg never reads it)."""
+
+    def __init__(self, inner: RecordingGrid) -> None:
+        self.__dict__.update(inner.__dict__)  # share its transcript, names and state
+        self._wrapped = inner
+
+    def push_messages(self, messages):
+        return self._wrapped.push_messages(messages)
+
+    def pull_messages(self, message_ids):
+        return [_with_placeholder_count(m) for m in self._wrapped.pull_messages(message_ids)]
+
+    def send_and_receive(self, messages, *, timeout=None):
+        replies = self._wrapped.send_and_receive(messages, timeout=timeout)
+        return [_with_placeholder_count(m) for m in replies]
+
+
 def server_app(
     server_job: ServerJob, recorder: ServerRecorder, resume: Checkpoint | None = None
 ) -> ServerApp:
@@ -295,7 +344,7 @@ def server_app(
                 grid.party_of.update(resume.party_of)
                 strategy.load_state(resume.server["strategy"])
                 grid = OffsetGrid(grid, done)
-            workflow(grid, legacy)
+            workflow(PlaceholderCountGrid(grid), legacy)
         except Exception as exc:
             recorder.error = exc
             raise
