@@ -4,7 +4,9 @@ Every message between the aggregator and a party passes through the ``Grid`` the
 ServerApp is given, whatever the engine, so recording there (rather than inside one
 strategy) also catches messages a strategy does not know about, such as the four
 stages of SecAgg+. A *classifier* per aggregation mode says what each message is and
-whether its receiver can read it.
+how it is protected; whether its receiver can read it is then derived from the payload
+as it crossed (:func:`readable_as_crossed`): plaintext numbers are readable whatever the
+classifier says, a ciphertext only by a holder of its key.
 
 Party names come from a ``query.identify`` handshake at the start of the run (answered
 by :func:`identify_mod` on every ClientApp), so the transcript names banks, not the
@@ -47,6 +49,37 @@ def identify_mod(party_name: Callable[[int], str]):
     return mod
 
 
+def carries_plaintext_numbers(msg: Message) -> bool:
+    """Whether the payload holds numbers anyone can read: a numeric array (uint8 arrays
+    are byte blobs, e.g. ciphertexts), a metric value, or a float in a config record."""
+    content = msg.content
+    for record in content.array_records.values():
+        if any(array.dtype != "uint8" for array in record.values()):
+            return True
+    if any(len(record) for record in content.metric_records.values()):
+        return True
+    for record in content.config_records.values():
+        for value in record.values():
+            items = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) for v in items):
+                return True
+    return False
+
+
+def readable_as_crossed(
+    msg: Message, protection: str, readable: bool, holds_key: bool
+) -> tuple[str, bool]:
+    """(protection, readable_by_receiver) from the payload as it crossed: plaintext
+    numbers make it readable (overriding a classifier that calls a field masked or
+    encrypted); a ciphertext is readable iff the receiver holds its key; a mask or share
+    keeps the classifier's word (it knows who holds the mask)."""
+    if carries_plaintext_numbers(msg):
+        return "plaintext", True
+    if protection == "ciphertext":
+        return protection, holds_key
+    return protection, readable
+
+
 def _error_kind(msg: Message) -> str:
     """'dropped' (an injected dropout, before training), 'lost' (the transport lost
     the party) or 'error' (the party answered with an error of its own)."""
@@ -70,9 +103,17 @@ class RecordingGrid(Grid):
     """Delegates to ``inner`` and records each message, in a deterministic order."""
 
     def __init__(
-        self, inner: Grid, transcript: Transcript, classify: Classifier, server_name: str = SERVER
+        self,
+        inner: Grid,
+        transcript: Transcript,
+        classify: Classifier,
+        server_name: str = SERVER,
+        key_holders: Iterable[str] = (),
     ) -> None:
         self.inner = inner
+        # who holds the private key of the run's ciphertexts (the banks in Paillier
+        # FedAvg, the bank in vertical runs); nobody else can read them
+        self.key_holders = frozenset(key_holders)
         self.server_name = server_name  # "server" (aggregator), or the bank in vertical runs
         self.transcript = transcript
         self.classify = classify
@@ -175,20 +216,21 @@ class RecordingGrid(Grid):
     def _record(self, messages: list[Message], to_server: bool) -> None:
         rows = []
         for msg in messages:
-            if msg.metadata.message_type == IDENTIFY or not msg.has_content():
-                what, protection, readable = (
-                    ("identity", "plaintext", True)
-                    if msg.has_content()
-                    else (_error_kind(msg), "plaintext", True)
-                )
-            else:
-                what, protection, readable = self.classify(msg, to_server)
             node = msg.metadata.src_node_id if to_server else msg.metadata.dst_node_id
             sender, receiver = (
                 (self.name(node), self.server_name)
                 if to_server
                 else (self.server_name, self.name(node))
             )
+            if not msg.has_content():
+                what, protection, readable = _error_kind(msg), "plaintext", True
+            elif msg.metadata.message_type == IDENTIFY:
+                what, protection, readable = "identity", "plaintext", True
+            else:
+                what, protection, readable = self.classify(msg, to_server)
+                protection, readable = readable_as_crossed(
+                    msg, protection, readable, receiver in self.key_holders
+                )
             rnd = (
                 self._round_of.pop(msg.metadata.reply_to_message_id, 0)
                 if to_server

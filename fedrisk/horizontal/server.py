@@ -39,7 +39,9 @@ def fedavg_server_app(
         s = server_job.scenario
         strategy = make_strategy()
         recorder.strategy = strategy  # checkpoints, and tests that read what it released
-        grid = RecordingGrid(grid, recorder.transcript, classify)
+        # Paillier: the banks hold the private key, the aggregator does not
+        holders = server_job.party_names if server_job.paillier is not None else ()
+        grid = RecordingGrid(grid, recorder.transcript, classify, key_holders=holders)
         recorder.party_of = grid.party_of
         done, start, evaluate, runner = 0, initial, recorder.evaluate, strategy
         try:

@@ -32,7 +32,9 @@ def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutco
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        grid = RecordingGrid(grid, recorder.transcript, classify_vertical, job.name)
+        grid = RecordingGrid(
+            grid, recorder.transcript, classify_vertical, job.name, key_holders=[job.name]
+        )
         try:
             grid.identify(len(job.party_names))
             nodes = {name: node for node, name in grid.party_of.items()}

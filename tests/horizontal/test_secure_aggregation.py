@@ -5,7 +5,7 @@ import types
 
 import numpy as np
 import pytest
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.supercore.task_identity import TaskIdentity
 from phe.paillier import PaillierPrivateKey
@@ -104,6 +104,28 @@ def test_secagg_gives_nearly_the_plaintext_model(secagg_run, quickstart_run):
 def test_transcript_check_catches_plaintext_updates(quickstart_run):
     # the check below is not vacuous: on a plain run it finds every update
     assert len(readable_updates_at_server(quickstart_run)) == 100
+
+
+def smuggle_update(msg, context, call_next):
+    """A bank's mod that slips its plaintext model (floats) into the Paillier reply."""
+    reply = call_next(msg, context)
+    if reply.has_content() and "ciphertexts" in reply.content.config_records.get("config", {}):
+        reply.content["leak"] = ArrayRecord({"delta": Array(np.linspace(-1.0, 1.0, 24))})
+    return reply
+
+
+def test_transcript_reads_the_payload_a_smuggled_float_update_is_readable(tmp_path):
+    out = tmp_path / "smuggled"
+    s = quick("privacy.aggregation=paillier", "rounds=2")
+    run_scenario(s, out, show_progress=False, client_mods=[smuggle_update])
+    leaked = readable_updates_at_server(out)
+    # the classifier calls every bank reply an encrypted update; the payload says otherwise
+    assert len(leaked) == 10
+    assert all(e.what == "encrypted_update" and e.protection == "plaintext" for e in leaked)
+    # ciphertexts under the banks' key stay unreadable to the aggregator, readable to banks
+    entries = read_jsonl(out / "transcript.jsonl")
+    aggregates = [e for e in entries if e.what == "encrypted_aggregate"]
+    assert aggregates and all(e.readable_by_receiver for e in aggregates)
 
 
 def test_paillier_server_receives_only_ciphertexts(paillier_run):
