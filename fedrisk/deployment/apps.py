@@ -4,12 +4,14 @@
 apps ``fedrisk run`` uses in-process, from what each side may know:
 
 - the ServerApp (aggregator) gets the *public* job from the run config key
-  ``fedrisk-job`` (JSON: the scenario, party names, feature count, public weight bound,
-  DP plan, Paillier public key) and never loads customer data;
+  ``fedrisk-job`` (JSON: the scenario, party names, feature count, public weight bound
+  (a power of two), the DP plan without any bank's budget, Paillier public key) and
+  never loads customer data or learns a bank's size;
 - each ClientApp (a bank, on its own SuperNode) reads the same public job, its identity
   from the node config ``partition-id``, its own rows from the node config
   ``data-path`` (a ``.npz`` with ``X`` and ``y``, written by ``fedrisk run --engine
-  deployment``) and, in Paillier mode, the banks' key from ``paillier-key``.
+  deployment``), under record-level DP its own budget from ``dp-plan`` and, in Paillier
+  mode, the banks' key from ``paillier-key``.
 
 Vertical runs (public job ``"kind": "vertical"``) are handed to
 :mod:`fedrisk.deployment.vertical_apps`: the bank is the ServerApp, the data parties the
@@ -42,7 +44,7 @@ from phe import paillier
 from phe.paillier import PaillierPrivateKey
 
 from fedrisk.data.prepare import prepare_horizontal
-from fedrisk.deployment.bank_files import read_bank_rows, read_private_key
+from fedrisk.deployment.bank_files import read_bank_rows, read_dp_plan, read_private_key
 from fedrisk.deployment.result import PROGRESS_MARK, RESULT_MARK, encode_result, result_record
 from fedrisk.deployment.vertical_apps import bank_main, party_app
 from fedrisk.deployment.vertical_files import is_vertical
@@ -70,11 +72,10 @@ def public_job(job: HorizontalJob) -> dict[str, Any]:
         "scenario_toml": to_toml(job.scenario),
         "scenario_path": job.scenario.source_file,
         "party_names": list(server.party_names),
-        "bank_rows": [len(b.y) for b in job.banks],
         "bank_digests": [rows_digest(b) for b in job.banks],
         "n_features": job.n_features,
         "max_weight": server.max_weight,
-        "dp": job.dp.to_dict() if job.dp is not None else None,
+        "dp": server.dp.to_dict() if server.dp is not None else None,
         "paillier_n": str(setup.public_key.n) if setup is not None else None,
     }
 
@@ -92,7 +93,7 @@ def _paillier_setup(public: dict[str, Any], s: Scenario) -> PaillierSetup | None
         paillier.PaillierPublicKey(int(public["paillier_n"])),
         public["n_features"],
         len(public["party_names"]),
-        max(public["bank_rows"]),
+        public["max_weight"],  # a power of two: the layout it gives is the banks' own
         s.privacy.update_range,
         rate,
     )
@@ -115,17 +116,28 @@ def server_job_from(public: dict[str, Any]) -> ServerJob:
 
 
 def bank_job_from(
-    public: dict[str, Any], party: int, rows: BankData, private_key: PaillierPrivateKey | None
+    public: dict[str, Any],
+    party: int,
+    rows: BankData,
+    private_key: PaillierPrivateKey | None,
+    dp: DPPlan | None = None,
 ) -> HorizontalJob:
-    """One bank's job: its own rows; the other banks appear by name only."""
+    """One bank's job: its own rows and DP budget (``dp``, from its own files; else the
+    public plan); the other banks appear by name only."""
     s = _scenario(public)
+    dp = dp if dp is not None else _dp(public)
+    if dp is not None and dp.mode == "sample" and rows.name not in dp.parties:
+        raise ValueError(
+            f"{rows.name}: record-level DP needs this bank's own budget (node config "
+            "dp-plan, written by fedrisk data split); the public job carries none"
+        )
     empty = np.zeros((0, public["n_features"]))
     banks = tuple(
         rows if i == party else BankData(name, empty, np.zeros(0))
         for i, name in enumerate(public["party_names"])
     )
     return HorizontalJob(
-        s, banks, public["n_features"], _paillier_setup(public, s), private_key, _dp(public)
+        s, banks, public["n_features"], _paillier_setup(public, s), private_key, dp
     )
 
 
@@ -169,13 +181,18 @@ def _public(context: Context) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> ClientApp:
+def _bank_app(
+    public_text: str, party: int, data_path: str, key_path: str, dp_path: str
+) -> ClientApp:
     public = json.loads(public_text)
     name = public["party_names"][party]
+    dp = read_dp_plan(dp_path) if dp_path else None
     if data_path:
         rows = read_bank_rows(data_path, name)
-    else:  # `flwr run .`: derive this bank's rows from the scenario's data
-        rows = _job_from_scenario(str(public["scenario_path"])).banks[party]
+    else:  # `flwr run .`: derive this bank's rows (and budget) from the scenario's data
+        derived = _job_from_scenario(str(public["scenario_path"]))
+        rows = derived.banks[party]
+        dp = derived.dp.for_party(name) if derived.dp is not None else None
     expected = public["bank_digests"][party]
     if rows_digest(rows) != expected:
         raise ValueError(
@@ -184,7 +201,7 @@ def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> Cl
             f"{expected}); write them again with fedrisk data split"
         )
     key = read_private_key(key_path) if key_path else None
-    return make_client_app(bank_job_from(public, party, rows, key))
+    return make_client_app(bank_job_from(public, party, rows, key, dp))
 
 
 def _dispatch(msg: Message, context: Context) -> Message:
@@ -197,6 +214,7 @@ def _dispatch(msg: Message, context: Context) -> Message:
         int(cfg["partition-id"]),
         str(cfg.get("data-path", "")),
         str(cfg.get("paillier-key", "")),
+        str(cfg.get("dp-plan", "")),
     )
     return app(msg, context)
 

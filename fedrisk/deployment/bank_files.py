@@ -1,5 +1,6 @@
-"""The files a SuperNode is pointed at: one bank's rows and, in Paillier mode, the banks'
-key (never the aggregator's). Written by ``fedrisk run --engine deployment`` for a local
+"""The files a SuperNode is pointed at: one bank's rows, under record-level DP its own
+budget (its q_i = batch / n_i gives its size away, so not in the public job) and, in
+Paillier mode, the banks' key (never the aggregator's). Written by ``fedrisk run --engine deployment`` for a local
 federation and by ``fedrisk data split`` for SuperNodes on other machines."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from phe.paillier import PaillierPrivateKey
 
 from fedrisk.crypto.paillier import BankKeys, private_key_from_dict, private_key_to_dict
 from fedrisk.horizontal.job import BankData, HorizontalJob
+from fedrisk.privacy.plan import DPPlan
 
 KEY_FILE = "banks-paillier-key.json"
 
@@ -32,12 +34,18 @@ def write_bank_files(
     for i, bank in enumerate(job.banks):
         path = folder / f"{bank.name}.npz"
         np.savez(path, X=bank.X, y=bank.y)
+        dp_file = None
+        if job.dp is not None:
+            dp_file = folder / f"{bank.name}-dp.json"
+            dp_file.write_text(json.dumps(job.dp.for_party(bank.name).to_dict()), "utf-8")
+            dp_file.chmod(0o600)
         configs.append(
             {
                 "partition-id": i,
                 "num-partitions": len(job.banks),
                 "data-path": str(path),
                 **({"paillier-key": str(key_file)} if key_file else {}),
+                **({"dp-plan": str(dp_file)} if dp_file else {}),
             }
         )
     return configs
@@ -48,8 +56,12 @@ def read_bank_rows(path: str, name: str) -> BankData:
         return BankData(name, f["X"], f["y"])
 
 
+def read_dp_plan(path: str) -> DPPlan:
+    return DPPlan.from_dict(json.loads(open(path, encoding="utf-8").read()))
+
+
 def read_private_key(path: str) -> PaillierPrivateKey:
     return private_key_from_dict(json.loads(open(path, encoding="utf-8").read()))
 
 
-__all__ = ["KEY_FILE", "read_bank_rows", "read_private_key", "write_bank_files"]
+__all__ = ["KEY_FILE", "read_bank_rows", "read_dp_plan", "read_private_key", "write_bank_files"]

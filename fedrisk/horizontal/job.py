@@ -63,7 +63,7 @@ class HorizontalJob:
             self.n_features,
             public_max_weight(max(len(b.y) for b in self.banks)),
             self.paillier,
-            self.dp,
+            self.dp.public() if self.dp is not None else None,  # no bank's q_i
         )
 
 
@@ -74,7 +74,7 @@ class ServerJob:
     n_features: int
     max_weight: int  # public bound on any bank's example count (a power of 2)
     paillier: PaillierSetup | None = None  # public key and packing layout only
-    dp: DPPlan | None = None  # public
+    dp: DPPlan | None = None  # public: no per-bank budget (DPPlan.public)
 
 
 def client_rng(seed: int, party: int, rnd: int) -> np.random.Generator:

@@ -82,6 +82,29 @@ class DPPlan:
             },
         }
 
+    def public(self) -> DPPlan:
+        """The plan as the aggregator may hold it: mechanism, z, C, δ and accountant, no
+        per-bank budget. Under ``sample`` DP a bank's q_i = batch / n_i (and so its steps
+        and ε, and the binding bank's) would give its size away: those are NaN / empty
+        here; each bank keeps its own budget (:meth:`for_party`)."""
+        if self.mode != "sample":
+            return replace(self, parties={})
+        return replace(
+            self,
+            sample_rate=math.nan,
+            steps_per_round=0,
+            steps=0,
+            epsilon=math.nan,
+            epsilon_per_round=(),
+            binding_party=None,
+            parties={},
+        )
+
+    def for_party(self, name: str) -> DPPlan:
+        """What one bank holds: the public plan plus its own budget."""
+        own = {name: self.parties[name]} if name in self.parties else {}
+        return replace(self.public(), parties=own)
+
     def to_dict(self) -> dict:
         """Every field, for a party in another process to rebuild the plan exactly."""
         return {

@@ -1,6 +1,9 @@
 """Paillier and SecAgg+ aggregation: same model, and the aggregator provably blind."""
 
 import dataclasses
+import json
+import math
+import re
 import types
 
 import numpy as np
@@ -12,6 +15,7 @@ from phe.paillier import PaillierPrivateKey
 
 from fedrisk.crypto.paillier import VectorDecryptor, ciphertext_bytes, generate_keypair
 from fedrisk.data.prepare import prepare_horizontal
+from fedrisk.deployment.apps import public_job
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.engines import InProcessGrid
 from fedrisk.flower.recorder import ServerRecorder
@@ -401,3 +405,89 @@ def test_simulation_engine_matches_inprocess(mode, paillier_run, secagg_run, tmp
         sim["cost"]["bytes_per_round"] == inproc["cost"]["bytes_per_round"] or mode == "secagg"
     )  # SecAgg+ messages carry node ids, which differ by engine
     assert readable_updates_at_server(out) == []
+
+
+# --- nothing the aggregator need not know: no bank's size ----------------------------------
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def numbers_in(root) -> tuple[set[int], list[float]]:
+    """Every int and float reachable from ``root`` (numbers written in strings too)."""
+    ints, floats = set(), []
+    for obj in reachable(root):
+        if isinstance(obj, bool):
+            continue
+        if isinstance(obj, int):
+            ints.add(obj)
+        elif isinstance(obj, float):
+            floats.append(obj)
+        elif isinstance(obj, np.ndarray) and obj.dtype.kind in "iuf" and obj.size < 100_000:
+            for v in obj.ravel().tolist():
+                (ints.add if isinstance(v, int) else floats.append)(v)
+        elif isinstance(obj, str):
+            for text in NUMBER.findall(obj):
+                v = float(text)
+                floats.append(v)
+                if v.is_integer():
+                    ints.add(int(v))
+    return ints, floats
+
+
+def message_numbers(messages) -> tuple[set[int], list[float]]:
+    """The numbers in messages as they arrived: config and metric values, arrays."""
+    ints, floats = set(), []
+    for m in messages:
+        if not m.has_content():
+            continue
+        values = [v for rec in m.content.config_records.values() for v in rec.values()]
+        values += [v for rec in m.content.metric_records.values() for v in rec.values()]
+        values += [a.numpy() for rec in m.content.array_records.values() for a in rec.values()]
+        i, f = numbers_in(values)
+        ints |= i
+        floats += f
+    return ints, floats
+
+
+@pytest.mark.parametrize("mode", ["paillier", "secagg"])
+def test_the_aggregator_cannot_compute_a_banks_size(mode, tmp_path):
+    """(e) Under record-level DP a bank's q_i = batch / n_i would give n_i away. The
+    aggregator holds its ServerJob (and what its app and recorder reach), the public job
+    of the Deployment Engine, every message it received, and the run folder's
+    scenario.toml and transcript.jsonl: no bank's row count, q_i or ε_i is among their
+    numbers; the one size-related number is the public power-of-two weight bound.
+    (Plain FedAvg sends example counts by design; summary.json is the simulator's report
+    to the user, who plays every party, and is never sent to the aggregator.)"""
+    s = quick(
+        f"privacy.aggregation={mode}",
+        "privacy.key_bits=1024",
+        "privacy.dp=sample",
+        "privacy.target_epsilon=4",
+        "rounds=2",
+    )
+    job, server_app, _, grid, recorder = drive(s)
+    sizes = [len(b.y) for b in job.banks]
+    rates = [b.sample_rate for b in job.dp.parties.values()]
+    epsilons = [b.epsilon for b in job.dp.parties.values()]
+    assert rates == [s.model.batch_size / n for n in sizes]  # what it must not learn
+    server = job.server_side()
+    assert server.dp.parties == {} and server.dp.steps_per_round == 0
+    bound = server.max_weight
+    assert bound & (bound - 1) == 0 and bound // 2 < max(sizes) <= bound
+
+    out = tmp_path / "run"
+    run_scenario(s, out, show_progress=False)
+    files = [(out / name).read_text() for name in ("scenario.toml", "transcript.jsonl")]
+    held = [
+        numbers_in([server_app, recorder, server]),
+        numbers_in(json.loads(json.dumps(public_job(job)))),
+        message_numbers(grid.received),
+        numbers_in(files),
+    ]
+    for ints, floats in held:
+        assert not set(sizes) & ints
+        for secret in rates + epsilons:
+            assert not any(math.isclose(secret, v, rel_tol=1e-9) for v in floats)
+    # the checks are not vacuous: the harness's own report names every size
+    report = numbers_in((out / "summary.json").read_text())
+    assert set(sizes) <= report[0]
