@@ -121,7 +121,11 @@ def _run_bank(
     pos = {str(i): k for k, i in enumerate(job.ids)}
     rows = np.array([pos[i] for i in shared], dtype=np.int64)
     y_all = job.y[rows]
-    tr, te = split_indices(y_all, s.data.test_fraction, s.seed)
+    # under label DP the split is not stratified: every party is told it, so it (and the
+    # bank's z-scoring of its training rows) may not depend on the labels
+    tr, te = split_indices(
+        y_all if job.dp is None else np.zeros_like(y_all), s.data.test_fraction, s.seed
+    )
     train_ids = [shared[i] for i in tr]
     test_ids = [shared[i] for i in te]
     _ask(
