@@ -41,8 +41,9 @@ from flwr.serverapp import Grid, ServerApp
 from phe import paillier
 from phe.paillier import PaillierPrivateKey
 
+from fedrisk.crypto.threshold import KeyShare
 from fedrisk.data.prepare import prepare_horizontal
-from fedrisk.deployment.bank_files import read_bank_rows, read_private_key
+from fedrisk.deployment.bank_files import read_bank_key, read_bank_rows
 from fedrisk.deployment.result import PROGRESS_MARK, RESULT_MARK, encode_result, result_record
 from fedrisk.deployment.vertical_apps import bank_main, party_app
 from fedrisk.deployment.vertical_files import is_vertical
@@ -115,17 +116,28 @@ def server_job_from(public: dict[str, Any]) -> ServerJob:
 
 
 def bank_job_from(
-    public: dict[str, Any], party: int, rows: BankData, private_key: PaillierPrivateKey | None
+    public: dict[str, Any],
+    party: int,
+    rows: BankData,
+    private_key: PaillierPrivateKey | KeyShare | None,
 ) -> HorizontalJob:
-    """One bank's job: its own rows; the other banks appear by name only."""
+    """One bank's job: its own rows and key (a threshold key: its own share only); the
+    other banks appear by name only."""
     s = _scenario(public)
     empty = np.zeros((0, public["n_features"]))
     banks = tuple(
         rows if i == party else BankData(name, empty, np.zeros(0))
         for i, name in enumerate(public["party_names"])
     )
+    share = private_key if isinstance(private_key, KeyShare) else None
     return HorizontalJob(
-        s, banks, public["n_features"], _paillier_setup(public, s), private_key, _dp(public)
+        s,
+        banks,
+        public["n_features"],
+        _paillier_setup(public, s),
+        None if share else private_key,
+        _dp(public),
+        (share,) if share else None,
     )
 
 
@@ -183,7 +195,7 @@ def _bank_app(public_text: str, party: int, data_path: str, key_path: str) -> Cl
             f"scenario's split gives (fingerprint {rows_digest(rows)}, expected "
             f"{expected}); write them again with fedrisk data split"
         )
-    key = read_private_key(key_path) if key_path else None
+    key = read_bank_key(key_path) if key_path else None
     return make_client_app(bank_job_from(public, party, rows, key))
 
 
