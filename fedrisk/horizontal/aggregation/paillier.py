@@ -430,6 +430,12 @@ class PaillierFedAvg(BankFedAvg):
         return messages
 
     def aggregate_train(self, server_round: int, replies):
+        try:
+            return self._aggregate_train(server_round, replies)
+        finally:
+            self._grid = None  # held for the round only (an in-process grid holds the banks)
+
+    def _aggregate_train(self, server_round: int, replies):
         ok = self.answered(server_round, replies, asked=self._asked)
         if not ok:
             return None, None
