@@ -231,6 +231,11 @@ def identify(msg: Message, context: Context) -> Message:
     return _dispatch(msg, context)
 
 
+@client_app.query("decrypt")  # Paillier with a threshold key: a partial decryption
+def decrypt(msg: Message, context: Context) -> Message:
+    return _dispatch(msg, context)
+
+
 server_app = ServerApp()
 
 

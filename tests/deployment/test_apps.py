@@ -73,6 +73,12 @@ def test_flwr_run_dot_drives_a_scenario_file(tmp_path, monkeypatch, capsys):
     [
         ["rounds=3"],
         ["rounds=3", "privacy.aggregation=paillier", "privacy.key_bits=1024"],
+        [
+            "rounds=3",
+            "privacy.aggregation=paillier",
+            "privacy.key_bits=1024",
+            "privacy.key=threshold",
+        ],
         ["rounds=3", "privacy.dp=sample", "privacy.target_epsilon=4", "federation.dropout=0.3"],
     ],
 )
@@ -95,8 +101,18 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
     assert len(text) < 20_000  # metadata, not 24,000 customers' rows
     if keys is not None:  # the aggregator's config holds the public key only
         assert str(keys.public_key.n) in text
-        assert str(keys.private_key.p) not in text and str(keys.private_key.q) not in text
+        secrets_ = (
+            [str(sh.secret) for sh in keys.shares] + [keys.shares[0].blind_seed.hex()]
+            if keys.shares
+            else [str(keys.private_key.p), str(keys.private_key.q)]
+        )
+        assert not any(x in text for x in secrets_)
     configs = write_bank_files(tmp_path / "banks", job, keys)
+    if keys is not None and keys.shares:  # threshold: each SuperNode gets its own share
+        files = [json.loads(open(c["paillier-key"]).read()) for c in configs]
+        assert [f["index"] for f in files] == [1, 2, 3, 4, 5]
+        assert [f["secret"] for f in files] == [str(sh.secret) for sh in keys.shares]
+        assert len({c["paillier-key"] for c in configs}) == 5
     record = drive(
         monkeypatch, capsys, len(job.banks), {"fedrisk-job": json.dumps(public)}, configs
     )

@@ -168,3 +168,21 @@ def test_threshold_key_needs_paillier(mode):
         load_scenario(
             SCENARIOS / "quickstart.toml", [f"privacy.aggregation={mode}", "privacy.key=threshold"]
         )
+
+
+def test_the_aggregator_never_holds_a_key_share():
+    from fedrisk.crypto.threshold import KeyShare, ShareDecryptor
+    from tests.horizontal.test_secure_aggregation import drive, reachable
+
+    job, server_app, client_app, grid, recorder = drive(
+        quick("rounds=2", "privacy.key=threshold", "privacy.key_bits=1024")
+    )
+
+    def holds_share(root):
+        return any(isinstance(o, (KeyShare, ShareDecryptor)) for o in reachable(root))
+
+    assert holds_share(client_app)
+    assert not holds_share(server_app) and not holds_share(recorder)
+    configs = [m.content.config_records.get("config") for m in grid.received]
+    partials = [c for c in configs if c is not None and "partials" in c]
+    assert len(partials) == 10  # 5 banks x 2 rounds
