@@ -15,6 +15,18 @@ Each round:
 Nothing the aggregator receives is readable without the private key: no counts, no
 losses, no metrics. It learns only who took part and message sizes.
 
+Banks check every aggregate before using it (:func:`decode_aggregate`): the decrypted
+count slot must equal the contributors claimed and reach the quorum, so a lone bank's
+ciphertext forwarded as an "aggregate" stops the run; and the ``participants`` their
+client-DP noise share divides by must lie in [1, number of banks].
+
+With ``privacy.key = 'threshold'`` (:mod:`fedrisk.crypto.threshold`) no bank holds the
+private key: after aggregating, the aggregator sends the aggregate to every connected
+bank (a ``decrypt`` query), each returns its partial decryption of the aggregate blinded
+by a mask only the banks know, and the aggregator relays t of them with the aggregate in
+the next round's messages; each bank combines them and removes the mask. Fewer than t
+partial decryptions stop the run (QuorumError).
+
 With client-level DP (``dp = 'client'``) banks are Poisson-sampled, weigh equally, clip
 their deltas and each adds its share of the Gaussian noise before encrypting; the model
 moves by the decrypted noisy sum over the expected number of participants.
