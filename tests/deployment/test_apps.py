@@ -168,3 +168,20 @@ def test_a_bank_given_rows_from_another_split_is_refused(tmp_path, monkeypatch, 
     assert "bank_2: its rows" in record["error"]
     assert "are not the ones this scenario's split gives" in record["error"]
     assert record["error_kind"] == "protocol"
+
+
+def test_data_split_gives_each_bank_only_its_threshold_key_share(tmp_path):
+    from fedrisk.deployment.options import DeploymentOptions
+    from fedrisk.runs.split import split_for_supernodes
+    from fedrisk.scenario import load_scenario
+
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["privacy.aggregation=paillier", "privacy.key=threshold", "privacy.key_bits=1024"],
+    )
+    text = split_for_supernodes(s, tmp_path / "banks")
+    for i in range(1, 6):
+        assert f'paillier-key="{tmp_path / "banks"}/bank_{i}-paillier-key-share.json"' in text
+    assert not (tmp_path / "banks" / "banks-paillier-key.json").exists()
+    keys = DeploymentOptions(bank_files=tmp_path / "banks").bank_keys(s)
+    assert keys.private_key is None and [sh.index for sh in keys.shares] == [1, 2, 3, 4, 5]
