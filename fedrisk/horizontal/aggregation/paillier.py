@@ -112,11 +112,11 @@ def bank_secret(job: HorizontalJob, party: int):
     return job.key_share(party) if job.threshold else job.private_key
 
 
-def round_shares(cfg: ConfigRecord, i: int, k: int) -> dict[int, list[int]]:
+def round_shares(cfg: ConfigRecord, i: int, k: int, t: int) -> dict[int, list[int]]:
     """The partial decryptions relayed with the ``i``-th missed aggregate: bank index ->
-    its ``k`` partials (the aggregator sends t banks' partials per aggregate)."""
+    its ``k`` partials (t banks' partials per aggregate; t is the bank's own knowledge of
+    its key, not the aggregator's word)."""
     banks = [int(b) for b in cfg.get("partial-banks", [])]
-    t = int(cfg.get("partial-threshold", 0))
     blobs = list(cfg.get("partials", []))
     chosen = banks[i * t : (i + 1) * t]
     return {
@@ -281,7 +281,9 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
             cipher,
             min_contributors=1 if client_dp(job) else job.scenario.quorum,
             max_contributors=claimed.get(str(agg_round), len(job.banks)),
-            shares=round_shares(cfg, i, k) if job.threshold else None,
+            shares=(
+                round_shares(cfg, i, k, job.key_share(party).threshold) if job.threshold else None
+            ),
         )
         done = agg_round
     context.state[GLOBAL_KEY] = ArrayRecord({"params": Array(global_params)})
