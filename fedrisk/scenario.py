@@ -24,6 +24,7 @@ from fedrisk.horizontal.aggregation import MODES as AGGREGATION_MODES
 _ENGINES = ("inprocess", "simulation", "deployment")
 _KINDS = ("horizontal", "vertical")
 _OBFUSCATIONS = ("full", "djn")
+_KEY_MODES = ("shared", "threshold")
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
 _PARTITIONS = ("iid", "dirichlet", "quantity")
 _AGGREGATIONS = tuple(AGGREGATION_MODES)
@@ -212,6 +213,13 @@ class PrivacyConfig:
         "(short-exponent, Damgård-Jurik-Nielsen: ~8x faster, extra "
         "assumption)",
         choices=_OBFUSCATIONS,
+    )
+    key: str = _spec(
+        "shared",
+        "paillier: who can decrypt: 'shared' (every bank holds the private key) or "
+        "'threshold' (each bank holds a share; a majority of the banks must cooperate "
+        "to decrypt an aggregate, so fewer cannot read an update)",
+        choices=_KEY_MODES,
     )
     secagg_threshold: float | None = _spec(
         None,
@@ -526,6 +534,11 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
             f"{where}: privacy.aggregation: {mode.name!r} "
             f"needs at least {mode.min_banks} banks, federation.banks is "
             f"{s.federation.banks}"
+        )
+    if p.key != "shared" and (s.federation.kind != "horizontal" or not mode.bank_keys):
+        raise ScenarioError(
+            f"{where}: privacy.key: {p.key!r} is for horizontal runs with aggregation "
+            f"'paillier', not {s.federation.kind} with {p.aggregation!r}"
         )
     if not s.name.strip() or any(c in s.name for c in "/\\\0"):
         raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")

@@ -229,11 +229,17 @@ class VectorDecryptor:
 
 @dataclass(frozen=True)
 class BankKeys:
-    """The banks' shared key pair, and the switch of their obfuscator precomputation."""
+    """The banks' keys, and the switch of their obfuscator precomputation.
+
+    ``key = 'shared'``: one private key every bank holds. ``key = 'threshold'``:
+    ``private_key`` is None and ``shares[i]`` is bank i's share of the threshold key
+    (:class:`fedrisk.crypto.threshold.KeyShare`), which only bank i may be given."""
 
     public_key: PaillierPublicKey
-    private_key: PaillierPrivateKey
+    private_key: PaillierPrivateKey | None
     stop_precompute: threading.Event
+    shares: tuple | None = None  # threshold key: bank i's KeyShare at i
+    dealer_seconds: float = 0.0
 
 
 def bank_key_ceremony(bits: int, banks: list[str], rounds: int) -> BankKeys:

@@ -43,8 +43,9 @@ from flwr.serverapp import Grid, ServerApp
 from phe import paillier
 from phe.paillier import PaillierPrivateKey
 
+from fedrisk.crypto.threshold import KeyShare
 from fedrisk.data.prepare import prepare_horizontal
-from fedrisk.deployment.bank_files import read_bank_rows, read_dp_plan, read_private_key
+from fedrisk.deployment.bank_files import read_bank_key, read_bank_rows, read_dp_plan
 from fedrisk.deployment.result import PROGRESS_MARK, RESULT_MARK, encode_result, result_record
 from fedrisk.deployment.vertical_apps import bank_main, party_app
 from fedrisk.deployment.vertical_files import is_vertical
@@ -119,11 +120,12 @@ def bank_job_from(
     public: dict[str, Any],
     party: int,
     rows: BankData,
-    private_key: PaillierPrivateKey | None,
+    private_key: PaillierPrivateKey | KeyShare | None,
     dp: DPPlan | None = None,
 ) -> HorizontalJob:
-    """One bank's job: its own rows and DP budget (``dp``, from its own files; else the
-    public plan); the other banks appear by name only."""
+    """One bank's job: its own rows, key (a threshold key: its own share only) and DP
+    budget (``dp``, from its own files; else the public plan); the other banks appear by
+    name only."""
     s = _scenario(public)
     dp = dp if dp is not None else _dp(public)
     if dp is not None and dp.mode == "sample" and rows.name not in dp.parties:
@@ -136,8 +138,15 @@ def bank_job_from(
         rows if i == party else BankData(name, empty, np.zeros(0))
         for i, name in enumerate(public["party_names"])
     )
+    share = private_key if isinstance(private_key, KeyShare) else None
     return HorizontalJob(
-        s, banks, public["n_features"], _paillier_setup(public, s), private_key, dp
+        s,
+        banks,
+        public["n_features"],
+        _paillier_setup(public, s),
+        None if share else private_key,
+        dp,
+        (share,) if share else None,
     )
 
 
@@ -200,7 +209,7 @@ def _bank_app(
             f"scenario's split gives (fingerprint {rows_digest(rows)}, expected "
             f"{expected}); write them again with fedrisk data split"
         )
-    key = read_private_key(key_path) if key_path else None
+    key = read_bank_key(key_path) if key_path else None
     return make_client_app(bank_job_from(public, party, rows, key, dp))
 
 
@@ -234,6 +243,11 @@ def train(msg: Message, context: Context) -> Message:
 
 @client_app.query("identify")
 def identify(msg: Message, context: Context) -> Message:
+    return _dispatch(msg, context)
+
+
+@client_app.query("decrypt")  # Paillier with a threshold key: a partial decryption
+def decrypt(msg: Message, context: Context) -> Message:
     return _dispatch(msg, context)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from phe.paillier import PaillierPrivateKey
 
 from fedrisk.crypto.paillier import BankKeys, private_key_from_dict, private_key_to_dict
+from fedrisk.crypto.threshold import KeyShare
 from fedrisk.horizontal.job import BankData, HorizontalJob
 from fedrisk.privacy.plan import DPPlan
 
@@ -26,7 +27,7 @@ def write_bank_files(
     alone is given; returns the SuperNodes' node configs."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = None
-    if keys is not None:
+    if keys is not None and keys.shares is None:
         key_file = folder / KEY_FILE
         key_file.write_text(json.dumps(private_key_to_dict(keys.private_key)), encoding="utf-8")
         key_file.chmod(0o600)
@@ -39,16 +40,26 @@ def write_bank_files(
             dp_file = folder / f"{bank.name}-dp.json"
             dp_file.write_text(json.dumps(job.dp.for_party(bank.name).to_dict()), "utf-8")
             dp_file.chmod(0o600)
+        bank_key = key_file
+        if keys is not None and keys.shares is not None:  # threshold: its own share only
+            bank_key = folder / share_file(bank.name)
+            bank_key.write_text(json.dumps(keys.shares[i].to_dict()), encoding="utf-8")
+            bank_key.chmod(0o600)
         configs.append(
             {
                 "partition-id": i,
                 "num-partitions": len(job.banks),
                 "data-path": str(path),
-                **({"paillier-key": str(key_file)} if key_file else {}),
+                **({"paillier-key": str(bank_key)} if bank_key else {}),
                 **({"dp-plan": str(dp_file)} if dp_file else {}),
             }
         )
     return configs
+
+
+def share_file(bank: str) -> str:
+    """The file of one bank's share of a threshold key (only its SuperNode reads it)."""
+    return f"{bank}-paillier-key-share.json"
 
 
 def read_bank_rows(path: str, name: str) -> BankData:
@@ -64,4 +75,18 @@ def read_private_key(path: str) -> PaillierPrivateKey:
     return private_key_from_dict(json.loads(open(path, encoding="utf-8").read()))
 
 
-__all__ = ["KEY_FILE", "read_bank_rows", "read_dp_plan", "read_private_key", "write_bank_files"]
+def read_bank_key(path: str) -> PaillierPrivateKey | KeyShare:
+    """A bank's key file: the banks' shared private key, or its threshold key share."""
+    stored = json.loads(open(path, encoding="utf-8").read())
+    return KeyShare.from_dict(stored) if "secret" in stored else private_key_from_dict(stored)
+
+
+__all__ = [
+    "KEY_FILE",
+    "read_bank_key",
+    "read_bank_rows",
+    "read_dp_plan",
+    "read_private_key",
+    "share_file",
+    "write_bank_files",
+]

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedrisk.crypto.paillier import BankKeys
-from fedrisk.deployment.bank_files import KEY_FILE, read_private_key
+from fedrisk.crypto.threshold import KeyShare
+from fedrisk.deployment.bank_files import KEY_FILE, read_bank_key, read_private_key, share_file
 from fedrisk.errors import InputError
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.scenario import Scenario
@@ -26,6 +27,8 @@ class DeploymentOptions:
         """The banks' Paillier key from the bank files (None without Paillier)."""
         if not _banks_share_a_key(s):
             return None
+        if s.privacy.key == "threshold":  # the banks' side of the harness: every share
+            return self._threshold_keys(s)
         path = self.bank_files / KEY_FILE
         try:
             private = read_private_key(str(path))
@@ -35,6 +38,21 @@ class DeploymentOptions:
                 "written by fedrisk data split"
             ) from None
         return BankKeys(private.public_key, private, threading.Event())
+
+    def _threshold_keys(self, s: Scenario) -> BankKeys:
+        shares = []
+        for name in s.bank_names():
+            path = self.bank_files / share_file(name)
+            try:
+                shares.append(read_bank_key(str(path)))
+            except (OSError, ValueError, KeyError, TypeError):
+                raise InputError(
+                    f"--bank-files {self.bank_files}: {path.name} is not a key share "
+                    "written by fedrisk data split"
+                ) from None
+        if not all(isinstance(sh, KeyShare) for sh in shares):
+            raise InputError(f"--bank-files {self.bank_files}: not a threshold key's shares")
+        return BankKeys(shares[0].public_key, None, threading.Event(), tuple(shares))
 
     @classmethod
     def from_cli(

@@ -31,15 +31,27 @@ def party_errors_mod(job: HorizontalJob):
 
 
 def fedavg_client_app(
-    job: HorizontalJob, faults: FaultPlan, mods: list, handler: TrainHandler
+    job: HorizontalJob,
+    faults: FaultPlan,
+    mods: list,
+    handler: TrainHandler,
+    queries: dict[str, TrainHandler] | None = None,
 ) -> ClientApp:
     """A bank's ClientApp: faults injected first, errors named, then ``mods`` (closest to
-    the bank: tests tamper with what it sends), then ``handler`` for each round."""
+    the bank: tests tamper with what it sends), then ``handler`` for each round, and
+    ``queries`` (action name -> handler) for a mode's extra exchanges."""
     app = ClientApp(mods=[fault_mod(faults, message_round), party_errors_mod(job), *mods])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         return handler(job, int(context.node_config["partition-id"]), msg, context)
+
+    for action, query_handler in (queries or {}).items():
+
+        def query(msg: Message, context: Context, run=query_handler) -> Message:
+            return run(job, int(context.node_config["partition-id"]), msg, context)
+
+        app.query(action)(query)
 
     @app.query("identify")
     def identify(msg: Message, context: Context) -> Message:

@@ -14,6 +14,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord
 from phe.paillier import PaillierPrivateKey
 
+from fedrisk.crypto.threshold import KeyShare
 from fedrisk.horizontal.layout import PaillierSetup, public_max_weight
 from fedrisk.models.logistic import SGDConfig
 from fedrisk.privacy.plan import DPPlan
@@ -49,6 +50,20 @@ class HorizontalJob:
     paillier: PaillierSetup | None = None  # public parameters of the packing
     private_key: PaillierPrivateKey | None = None  # the banks' Paillier private key
     dp: DPPlan | None = None  # noise multiplier, clip norm, rates
+    key_shares: tuple[KeyShare, ...] | None = None  # threshold key: only the banks' own
+
+    @property
+    def threshold(self) -> bool:
+        """The banks hold shares of a threshold key instead of one private key."""
+        return self.key_shares is not None
+
+    def key_share(self, party: int) -> KeyShare:
+        """Bank ``party``'s share of the threshold key (its Shamir index is party + 1)."""
+        assert self.key_shares is not None
+        for share in self.key_shares:
+            if share.index == party + 1:
+                return share
+        raise KeyError(f"{self.banks[party].name} holds no share of the threshold key")
 
     @property
     def sgd(self) -> SGDConfig:

@@ -30,7 +30,13 @@ def bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> Horizont
             client_rate,
         )
     return HorizontalJob(
-        s, banks, data.train.n_features, setup, keys.private_key if keys else None, dp
+        s,
+        banks,
+        data.train.n_features,
+        setup,
+        keys.private_key if keys else None,
+        dp,
+        keys.shares if keys else None,
     )
 
 

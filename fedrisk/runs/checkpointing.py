@@ -11,6 +11,7 @@ from fedrisk.crypto.paillier import (
     private_key_from_dict,
     private_key_to_dict,
 )
+from fedrisk.crypto.threshold import KeyShare
 from fedrisk.errors import InputError
 from fedrisk.flower.checkpoint import Checkpoint, TranscriptLog, write_checkpoint
 from fedrisk.flower.recorder import ServerRecorder
@@ -36,7 +37,11 @@ def checkpointer(
     )
     transcript = TranscriptLog(folder, kept_rows)
     bank_keys = None
-    if keys is not None:  # the banks' own secret, in their half of the checkpoint
+    if keys is not None and keys.shares is not None:  # threshold: each bank's own share
+        bank_keys = {
+            "threshold": {name: sh.to_dict() for name, sh in zip(s.bank_names(), keys.shares)}
+        }
+    elif keys is not None:  # the banks' own secret, in their half of the checkpoint
         bank_keys = private_key_to_dict(keys.private_key)
 
     def save(rnd: int, arrays) -> None:
@@ -74,6 +79,11 @@ def check_same_data(resume: Checkpoint, job: HorizontalJob, out: Path) -> None:
 
 
 def keys_from_checkpoint(s: Scenario, stored: dict) -> BankKeys:
+    if "threshold" in stored:  # each bank's share of the threshold key, by bank name
+        shares = tuple(KeyShare.from_dict(stored["threshold"][name]) for name in s.bank_names())
+        public = shares[0].public_key
+        stop = precompute_in_background(list(s.bank_names()), public, s.rounds)
+        return BankKeys(public, None, stop, shares)
     private = private_key_from_dict(stored)
     public = private.public_key
     return BankKeys(

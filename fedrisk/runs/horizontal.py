@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fedrisk.crypto.paillier import BankKeys, VectorCipher, VectorDecryptor
+from fedrisk.crypto.threshold import ShareDecryptor
 from fedrisk.data.prepare import PreparedData, prepare_horizontal
 from fedrisk.errors import InputError
 from fedrisk.evaluation import score_metrics
@@ -293,17 +294,37 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score:
     """The banks' side of the harness replays the decryptions every bank made, to score
     each round's model (the aggregator never could)."""
     setup = job.paillier
-    cipher, decryptor = VectorCipher(setup.public_key), VectorDecryptor(job.private_key)
+    cipher = VectorCipher(setup.public_key)
+    decryptor = (  # threshold key: combine the t partials the banks were sent
+        ShareDecryptor(job.key_shares[0]) if job.threshold else VectorDecryptor(job.private_key)
+    )
     params = np.zeros(setup.n_params)
     for log in recorder.rounds:
         record = recorder.opaque.get(log.round)
         if record is not None:  # else nobody took part: the model did not move
             blobs = chunks(record["aggregate"].numpy().tobytes(), setup.width)
             params = params + decode_aggregate(
-                setup, decryptor, blobs, int(record["contributors"].numpy()[0]), log.round, cipher
+                setup,
+                decryptor,
+                blobs,
+                int(record["contributors"].numpy()[0]),
+                log.round,
+                cipher,
+                shares=relayed_partials(record, setup) if job.threshold else None,
             )
         log.test = score(params)
     recorder.final_params = params
+
+
+def relayed_partials(record, setup) -> dict[int, list[int]]:
+    """The t banks' partial decryptions kept with a round's aggregate (threshold key)."""
+    banks = [int(b) for b in record["partial-banks"].numpy()]
+    flat = chunks(record["partials"].numpy().tobytes(), setup.width)
+    k = setup.n_ciphertexts
+    return {
+        b: [int.from_bytes(x, "big") for x in flat[j * k : (j + 1) * k]]
+        for j, b in enumerate(banks)
+    }
 
 
 def chunks(raw: bytes, width: int) -> list[bytes]:

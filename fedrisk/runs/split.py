@@ -37,13 +37,14 @@ def split_for_supernodes(s: Scenario, out: Path) -> str:
         keys.stop_precompute.set()
     configs = staged_folder(out, lambda stage: write_bank_files(stage, job, keys))
     lines = [
-        f"{len(configs)} banks in {out}; copy each bank's files (and {KEY_FILE}, if "
-        "any) to its machine and start its SuperNode with:"
+        f"{len(configs)} banks in {out}; copy each bank's files (and {KEY_FILE}, or with "
+        "a threshold key the bank's own key share, if any) to its machine and start its "
+        "SuperNode with:"
     ]
     for bank, cfg in zip(job.banks, configs):
         cfg = {**cfg, "data-path": str(out.resolve() / Path(cfg["data-path"]).name)}
-        if "paillier-key" in cfg:
-            cfg["paillier-key"] = str(out.resolve() / KEY_FILE)
+        if "paillier-key" in cfg:  # the banks' key, or (threshold) this bank's own share
+            cfg["paillier-key"] = str(out.resolve() / Path(cfg["paillier-key"]).name)
         if "dp-plan" in cfg:  # the bank's own DP budget: its q_i gives its size away
             cfg["dp-plan"] = str(out.resolve() / Path(cfg["dp-plan"]).name)
         text = " ".join(f"{k}={json.dumps(v)}" for k, v in cfg.items())

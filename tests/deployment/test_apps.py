@@ -73,6 +73,12 @@ def test_flwr_run_dot_drives_a_scenario_file(tmp_path, monkeypatch, capsys):
     [
         ["rounds=3"],
         ["rounds=3", "privacy.aggregation=paillier", "privacy.key_bits=1024"],
+        [
+            "rounds=3",
+            "privacy.aggregation=paillier",
+            "privacy.key_bits=1024",
+            "privacy.key=threshold",
+        ],
         ["rounds=3", "privacy.dp=sample", "privacy.target_epsilon=4", "federation.dropout=0.3"],
     ],
 )
@@ -95,8 +101,18 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
     assert len(text) < 20_000  # metadata, not 24,000 customers' rows
     if keys is not None:  # the aggregator's config holds the public key only
         assert str(keys.public_key.n) in text
-        assert str(keys.private_key.p) not in text and str(keys.private_key.q) not in text
+        secrets_ = (
+            [str(sh.secret) for sh in keys.shares] + [keys.shares[0].blind_seed.hex()]
+            if keys.shares
+            else [str(keys.private_key.p), str(keys.private_key.q)]
+        )
+        assert not any(x in text for x in secrets_)
     configs = write_bank_files(tmp_path / "banks", job, keys)
+    if keys is not None and keys.shares:  # threshold: each SuperNode gets its own share
+        files = [json.loads(open(c["paillier-key"]).read()) for c in configs]
+        assert [f["index"] for f in files] == [1, 2, 3, 4, 5]
+        assert [f["secret"] for f in files] == [str(sh.secret) for sh in keys.shares]
+        assert len({c["paillier-key"] for c in configs}) == 5
     record = drive(
         monkeypatch, capsys, len(job.banks), {"fedrisk-job": json.dumps(public)}, configs
     )
@@ -152,3 +168,20 @@ def test_a_bank_given_rows_from_another_split_is_refused(tmp_path, monkeypatch, 
     assert "bank_2: its rows" in record["error"]
     assert "are not the ones this scenario's split gives" in record["error"]
     assert record["error_kind"] == "protocol"
+
+
+def test_data_split_gives_each_bank_only_its_threshold_key_share(tmp_path):
+    from fedrisk.deployment.options import DeploymentOptions
+    from fedrisk.runs.split import split_for_supernodes
+    from fedrisk.scenario import load_scenario
+
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["privacy.aggregation=paillier", "privacy.key=threshold", "privacy.key_bits=1024"],
+    )
+    text = split_for_supernodes(s, tmp_path / "banks")
+    for i in range(1, 6):
+        assert f'paillier-key="{tmp_path / "banks"}/bank_{i}-paillier-key-share.json"' in text
+    assert not (tmp_path / "banks" / "banks-paillier-key.json").exists()
+    keys = DeploymentOptions(bank_files=tmp_path / "banks").bank_keys(s)
+    assert keys.private_key is None and [sh.index for sh in keys.shares] == [1, 2, 3, 4, 5]

@@ -44,6 +44,12 @@ CASES = {
         "federation.dropout=0.2",
         "federation.min_parties=1",
     ],
+    "paillier-threshold-dropout": [
+        "privacy.aggregation=paillier",
+        "privacy.key_bits=1024",
+        "privacy.key=threshold",
+        "federation.dropout=0.2",
+    ],
 }
 
 
@@ -81,6 +87,28 @@ def test_the_checkpoint_keeps_the_banks_secrets_apart(tmp_path):
     text = (folder / "checkpoint.json").read_text()
     assert str(p) not in text and str(q) not in text  # the aggregator's half has no key
     assert set(server["strategy"]["history"]) == {"1", "2"}
+
+
+def test_the_checkpoint_keeps_each_banks_threshold_share_in_the_banks_half(tmp_path):
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        [
+            "rounds=3",
+            "privacy.aggregation=paillier",
+            "privacy.key_bits=1024",
+            "privacy.key=threshold",
+        ],
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(s, tmp_path / "cut", show_progress=False, client_mods=[interrupt_at(3)])
+    folder = tmp_path / ".cut.incomplete" / "checkpoint"
+    server = json.loads((folder / "checkpoint.json").read_text())
+    shares = json.loads((folder / "banks.json").read_text())["keys"]["threshold"]
+    assert sorted(shares) == [f"bank_{i}" for i in range(1, 6)]
+    assert [shares[f"bank_{i}"]["index"] for i in range(1, 6)] == [1, 2, 3, 4, 5]
+    text = (folder / "checkpoint.json").read_text()
+    assert not any(sh["secret"] in text or sh["blind_seed"] in text for sh in shares.values())
+    assert set(server["strategy"]["partials"]) == {"1", "2"}
 
 
 @pytest.mark.slow

@@ -15,6 +15,18 @@ Each round:
 Nothing the aggregator receives is readable without the private key: no counts, no
 losses, no metrics. It learns only who took part and message sizes.
 
+Banks check every aggregate before using it (:func:`decode_aggregate`): the decrypted
+count slot must equal the contributors claimed and reach the quorum, so a lone bank's
+ciphertext forwarded as an "aggregate" stops the run; and the ``participants`` their
+client-DP noise share divides by must lie in [1, number of banks].
+
+With ``privacy.key = 'threshold'`` (:mod:`fedrisk.crypto.threshold`) no bank holds the
+private key: after aggregating, the aggregator sends the aggregate to every connected
+bank (a ``decrypt`` query), each returns its partial decryption of the aggregate blinded
+by a mask only the banks know, and the aggregator relays t of them with the aggregate in
+the next round's messages; each bank combines them and removes the mask. Fewer than t
+partial decryptions stop the run (QuorumError).
+
 With client-level DP (``dp = 'client'``) banks are Poisson-sampled, weigh equally, clip
 their deltas and each adds its share of the Gaussian noise before encrypting; the model
 moves by the decrypted noisy sum over the expected number of participants.
@@ -46,9 +58,10 @@ from fedrisk.crypto.paillier import (
     VectorCipher,
     VectorDecryptor,
 )
-from fedrisk.errors import ProtocolError
+from fedrisk.crypto.threshold import KeyShare, ShareDecryptor, default_threshold
+from fedrisk.errors import ProtocolError, QuorumError
 from fedrisk.flower.checkpoint import Checkpoint
-from fedrisk.flower.faults import FaultPlan
+from fedrisk.flower.faults import FaultPlan, is_lost
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.client import fedavg_client_app
 from fedrisk.horizontal.client_dp import bank_noise_share, sample_banks
@@ -61,6 +74,13 @@ from fedrisk.privacy.plan import DPPlan
 
 GLOBAL_KEY = "fedrisk.global"
 PROGRESS_KEY = "fedrisk.progress"
+DECRYPT_QUERY = "decrypt"
+DECRYPT = f"{MessageType.QUERY}.{DECRYPT_QUERY}"  # threshold key: a partial decryption
+PARTICIPANTS_KEY = "fedrisk.participants"  # round -> participants the aggregator claimed
+
+
+def client_dp(job: HorizontalJob) -> bool:
+    return job.dp is not None and job.dp.mode == "client"
 
 
 # --- the banks' side ---------------------------------------------------------------------
@@ -71,13 +91,19 @@ _BANK_CRYPTO_LOCK = threading.Lock()  # banks may run in parallel threads
 
 def bank_crypto(
     party: str, setup: PaillierSetup, private_key
-) -> tuple[VectorCipher, VectorDecryptor]:
-    """This process's cipher objects for a bank (kept so timings and pools persist)."""
+) -> tuple[VectorCipher, VectorDecryptor | ShareDecryptor]:
+    """This process's cipher objects for a bank (kept so timings and pools persist);
+    ``private_key`` is the shared private key, or the bank's own threshold KeyShare."""
     key = (party, setup.public_key.n)
     with _BANK_CRYPTO_LOCK:
         if key not in _BANK_CRYPTO:
             pool = ObfuscatorPool.shared(party, setup.public_key)
-            _BANK_CRYPTO[key] = (VectorCipher(setup.public_key, pool), VectorDecryptor(private_key))
+            decryptor = (
+                ShareDecryptor(private_key)
+                if isinstance(private_key, KeyShare)
+                else VectorDecryptor(private_key)
+            )
+            _BANK_CRYPTO[key] = (VectorCipher(setup.public_key, pool), decryptor)
         return _BANK_CRYPTO[key]
 
 
@@ -96,6 +122,53 @@ def clipped_values(parties, setup: PaillierSetup) -> dict[int, int] | None:
         for rnd, count in _CLIPPED.get(key, {}).items():
             out[rnd] = out.get(rnd, 0) + count
     return dict(sorted(out.items()))
+
+
+def bank_secret(job: HorizontalJob, party: int):
+    """What bank ``party`` decrypts with: the shared private key or its own key share."""
+    return job.key_share(party) if job.threshold else job.private_key
+
+
+def round_shares(cfg: ConfigRecord, i: int, k: int, t: int) -> dict[int, list[int]]:
+    """The partial decryptions relayed with the ``i``-th missed aggregate: bank index ->
+    its ``k`` partials (t banks' partials per aggregate; t is the bank's own knowledge of
+    its key, not the aggregator's word)."""
+    banks = [int(b) for b in cfg.get("partial-banks", [])]
+    blobs = list(cfg.get("partials", []))
+    chosen = banks[i * t : (i + 1) * t]
+    return {
+        b: [int.from_bytes(x, "big") for x in blobs[(i * t + j) * k : (i * t + j + 1) * k]]
+        for j, b in enumerate(chosen)
+    }
+
+
+def paillier_decrypt(job: HorizontalJob, party: int, msg: Message, context: Context) -> Message:
+    """A bank's partial decryption of a round's (blinded) aggregate, under a threshold key.
+
+    The bank cannot check the aggregate before it decrypts it partially (only t partials
+    open it); it checks the count slot when it combines, before it uses the model."""
+    setup = job.paillier
+    assert setup is not None and job.threshold
+    bank = job.banks[party]
+    cfg = msg.content["config"]
+    rnd = int(cfg["server-round"])
+    cipher, decryptor = bank_crypto(bank.name, setup, bank_secret(job, party))
+    cts = cipher.from_bytes(list(cfg["aggregate"]), setup.n_ciphertexts)
+    partials = decryptor.partial_decrypt(cts, rnd)
+    return Message(
+        RecordDict(
+            {
+                "config": ConfigRecord(
+                    {
+                        "party": bank.name,
+                        "share-index": job.key_share(party).index,
+                        "partials": cipher.to_bytes(partials),
+                    }
+                )
+            }
+        ),
+        reply_to=msg,
+    )
 
 
 def crypto_seconds(parties, setup: PaillierSetup) -> dict[str, float] | None:
@@ -118,15 +191,31 @@ def decode_aggregate(
     contributors: int,
     rnd: int,
     cipher: VectorCipher,
+    min_contributors: int = 1,
+    max_contributors: int | None = None,
+    shares: dict[int, list] | None = None,
 ) -> np.ndarray:
     """Decrypt an aggregate and return the model change, or raise ProtocolError.
 
     Checks what a legal sum of ``contributors`` encodings must satisfy; a ciphertext made
-    under another key or corrupted on the way decrypts to noise and fails them.
+    under another key or corrupted on the way decrypts to noise and fails them. The count
+    slot (each bank packs a 1) must equal the contributors the aggregator claims, and lie
+    in [``min_contributors``, ``max_contributors``]: a lone bank's ciphertext forwarded
+    as an "aggregate" decodes to a count of 1 and cannot pass a quorum of 2 or more.
+    With a threshold key, ``decryptor`` combines the banks' partial decryptions
+    ``shares`` (bank index -> partial decryptions of the blinded aggregate).
     """
+    check_contributors(rnd, contributors, min_contributors, max_contributors)
     try:
         cts = cipher.from_bytes(blobs, setup.n_ciphertexts)
-        values = setup.packer.unpack(decryptor.decrypt(cts), setup.n_values)
+        if shares is None:
+            plain = decryptor.decrypt(cts)
+        else:
+            try:
+                plain = decryptor.combine(shares, rnd, setup.n_ciphertexts)
+            except ValueError as exc:
+                raise CiphertextError(str(exc)) from None
+        values = setup.packer.unpack(plain, setup.n_values)
         sums, total_weight, ones = values[:-2], int(values[-2]), int(values[-1])
         codec = setup.codec
         if ones != contributors:
@@ -148,6 +237,38 @@ def decode_aggregate(
     return setup.step(sums, total_weight)
 
 
+def check_contributors(rnd: int, claimed: int, least: int, most: int | None) -> None:
+    """The aggregator's claimed count of summands must be one a quorum allows."""
+    if claimed < least:
+        raise ProtocolError(
+            f"round {rnd}: the aggregator sent an aggregate of {claimed} bank(s), fewer "
+            f"than the {least} federation.min_parties requires; refused (a lone bank's "
+            "update is not an aggregate)"
+        )
+    if most is not None and claimed > most:
+        raise ProtocolError(
+            f"round {rnd}: the aggregator sent an aggregate of {claimed} banks, more "
+            f"than the {most} that took part; refused"
+        )
+
+
+def checked_participants(job: HorizontalJob, cfg: ConfigRecord, rnd: int) -> int:
+    """The round's participant count the bank's noise share divides by, checked.
+
+    A malicious aggregator could inflate it to shrink every bank's share of the client-DP
+    noise: it must lie in [1, number of banks] (sampling may legitimately ask fewer than
+    federation.min_parties). It is kept so that the round's aggregate, once decrypted,
+    must not count more summands than this.
+    """
+    participants = int(cfg.get("participants", 0))
+    if not 1 <= participants <= len(job.banks):
+        raise ProtocolError(
+            f"round {rnd}: the aggregator claims {participants} participants, outside "
+            f"[1, {len(job.banks)} banks]; refused (it would shrink the DP noise shares)"
+        )
+    return participants
+
+
 def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Context) -> Message:
     """A bank's round: apply the aggregates it missed, train, send its encrypted delta."""
     setup = job.paillier
@@ -155,7 +276,7 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     bank = job.banks[party]
     cfg = msg.content["config"]
     rnd = int(cfg["server-round"])
-    cipher, decryptor = bank_crypto(bank.name, setup, job.private_key)
+    cipher, decryptor = bank_crypto(bank.name, setup, bank_secret(job, party))
     done = int(context.state[PROGRESS_KEY]["round"]) if PROGRESS_KEY in context.state else 0
     global_params = (
         context.state[GLOBAL_KEY]["params"].numpy() if done else np.zeros(setup.n_params)
@@ -164,16 +285,30 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     counts = [int(c) for c in cfg.get("contributors", [])]
     blobs = list(cfg.get("aggregates", []))
     k = setup.n_ciphertexts
+    claimed = dict(context.state[PARTICIPANTS_KEY]) if PARTICIPANTS_KEY in context.state else {}
     for i, (agg_round, contributors) in enumerate(zip(rounds, counts)):
         if agg_round <= done:
             continue  # applied already: its last reply was late or lost on the way
         global_params = global_params + decode_aggregate(
-            setup, decryptor, blobs[i * k : (i + 1) * k], contributors, agg_round, cipher
+            setup,
+            decryptor,
+            blobs[i * k : (i + 1) * k],
+            contributors,
+            agg_round,
+            cipher,
+            min_contributors=1 if client_dp(job) else job.scenario.quorum,
+            max_contributors=claimed.get(str(agg_round), len(job.banks)),
+            shares=(
+                round_shares(cfg, i, k, job.key_share(party).threshold) if job.threshold else None
+            ),
         )
         done = agg_round
     context.state[GLOBAL_KEY] = ArrayRecord({"params": Array(global_params)})
     context.state[PROGRESS_KEY] = MetricRecord({"round": int(cfg.get("through-round", done))})
 
+    if client_dp(job):  # this round's count, checked before the noise share uses it
+        claimed[str(rnd)] = checked_participants(job, cfg, rnd)
+        context.state[PARTICIPANTS_KEY] = MetricRecord(claimed)
     delta = local_update(job, party, global_params, rnd)
     weight = len(bank.y)
     if job.dp is not None and job.dp.mode == "client":
@@ -215,18 +350,27 @@ class PaillierFedAvg(BankFedAvg):
         dp: DPPlan | None = None,
         seed: int = 0,
         min_parties: int = 1,
+        threshold: int | None = None,
+        timeout: float | None = None,
     ) -> None:
         super().__init__(n_banks, min_parties)
         self.setup, self.dp, self.seed = setup, dp, seed
+        self.threshold, self.timeout = threshold, timeout  # threshold key: t of n_banks
         self.cipher = VectorCipher(setup.public_key)
         self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
+        self.partials: dict[int, dict[int, list[bytes]]] = {}  # round -> t banks' partials
         self.seen: dict[int, int] = {}  # node -> last round it has applied (it answered)
+        self._grid: Grid | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "history": {
                 str(r): {"aggregate": [b.hex() for b in blobs], "contributors": k}
                 for r, (blobs, k) in self.history.items()
+            },
+            "partials": {
+                str(r): {str(i): [b.hex() for b in blobs] for i, blobs in shares.items()}
+                for r, shares in self.partials.items()
             },
             "seen": {str(node): r for node, r in self.seen.items()},
         }
@@ -236,7 +380,49 @@ class PaillierFedAvg(BankFedAvg):
             int(r): ([bytes.fromhex(b) for b in h["aggregate"]], int(h["contributors"]))
             for r, h in state["history"].items()
         }
+        self.partials = {
+            int(r): {int(i): [bytes.fromhex(b) for b in blobs] for i, blobs in shares.items()}
+            for r, shares in state.get("partials", {}).items()
+        }
         self.seen = {int(node): int(r) for node, r in state["seen"].items()}
+
+    def collect_partials(self, server_round: int, blobs: list[bytes]) -> dict[int, list[bytes]]:
+        """The threshold key's extra exchange: every connected bank is sent the round's
+        aggregate and returns its partial decryption (of the aggregate blinded by the
+        banks' mask, which the aggregator cannot remove); the first t by share index are
+        kept and relayed with the aggregate. Fewer than t answers stop the run."""
+        assert self._grid is not None and self.threshold is not None
+        grid, k = self._grid, self.setup.n_ciphertexts
+        cfg = ConfigRecord({"server-round": server_round, "aggregate": blobs})
+        messages = [
+            Message(
+                RecordDict({"config": cfg}),
+                dst_node_id=node,
+                message_type=DECRYPT,
+                group_id=str(server_round),
+            )
+            for node in self.train_nodes(server_round, grid)
+        ]
+        got: dict[int, list[bytes]] = {}
+        for m in grid.send_and_receive(messages, timeout=self.timeout):
+            if m.has_error():
+                if not is_lost(m):
+                    raise ProtocolError(f"round {server_round}: {m.error.reason}")
+                continue
+            reply = m.content["config"]
+            party, index = str(reply["party"]), int(reply["share-index"])
+            try:
+                partials = self.cipher.from_bytes(list(reply["partials"]), k)
+            except CiphertextError as exc:
+                raise ProtocolError(f"round {server_round}: {party}: {exc}") from None
+            got[index] = self.cipher.to_bytes(partials)
+        if len(got) < self.threshold:
+            raise QuorumError(
+                f"round {server_round}: only {len(got)} banks returned a partial decryption, "
+                f"fewer than the threshold key's t = {self.threshold} of {self.n_banks}; "
+                "the run stopped"
+            )
+        return {i: got[i] for i in sorted(got)[: self.threshold]}
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -247,6 +433,7 @@ class PaillierFedAvg(BankFedAvg):
         else:
             nodes = self.train_nodes(server_round, grid)
             self._asked = None
+        self._grid = grid
         messages = []
         for node in nodes:
             missed = [r for r in sorted(self.history) if r > self.seen.get(node, 0)]
@@ -260,6 +447,12 @@ class PaillierFedAvg(BankFedAvg):
                     "participants": len(nodes),
                 }
             )
+            if self.threshold is not None:  # t banks' partials of each missed aggregate
+                cfg["partial-threshold"] = self.threshold
+                cfg["partial-banks"] = [i for r in missed for i in self.partials[r]]
+                cfg["partials"] = [
+                    b for r in missed for shares in self.partials[r].values() for b in shares
+                ]
             messages.append(
                 Message(
                     RecordDict({self.arrayrecord_key: ArrayRecord(), self.configrecord_key: cfg}),
@@ -270,6 +463,12 @@ class PaillierFedAvg(BankFedAvg):
         return messages
 
     def aggregate_train(self, server_round: int, replies):
+        try:
+            return self._aggregate_train(server_round, replies)
+        finally:
+            self._grid = None  # held for the round only (an in-process grid holds the banks)
+
+    def _aggregate_train(self, server_round: int, replies):
         ok = self.answered(server_round, replies, asked=self._asked)
         if not ok:
             return None, None
@@ -287,18 +486,31 @@ class PaillierFedAvg(BankFedAvg):
             except CiphertextError as exc:
                 raise ProtocolError(f"round {server_round}: {party}: {exc}") from None
         blobs = self.cipher.to_bytes(self.cipher.add(*vectors))
+        arrays = {
+            "aggregate": Array(np.frombuffer(b"".join(blobs), dtype=np.uint8).copy()),
+            "contributors": Array(np.array([len(ok)], dtype=np.int64)),
+            "round": Array(np.array([server_round], dtype=np.int64)),
+        }
+        if self.threshold is not None:
+            shares = self.collect_partials(server_round, blobs)
+            self.partials[server_round] = shares
+            arrays["partial-banks"] = Array(np.array(list(shares), dtype=np.int64))
+            arrays["partials"] = Array(
+                np.frombuffer(
+                    b"".join(b for v in shares.values() for b in v), dtype=np.uint8
+                ).copy()
+            )
         self.history[server_round] = (blobs, len(ok))
-        record = ArrayRecord(
-            {
-                "aggregate": Array(np.frombuffer(b"".join(blobs), dtype=np.uint8).copy()),
-                "contributors": Array(np.array([len(ok)], dtype=np.int64)),
-                "round": Array(np.array([server_round], dtype=np.int64)),
-            }
-        )
-        return record, None
+        return ArrayRecord(arrays), None
 
 
 def classify_paillier(msg: Message, to_server: bool) -> tuple[str, str, bool]:
+    if msg.metadata.message_type == DECRYPT:  # threshold key: t partials open a blinded sum
+        return (
+            ("partial_decryption", "ciphertext", False)
+            if to_server
+            else ("aggregate_to_decrypt", "ciphertext", False)
+        )
     if to_server:
         return "encrypted_update", "ciphertext", False
     if list(msg.content["config"].get("aggregates", [])):
@@ -310,7 +522,8 @@ def classify_paillier(msg: Message, to_server: bool) -> tuple[str, str, bool]:
 
 
 def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
-    return fedavg_client_app(job, faults, mods, paillier_train)
+    queries = {DECRYPT_QUERY: paillier_decrypt} if job.threshold else {}
+    return fedavg_client_app(job, faults, mods, paillier_train, queries)
 
 
 def server_app(
@@ -319,8 +532,19 @@ def server_app(
     s, setup = server_job.scenario, server_job.paillier
     assert setup is not None, "a Paillier server job carries the public key and layout"
 
+    n_banks = len(server_job.party_names)
+    threshold = default_threshold(n_banks) if s.privacy.key == "threshold" else None
+
     def strategy() -> PaillierFedAvg:
-        return PaillierFedAvg(len(server_job.party_names), setup, server_job.dp, s.seed, s.quorum)
+        return PaillierFedAvg(
+            n_banks,
+            setup,
+            server_job.dp,
+            s.seed,
+            s.quorum,
+            threshold=threshold,
+            timeout=s.federation.round_timeout,
+        )
 
     # In Paillier mode the aggregator never holds the model: it starts from nothing and
     # keeps encrypted aggregates the banks' side decodes.
@@ -335,20 +559,48 @@ def server_app(
     )
 
 
+# The threat model (semi-honest parties) per privacy.key: which collusions cannot read
+# an individual bank's update.
+RESISTS = {
+    "shared": (
+        "a semi-honest aggregator alone, and banks without the aggregator's ciphertexts; "
+        "not the aggregator with any one bank (every bank holds the private key)"
+    ),
+    "threshold": (
+        "a semi-honest aggregator with up to {below} banks, or any {below} banks "
+        "(t = {t} of {n} key shares decrypt, and the banks only partially decrypt "
+        "blinded aggregates)"
+    ),
+}
+
+
 def summary(server_job: ServerJob) -> dict[str, Any]:
     p = server_job.paillier
     assert p is not None
+    n_banks = len(server_job.party_names)
+    key = server_job.scenario.privacy.key
+    t = default_threshold(n_banks) if key == "threshold" else None
+    resists = RESISTS[key].format(t=t, n=n_banks, below=(t or 1) - 1)
     return {
+        "key": key,
+        "resists": resists,
         "paillier": {
+            "key": key,
+            "threshold": t,  # banks whose partial decryptions open an aggregate
+            "resists": resists,
+            "banks_check_aggregates": (
+                "count slot = contributors claimed >= federation.min_parties (1 with "
+                "client DP sampling); participants in [1, banks]"
+            ),
             "key_bits": server_job.scenario.privacy.key_bits,
-            "key_holders": "banks",
+            "key_holders": "banks" if key == "shared" else f"{t} of {n_banks} banks",
             "update_range": p.codec.clip,
             "frac_bits": p.codec.frac_bits,
             "slot_bits": 8 * p.codec.slot_bytes,
             "slots_per_ciphertext": p.packer.slots_per_int,
             "ciphertexts_per_update": p.n_ciphertexts,
             "public_max_weight": p.codec.max_weight,
-        }
+        },
     }
 
 
