@@ -1,5 +1,5 @@
-"""The files a SuperNode is pointed at: one bank's rows and, in Paillier mode, the banks'
-key (never the aggregator's). Written by ``fedrisk run --engine deployment`` for a local
+"""The files a SuperNode is pointed at: one bank's rows, its own secret and, in Paillier
+mode, the banks' key (never the aggregator's). Written by ``fedrisk run --engine deployment`` for a local
 federation and by ``fedrisk data split`` for SuperNodes on other machines."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from phe.paillier import PaillierPrivateKey
 
 from fedrisk.crypto.paillier import BankKeys, private_key_from_dict, private_key_to_dict
 from fedrisk.horizontal.job import BankData, HorizontalJob
+from fedrisk.privacy.secrets import read_secret_file, write_secret_file
 
 KEY_FILE = "banks-paillier-key.json"
 
@@ -20,8 +21,9 @@ KEY_FILE = "banks-paillier-key.json"
 def write_bank_files(
     folder: Path, job: HorizontalJob, keys: BankKeys | None
 ) -> list[dict[str, Any]]:
-    """Each bank's rows (and, in Paillier mode, the banks' key) in files its SuperNode
-    alone is given; returns the SuperNodes' node configs."""
+    """Each bank's rows and own secret (and, in Paillier mode, the banks' key) in files
+    its SuperNode alone is given (secrets and keys owner-only); returns the SuperNodes'
+    node configs."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = None
     if keys is not None:
@@ -32,19 +34,24 @@ def write_bank_files(
     for i, bank in enumerate(job.banks):
         path = folder / f"{bank.name}.npz"
         np.savez(path, X=bank.X, y=bank.y)
+        secret = write_secret_file(folder / f"{bank.name}-secret", bank.secret)
         configs.append(
             {
                 "partition-id": i,
                 "num-partitions": len(job.banks),
                 "data-path": str(path),
+                "secret-path": str(secret),
                 **({"paillier-key": str(key_file)} if key_file else {}),
             }
         )
     return configs
 
 
-def read_bank_rows(path: str, name: str) -> BankData:
+def read_bank_rows(path: str, name: str, secret_path: str = "") -> BankData:
+    """A bank's rows and, from ``secret_path``, its own secret (fresh when not given)."""
     with np.load(path) as f:
+        if secret_path:
+            return BankData(name, f["X"], f["y"], read_secret_file(secret_path))
         return BankData(name, f["X"], f["y"])
 
 

@@ -39,6 +39,7 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from phe.paillier import PaillierPrivateKey, PaillierPublicKey
 
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import PartySecret
 from fedrisk.scenario import Scenario
 
 PSI_KEY = "fedrisk.psi"
@@ -55,6 +56,8 @@ class PartyData:
     ids: np.ndarray
     X: np.ndarray
     feature_names: tuple[str, ...]
+    # the party's own secret: its PSI scalar and shuffle
+    secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ class BankJob:
     public_key: PaillierPublicKey
     private_key: PaillierPrivateKey
     dp: DPPlan | None = None  # DPPlan with mode 'label': the bank noises each returned gradient
+    # the bank's own secret: PSI scalars and shuffles, the held-out split, label-DP noise
+    secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
 @dataclass

@@ -58,6 +58,7 @@ from fedrisk.horizontal.layout import PaillierSetup
 from fedrisk.horizontal.server import fedavg_server_app
 from fedrisk.horizontal.training import local_update
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import PartySecret
 
 GLOBAL_KEY = "fedrisk.global"
 PROGRESS_KEY = "fedrisk.progress"
@@ -162,7 +163,7 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     if job.dp is not None and job.dp.mode == "client":
         weight = 1
         delta = delta + bank_noise_share(
-            job.scenario.seed,
+            bank.secret,
             party,
             rnd,
             delta.shape,
@@ -194,11 +195,12 @@ class PaillierFedAvg(BankFedAvg):
         n_banks: int,
         setup: PaillierSetup,
         dp: DPPlan | None = None,
-        seed: int = 0,
+        secret: PartySecret | None = None,
         min_parties: int = 1,
     ) -> None:
         super().__init__(n_banks, min_parties)
-        self.setup, self.dp, self.seed = setup, dp, seed
+        self.setup, self.dp = setup, dp
+        self.secret = secret or PartySecret.fresh()  # the aggregator's own secret
         self.cipher = VectorCipher(setup.public_key)
         self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
         self.seen: dict[int, int] = {}  # node -> last round it has applied (it answered)
@@ -223,7 +225,7 @@ class PaillierFedAvg(BankFedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ):
         if self.dp is not None and self.dp.mode == "client":
-            nodes = sample_banks(grid, self.seed, server_round, self.dp.sample_rate)
+            nodes = sample_banks(grid, self.secret, server_round, self.dp.sample_rate)
             self._asked = len(nodes)
         else:
             nodes = self.train_nodes(server_round, grid)
@@ -301,7 +303,9 @@ def server_app(
     assert setup is not None, "a Paillier server job carries the public key and layout"
 
     def strategy() -> PaillierFedAvg:
-        return PaillierFedAvg(len(server_job.party_names), setup, server_job.dp, s.seed, s.quorum)
+        return PaillierFedAvg(
+            len(server_job.party_names), setup, server_job.dp, server_job.secret, s.quorum
+        )
 
     # In Paillier mode the aggregator never holds the model: it starts from nothing and
     # keeps encrypted aggregates the banks' side decodes.
