@@ -87,9 +87,12 @@ def run_sweep(
     show_progress: bool = True,
     secrets: RunSecrets | None = None,
 ) -> dict[str, Any]:
-    """Run every point of the grid (``seeds`` seeds each); ``secrets`` (``--secrets``):
-    each run's parties get secrets derived from it for that run, else fresh ones."""
+    """Run every point of the grid (``seeds`` seeds each). The points of one seed share
+    their parties' secrets (common random numbers: the curve shows what the privacy
+    level changes, not another noise draw); each seed gets its own, derived from
+    ``secrets`` (``--secrets``) or fresh from the OS."""
     secrets = secrets or RunSecrets()
+    per_seed: dict[int, RunSecrets] = {}
     grid = parse_grid(overrides)
     fixed = list(grid.fixed) + ([f"federation.engine={engine}"] if engine else [])
     base = load_scenario(scenario_path, fixed)
@@ -119,7 +122,7 @@ def run_sweep(
                 stage / "points" / folder,
                 show_progress=False,
                 keys=paillier_keys(s),
-                secrets=secrets.derived(folder),
+                secrets=per_seed.setdefault(s.seed, secrets.derived(f"seed-{s.seed}")),
             )
             rows.append(_row(point, s, run.summary, time.perf_counter() - started))
             bar.update(task, advance=1, status=f"{label}: AUC {rows[-1]['auc']:.4f}")

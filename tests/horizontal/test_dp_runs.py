@@ -251,6 +251,8 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
         "--out",
         "sw",
         "--quiet",
+        "--secrets",  # one noise draw, the same at every point: a curve, not a scatter
+        "secrets.json",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
