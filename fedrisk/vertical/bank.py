@@ -80,8 +80,8 @@ def _run_bank(
     outcome: VerticalOutcome,
 ) -> None:
     s = job.scenario
-    # 1. PSI, chained through the bank (fresh bank key per exchange, from its own secret:
-    # the parties cannot regenerate its scalar or shuffle)
+    # 1. PSI, chained through the bank (fresh bank key per exchange; its shuffle from the
+    # bank's own secret, so no party can undo it)
     shared = [str(i) for i in job.ids]
     for k, node in enumerate(nodes):
         bank_psi = PsiParty(job.name, shared, job.secret.rng("vertical/psi", k))

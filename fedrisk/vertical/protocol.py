@@ -56,7 +56,7 @@ class PartyData:
     ids: np.ndarray
     X: np.ndarray
     feature_names: tuple[str, ...]
-    # the party's own secret: its PSI scalar and shuffle
+    # the party's own secret: its PSI shuffle (the PSI key itself is drawn by the OS)
     secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
@@ -84,7 +84,7 @@ class BankJob:
     public_key: PaillierPublicKey
     private_key: PaillierPrivateKey
     dp: DPPlan | None = None  # DPPlan with mode 'label': the bank noises each returned gradient
-    # the bank's own secret: PSI scalars and shuffles, the held-out split, label-DP noise
+    # the bank's own secret: its PSI shuffles, the held-out split, label-DP noise
     secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
