@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.PATH=VALUE",
         help="override a scenario value (repeatable)",
     )
+    run.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help="reproducible randomness: each party's secret derived from the master "
+        "secret in FILE (created, owner-only, when missing; keep it outside run folders). "
+        "Default: fresh secrets from the OS for every run",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
     run.add_argument(
         "--verbose",
@@ -109,11 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>-<time>/)")
     sweep.add_argument("--engine", help="override federation.engine")
+    sweep.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help="reproducible randomness: each party's secret derived from the master "
+        "secret in FILE (created, owner-only, when missing; keep it outside run folders). "
+        "Default: fresh secrets from the OS for every run",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
     demo = sub.add_parser("demo", help="a narrated walk-through of joint modelling (~2 min)")
     demo.add_argument("--no-pause", action="store_true", help="do not wait between steps")
     demo.add_argument("--out", type=Path, help="demo folder (default runs/demo-<time>/)")
+    demo.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help="reproducible randomness: each party's secret derived from the master "
+        "secret in FILE (created, owner-only, when missing; keep it outside run folders). "
+        "Default: fresh secrets from the OS for every run",
+    )
 
     report = sub.add_parser("report", help="write one self-contained HTML report for a run folder")
     report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
@@ -198,7 +222,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         quiet_flower()
         from fedrisk.runs.demo import run_demo
 
-        run_demo(out, pause=not args.no_pause and sys.stdin.isatty())
+        run_demo(
+            out,
+            pause=not args.no_pause and sys.stdin.isatty(),
+            secrets=_secrets(args.secrets, out),
+        )
         return 0
     if args.command == "report":
         from fedrisk.evaluation.report import render_report
@@ -232,10 +260,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             or args.insecure
             or args.root_certificates
             or args.bank_files
+            or args.secrets
         ):
             raise InputError(
                 "--resume: continues a run as it was set up; give no SCENARIO, "
-                "--engine, --out or deployment options with it"
+                "--engine, --out, --secrets or deployment options with it (its "
+                "parties' secrets are in its checkpoint)"
             )
         from fedrisk.runs.resume import resume_run
 
@@ -257,6 +287,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     deployment = _deployment_options(args, scenario)
     out = args.out or default_run_dir(scenario.name)
     check_target(out)
+    secrets = _secrets(args.secrets, out)
     from fedrisk.horizontal.keys import paillier_keys
 
     # Before the heavy imports below, so the banks' obfuscator precomputation runs on
@@ -275,10 +306,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         keys=keys,
         deployment=deployment,
+        secrets=secrets,
     )
     if not args.quiet:
         _print_result(outcome.summary, outcome.out_dir)
     return 0
+
+
+def _secrets(path: Path | None, out: Path):
+    """--secrets FILE: the master secret (created when missing), never inside the run
+    folder it would be published with; None: fresh secrets per party per run."""
+    if path is None:
+        return None
+    resolved, folder = path.resolve(), out.resolve()
+    if resolved == folder or folder in resolved.parents:
+        raise InputError(
+            f"--secrets {path}: inside the run folder {out}, which is shared; keep the "
+            "secrets file elsewhere"
+        )
+    from fedrisk.privacy.secrets import load_secrets_file
+
+    return load_secrets_file(path)
 
 
 def _deployment_options(args: argparse.Namespace, scenario):
@@ -323,6 +371,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         engine=args.engine,
         show_progress=not args.quiet,
+        secrets=_secrets(args.secrets, out),
     )
     if not args.quiet:
         from rich.console import Console

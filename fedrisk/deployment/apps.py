@@ -30,8 +30,10 @@ shortcut, fine for trying the Deployment Engine, not for real banks.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tomllib
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,9 +58,13 @@ from fedrisk.horizontal.job import BankData, HorizontalJob, ServerJob, rows_dige
 from fedrisk.horizontal.layout import PaillierSetup, paillier_setup
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import read_secret_file
 from fedrisk.scenario import Scenario, load_scenario, scenario_from_dict, to_toml
 
 DEFAULT_SCENARIO = "scenarios/quickstart.toml"
+# the SuperLink's environment names the aggregator's secret file (never the run config,
+# which every SuperNode sees)
+AGGREGATOR_SECRET_ENV = "FEDRISK_AGGREGATOR_SECRET"
 PROJECT = Path(__file__).resolve().parents[2]  # the checkout (or the unpacked app)
 
 
@@ -191,13 +197,18 @@ def _public(context: Context) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def _bank_app(
-    public_text: str, party: int, data_path: str, key_path: str, dp_path: str
+    public_text: str,
+    party: int,
+    data_path: str,
+    key_path: str,
+    dp_path: str,
+    secret_path: str = "",
 ) -> ClientApp:
     public = json.loads(public_text)
     name = public["party_names"][party]
     dp = read_dp_plan(dp_path) if dp_path else None
     if data_path:
-        rows = read_bank_rows(data_path, name)
+        rows = read_bank_rows(data_path, name, secret_path)
     else:  # `flwr run .`: derive this bank's rows (and budget) from the scenario's data
         derived = _job_from_scenario(str(public["scenario_path"]))
         rows = derived.banks[party]
@@ -224,6 +235,7 @@ def _dispatch(msg: Message, context: Context) -> Message:
         str(cfg.get("data-path", "")),
         str(cfg.get("paillier-key", "")),
         str(cfg.get("dp-plan", "")),
+        str(cfg.get("secret-path", "")),  # the bank's own secret (fresh when absent)
     )
     return app(msg, context)
 
@@ -261,6 +273,8 @@ def main(grid: Grid, context: Context) -> None:
         if is_vertical(public):  # the bank of a vertical run: its own files, its result
             return bank_main(grid, context, public, _emit)
         job = server_job_from(public)
+        if os.environ.get(AGGREGATOR_SECRET_ENV):  # the aggregator's own secret
+            job = replace(job, secret=read_secret_file(os.environ[AGGREGATOR_SECRET_ENV]))
     except Exception as exc:  # reported to the harness like any other failure
         _emit(RESULT_MARK + encode_result(result_record(ServerRecorder(None), [], exc)))
         raise
@@ -293,6 +307,7 @@ def _emit(line: str) -> None:
 
 
 __all__ = [
+    "AGGREGATOR_SECRET_ENV",
     "bank_job_from",
     "client_app",
     "public_job",

@@ -1,6 +1,7 @@
-"""The files a SuperNode is pointed at: one bank's rows, under record-level DP its own
-budget (its q_i = batch / n_i gives its size away, so not in the public job) and, in
-Paillier mode, the banks' key (never the aggregator's). Written by ``fedrisk run --engine deployment`` for a local
+"""The files a SuperNode is pointed at: one bank's rows, its own secret, under
+record-level DP its own budget (its q_i = batch / n_i gives its size away, so not in the
+public job) and, in Paillier mode, the banks' key or (threshold) its own key share (never
+the aggregator's). Written by ``fedrisk run --engine deployment`` for a local
 federation and by ``fedrisk data split`` for SuperNodes on other machines."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fedrisk.crypto.paillier import BankKeys, private_key_from_dict, private_key
 from fedrisk.crypto.threshold import KeyShare
 from fedrisk.horizontal.job import BankData, HorizontalJob
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import read_secret_file, write_secret_file
 
 KEY_FILE = "banks-paillier-key.json"
 
@@ -23,8 +25,9 @@ KEY_FILE = "banks-paillier-key.json"
 def write_bank_files(
     folder: Path, job: HorizontalJob, keys: BankKeys | None
 ) -> list[dict[str, Any]]:
-    """Each bank's rows (and, in Paillier mode, the banks' key) in files its SuperNode
-    alone is given; returns the SuperNodes' node configs."""
+    """Each bank's rows and own secret (and, in Paillier mode, the banks' key) in files
+    its SuperNode alone is given (secrets and keys owner-only); returns the SuperNodes'
+    node configs."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = None
     if keys is not None and keys.shares is None:
@@ -45,11 +48,13 @@ def write_bank_files(
             bank_key = folder / share_file(bank.name)
             bank_key.write_text(json.dumps(keys.shares[i].to_dict()), encoding="utf-8")
             bank_key.chmod(0o600)
+        secret = write_secret_file(folder / f"{bank.name}-secret", bank.secret)
         configs.append(
             {
                 "partition-id": i,
                 "num-partitions": len(job.banks),
                 "data-path": str(path),
+                "secret-path": str(secret),
                 **({"paillier-key": str(bank_key)} if bank_key else {}),
                 **({"dp-plan": str(dp_file)} if dp_file else {}),
             }
@@ -62,8 +67,11 @@ def share_file(bank: str) -> str:
     return f"{bank}-paillier-key-share.json"
 
 
-def read_bank_rows(path: str, name: str) -> BankData:
+def read_bank_rows(path: str, name: str, secret_path: str = "") -> BankData:
+    """A bank's rows and, from ``secret_path``, its own secret (fresh when not given)."""
     with np.load(path) as f:
+        if secret_path:
+            return BankData(name, f["X"], f["y"], read_secret_file(secret_path))
         return BankData(name, f["X"], f["y"])
 
 

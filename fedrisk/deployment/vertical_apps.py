@@ -37,7 +37,7 @@ from fedrisk.vertical.protocol import DataPartyJob, PartyData, VerticalOutcome
 
 
 @lru_cache(maxsize=8)
-def _party_app(public_text: str, pid: int, data_path: str) -> ClientApp:
+def _party_app(public_text: str, pid: int, data_path: str, secret_path: str = "") -> ClientApp:
     """Party ``pid``'s ClientApp from its own file; the other parties by name only. A
     cache of what the file and the public job give (a fresh process rebuilds it)."""
     public = json.loads(public_text)
@@ -49,7 +49,7 @@ def _party_app(public_text: str, pid: int, data_path: str) -> ClientApp:
             f"{names[pid]}: give the SuperNode its rows with --node-config "
             "data-path=... (fedrisk data split writes them)"
         )
-    own = read_party(data_path, names[pid])
+    own = read_party(data_path, names[pid], secret_path)
     if party_digest(own) != public["party_digests"][pid]:
         raise ValueError(
             f"{names[pid]}: its rows ({data_path}) are not the ones this "
@@ -78,6 +78,7 @@ def party_app(public: Mapping[str, Any], context: Context) -> ClientApp:
         json.dumps(public, sort_keys=True),
         int(cfg["partition-id"]),
         str(cfg.get("data-path", "")),
+        str(cfg.get("secret-path", "")),  # the party's own secret (fresh when absent)
     )
 
 

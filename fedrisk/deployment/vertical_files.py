@@ -19,6 +19,7 @@ import hashlib
 import json
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from fedrisk.deployment.options import DeploymentOptions
 from fedrisk.deployment.processes import write_private
 from fedrisk.errors import InputError
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import read_secret_file, write_secret_file
 from fedrisk.scenario import Scenario, scenario_from_dict, to_toml
 from fedrisk.vertical.protocol import BankJob, DataPartyJob, PartyData
 
@@ -39,6 +41,7 @@ KIND = "vertical"
 BANK_FILES_ENV = "FEDRISK_BANK_FILES"  # the SuperLink's environment: the bank's folder
 BANK_ROWS_FILE = "bank-rows.npz"
 BANK_KEY_FILE = "bank-paillier-key.json"
+BANK_SECRET_FILE = "bank-secret"  # the bank's own secret (owner-only)
 
 
 # --- fingerprints and the public job ------------------------------------------------------
@@ -107,11 +110,13 @@ def write_party_files(folder: Path, parties: DataPartyJob) -> list[dict[str, Any
             X=party.X,
             feature_names=np.asarray(party.feature_names, dtype=str),
         )
+        secret = write_secret_file(folder / f"{party.name}-secret", party.secret)
         configs.append(
             {
                 "partition-id": i,
                 "num-partitions": len(parties.parties),
                 "data-path": str(path.resolve()),
+                "secret-path": str(secret.resolve()),  # the party's own secret
             }
         )
     return configs
@@ -134,12 +139,17 @@ def write_bank_files(folder: Path, bank: BankJob) -> Path:
     rows.chmod(0o600)
     key = folder / BANK_KEY_FILE
     write_private(key, json.dumps(private_key_to_dict(bank.private_key)).encode())
+    write_secret_file(folder / BANK_SECRET_FILE, bank.secret)
     return folder.resolve()
 
 
-def read_party(path: str, name: str) -> PartyData:
+def read_party(path: str, name: str, secret_path: str = "") -> PartyData:
+    """A data party's rows and, from ``secret_path``, its own secret (fresh if none)."""
     with np.load(path, allow_pickle=False) as f:
-        return PartyData(name, f["ids"], f["X"], tuple(str(c) for c in f["feature_names"]))
+        names = tuple(str(c) for c in f["feature_names"])
+        if secret_path:
+            return PartyData(name, f["ids"], f["X"], names, read_secret_file(secret_path))
+        return PartyData(name, f["ids"], f["X"], names)
 
 
 def read_bank_job(public: Mapping[str, Any], folder: str | Path | None) -> BankJob:
@@ -179,6 +189,9 @@ def read_bank_job(public: Mapping[str, Any], folder: str | Path | None) -> BankJ
         private_key,
         public_dp(public),
     )
+    secret_path = Path(folder) / BANK_SECRET_FILE
+    if secret_path.exists():  # older bank folders have none: a fresh secret then
+        bank = replace(bank, secret=read_secret_file(secret_path))
     if bank_digest(bank) != public["bank_digest"]:
         raise InputError(
             f"{rows_path}: {public['bank']}'s rows are not the ones this "
@@ -212,6 +225,7 @@ def bank_private_key(options: DeploymentOptions | None) -> PaillierPrivateKey | 
 __all__ = [
     "BANK_FILES_ENV",
     "BANK_KEY_FILE",
+    "BANK_SECRET_FILE",
     "BANK_ROWS_FILE",
     "bank_digest",
     "bank_private_key",

@@ -52,6 +52,7 @@ PRIVACY_ORDER = (
     "unit",
     "epsilon",
     "delta",
+    "randomness",
     "epsilon_is_infinite",
     "noise_multiplier",
     "clip_norm",

@@ -4,11 +4,13 @@ Two files, kept apart because they belong to different parties:
 
 - ``checkpoint.json``, the aggregator's side: the last completed round, what the
   strategy needs to go on (the global model, or Paillier's encrypted aggregate history
-  and which bank has applied what) and the per-round log; beside it
+  and which bank has applied what), the aggregator's own secret (owner-only file) and
+  the per-round log; beside it
   ``transcript.jsonl``, appended each round, which is also the privacy ledger (who
   trained in which round; ε is recomputed from it);
 - ``banks.json``, the banks' side: each bank's Flower context state (a Paillier bank's
-  decrypted copy of the model) and, in Paillier mode, the banks' key pair. In a real
+  decrypted copy of the model), each bank's own secret and, in Paillier mode, the
+  banks' key pair. In a real
   federation each bank persists its own part; the simulator keeps them in one file.
 
 Both are replaced atomically after each round. Values are stored exactly (float64 bytes,
@@ -115,6 +117,9 @@ def write_checkpoint(
     party_of: dict[int, str],
     bank_states: dict[int, RecordDict],
     bank_keys: dict | None,
+    bank_secrets: dict[str, str] | None = None,
+    server_secret: str | None = None,
+    randomness: str = "os-entropy",
 ) -> None:
     """Save both sides after round ``rnd`` (banks first: a crash between the two writes
     leaves banks one round ahead, which the aggregator's resend tolerates)."""
@@ -127,11 +132,13 @@ def write_checkpoint(
             "round": rnd,
             "states": {str(n): records_to_text(st) for n, st in bank_states.items()},
             "keys": bank_keys,
+            "secrets": bank_secrets,  # each bank's own secret (hex)
         },
     )
     write_json_atomic(
         folder / SERVER_FILE,
-        {
+        private=True,  # holds the aggregator's own secret
+        obj={
             "format": FORMAT,
             "round": rnd,
             # the scenario as run (overrides applied); its path resolves relative data paths
@@ -142,6 +149,8 @@ def write_checkpoint(
             "strategy": strategy_state,
             "recorder": recorder_state,
             "party_of": {str(n): p for n, p in party_of.items()},
+            "secret": server_secret,  # the aggregator's own secret (hex)
+            "randomness": randomness,
         },
     )
 

@@ -1,7 +1,7 @@
 """Client-level differential privacy (DP-FedAvg, McMahan et al., ICLR 2018).
 
 Each round every bank takes part independently with probability q (Poisson sampling,
-drawn by the aggregator from a generator seeded by the round), clips its model delta
+drawn by the aggregator from its own secret, per round), clips its model delta
 to C, and the *sum* of the clipped deltas gets Gaussian noise N(0, (z·C)²); the model
 moves by that noisy sum divided by the *expected* number of participants q·K (a fixed
 denominator, so one bank changes the result by at most C/(qK)). Banks weigh equally:
@@ -24,25 +24,28 @@ from fedrisk.errors import ProtocolError
 from fedrisk.horizontal.fedavg import BankFedAvg
 from fedrisk.horizontal.job import params_record
 from fedrisk.privacy.mechanisms import gaussian_noise
+from fedrisk.privacy.secrets import PartySecret
 
 NORM_SLACK = 1e-9  # float round-off allowed on a clipped norm
 
 
-def sample_banks(grid: Grid, seed: int, rnd: int, rate: float) -> list[int]:
-    """Node ids of the banks taking part in ``rnd``: Poisson sampling in bank order."""
+def sample_banks(grid: Grid, secret: PartySecret, rnd: int, rate: float) -> list[int]:
+    """Node ids of the banks taking part in ``rnd``: Poisson sampling in bank order,
+    from the aggregator's ``secret`` (the banks cannot predict who is sampled)."""
     parties = sorted(grid.party_of.items(), key=lambda item: item[1])
     if rate >= 1.0:
         return [node for node, _ in parties]
-    draws = np.random.default_rng([seed, 5, rnd]).random(len(parties))
+    draws = secret.rng("client-dp/sample-banks", rnd).random(len(parties))
     return [node for (node, _), d in zip(parties, draws) if d < rate]
 
 
-def server_noise_rng(seed: int, rnd: int) -> np.random.Generator:
-    return np.random.default_rng([seed, 6, rnd])
+def server_noise_rng(secret: PartySecret, rnd: int) -> np.random.Generator:
+    """The aggregator's noise for round ``rnd``, from its own secret."""
+    return secret.rng("client-dp/server-noise", rnd)
 
 
 def bank_noise_share(
-    seed: int,
+    secret: PartySecret,
     party: int,
     rnd: int,
     shape,
@@ -50,24 +53,25 @@ def bank_noise_share(
     clip_norm: float,
     participants: int,
 ) -> np.ndarray:
-    """One bank's share of the round's noise: the m shares sum to N(0, (z·C)²)."""
-    rng = np.random.default_rng([seed, 7, party, rnd])
+    """One bank's share of the round's noise (from the bank's own ``secret``): the m
+    shares sum to N(0, (z·C)²)."""
+    rng = secret.rng("client-dp/noise-share", party, rnd)
     return gaussian_noise(rng, shape, noise_multiplier * clip_norm / math.sqrt(participants))
 
 
 class ClientDPFedAvg(BankFedAvg):
     """FedAvg with Poisson-sampled banks, clipped deltas and Gaussian noise on the sum."""
 
-    def __init__(self, n_banks: int, plan, seed: int, min_parties: int = 1) -> None:
+    def __init__(self, n_banks: int, plan, secret: PartySecret, min_parties: int = 1) -> None:
         super().__init__(n_banks, min_parties)
-        self.plan, self.seed = plan, seed
+        self.plan, self.secret = plan, secret  # the aggregator's own secret
         self.released_noise: dict[int, np.ndarray] = {}  # kept for the statistical tests
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ):
         self._global = arrays["params"].numpy()
-        nodes = sample_banks(grid, self.seed, server_round, self.plan.sample_rate)
+        nodes = sample_banks(grid, self.secret, server_round, self.plan.sample_rate)
         self._asked = len(nodes)
         cfg = ConfigRecord({"server-round": server_round})
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: cfg})
@@ -89,7 +93,7 @@ class ClientDPFedAvg(BankFedAvg):
                     f"clip norm {c:g}"
                 )
             total += delta
-        noise = gaussian_noise(server_noise_rng(self.seed, server_round), total.shape, z * c)
+        noise = gaussian_noise(server_noise_rng(self.secret, server_round), total.shape, z * c)
         self.released_noise[server_round] = noise
         expected = self.plan.sample_rate * self.n_banks
         new = self._global + (total + noise) / expected

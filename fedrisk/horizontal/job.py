@@ -8,7 +8,7 @@ the aggregator can be shown never to hold anything private.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from flwr.app import Array, ArrayRecord
@@ -18,6 +18,7 @@ from fedrisk.crypto.threshold import KeyShare
 from fedrisk.horizontal.layout import PaillierSetup, public_max_weight
 from fedrisk.models.logistic import SGDConfig
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import PartySecret
 from fedrisk.scenario import Scenario
 
 
@@ -28,6 +29,8 @@ class BankData:
     name: str
     X: np.ndarray
     y: np.ndarray
+    # the bank's own secret: its DP noise and sampling, noise shares, SecAgg+ rounding
+    secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
 def rows_digest(bank: BankData) -> str:
@@ -51,6 +54,7 @@ class HorizontalJob:
     private_key: PaillierPrivateKey | None = None  # the banks' Paillier private key
     dp: DPPlan | None = None  # noise multiplier, clip norm, rates
     key_shares: tuple[KeyShare, ...] | None = None  # threshold key: only the banks' own
+    randomness: str = "os-entropy"  # where the parties' secrets come from (public)
 
     @property
     def threshold(self) -> bool:
@@ -70,8 +74,9 @@ class HorizontalJob:
         m = self.scenario.model
         return SGDConfig(m.learning_rate, m.local_epochs, m.batch_size, m.l2, m.proximal_mu)
 
-    def server_side(self) -> ServerJob:
-        """The aggregator's view: names, sizes of things, public parameters. No data."""
+    def server_side(self, secret: PartySecret | None = None) -> ServerJob:
+        """The aggregator's view: names, sizes of things, public parameters and the
+        aggregator's own ``secret`` (fresh when None). No data, no bank's secret."""
         return ServerJob(
             self.scenario,
             tuple(b.name for b in self.banks),
@@ -79,6 +84,7 @@ class HorizontalJob:
             public_max_weight(max(len(b.y) for b in self.banks)),
             self.paillier,
             self.dp.public() if self.dp is not None else None,  # no bank's q_i
+            secret or PartySecret.fresh(),
         )
 
 
@@ -90,10 +96,14 @@ class ServerJob:
     max_weight: int  # public bound on any bank's example count (a power of 2)
     paillier: PaillierSetup | None = None  # public key and packing layout only
     dp: DPPlan | None = None  # public: no per-bank budget (DPPlan.public)
+    # the aggregator's own secret: client-DP sampling of banks and its noise
+    secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
 def client_rng(seed: int, party: int, rnd: int) -> np.random.Generator:
-    """A bank's generator for one round: depends on nothing an engine could reorder."""
+    """A bank's generator for one round of plain (non-private) SGD: from the public
+    seed, so runs without DP reproduce without secrets. Anything protective draws from
+    the bank's secret instead (:class:`~fedrisk.privacy.secrets.PartySecret`)."""
     return np.random.default_rng([seed, 1, party, rnd])
 
 

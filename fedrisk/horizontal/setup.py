@@ -7,14 +7,19 @@ from fedrisk.data.prepare import PreparedData
 from fedrisk.horizontal.job import BankData, HorizontalJob
 from fedrisk.horizontal.layout import paillier_setup
 from fedrisk.privacy.plan import plan_dp
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.scenario import Scenario
 
 
-def bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> HorizontalJob:
-    """Each bank's training rows, the DP plan and, with the banks' Paillier keys, the
-    packing layout; raises InputError if the DP plan cannot hold."""
+def bank_job(
+    s: Scenario, data: PreparedData, keys: BankKeys | None, secrets: RunSecrets | None = None
+) -> HorizontalJob:
+    """Each bank's training rows and own secret, the DP plan and, with the banks'
+    Paillier keys, the packing layout; raises InputError if the DP plan cannot hold.
+    ``secrets``: where each bank's secret comes from (fresh os entropy when None)."""
+    secrets = secrets or RunSecrets()
     banks = tuple(
-        BankData(name, data.train.X[idx], data.train.y[idx])
+        BankData(name, data.train.X[idx], data.train.y[idx], secrets.of(name))
         for name, idx in zip(data.party_names, data.parts)
     )
     dp = plan_dp(s, {b.name: len(b.y) for b in banks})
@@ -37,6 +42,7 @@ def bank_job(s: Scenario, data: PreparedData, keys: BankKeys | None) -> Horizont
         keys.private_key if keys else None,
         dp,
         keys.shares if keys else None,
+        secrets.mode,
     )
 
 

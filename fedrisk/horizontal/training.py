@@ -18,8 +18,14 @@ def local_update(job: HorizontalJob, party: int, global_params: np.ndarray, rnd:
     shares when the aggregator cannot see the sum).
     """
     bank = job.banks[party]
-    rng = client_rng(job.scenario.seed, party, rnd)
     dp = job.dp
+    # DP: every draw (sampling, noise, and the client-DP path's batches) from the bank's
+    # own secret, which no other party can regenerate; plain SGD from the public seed
+    rng = (
+        client_rng(job.scenario.seed, party, rnd)
+        if dp is None
+        else bank.secret.rng(f"local-update/{dp.mode}", party, rnd)
+    )
     if dp is not None and dp.mode == "sample":
         budget = dp.parties[bank.name]
         m = job.scenario.model

@@ -4,6 +4,7 @@
   RDP or PLD), noise calibration, and the attack-AUC bound an (ε, δ) implies.
 - :mod:`.mechanisms`: vectorised clipping, Gaussian noise, DP-SGD with Poisson sampling.
 - :mod:`.attacks`: loss-threshold membership inference.
+- :mod:`.secrets`: each party's own secret, from which its protective draws come.
 """
 
 from fedrisk.privacy.accountant import (
@@ -21,6 +22,7 @@ from fedrisk.privacy.mechanisms import (
     dp_sgd_step,
     gaussian_noise,
 )
+from fedrisk.privacy.secrets import PartySecret, RunSecrets, load_secrets_file
 
 __all__ = [
     "METHODS",
@@ -35,4 +37,7 @@ __all__ = [
     "dp_sgd_epochs",
     "dp_sgd_step",
     "gaussian_noise",
+    "PartySecret",
+    "RunSecrets",
+    "load_secrets_file",
 ]

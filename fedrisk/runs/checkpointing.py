@@ -16,6 +16,7 @@ from fedrisk.errors import InputError
 from fedrisk.flower.checkpoint import Checkpoint, TranscriptLog, write_checkpoint
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.job import HorizontalJob, rows_digest
+from fedrisk.privacy.secrets import PartySecret
 from fedrisk.scenario import Scenario, to_toml
 
 
@@ -27,8 +28,10 @@ def checkpointer(
     keys: BankKeys | None,
     kept_rows: int,
     job: HorizontalJob,
+    server_secret: PartySecret | None = None,
 ):
-    """Save both sides' state after every round (see fedrisk.flower.checkpoint)."""
+    """Save both sides' state after every round (see fedrisk.flower.checkpoint); each
+    party's own secret goes in its own half (the banks' and the aggregator's)."""
     scenario_toml = to_toml(s)
     fingerprint = data_fingerprint(job)
     # absolute, so relative data paths resolve the same from any working folder
@@ -43,6 +46,7 @@ def checkpointer(
         }
     elif keys is not None:  # the banks' own secret, in their half of the checkpoint
         bank_keys = private_key_to_dict(keys.private_key)
+    bank_secrets = {b.name: b.secret.hex() for b in job.banks}
 
     def save(rnd: int, arrays) -> None:
         transcript.append(recorder.transcript.entries)
@@ -58,6 +62,9 @@ def checkpointer(
             party_of=recorder.party_of,
             bank_states=node_states,
             bank_keys=bank_keys,
+            bank_secrets=bank_secrets,
+            server_secret=server_secret.hex() if server_secret else None,
+            randomness=job.randomness,
         )
 
     return save

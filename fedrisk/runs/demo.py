@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import scenario_from_dict
 
@@ -61,8 +62,15 @@ HORIZONTAL = {
 
 
 class Demo:
-    def __init__(self, out: Path, pause: bool, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        pause: bool,
+        console: Console | None = None,
+        secrets: RunSecrets | None = None,
+    ) -> None:
         self.out, self.pause = out, pause
+        self.secrets = secrets or RunSecrets()  # --secrets: derived per run
         # piped or captured output has no width of its own: give tables room to breathe
         self.console = console or (Console() if sys.stdout.isatty() else Console(width=110))
 
@@ -89,7 +97,10 @@ class Demo:
             (raw.setdefault(section, {}) if key else raw)[key or section] = value
         with self.console.status(f"running {name} through Flower…"):
             outcome = run_scenario(
-                scenario_from_dict(raw, where="<demo>"), self.out / name, show_progress=False
+                scenario_from_dict(raw, where="<demo>"),
+                self.out / name,
+                show_progress=False,
+                secrets=self.secrets.derived(name),
             )
         return outcome.summary
 
@@ -122,8 +133,8 @@ class Demo:
         self.console.print(table)
 
 
-def run_demo(out: Path, pause: bool = True) -> None:
-    d = Demo(out, pause)
+def run_demo(out: Path, pause: bool = True, secrets: RunSecrets | None = None) -> None:
+    d = Demo(out, pause, secrets=secrets)
     d.say(
         "fedrisk demo",
         """

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrisk.crypto.paillier import BankKeys
-from fedrisk.deployment.apps import public_job
+from fedrisk.deployment.apps import AGGREGATOR_SECRET_ENV, public_job
 from fedrisk.deployment.bank_files import write_bank_files
 from fedrisk.deployment.launch import run_local, run_remote, run_timeout, write_app
 from fedrisk.deployment.options import DeploymentOptions
@@ -40,6 +40,7 @@ from fedrisk.deployment.result import (
 )
 from fedrisk.flower.engines import quiet_flower
 from fedrisk.horizontal.keys import paillier_keys
+from fedrisk.privacy.secrets import AGGREGATOR, RunSecrets, write_secret_file
 from fedrisk.runs.horizontal import complete_horizontal, prepare_job
 from fedrisk.runs.outputs import RunOutcome
 from fedrisk.runs.progress import run_progress
@@ -58,13 +59,17 @@ def run_deployed(
     verbose: bool = False,
     keys: BankKeys | None = None,
     watch: Watch | None = None,
+    secrets: RunSecrets | None = None,
 ) -> RunOutcome:
     """Run the horizontal scenario ``s`` on the Deployment Engine and write ``out`` like
     any other run.
 
     ``watch(line, federation)`` sees every line the run streams, with the local
     federation (fault injection in tests: kill a SuperNode when round 1 starts).
+    ``secrets``: where each party's secret comes from (fresh os entropy when None); each
+    bank's reaches its SuperNode in its own file, the aggregator's its SuperLink.
     """
+    secrets = secrets or RunSecrets()
     options = options or DeploymentOptions()
     started = time.perf_counter()
     quiet_flower(verbose)
@@ -72,7 +77,12 @@ def run_deployed(
     if keys:  # the banks encrypt on their SuperNodes, not here
         keys.stop_precompute.set()
     warn_if_insecure(options)
-    data, job, score = prepare_job(s, keys)
+    data, job, score = prepare_job(s, keys, secrets)
+
+    def link_env(work: Path) -> dict[str, str]:
+        path = write_secret_file(work / "aggregator-secret", secrets.of(AGGREGATOR))
+        return {AGGREGATOR_SECRET_ENV: str(path)}
+
     with interrupt_on_termination(), staged_run_dir(out) as stage:
         record, fed_wall, deployment = deploy(
             s,
@@ -83,6 +93,7 @@ def run_deployed(
             show_progress=show_progress,
             verbose=verbose,
             watch=watch,
+            link_env=link_env,
         )
         recorder = recorder_from_result(record, score)
         summary = complete_horizontal(

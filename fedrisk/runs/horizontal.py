@@ -44,6 +44,7 @@ from fedrisk.horizontal.keys import paillier_keys
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, finite_or_none
+from fedrisk.privacy.secrets import AGGREGATOR, PartySecret, RunSecrets
 from fedrisk.runs.checkpointing import check_same_data, checkpointer, keys_from_checkpoint
 from fedrisk.runs.outputs import RunOutcome, model_record, write_json, write_outputs
 from fedrisk.runs.progress import run_progress
@@ -63,11 +64,14 @@ def run_horizontal(
     client_mods: list | None = None,
     keys: BankKeys | None = None,
     resume: Checkpoint | None = None,
+    secrets: RunSecrets | None = None,
 ) -> RunOutcome:
     """Run ``s`` on the in-process or Simulation engine and write ``out``.
 
     ``resume`` continues an interrupted in-process run from its checkpoint
     (:func:`fedrisk.runs.resume.resume_run`); in-process, every round is checkpointed.
+    ``secrets``: where each party's secret comes from (fresh os entropy when None; a
+    resumed run restores the secrets its parties had).
     """
     started = time.perf_counter()
     quiet_flower(verbose)
@@ -80,7 +84,10 @@ def run_horizontal(
     if resume is not None and resume.banks.get("keys"):
         keys = keys_from_checkpoint(s, resume.banks["keys"])
     keys = keys or paillier_keys(s)
-    data, job, score = prepare_job(s, keys)
+    if resume is not None:
+        secrets = secrets_from_checkpoint(resume)
+    secrets = secrets or RunSecrets()
+    data, job, score = prepare_job(s, keys, secrets)
     if resume is not None:
         check_same_data(resume, job, out)
     checkpoints = engine == "inprocess"
@@ -98,6 +105,7 @@ def run_horizontal(
             resume,
             stage / "checkpoint" if checkpoints else None,
             show_progress,
+            secrets.of(AGGREGATOR),
         )
         summary = complete_horizontal(stage, s, data, job, recorder, fed_wall, score, started)
     return RunOutcome(out, summary)
@@ -106,11 +114,13 @@ def run_horizontal(
 # --- prepare ---------------------------------------------------------------------------------
 
 
-def prepare_job(s: Scenario, keys: BankKeys | None) -> tuple[PreparedData, HorizontalJob, Scorer]:
+def prepare_job(
+    s: Scenario, keys: BankKeys | None, secrets: RunSecrets | None = None
+) -> tuple[PreparedData, HorizontalJob, Scorer]:
     """(data, the banks' job, the harness's scorer on held-out rows); DP warnings
     printed. Raises InputError on bad input, before anything is written."""
     data = prepare_horizontal(s)
-    job = bank_job(s, data, keys)
+    job = bank_job(s, data, keys, secrets)
     for warning in job.dp.warnings if job.dp else ():
         print(f"fedrisk: warning: {warning}", file=sys.stderr)
     test_X, test_y = data.test.X, data.test.y
@@ -133,10 +143,13 @@ def federate(
     resume: Checkpoint | None,
     checkpoint_folder: Path | None,
     show_progress: bool,
+    server_secret: PartySecret | None = None,
 ) -> tuple[ServerRecorder, float]:
     """The banks' and the aggregator's apps on ``engine``; returns what the aggregator
     produced and the federation's wall seconds. ``checkpoint_folder``: save both sides'
-    state there after every round (in-process only)."""
+    state there after every round (in-process only). ``server_secret``: the
+    aggregator's own secret (fresh when None)."""
+    server_job = job.server_side(server_secret)
     s = job.scenario
     with run_progress(show_progress, s) as (progress, task):
 
@@ -162,11 +175,12 @@ def federate(
                 keys,
                 len(recorder.transcript.entries),
                 job,
+                server_job.secret,
             )
         try:
             fed_wall = run_engine(
                 engine,
-                make_server_app(job.server_side(), recorder, resume),
+                make_server_app(server_job, recorder, resume),
                 make_client_app(job, client_mods),
                 len(job.banks),
                 node_states if checkpoint_folder is not None else None,
@@ -175,6 +189,19 @@ def federate(
             if keys:
                 keys.stop_precompute.set()
     return recorder, fed_wall
+
+
+def secrets_from_checkpoint(resume: Checkpoint) -> RunSecrets:
+    """Each party's secret from its own half of the checkpoint (the banks' from
+    banks.json, the aggregator's from server.json): a resumed run draws exactly what an
+    uninterrupted one would, even with os-entropy secrets."""
+    stored = dict(resume.banks.get("secrets") or {})
+    if resume.server.get("secret"):
+        stored[AGGREGATOR] = resume.server["secret"]
+    return RunSecrets.restored(
+        resume.server.get("randomness", "os-entropy"),
+        {party: PartySecret.from_hex(text) for party, text in stored.items()},
+    )
 
 
 # --- evaluate and write ----------------------------------------------------------------------

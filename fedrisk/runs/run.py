@@ -8,6 +8,7 @@ from fedrisk.crypto.paillier import BankKeys
 from fedrisk.deployment.options import DeploymentOptions
 from fedrisk.errors import InputError
 from fedrisk.flower.checkpoint import Checkpoint
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.deployed import run_deployed
 from fedrisk.runs.horizontal import run_horizontal
 from fedrisk.runs.outputs import RunOutcome
@@ -25,6 +26,7 @@ def run_scenario(
     keys: BankKeys | None = None,
     resume: Checkpoint | None = None,
     deployment: DeploymentOptions | None = None,
+    secrets: RunSecrets | None = None,
 ) -> RunOutcome:
     """Run ``s`` and write ``out``; raises InputError on bad input before writing.
 
@@ -34,7 +36,9 @@ def run_scenario(
     :func:`fedrisk.horizontal.keys.paillier_keys`, made earlier; made here if None.
     ``resume`` continues an interrupted in-process run from its checkpoint
     (:func:`fedrisk.runs.resume.resume_run`). ``deployment`` says where the Deployment
-    Engine's federation is (a local one on 127.0.0.1 by default).
+    Engine's federation is (a local one on 127.0.0.1 by default). ``secrets`` says
+    where each party's own secret comes from (``--secrets FILE``; fresh os entropy per
+    party when None).
     """
     if s.federation.kind == "vertical":
         return run_vertical(
@@ -44,6 +48,7 @@ def run_scenario(
             verbose=verbose,
             client_mods=client_mods,
             deployment=deployment,
+            secrets=secrets,
         )
     if s.federation.engine == "deployment":
         if resume is not None:
@@ -52,7 +57,13 @@ def run_scenario(
                 "checkpointed; only in-process runs resume"
             )
         return run_deployed(
-            s, out, deployment, show_progress=show_progress, verbose=verbose, keys=keys
+            s,
+            out,
+            deployment,
+            show_progress=show_progress,
+            verbose=verbose,
+            keys=keys,
+            secrets=secrets,
         )
     return run_horizontal(
         s,
@@ -62,6 +73,7 @@ def run_scenario(
         client_mods=client_mods,
         keys=keys,
         resume=resume,
+        secrets=secrets,
     )
 
 

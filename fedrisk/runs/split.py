@@ -37,12 +37,14 @@ def split_for_supernodes(s: Scenario, out: Path) -> str:
         keys.stop_precompute.set()
     configs = staged_folder(out, lambda stage: write_bank_files(stage, job, keys))
     lines = [
-        f"{len(configs)} banks in {out}; copy each bank's files (and {KEY_FILE}, or with "
+        f"{len(configs)} banks in {out}; copy each bank's files, its own secret (and "
+        f"{KEY_FILE}, or with "
         "a threshold key the bank's own key share, if any) to its machine and start its "
         "SuperNode with:"
     ]
     for bank, cfg in zip(job.banks, configs):
         cfg = {**cfg, "data-path": str(out.resolve() / Path(cfg["data-path"]).name)}
+        cfg["secret-path"] = str(out.resolve() / Path(cfg["secret-path"]).name)
         if "paillier-key" in cfg:  # the banks' key, or (threshold) this bank's own share
             cfg["paillier-key"] = str(out.resolve() / Path(cfg["paillier-key"]).name)
         if "dp-plan" in cfg:  # the bank's own DP budget: its q_i gives its size away
@@ -61,16 +63,18 @@ def _split_vertical(s: Scenario, out: Path) -> str:
 
     configs = staged_folder(out, write)
     lines = [
-        f"{len(configs)} data parties in {out}; copy each party's file to its machine "
-        "and start its SuperNode with:"
+        f"{len(configs)} data parties in {out}; copy each party's file and its own secret "
+        "to its machine and start its SuperNode with:"
     ]
     for party, cfg in zip(setup.parties.parties, configs):
         cfg = {**cfg, "data-path": str(out.resolve() / Path(cfg["data-path"]).name)}
+        cfg["secret-path"] = str(out.resolve() / Path(cfg["secret-path"]).name)
         text = " ".join(f"{k}={json.dumps(v)}" for k, v in cfg.items())
         lines.append(f"  {party.name}: --node-config '{text}'")
     lines.append(
-        f"The bank ({setup.bank.name}) keeps {vertical_files.BANK_ROWS_FILE} and "
-        f"{vertical_files.BANK_KEY_FILE} on its SuperLink's machine and runs: fedrisk run "
+        f"The bank ({setup.bank.name}) keeps {vertical_files.BANK_ROWS_FILE}, "
+        f"{vertical_files.BANK_KEY_FILE} and {vertical_files.BANK_SECRET_FILE} on its "
+        "SuperLink's machine and runs: fedrisk run "
         "SCENARIO --engine deployment --superlink HOST:PORT --root-certificates CA "
         f"--bank-files {out}"
     )

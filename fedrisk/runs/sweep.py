@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fedrisk.errors import ScenarioError
 from fedrisk.evaluation.plots import plot_privacy_sweep
 from fedrisk.horizontal.keys import paillier_keys
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.scenario import Scenario, load_scenario, parse_override
@@ -84,7 +85,14 @@ def run_sweep(
     seeds: int = 1,
     engine: str | None = None,
     show_progress: bool = True,
+    secrets: RunSecrets | None = None,
 ) -> dict[str, Any]:
+    """Run every point of the grid (``seeds`` seeds each). The points of one seed share
+    their parties' secrets (common random numbers: the curve shows what the privacy
+    level changes, not another noise draw); each seed gets its own, derived from
+    ``secrets`` (``--secrets``) or fresh from the OS."""
+    secrets = secrets or RunSecrets()
+    per_seed: dict[int, RunSecrets] = {}
     grid = parse_grid(overrides)
     fixed = list(grid.fixed) + ([f"federation.engine={engine}"] if engine else [])
     base = load_scenario(scenario_path, fixed)
@@ -108,11 +116,13 @@ def run_sweep(
         for i, point, s in plan:
             label = "-".join(p.split("=", 1)[1] for p in point)
             started = time.perf_counter()
+            folder = f"{i:02d}-{label}-seed{s.seed}"
             run = run_scenario(
                 s,
-                stage / "points" / f"{i:02d}-{label}-seed{s.seed}",
+                stage / "points" / folder,
                 show_progress=False,
                 keys=paillier_keys(s),
+                secrets=per_seed.setdefault(s.seed, secrets.derived(f"seed-{s.seed}")),
             )
             rows.append(_row(point, s, run.summary, time.perf_counter() - started))
             bar.update(task, advance=1, status=f"{label}: AUC {rows[-1]['auc']:.4f}")

@@ -29,6 +29,7 @@ from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, plan_dp
+from fedrisk.privacy.secrets import OS_ENTROPY, RunSecrets
 from fedrisk.runs.deployed import Watch, deploy, interrupt_on_termination, warn_if_insecure
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
 from fedrisk.runs.progress import run_progress
@@ -53,8 +54,11 @@ def run_vertical(
     verbose: bool = False,
     client_mods: list | None = None,
     deployment: DeploymentOptions | None = None,
+    secrets: RunSecrets | None = None,
 ) -> RunOutcome:
     """A bank and data-source parties: PSI alignment, then hetero LR with Paillier.
+
+    ``secrets``: where each party's secret comes from (fresh os entropy when None).
 
     On every engine the same apps run and the same run folder is written: the engine
     only changes where the bank's ServerApp and the parties' ClientApps execute
@@ -66,7 +70,7 @@ def run_vertical(
     private_key = None
     if deployed:  # --bank-files: the bank's key from its files
         private_key = vertical_files.bank_private_key(deployment)
-    setup = prepare_vertical(s, private_key)
+    setup = prepare_vertical(s, private_key, secrets)
     if deployed and deployment is not None and deployment.bank_files is not None:
         # the bank's files must be this scenario's before anything starts
         vertical_files.read_bank_job(
@@ -103,12 +107,19 @@ class VerticalSetup:
     dp: DPPlan | None
     bank: BankJob
     parties: DataPartyJob
+    randomness: str = OS_ENTROPY  # where the parties' secrets come from (public)
 
 
-def prepare_vertical(s: Scenario, private_key: PaillierPrivateKey | None = None) -> VerticalSetup:
+def prepare_vertical(
+    s: Scenario,
+    private_key: PaillierPrivateKey | None = None,
+    secrets: RunSecrets | None = None,
+) -> VerticalSetup:
     """Load the parties' tables, plan label DP and make the bank's Paillier key pair
-    (or use ``private_key``); raises InputError on bad input, before anything is
+    (or use ``private_key``); each party gets its own secret from ``secrets`` (fresh
+    os entropy when None). Raises InputError on bad input, before anything is
     written."""
+    secrets = secrets or RunSecrets()
     tables = load_vertical(s)
     holder = tables.holder
     dp = plan_dp(s, {holder.name: holder.n_rows})
@@ -127,14 +138,18 @@ def prepare_vertical(s: Scenario, private_key: PaillierPrivateKey | None = None)
         public_key,
         private_key,
         dp,
+        secrets.of(holder.name),
     )
     parties = DataPartyJob(
         s,
-        tuple(PartyData(p.name, p.ids, p.X, p.feature_names) for p in tables.data_parties),
+        tuple(
+            PartyData(p.name, p.ids, p.X, p.feature_names, secrets.of(p.name))
+            for p in tables.data_parties
+        ),
         public_key,
         dp.clip_norm if dp else None,
     )
-    return VerticalSetup(tables, dp, bank, parties)
+    return VerticalSetup(tables, dp, bank, parties, secrets.mode)
 
 
 # --- federate --------------------------------------------------------------------------------
@@ -321,6 +336,8 @@ def complete_vertical(
             "key_bits": s.privacy.key_bits,
             "key_holder": holder.name,
             "obfuscation": s.privacy.obfuscation,
+            # where each party's protective draws come from: fresh per run, or --secrets
+            "randomness": setup.randomness,
             "alignment": "ECDH PSI over X25519, chained through the label holder",
             "who_learns_what": {
                 holder.name: "the intersection, every party's id count, each party's "

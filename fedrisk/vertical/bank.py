@@ -24,6 +24,7 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid
 from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import PartySecret
 from fedrisk.vertical.protocol import QUERY, BankJob, VerticalOutcome, classify_vertical
 
 
@@ -82,10 +83,11 @@ def _run_bank(
     outcome: VerticalOutcome,
 ) -> None:
     s = job.scenario
-    # 1. PSI, chained through the bank (fresh bank key per exchange)
+    # 1. PSI, chained through the bank (fresh bank key per exchange; its shuffle from the
+    # bank's own secret, so no party can undo it)
     shared = [str(i) for i in job.ids]
     for k, node in enumerate(nodes):
-        bank_psi = PsiParty(job.name, shared, np.random.default_rng([s.seed, 10, k]))
+        bank_psi = PsiParty(job.name, shared, job.secret.rng("vertical/psi", k))
         (reply,) = _ask(
             grid,
             [node],
@@ -117,14 +119,19 @@ def _run_bank(
             )
     shared = sorted(shared)
     outcome.aligned = len(shared)
-    # 2. held-out split by the bank (it holds the labels), told to every party
+    # 2. held-out split by the bank (it holds the labels), told to every party; drawn from
+    # the bank's secret (from the public seed, a party could rerun it and read labels off
+    # which rows were held out)
     pos = {str(i): k for k, i in enumerate(job.ids)}
     rows = np.array([pos[i] for i in shared], dtype=np.int64)
     y_all = job.y[rows]
     # under label DP the split is not stratified: every party is told it, so it (and the
-    # bank's z-scoring of its training rows) may not depend on the labels
+    # bank's z-scoring of its training rows) may not depend on the labels; it is drawn from
+    # the bank's own secret
     tr, te = split_indices(
-        y_all if job.dp is None else np.zeros_like(y_all), s.data.test_fraction, s.seed
+        y_all if job.dp is None else np.zeros_like(y_all),
+        s.data.test_fraction,
+        job.secret.seed_int("vertical/split"),
     )
     train_ids = [shared[i] for i in tr]
     test_ids = [shared[i] for i in te]
@@ -169,7 +176,7 @@ def _run_bank(
             d = 0.25 * u - 0.5 * (2 * yb[batch] - 1)
             noise = None
             if job.dp is not None:  # label DP: the bank's own update is a noisy release too
-                noise = label_noise(job.dp, s.seed, epoch, start, len(nodes), Xb.shape[1] + 1)
+                noise = label_noise(job.dp, job.secret, epoch, start, len(nodes), Xb.shape[1] + 1)
             w, b = bank_step(Xb[batch], d, w, b, m.learning_rate, m.l2, job.dp, noise)
             t0 = time.perf_counter()
             enc = cipher.to_bytes(cipher.encrypt(encode_signed(d, RESIDUAL_FRAC_BITS, n)))
@@ -193,7 +200,7 @@ def _run_bank(
                     raise ProtocolError(f"round {epoch}: {job.party_names[k]}: {exc}") from None
                 values = decryptor.decrypt(cts)
                 if job.dp is not None:  # label DP: noise the party's gradient sum
-                    values = _noised(values, job.dp, s.seed, epoch, start, k, n)
+                    values = _noised(values, job.dp, job.secret, epoch, start, k, n)
                 pending.append([int(v).to_bytes(cipher.width, "big") for v in values])
             outcome.decrypt_s += time.perf_counter() - t0
         # end of epoch: parties apply the last update, then score the test rows jointly
@@ -230,18 +237,19 @@ def bank_step(
 
 
 def label_noise(
-    dp: DPPlan, seed: int, epoch: int, batch_start: int, party: int, size: int
+    dp: DPPlan, secret: PartySecret, epoch: int, batch_start: int, party: int, size: int
 ) -> np.ndarray:
     """N(0, (z·C)²) per gradient coordinate: one label moves Σ_i d_i x_i by at most C.
-    ``party`` = number of data parties draws the bank's noise on its own update."""
-    rng = np.random.default_rng([seed, 12, epoch, batch_start, party])
+    ``party`` = number of data parties draws the bank's noise on its own update. From the
+    bank's own ``secret``: the data party receiving it cannot regenerate it."""
+    rng = secret.rng("vertical/label-noise", epoch, batch_start, party)
     return rng.normal(0.0, dp.noise_multiplier * dp.clip_norm, size)
 
 
 def _noised(
-    values: list[int], dp: DPPlan, seed: int, epoch: int, start: int, party: int, n: int
+    values: list[int], dp: DPPlan, secret: PartySecret, epoch: int, start: int, party: int, n: int
 ) -> list[int]:
-    noise = label_noise(dp, seed, epoch, start, party, len(values))
+    noise = label_noise(dp, secret, epoch, start, party, len(values))
     fixed = encode_signed(noise, RESIDUAL_FRAC_BITS + FEATURE_FRAC_BITS, n)
     return [(v + e) % n for v, e in zip(values, fixed)]
 

@@ -74,7 +74,7 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
             psi = PsiParty(
                 party.name,
                 [str(i) for i in party.ids],
-                np.random.default_rng([job.scenario.seed, 9, _pid(context)]),
+                party.secret.rng("vertical/psi", _pid(context)),  # its own, not the seed
             )
             mine = psi.masked_ids()
             theirs_double = psi.mask_again(list(cfg["bank-masked"]))

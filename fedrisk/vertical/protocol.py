@@ -40,6 +40,7 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from phe.paillier import PaillierPrivateKey, PaillierPublicKey
 
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import PartySecret
 from fedrisk.scenario import Scenario
 
 PSI_KEY = "fedrisk.psi"
@@ -56,6 +57,8 @@ class PartyData:
     ids: np.ndarray
     X: np.ndarray
     feature_names: tuple[str, ...]
+    # the party's own secret: its PSI shuffle (the PSI key itself is drawn by the OS)
+    secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class BankJob:
     public_key: PaillierPublicKey
     private_key: PaillierPrivateKey
     dp: DPPlan | None = None  # DPPlan with mode 'label': the bank noises each returned gradient
+    # the bank's own secret: its PSI shuffles, the held-out split, label-DP noise
+    secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
 @dataclass

@@ -5,6 +5,7 @@ hands them, and give the in-process result bit for bit."""
 import importlib
 import json
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,13 +90,16 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
     from fedrisk.horizontal.keys import paillier_keys
     from fedrisk.horizontal.setup import bank_job
     from fedrisk.models.logistic import predict_proba
+    from fedrisk.privacy.secrets import RunSecrets
     from fedrisk.runs.run import run_scenario
     from fedrisk.scenario import load_scenario
 
     s = load_scenario(SCENARIOS / "quickstart.toml", overrides)
     keys = paillier_keys(s)
     data = prepare_horizontal(s)
-    job = bank_job(s, data, keys)
+    # both runs from the same parties' secrets; each bank's reaches it in its own file
+    secrets = RunSecrets(bytes(range(32)))
+    job = bank_job(s, data, keys, secrets)
     public = public_job(job)
     text = json.dumps(public)
     assert len(text) < 20_000  # metadata, not 24,000 customers' rows
@@ -117,7 +121,9 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
         monkeypatch, capsys, len(job.banks), {"fedrisk-job": json.dumps(public)}, configs
     )
     assert record["error"] is None, record["error"]
-    expected = run_scenario(s, tmp_path / "inprocess", show_progress=False, keys=keys)
+    expected = run_scenario(
+        s, tmp_path / "inprocess", show_progress=False, keys=keys, secrets=secrets
+    )
     recorder = recorder_from_result(
         record, lambda p: score_metrics(data.test.y, predict_proba(p, data.test.X))
     )
@@ -130,6 +136,10 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
     rows = (tmp_path / "inprocess" / "rounds.csv").read_text().splitlines()[1:]
     assert got == [(int(r.split(",")[0]), int(r.split(",")[7]), int(r.split(",")[8])) for r in rows]
     assert np.all([c["data-path"].endswith(".npz") for c in configs])
+    for bank, c in zip(job.banks, configs):  # each bank's own secret, owner-only
+        assert Path(c["secret-path"]).read_text().strip() == bank.secret.hex()
+        assert Path(c["secret-path"]).stat().st_mode & 0o777 == 0o600
+        assert bank.secret.hex() not in text  # not in the public job
 
 
 def test_a_relative_scenario_is_found_in_the_unpacked_app(tmp_path, monkeypatch):

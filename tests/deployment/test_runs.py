@@ -15,6 +15,7 @@ import pytest
 from fedrisk.deployment.options import DeploymentOptions
 from fedrisk.deployment.processes import pid_alive
 from fedrisk.errors import QuorumError
+from fedrisk.privacy.secrets import load_secrets_file
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
 from tests.conftest import SCENARIOS, read_summary
@@ -39,7 +40,10 @@ def processes_mentioning(text: str) -> list[int]:
 
 
 def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
-    """The issue's first check, through the command line, in secure mode."""
+    """The issue's first check, through the command line, in secure mode; with client
+    DP and a secrets file, so the aggregator's secret (its SuperLink's environment) and
+    each bank's (its own file) must reach their apps for the noise to match."""
+    secrets = tmp_path / "secrets.json"
     out = tmp_path / "deployed"
     env = {**os.environ, "TMPDIR": str(tmp_path)}  # the run's work folder lands here
     proc = subprocess.run(
@@ -55,6 +59,12 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
             "rounds=2",
             "--set",
             "federation.banks=3",
+            "--set",
+            "privacy.dp=client",
+            "--set",
+            "privacy.noise_multiplier=1.0",
+            "--secrets",
+            str(secrets),
             "--out",
             str(out),
             "--quiet",
@@ -65,7 +75,7 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
         env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "warning" not in proc.stderr  # secure mode: no --insecure warning
+    assert "--insecure" not in proc.stderr  # secure mode: no --insecure warning
     got = read_summary(out)
     assert got["engine"] == "deployment"
     assert got["deployment"] == {
@@ -73,8 +83,14 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
         "tls": True,
         "supernode_auth": True,
     }
-    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=2", "federation.banks=3"])
-    ref = run_scenario(s, tmp_path / "inprocess", show_progress=False).summary
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["rounds=2", "federation.banks=3", "privacy.dp=client", "privacy.noise_multiplier=1.0"],
+    )
+    ref = run_scenario(
+        s, tmp_path / "inprocess", show_progress=False, secrets=load_secrets_file(secrets)
+    ).summary
+    assert got["privacy"]["randomness"] == "secrets-file"
     assert abs(got["federated"]["auc"] - ref["federated"]["auc"]) <= 1e-6
     assert got["cost"]["bytes_per_round"] == ref["cost"]["bytes_per_round"]
     assert (out / "transcript.jsonl").read_text() == (

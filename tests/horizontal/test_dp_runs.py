@@ -14,11 +14,15 @@ from fedrisk.data.prepare import prepare_horizontal
 from fedrisk.horizontal.client_dp import bank_noise_share
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.horizontal.training import local_update
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
+
+# runs compared with each other draw their DP noise from the same parties' secrets
+SECRETS = RunSecrets(bytes(range(32)))
 
 
 def quick(*overrides):
@@ -38,7 +42,12 @@ def recompute_epsilon(privacy: dict) -> float:
 @pytest.fixture(scope="module")
 def dp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "dp3"
-    run_scenario(quick("privacy.dp=sample", "privacy.target_epsilon=3"), out, show_progress=False)
+    run_scenario(
+        quick("privacy.dp=sample", "privacy.target_epsilon=3"),
+        out,
+        show_progress=False,
+        secrets=SECRETS,
+    )
     return out
 
 
@@ -113,14 +122,15 @@ def test_client_level_noise_matches_the_noise_multiplier():
 
 def test_distributed_noise_shares_sum_to_the_full_noise():
     z, c, m = 1.1, 0.5, 4
+    secret = [RunSecrets(bytes(32)).of(f"bank_{party}") for party in range(m)]  # each its own
     totals = np.stack(
         [
-            sum(bank_noise_share(7, party, rnd, (25,), z, c, m) for party in range(m))
+            sum(bank_noise_share(secret[party], party, rnd, (25,), z, c, m) for party in range(m))
             for rnd in range(400)
         ]
     )
     assert abs(totals.var() / (z * c) ** 2 - 1) < 0.1  # 10,000 draws
-    shares = np.stack([bank_noise_share(7, 0, rnd, (25,), z, c, m) for rnd in range(400)])
+    shares = np.stack([bank_noise_share(secret[0], 0, rnd, (25,), z, c, m) for rnd in range(400)])
     assert abs(shares.var() / (z * c / 2) ** 2 - 1) < 0.1  # each bank adds 1/√m of it
 
 
@@ -161,6 +171,7 @@ def test_dp_sample_works_with_secure_aggregation(aggregation, dp_run, tmp_path):
         ),
         tmp_path / aggregation,
         show_progress=False,
+        secrets=SECRETS,  # the same noise as dp_run's
     )
     plain = read_summary(dp_run)
     assert run.summary["privacy"]["epsilon"] == plain["privacy"]["epsilon"]
@@ -178,6 +189,7 @@ def test_client_dp_with_paillier_runs_with_sampled_banks(tmp_path):
         ),
         tmp_path / "pc",
         show_progress=False,
+        secrets=SECRETS,  # a sampling known to vary
     )
     p = run.summary["privacy"]
     assert p["sample_rate"] == 0.6 and p["steps"] == 8
@@ -239,6 +251,8 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
         "--out",
         "sw",
         "--quiet",
+        "--secrets",  # one noise draw, the same at every point: a curve, not a scatter
+        "secrets.json",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr

@@ -18,6 +18,8 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
             "--no-pause",
             "--out",
             str(tmp_path / "demo"),
+            "--secrets",  # reproducible, and the file stays outside the demo folder
+            str(tmp_path / "secrets.json"),
         ],
         capture_output=True,
         text=True,
@@ -25,6 +27,8 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert not list((tmp_path / "demo").rglob("secrets*"))
     out = proc.stdout
     for party in ("bank", "provider", "bank_1", "bank_5"):
         assert party in out

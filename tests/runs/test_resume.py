@@ -12,6 +12,7 @@ import pytest
 
 from fedrisk import resume_run, run_scenario
 from fedrisk.flower.recording_grid import message_round
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.scenario import load_scenario
 from tests.conftest import SCENARIOS, read_summary, without_timings
 
@@ -57,10 +58,13 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_interrupted_after_round_10_and_resumed_equals_uninterrupted(tmp_path, case):
     s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=20", *CASES[case]])
-    full = run_scenario(s, tmp_path / "full", show_progress=False).out_dir
+    # os-entropy secrets, drawn once and given to both runs: the resumed run gets its
+    # parties' secrets back from the checkpoint alone (resume_run is told nothing)
+    secrets = RunSecrets()
+    full = run_scenario(s, tmp_path / "full", show_progress=False, secrets=secrets).out_dir
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt, match="checkpoint after round 10 kept"):
-        run_scenario(s, cut, show_progress=False, client_mods=[interrupt_at(11)])
+        run_scenario(s, cut, show_progress=False, client_mods=[interrupt_at(11)], secrets=secrets)
     assert not cut.exists() and (tmp_path / ".cut.incomplete" / "checkpoint").is_dir()
     resume_run(cut, show_progress=False)
     assert without_timings(read_summary(cut)) == without_timings(read_summary(full))
@@ -86,6 +90,14 @@ def test_the_checkpoint_keeps_the_banks_secrets_apart(tmp_path):
     p, q = int(banks["keys"]["p"]), int(banks["keys"]["q"])
     text = (folder / "checkpoint.json").read_text()
     assert str(p) not in text and str(q) not in text  # the aggregator's half has no key
+    # each party's own secret in its own half, both halves owner-only
+    assert set(banks["secrets"]) == {f"bank_{i}" for i in range(1, 6)}
+    assert all(secret not in text for secret in banks["secrets"].values())
+    assert len(bytes.fromhex(server["secret"])) == 32
+    assert server["secret"] not in (folder / "banks.json").read_text()
+    assert server["randomness"] == "os-entropy"
+    for name in ("checkpoint.json", "banks.json"):
+        assert (folder / name).stat().st_mode & 0o777 == 0o600, name
     assert set(server["strategy"]["history"]) == {"1", "2"}
 
 

@@ -16,6 +16,7 @@ from fedrisk.deployment import launch
 from fedrisk.deployment import processes as flower_deployment
 from fedrisk.deployment.processes import pid_alive
 from fedrisk.deployment.vertical_files import BANK_FILES_ENV
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
 from tests.conftest import read_summary, without_timings
@@ -52,6 +53,10 @@ obfuscation = "djn"
 """
 
 
+# runs compared across engines: the same parties' secrets (PSI, held-out split)
+SECRETS = RunSecrets(bytes(range(32)))
+
+
 @pytest.fixture(scope="module")
 def scenario_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("vertical-engines") / "small.toml"
@@ -62,7 +67,7 @@ def scenario_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inprocess_run(scenario_file):
     out = scenario_file.parent / "inprocess"
-    run_scenario(load_scenario(scenario_file), out, show_progress=False)
+    run_scenario(load_scenario(scenario_file), out, show_progress=False, secrets=SECRETS)
     return out
 
 
@@ -99,7 +104,7 @@ def test_a_fresh_client_process_per_message_changes_nothing(
 
     monkeypatch.setattr(vertical, "make_party_app", per_message)
     out = tmp_path / "fresh"
-    run_scenario(load_scenario(scenario_file), out, show_progress=False)
+    run_scenario(load_scenario(scenario_file), out, show_progress=False, secrets=SECRETS)
     assert len(built) == read_summary(out)["cost"]["messages"] // 2
     assert_same_run(out, inprocess_run)
 
@@ -107,7 +112,10 @@ def test_a_fresh_client_process_per_message_changes_nothing(
 def test_simulation_engine_equals_in_process(scenario_file, inprocess_run, tmp_path):
     out = tmp_path / "simulation"
     run_scenario(
-        load_scenario(scenario_file, ["federation.engine=simulation"]), out, show_progress=False
+        load_scenario(scenario_file, ["federation.engine=simulation"]),
+        out,
+        show_progress=False,
+        secrets=SECRETS,
     )
     assert read_summary(out)["engine"] == "simulation"
     assert_same_run(out, inprocess_run)
@@ -145,7 +153,10 @@ def test_deployment_engine_equals_in_process(scenario_file, inprocess_run, tmp_p
     monkeypatch.setattr(launch, "submit_run", submit)
     out = tmp_path / "deployed"
     run_scenario(
-        load_scenario(scenario_file, ["federation.engine=deployment"]), out, show_progress=False
+        load_scenario(scenario_file, ["federation.engine=deployment"]),
+        out,
+        show_progress=False,
+        secrets=SECRETS,  # each party's reaches its app in its own file
     )
     got = read_summary(out)
     assert got["engine"] == "deployment"
@@ -204,6 +215,8 @@ def test_data_split_gives_each_party_only_its_columns(scenario_file, tmp_path, c
     assert sorted(p.name for p in out.iterdir()) == [
         "bank-paillier-key.json",
         "bank-rows.npz",
+        "bank-secret",
+        "telecom-secret",
         "telecom.npz",
     ]
     with np.load(out / "telecom.npz") as f:
@@ -221,8 +234,12 @@ def test_data_split_gives_each_party_only_its_columns(scenario_file, tmp_path, c
     }
     node_config = (
         f"telecom: --node-config 'partition-id=0 num-partitions=1 "
-        f'data-path="{(out / "telecom.npz").resolve()}"\''
+        f'data-path="{(out / "telecom.npz").resolve()}" '
+        f'secret-path="{(out / "telecom-secret").resolve()}"\''
     )
+    for secret in ("bank-secret", "telecom-secret"):  # each party's own, owner-only
+        assert stat.S_IMODE((out / secret).stat().st_mode) == 0o600
+        assert len(bytes.fromhex((out / secret).read_text())) == 32
     assert node_config in said and f"--bank-files {out}" in said
     assert main(["data", "split", str(scenario_file), "--out", str(out)]) == 2
     assert "exists and is not an empty folder" in capsys.readouterr().err

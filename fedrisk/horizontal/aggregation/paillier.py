@@ -71,6 +71,7 @@ from fedrisk.horizontal.layout import PaillierSetup
 from fedrisk.horizontal.server import fedavg_server_app
 from fedrisk.horizontal.training import local_update
 from fedrisk.privacy.plan import DPPlan
+from fedrisk.privacy.secrets import PartySecret
 
 GLOBAL_KEY = "fedrisk.global"
 PROGRESS_KEY = "fedrisk.progress"
@@ -314,7 +315,7 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     if job.dp is not None and job.dp.mode == "client":
         weight = 1
         delta = delta + bank_noise_share(
-            job.scenario.seed,
+            bank.secret,
             party,
             rnd,
             delta.shape,
@@ -348,13 +349,14 @@ class PaillierFedAvg(BankFedAvg):
         n_banks: int,
         setup: PaillierSetup,
         dp: DPPlan | None = None,
-        seed: int = 0,
+        secret: PartySecret | None = None,
         min_parties: int = 1,
         threshold: int | None = None,
         timeout: float | None = None,
     ) -> None:
         super().__init__(n_banks, min_parties)
-        self.setup, self.dp, self.seed = setup, dp, seed
+        self.setup, self.dp = setup, dp
+        self.secret = secret or PartySecret.fresh()  # the aggregator's own secret
         self.threshold, self.timeout = threshold, timeout  # threshold key: t of n_banks
         self.cipher = VectorCipher(setup.public_key)
         self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
@@ -428,7 +430,7 @@ class PaillierFedAvg(BankFedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ):
         if self.dp is not None and self.dp.mode == "client":
-            nodes = sample_banks(grid, self.seed, server_round, self.dp.sample_rate)
+            nodes = sample_banks(grid, self.secret, server_round, self.dp.sample_rate)
             self._asked = len(nodes)
         else:
             nodes = self.train_nodes(server_round, grid)
@@ -540,7 +542,7 @@ def server_app(
             n_banks,
             setup,
             server_job.dp,
-            s.seed,
+            server_job.secret,
             s.quorum,
             threshold=threshold,
             timeout=s.federation.round_timeout,

@@ -55,7 +55,7 @@ def server_app(
 
     def strategy() -> Strategy:
         if dp is not None and dp.mode == "client":
-            return ClientDPFedAvg(n, dp, s.seed, s.quorum)
+            return ClientDPFedAvg(n, dp, server_job.secret, s.quorum)
         return BankFedAvg(n, s.quorum)
 
     initial = params_record(np.zeros(n_params(server_job.n_features)))

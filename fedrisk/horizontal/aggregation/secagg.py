@@ -8,8 +8,9 @@ learns the *sum* (so the new global model, which all banks receive anyway), neve
 bank's update. Unlike Paillier mode, the aggregator does see the global model.
 
 Caveats (Flower's, stated in its docs): quantisation to ``quantization_range`` levels
-over ``[-clip, clip]``, stochastic rounding from numpy's global generator, masks from a
-32-bit-seeded numpy generator — fine for simulation, not cryptographic. Needs ≥ 3 banks.
+over ``[-clip, clip]``, stochastic rounding from numpy's global generator (seeded here
+from each bank's own secret), masks from a 32-bit-seeded numpy generator — fine for
+simulation, not cryptographic. Needs ≥ 3 banks.
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ class SecAggBank(NumPyClient):
 _GLOBAL_RNG_LOCK = threading.Lock()
 
 
-def seeded_rounding_mod(seed: int):
-    """Seed numpy's global generator per bank, round and stage: Flower's stochastic
-    rounding draws from it, and runs must be reproducible. The generator is global, so
-    banks running in parallel threads take turns (a lock) while they use it."""
+def seeded_rounding_mod(job: HorizontalJob):
+    """Seed numpy's global generator per bank, round and stage from the bank's own
+    secret: Flower's stochastic rounding draws from it, and runs with a secrets file
+    must be reproducible (the public seed would let anyone regenerate the rounding).
+    The generator is global, so banks running in parallel threads take turns (a lock)
+    while they use it."""
     stages = {Stage.SETUP: 0, Stage.SHARE_KEYS: 1, Stage.COLLECT_MASKED_VECTORS: 2, Stage.UNMASK: 3}
 
     def mod(msg: Message, context, call_next) -> Message:
@@ -83,12 +86,13 @@ def seeded_rounding_mod(seed: int):
                 str(msg.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE, "")), 9
             )
         party = int(context.node_config["partition-id"])
-        return _call_with_global_seed([seed % 2**32, 4, party, rnd, stage], call_next, msg, context)
+        words = job.banks[party].secret.seed_words("secagg/rounding", party, rnd, stage)
+        return _call_with_global_seed(words, call_next, msg, context)
 
     return mod
 
 
-def _call_with_global_seed(words: list[int], call_next, msg: Message, context) -> Message:
+def _call_with_global_seed(words, call_next, msg: Message, context) -> Message:
     # Module level, so Ray pickles it by reference (a closure would drag the lock along).
     with _GLOBAL_RNG_LOCK:
         np.random.seed(words)
@@ -114,7 +118,7 @@ def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
             *base,
             *mods,
             withhold_count_mod,
-            seeded_rounding_mod(job.scenario.seed),
+            seeded_rounding_mod(job),
             secaggplus_mod,
         ],
     )
