@@ -53,10 +53,6 @@ class PartySecret:
             h.update(b"\x00" + str(int(n)).encode())
         return h.digest()
 
-    def seed_words(self, purpose: str, *numbers: int) -> np.ndarray:
-        """Eight uint32 words (for ``np.random.seed``, which takes no SeedSequence)."""
-        return np.frombuffer(self.digest(purpose, *numbers), dtype="<u4").copy()
-
     def seed_int(self, purpose: str, *numbers: int) -> int:
         """A 256-bit seed (for functions that take a seed, e.g. ``default_rng``)."""
         return int.from_bytes(self.digest(purpose, *numbers), "big")

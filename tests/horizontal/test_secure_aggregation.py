@@ -497,3 +497,15 @@ def test_the_aggregator_cannot_compute_a_banks_size(mode, tmp_path):
     # the checks are not vacuous: the harness's own report names every size
     report = numbers_in((out / "summary.json").read_text())
     assert set(sizes) <= report[0]
+
+
+def test_secagg_leaves_numpy_global_generator_alone(tmp_path):
+    """Flower's SecAgg+ rounds stochastically; the draws come from each bank's own
+    secret-derived generator, never from numpy's global one (nobody seeds it, and a run
+    does not move it)."""
+    np.random.seed(1234)
+    before = np.random.get_state()[1].copy()
+    run_scenario(
+        quick("privacy.aggregation=secagg", "rounds=2"), tmp_path / "r", show_progress=False
+    )
+    assert np.array_equal(np.random.get_state()[1], before)

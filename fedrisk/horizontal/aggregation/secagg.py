@@ -15,6 +15,7 @@ simulation, not cryptographic. Needs ≥ 3 banks.
 
 from __future__ import annotations
 
+import importlib
 import math
 import threading
 
@@ -67,15 +68,39 @@ class SecAggBank(NumPyClient):
         return [delta], len(self.job.banks[self.party].y), {}
 
 
-_GLOBAL_RNG_LOCK = threading.Lock()
+# The generator of the bank whose message this thread is handling (set by rounding_mod).
+_ROUNDING = threading.local()
+# Flower's secaggplus_mod quantises with its module's `quantize`, whose stochastic rounding
+# draws from numpy's GLOBAL generator; fedrisk neither seeds nor uses that generator: the
+# mod's name is pointed at the same quantisation drawing from the bank's own generator.
+_SECAGGPLUS = importlib.import_module("flwr.client.mod.secure_aggregation.secaggplus_mod")
+_FLOWER_QUANTIZE = _SECAGGPLUS.quantize
 
 
-def seeded_rounding_mod(job: HorizontalJob):
-    """Seed numpy's global generator per bank, round and stage from the bank's own
-    secret: Flower's stochastic rounding draws from it, and runs with a secrets file
-    must be reproducible (the public seed would let anyone regenerate the rounding).
-    The generator is global, so banks running in parallel threads take turns (a lock)
-    while they use it."""
+def quantize_with_bank_rng(
+    parameters: list[np.ndarray], clipping_range: float, target_range: int
+) -> list[np.ndarray]:
+    """Flower 1.42's ``quantize`` (clip, shift, scale, stochastic rounding), with the
+    rounding drawn from the bank's own generator; Flower's own outside a bank's message."""
+    rng = getattr(_ROUNDING, "rng", None)
+    if rng is None:
+        return _FLOWER_QUANTIZE(parameters, clipping_range, target_range)
+    quantizer = target_range / (2 * clipping_range)
+    out = []
+    for arr in parameters:
+        pre = (np.clip(arr, -clipping_range, clipping_range) + clipping_range) * quantizer
+        rounded = np.atleast_1d(np.ceil(pre).astype(np.int32))
+        rounded[rng.random(rounded.shape) < rounded - np.atleast_1d(pre)] -= 1
+        out.append(rounded.reshape(np.shape(pre)))
+    return out
+
+
+_SECAGGPLUS.quantize = quantize_with_bank_rng
+
+
+def rounding_mod(job: HorizontalJob):
+    """SecAgg+'s stochastic rounding from the bank's own secret, per round and stage: runs
+    with a secrets file are reproducible, and nobody else can regenerate the rounding."""
     stages = {Stage.SETUP: 0, Stage.SHARE_KEYS: 1, Stage.COLLECT_MASKED_VECTORS: 2, Stage.UNMASK: 3}
 
     def mod(msg: Message, context, call_next) -> Message:
@@ -86,17 +111,24 @@ def seeded_rounding_mod(job: HorizontalJob):
                 str(msg.content.config_records[RECORD_KEY_CONFIGS].get(Key.STAGE, "")), 9
             )
         party = int(context.node_config["partition-id"])
-        words = job.banks[party].secret.seed_words("secagg/rounding", party, rnd, stage)
-        return _call_with_global_seed(words, call_next, msg, context)
+        return _call_with_bank_rng(
+            job.banks[party].secret.rng("secagg/rounding", party, rnd, stage),
+            call_next,
+            msg,
+            context,
+        )
 
     return mod
 
 
-def _call_with_global_seed(words, call_next, msg: Message, context) -> Message:
-    # Module level, so Ray pickles it by reference (a closure would drag the lock along).
-    with _GLOBAL_RNG_LOCK:
-        np.random.seed(words)
+def _call_with_bank_rng(rng: np.random.Generator, call_next, msg: Message, context) -> Message:
+    # Module level, so Ray pickles it by reference. Thread-local: banks in parallel threads
+    # each see their own generator.
+    _ROUNDING.rng = rng
+    try:
         return call_next(msg, context)
+    finally:
+        _ROUNDING.rng = None
 
 
 def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
@@ -118,7 +150,7 @@ def client_app(job: HorizontalJob, faults: FaultPlan, mods: list) -> ClientApp:
             *base,
             *mods,
             withhold_count_mod,
-            seeded_rounding_mod(job),
+            rounding_mod(job),
             secaggplus_mod,
         ],
     )
