@@ -67,6 +67,8 @@ def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
         # what the aggregator can read (checked against transcript.jsonl by the tests)
         "server_sees_individual_updates": mode.server_sees_individual_updates,
         "server_sees_global_model": mode.server_sees_global_model,
+        "threat_model": "semi-honest parties: they follow the protocol and may pool what "
+        "they see; see who_learns_what",
         # where each party's protective draws come from: fresh per run, or --secrets FILE
         "randomness": job.randomness,
     }

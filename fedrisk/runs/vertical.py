@@ -330,7 +330,7 @@ def complete_vertical(
         },
         "privacy": {
             "aggregation": "paillier",
-            "dp": "none",
+            "dp": s.privacy.dp,
             "epsilon": None,
             "delta": None,
             "key_bits": s.privacy.key_bits,
@@ -339,6 +339,8 @@ def complete_vertical(
             # where each party's protective draws come from: fresh per run, or --secrets
             "randomness": setup.randomness,
             "alignment": "ECDH PSI over X25519, chained through the label holder",
+            "threat_model": "semi-honest parties: they follow the protocol and may pool "
+            "what they see; see who_learns_what",
             "who_learns_what": {
                 holder.name: "the intersection, every party's id count, each party's "
                 "partial scores per customer (not its features or weights)",

@@ -509,3 +509,13 @@ def test_secagg_leaves_numpy_global_generator_alone(tmp_path):
         quick("privacy.aggregation=secagg", "rounds=2"), tmp_path / "r", show_progress=False
     )
     assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_summary_states_the_threat_model_and_who_learns_what(
+    quickstart_run, paillier_run, secagg_run
+):
+    for run, sees_updates in ((quickstart_run, True), (paillier_run, False), (secagg_run, False)):
+        privacy = read_summary(run)["privacy"]
+        assert privacy["threat_model"].startswith("semi-honest parties")
+        said = privacy["who_learns_what"]["aggregator"]
+        assert ("in the clear" in said and "ciphertexts only" not in said) == sees_updates

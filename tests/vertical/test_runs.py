@@ -266,7 +266,9 @@ def test_label_dp_defence_is_accounted_and_blunts_the_attack(tmp_path, csv_run):
     s = read_summary(out)
     p = s["privacy"]
     # 2 epochs x (1 data party + the bank's own update)
-    assert p["unit"] == "label" and p["sample_rate"] == 1.0 and p["steps"] == 4
+    assert (
+        p["dp"] == "label" and p["unit"] == "label" and p["sample_rate"] == 1.0 and p["steps"] == 4
+    )
     acc = rdp.RdpAccountant()
     acc.compose(
         dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(p["noise_multiplier"]), p["steps"])

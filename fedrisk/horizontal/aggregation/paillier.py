@@ -586,6 +586,17 @@ def summary(server_job: ServerJob) -> dict[str, Any]:
     return {
         "key": key,
         "resists": resists,
+        "who_learns_what": {
+            "aggregator": "which banks took part and the sizes of their messages; ciphertexts "
+            "only: no update, count or model in the clear",
+            "banks": "the global model each round (they decrypt the aggregates)"
+            + (
+                ""
+                if key == "threshold"
+                else "; any bank could decrypt another's update if the "
+                "aggregator handed it over (shared key)"
+            ),
+        },
         "paillier": {
             "key": key,
             "threshold": t,  # banks whose partial decryptions open an aggregate

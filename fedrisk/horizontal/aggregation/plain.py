@@ -65,7 +65,13 @@ def server_app(
 
 
 def summary(server_job: ServerJob) -> dict[str, Any]:
-    return {}
+    return {
+        "who_learns_what": {
+            "aggregator": "every bank's model update and example count, in the clear, and "
+            "the global model",
+            "banks": "the global model each round",
+        }
+    }
 
 
 __all__ = ["classify_plain", "client_app", "plain_train", "server_app", "summary"]

@@ -393,12 +393,18 @@ def summary(server_job: ServerJob) -> dict:
     s = server_job.scenario
     shares, threshold = secagg_shares(len(server_job.party_names), s.privacy.secagg_threshold)
     return {
+        "who_learns_what": {
+            "aggregator": "the weighted sum of the banks' updates each round (so the global "
+            "model), not one bank's update unless it colludes with enough of that bank's "
+            f"neighbours to unmask it ({threshold} of {shares} shares); which banks answered",
+            "banks": "the global model each round, and the pairwise key-agreement messages",
+        },
         "secagg": {
             "num_shares": shares,
             "reconstruction_threshold": threshold,
             "update_range": s.privacy.update_range,
             "quantization_levels": 2**22,
-        }
+        },
     }
 
 
