@@ -104,7 +104,7 @@ def threshold_decrypt(
 ) -> np.ndarray:
     """t partial decryptions + their combination + unpack + decode (a threshold key)."""
     partials = threshold_partials(keys, ciphertexts)
-    plain = keys.shares[0].combine(partials, 1, len(ciphertexts))
+    plain = keys.shares[0].combine(partials, 1, ciphertexts)
     return codec.decode_sum(packer.unpack(plain, D), k)
 
 

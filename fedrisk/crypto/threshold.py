@@ -117,12 +117,18 @@ class KeyShare:
             bytes.fromhex(str(stored["blind_seed"])),
         )
 
-    def masks(self, rnd: int, count: int) -> list[gmpy2.mpz]:
-        """The round's masks μ (one per ciphertext), uniform mod n; only banks know them."""
+    def masks(self, rnd: int, ciphertexts: list) -> list[gmpy2.mpz]:
+        """The masks μ for these ciphertexts in round ``rnd``, uniform mod n; only banks
+        know them. Bound to each ciphertext, not only to the round: an aggregator that asks
+        for two ciphertexts to be opened (a bank's update and an encryption of 0) gets two
+        unrelated masks, so subtracting the openings reveals nothing."""
         width = (self.n.bit_length() + 128 + 7) // 8  # 128 extra bits: negligible bias
+        nsq_bytes = (2 * self.n.bit_length() + 7) // 8
         out = []
-        for i in range(count):
-            h = hashlib.shake_256(self.blind_seed + f"|{rnd}|{i}".encode()).digest(width)
+        for i, c in enumerate(ciphertexts):
+            h = hashlib.shake_256(
+                self.blind_seed + f"|{rnd}|{i}|".encode() + int(c).to_bytes(nsq_bytes, "big")
+            ).digest(width)
             out.append(gmpy2.mpz(int.from_bytes(h, "big")) % self.n)
         return out
 
@@ -133,13 +139,13 @@ class KeyShare:
         exponent = gmpy2.mpz(2 * self.delta * self.secret)
         return [
             gmpy2.powmod(gmpy2.mpz(c) * (1 + mu * n) % nsq, exponent, nsq)
-            for c, mu in zip(ciphertexts, self.masks(rnd, len(ciphertexts)))
+            for c, mu in zip(ciphertexts, self.masks(rnd, ciphertexts))
         ]
 
-    def combine(self, partials: dict[int, list], rnd: int, count: int) -> list[int]:
+    def combine(self, partials: dict[int, list], rnd: int, ciphertexts: list) -> list[int]:
         """The plaintexts from ``threshold`` banks' partials (bank index -> values),
         unblinded; raises ValueError if too few banks or mismatched counts."""
-        return [int(m) for m in combine_partials(self, partials, rnd, count)]
+        return [int(m) for m in combine_partials(self, partials, rnd, ciphertexts)]
 
 
 def lagrange_coefficients(indices: list[int], delta: int) -> dict[int, int]:
@@ -156,7 +162,9 @@ def lagrange_coefficients(indices: list[int], delta: int) -> dict[int, int]:
     return out
 
 
-def combine_partials(share: KeyShare, partials: dict[int, list], rnd: int, count: int) -> list:
+def combine_partials(
+    share: KeyShare, partials: dict[int, list], rnd: int, ciphertexts: list
+) -> list:
     """Combine any ``threshold`` banks' partial decryptions into unblinded plaintexts."""
     release_gil()
     chosen = sorted(partials)[: share.threshold]
@@ -164,15 +172,15 @@ def combine_partials(share: KeyShare, partials: dict[int, list], rnd: int, count
         raise ValueError(
             f"{len(chosen)} partial decryptions, the key needs {share.threshold} of {share.n_banks}"
         )
-    if any(len(partials[i]) != count for i in chosen):
-        raise ValueError(f"expected {count} partial decryptions from every bank")
+    if any(len(partials[i]) != len(ciphertexts) for i in chosen):
+        raise ValueError(f"expected {len(ciphertexts)} partial decryptions from every bank")
     n = gmpy2.mpz(share.n)
     nsq = n * n
     delta = share.delta
     lam = lagrange_coefficients(chosen, delta)
     inv = gmpy2.invert(gmpy2.mpz(4 * delta * delta), n)
     out = []
-    for slot, mu in enumerate(share.masks(rnd, count)):
+    for slot, mu in enumerate(share.masks(rnd, ciphertexts)):
         acc = gmpy2.mpz(1)
         for i in chosen:
             acc = acc * gmpy2.powmod(gmpy2.mpz(partials[i][slot]), 2 * lam[i], nsq) % nsq
@@ -194,9 +202,9 @@ class ShareDecryptor:
         self.decrypt_seconds += time.perf_counter() - started
         return out
 
-    def combine(self, partials: dict[int, list], rnd: int, count: int) -> list[int]:
+    def combine(self, partials: dict[int, list], rnd: int, ciphertexts: list) -> list[int]:
         started = time.perf_counter()
-        out = self.share.combine(partials, rnd, count)
+        out = self.share.combine(partials, rnd, ciphertexts)
         self.decrypt_seconds += time.perf_counter() - started
         return out
 

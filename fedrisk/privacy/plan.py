@@ -91,6 +91,10 @@ class DPPlan:
             return replace(self, parties={})
         return replace(
             self,
+            # z is calibrated to the binding bank: with the public target ε, δ, batch size
+            # and rounds it gives that bank's size away (found by review); the aggregator
+            # does not need it under record-level DP
+            noise_multiplier=math.nan,
             sample_rate=math.nan,
             steps_per_round=0,
             steps=0,
@@ -103,7 +107,9 @@ class DPPlan:
     def for_party(self, name: str) -> DPPlan:
         """What one bank holds: the public plan plus its own budget."""
         own = {name: self.parties[name]} if name in self.parties else {}
-        return replace(self.public(), parties=own)
+        # a bank needs z to add its noise (and could, as the aggregator could, work out
+        # the binding bank's size from it: who_learns_what says so)
+        return replace(self.public(), parties=own, noise_multiplier=self.noise_multiplier)
 
     def to_dict(self) -> dict:
         """Every field, for a party in another process to rebuild the plan exactly."""

@@ -461,7 +461,11 @@ def test_the_aggregator_cannot_compute_a_banks_size(mode, tmp_path):
     aggregator holds its ServerJob (and what its app and recorder reach), the public job
     of the Deployment Engine, every message it received, and the run folder's
     scenario.toml and transcript.jsonl: no bank's row count, q_i or ε_i is among their
-    numbers; the one size-related number is the public power-of-two weight bound.
+    numbers, nor the binding bank's noise multiplier z (from which, with the public target
+    ε, its size follows); the one size-related number is the public power-of-two weight
+    bound. (Under SecAgg+ the unmasked sum carries the round's total weight: with dropouts,
+    differences between rounds give banks' sizes away; summary.json's who_learns_what
+    says so.)
     (Plain FedAvg sends example counts by design; summary.json is the simulator's report
     to the user, who plays every party, and is never sent to the aggregator.)"""
     s = quick(
@@ -478,6 +482,9 @@ def test_the_aggregator_cannot_compute_a_banks_size(mode, tmp_path):
     assert rates == [s.model.batch_size / n for n in sizes]  # what it must not learn
     server = job.server_side()
     assert server.dp.parties == {} and server.dp.steps_per_round == 0
+    # z is calibrated to the binding bank: with the public target it would give that
+    # bank's size away (found by review), so the aggregator holds none
+    assert math.isnan(server.dp.noise_multiplier)
     bound = server.max_weight
     assert bound & (bound - 1) == 0 and bound // 2 < max(sizes) <= bound
 
@@ -492,7 +499,7 @@ def test_the_aggregator_cannot_compute_a_banks_size(mode, tmp_path):
     ]
     for ints, floats in held:
         assert not set(sizes) & ints
-        for secret in rates + epsilons:
+        for secret in rates + epsilons + [job.dp.noise_multiplier]:
             assert not any(math.isclose(secret, v, rel_tol=1e-9) for v in floats)
     # the checks are not vacuous: the harness's own report names every size
     report = numbers_in((out / "summary.json").read_text())

@@ -26,16 +26,23 @@ def is_train(msg):
     return msg.metadata.message_type == "train"
 
 
-def forward_one_banks_ciphertext(victim="bank_2", to="bank_1", claim=1):
-    """A malicious aggregator: sends ``to`` the victim's round-1 ciphertext as the round-1
-    'aggregate' of ``claim`` banks."""
+def forward_one_banks_ciphertext(victim="bank_2", to="bank_1", claim=1, power=1, n=None):
+    """A malicious aggregator: sends ``to`` the victim's round-1 ciphertext (raised to
+    ``power`` mod n², which multiplies every slot) as the round-1 'aggregate' of ``claim``
+    banks."""
     kept = {}
+
+    def scaled(blobs):
+        if power == 1:
+            return blobs
+        nsq = n * n
+        return [pow(int.from_bytes(b, "big"), power, nsq).to_bytes(len(b), "big") for b in blobs]
 
     def mod(msg, context, call_next):
         cfg = msg.content["config"] if msg.has_content() and is_train(msg) else None
         rnd = int(cfg["server-round"]) if cfg is not None else 0
         if cfg is not None and rnd == 2 and context.node_config["partition-id"] == 0:
-            cfg["aggregates"] = kept[victim]
+            cfg["aggregates"] = scaled(kept[victim])
             cfg["contributors"] = [claim]
         reply = call_next(msg, context)
         out = reply.content["config"] if reply.has_content() and cfg is not None else None
@@ -186,3 +193,24 @@ def test_the_aggregator_never_holds_a_key_share():
     configs = [m.content.config_records.get("config") for m in grid.received]
     partials = [c for c in configs if c is not None and "partials" in c]
     assert len(partials) == 10  # 5 banks x 2 rounds
+
+
+def test_a_lone_ciphertext_scaled_to_pass_the_count_is_refused(tmp_path):
+    """Found by review: the victim's ciphertext raised to the power k decrypts to k times
+    its update in every slot, count slot k included, so it passed the count and quorum
+    checks and the receiving bank's model step was exactly the victim's update. A genuine
+    sum of k banks has every delta slot divisible by k with probability k^-d: refused."""
+    from fedrisk.horizontal.keys import paillier_keys
+
+    s = quick("rounds=3", "federation.min_parties=3")
+    keys = paillier_keys(s)
+    n = keys.public_key.n
+    with pytest.raises(ProtocolError, match=r"round 2: bank_1: .*one update multiplied"):
+        run_scenario(
+            s,
+            tmp_path / "run",
+            show_progress=False,
+            keys=keys,
+            client_mods=[forward_one_banks_ciphertext(claim=3, power=3, n=n)],
+        )
+    assert not (tmp_path / "run").exists()

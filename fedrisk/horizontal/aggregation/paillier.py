@@ -75,6 +75,7 @@ from fedrisk.privacy.secrets import PartySecret
 
 GLOBAL_KEY = "fedrisk.global"
 PROGRESS_KEY = "fedrisk.progress"
+DECRYPTED_KEY = "fedrisk.decrypted"  # the last round this bank partially decrypted
 DECRYPT_QUERY = "decrypt"
 DECRYPT = f"{MessageType.QUERY}.{DECRYPT_QUERY}"  # threshold key: a partial decryption
 PARTICIPANTS_KEY = "fedrisk.participants"  # round -> participants the aggregator claimed
@@ -153,6 +154,15 @@ def paillier_decrypt(job: HorizontalJob, party: int, msg: Message, context: Cont
     bank = job.banks[party]
     cfg = msg.content["config"]
     rnd = int(cfg["server-round"])
+    # one partial decryption per round, rounds only forward: an aggregator cannot collect
+    # several openings of one round (the masks are also bound to each ciphertext)
+    done = int(context.state[DECRYPTED_KEY]["round"]) if DECRYPTED_KEY in context.state else 0
+    if rnd <= done:
+        raise ProtocolError(
+            f"round {rnd}: {bank.name} was asked for a second partial decryption "
+            f"(it already decrypted for round {done}); the aggregator is misbehaving"
+        )
+    context.state[DECRYPTED_KEY] = MetricRecord({"round": rnd})
     cipher, decryptor = bank_crypto(bank.name, setup, bank_secret(job, party))
     cts = cipher.from_bytes(list(cfg["aggregate"]), setup.n_ciphertexts)
     partials = decryptor.partial_decrypt(cts, rnd)
@@ -213,7 +223,7 @@ def decode_aggregate(
             plain = decryptor.decrypt(cts)
         else:
             try:
-                plain = decryptor.combine(shares, rnd, setup.n_ciphertexts)
+                plain = decryptor.combine(shares, rnd, cts)
             except ValueError as exc:
                 raise CiphertextError(str(exc)) from None
         values = setup.packer.unpack(plain, setup.n_values)
@@ -229,6 +239,14 @@ def decode_aggregate(
             )
         if np.any(sums > contributors * codec.max_weight * 2 * codec.magnitude):
             raise PackingError("a slot exceeds the largest legal sum")
+        if contributors > 1 and np.all(np.asarray(sums) % contributors == 0):
+            # a sum of k banks' updates has every slot divisible by k with chance k^-d;
+            # one bank's ciphertext raised to the power k always does
+            raise ProtocolError(
+                f"round {rnd}: the aggregate of {contributors} banks looks like one update "
+                f"multiplied by {contributors} (every slot divisible by it); the aggregator "
+                "is misbehaving"
+            )
     except (PackingError, CiphertextError) as exc:
         raise ProtocolError(
             f"round {rnd}: the aggregate of {contributors} banks decrypts "

@@ -396,7 +396,9 @@ def summary(server_job: ServerJob) -> dict:
         "who_learns_what": {
             "aggregator": "the weighted sum of the banks' updates each round (so the global "
             "model), not one bank's update unless it colludes with enough of that bank's "
-            f"neighbours to unmask it ({threshold} of {shares} shares); which banks answered",
+            f"neighbours to unmask it ({threshold} of {shares} shares); which banks answered; "
+            "the total rows of each round's answering banks (Flower's SecAgg+ weighs inside "
+            "the masked sum), so, with dropouts, a bank's row count from two rounds' totals",
             "banks": "the global model each round, and the pairwise key-agreement messages",
         },
         "secagg": {
