@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.common.secure_aggregation.secaggplus_constants import Key
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
@@ -49,9 +50,20 @@ def identify_mod(party_name: Callable[[int], str]):
     return mod
 
 
+# Integer lists that say where things go or which rounds/banks/rows they concern (node
+# ids, rounds, share indices, batch positions), not what a party holds.
+ROUTING_LISTS = frozenset({
+    Key.DESTINATION_LIST, Key.SOURCE_LIST, Key.NODE_ID_LIST, Key.ACTIVE_NODE_ID_LIST,
+    Key.DEAD_NODE_ID_LIST, "aggregate-rounds", "contributors", "partial-banks", "rows",
+})  # fmt: skip
+
+
 def carries_plaintext_numbers(msg: Message) -> bool:
     """Whether the payload holds numbers anyone can read: a numeric array (uint8 arrays
-    are byte blobs, e.g. ciphertexts), a metric value, or a float in a config record."""
+    are byte blobs, e.g. ciphertexts), a metric value, a float in a config record, or a
+    list of integers in one (a fixed-point vector; single integers are protocol metadata
+    such as a round or a share index). Bytes are taken for what the classifier says they
+    are: a float vector serialised to bytes is not detected."""
     content = msg.content
     for record in content.array_records.values():
         if any(array.dtype != "uint8" for array in record.values()):
@@ -59,9 +71,16 @@ def carries_plaintext_numbers(msg: Message) -> bool:
     if any(len(record) for record in content.metric_records.values()):
         return True
     for record in content.config_records.values():
-        for value in record.values():
+        for key, value in record.items():
             items = value if isinstance(value, list) else [value]
             if any(isinstance(v, float) for v in items):
+                return True
+            if (
+                key not in ROUTING_LISTS
+                and isinstance(value, list)
+                and len(value) > 1
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            ):
                 return True
     return False
 

@@ -137,6 +137,25 @@ def test_transcript_reads_the_payload_a_smuggled_float_update_is_readable(tmp_pa
     assert aggregates and all(e.readable_by_receiver for e in aggregates)
 
 
+def smuggle_fixed_point(msg, context, call_next):
+    """A bank's mod that slips a fixed-point copy of its update and its row count (plain
+    integers in a config list) into the Paillier reply (found by review: a first version
+    of the payload check counted only floats)."""
+    reply = call_next(msg, context)
+    cfg = reply.content.config_records.get("config", {}) if reply.has_content() else {}
+    if "ciphertexts" in cfg:
+        cfg["note"] = [int(v) for v in np.arange(24) * 2**20] + [1234]
+    return reply
+
+
+def test_transcript_reads_the_payload_smuggled_integers_are_readable(tmp_path):
+    out = tmp_path / "ints"
+    s = quick("privacy.aggregation=paillier", "rounds=2")
+    run_scenario(s, out, show_progress=False, client_mods=[smuggle_fixed_point])
+    leaked = readable_updates_at_server(out)
+    assert len(leaked) == 10 and all(e.protection == "plaintext" for e in leaked)
+
+
 def test_paillier_server_receives_only_ciphertexts(paillier_run):
     entries = read_jsonl(paillier_run / "transcript.jsonl")
     to_server = [e for e in entries if e.receiver == SERVER and e.round > 0]

@@ -239,12 +239,14 @@ def decode_aggregate(
             )
         if np.any(sums > contributors * codec.max_weight * 2 * codec.magnitude):
             raise PackingError("a slot exceeds the largest legal sum")
-        if contributors > 1 and np.all(np.asarray(sums) % contributors == 0):
-            # a sum of k banks' updates has every slot divisible by k with chance k^-d;
-            # one bank's ciphertext raised to the power k always does
+        if contributors > 1 and np.all(np.asarray(sums) % total_weight == 0):
+            # one bank's ciphertext raised to the power k decodes to k·w·(its slots), so
+            # every slot is divisible by the total weight k·w; a genuine weighted sum of
+            # k banks' slots is, by chance, with probability about (1/k)^d or less
             raise ProtocolError(
                 f"round {rnd}: the aggregate of {contributors} banks looks like one update "
-                f"multiplied by {contributors} (every slot divisible by it); the aggregator "
+                f"multiplied by {contributors} (every slot divisible by its total weight); "
+                "the aggregator "
                 "is misbehaving"
             )
     except (PackingError, CiphertextError) as exc:
