@@ -81,14 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.PATH=VALUE",
         help="override a scenario value (repeatable)",
     )
-    run.add_argument(
-        "--secrets",
-        type=Path,
-        metavar="FILE",
-        help="reproducible randomness: each party's secret derived from the master "
-        "secret in FILE (created, owner-only, when missing; keep it outside run folders). "
-        "Default: fresh secrets from the OS for every run",
-    )
+    _add_secrets_option(run)
     run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
     run.add_argument(
         "--verbose",
@@ -117,27 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>-<time>/)")
     sweep.add_argument("--engine", help="override federation.engine")
-    sweep.add_argument(
-        "--secrets",
-        type=Path,
-        metavar="FILE",
-        help="reproducible randomness: each party's secret derived from the master "
-        "secret in FILE (created, owner-only, when missing; keep it outside run folders). "
-        "Default: fresh secrets from the OS for every run",
-    )
+    _add_secrets_option(sweep)
     sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
     demo = sub.add_parser("demo", help="a narrated walk-through of joint modelling (~2 min)")
     demo.add_argument("--no-pause", action="store_true", help="do not wait between steps")
     demo.add_argument("--out", type=Path, help="demo folder (default runs/demo-<time>/)")
-    demo.add_argument(
-        "--secrets",
-        type=Path,
-        metavar="FILE",
-        help="reproducible randomness: each party's secret derived from the master "
-        "secret in FILE (created, owner-only, when missing; keep it outside run folders). "
-        "Default: fresh secrets from the OS for every run",
-    )
+    _add_secrets_option(demo)
 
     report = sub.add_parser("report", help="write one self-contained HTML report for a run folder")
     report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
@@ -165,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a scenario value (repeatable)",
     )
     return p
+
+
+def _add_secrets_option(parser: argparse.ArgumentParser) -> None:
+    """--secrets FILE, the same on every command that runs parties."""
+    parser.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help="reproducible randomness: each party's secret derived from the master "
+        "secret in FILE (created, owner-only, when missing; keep it outside run folders). "
+        "Default: fresh secrets from the OS for every run",
+    )
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

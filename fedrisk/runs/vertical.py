@@ -68,7 +68,8 @@ def run_vertical(
     quiet_flower(verbose)
     deployed = s.federation.engine == "deployment"
     private_key = None
-    if deployed:  # --bank-files: the bank's key from its files
+    if deployed:  # --bank-files: the bank's key from its files (--superlink without
+        # them is refused here, before anything starts)
         private_key = vertical_files.bank_private_key(deployment)
     setup = prepare_vertical(s, private_key, secrets)
     if deployed and deployment is not None and deployment.bank_files is not None:
@@ -212,7 +213,6 @@ def _federate_deployed(
     ``FEDRISK_BANK_FILES=DIR``. The run config, which every SuperNode sees, carries the
     public job only: not where the bank's files are."""
     options = options or DeploymentOptions()
-    vertical_files.bank_private_key(options)  # refuses --superlink without --bank-files
     warn_if_insecure(options)
     public = vertical_files.vertical_public_job(setup.bank, setup.parties)
 
