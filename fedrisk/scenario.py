@@ -30,6 +30,10 @@ _PARTITIONS = ("iid", "dirichlet", "quantity")
 _AGGREGATIONS = tuple(AGGREGATION_MODES)
 _DP_MODES = ("none", "sample", "client", "label")
 _ACCOUNTANTS = ("rdp", "pld")
+_SCALINGS = ("robust", "zscore", "none")
+_TAILS = ("light", "heavy")
+_SERVER_OPTIMIZERS = ("fedavg", "fedadam", "fedyogi", "fedadagrad")
+_CALIBRATIONS = ("intercept", "none")
 
 
 def _spec(
@@ -68,6 +72,18 @@ class DataConfig:
         0.2, "share of rows held out for testing (stratified)", lo=0.0, hi=0.9, lo_open=True
     )
     standardize: bool = _spec(True, "z-score features with training-row statistics")
+    scaling: str = _spec(
+        "robust",
+        "feature scaling from the banks' training rows: robust (clip at agreed quantiles, "
+        "then z-score), zscore, or none",
+        choices=_SCALINGS,
+    )
+    default_rate: float = _spec(
+        0.2, "synthetic: expected share of defaulters", lo=0.0, hi=1.0, lo_open=True, hi_open=True
+    )
+    tails: str = _spec(
+        "light", "synthetic: heavy = heavy-tailed ratio and income columns", choices=_TAILS
+    )
     customers: int = _spec(20000, "synthetic: number of customers", lo=100, hi=10_000_000)
     overlap: float = _spec(
         1.0,
@@ -170,6 +186,38 @@ class ModelConfig:
     batch_size: int = _spec(64, "mini-batch size", lo=1, hi=10_000_000)
     l2: float = _spec(1e-4, "L2 penalty on the weights", lo=0.0, hi=100.0)
     proximal_mu: float = _spec(0.0, "FedProx proximal term (0 = FedAvg)", lo=0.0, hi=100.0)
+    server_optimizer: str = _spec(
+        "fedavg",
+        "how the aggregate moves the global model (Flower's FedAvg, FedAdam, FedYogi, FedAdagrad)",
+        choices=_SERVER_OPTIMIZERS,
+    )
+    server_learning_rate: float = _spec(
+        1.0, "server step size (eta) applied to the aggregate", lo=0.0, lo_open=True, hi=100.0
+    )
+    server_beta_1: float = _spec(0.9, "server optimiser momentum", lo=0.0, hi=1.0, hi_open=True)
+    server_beta_2: float = _spec(
+        0.99, "server optimiser second-moment decay", lo=0.0, hi=1.0, hi_open=True
+    )
+    server_tau: float = _spec(
+        1e-3, "server optimiser adaptivity (added to the root of v)", lo=0.0, lo_open=True, hi=10.0
+    )
+    calibration: str = _spec(
+        "intercept",
+        "after training, refit the intercept so the mean predicted PD matches the training "
+        "default rate (a secure sum), or none",
+        choices=_CALIBRATIONS,
+    )
+    early_stopping: bool = _spec(
+        False, "stop when validation loss stops improving; rounds becomes a maximum"
+    )
+    patience: int = _spec(5, "early stopping: rounds without improvement", lo=1, hi=100_000)
+    validation_fraction: float = _spec(
+        0.1,
+        "early stopping: share of each bank's own rows held out for validation",
+        lo=0.0,
+        lo_open=True,
+        hi=0.5,
+    )
 
 
 @dataclass(frozen=True)
