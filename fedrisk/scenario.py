@@ -34,6 +34,9 @@ _SCALINGS = ("robust", "zscore", "none")
 _TAILS = ("light", "heavy")
 _SERVER_OPTIMIZERS = ("fedavg", "fedadam", "fedyogi", "fedadagrad")
 _CALIBRATIONS = ("intercept", "none")
+# horizontal: rounds after training that refit the intercept by secure sums (a public
+# constant of the protocol; see fedrisk.horizontal.calibration)
+CALIBRATION_ROUNDS = 3
 
 
 def _spec(
@@ -314,6 +317,21 @@ class Scenario:
         if p.is_absolute() or self.source_file.startswith("<"):
             return p
         return Path(self.source_file).parent / p
+
+    @property
+    def calibration_rounds(self) -> int:
+        """Calibration rounds after horizontal training: none when model.calibration is
+        'none', under client-level DP (a bank's statistics have no bounded sensitivity)
+        or in vertical runs (the label holder calibrates alone)."""
+        m, dp = self.model, self.privacy.dp
+        if self.federation.kind != "horizontal" or m.calibration == "none" or dp == "client":
+            return 0
+        return CALIBRATION_ROUNDS
+
+    @property
+    def max_rounds(self) -> int:
+        """Flower rounds at most: training rounds, then the calibration rounds."""
+        return self.rounds + self.calibration_rounds
 
     @property
     def quorum(self) -> int:

@@ -13,6 +13,8 @@ from flwr.serverapp.strategy import FedAvg
 from fedrisk.errors import QuorumError
 from fedrisk.flower.faults import answered
 from fedrisk.horizontal.job import params_record
+from fedrisk.horizontal.schedule import RoundSchedule
+from fedrisk.horizontal.server_optimizer import ServerOptimizer
 
 
 class BankFedAvg(FedAvg):
@@ -24,7 +26,13 @@ class BankFedAvg(FedAvg):
     good) and aggregates, deterministically, whatever the banks that answered sent.
     """
 
-    def __init__(self, n_banks: int, min_parties: int = 1) -> None:
+    def __init__(
+        self,
+        n_banks: int,
+        min_parties: int = 1,
+        optimizer: ServerOptimizer | None = None,
+        schedule: RoundSchedule | None = None,
+    ) -> None:
         super().__init__(
             fraction_train=1.0,
             fraction_evaluate=0.0,
@@ -33,7 +41,20 @@ class BankFedAvg(FedAvg):
             min_evaluate_nodes=0,
         )
         self.n_banks, self.min_parties = n_banks, min_parties
+        self.optimizer = optimizer  # None: plain FedAvg, every round a training round
+        self.schedule = schedule
         self._global: np.ndarray | None = None
+
+    def task(self, server_round: int) -> str:
+        """The round's task (raises ScheduleDone past the last round)."""
+        return self.schedule.task(server_round) if self.schedule else "train"
+
+    def step(self, server_round: int, aggregate: np.ndarray) -> np.ndarray:
+        """The next global model from this round's aggregate (the server optimiser, or
+        the calibration round's intercept step)."""
+        if self.optimizer is None:
+            return self._global + aggregate
+        return self.optimizer.apply(self.task(server_round), server_round, self._global, aggregate)
 
     def train_nodes(self, server_round: int, grid: Grid) -> list[int]:
         """Every connected bank that identified itself, in node order."""
@@ -48,20 +69,27 @@ class BankFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        task = self.task(server_round)
         self._global = arrays["params"].numpy()
-        cfg = ConfigRecord({**dict(config), "server-round": server_round})
+        cfg = ConfigRecord({**dict(config), "server-round": server_round, "task": task})
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: cfg})
         return self._construct_messages(
             record, self.train_nodes(server_round, grid), MessageType.TRAIN
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """What the strategy must remember between rounds (plain FedAvg: nothing; the
-        global model travels in the checkpoint's arrays)."""
-        return {}
+        """What the strategy must remember between rounds: the server optimiser's
+        moments and the schedule (the global model travels in the checkpoint's arrays)."""
+        return {
+            "optimizer": self.optimizer.state_dict() if self.optimizer else {},
+            "schedule": self.schedule.state_dict() if self.schedule else {},
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        pass
+        if self.optimizer is not None:
+            self.optimizer.load_state(state.get("optimizer", {}))
+        if self.schedule is not None:
+            self.schedule.load_state(state.get("schedule", {}))
 
     def answered(
         self, server_round: int, replies: Iterable[Message], asked: int | None = None
@@ -76,7 +104,7 @@ class BankFedAvg(FedAvg):
         weights = np.array([float(m.content["metrics"]["num-examples"]) for m in ok])
         deltas = np.stack([m.content["update"]["delta"].numpy() for m in ok])
         # Weighted mean of deltas in a fixed order: bit-identical on every engine.
-        new = self._global + (weights / weights.sum()) @ deltas
+        new = self.step(server_round, (weights / weights.sum()) @ deltas)
         return params_record(new), MetricRecord({"num-examples": int(weights.sum())})
 
 

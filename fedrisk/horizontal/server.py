@@ -59,14 +59,14 @@ def fedavg_server_app(
             result = runner.start(
                 grid=grid,
                 initial_arrays=start,
-                num_rounds=s.rounds - done,
+                num_rounds=s.max_rounds - done,
                 timeout=s.federation.round_timeout,
                 evaluate_fn=evaluate,
             )
         except Exception as exc:  # keep it for the harness: Ray swallows ServerApp errors
             recorder.error = exc
             raise
-        final = result.arrays if s.rounds > done else start
+        final = result.arrays if s.max_rounds > done else start
         if model_is_opaque:
             recorder.final_opaque = final
         else:

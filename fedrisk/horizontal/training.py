@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedrisk.horizontal.calibration import (
+    CALIBRATE,
+    calibration_statistics,
+    private_calibration_statistics,
+)
 from fedrisk.horizontal.job import HorizontalJob, client_rng
 from fedrisk.models.logistic import local_sgd
 from fedrisk.privacy.mechanisms import clip_vector, dp_sgd_epochs
 
 
-def local_update(job: HorizontalJob, party: int, global_params: np.ndarray, rnd: int) -> np.ndarray:
-    """One bank's local training from the global model; returns the delta.
+def local_update(
+    job: HorizontalJob, party: int, global_params: np.ndarray, rnd: int, task: str = "train"
+) -> np.ndarray:
+    """One bank's local training from the global model; returns the delta. In a
+    calibration round (``task``), the bank's calibration statistics instead
+    (:mod:`fedrisk.horizontal.calibration`), privatised like a DP-SGD round under DP.
 
     dp = 'sample': DP-SGD (Poisson-sampled customers, per-example clipping, noise), so
     the delta is already private. dp = 'client': plain SGD, then the delta is clipped to
@@ -26,6 +35,22 @@ def local_update(job: HorizontalJob, party: int, global_params: np.ndarray, rnd:
         if dp is None
         else bank.secret.rng(f"local-update/{dp.mode}", party, rnd)
     )
+    if task == CALIBRATE:
+        if dp is None:
+            return calibration_statistics(global_params, bank.X, bank.y)
+        if dp.mode != "sample":  # the scenario runs no calibration round under client DP
+            raise RuntimeError(f"no calibration round under dp = {dp.mode!r}")
+        budget = dp.parties[bank.name]
+        return private_calibration_statistics(
+            global_params,
+            bank.X,
+            bank.y,
+            sample_rate=budget.sample_rate,
+            steps=budget.steps_per_round,
+            clip_norm=dp.clip_norm,
+            noise_multiplier=dp.noise_multiplier,
+            rng=rng,
+        )
     if dp is not None and dp.mode == "sample":
         budget = dp.parties[bank.name]
         m = job.scenario.model
