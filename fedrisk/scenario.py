@@ -606,6 +606,22 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
             f"{where}: privacy.key: {p.key!r} is for horizontal runs with aggregation "
             f"'paillier', not {s.federation.kind} with {p.aggregation!r}"
         )
+    if s.model.early_stopping and s.federation.kind != "horizontal":
+        raise ScenarioError(
+            f"{where}: model.early_stopping: for horizontal runs; vertical runs train "
+            "for the given rounds (epochs)"
+        )
+    if s.model.early_stopping and p.aggregation != "plain":
+        raise ScenarioError(
+            f"{where}: model.early_stopping: only with privacy.aggregation = 'plain' so "
+            f"far, not {p.aggregation!r} (the validation slots under SecAgg+ and Paillier "
+            "are not built yet)"
+        )
+    if s.model.early_stopping and p.dp != "none":
+        raise ScenarioError(
+            f"{where}: model.early_stopping: not with privacy.dp = {p.dp!r}: the pooled "
+            "validation loss is released without noise; fix rounds instead"
+        )
     if not s.name.strip() or any(c in s.name for c in "/\\\0"):
         raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")
 

@@ -12,6 +12,8 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedrisk.errors import QuorumError
 from fedrisk.flower.faults import answered
+from fedrisk.horizontal.calibration import TRAIN
+from fedrisk.horizontal.early_stopping import EarlyStopping, pooled_loss
 from fedrisk.horizontal.job import params_record
 from fedrisk.horizontal.schedule import RoundSchedule
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
@@ -32,6 +34,7 @@ class BankFedAvg(FedAvg):
         min_parties: int = 1,
         optimizer: ServerOptimizer | None = None,
         schedule: RoundSchedule | None = None,
+        stopper: EarlyStopping | None = None,
     ) -> None:
         super().__init__(
             fraction_train=1.0,
@@ -43,7 +46,23 @@ class BankFedAvg(FedAvg):
         self.n_banks, self.min_parties = n_banks, min_parties
         self.optimizer = optimizer  # None: plain FedAvg, every round a training round
         self.schedule = schedule
+        self.stopper = stopper  # early stopping (it reads the pooled validation loss)
         self._global: np.ndarray | None = None
+        self.latest_arrays: ArrayRecord | None = None
+
+    def early_stop(self, server_round: int, slots: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Read round ``server_round``'s pooled validation loss (of the model it started
+        from) and, if training should stop, return the best model instead of ``new``."""
+        stopper = self.stopper
+        if stopper is None or self.task(server_round) != TRAIN:
+            return new
+        stopper.observe(server_round - 1, pooled_loss(slots), self._global)
+        if not stopper.should_stop():
+            return new
+        stopper.stopped_at = server_round
+        if self.schedule is not None:
+            self.schedule.stop_training(server_round)
+        return stopper.best_params
 
     def task(self, server_round: int) -> str:
         """The round's task (raises ScheduleDone past the last round)."""
@@ -69,6 +88,7 @@ class BankFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        self.latest_arrays = arrays  # the model so far, if this round is past the end
         task = self.task(server_round)
         self._global = arrays["params"].numpy()
         cfg = ConfigRecord({**dict(config), "server-round": server_round, "task": task})
@@ -83,6 +103,7 @@ class BankFedAvg(FedAvg):
         return {
             "optimizer": self.optimizer.state_dict() if self.optimizer else {},
             "schedule": self.schedule.state_dict() if self.schedule else {},
+            "early_stopping": self.stopper.state_dict() if self.stopper else {},
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -90,6 +111,8 @@ class BankFedAvg(FedAvg):
             self.optimizer.load_state(state.get("optimizer", {}))
         if self.schedule is not None:
             self.schedule.load_state(state.get("schedule", {}))
+        if self.stopper is not None:
+            self.stopper.load_state(state.get("early_stopping", {}))
 
     def answered(
         self, server_round: int, replies: Iterable[Message], asked: int | None = None
@@ -104,7 +127,11 @@ class BankFedAvg(FedAvg):
         weights = np.array([float(m.content["metrics"]["num-examples"]) for m in ok])
         deltas = np.stack([m.content["update"]["delta"].numpy() for m in ok])
         # Weighted mean of deltas in a fixed order: bit-identical on every engine.
-        new = self.step(server_round, (weights / weights.sum()) @ deltas)
+        share = weights / weights.sum()
+        new = self.step(server_round, share @ deltas)
+        if self.stopper is not None:
+            slots = np.stack([m.content["update"]["validation"].numpy() for m in ok])
+            new = self.early_stop(server_round, share @ slots, new)
         return params_record(new), MetricRecord({"num-examples": int(weights.sum())})
 
 

@@ -41,8 +41,10 @@ class RoundSchedule:
         raise ScheduleDone(rnd)
 
     def stop_training(self, rnd: int) -> None:
-        """Training ends after round ``rnd`` (early stopping)."""
-        self.stopped_at = rnd
+        """Training ends after round ``rnd`` (early stopping; a decision that arrives
+        after the last training round changes nothing here)."""
+        if rnd < self.rounds:
+            self.stopped_at = rnd
 
     def state_dict(self) -> dict[str, Any]:
         return {"stopped_at": self.stopped_at}

@@ -9,6 +9,7 @@ from fedrisk.horizontal.calibration import (
     calibration_statistics,
     private_calibration_statistics,
 )
+from fedrisk.horizontal.early_stopping import N_SLOTS, validation_slots
 from fedrisk.horizontal.job import HorizontalJob, client_rng
 from fedrisk.models.logistic import local_sgd
 from fedrisk.privacy.mechanisms import clip_vector, dp_sgd_epochs
@@ -78,4 +79,17 @@ def local_update(
     return new - global_params
 
 
-__all__ = ["local_update"]
+def validation_report(
+    job: HorizontalJob, party: int, global_params: np.ndarray, task: str
+) -> np.ndarray:
+    """The early-stopping slots a bank adds to its update: its validation loss of the
+    global model it received (zeros in a calibration round); empty without early stopping."""
+    bank = job.banks[party]
+    if bank.X_val is None or bank.y_val is None:
+        return np.zeros(0)
+    if task == CALIBRATE:
+        return np.zeros(N_SLOTS)
+    return validation_slots(global_params, bank.X_val, bank.y_val, len(bank.y))
+
+
+__all__ = ["local_update", "validation_report"]
