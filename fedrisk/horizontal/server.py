@@ -73,7 +73,9 @@ def fedavg_server_app(
             raise
         stopper = getattr(strategy, "stopper", None)
         if stopper is not None:  # the aggregator read the pooled validation losses
-            recorder.early_stopping = stopper.summary(s.rounds, strategy.schedule.last_training_round)
+            recorder.early_stopping = stopper.summary(
+                s.rounds, strategy.schedule.last_training_round
+            )
         if model_is_opaque:
             recorder.final_opaque = final
         else:
