@@ -26,7 +26,12 @@ from fedrisk.crypto.threshold import ShareDecryptor
 from fedrisk.data.prepare import PreparedData, prepare_horizontal
 from fedrisk.errors import InputError
 from fedrisk.evaluation import score_metrics
-from fedrisk.evaluation.baselines import BaselineBudget, train_centralised, train_local_only
+from fedrisk.evaluation.baselines import (
+    BaselineBudget,
+    train_centralised,
+    train_local_only,
+    train_reference,
+)
 from fedrisk.evaluation.scorecard import write_run_scorecard
 from fedrisk.flower.checkpoint import SERVER_FILE, Checkpoint
 from fedrisk.flower.engines import quiet_flower, run_engine
@@ -242,6 +247,7 @@ def complete_horizontal(
     budget = BaselineBudget.of(s.model, s.rounds, s.seed)
     central = train_centralised(budget, data.train.X, data.train.y)
     local = {b.name: train_local_only(budget, i, b.X, b.y) for i, b in enumerate(job.banks)}
+    reference = train_reference(data.train.X, data.train.y, s.model.l2)
     baseline_wall = time.perf_counter() - base_started
 
     fed_scores = predict_proba(recorder.final_params, test_X)
@@ -256,6 +262,8 @@ def complete_horizontal(
         recorder,
         fed_scores,
         central_scores,
+        reference,
+        reference.predict_proba(test_X),
         local_metrics,
         fed_wall,
         baseline_wall,
@@ -290,6 +298,7 @@ def complete_horizontal(
         summary["centralised"]["auc"],
         (cmp["best_local_party"], cmp["best_local_auc"]),
         "federated test AUC per round",
+        reference_auc=summary["reference"]["auc"],
     )
     write_json(stage / "model.json", model_record(data, recorder.final_params))
     write_run_scorecard(stage)  # scorecard.json/.csv from model.json, no bins
