@@ -17,6 +17,7 @@ from fedrisk.deployment.apps import public_job
 from fedrisk.deployment.bank_files import write_bank_files
 from fedrisk.deployment.result import RESULT_MARK, decode_result, recorder_from_result
 from fedrisk.flower.engines import InProcessGrid, run_server
+from fedrisk.scenario import CALIBRATION_ROUNDS
 from tests.conftest import ROOT, SCENARIOS
 
 pytestmark = pytest.mark.slow
@@ -65,8 +66,8 @@ def test_flwr_run_dot_drives_a_scenario_file(tmp_path, monkeypatch, capsys):
     )
     record = drive(monkeypatch, capsys, 5, {"scenario": str(scenario)})
     assert record["error"] is None
-    assert len(record["recorder"]["rounds"]) == 2
-    assert len(record["params_by_round"]) == 3  # the start and two rounds
+    assert len(record["recorder"]["rounds"]) == 2 + CALIBRATION_ROUNDS
+    assert len(record["params_by_round"]) == 3 + CALIBRATION_ROUNDS  # the start, the rounds
 
 
 @pytest.mark.parametrize(

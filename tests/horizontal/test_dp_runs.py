@@ -17,7 +17,7 @@ from fedrisk.horizontal.setup import bank_job
 from fedrisk.horizontal.training import local_update
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
-from fedrisk.scenario import load_scenario
+from fedrisk.scenario import CALIBRATION_ROUNDS, load_scenario
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def test_record_level_epsilon_is_the_accounted_one(dp_run, quickstart_run):
 def test_rounds_csv_tracks_epsilon(dp_run):
     rows = list(csv.DictReader(open(dp_run / "rounds.csv")))
     eps = [float(r["epsilon"]) for r in rows]
-    assert len(eps) == 20 and all(a <= b for a, b in zip(eps, eps[1:]))
+    assert len(eps) == 20 + CALIBRATION_ROUNDS and all(a <= b for a, b in zip(eps, eps[1:]))
     assert eps[-1] == pytest.approx(read_summary(dp_run)["privacy"]["epsilon"])
 
 
