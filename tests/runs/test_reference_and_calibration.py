@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from fedrisk.cli import main
 from fedrisk.data.prepare import prepare_horizontal
 from fedrisk.evaluation import CALIBRATION_WARN_PP
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
 from tests.conftest import SCENARIOS, read_summary
@@ -114,7 +115,13 @@ def test_vertical_run_reports_reference_on_every_partys_columns(tmp_path):
     (tmp_path / "v.toml").write_text(VERTICAL)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*1024-bit", category=UserWarning)
-        run_scenario(load_scenario(tmp_path / "v.toml"), tmp_path / "v", show_progress=False)
+        # fixed secrets: the bank's split and noise are the same every time
+        run_scenario(
+            load_scenario(tmp_path / "v.toml"),
+            tmp_path / "v",
+            show_progress=False,
+            secrets=RunSecrets(bytes(range(32))),
+        )
     s = read_summary(tmp_path / "v")
     check_reference(s)
     check_calibration_reported(s)
