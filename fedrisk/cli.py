@@ -416,8 +416,14 @@ def _print_result(summary: dict, out: Path) -> None:
             f"{summary['observed_default_rate']:.4f} (compare the mean PD column)."
         )
     cost = summary["cost"]
+    stop = (summary.get("training") or {}).get("early_stopping") or {}
+    if stop.get("stopped"):
+        console.print(f"[yellow]Early stopping:[/yellow] {stop['reason']}")
+    calibrated = cost.get("calibration_rounds", 0)
     console.print(
-        f"{cost['rounds']} rounds, {cost['bytes_sent']:,} bytes over the wire, "
+        f"{cost['rounds']} rounds"
+        + (f" + {calibrated} calibration rounds" if calibrated else "")
+        + f", {cost['bytes_sent']:,} bytes over the wire, "
         f"{cost['wall_s']:.1f} s. Results in [bold]{out}[/bold]"
     )
 

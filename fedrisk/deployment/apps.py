@@ -54,6 +54,7 @@ from fedrisk.deployment.vertical_files import is_vertical
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.apps import make_client_app, make_server_app
+from fedrisk.horizontal.early_stopping import extra_slots
 from fedrisk.horizontal.job import BankData, HorizontalJob, ServerJob, rows_digest
 from fedrisk.horizontal.layout import PaillierSetup, paillier_setup
 from fedrisk.horizontal.setup import bank_job
@@ -103,6 +104,7 @@ def _paillier_setup(public: dict[str, Any], s: Scenario) -> PaillierSetup | None
         public["max_weight"],  # a power of two: the layout it gives is the banks' own
         s.privacy.update_range,
         rate,
+        extra_slots(s.model.early_stopping),
     )
 
 
@@ -286,7 +288,7 @@ def main(grid: Grid, context: Context) -> None:
 
     def on_round(rnd: int, metrics: dict[str, float]) -> None:
         if rnd > 0:
-            _emit(PROGRESS_MARK + f"{rnd}/{job.scenario.rounds}")
+            _emit(PROGRESS_MARK + f"{rnd}/{job.scenario.max_rounds}")
 
     sees_model = mode_of(job.scenario.privacy.aggregation).server_sees_global_model
     recorder = ServerRecorder(keep if sees_model else None, on_round)

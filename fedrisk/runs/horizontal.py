@@ -39,13 +39,18 @@ from fedrisk.flower.participation import Participation
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.aggregation.paillier import (
+    TASK_OF_CODE,
+    apply_decrypted,
     clipped_values,
     crypto_seconds,
     decode_aggregate,
 )
 from fedrisk.horizontal.apps import make_client_app, make_server_app
+from fedrisk.horizontal.calibration import TRAIN
+from fedrisk.horizontal.early_stopping import EarlyStopping
 from fedrisk.horizontal.job import HorizontalJob
 from fedrisk.horizontal.keys import paillier_keys
+from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, finite_or_none
@@ -311,7 +316,7 @@ def spent_dp(job: HorizontalJob, part: Participation) -> DPPlan | None:
         return None
     rounds = part.rounds
     trained = {p: part.trained(p) for p in part.asked}
-    full = rounds == job.scenario.rounds and all(len(t) == rounds for t in trained.values())
+    full = rounds == job.scenario.max_rounds and all(len(t) == rounds for t in trained.values())
     if dp.mode == "sample":
         return dp if full else dp.spent(trained, rounds)
     scale = {}
@@ -321,7 +326,7 @@ def spent_dp(job: HorizontalJob, part: Participation) -> DPPlan | None:
             # Rounds where nobody was sampled, or nobody answered, are charged as
             # planned: skipping them would depend on the sample itself.
             scale[r] = math.sqrt(got / asked) if 0 < got < asked else 1.0
-    if rounds == job.scenario.rounds and all(v == 1.0 for v in scale.values()):
+    if rounds == job.scenario.max_rounds and all(v == 1.0 for v in scale.values()):
         return dp
     return dp.spent(trained, rounds, scale)
 
@@ -335,11 +340,16 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score:
         ShareDecryptor(job.key_shares[0]) if job.threshold else VectorDecryptor(job.private_key)
     )
     params = np.zeros(setup.n_params)
+    s = job.scenario
+    optimizer = ServerOptimizer(s.model)  # what every bank applied, in order
+    stopper = EarlyStopping(s.model.patience) if s.model.early_stopping else None
+    last_training = 0
     for log in recorder.rounds:
         record = recorder.opaque.get(log.round)
         if record is not None:  # else nobody took part: the model did not move
             blobs = chunks(record["aggregate"].numpy().tobytes(), setup.width)
-            params = params + decode_aggregate(
+            task = TASK_OF_CODE[int(record["task"].numpy()[0])] if "task" in record else TRAIN
+            aggregate = decode_aggregate(
                 setup,
                 decryptor,
                 blobs,
@@ -348,8 +358,12 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score:
                 cipher,
                 shares=relayed_partials(record, setup) if job.threshold else None,
             )
+            params = apply_decrypted(optimizer, stopper, log.round, task, params, aggregate)
+            last_training = log.round if task == TRAIN else last_training
         log.test = score(params)
     recorder.final_params = params
+    if stopper is not None:  # the banks read the pooled validation losses
+        recorder.early_stopping = stopper.summary(s.rounds, last_training)
 
 
 def relayed_partials(record, setup) -> dict[int, list[int]]:

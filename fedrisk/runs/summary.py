@@ -182,13 +182,22 @@ def horizontal_summary(
                 central_scores, fed_scores
             ),
         },
+        "training": {
+            "server_optimizer": s.model.server_optimizer,
+            "server_learning_rate": s.model.server_learning_rate,
+            "calibration": s.model.calibration if s.calibration_rounds else "none",
+            "calibration_rounds": s.calibration_rounds,
+            "early_stopping": recorder.early_stopping,
+        },
         "warnings": judged["warnings"],
         "privacy": _privacy_summary(s, job),
         "cost": {
             "wall_s": None,  # filled in last
             "federated_wall_s": round(fed_wall, 3),
             "baselines_wall_s": round(baseline_wall, 3),
-            "rounds": s.rounds,
+            "rounds": training_rounds_run(s, recorder),
+            "max_rounds": s.rounds,
+            "calibration_rounds": s.calibration_rounds,
             "bytes_sent": bytes_total,
             "bytes_per_round": [r.bytes for r in recorder.rounds],
             "setup_bytes": recorder.transcript.bytes_in_round(0),
@@ -198,4 +207,16 @@ def horizontal_summary(
     }
 
 
-__all__ = ["against_reference", "faults_summary", "horizontal_summary", "membership_attack"]
+def training_rounds_run(s, recorder) -> int:
+    """Training rounds that ran: the scenario's rounds, or where early stopping ended."""
+    stop = recorder.early_stopping
+    return stop["training_rounds_run"] if stop else s.rounds
+
+
+__all__ = [
+    "against_reference",
+    "faults_summary",
+    "horizontal_summary",
+    "membership_attack",
+    "training_rounds_run",
+]
