@@ -2,6 +2,7 @@
 scenario path (`flwr run .`) or from the public job `fedrisk run --engine deployment`
 hands them, and give the in-process result bit for bit."""
 
+import csv
 import importlib
 import json
 import tomllib
@@ -134,8 +135,9 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
     else:  # the aggregator returns ciphertexts only
         assert recorder.final_params is None and recorder.final_opaque is not None
     got = [(r.round, r.n_replies, r.bytes) for r in recorder.rounds]
-    rows = (tmp_path / "inprocess" / "rounds.csv").read_text().splitlines()[1:]
-    assert got == [(int(r.split(",")[0]), int(r.split(",")[7]), int(r.split(",")[8])) for r in rows]
+    with open(tmp_path / "inprocess" / "rounds.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert got == [(int(r["round"]), int(r["n_replies"]), int(r["bytes"])) for r in rows]
     assert np.all([c["data-path"].endswith(".npz") for c in configs])
     for bank, c in zip(job.banks, configs):  # each bank's own secret, owner-only
         assert Path(c["secret-path"]).read_text().strip() == bank.secret.hex()

@@ -274,6 +274,11 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
     # error (about 0.004 with 6,000 held-out rows), since neither end is far from 0.5
     assert abs(attack[0] - 0.5) <= abs(attack[-1] - 0.5) + 0.008
     assert len(list((out / "points").iterdir())) == 6
+    # each point's mean PD and the (DP-free, converged) reference's AUC, from its summary
+    for r, point in zip(rows, sorted((out / "points").iterdir())):  # "00-…", "01-…"
+        s = json.loads((point / "summary.json").read_text())
+        assert float(r["mean_pd"]) == pytest.approx(s["federated"]["mean_pd"])
+        assert float(r["reference_auc"]) == pytest.approx(s["reference"]["auc"])
 
 
 def test_sweep_needs_a_list(tmp_path):
