@@ -58,6 +58,7 @@ LEVELS = 3  # the coarse pass and two refinements
 _FINE_PER_COARSE = REFINE_BINS ** (LEVELS - 1)
 FINE_BINS = COARSE_BINS * _FINE_PER_COARSE  # total number of final bins over [-T, T]
 RESOLUTION = 2 * T_LIMIT / FINE_BINS  # width of a final bin in asinh space
+_BLOCK_CELLS = 4_000_000  # values histogrammed at once (bounds memory, not results)
 
 
 def fine_index(X: np.ndarray) -> np.ndarray:
@@ -78,15 +79,21 @@ def bank_histogram(
 
     Histogram ``h`` counts column ``columns[h]``'s values whose final-level index lies in
     ``[starts[h], starts[h] + bins·step)``, in ``bins`` bins of ``step`` final bins each.
-    Vectorised: one ``np.bincount`` over all histograms at once.
+    Vectorised: one ``np.bincount`` over all histograms at once, per block of rows (the
+    blocks only bound memory on large tables).
     """
-    g = fine_index(X)[:, columns]  # (n, H)
-    offset = g - starts[None, :]
-    k = offset // step
-    inside = (offset >= 0) & (k < bins)
-    h = np.broadcast_to(np.arange(len(starts)), k.shape)
-    flat = h[inside] * bins + k[inside]
-    return np.bincount(flat, minlength=len(starts) * bins).reshape(len(starts), bins)
+    X = np.asarray(X, dtype=np.float64)
+    H = len(starts)
+    counts = np.zeros(H * bins, dtype=np.int64)
+    block = max(1, _BLOCK_CELLS // max(H, 1))
+    for r in range(0, X.shape[0], block):
+        g = fine_index(X[r : r + block])[:, columns]  # (rows, H)
+        offset = g - starts[None, :]
+        k = offset // step
+        inside = (offset >= 0) & (k < bins)
+        h = np.broadcast_to(np.arange(H), k.shape)
+        counts += np.bincount(h[inside] * bins + k[inside], minlength=H * bins)
+    return counts.reshape(H, bins)
 
 
 def bank_moments(X: np.ndarray, low: np.ndarray, high: np.ndarray, centre: np.ndarray):
