@@ -30,7 +30,7 @@ def test_mean_pd_and_log_loss_match_the_reference(tmp_path, name):
     assert not [w for w in got["warnings"] if "mean PD" in w]
 
 
-@pytest.mark.parametrize("name", ["quickstart"])
+@pytest.mark.parametrize("name", ["quickstart", "heavy-tails"])
 def test_defaults_match_the_reference_and_beat_the_banks_alone(tmp_path, name):
     s = load_scenario(SCENARIOS / f"{name}.toml")
     got = run_scenario(s, tmp_path / name, show_progress=False).summary
