@@ -155,6 +155,7 @@ def horizontal_summary(
         "kind": s.federation.kind,
         "data": {
             "source": s.data.source,
+            "scaling": s.data.scaling,  # robust: clipped at quantiles the banks agreed
             "features": data.train.n_features,
             "train_rows": data.train.n_rows,
             "test_rows": data.test.n_rows,

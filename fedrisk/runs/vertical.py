@@ -315,6 +315,8 @@ def complete_vertical(
         "kind": "vertical",
         "data": {
             "source": s.data.source,
+            # each party scales its own columns alone (z-scored even with "none")
+            "scaling": s.data.scaling,
             "label_holder": holder.name,
             "parties": {
                 p.name: {
