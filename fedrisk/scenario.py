@@ -33,7 +33,7 @@ _ACCOUNTANTS = ("rdp", "pld")
 _SCALINGS = ("robust", "zscore", "none")
 _TAILS = ("light", "heavy")
 _SERVER_OPTIMIZERS = ("fedavg", "fedadam", "fedyogi", "fedadagrad")
-_CALIBRATIONS = ("intercept", "none")
+_CALIBRATIONS = ("intercept", "platt", "none")
 
 
 def _spec(
@@ -204,7 +204,8 @@ class ModelConfig:
     calibration: str = _spec(
         "intercept",
         "after training, refit the intercept so the mean predicted PD matches the training "
-        "default rate (a secure sum), or none",
+        "default rate (a secure sum; vertical: at the bank), vertical only 'platt' (the bank "
+        "refits a scale and the intercept on the joint scores), or none",
         choices=_CALIBRATIONS,
     )
     early_stopping: bool = _spec(
@@ -562,6 +563,11 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
         raise ScenarioError(
             f"{where}: federation.sample_rate: sampling banks is part of "
             "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part"
+        )
+    if s.model.calibration == "platt" and s.federation.kind != "vertical":
+        raise ScenarioError(
+            f"{where}: model.calibration: 'platt' rescales the joint score at the vertical "
+            "label holder; horizontal runs use 'intercept' or 'none'"
         )
     f = s.federation
     if f.kind == "vertical" and (f.dropout or f.stragglers):
