@@ -268,6 +268,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         if not args.quiet:
             _print_result(outcome.summary, outcome.out_dir)
+        _print_warnings(outcome.summary)
         return 0
     if args.scenario is None:
         raise InputError("run: give a SCENARIO file (or --resume DIR)")
@@ -301,6 +302,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         _print_result(outcome.summary, outcome.out_dir)
+    _print_warnings(outcome.summary)
     return 0
 
 
@@ -392,23 +394,45 @@ def _print_result(summary: dict, out: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"{summary['scenario']} ({summary['kind']}, {summary['engine']})")
-    for col in ("model", "AUC", "KS", "Gini", "log loss", "Brier"):
+    cols = ("auc", "ks", "gini", "log_loss", "mean_pd", "brier")
+    for col in ("model", "AUC", "KS", "Gini", "log loss", "mean PD", "Brier"):
         table.add_column(col, justify="right" if col != "model" else "left")
 
     def row(name: str, m: dict) -> None:
-        table.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "ks", "gini", "log_loss", "brier")))
+        # .get: a summary.json written before mean PD was reported still prints
+        table.add_row(name, *("-" if m.get(k) is None else f"{m[k]:.4f}" for k in cols))
 
     row("federated", summary["federated"])
     row("centralised (pooled, idealised)", summary["centralised"])
+    if "reference" in summary:
+        row("reference (pooled, converged)", summary["reference"])
     for name, m in summary["local_only"].items():
         row(f"{name} alone", m)
     console = Console()
     console.print(table)
+    if summary.get("observed_default_rate") is not None:
+        console.print(
+            f"Observed default rate on the test customers: "
+            f"{summary['observed_default_rate']:.4f} (compare the mean PD column)."
+        )
     cost = summary["cost"]
+    stop = (summary.get("training") or {}).get("early_stopping") or {}
+    if stop.get("stopped"):
+        console.print(f"[yellow]Early stopping:[/yellow] {stop['reason']}")
+    calibrated = cost.get("calibration_rounds", 0)
     console.print(
-        f"{cost['rounds']} rounds, {cost['bytes_sent']:,} bytes over the wire, "
+        f"{cost['rounds']} rounds"
+        + (f" + {calibrated} calibration rounds" if calibrated else "")
+        + f", {cost['bytes_sent']:,} bytes over the wire, "
         f"{cost['wall_s']:.1f} s. Results in [bold]{out}[/bold]"
     )
+
+
+def _print_warnings(summary: dict) -> None:
+    """summary.json's warnings on stderr, as the run's other warnings are (also under
+    --quiet)."""
+    for warning in summary.get("warnings", ()):
+        print(f"fedrisk: warning: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,6 +34,9 @@ _SCALINGS = ("robust", "zscore", "none")
 _TAILS = ("light", "heavy")
 _SERVER_OPTIMIZERS = ("fedavg", "fedadam", "fedyogi", "fedadagrad")
 _CALIBRATIONS = ("intercept", "platt", "none")
+# horizontal: rounds after training that refit the intercept by secure sums (a public
+# constant of the protocol; see fedrisk.horizontal.calibration)
+CALIBRATION_ROUNDS = 3
 
 
 def _spec(
@@ -317,6 +320,21 @@ class Scenario:
         return Path(self.source_file).parent / p
 
     @property
+    def calibration_rounds(self) -> int:
+        """Calibration rounds after horizontal training: none when model.calibration is
+        'none', under client-level DP (a bank's statistics have no bounded sensitivity)
+        or in vertical runs (the label holder calibrates alone)."""
+        m, dp = self.model, self.privacy.dp
+        if self.federation.kind != "horizontal" or m.calibration == "none" or dp == "client":
+            return 0
+        return CALIBRATION_ROUNDS
+
+    @property
+    def max_rounds(self) -> int:
+        """Flower rounds at most: training rounds, then the calibration rounds."""
+        return self.rounds + self.calibration_rounds
+
+    @property
     def quorum(self) -> int:
         """federation.min_parties, capped at the number of banks."""
         return min(self.federation.min_parties, self.federation.banks)
@@ -593,6 +611,22 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
         raise ScenarioError(
             f"{where}: privacy.key: {p.key!r} is for horizontal runs with aggregation "
             f"'paillier', not {s.federation.kind} with {p.aggregation!r}"
+        )
+    if s.model.early_stopping and s.federation.kind != "horizontal":
+        raise ScenarioError(
+            f"{where}: model.early_stopping: for horizontal runs; vertical runs train "
+            "for the given rounds (epochs)"
+        )
+    if s.model.early_stopping and p.aggregation != "plain":
+        raise ScenarioError(
+            f"{where}: model.early_stopping: only with privacy.aggregation = 'plain' so "
+            f"far, not {p.aggregation!r} (the validation slots under SecAgg+ and Paillier "
+            "are not built yet)"
+        )
+    if s.model.early_stopping and p.dp != "none":
+        raise ScenarioError(
+            f"{where}: model.early_stopping: not with privacy.dp = {p.dp!r}: the pooled "
+            "validation loss is released without noise; fix rounds instead"
         )
     if not s.name.strip() or any(c in s.name for c in "/\\\0"):
         raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")

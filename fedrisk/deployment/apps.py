@@ -286,7 +286,7 @@ def main(grid: Grid, context: Context) -> None:
 
     def on_round(rnd: int, metrics: dict[str, float]) -> None:
         if rnd > 0:
-            _emit(PROGRESS_MARK + f"{rnd}/{job.scenario.rounds}")
+            _emit(PROGRESS_MARK + f"{rnd}/{job.scenario.max_rounds}")
 
     sees_model = mode_of(job.scenario.privacy.aggregation).server_sees_global_model
     recorder = ServerRecorder(keep if sees_model else None, on_round)

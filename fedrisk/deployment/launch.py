@@ -48,7 +48,7 @@ RUN_TIMEOUT_PER_ROUND = 120.0
 def run_timeout(s: Scenario) -> float:
     exchanges = mode_of(s.privacy.aggregation).exchanges_per_round
     exchanges += s.privacy.key == "threshold"  # the partial-decryption exchange
-    return RUN_TIMEOUT_BASE + s.rounds * (
+    return RUN_TIMEOUT_BASE + s.max_rounds * (
         RUN_TIMEOUT_PER_ROUND + exchanges * s.federation.round_timeout
     )
 

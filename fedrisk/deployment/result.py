@@ -48,6 +48,7 @@ def result_record(
             else None
         ),
         "halted": sorted(getattr(recorder.strategy, "halted", [])),
+        "early_stopping": recorder.early_stopping,
         "error": None if error is None else str(error),
         "error_kind": error_kind(error),
     }
@@ -73,6 +74,7 @@ def recorder_from_result(record: dict[str, Any], score) -> ServerRecorder:
     recorder.final_params = _unarr(record["final_params"])
     if record["final_opaque"] is not None:
         recorder.final_opaque = records_from_text(record["final_opaque"])["a"]
+    recorder.early_stopping = record.get("early_stopping")
 
     class _Halted:
         halted = record["halted"]

@@ -5,9 +5,12 @@ average AUC or KS across parties.
 """
 
 from fedrisk.evaluation.metrics import (
+    CALIBRATION_WARN_PP,
     PSI_MONITOR,
     PSI_SHIFT,
+    calibration_gap_pp,
     calibration_table,
+    calibration_warning,
     expected_calibration_error,
     gains_table,
     population_stability_index,
@@ -17,9 +20,12 @@ from fedrisk.evaluation.metrics import (
 from fedrisk.evaluation.plots import plot_auc_per_round, plot_calibration, plot_gains
 
 __all__ = [
+    "CALIBRATION_WARN_PP",
     "PSI_MONITOR",
     "PSI_SHIFT",
+    "calibration_gap_pp",
     "calibration_table",
+    "calibration_warning",
     "expected_calibration_error",
     "gains_table",
     "plot_auc_per_round",

@@ -15,6 +15,9 @@ default, so a higher ``p`` is riskier):
   (and a negative Gini), not KS 1.
 * log loss -- :func:`sklearn.metrics.log_loss` with ``labels=[0, 1]``.
 * Brier -- :func:`sklearn.metrics.brier_score_loss`.
+* mean PD -- the mean predicted probability of default, to set beside the observed
+  default rate (calibration-in-the-large: a model can rank well and still predict far
+  too few or too many defaults overall).
 
 Binned tables use equal-count bins built from ranks (ties are split by row
 order, so every bin has ``n // bins`` or ``n // bins + 1`` rows).
@@ -29,6 +32,9 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 __all__ = [
     "score_metrics",
+    "calibration_gap_pp",
+    "calibration_warning",
+    "CALIBRATION_WARN_PP",
     "calibration_table",
     "gains_table",
     "expected_calibration_error",
@@ -40,6 +46,9 @@ __all__ = [
 
 # Only log loss needs clipping: log(0) is infinite; the other metrics are fine at 0/1.
 _LOG_LOSS_CLIP = 1e-15
+
+#: |mean predicted PD - observed default rate| above this many percentage points: warn.
+CALIBRATION_WARN_PP = 2.0
 
 #: PSI at or above this: the score distribution has moved enough to monitor.
 PSI_MONITOR = 0.1
@@ -116,10 +125,10 @@ def _rank_bins(p: np.ndarray, bins: int, *, descending: bool = False):
 
 
 def score_metrics(y_true, p) -> dict[str, float]:
-    """AUC, KS, Gini, log loss and Brier score of pooled predictions.
+    """AUC, KS, Gini, log loss, Brier score and mean PD of pooled predictions.
 
     Returns plain Python floats (JSON-serialisable) under the keys
-    ``auc, ks, gini, log_loss, brier``. Raises ``ValueError`` if the inputs
+    ``auc, ks, gini, log_loss, brier, mean_pd``. Raises ``ValueError`` if the inputs
     differ in length, hold a single class, or ``p`` is not finite in [0, 1].
     """
     y, p = _validate(y_true, p, need_both=True)
@@ -134,7 +143,37 @@ def score_metrics(y_true, p) -> dict[str, float]:
         "gini": 2.0 * auc - 1.0,
         "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
         "brier": float(brier_score_loss(y, p)),
+        "mean_pd": float(np.mean(p)),
     }
+
+
+def calibration_gap_pp(mean_pd: float, observed_rate: float) -> float:
+    """Calibration-in-the-large in percentage points: 100 · (mean PD − observed rate);
+    negative when the model predicts too few defaults."""
+    return 100.0 * (float(mean_pd) - float(observed_rate))
+
+
+def calibration_warning(
+    mean_pd: float,
+    observed_rate: float,
+    *,
+    model: str = "federated",
+    threshold_pp: float = CALIBRATION_WARN_PP,
+) -> str | None:
+    """The warning a run prints when ``model``'s mean predicted PD differs from the
+    observed default rate by more than ``threshold_pp`` percentage points; None when
+    it does not."""
+    gap = calibration_gap_pp(mean_pd, observed_rate)
+    if not abs(gap) > threshold_pp:
+        return None
+    way = "under" if gap < 0 else "over"
+    return (
+        f"the {model} model's mean PD {100 * mean_pd:.1f}% differs from the observed "
+        f"default rate {100 * observed_rate:.1f}% by {abs(gap):.1f} pp: probabilities are "
+        f"miscalibrated (it {way}-predicts defaults overall); its ranking (AUC, KS) may "
+        "still hold, but do not use its PDs for pricing or provisioning without "
+        "recalibrating"
+    )
 
 
 # --------------------------------------------------------------------------- calibration

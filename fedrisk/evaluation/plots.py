@@ -64,7 +64,17 @@ def _check_table(table: list[dict], keys: tuple[str, ...], what: str) -> None:
 # --------------------------------------------------------------------------- AUC per round
 
 
-def draw_auc(ax, rounds, auc, *, centralised_auc, best_local_auc, best_local_name, title):
+def draw_auc(
+    ax,
+    rounds,
+    auc,
+    *,
+    centralised_auc,
+    best_local_auc,
+    best_local_name,
+    title,
+    reference_auc=None,
+):
     rounds, auc = list(rounds), list(auc)
     if len(rounds) != len(auc):
         raise ValueError(f"rounds and auc differ in length: {len(rounds)} vs {len(auc)}")
@@ -77,6 +87,13 @@ def draw_auc(ax, rounds, auc, *, centralised_auc, best_local_auc, best_local_nam
             linestyle="--",
             color="tab:green",
             label=f"centralised ({centralised_auc:.3f})",
+        )
+    if reference_auc is not None:
+        ax.axhline(
+            reference_auc,
+            linestyle=":",
+            color="black",
+            label=f"reference, converged ({reference_auc:.3f})",
         )
     if best_local_auc is not None:
         who = f"{best_local_name} alone" if best_local_name else "best single party"
@@ -100,12 +117,14 @@ def plot_auc_per_round(
     best_local_auc: float | None,
     best_local_name: str | None = None,
     title: str = "",
+    reference_auc: float | None = None,
 ) -> Path:
     """Line of federated test AUC per round, with dashed reference lines.
 
-    ``centralised_auc`` (all data pooled in one place) and ``best_local_auc``
-    (the best party training alone, labelled ``"<best_local_name> alone"``)
-    are drawn as horizontal dashed lines unless ``None``.
+    ``centralised_auc`` (all data pooled in one place, same budget), ``reference_auc``
+    (a converged model on the pooled rows, dotted) and ``best_local_auc`` (the best
+    party training alone, labelled ``"<best_local_name> alone"``) are drawn as
+    horizontal lines unless ``None``.
     """
     return _render(
         path,
@@ -116,6 +135,7 @@ def plot_auc_per_round(
         best_local_auc=best_local_auc,
         best_local_name=best_local_name,
         title=title,
+        reference_auc=reference_auc,
     )
 
 

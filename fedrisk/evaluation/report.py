@@ -41,6 +41,7 @@ METRICS = (
     ("ks", "KS", True),
     ("gini", "Gini", True),
     ("log_loss", "log loss", False),
+    ("mean_pd", "mean PD", None),  # neither: closest to the observed default rate is best
     ("brier", "Brier", False),
 )
 
@@ -93,6 +94,8 @@ tr.fed td { font-weight: 600; }
 .missing { color: #8a1c1c; background: #fdecec; border-left: 4px solid #c62828;
            padding: .4rem .8rem; margin: .6rem 0; }
 .note { color: var(--muted); font-size: .9rem; }
+.warn { color: #5c3b00; background: var(--amber); border-left: 4px solid var(--amber-b);
+        padding: .4rem .8rem; margin: .6rem 0; }
 figure { margin: .8rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: .88rem; }
@@ -412,6 +415,10 @@ class _Report:
             rows.append(("federated", "fed", self.s["federated"]))
         if central is not None:
             rows.append(("centralised (pooled data, idealised)", "", central))
+        reference = self._dict("reference")
+        if reference:
+            fitted = "converged" if reference.get("converged", True) else "NOT converged"
+            rows.append((f"reference (pooled data, {fitted}, scikit-learn)", "", reference))
         local = self._dict("local_only")
         for party, m in local.items():
             if isinstance(m, dict):
@@ -423,13 +430,17 @@ class _Report:
                 + "</section>"
             )
         cols = "".join(f"<th>{escape(lbl)}</th>" for _, lbl, _ in METRICS)
+        observed = self.s.get("observed_default_rate")
         body = []
         for name, cls, m in rows:
             cells = []
             for key, _, _higher_better in METRICS:
                 v = m.get(key)
                 cell = fmt(v)
-                if (
+                if key == "mean_pd" and _is_num(v) and _is_num(observed):
+                    # calibration-in-the-large: against what happened, not another model
+                    cell += f'<span class="gap">{_signed(v - observed)} vs observed</span>'
+                elif (
                     central is not None
                     and m is not central
                     and _is_num(v)
@@ -441,6 +452,15 @@ class _Report:
                 f'<tr class="{cls}"><td class="l">{escape(name)}</td>' + "".join(cells) + "</tr>"
             )
         notes = []
+        if _is_num(observed):
+            notes.append(
+                f'<p class="note">Observed default rate on the test customers: '
+                f"<b>{fmt(observed)}</b>. A model's mean PD should be close to it "
+                "(calibration-in-the-large).</p>"
+            )
+        warnings = self.s.get("warnings")
+        for warning in warnings if isinstance(warnings, list) else ():
+            notes.append(f'<p class="warn"><b>Warning:</b> {escape(str(warning))}</p>')
         if central is None:
             notes.append(missing("summary.json has no centralised metrics: no gaps shown"))
         if not local:
@@ -451,8 +471,11 @@ class _Report:
             head
             + f'<table><tr><th class="l">model</th>{cols}</tr>{"".join(body)}</table>'
             + '<p class="note">AUC, KS and Gini: higher is better. Log loss and Brier: '
-            "lower is better. Gaps are the row minus the centralised model, which pools "
-            "every party's rows and is the idealised upper reference.</p>"
+            "lower is better. Mean PD: the mean predicted probability of default, best "
+            "when closest to the observed default rate. Gaps are the row minus the "
+            "centralised model, which pools every party's rows and trains with the "
+            "federated run's optimiser and budget; the reference pools them too and is "
+            "fitted to convergence (what is reachable with all data in one place).</p>"
             + "".join(notes)
             + (f"<h3>Comparison</h3>{kv_table(extra)}" if extra else "")
             + "</section>"
@@ -467,7 +490,7 @@ class _Report:
                 "auc_per_round.png",
                 "federated test AUC per round",
                 f"Federated test AUC after each {unit}, beside the centralised "
-                "model and the best single party trained alone.",
+                "model, the converged reference and the best single party trained alone.",
             )
             + "</section>"
         )

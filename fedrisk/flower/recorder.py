@@ -56,6 +56,7 @@ class ServerRecorder:
         self.final_params: np.ndarray | None = None
         self.final_opaque: ArrayRecord | None = None
         self.error: BaseException | None = None
+        self.early_stopping: dict[str, Any] | None = None  # where and why training stopped
         self.server_name = "server"  # who receives replies (the bank, in vertical runs)
         self.on_checkpoint: Callable[[int, ArrayRecord], None] | None = None
         self.strategy: Any = None  # the aggregation strategy (its state is checkpointed)

@@ -62,8 +62,10 @@ def bank_noise_share(
 class ClientDPFedAvg(BankFedAvg):
     """FedAvg with Poisson-sampled banks, clipped deltas and Gaussian noise on the sum."""
 
-    def __init__(self, n_banks: int, plan, secret: PartySecret, min_parties: int = 1) -> None:
-        super().__init__(n_banks, min_parties)
+    def __init__(
+        self, n_banks: int, plan, secret: PartySecret, min_parties: int = 1, optimizer=None
+    ) -> None:
+        super().__init__(n_banks, min_parties, optimizer)
         self.plan, self.secret = plan, secret  # the aggregator's own secret
         self.released_noise: dict[int, np.ndarray] = {}  # kept for the statistical tests
 
@@ -96,7 +98,7 @@ class ClientDPFedAvg(BankFedAvg):
         noise = gaussian_noise(server_noise_rng(self.secret, server_round), total.shape, z * c)
         self.released_noise[server_round] = noise
         expected = self.plan.sample_rate * self.n_banks
-        new = self._global + (total + noise) / expected
+        new = self.step(server_round, (total + noise) / expected)
         return params_record(new), MetricRecord({"participants": len(ok)})
 
 

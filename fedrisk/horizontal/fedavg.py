@@ -12,7 +12,11 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedrisk.errors import QuorumError
 from fedrisk.flower.faults import answered
+from fedrisk.horizontal.calibration import TRAIN
+from fedrisk.horizontal.early_stopping import EarlyStopping, pooled_loss
 from fedrisk.horizontal.job import params_record
+from fedrisk.horizontal.schedule import RoundSchedule
+from fedrisk.horizontal.server_optimizer import ServerOptimizer
 
 
 class BankFedAvg(FedAvg):
@@ -24,7 +28,14 @@ class BankFedAvg(FedAvg):
     good) and aggregates, deterministically, whatever the banks that answered sent.
     """
 
-    def __init__(self, n_banks: int, min_parties: int = 1) -> None:
+    def __init__(
+        self,
+        n_banks: int,
+        min_parties: int = 1,
+        optimizer: ServerOptimizer | None = None,
+        schedule: RoundSchedule | None = None,
+        stopper: EarlyStopping | None = None,
+    ) -> None:
         super().__init__(
             fraction_train=1.0,
             fraction_evaluate=0.0,
@@ -33,7 +44,36 @@ class BankFedAvg(FedAvg):
             min_evaluate_nodes=0,
         )
         self.n_banks, self.min_parties = n_banks, min_parties
+        self.optimizer = optimizer  # None: plain FedAvg, every round a training round
+        self.schedule = schedule
+        self.stopper = stopper  # early stopping (it reads the pooled validation loss)
         self._global: np.ndarray | None = None
+        self.latest_arrays: ArrayRecord | None = None
+
+    def early_stop(self, server_round: int, slots: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Read round ``server_round``'s pooled validation loss (of the model it started
+        from) and, if training should stop, return the best model instead of ``new``."""
+        stopper = self.stopper
+        if stopper is None or self.task(server_round) != TRAIN:
+            return new
+        stopper.observe(server_round - 1, pooled_loss(slots), self._global)
+        if not stopper.should_stop():
+            return new
+        stopper.stopped_at = server_round
+        if self.schedule is not None:
+            self.schedule.stop_training(server_round)
+        return stopper.best_params
+
+    def task(self, server_round: int) -> str:
+        """The round's task (raises ScheduleDone past the last round)."""
+        return self.schedule.task(server_round) if self.schedule else "train"
+
+    def step(self, server_round: int, aggregate: np.ndarray) -> np.ndarray:
+        """The next global model from this round's aggregate (the server optimiser, or
+        the calibration round's intercept step)."""
+        if self.optimizer is None:
+            return self._global + aggregate
+        return self.optimizer.apply(self.task(server_round), server_round, self._global, aggregate)
 
     def train_nodes(self, server_round: int, grid: Grid) -> list[int]:
         """Every connected bank that identified itself, in node order."""
@@ -48,20 +88,31 @@ class BankFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        self.latest_arrays = arrays  # the model so far, if this round is past the end
+        task = self.task(server_round)
         self._global = arrays["params"].numpy()
-        cfg = ConfigRecord({**dict(config), "server-round": server_round})
+        cfg = ConfigRecord({**dict(config), "server-round": server_round, "task": task})
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: cfg})
         return self._construct_messages(
             record, self.train_nodes(server_round, grid), MessageType.TRAIN
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """What the strategy must remember between rounds (plain FedAvg: nothing; the
-        global model travels in the checkpoint's arrays)."""
-        return {}
+        """What the strategy must remember between rounds: the server optimiser's
+        moments and the schedule (the global model travels in the checkpoint's arrays)."""
+        return {
+            "optimizer": self.optimizer.state_dict() if self.optimizer else {},
+            "schedule": self.schedule.state_dict() if self.schedule else {},
+            "early_stopping": self.stopper.state_dict() if self.stopper else {},
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        pass
+        if self.optimizer is not None:
+            self.optimizer.load_state(state.get("optimizer", {}))
+        if self.schedule is not None:
+            self.schedule.load_state(state.get("schedule", {}))
+        if self.stopper is not None:
+            self.stopper.load_state(state.get("early_stopping", {}))
 
     def answered(
         self, server_round: int, replies: Iterable[Message], asked: int | None = None
@@ -76,7 +127,11 @@ class BankFedAvg(FedAvg):
         weights = np.array([float(m.content["metrics"]["num-examples"]) for m in ok])
         deltas = np.stack([m.content["update"]["delta"].numpy() for m in ok])
         # Weighted mean of deltas in a fixed order: bit-identical on every engine.
-        new = self._global + (weights / weights.sum()) @ deltas
+        share = weights / weights.sum()
+        new = self.step(server_round, share @ deltas)
+        if self.stopper is not None:
+            slots = np.stack([m.content["update"]["validation"].numpy() for m in ok])
+            new = self.early_stop(server_round, share @ slots, new)
         return params_record(new), MetricRecord({"num-examples": int(weights.sum())})
 
 

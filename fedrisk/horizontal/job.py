@@ -31,6 +31,9 @@ class BankData:
     y: np.ndarray
     # the bank's own secret: its DP noise and sampling, noise shares, SecAgg+ rounding
     secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
+    # early stopping: the bank's own validation rows (held out of X, y)
+    X_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
 def rows_digest(bank: BankData) -> str:

@@ -15,7 +15,7 @@ def paillier_keys(s: Scenario) -> BankKeys | None:
     if s.federation.kind != "horizontal" or not mode_of(s.privacy.aggregation).bank_keys:
         return None
     ceremony = threshold_key_ceremony if s.privacy.key == "threshold" else bank_key_ceremony
-    return ceremony(s.privacy.key_bits, list(s.bank_names()), s.rounds)
+    return ceremony(s.privacy.key_bits, list(s.bank_names()), s.max_rounds)
 
 
 __all__ = ["paillier_keys"]

@@ -12,6 +12,7 @@ from fedrisk.flower.checkpoint import Checkpoint, ResumedStrategy
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid
 from fedrisk.horizontal.job import ServerJob
+from fedrisk.horizontal.schedule import ScheduleDone
 
 # (message, whether it goes to the server) -> (what it is, its form, receiver can read it)
 Classifier = Callable[[Message, bool], tuple[str, str, bool]]
@@ -56,17 +57,25 @@ def fedavg_server_app(
                 grid.party_of.update(resume.party_of)
                 strategy.load_state(resume.server["strategy"])
                 evaluate, runner = shifted(recorder, done), ResumedStrategy(strategy, done)
-            result = runner.start(
-                grid=grid,
-                initial_arrays=start,
-                num_rounds=s.rounds - done,
-                timeout=s.federation.round_timeout,
-                evaluate_fn=evaluate,
-            )
+            try:
+                result = runner.start(
+                    grid=grid,
+                    initial_arrays=start,
+                    num_rounds=s.max_rounds - done,
+                    timeout=s.federation.round_timeout,
+                    evaluate_fn=evaluate,
+                )
+                final = result.arrays if s.max_rounds > done else start
+            except ScheduleDone:  # stopped early, and the calibration rounds are over
+                final = strategy.latest_arrays
         except Exception as exc:  # keep it for the harness: Ray swallows ServerApp errors
             recorder.error = exc
             raise
-        final = result.arrays if s.rounds > done else start
+        stopper = getattr(strategy, "stopper", None)
+        if stopper is not None:  # the aggregator read the pooled validation losses
+            recorder.early_stopping = stopper.summary(
+                s.rounds, strategy.schedule.last_training_round
+            )
         if model_is_opaque:
             recorder.final_opaque = final
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fedrisk.crypto.paillier import BankKeys
 from fedrisk.data.prepare import PreparedData
+from fedrisk.horizontal.early_stopping import validation_split
 from fedrisk.horizontal.job import BankData, HorizontalJob
 from fedrisk.horizontal.layout import paillier_setup
 from fedrisk.privacy.plan import plan_dp
@@ -19,8 +20,8 @@ def bank_job(
     ``secrets``: where each bank's secret comes from (fresh os entropy when None)."""
     secrets = secrets or RunSecrets()
     banks = tuple(
-        BankData(name, data.train.X[idx], data.train.y[idx], secrets.of(name))
-        for name, idx in zip(data.party_names, data.parts)
+        _bank(s, k, name, data.train.X[idx], data.train.y[idx], secrets)
+        for k, (name, idx) in enumerate(zip(data.party_names, data.parts))
     )
     dp = plan_dp(s, {b.name: len(b.y) for b in banks})
     setup = None
@@ -44,6 +45,14 @@ def bank_job(
         keys.shares if keys else None,
         secrets.mode,
     )
+
+
+def _bank(s: Scenario, party: int, name: str, X, y, secrets: RunSecrets) -> BankData:
+    """A bank's rows; with early stopping, its validation rows held out of training."""
+    if not s.model.early_stopping:
+        return BankData(name, X, y, secrets.of(name))
+    train, val = validation_split(len(y), s.model.validation_fraction, s.seed, party)
+    return BankData(name, X[train], y[train], secrets.of(name), X[val], y[val])
 
 
 __all__ = ["bank_job"]

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedrisk.horizontal.calibration import (
+    CALIBRATE,
+    calibration_statistics,
+    private_calibration_statistics,
+)
+from fedrisk.horizontal.early_stopping import N_SLOTS, validation_slots
 from fedrisk.horizontal.job import HorizontalJob, client_rng
 from fedrisk.models.logistic import local_sgd
 from fedrisk.privacy.mechanisms import clip_vector, dp_sgd_epochs
 
 
-def local_update(job: HorizontalJob, party: int, global_params: np.ndarray, rnd: int) -> np.ndarray:
-    """One bank's local training from the global model; returns the delta.
+def local_update(
+    job: HorizontalJob, party: int, global_params: np.ndarray, rnd: int, task: str = "train"
+) -> np.ndarray:
+    """One bank's local training from the global model; returns the delta. In a
+    calibration round (``task``), the bank's calibration statistics instead
+    (:mod:`fedrisk.horizontal.calibration`), privatised like a DP-SGD round under DP.
 
     dp = 'sample': DP-SGD (Poisson-sampled customers, per-example clipping, noise), so
     the delta is already private. dp = 'client': plain SGD, then the delta is clipped to
@@ -26,6 +36,22 @@ def local_update(job: HorizontalJob, party: int, global_params: np.ndarray, rnd:
         if dp is None
         else bank.secret.rng(f"local-update/{dp.mode}", party, rnd)
     )
+    if task == CALIBRATE:
+        if dp is None:
+            return calibration_statistics(global_params, bank.X, bank.y)
+        if dp.mode != "sample":  # the scenario runs no calibration round under client DP
+            raise RuntimeError(f"no calibration round under dp = {dp.mode!r}")
+        budget = dp.parties[bank.name]
+        return private_calibration_statistics(
+            global_params,
+            bank.X,
+            bank.y,
+            sample_rate=budget.sample_rate,
+            steps=budget.steps_per_round,
+            clip_norm=dp.clip_norm,
+            noise_multiplier=dp.noise_multiplier,
+            rng=rng,
+        )
     if dp is not None and dp.mode == "sample":
         budget = dp.parties[bank.name]
         m = job.scenario.model
@@ -53,4 +79,17 @@ def local_update(job: HorizontalJob, party: int, global_params: np.ndarray, rnd:
     return new - global_params
 
 
-__all__ = ["local_update"]
+def validation_report(
+    job: HorizontalJob, party: int, global_params: np.ndarray, task: str
+) -> np.ndarray:
+    """The early-stopping slots a bank adds to its update: its validation loss of the
+    global model it received (zeros in a calibration round); empty without early stopping."""
+    bank = job.banks[party]
+    if bank.X_val is None or bank.y_val is None:
+        return np.zeros(0)
+    if task == CALIBRATE:
+        return np.zeros(N_SLOTS)
+    return validation_slots(global_params, bank.X_val, bank.y_val, len(bank.y))
+
+
+__all__ = ["local_update", "validation_report"]

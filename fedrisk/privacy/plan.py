@@ -235,19 +235,19 @@ def plan_dp(s: Scenario, bank_rows: dict[str, int]) -> DPPlan | None:
     if z is None:
         # one z for every bank: the largest needed by any of them (cache equal shapes)
         needed = {
-            (q, spr): acct.calibrate(p.target_epsilon, q, spr * s.rounds)
+            (q, spr): acct.calibrate(p.target_epsilon, q, spr * s.max_rounds)
             for q, spr in set(shapes.values())
         }
         z = max(needed.values())
     parties = {
         name: PartyBudget(
-            q, spr, spr * s.rounds, acct.epsilon(GaussianSampledEvent(z, q, spr * s.rounds))
+            q, spr, spr * s.max_rounds, acct.epsilon(GaussianSampledEvent(z, q, spr * s.max_rounds))
         )
         for name, (q, spr) in shapes.items()
     }
     binding = max(parties, key=lambda k: parties[k].epsilon)
     b = parties[binding]
-    per_round = tuple(acct.epsilon_after(z, b.sample_rate, b.steps_per_round, s.rounds))
+    per_round = tuple(acct.epsilon_after(z, b.sample_rate, b.steps_per_round, s.max_rounds))
     if p.max_epsilon is not None and b.epsilon > p.max_epsilon:
         raise InputError(
             f"{where}: privacy.max_epsilon: this run would spend ε = "

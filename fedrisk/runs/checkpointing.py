@@ -89,12 +89,12 @@ def keys_from_checkpoint(s: Scenario, stored: dict) -> BankKeys:
     if "threshold" in stored:  # each bank's share of the threshold key, by bank name
         shares = tuple(KeyShare.from_dict(stored["threshold"][name]) for name in s.bank_names())
         public = shares[0].public_key
-        stop = precompute_in_background(list(s.bank_names()), public, s.rounds)
+        stop = precompute_in_background(list(s.bank_names()), public, s.max_rounds)
         return BankKeys(public, None, stop, shares)
     private = private_key_from_dict(stored)
     public = private.public_key
     return BankKeys(
-        public, private, precompute_in_background(list(s.bank_names()), public, s.rounds)
+        public, private, precompute_in_background(list(s.bank_names()), public, s.max_rounds)
     )
 
 

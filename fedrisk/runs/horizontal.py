@@ -26,7 +26,12 @@ from fedrisk.crypto.threshold import ShareDecryptor
 from fedrisk.data.prepare import PreparedData, prepare_horizontal
 from fedrisk.errors import InputError
 from fedrisk.evaluation import score_metrics
-from fedrisk.evaluation.baselines import BaselineBudget, train_centralised, train_local_only
+from fedrisk.evaluation.baselines import (
+    BaselineBudget,
+    train_centralised,
+    train_local_only,
+    train_reference,
+)
 from fedrisk.evaluation.scorecard import write_run_scorecard
 from fedrisk.flower.checkpoint import SERVER_FILE, Checkpoint
 from fedrisk.flower.engines import quiet_flower, run_engine
@@ -34,13 +39,16 @@ from fedrisk.flower.participation import Participation
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.aggregation.paillier import (
+    TASK_OF_CODE,
     clipped_values,
     crypto_seconds,
     decode_aggregate,
 )
 from fedrisk.horizontal.apps import make_client_app, make_server_app
+from fedrisk.horizontal.calibration import TRAIN
 from fedrisk.horizontal.job import HorizontalJob
 from fedrisk.horizontal.keys import paillier_keys
+from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, finite_or_none
@@ -239,6 +247,7 @@ def complete_horizontal(
     budget = BaselineBudget.of(s.model, s.rounds, s.seed)
     central = train_centralised(budget, data.train.X, data.train.y)
     local = {b.name: train_local_only(budget, i, b.X, b.y) for i, b in enumerate(job.banks)}
+    reference = train_reference(data.train.X, data.train.y, s.model.l2)
     baseline_wall = time.perf_counter() - base_started
 
     fed_scores = predict_proba(recorder.final_params, test_X)
@@ -253,6 +262,8 @@ def complete_horizontal(
         recorder,
         fed_scores,
         central_scores,
+        reference,
+        reference.predict_proba(test_X),
         local_metrics,
         fed_wall,
         baseline_wall,
@@ -287,6 +298,7 @@ def complete_horizontal(
         summary["centralised"]["auc"],
         (cmp["best_local_party"], cmp["best_local_auc"]),
         "federated test AUC per round",
+        reference_auc=summary["reference"]["auc"],
     )
     write_json(stage / "model.json", model_record(data, recorder.final_params))
     write_run_scorecard(stage)  # scorecard.json/.csv from model.json, no bins
@@ -302,7 +314,7 @@ def spent_dp(job: HorizontalJob, part: Participation) -> DPPlan | None:
         return None
     rounds = part.rounds
     trained = {p: part.trained(p) for p in part.asked}
-    full = rounds == job.scenario.rounds and all(len(t) == rounds for t in trained.values())
+    full = rounds == job.scenario.max_rounds and all(len(t) == rounds for t in trained.values())
     if dp.mode == "sample":
         return dp if full else dp.spent(trained, rounds)
     scale = {}
@@ -312,7 +324,7 @@ def spent_dp(job: HorizontalJob, part: Participation) -> DPPlan | None:
             # Rounds where nobody was sampled, or nobody answered, are charged as
             # planned: skipping them would depend on the sample itself.
             scale[r] = math.sqrt(got / asked) if 0 < got < asked else 1.0
-    if rounds == job.scenario.rounds and all(v == 1.0 for v in scale.values()):
+    if rounds == job.scenario.max_rounds and all(v == 1.0 for v in scale.values()):
         return dp
     return dp.spent(trained, rounds, scale)
 
@@ -326,11 +338,13 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score:
         ShareDecryptor(job.key_shares[0]) if job.threshold else VectorDecryptor(job.private_key)
     )
     params = np.zeros(setup.n_params)
+    optimizer = ServerOptimizer(job.scenario.model)  # what every bank applied, in order
     for log in recorder.rounds:
         record = recorder.opaque.get(log.round)
         if record is not None:  # else nobody took part: the model did not move
             blobs = chunks(record["aggregate"].numpy().tobytes(), setup.width)
-            params = params + decode_aggregate(
+            task = TASK_OF_CODE[int(record["task"].numpy()[0])] if "task" in record else TRAIN
+            aggregate = decode_aggregate(
                 setup,
                 decryptor,
                 blobs,
@@ -339,6 +353,7 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score:
                 cipher,
                 shares=relayed_partials(record, setup) if job.threshold else None,
             )
+            params = optimizer.apply(task, log.round, params, aggregate)
         log.test = score(params)
     recorder.final_params = params
 

@@ -22,6 +22,7 @@ from fedrisk.evaluation import (
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.scenario import Scenario, to_toml
 
+#: rounds.csv's columns; the test metrics are score_metrics' keys, "round" to "mean_pd"
 ROUND_FIELDS = (
     "round",
     "auc",
@@ -29,11 +30,15 @@ ROUND_FIELDS = (
     "gini",
     "log_loss",
     "brier",
+    "mean_pd",
     "epsilon",
     "n_replies",
     "bytes",
     "wall_s",
 )
+
+
+_METRICS_END = ROUND_FIELDS.index("mean_pd") + 1
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,11 @@ def write_outputs(
     centralised_auc: float,
     best_local: tuple[str, float],
     curve_title: str,
+    *,
+    reference_auc: float | None = None,
 ) -> None:
-    """The files every run folder has, horizontal or vertical (summary.json is last)."""
+    """The files every run folder has, horizontal or vertical (summary.json is last).
+    ``reference_auc``: the converged reference's, drawn beside the centralised one."""
     (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
     recorder.transcript.write_jsonl(stage / "transcript.jsonl")
     eps = epsilon_per_round
@@ -81,7 +89,7 @@ def write_outputs(
             w.writerow(
                 [
                     r.round,
-                    *(_num(r.test[k]) for k in ROUND_FIELDS[1:6]),
+                    *(_num(r.test.get(k)) for k in ROUND_FIELDS[1:_METRICS_END]),
                     _num(eps[r.round - 1]) if eps else "",
                     r.n_replies,
                     r.bytes,
@@ -96,6 +104,7 @@ def write_outputs(
         [r.test["auc"] for r in recorder.rounds],
         stage / "auc_per_round.png",
         centralised_auc=centralised_auc,
+        reference_auc=reference_auc,
         best_local_auc=best_local[1],
         best_local_name=best_local[0],
         title=f"{s.name}: {curve_title}",

@@ -38,7 +38,7 @@ class run_progress:
             else f"{self.s.federation.banks} banks"
         )
         desc = f"{self.s.name}: {who}, {self.s.federation.engine}"
-        task = self.bar.add_task(desc, total=self.s.rounds, status="")
+        task = self.bar.add_task(desc, total=self.s.max_rounds, status="")
         return self.bar, task
 
     def __exit__(self, *exc: Any) -> None:

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from fedrisk.data.prepare import PreparedData
-from fedrisk.evaluation import population_stability_index, score_metrics
+from fedrisk.evaluation import (
+    CALIBRATION_WARN_PP,
+    calibration_gap_pp,
+    calibration_warning,
+    population_stability_index,
+    score_metrics,
+)
+from fedrisk.evaluation.baselines import REFERENCE_GRADIENT_TOL, Reference
 from fedrisk.flower.participation import Participation
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
@@ -56,6 +63,44 @@ def membership_attack(job: HorizontalJob, params: np.ndarray, data: PreparedData
     }
 
 
+def against_reference(
+    test_y: np.ndarray,
+    federated: dict[str, float],
+    reference: Reference,
+    reference_scores: np.ndarray,
+    *,
+    model: str = "federated",
+) -> dict[str, Any]:
+    """What every run reports beside its same-budget ``centralised`` model, horizontal or
+    vertical: the converged ``reference`` (its metrics on the same held-out customers and
+    how it was fitted), the observed default rate, the federated model's gaps to both
+    (``comparison`` entries) and the run's ``warnings`` (miscalibration; a reference
+    that did not converge)."""
+    ref = {**score_metrics(test_y, reference_scores), **reference.record()}
+    observed = float(np.mean(test_y))
+    warnings = []
+    miscalibrated = calibration_warning(federated["mean_pd"], observed, model=model)
+    if miscalibrated is not None:
+        warnings.append(miscalibrated)
+    if not reference.converged:
+        warnings.append(
+            f"the reference model did not converge ({reference.n_iter} of "
+            f"{reference.max_iter} iterations, gradient norm {reference.gradient_norm:.2e} "
+            f"> {REFERENCE_GRADIENT_TOL:g}): gaps to it understate what is reachable"
+        )
+    return {
+        "reference": ref,
+        "observed_default_rate": observed,
+        "comparison": {
+            "federated_minus_reference_auc": federated["auc"] - ref["auc"],
+            "log_loss_ratio_federated_to_reference": federated["log_loss"] / ref["log_loss"],
+            "calibration_gap_pp": calibration_gap_pp(federated["mean_pd"], observed),
+            "calibration_warn_above_pp": CALIBRATION_WARN_PP,
+        },
+        "warnings": warnings,
+    }
+
+
 def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
     mode = mode_of(s.privacy.aggregation)
     out: dict[str, Any] = {
@@ -86,6 +131,8 @@ def horizontal_summary(
     recorder: ServerRecorder,
     fed_scores: np.ndarray,
     central_scores: np.ndarray,
+    reference: Reference,
+    reference_scores: np.ndarray,
     local_metrics: dict[str, dict[str, float]],
     fed_wall: float,
     baseline_wall: float,
@@ -98,6 +145,7 @@ def horizontal_summary(
     best_local = max(local_aucs, key=local_aucs.get)
     mean_local = float(np.mean(list(local_aucs.values())))
     bytes_total = recorder.transcript.total_bytes
+    judged = against_reference(test_y, federated, reference, reference_scores)
     return {
         "fedrisk_version": __version__,
         "scenario": s.name,
@@ -118,11 +166,14 @@ def horizontal_summary(
                 for name, idx in zip(data.party_names, data.parts)
             },
         },
+        "observed_default_rate": judged["observed_default_rate"],
         "federated": federated,
         "centralised": centralised,
+        "reference": judged["reference"],
         "local_only": local_metrics,
         "comparison": {
             "federated_minus_centralised_auc": federated["auc"] - centralised["auc"],
+            **judged["comparison"],
             "federated_minus_mean_local_auc": federated["auc"] - mean_local,
             "mean_local_auc": mean_local,
             "best_local_party": best_local,
@@ -131,12 +182,22 @@ def horizontal_summary(
                 central_scores, fed_scores
             ),
         },
+        "training": {
+            "server_optimizer": s.model.server_optimizer,
+            "server_learning_rate": s.model.server_learning_rate,
+            "calibration": s.model.calibration if s.calibration_rounds else "none",
+            "calibration_rounds": s.calibration_rounds,
+            "early_stopping": recorder.early_stopping,
+        },
+        "warnings": judged["warnings"],
         "privacy": _privacy_summary(s, job),
         "cost": {
             "wall_s": None,  # filled in last
             "federated_wall_s": round(fed_wall, 3),
             "baselines_wall_s": round(baseline_wall, 3),
-            "rounds": s.rounds,
+            "rounds": training_rounds_run(s, recorder),
+            "max_rounds": s.rounds,
+            "calibration_rounds": s.calibration_rounds,
             "bytes_sent": bytes_total,
             "bytes_per_round": [r.bytes for r in recorder.rounds],
             "setup_bytes": recorder.transcript.bytes_in_round(0),
@@ -146,4 +207,16 @@ def horizontal_summary(
     }
 
 
-__all__ = ["faults_summary", "horizontal_summary", "membership_attack"]
+def training_rounds_run(s, recorder) -> int:
+    """Training rounds that ran: the scenario's rounds, or where early stopping ended."""
+    stop = recorder.early_stopping
+    return stop["training_rounds_run"] if stop else s.rounds
+
+
+__all__ = [
+    "against_reference",
+    "faults_summary",
+    "horizontal_summary",
+    "membership_attack",
+    "training_rounds_run",
+]

@@ -24,7 +24,7 @@ from fedrisk.deployment.launch import RUN_TIMEOUT_BASE
 from fedrisk.deployment.options import DeploymentOptions
 from fedrisk.deployment.result import recorder_from_result
 from fedrisk.evaluation import score_metrics
-from fedrisk.evaluation.baselines import BaselineBudget, train_centralised
+from fedrisk.evaluation.baselines import BaselineBudget, train_centralised, train_reference
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.models.logistic import predict_proba
@@ -34,6 +34,7 @@ from fedrisk.runs.deployed import Watch, deploy, interrupt_on_termination, warn_
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
 from fedrisk.runs.progress import run_progress
 from fedrisk.runs.rundir import staged_run_dir
+from fedrisk.runs.summary import against_reference
 from fedrisk.scenario import Scenario
 from fedrisk.version import __version__
 from fedrisk.vertical.bank import make_bank_app
@@ -277,13 +278,16 @@ def complete_vertical(
     pooled_test = np.hstack([outcome.bank_test_X] + [te for _, te in party_rows])
     budget = BaselineBudget.of(s.model, s.rounds, s.seed)
     central = train_centralised(budget, pooled_train, outcome_train_y(holder, outcome))
+    # the converged reference: every party's columns of the same aligned customers
+    reference = train_reference(pooled_train, outcome_train_y(holder, outcome), s.model.l2)
     bank_alone = train_centralised(budget, outcome.bank_train_X, outcome_train_y(holder, outcome))
     y_test = outcome.test_y
-    central_scores = predict_proba(central, pooled_test)
-    bank_scores = predict_proba(bank_alone, outcome.bank_test_X)
     federated = score_metrics(y_test, outcome.test_scores)
-    centralised = score_metrics(y_test, central_scores)
-    local = {holder.name: score_metrics(y_test, bank_scores)}
+    centralised = score_metrics(y_test, predict_proba(central, pooled_test))
+    local = {holder.name: score_metrics(y_test, predict_proba(bank_alone, outcome.bank_test_X))}
+    judged = against_reference(
+        y_test, federated, reference, reference.predict_proba(pooled_test), model="joint"
+    )
     attacks: dict[str, Any] = {}
     if s.privacy.label_leakage_attack:
         first = tables.data_parties[0]
@@ -325,16 +329,18 @@ def complete_vertical(
             "test_rows": len(outcome.test_ids),
             "test_default_rate": float(np.mean(y_test)),
         },
+        "observed_default_rate": judged["observed_default_rate"],
         "federated": federated,
         "centralised": centralised,
+        "reference": judged["reference"],
         "local_only": local,
         "comparison": {
             "federated_minus_centralised_auc": federated["auc"] - centralised["auc"],
+            **judged["comparison"],
             "federated_minus_label_holder_alone_auc": federated["auc"] - local[holder.name]["auc"],
         },
-        "calibration": calibration_summary(
-            s, outcome, y_test, {"centralised": central_scores, holder.name: bank_scores}
-        ),
+        "warnings": judged["warnings"],
+        "calibration": calibration_summary(s, outcome),
         "privacy": {
             "aggregation": "paillier",
             "dp": s.privacy.dp,
@@ -389,6 +395,7 @@ def complete_vertical(
         centralised["auc"],
         (holder.name, local[holder.name]["auc"]),
         "joint test AUC per epoch",
+        reference_auc=judged["reference"]["auc"],
     )
     summary.update(extra or {})
     summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
@@ -412,20 +419,14 @@ _PARTIES_CALIBRATION = (
 )
 
 
-def calibration_summary(
-    s: Scenario, outcome: VerticalOutcome, y_test: np.ndarray, others: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    """How the joint model was calibrated (the bank's record, on its training customers)
-    and calibration-in-the-large on the held-out customers: each model's mean predicted
-    PD against the observed default rate."""
+def calibration_summary(s: Scenario, outcome: VerticalOutcome) -> dict[str, Any]:
+    """How the bank calibrated the joint model on its training customers (its record:
+    method, scale, offset, the training default rate and mean PD before and after); the
+    held-out customers' mean PD is each model's ``mean_pd`` beside
+    ``observed_default_rate``."""
     return {
         **(outcome.calibration or {"method": "none"}),
         "fitted_on": None if s.model.calibration == "none" else "training customers, by the bank",
-        "test_default_rate": float(np.mean(y_test)),
-        "test_mean_pd": {
-            "federated": float(np.mean(outcome.test_scores)),
-            **{name: float(np.mean(p)) for name, p in others.items()},
-        },
     }
 
 

@@ -21,7 +21,7 @@ from fedrisk.evaluation import (
     score_metrics,
 )
 
-KEYS = {"auc", "ks", "gini", "log_loss", "brier"}
+KEYS = {"auc", "ks", "gini", "log_loss", "brier", "mean_pd"}
 
 
 def calibrated_sample(n: int, seed: int):
@@ -72,6 +72,7 @@ def test_agrees_with_sklearn_and_mann_whitney():
     assert m["log_loss"] == pytest.approx(log_loss(y, p), abs=1e-12)
     assert m["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
     assert m["gini"] == pytest.approx(2 * m["auc"] - 1, abs=1e-12)
+    assert m["mean_pd"] == pytest.approx(sum(p) / len(p), abs=1e-12)
     # Independent of sklearn: AUC = U / (n_pos * n_neg).
     u = stats.mannwhitneyu(p[y == 1], p[y == 0]).statistic
     assert m["auc"] == pytest.approx(u / ((y == 1).sum() * (y == 0).sum()), abs=1e-12)

@@ -84,6 +84,27 @@ def test_auc_legend_labels():
     assert len(dashed) == 2
 
 
+def test_auc_chart_draws_the_converged_reference():
+    fig, ax = plt.subplots()
+    try:
+        draw_auc(
+            ax,
+            [1, 2],
+            [0.7, 0.75],
+            centralised_auc=0.78,
+            reference_auc=0.79,
+            best_local_auc=None,
+            best_local_name=None,
+            title="",
+        )
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    finally:
+        plt.close(fig)
+    assert labels == ["federated", "centralised (0.780)", "reference, converged (0.790)"]
+    assert [line.get_ydata()[0] for line in dotted] == [0.79]
+
+
 def test_plot_auc_length_mismatch_raises_and_closes(tmp_path):
     path = tmp_path / "auc.png"
     with pytest.raises(ValueError, match="length"):

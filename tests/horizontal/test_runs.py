@@ -38,7 +38,7 @@ def test_quickstart_summary_contract_and_gains(quickstart_run):
     assert s["scenario"] == "quickstart" and s["seed"] == 42
     assert s["engine"] == "inprocess" and s["kind"] == "horizontal"
     for block in ("federated", "centralised"):
-        assert set(s[block]) == {"auc", "ks", "gini", "log_loss", "brier"}
+        assert set(s[block]) == {"auc", "ks", "gini", "log_loss", "brier", "mean_pd"}
     assert len(s["local_only"]) == 5
     fed, cen = s["federated"]["auc"], s["centralised"]["auc"]
     mean_local = np.mean([m["auc"] for m in s["local_only"].values()])

@@ -63,12 +63,15 @@ from fedrisk.errors import ProtocolError, QuorumError
 from fedrisk.flower.checkpoint import Checkpoint
 from fedrisk.flower.faults import FaultPlan, is_lost
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.horizontal.calibration import CALIBRATE, TRAIN
 from fedrisk.horizontal.client import fedavg_client_app
 from fedrisk.horizontal.client_dp import bank_noise_share, sample_banks
 from fedrisk.horizontal.fedavg import BankFedAvg
 from fedrisk.horizontal.job import HorizontalJob, ServerJob
 from fedrisk.horizontal.layout import PaillierSetup
+from fedrisk.horizontal.schedule import RoundSchedule
 from fedrisk.horizontal.server import fedavg_server_app
+from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.training import local_update
 from fedrisk.privacy.plan import DPPlan
 from fedrisk.privacy.secrets import PartySecret
@@ -79,6 +82,24 @@ DECRYPTED_KEY = "fedrisk.decrypted"  # the last round this bank partially decryp
 DECRYPT_QUERY = "decrypt"
 DECRYPT = f"{MessageType.QUERY}.{DECRYPT_QUERY}"  # threshold key: a partial decryption
 PARTICIPANTS_KEY = "fedrisk.participants"  # round -> participants the aggregator claimed
+OPTIMIZER_KEY = "fedrisk.optimizer"  # the bank's copy of the server optimiser's moments
+TASK_CODES = {TRAIN: 0, CALIBRATE: 1}  # a round's task, as the aggregate record carries it
+TASK_OF_CODE = {code: task for task, code in TASK_CODES.items()}
+
+
+def bank_optimizer(job: HorizontalJob, context: Context) -> ServerOptimizer:
+    """The bank's copy of the server optimiser, with the moments it kept so far."""
+    optimizer = ServerOptimizer(job.scenario.model)
+    if OPTIMIZER_KEY in context.state:
+        optimizer.load_state(
+            {k: list(v) for k, v in context.state[OPTIMIZER_KEY].items()}  # type: ignore[arg-type]
+        )
+    return optimizer
+
+
+def keep_optimizer(optimizer: ServerOptimizer, context: Context) -> None:
+    state = {k: v for k, v in optimizer.state_dict().items() if v is not None}
+    context.state[OPTIMIZER_KEY] = ConfigRecord(state)
 
 
 def client_dp(job: HorizontalJob) -> bool:
@@ -304,13 +325,15 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     )  # round 0: the public starting point
     rounds = [int(r) for r in cfg.get("aggregate-rounds", [])]
     counts = [int(c) for c in cfg.get("contributors", [])]
+    tasks = [str(t) for t in cfg.get("aggregate-tasks", [TRAIN] * len(rounds))]
+    optimizer = bank_optimizer(job, context)
     blobs = list(cfg.get("aggregates", []))
     k = setup.n_ciphertexts
     claimed = dict(context.state[PARTICIPANTS_KEY]) if PARTICIPANTS_KEY in context.state else {}
-    for i, (agg_round, contributors) in enumerate(zip(rounds, counts)):
+    for i, (agg_round, contributors, task) in enumerate(zip(rounds, counts, tasks)):
         if agg_round <= done:
             continue  # applied already: its last reply was late or lost on the way
-        global_params = global_params + decode_aggregate(
+        aggregate = decode_aggregate(
             setup,
             decryptor,
             blobs[i * k : (i + 1) * k],
@@ -323,14 +346,17 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
                 round_shares(cfg, i, k, job.key_share(party).threshold) if job.threshold else None
             ),
         )
+        # the server optimiser's step, run by every bank alike on the same aggregates
+        global_params = optimizer.apply(task, agg_round, global_params, aggregate)
         done = agg_round
+    keep_optimizer(optimizer, context)
     context.state[GLOBAL_KEY] = ArrayRecord({"params": Array(global_params)})
     context.state[PROGRESS_KEY] = MetricRecord({"round": int(cfg.get("through-round", done))})
 
     if client_dp(job):  # this round's count, checked before the noise share uses it
         claimed[str(rnd)] = checked_participants(job, cfg, rnd)
         context.state[PARTICIPANTS_KEY] = MetricRecord(claimed)
-    delta = local_update(job, party, global_params, rnd)
+    delta = local_update(job, party, global_params, rnd, str(cfg.get("task", TRAIN)))
     weight = len(bank.y)
     if job.dp is not None and job.dp.mode == "client":
         weight = 1
@@ -373,13 +399,16 @@ class PaillierFedAvg(BankFedAvg):
         min_parties: int = 1,
         threshold: int | None = None,
         timeout: float | None = None,
+        schedule: RoundSchedule | None = None,
     ) -> None:
-        super().__init__(n_banks, min_parties)
+        # the banks run the server optimiser; the aggregator only follows the schedule
+        super().__init__(n_banks, min_parties, schedule=schedule)
         self.setup, self.dp = setup, dp
         self.secret = secret or PartySecret.fresh()  # the aggregator's own secret
         self.threshold, self.timeout = threshold, timeout  # threshold key: t of n_banks
         self.cipher = VectorCipher(setup.public_key)
         self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
+        self.tasks: dict[int, str] = {}  # round -> its task (train / calibrate)
         self.partials: dict[int, dict[int, list[bytes]]] = {}  # round -> t banks' partials
         self.seen: dict[int, int] = {}  # node -> last round it has applied (it answered)
         self._grid: Grid | None = None
@@ -395,6 +424,8 @@ class PaillierFedAvg(BankFedAvg):
                 for r, shares in self.partials.items()
             },
             "seen": {str(node): r for node, r in self.seen.items()},
+            "tasks": {str(r): t for r, t in self.tasks.items()},
+            "schedule": self.schedule.state_dict() if self.schedule else {},
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -407,6 +438,9 @@ class PaillierFedAvg(BankFedAvg):
             for r, shares in state.get("partials", {}).items()
         }
         self.seen = {int(node): int(r) for node, r in state["seen"].items()}
+        self.tasks = {int(r): str(t) for r, t in state.get("tasks", {}).items()}
+        if self.schedule is not None:
+            self.schedule.load_state(state.get("schedule", {}))
 
     def collect_partials(self, server_round: int, blobs: list[bytes]) -> dict[int, list[bytes]]:
         """The threshold key's extra exchange: every connected bank is sent the round's
@@ -449,6 +483,7 @@ class PaillierFedAvg(BankFedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ):
+        task = self.tasks[server_round] = self.task(server_round)
         if self.dp is not None and self.dp.mode == "client":
             nodes = sample_banks(grid, self.secret, server_round, self.dp.sample_rate)
             self._asked = len(nodes)
@@ -462,8 +497,10 @@ class PaillierFedAvg(BankFedAvg):
             cfg = ConfigRecord(
                 {
                     "server-round": server_round,
+                    "task": task,
                     "through-round": server_round - 1,
                     "aggregate-rounds": missed,
+                    "aggregate-tasks": [self.tasks.get(r, TRAIN) for r in missed],
                     "contributors": [self.history[r][1] for r in missed],
                     "aggregates": [b for r in missed for b in self.history[r][0]],
                     "participants": len(nodes),
@@ -512,6 +549,7 @@ class PaillierFedAvg(BankFedAvg):
             "aggregate": Array(np.frombuffer(b"".join(blobs), dtype=np.uint8).copy()),
             "contributors": Array(np.array([len(ok)], dtype=np.int64)),
             "round": Array(np.array([server_round], dtype=np.int64)),
+            "task": Array(np.array([TASK_CODES[self.tasks[server_round]]], dtype=np.int64)),
         }
         if self.threshold is not None:
             shares = self.collect_partials(server_round, blobs)
@@ -566,6 +604,7 @@ def server_app(
             s.quorum,
             threshold=threshold,
             timeout=s.federation.round_timeout,
+            schedule=RoundSchedule(s.rounds, s.calibration_rounds),
         )
 
     # In Paillier mode the aggregator never holds the model: it starts from nothing and
@@ -638,6 +677,7 @@ def summary(server_job: ServerJob) -> dict[str, Any]:
 
 
 __all__ = [
+    "TASK_OF_CODE",
     "PaillierFedAvg",
     "bank_crypto",
     "classify_paillier",

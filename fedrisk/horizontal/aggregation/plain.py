@@ -17,21 +17,30 @@ from flwr.serverapp.strategy import Strategy
 from fedrisk.flower.checkpoint import Checkpoint
 from fedrisk.flower.faults import FaultPlan
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.horizontal.calibration import TRAIN
 from fedrisk.horizontal.client import fedavg_client_app
 from fedrisk.horizontal.client_dp import ClientDPFedAvg
+from fedrisk.horizontal.early_stopping import EarlyStopping
 from fedrisk.horizontal.fedavg import BankFedAvg
 from fedrisk.horizontal.job import HorizontalJob, ServerJob, params_record
+from fedrisk.horizontal.schedule import RoundSchedule
 from fedrisk.horizontal.server import fedavg_server_app
-from fedrisk.horizontal.training import local_update
+from fedrisk.horizontal.server_optimizer import ServerOptimizer
+from fedrisk.horizontal.training import local_update, validation_report
 from fedrisk.models.logistic import n_params
 
 
 def plain_train(job: HorizontalJob, party: int, msg: Message, context: Context) -> Message:
-    rnd = int(msg.content["config"]["server-round"])
-    delta = local_update(job, party, msg.content["arrays"]["params"].numpy(), rnd)
+    cfg = msg.content["config"]
+    rnd, task = int(cfg["server-round"]), str(cfg.get("task", TRAIN))
+    global_params = msg.content["arrays"]["params"].numpy()
+    delta = local_update(job, party, global_params, rnd, task)
+    update = {"delta": Array(delta)}
+    if job.scenario.model.early_stopping:
+        update["validation"] = Array(validation_report(job, party, global_params, task))
     content = RecordDict(
         {
-            "update": ArrayRecord({"delta": Array(delta)}),
+            "update": ArrayRecord(update),
             "metrics": MetricRecord(
                 {"num-examples": len(job.banks[party].y), "partition-id": party}
             ),
@@ -54,9 +63,12 @@ def server_app(
     s, n, dp = server_job.scenario, len(server_job.party_names), server_job.dp
 
     def strategy() -> Strategy:
+        optimizer = ServerOptimizer(s.model)
         if dp is not None and dp.mode == "client":
-            return ClientDPFedAvg(n, dp, server_job.secret, s.quorum)
-        return BankFedAvg(n, s.quorum)
+            return ClientDPFedAvg(n, dp, server_job.secret, s.quorum, optimizer)
+        stopper = EarlyStopping(s.model.patience) if s.model.early_stopping else None
+        schedule = RoundSchedule(s.rounds, s.calibration_rounds)
+        return BankFedAvg(n, s.quorum, optimizer, schedule, stopper)
 
     initial = params_record(np.zeros(n_params(server_job.n_features)))
     return fedavg_server_app(

@@ -35,8 +35,11 @@ from fedrisk.flower.checkpoint import Checkpoint
 from fedrisk.flower.faults import LOST_PARTY_CODES, FaultPlan, fault_mod
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid, identify_mod, message_round
+from fedrisk.horizontal.calibration import TRAIN
 from fedrisk.horizontal.client import party_errors_mod
 from fedrisk.horizontal.job import HorizontalJob, ServerJob, params_record
+from fedrisk.horizontal.schedule import RoundSchedule
+from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.training import local_update
 from fedrisk.models.logistic import n_params
 
@@ -63,8 +66,8 @@ class SecAggBank(NumPyClient):
         self.job, self.party = job, party
 
     def fit(self, parameters, config):
-        rnd = int(config["server-round"])
-        delta = local_update(self.job, self.party, parameters[0], rnd)
+        rnd, task = int(config["server-round"]), str(config.get("task", TRAIN))
+        delta = local_update(self.job, self.party, parameters[0], rnd, task)
         return [delta], len(self.job.banks[self.party].y), {}
 
 
@@ -169,7 +172,14 @@ class DeltaFedAvg(LegacyFedAvg):
     """
 
     def __init__(
-        self, n_banks: int, initial: np.ndarray, evaluate, min_parties: int, offset: int = 0
+        self,
+        n_banks: int,
+        initial: np.ndarray,
+        evaluate,
+        min_parties: int,
+        offset: int = 0,
+        optimizer: ServerOptimizer | None = None,
+        schedule: RoundSchedule | None = None,
     ) -> None:
         super().__init__(
             fraction_fit=1.0,
@@ -179,23 +189,36 @@ class DeltaFedAvg(LegacyFedAvg):
             min_evaluate_clients=0,
             accept_failures=True,
             evaluate_fn=evaluate,
-            on_fit_config_fn=lambda rnd: {"server-round": rnd + offset},
+            on_fit_config_fn=self.fit_config,
             initial_parameters=ndarrays_to_parameters([initial]),
         )
         self.current, self.offset = initial, offset
         self.min_parties = min_parties
+        self.optimizer, self.schedule = optimizer, schedule
         self.aggregated: dict[int, int] = {}  # round -> banks whose updates were summed
         self.halted: list[int] = []  # rounds SecAgg+ could not unmask (too few left)
+
+    def task(self, server_round: int) -> str:
+        return self.schedule.task(server_round) if self.schedule else TRAIN
+
+    def fit_config(self, rnd: int) -> dict:
+        return {"server-round": rnd + self.offset, "task": self.task(rnd + self.offset)}
 
     def state_dict(self) -> dict:
         return {
             "aggregated": {str(r): k for r, k in self.aggregated.items()},
             "halted": self.halted,
+            "optimizer": self.optimizer.state_dict() if self.optimizer else {},
+            "schedule": self.schedule.state_dict() if self.schedule else {},
         }
 
     def load_state(self, state: dict) -> None:
         self.aggregated = {int(r): int(k) for r, k in state["aggregated"].items()}
         self.halted = [int(r) for r in state["halted"]]
+        if self.optimizer is not None:
+            self.optimizer.load_state(state.get("optimizer", {}))
+        if self.schedule is not None:
+            self.schedule.load_state(state.get("schedule", {}))
 
     def aggregate_fit(self, server_round, results, failures):
         server_round += self.offset
@@ -210,7 +233,11 @@ class DeltaFedAvg(LegacyFedAvg):
             )
         self.aggregated[server_round] = len(results)
         mean_delta = parameters_to_ndarrays(results[0][1].parameters)[0]
-        self.current = self.current + mean_delta
+        if self.optimizer is None:
+            self.current = self.current + mean_delta
+        else:
+            task = self.task(server_round)
+            self.current = self.optimizer.apply(task, server_round, self.current, mean_delta)
         return ndarrays_to_parameters([self.current]), {}
 
 
@@ -354,13 +381,21 @@ def server_app(
             if resume is not None
             else np.zeros(n_params(server_job.n_features))
         )
-        strategy = DeltaFedAvg(n, start, evaluate, s.quorum, offset=done)
+        strategy = DeltaFedAvg(
+            n,
+            start,
+            evaluate,
+            s.quorum,
+            offset=done,
+            optimizer=ServerOptimizer(s.model),
+            schedule=RoundSchedule(s.rounds, s.calibration_rounds),
+        )
         recorder.strategy = strategy
         timeout = s.federation.round_timeout
         legacy = LegacyContext(
             context=context,
             strategy=strategy,
-            config=ServerConfig(num_rounds=s.rounds - done, round_timeout=timeout),
+            config=ServerConfig(num_rounds=s.max_rounds - done, round_timeout=timeout),
         )
         workflow = DefaultWorkflow(
             fit_workflow=SecAggPlusWorkflow(
