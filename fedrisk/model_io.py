@@ -9,6 +9,12 @@ folds the z-scoring into coefficients on the raw features::
 so ``model.predict_proba(raw_rows)`` equals the run's own probabilities (up to float
 rounding) without the caller having to know how the run scaled its data.
 
+Runs with ``data.scaling = "robust"`` clip every feature before z-scoring; their
+``standardize`` record also holds ``clip_low`` and ``clip_high`` (one bound per feature,
+``null`` for a feature left unclipped), and the loaded model clips raw rows the same way
+before applying the folded coefficients. Files without those keys (older runs, or
+``"zscore"``) load as before: no clipping.
+
 Vertical runs have no ``model.json``: each party holds only the weights of its own
 features, so no single party can load the whole model.
 """
@@ -45,6 +51,8 @@ class FederatedLogisticModel:
         intercept: float,
         *,
         source: str | None = None,
+        clip_low: Sequence[float] | None = None,
+        clip_high: Sequence[float] | None = None,
     ) -> None:
         coef = np.array(coef, dtype=np.float64)
         names = tuple(str(n) for n in feature_names)
@@ -55,6 +63,17 @@ class FederatedLogisticModel:
         if not (np.isfinite(coef).all() and math.isfinite(float(intercept))):
             raise ValueError("coefficients and intercept must be finite")
         coef.setflags(write=False)
+        low = np.full(coef.size, -np.inf) if clip_low is None else np.array(clip_low, float)
+        high = np.full(coef.size, np.inf) if clip_high is None else np.array(clip_high, float)
+        if low.shape != coef.shape or high.shape != coef.shape:
+            raise ValueError(f"clip bounds must have one value per feature ({coef.size})")
+        if np.isnan(low).any() or np.isnan(high).any() or (low > high).any():
+            raise ValueError("clip bounds must be numbers with clip_low <= clip_high")
+        low.setflags(write=False)
+        high.setflags(write=False)
+        # raw features are clipped to [clip_low_, clip_high_] (±inf: unclipped) first
+        self.clip_low_: np.ndarray = low
+        self.clip_high_: np.ndarray = high
         self.feature_names_: tuple[str, ...] = names
         self.coef_: np.ndarray = coef
         self.intercept_: float = float(intercept)
@@ -65,14 +84,25 @@ class FederatedLogisticModel:
     @classmethod
     def from_record(cls, record: Any, where: str = MODEL_FILE) -> FederatedLogisticModel:
         """Build from a ``model.json`` record (raises InputError naming ``where``)."""
-        w, b, names, mean, scale = _parse_record(record, where)
+        w, b, names, mean, scale, low, high = _parse_record(record, where)
         if mean is None:
             return cls(names, w, b, source=where)
-        return cls(names, w / scale, b - float(np.sum(w * mean / scale)), source=where)
+        return cls(
+            names,
+            w / scale,
+            b - float(np.sum(w * mean / scale)),
+            source=where,
+            clip_low=low,
+            clip_high=high,
+        )
+
+    def clip(self, X: Any) -> np.ndarray:
+        """Raw rows as a float matrix in model order, clipped to the run's bounds."""
+        return np.clip(as_feature_matrix(X, self.feature_names_), self.clip_low_, self.clip_high_)
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Log-odds of default, ``intercept_ + X @ coef_``, one value per row."""
-        return as_feature_matrix(X, self.feature_names_) @ self.coef_ + self.intercept_
+        """Log-odds of default, ``intercept_ + clip(X) @ coef_``, one value per row."""
+        return self.clip(X) @ self.coef_ + self.intercept_
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Shape ``(n, 2)``: column 0 P(no default), column 1 P(default)."""
@@ -151,7 +181,8 @@ def as_feature_matrix(X: Any, feature_names: Sequence[str]) -> np.ndarray:
 
 
 def _parse_record(record: Any, where: str):
-    """Validate a model.json record; return (w, b, names, mean | None, scale | None)."""
+    """Validate a model.json record; return (w, b, names, mean, scale, clip_low,
+    clip_high), the last four None when absent (clip bounds: ±inf where null)."""
     if not isinstance(record, dict):
         raise InputError(f"{where}: not a fedrisk model file (expected a JSON object)")
     fmt = record.get("format")
@@ -172,7 +203,7 @@ def _parse_record(record: Any, where: str):
         raise InputError(f"{where}: intercept: expected a finite number, got {b!r}")
     std = record["standardize"]
     if std is None:
-        return w, float(b), names, None, None
+        return w, float(b), names, None, None, None, None
     if not isinstance(std, dict) or "mean" not in std or "scale" not in std:
         raise InputError(
             f'{where}: standardize: expected null or {{"mean": [...], "scale": [...]}}'
@@ -181,7 +212,28 @@ def _parse_record(record: Any, where: str):
     scale = _vector(std["scale"], d, f"{where}: standardize.scale")
     if not (scale > 0).all():
         raise InputError(f"{where}: standardize.scale: every scale must be > 0")
-    return w, float(b), names, mean, scale
+    if ("clip_low" in std) != ("clip_high" in std):
+        raise InputError(f"{where}: standardize: give both clip_low and clip_high, or neither")
+    if "clip_low" not in std:
+        return w, float(b), names, mean, scale, None, None
+    low = _bounds(std["clip_low"], d, -np.inf, f"{where}: standardize.clip_low")
+    high = _bounds(std["clip_high"], d, np.inf, f"{where}: standardize.clip_high")
+    if (low > high).any():
+        raise InputError(f"{where}: standardize: clip_low must be <= clip_high for every feature")
+    return w, float(b), names, mean, scale, low, high
+
+
+def _bounds(value: Any, d: int, missing: float, where: str) -> np.ndarray:
+    """A list of d finite numbers or nulls (null: that feature is not clipped)."""
+    if not isinstance(value, list) or len(value) != d:
+        raise InputError(f"{where}: expected a list of {d} numbers or nulls (one per feature)")
+    ok = all(
+        v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+        for v in value
+    )
+    if not ok:
+        raise InputError(f"{where}: every bound must be a finite number or null")
+    return np.array([missing if v is None else float(v) for v in value], dtype=np.float64)
 
 
 def _vector(value: Any, d: int, where: str) -> np.ndarray:

@@ -74,7 +74,9 @@ class DataConfig:
     test_fraction: float = _spec(
         0.2, "share of rows held out for testing (stratified)", lo=0.0, hi=0.9, lo_open=True
     )
-    standardize: bool = _spec(True, "z-score features with training-row statistics")
+    standardize: bool = _spec(
+        True, "superseded by scaling: false means scaling = 'none' (older scenario files)"
+    )
     scaling: str = _spec(
         "robust",
         "feature scaling from the banks' training rows: robust (clip at agreed quantiles, "
@@ -445,9 +447,30 @@ def scenario_from_dict(raw: Mapping[str, Any], where: str = "<scenario>") -> Sce
             kwargs[name] = _build_section(_SECTIONS[name], section, name, where)
         else:
             kwargs[name] = _check_value(f, raw[name], name, where)
+    if "data" in kwargs:
+        kwargs["data"] = _resolve_scaling(kwargs["data"], raw["data"], where)
     scenario = Scenario(**kwargs, source_file=where)
     _check_cross_fields(scenario, where)
     return scenario
+
+
+def _resolve_scaling(data: DataConfig, raw: Mapping[str, Any], where: str) -> DataConfig:
+    """``data.standardize`` (the older key) and ``data.scaling`` agree in the result.
+
+    ``standardize = false`` alone means ``scaling = "none"``; ``scaling`` alone sets
+    ``standardize`` to whether it scales; both given must agree.
+    """
+    if "standardize" not in raw:
+        return replace(data, standardize=data.scaling != "none")
+    if "scaling" not in raw:
+        return replace(data, scaling=data.scaling if data.standardize else "none")
+    if data.standardize != (data.scaling != "none"):
+        raise ScenarioError(
+            f"{where}: data.standardize: {str(data.standardize).lower()} contradicts "
+            f"data.scaling = {data.scaling!r}; drop data.standardize (superseded) and "
+            "set data.scaling to 'robust', 'zscore' or 'none'"
+        )
+    return data
 
 
 def _reject_unknown(

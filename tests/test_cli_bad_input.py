@@ -127,3 +127,17 @@ def test_data_command_names_licence(tmp_path):
     proc = run_cli("data", cwd=tmp_path)
     assert proc.returncode == 0
     assert "CC BY 4.0" in proc.stdout and "30,000" in proc.stdout.replace("30000", "30,000")
+
+
+@pytest.mark.parametrize(
+    "override, needles",
+    [
+        ("data.scaling=foo", ("data.scaling", "'foo'", "'robust'", "'zscore'", "'none'")),
+        ("data.tails=fat", ("data.tails", "'fat'", "'heavy'")),
+        ("data.default_rate=1.5", ("data.default_rate", "< 1")),
+    ],
+)
+def test_bad_scaling_and_synthetic_options_exit_2(tmp_path, override, needles):
+    (tmp_path / "s.toml").write_text('name = "q"\n[data]\nsource = "synthetic"\n')
+    proc = run_cli("run", "s.toml", "--out", "out", "--set", override, cwd=tmp_path)
+    assert_clean_refusal(proc, "s.toml", *needles, cwd=tmp_path)

@@ -98,3 +98,29 @@ def test_scenario_is_frozen():
     s = scenario_from_dict({"name": "x"})
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.rounds = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "data, scaling, standardize",
+    [
+        ("", "robust", True),  # the default
+        ("standardize = false\n", "none", False),  # older files keep their meaning
+        ("standardize = true\n", "robust", True),
+        ('scaling = "zscore"\n', "zscore", True),
+        ('scaling = "none"\n', "none", False),
+        ('standardize = false\nscaling = "none"\n', "none", False),
+    ],
+)
+def test_standardize_and_scaling_resolve_to_one_meaning(tmp_path, data, scaling, standardize):
+    s = load_scenario(write(tmp_path, "[data]\n" + data))
+    assert (s.data.scaling, s.data.standardize) == (scaling, standardize)
+    again = load_scenario(write(tmp_path, to_toml(s)))  # the resolved file runs the same
+    assert (again.data.scaling, again.data.standardize) == (scaling, standardize)
+
+
+def test_standardize_contradicting_scaling_is_refused(tmp_path):
+    with pytest.raises(ScenarioError, match="data.standardize: false contradicts") as err:
+        load_scenario(write(tmp_path, '[data]\nstandardize = false\nscaling = "robust"\n'))
+    assert "\n" not in str(err.value) and str(err.value).startswith(str(tmp_path / "s.toml"))
+    with pytest.raises(ScenarioError, match="data.standardize: true contradicts"):
+        load_scenario(write(tmp_path, "[data]\nstandardize = true\n"), ["data.scaling=none"])

@@ -2,8 +2,14 @@
 
 The held-out test rows are split off first (stratified), so every model — federated,
 centralised and each bank alone — is scored on exactly the same customers.
-Standardisation uses training-row statistics only; in a real federation that is one
-secure-sum round of feature means and variances, which reveals only those aggregates.
+Scaling (``data.scaling``) uses training-row statistics only. ``"zscore"``: in a real
+federation one secure-sum round of feature counts, sums and sums of squares, which reveals
+only those aggregates. ``"robust"`` (:mod:`fedrisk.data.scaling`): each bank histograms its
+own training rows over a common grid, three secure-sum rounds of those counts agree the
+0.5 % / 99.5 % quantiles, and a fourth sums the clipped columns' moments; the summed counts
+reveal a coarse distribution of each column over all banks, never a bank's rows. The
+banks' parts are drawn first (they depend on the labels only) so each bank's histogram
+is computed on its own rows.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from fedrisk.data.bundled import BUNDLED
 from fedrisk.data.csv_source import load_csv
 from fedrisk.data.dataset import Dataset
 from fedrisk.data.partition import partition_rows
+from fedrisk.data.scaling import RobustScaler
 from fedrisk.data.split import Standardizer, train_test_split
 from fedrisk.data.synthetic import make_synthetic_credit
 from fedrisk.errors import DataError, InputError
@@ -28,7 +35,8 @@ class PreparedData:
     test: Dataset
     parts: tuple[np.ndarray, ...]  # row indices into train, one array per bank
     party_names: tuple[str, ...]
-    scaler: Standardizer | None = None  # how raw features were z-scored (None: as given)
+    # how raw features were scaled (None: as given; RobustScaler: clipped, then z-scored)
+    scaler: Standardizer | RobustScaler | None = None
 
 
 def load_source(s: Scenario) -> Dataset:
@@ -41,7 +49,11 @@ def load_source(s: Scenario) -> Dataset:
         return load_csv(path, label=d.label, id_column=d.id, display_name=str(path))
     if d.source == "synthetic":
         return make_synthetic_credit(
-            d.customers, seed=s.seed, features_per_source=d.features_per_source
+            d.customers,
+            seed=s.seed,
+            features_per_source=d.features_per_source,
+            base_rate=d.default_rate,
+            tails=d.tails,
         ).dataset
     return BUNDLED[d.source]()
 
@@ -56,11 +68,6 @@ def prepare_horizontal(s: Scenario) -> PreparedData:
             f"{n_test} test rows of {pooled.n_rows}; both halves need ≥ 2 rows"
         )
     train, test = train_test_split(pooled, s.data.test_fraction, seed=s.seed)
-    scaler = None
-    if s.data.standardize:
-        scaler = Standardizer().fit(train.X)
-        train = _with_X(train, scaler.transform(train.X))
-        test = _with_X(test, scaler.transform(test.X))
     f = s.federation
     if f.banks * f.min_rows > train.n_rows:
         raise InputError(
@@ -74,7 +81,26 @@ def prepare_horizontal(s: Scenario) -> PreparedData:
         )
     except (DataError, ValueError) as exc:
         raise InputError(f"{where}: federation.partition: {exc}") from None
+    scaler = fit_scaler(s.data.scaling, train.X, parts)
+    if scaler is not None:
+        train = _with_X(train, scaler.transform(train.X))
+        test = _with_X(test, scaler.transform(test.X))
     return PreparedData(train, test, tuple(parts), s.bank_names(), scaler)
+
+
+def fit_scaler(
+    scaling: str, X: np.ndarray, parts: list[np.ndarray] | tuple[np.ndarray, ...]
+) -> Standardizer | RobustScaler | None:
+    """The scaler ``data.scaling`` names, fitted on the training rows ``X``; ``parts``
+    (row indices, one array per bank) say whose rows are whose: the robust scaler sees
+    only each bank's own histograms, summed."""
+    if scaling == "none":
+        return None
+    if scaling == "zscore":  # pooled moments = the banks' summed moments
+        return Standardizer().fit(X)
+    if scaling == "robust":
+        return RobustScaler.fit([X[idx] for idx in parts])
+    raise ValueError(f"unknown scaling {scaling!r}")
 
 
 def _with_X(ds: Dataset, X: np.ndarray) -> Dataset:

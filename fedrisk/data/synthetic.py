@@ -12,6 +12,18 @@ alternative data are. Latent scores become observable features through monotone 
 
 The label is drawn from ``P(default) = sigmoid(intercept + X @ true_coef)`` on the observed
 columns, so a correctly specified logistic regression on ``X`` estimates ``true_coef``.
+
+``tails="heavy"`` makes the money columns look like a real credit file's: the bank's
+balance is log-normal with a large sigma times a Pareto(1.5) factor (a few customers owe
+hundreds of times the median), its fourth column becomes a debt-to-income ratio (debt over
+a log-normal income: mostly below 1, with extreme values from tiny incomes); other
+sources' spend is log-normal times Pareto and their fourth column becomes an income
+(log-normal, sigma 1, times Pareto(2)). The label is then linear in the **log** of those
+columns (``true_transform`` names the transform per column: ``"identity"`` or ``"log"``):
+``P(default) = sigmoid(intercept + T(X) @ true_coef)``. The files carry the raw amounts,
+as a bank's do, so a logistic model on the raw columns is misspecified — the realistic
+case a modeller meets (risk grows with the log of debt, not with every extra pound), and
+what clipping and scaling have to cope with.
 """
 
 from __future__ import annotations
@@ -44,8 +56,14 @@ _SOURCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 class SyntheticData:
     dataset: Dataset
     columns_by_source: dict[str, tuple[str, ...]]
-    true_coef: np.ndarray  # (d,), per column of dataset.X, read-only
+    true_coef: np.ndarray  # (d,), per column of true_features(dataset.X), read-only
     intercept: float
+    true_transform: tuple[str, ...] = ()  # per column: "identity" or "log"
+
+    def true_features(self, X: np.ndarray) -> np.ndarray:
+        """The columns the true logit is linear in: ``X`` with ``log`` applied where
+        ``true_transform`` says so (all identity for light tails)."""
+        return _apply_transform(np.asarray(X, dtype=np.float64), self.true_transform)
 
 
 def make_synthetic_credit(
@@ -55,14 +73,19 @@ def make_synthetic_credit(
     features_per_source: int = 4,
     signal: Mapping[str, float] | None = None,
     base_rate: float = 0.2,
+    tails: str = "light",
 ) -> SyntheticData:
     """Draw ``n_customers`` customers; fully determined by ``seed``.
 
     ``signal`` maps a source to its strength (default: bank 1.0, any other 0.6); it scales
     that source's true coefficients, 0 makes the source pure noise. The intercept is solved
-    so the expected default rate in the sample is ``base_rate``.
+    so the expected default rate in the sample is ``base_rate``. ``tails``: ``"light"``
+    or ``"heavy"`` (heavy-tailed money columns, label linear in their log; see the module
+    docstring). Light tails draw exactly the same customers as before ``tails`` existed.
     """
     sources = _check_args(n_customers, seed, sources, features_per_source, base_rate)
+    if tails not in TAILS:
+        raise ValueError(f"tails must be one of {', '.join(TAILS)}, got {tails!r}")
     strength = _signal_strengths(sources, signal)
     rng = np.random.default_rng(seed)
     n, k = n_customers, features_per_source
@@ -75,24 +98,38 @@ def make_synthetic_credit(
     latent = _SHARED_LOADING * shared + _SOURCE_LOADING * per_source + noise_w * own
 
     columns: list[np.ndarray] = []
+    transform: list[str] = []
     coef_std: list[float] = []  # effect of one standard deviation of each column
+    # heavy tails: the Pareto factors come from their own stream, so the latent draws,
+    # coefficients and labels' uniforms follow the same sequence as light tails
+    tail_rng = np.random.default_rng([seed, 0x7A11])
     for s, source in enumerate(sources):
         z = latent[:, s * k : (s + 1) * k]
-        shapes = _BANK_SHAPES if source == "bank" else _BEHAVIOUR_SHAPES
+        if tails == "heavy":
+            shapes = _BANK_HEAVY if source == "bank" else _BEHAVIOUR_HEAVY
+        else:
+            shapes = _BANK_SHAPES if source == "bank" else _BEHAVIOUR_SHAPES
         for j in range(k):  # loops over columns only; each shape is vectorised over rows
-            feature, sign = shapes[j % len(shapes)](z[:, j])
+            shape = shapes[j % len(shapes)]
+            if shape in _LOG_SHAPES:
+                feature, sign = shape(z[:, j], tail_rng)
+                transform.append("log")
+            else:
+                feature, sign = shape(z[:, j])
+                transform.append("identity")
             columns.append(feature)
             coef_std.append(sign * rng.uniform(0.5, 1.5))  # not every feature matters equally
     X = np.column_stack(columns)
-    sd = X.std(axis=0)
+    T = _apply_transform(X, transform)  # what the logit is linear in
+    sd = T.std(axis=0)
     true_coef = np.asarray(coef_std) / np.where(sd > 0, sd, 1.0)
     # Rescale so each source's part of the logit has sd = SOURCE_LOGIT_SD * strength, whatever
     # its number of columns and their correlation: "signal" then means the same thing always.
     for s, source in enumerate(sources):
         cols = slice(s * k, (s + 1) * k)
-        part_sd = (X[:, cols] @ true_coef[cols]).std()
+        part_sd = (T[:, cols] @ true_coef[cols]).std()
         true_coef[cols] *= strength[source] * SOURCE_LOGIT_SD / part_sd if part_sd > 0 else 0.0
-    eta = X @ true_coef
+    eta = T @ true_coef
     intercept = _intercept_for_rate(eta, base_rate)
     y = (rng.random(n) < expit(intercept + eta)).astype(np.int8)
     if np.unique(y).size < 2:
@@ -107,7 +144,7 @@ def make_synthetic_credit(
     names = tuple(name for src in sources for name in columns_by_source[src])
     ds = Dataset(X, y, ids, names, f"synthetic(n={n}, seed={seed})")
     true_coef.setflags(write=False)
-    return SyntheticData(ds, columns_by_source, true_coef, float(intercept))
+    return SyntheticData(ds, columns_by_source, true_coef, float(intercept), tuple(transform))
 
 
 # --- feature shapes: latent z (higher = riskier) -> (observed column, sign of its effect) ---
@@ -148,8 +185,46 @@ def _score(z):  # an external behavioural score, higher = safer
 _BANK_SHAPES = (_utilisation, _months_in_arrears, _balance, _repayment_ratio)
 _BEHAVIOUR_SHAPES = (_event_count, _share, _spend, _score)
 
+# --- heavy tails: (z, rng) -> (column, sign); the label is linear in the column's log ---
+
+
+def _pareto(rng, n, a):  # Pareto factor >= 1 with tail index a (a < 2: infinite variance)
+    return 1.0 + rng.pareto(a, n)
+
+
+def _balance_heavy(z, rng):  # balance owed: log-normal, sigma 1.2, times a Pareto(1.5) factor
+    return np.round(np.exp(8.0 + 1.2 * z) * _pareto(rng, z.size, 1.5), 2), +1.0
+
+
+def _debt_to_income(z, rng):  # debt / income: tiny incomes give ratios in the hundreds
+    income = np.exp(rng.normal(0.0, 1.0, z.size)) / _pareto(rng, z.size, 2.0)
+    return np.round(np.exp(-1.5 + 0.8 * z) / income, 6), +1.0
+
+
+def _spend_heavy(z, rng):  # monthly spend: log-normal, sigma 1.2, times Pareto(1.5)
+    return np.round(np.exp(5.0 - 1.2 * z) * _pareto(rng, z.size, 1.5), 2), -1.0
+
+
+def _income(z, rng):  # declared income: log-normal, sigma 1, times Pareto(2); richer = safer
+    return np.round(np.exp(10.0 - 1.0 * z) * _pareto(rng, z.size, 2.0), 2), -1.0
+
+
+_LOG_SHAPES = frozenset({_balance_heavy, _debt_to_income, _spend_heavy, _income})
+_BANK_HEAVY = (_utilisation, _months_in_arrears, _balance_heavy, _debt_to_income)
+_BEHAVIOUR_HEAVY = (_event_count, _share, _spend_heavy, _income)
+TAILS = ("light", "heavy")
+
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _apply_transform(X: np.ndarray, transform: Sequence[str]) -> np.ndarray:
+    logs = [j for j, t in enumerate(transform) if t == "log"]
+    if not logs:
+        return X
+    T = X.copy()
+    T[:, logs] = np.log(T[:, logs])
+    return T
 
 
 def _intercept_for_rate(eta: np.ndarray, rate: float) -> float:

@@ -13,7 +13,8 @@ Where the tables come from (``data.source``):
   FATE guest/host split (:data:`~fedrisk.data.bundled.UCI_VERTICAL_SPLIT`): ``bank`` holds
   the label and 13 columns, ``provider`` 10. Every party holds all 30,000 customers.
 * ``"synthetic"`` — :func:`~fedrisk.data.synthetic.make_synthetic_credit` with one source
-  per party (default ``bank`` + ``telecom`` + ``ecommerce`` + ``tax``). The label holder
+  per party (default ``bank`` + ``telecom`` + ``ecommerce`` + ``tax``), with
+  ``data.default_rate`` and ``data.tails``. The label holder
   has all ``data.customers`` customers; every data party has ``round(overlap·n)`` of them
   plus ``round((1-overlap)·n)`` customers the bank does not have (ids ``X000001``...),
   in a party-specific shuffled order.
@@ -351,7 +352,7 @@ def _load_synthetic(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTa
             "or data.customers"
         )
     sources = [p.name for p in parties]
-    syn = _generate(src, n, s.seed, sources, s.data.features_per_source, signal)
+    syn = _generate(src, n, s.seed, sources, s.data.features_per_source, signal, s.data)
     ds = syn.dataset
     plan = []
     for i, p in zip(indices, parties):
@@ -368,7 +369,9 @@ def _load_synthetic(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTa
         # Customers the bank does not have: a second population drawn the same way, with
         # its own seed, so the bank's table is the same whatever the overlap.
         extra_seed = int(np.random.SeedSequence([s.seed, 0xE87A]).generate_state(1, np.uint64)[0])
-        extra = _generate(src, n, extra_seed, sources, s.data.features_per_source, signal).dataset
+        extra = _generate(
+            src, n, extra_seed, sources, s.data.features_per_source, signal, s.data
+        ).dataset
         width = max(6, len(str(n)))
         extra_ids = np.char.add("X", np.char.zfill(np.arange(1, n + 1).astype(str), width))
 
@@ -392,10 +395,16 @@ def _load_synthetic(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTa
     return _ordered(tables[holder], [t for name, t in tables.items() if name != holder])
 
 
-def _generate(src, n, seed, sources, k, signal):
+def _generate(src, n, seed, sources, k, signal, data):
     try:
         return make_synthetic_credit(
-            n, seed=seed, sources=sources, features_per_source=k, signal=signal
+            n,
+            seed=seed,
+            sources=sources,
+            features_per_source=k,
+            signal=signal,
+            base_rate=data.default_rate,
+            tails=data.tails,
         )
     except DataError as exc:
         raise DataError(f"{src}: data.customers: {exc}") from None

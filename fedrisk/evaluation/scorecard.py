@@ -15,6 +15,9 @@ and the score is exactly linear in the raw features::
 
 That continuous form is what :func:`score` computes and what ``scorecard.json`` /
 ``scorecard.csv`` hold; it ranks customers exactly as the model's probabilities do.
+A model trained with robust scaling clips each raw feature to ``[clip_low, clip_high]``
+first (stored per feature; empty/null where a feature is not clipped), so there
+``score(x) = base_points + Σ_j points_per_unit_j · clip(x_j)``.
 
 Printed scorecards want a few integer points per feature instead. Given reference rows
 (``reference_X``), :func:`build_scorecard` also makes a binned table: per feature,
@@ -56,17 +59,20 @@ CSV_FIELDS = (
     "median",
     "count",
     "points",
+    "clip_low",
+    "clip_high",
 )
 RUN_NOTE = (
     "No binned table: the raw training rows are the banks' and never leave them. "
     "Use the continuous form (score = base_points + sum of points_per_unit x raw "
-    "value), or call fedrisk.evaluation.scorecard.build_scorecard(model, "
+    "value, clipped to the feature's clip_low/clip_high where given), or call fedrisk.evaluation.scorecard.build_scorecard(model, "
     "reference_X=...) on rows you hold to print a binned table."
 )
 CONVENTION = (
     "score = offset + factor * ln(odds good:bad); factor = pdo / ln 2; "
     "offset = base_score - factor * ln(base_odds); "
-    "score(x) = base_points + sum_j points_per_unit[j] * x[j] (raw feature values)"
+    "score(x) = base_points + sum_j points_per_unit[j] * x[j] (raw feature values, "
+    "clipped to [clip_low, clip_high] where given)"
 )
 
 
@@ -92,10 +98,22 @@ class Scorecard:
     bin_error: dict[str, float] | None = None  # |binned − exact| on reference rows:
     # max_abs, mean_abs, p99_abs (points)
     note: str | None = None
+    # per feature (lower, upper) clip bounds applied to raw values first; None: unclipped
+    clips: dict[str, tuple[float | None, float | None]] | None = None
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(self.points_per_unit)
+
+    def clip(self, A: np.ndarray) -> np.ndarray:
+        """Raw rows (already in scorecard order) clipped as the model clips them."""
+        if not self.clips:
+            return A
+        lo = [self.clips.get(n, (None, None))[0] for n in self.feature_names]
+        hi = [self.clips.get(n, (None, None))[1] for n in self.feature_names]
+        lo = np.array([-np.inf if v is None else v for v in lo], dtype=np.float64)
+        hi = np.array([np.inf if v is None else v for v in hi], dtype=np.float64)
+        return np.clip(A, lo, hi)
 
 
 def scaling(base_score: float = 600, base_odds: float = 50, pdo: float = 20) -> tuple[float, float]:
@@ -136,12 +154,13 @@ def build_scorecard(
         coefficients={n: float(w) for n, w in zip(names, model.coef_)},
         intercept=float(model.intercept_),
         note=note,
+        clips=_model_clips(model),
     )
     if reference_X is None:
         return card
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
         raise ValueError(f"n_bins must be an integer ≥ 1, got {n_bins!r}")
-    R = as_feature_matrix(reference_X, names)
+    R = card.clip(as_feature_matrix(reference_X, names))
     if R.shape[0] == 0:
         raise ValueError("reference_X has no rows; bins need reference values")
     bins = [row for j, n in enumerate(names) for row in _feature_bins(n, R[:, j], ppu[n], n_bins)]
@@ -159,7 +178,7 @@ def build_scorecard(
 
 def score(scorecard: Scorecard, X: Any) -> np.ndarray:
     """Exact continuous points for raw rows ``X`` (array in scorecard order, or a table)."""
-    A = as_feature_matrix(X, scorecard.feature_names)
+    A = scorecard.clip(as_feature_matrix(X, scorecard.feature_names))
     return scorecard.base_points + A @ np.array(list(scorecard.points_per_unit.values()))
 
 
@@ -167,7 +186,7 @@ def score_binned(scorecard: Scorecard, X: Any) -> np.ndarray:
     """Integer points from the binned table (an approximation of :func:`score`)."""
     if not scorecard.bins:
         raise ValueError("this scorecard has no bins; build it with reference_X=...")
-    A = as_feature_matrix(X, scorecard.feature_names)
+    A = scorecard.clip(as_feature_matrix(X, scorecard.feature_names))
     total = np.full(A.shape[0], round(scorecard.base_points), dtype=np.int64)
     for j, name in enumerate(scorecard.feature_names):
         rows = [b for b in scorecard.bins if b["feature"] == name]
@@ -198,13 +217,17 @@ def write_scorecard(scorecard: Scorecard, folder: Path) -> tuple[Path, Path]:
                 "points": _num(scorecard.base_points),
             }
         )
+        clips = scorecard.clips or {}
         for name, ppu in scorecard.points_per_unit.items():
+            lo, hi = clips.get(name, (None, None))
             w.writerow(
                 {
                     "kind": "feature",
                     "feature": name,
                     "coefficient": _num(coef.get(name)),
                     "points_per_unit": _num(ppu),
+                    "clip_low": _num(lo),
+                    "clip_high": _num(hi),
                 }
             )
         for b in scorecard.bins or ():
@@ -269,8 +292,19 @@ def _feature_bins(name: str, col: np.ndarray, ppu: float, n_bins: int) -> list[d
     return rows
 
 
+def _model_clips(model: FederatedLogisticModel) -> dict[str, tuple[float | None, float | None]]:
+    """The model's clip bounds per feature (None for ±inf); empty when nothing is clipped."""
+    low = getattr(model, "clip_low_", None)
+    high = getattr(model, "clip_high_", None)
+    if low is None or high is None or not (np.isfinite(low).any() or np.isfinite(high).any()):
+        return {}
+    bound = lambda v: float(v) if np.isfinite(v) else None  # noqa: E731
+    return {n: (bound(a), bound(b)) for n, a, b in zip(model.feature_names_, low, high)}
+
+
 def _to_json(card: Scorecard) -> dict[str, Any]:
     coef = card.coefficients or {}
+    clips = card.clips or {}
     return {
         "format": SCORECARD_FORMAT,
         "convention": CONVENTION,
@@ -282,7 +316,12 @@ def _to_json(card: Scorecard) -> dict[str, Any]:
         "intercept": card.intercept,
         "base_points": card.base_points,
         "features": [
-            {"name": n, "coefficient": coef.get(n), "points_per_unit": p}
+            {
+                "name": n,
+                "coefficient": coef.get(n),
+                "points_per_unit": p,
+                **({"clip_low": clips[n][0], "clip_high": clips[n][1]} if n in clips else {}),
+            }
             for n, p in card.points_per_unit.items()
         ],
         "bins": card.bins,
@@ -335,6 +374,16 @@ def _from_json(raw: Any, where: str) -> Scorecard:
         coefs = {
             f["name"]: _number(f["coefficient"], f"{where}: features.{f['name']}") for f in feats
         }
+    clips = {}
+    for f in feats:
+        if "clip_low" in f or "clip_high" in f:
+            lo, hi = f.get("clip_low"), f.get("clip_high")
+            key = f"{where}: features.{f['name']}"
+            lo = None if lo is None else _number(lo, key + ".clip_low")
+            hi = None if hi is None else _number(hi, key + ".clip_high")
+            if lo is not None and hi is not None and lo > hi:
+                raise InputError(f"{key}: clip_low must be <= clip_high")
+            clips[f["name"]] = (lo, hi)
     intercept = raw.get("intercept")
     if intercept is not None:
         intercept = _number(intercept, f"{where}: intercept")
@@ -361,6 +410,7 @@ def _from_json(raw: Any, where: str) -> Scorecard:
         intercept=intercept,
         bin_error=raw.get("bin_error"),
         note=raw.get("note"),
+        clips=clips,
     )
 
 

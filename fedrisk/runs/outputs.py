@@ -48,20 +48,30 @@ class RunOutcome:
 
 
 def model_record(data: PreparedData, params: np.ndarray) -> dict[str, Any]:
-    """The final model as JSON: weights on z-scored features plus the z-scoring, so
+    """The final model as JSON: weights on scaled features plus the scaling, so
     :func:`fedrisk.load_model` can score raw feature rows."""
     return {
         "format": "fedrisk-logistic-v1",
         "feature_names": list(data.train.feature_names),
         "weights": [float(v) for v in params[:-1]],
         "intercept": float(params[-1]),
-        "standardize": None
-        if data.scaler is None
-        else {
-            "mean": [float(v) for v in data.scaler.mean],
-            "scale": [float(v) for v in data.scaler.scale],
-        },
+        "standardize": scaler_record(data.scaler),
     }
+
+
+def scaler_record(scaler) -> dict[str, Any] | None:
+    """The scaling as model.json's ``standardize``: mean and scale, plus clip bounds (null
+    for a feature left unclipped) when the run scaled robustly."""
+    if scaler is None:
+        return None
+    record: dict[str, Any] = {
+        "mean": [float(v) for v in scaler.mean],
+        "scale": [float(v) for v in scaler.scale],
+    }
+    if getattr(scaler, "clip_low", None) is not None:
+        for key in ("clip_low", "clip_high"):
+            record[key] = [float(v) if np.isfinite(v) else None for v in getattr(scaler, key)]
+    return record
 
 
 def write_outputs(

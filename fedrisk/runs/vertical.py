@@ -17,7 +17,7 @@ import numpy as np
 from phe.paillier import PaillierPrivateKey
 
 from fedrisk.crypto.paillier import generate_keypair
-from fedrisk.data.split import Standardizer
+from fedrisk.data.scaling import fit_party_scaler
 from fedrisk.data.vertical import VerticalTables, load_vertical
 from fedrisk.deployment import vertical_files
 from fedrisk.deployment.launch import RUN_TIMEOUT_BASE
@@ -273,7 +273,10 @@ def complete_vertical(
     tables, dp = setup.tables, setup.dp
     holder = tables.holder
     # baselines on the same aligned customers and held-out rows (simulator's join)
-    party_rows = [_aligned(p, outcome.train_ids, outcome.test_ids) for p in tables.data_parties]
+    party_rows = [
+        _aligned(p, outcome.train_ids, outcome.test_ids, s.data.scaling)
+        for p in tables.data_parties
+    ]
     pooled_train = np.hstack([outcome.bank_train_X] + [tr for tr, _ in party_rows])
     pooled_test = np.hstack([outcome.bank_test_X] + [te for _, te in party_rows])
     budget = BaselineBudget.of(s.model, s.rounds, s.seed)
@@ -435,12 +438,13 @@ def outcome_train_y(holder, outcome) -> np.ndarray:
     return holder.y[[pos[i] for i in outcome.train_ids]].astype(np.float64)
 
 
-def _aligned(table, train_ids, test_ids) -> tuple[np.ndarray, np.ndarray]:
-    """A party's rows for the training and held-out customers, z-scored on its training
-    rows (the simulator's omniscient join, for the centralised baseline and the attack)."""
+def _aligned(table, train_ids, test_ids, scaling) -> tuple[np.ndarray, np.ndarray]:
+    """A party's rows for the training and held-out customers, scaled on its training
+    rows as the party scales them (the simulator's omniscient join, for the centralised
+    baseline and the attack)."""
     pos = {str(i): k for k, i in enumerate(table.ids)}
     train = table.X[[pos[i] for i in train_ids]]
-    scaler = Standardizer().fit(train)
+    scaler = fit_party_scaler(train, scaling)
     return scaler.transform(train), scaler.transform(table.X[[pos[i] for i in test_ids]])
 
 

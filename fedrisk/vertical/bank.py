@@ -19,7 +19,8 @@ from scipy.special import expit
 from fedrisk.crypto.hetero import FEATURE_FRAC_BITS, RESIDUAL_FRAC_BITS, encode_signed
 from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher, VectorDecryptor
 from fedrisk.crypto.psi import PsiParty
-from fedrisk.data.split import Standardizer, split_indices
+from fedrisk.data.scaling import fit_party_scaler
+from fedrisk.data.split import split_indices
 from fedrisk.errors import InputError, ProtocolError
 from fedrisk.evaluation.metrics import score_metrics
 from fedrisk.flower.recorder import ServerRecorder
@@ -146,7 +147,7 @@ def _run_bank(
         "alignment",
         0,
     )
-    scaler = Standardizer().fit(job.X[rows[tr]])
+    scaler = fit_party_scaler(job.X[rows[tr]], s.data.scaling)  # its own columns, alone
     Xb, yb = scaler.transform(job.X[rows[tr]]), job.y[rows[tr]].astype(np.float64)
     Xb_test, y_test = scaler.transform(job.X[rows[te]]), job.y[rows[te]]
     outcome.train_ids, outcome.test_ids = np.array(train_ids), np.array(test_ids)

@@ -22,7 +22,7 @@ from fedrisk.crypto.hetero import (
 )
 from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher
 from fedrisk.crypto.psi import PsiParty
-from fedrisk.data.split import Standardizer
+from fedrisk.data.scaling import RobustScaler, fit_party_scaler
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.recording_grid import identity_reply
 from fedrisk.privacy.mechanisms import clip_rows
@@ -102,9 +102,13 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
                     f"{party.name}: the bank aligned an id it does not hold: {exc}"
                 ) from None
             context.state[ROWS_KEY] = ArrayRecord({"train": Array(train), "test": Array(test)})
-            scaler = Standardizer().fit(party.X[train])  # z-scoring on its own training rows
+            # scaling (data.scaling) on its own training rows, alone
+            scaler = fit_party_scaler(party.X[train], job.scenario.data.scaling)
             context.state[SCALER_KEY] = ArrayRecord(
-                {"mean": Array(np.array(scaler.mean)), "scale": Array(np.array(scaler.scale))}
+                {
+                    k: Array(np.array(getattr(scaler, k)))
+                    for k in ("mean", "scale", "clip_low", "clip_high")
+                }
             )
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(np.zeros(party.X.shape[1]))})
             return config_reply(msg, {"ok": 1})
@@ -167,12 +171,13 @@ def _random_bytes(n: int) -> bytes:
 def _standardised(
     job: DataPartyJob, party: PartyData, idx: np.ndarray, context: Context
 ) -> np.ndarray:
-    """Rows ``idx`` of the party's features, z-scored with the mean and scale of its own
-    training rows (fitted at alignment, kept in ``context.state``) and, under label DP,
+    """Rows ``idx`` of the party's features, clipped and z-scored as fitted on its own
+    training rows (at alignment, kept in ``context.state``) and, under label DP,
     clipped. Row by row, so the same numbers whichever rows are asked for; recomputed per
     message because a ClientApp process may live for one message only."""
     scaler = context.state[SCALER_KEY]
-    X = Standardizer(scaler["mean"].numpy(), scaler["scale"].numpy()).transform(party.X[idx])
+    X = RobustScaler(*(scaler[k].numpy() for k in ("clip_low", "clip_high", "mean", "scale")))
+    X = X.transform(party.X[idx])
     if job.clip_norm is not None:  # bounds one label's effect on the gradient
         X = clip_rows(X, job.clip_norm)
     return X

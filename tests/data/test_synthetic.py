@@ -88,3 +88,42 @@ def test_argument_validation(kwargs, match):
     args = {"n_customers": 100, "seed": 0, **kwargs}
     with pytest.raises(ValueError, match=match):
         make_synthetic_credit(**args)
+
+
+# --- heavy tails and the default rate ---------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.3])
+def test_heavy_tails_keep_the_requested_default_rate(rate):
+    y = make_synthetic_credit(20_000, 2, base_rate=rate, tails="heavy").dataset.y
+    assert abs(y.mean() - rate) < 0.01
+
+
+def test_heavy_tails_are_heavy_and_the_truth_is_linear_in_their_log():
+    from scipy.stats import kurtosis
+
+    light = make_synthetic_credit(20_000, 5)
+    heavy = make_synthetic_credit(20_000, 5, tails="heavy")
+    logs = [j for j, t in enumerate(heavy.true_transform) if t == "log"]
+    assert logs and set(light.true_transform) == {"identity"}
+    X = heavy.dataset.X
+    # the money columns: huge kurtosis and a few customers far beyond the median
+    assert np.all(kurtosis(X[:, logs], axis=0) > 50)
+    assert np.all(X[:, logs].max(axis=0) > 100 * np.median(X[:, logs], axis=0))
+    assert np.all(kurtosis(light.dataset.X[:, logs], axis=0) < 30)
+    # their logs are tame: the truth is linear in them, and a logistic model on the
+    # transformed columns recovers it
+    T = heavy.true_features(X)
+    assert np.all(np.abs(kurtosis(T[:, logs], axis=0)) < 5)
+    np.testing.assert_array_equal(np.delete(T, logs, axis=1), np.delete(X, logs, axis=1))
+    scaler = Standardizer.fit(T)
+    model = LogisticRegression(C=1e6, max_iter=2000).fit(scaler.transform(T), heavy.dataset.y)
+    assert np.allclose(model.coef_[0] / scaler.scale, heavy.true_coef, rtol=0.25, atol=0.02)
+
+
+def test_light_tails_are_unchanged_by_the_option():
+    a, b = make_synthetic_credit(300, 9), make_synthetic_credit(300, 9, tails="light")
+    np.testing.assert_array_equal(a.dataset.X, b.dataset.X)
+    np.testing.assert_array_equal(a.true_features(a.dataset.X), a.dataset.X)
+    with pytest.raises(ValueError, match="tails"):
+        make_synthetic_credit(300, 9, tails="fat")

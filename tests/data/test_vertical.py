@@ -428,3 +428,15 @@ def test_party_table_copies_and_freezes():
         PartyTable("p", ["a", "a"], np.zeros((2, 1)), ("u",))
     with pytest.raises(ValueError, match="first"):
         VerticalTables("bank", (t, PartyTable("bank", ["1"], [[0.0]], ("w",), [1])))
+
+
+def test_synthetic_default_rate_and_heavy_tails_reach_the_parties():
+    from scipy.stats import kurtosis
+
+    s = scenario(source="synthetic", customers=4000, default_rate=0.05, tails="heavy")
+    tables = load_vertical(s)
+    assert abs(tables.holder.y.mean() - 0.05) < 0.015
+    light = load_vertical(scenario(source="synthetic", customers=4000, default_rate=0.05))
+    for heavy_t, light_t in zip(tables.parties, light.parties):
+        # every party holds money columns whose tails dwarf the light-tailed ones'
+        assert kurtosis(heavy_t.X, axis=0).max() > 5 * kurtosis(light_t.X, axis=0).max()

@@ -61,9 +61,13 @@ def _csv_points(path, X):
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     base = [float(r["points"]) for r in rows if r["kind"] == "base"]
-    ppu = [float(r["points_per_unit"]) for r in rows if r["kind"] == "feature"]
+    feats = [r for r in rows if r["kind"] == "feature"]
+    ppu = [float(r["points_per_unit"]) for r in feats]
     assert len(base) == 1 and len(ppu) == X.shape[1]
-    return base[0] + X @ np.array(ppu)
+    # robust scaling: clip each raw value to the feature's bounds first (empty: none)
+    low = [float(r["clip_low"]) if r["clip_low"] else -np.inf for r in feats]
+    high = [float(r["clip_high"]) if r["clip_high"] else np.inf for r in feats]
+    return base[0] + np.clip(X, low, high) @ np.array(ppu)
 
 
 def _assert_ranks_like_model(points, proba, decision, card):
@@ -101,7 +105,11 @@ def test_loaded_model_reproduces_the_runs_probabilities(short_run):
     rec = json.loads((short_run / "model.json").read_text())
     model = fedrisk.load_model(short_run)
     raw = load_uci_default_credit().X
-    Z = (raw - np.array(rec["standardize"]["mean"])) / np.array(rec["standardize"]["scale"])
+    std = rec["standardize"]
+    # robust scaling (the default) clips raw values first; a null bound: unclipped
+    low = [-np.inf if v is None else v for v in std.get("clip_low", [None] * raw.shape[1])]
+    high = [np.inf if v is None else v for v in std.get("clip_high", [None] * raw.shape[1])]
+    Z = (np.clip(raw, low, high) - np.array(std["mean"])) / np.array(std["scale"])
     run_p = predict_proba(np.array(rec["weights"] + [rec["intercept"]]), Z)
 
     p = model.predict_proba(raw)

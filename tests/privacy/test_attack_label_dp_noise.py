@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from fedrisk.data.split import Standardizer
+from fedrisk.data.scaling import RobustScaler
 from fedrisk.data.vertical import load_vertical
 from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.privacy.secrets import RunSecrets
@@ -75,7 +75,10 @@ def test_the_data_party_cannot_strip_the_label_dp_noise(tmp_path):
         reply = call_next(msg, context)
         if cfg.get("stage") == "align":
             seen["train_ids"] = list(cfg["train-ids"])
-            seen["scaler"] = [context.state[SCALER_KEY][k].numpy() for k in ("mean", "scale")]
+            seen["scaler"] = [
+                context.state[SCALER_KEY][k].numpy()
+                for k in ("clip_low", "clip_high", "mean", "scale")
+            ]
         if "unmasked-pending" in cfg:  # its weights moved by lr·(g + l2·w): read g back
             after = context.state[MODEL_KEY]["w"].numpy()
             m = s.model
@@ -95,12 +98,12 @@ def test_the_data_party_cannot_strip_the_label_dp_noise(tmp_path):
     p = summary["privacy"]
     assert p["unit"] == "label" and p["epsilon"] <= 1.0
 
-    # the party's own columns, z-scored and clipped as it sends them
+    # the party's own columns, scaled and clipped as it sends them
     tables = load_vertical(s)
     party = tables.data_parties[0]
     pos = {str(i): k for k, i in enumerate(party.ids)}
     train = np.array([pos[i] for i in seen["train_ids"]])
-    X = clip_rows(Standardizer(*seen["scaler"]).transform(party.X[train]), p["clip_norm"])
+    X = clip_rows(RobustScaler(*seen["scaler"]).transform(party.X[train]), p["clip_norm"])
     rows = np.array([r[0] for r in seen["rows"]])  # batch 1: one customer per gradient
     grads = np.stack(seen["grads"])
     assert len(grads) == len(rows) == len(train)
