@@ -66,6 +66,25 @@ def test_platt_is_refused_for_horizontal_runs(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_vertical_runs_default_to_platt_and_horizontal_ones_to_the_intercept(tmp_path):
+    from fedrisk.scenario import to_toml
+
+    vertical = '[federation]\nkind = "vertical"\n'
+    cases = {
+        "": "intercept",
+        vertical: "platt",
+        vertical + '[model]\ncalibration = "intercept"\n': "intercept",
+        vertical + '[model]\ncalibration = "none"\n': "none",
+    }
+    for k, (text, expected) in enumerate(cases.items()):
+        path = tmp_path / f"s{k}.toml"
+        path.write_text(f'name = "s{k}"\n' + text)
+        s = load_scenario(path)
+        assert s.model.calibration == expected, text
+        path.write_text(to_toml(s))  # the resolved scenario reads back the same
+        assert load_scenario(path).model.calibration == expected
+
+
 # --- runs ------------------------------------------------------------------------------
 
 SCENARIO = """name = "rare-defaults"
