@@ -3,7 +3,7 @@
 Why: the protocol trains on a Taylor approximation of the logistic loss (residual
 d = z/4 − y'/2, :mod:`fedrisk.vertical.protocol`), i.e. least squares on ±1 labels. Its
 stationary intercept puts the mean of 0.5 + z/4 at the default rate, not the mean of
-σ(z): with 5 % defaults the mean predicted PD comes out near three times the observed
+σ(z): with 5 % defaults the mean predicted PD comes out three to four times the observed
 rate, and the slope of z is not the logistic one either. The ranking is fine; the
 probabilities are not.
 
