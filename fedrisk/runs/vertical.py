@@ -408,12 +408,13 @@ def complete_vertical(
 
 _BANK_CALIBRATION = {
     "intercept": "; for the calibration, each party's partial scores on the training "
-    "customers at its final weights (one more per customer, as every epoch gives), from "
-    "which it refits its own intercept",
-    "platt": "; for the calibration, each party's partial scores on the training customers "
-    "at its final weights (one more per customer, as every epoch gives), from which it "
-    "fits a scale and an intercept on the joint score; it keeps both and applies the "
-    "scale to the parties' partial scores when it scores",
+    "customers at its final weights (one more projection of each customer's features, "
+    "as every epoch gives), from which it refits its own intercept",
+    "platt": "; for the calibration, each party's partial scores on the training "
+    "customers at its final weights (one more projection of each customer's features, "
+    "as every epoch gives), from which it fits a scale and an intercept on the joint "
+    "score; it keeps both and applies the scale to the parties' partial scores when it "
+    "scores",
 }
 _PARTIES_CALIBRATION = (
     "; the calibration tells them nothing: one request for their partial scores on the "
