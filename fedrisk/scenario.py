@@ -652,12 +652,6 @@ def _check_cross_fields(s: Scenario, where: str) -> None:
             f"{where}: model.early_stopping: for horizontal runs; vertical runs train "
             "for the given rounds (epochs)"
         )
-    if s.model.early_stopping and p.aggregation != "plain":
-        raise ScenarioError(
-            f"{where}: model.early_stopping: only with privacy.aggregation = 'plain' so "
-            f"far, not {p.aggregation!r} (the validation slots under SecAgg+ and Paillier "
-            "are not built yet)"
-        )
     if s.model.early_stopping and p.dp != "none":
         raise ScenarioError(
             f"{where}: model.early_stopping: not with privacy.dp = {p.dp!r}: the pooled "

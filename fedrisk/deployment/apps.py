@@ -54,6 +54,7 @@ from fedrisk.deployment.vertical_files import is_vertical
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.apps import make_client_app, make_server_app
+from fedrisk.horizontal.early_stopping import extra_slots
 from fedrisk.horizontal.job import BankData, HorizontalJob, ServerJob, rows_digest
 from fedrisk.horizontal.layout import PaillierSetup, paillier_setup
 from fedrisk.horizontal.setup import bank_job
@@ -103,6 +104,7 @@ def _paillier_setup(public: dict[str, Any], s: Scenario) -> PaillierSetup | None
         public["max_weight"],  # a power of two: the layout it gives is the banks' own
         s.privacy.update_range,
         rate,
+        extra_slots(s.model.early_stopping),
     )
 
 

@@ -17,7 +17,7 @@ from fedrisk.crypto.paillier import BankKeys, private_key_from_dict, private_key
 from fedrisk.crypto.threshold import KeyShare
 from fedrisk.horizontal.job import BankData, HorizontalJob
 from fedrisk.privacy.plan import DPPlan
-from fedrisk.privacy.secrets import read_secret_file, write_secret_file
+from fedrisk.privacy.secrets import PartySecret, read_secret_file, write_secret_file
 
 KEY_FILE = "banks-paillier-key.json"
 
@@ -37,7 +37,9 @@ def write_bank_files(
     configs = []
     for i, bank in enumerate(job.banks):
         path = folder / f"{bank.name}.npz"
-        np.savez(path, X=bank.X, y=bank.y)
+        # early stopping: the bank's validation rows travel in its own file too
+        held_out = {} if bank.X_val is None else {"X_val": bank.X_val, "y_val": bank.y_val}
+        np.savez(path, X=bank.X, y=bank.y, **held_out)
         dp_file = None
         if job.dp is not None:
             dp_file = folder / f"{bank.name}-dp.json"
@@ -70,9 +72,9 @@ def share_file(bank: str) -> str:
 def read_bank_rows(path: str, name: str, secret_path: str = "") -> BankData:
     """A bank's rows and, from ``secret_path``, its own secret (fresh when not given)."""
     with np.load(path) as f:
-        if secret_path:
-            return BankData(name, f["X"], f["y"], read_secret_file(secret_path))
-        return BankData(name, f["X"], f["y"])
+        held_out = (f["X_val"], f["y_val"]) if "X_val" in f else (None, None)
+        secret = read_secret_file(secret_path) if secret_path else PartySecret.fresh()
+        return BankData(name, f["X"], f["y"], secret, *held_out)
 
 
 def read_dp_plan(path: str) -> DPPlan:

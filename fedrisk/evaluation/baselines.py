@@ -80,6 +80,7 @@ class Reference:
     n_iter: int
     max_iter: int
     gradient_norm: float  # of fedrisk's training objective at ``params``
+    train_rows: int
 
     @property
     def converged(self) -> bool:
@@ -94,6 +95,8 @@ class Reference:
         return {
             "kind": self.kind,
             "library": "scikit-learn LogisticRegression (lbfgs)",
+            "features": int(self.model.n_features_in_),
+            "train_rows": self.train_rows,
             # C = 1/(l2·n); None when l2 = 0 (C = ∞: no penalty; JSON has no infinity)
             "C": float(self.model.C) if np.isfinite(self.model.C) else None,
             "n_iter": self.n_iter,
@@ -132,6 +135,7 @@ def train_reference(X: np.ndarray, y: np.ndarray, l2: float) -> Reference:
         int(np.max(model.n_iter_)),
         REFERENCE_MAX_ITER,
         float(np.linalg.norm(grad)),
+        len(y),
     )
 
 

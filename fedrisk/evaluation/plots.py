@@ -216,6 +216,7 @@ def plot_privacy_sweep(
     x_label: str,
     centralised_auc: float | None,
     title: str = "",
+    reference_auc: float | None = None,
 ) -> Path:
     """Test AUC and membership-attack AUC against ε (or another swept value).
 
@@ -252,6 +253,13 @@ def plot_privacy_sweep(
                 ls="--",
                 color="tab:green",
                 label=f"centralised, no DP ({centralised_auc:.3f})",
+            )
+        if reference_auc is not None:
+            ax1.axhline(
+                reference_auc,
+                ls=":",
+                color="black",
+                label=f"reference, converged ({reference_auc:.3f})",
             )
         ax1.set_ylabel("AUC on held-out customers")
         ax2.axhline(0.5, ls=":", color="grey", label="chance (0.5)")

@@ -5,7 +5,9 @@ seed: the split protects nothing, and runs reproduce without secrets). Every tra
 round each bank scores the global model it received on those rows and sends the sum of
 their log losses and their count, divided by its training-row count, in two extra slots
 of its update: the aggregate, weighted by training rows like the update itself, carries
-Σ losses / N and Σ counts / N, whose ratio is the pooled validation loss. The slots
+Σ losses / N and Σ counts / N, whose ratio is the pooled validation loss. The losses
+are scored at the model's intercept shifted over a grid (:data:`SHIFTS`), and the best
+shift counts: the stopping rule judges the model as it will be once calibrated. The slots
 travel under the run's aggregation (in the clear to the aggregator in plain mode, in the
 masked sum under SecAgg+, inside the encrypted vector under Paillier), so only the
 pooled loss is revealed, to whoever reads the aggregate.
@@ -25,9 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from fedrisk.models.logistic import predict_proba
+# The validation loss is scored at the global model's intercept shifted by each of these
+# (logits): under label skew FedAvg drifts the intercept, which the calibration rounds
+# repair at the end, so the loss that matters for stopping is the best over shifts (the
+# loss of the model once calibrated), not the drifting raw loss, which rises from round
+# 2 on the bundled data while the ranking still improves.
+SHIFTS = np.linspace(-3.0, 3.0, 25)
+N_SLOTS = SHIFTS.size + 1  # a loss sum per shift, then the count
 
-N_SLOTS = 2  # validation loss sum and count, each over the bank's training rows
+
+def extra_slots(early_stopping: bool) -> int:
+    """Values a bank adds after its delta in every update (Paillier's packing layout)."""
+    return N_SLOTS if early_stopping else 0
 
 
 def validation_split(n_rows: int, fraction: float, seed: int, party: int):
@@ -38,16 +49,20 @@ def validation_split(n_rows: int, fraction: float, seed: int, party: int):
 
 
 def validation_slots(params: np.ndarray, X: np.ndarray, y: np.ndarray, n_train: int):
-    """The two slots a bank adds to its update: Σ log loss and count of its validation
-    rows for the global model ``params``, each divided by its training-row count."""
-    p = np.clip(predict_proba(params, X), 1e-15, 1 - 1e-15)
-    losses = -(y * np.log(p) + (1.0 - y) * np.log1p(-p))
-    return np.array([losses.sum(), float(len(y))]) / n_train
+    """The slots a bank adds to its update: Σ log loss of its validation rows for the
+    global model ``params`` at each intercept shift, then their count; each divided by
+    its training-row count (the aggregate weighs banks by training rows)."""
+    z = (X @ params[:-1] + params[-1])[:, None] + SHIFTS[None, :]  # rows × shifts
+    # log loss = log(1 + e^z) − y·z, overflow-free
+    losses = np.logaddexp(0.0, z) - y[:, None] * z
+    return np.append(losses.sum(axis=0), float(len(y))) / n_train
 
 
 def pooled_loss(slots: np.ndarray) -> float:
-    """The pooled validation loss from the aggregated slots."""
-    return float(slots[0] / slots[1]) if slots[1] > 0 else float("nan")
+    """The pooled validation loss of the model once its intercept is calibrated (the
+    best shift) from the aggregated slots."""
+    count = slots[-1]
+    return float(np.min(slots[:-1]) / count) if count > 0 else float("nan")
 
 
 class EarlyStopping:
@@ -111,6 +126,7 @@ class EarlyStopping:
 __all__ = [
     "N_SLOTS",
     "EarlyStopping",
+    "extra_slots",
     "pooled_loss",
     "validation_slots",
     "validation_split",

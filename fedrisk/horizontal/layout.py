@@ -29,6 +29,7 @@ class PaillierSetup:
     packer: SlotPacker
     n_params: int
     fixed_denominator: float | None = None  # client DP: q·K; else the weighted mean
+    n_extra: int = 0  # values after the delta (early stopping's validation slots)
 
     def step(self, sums: np.ndarray, total_weight: int) -> np.ndarray:
         """The model change an aggregate stands for."""
@@ -37,8 +38,8 @@ class PaillierSetup:
         return self.codec.decode_sum(sums, total_weight) / self.fixed_denominator
 
     @property
-    def n_values(self) -> int:  # the delta, then the example count, then a 1
-        return self.n_params + 2
+    def n_values(self) -> int:  # the delta, extra values, the example count, then a 1
+        return self.n_params + self.n_extra + 2
 
     @property
     def n_ciphertexts(self) -> int:
@@ -56,6 +57,7 @@ def paillier_setup(
     max_bank_rows: int,
     clip: float,
     client_dp_rate: float | None = None,
+    extra_slots: int = 0,
 ) -> PaillierSetup:
     """Choose the finest fixed-point precision whose k-party weighted sums still fit.
 
@@ -70,6 +72,7 @@ def paillier_setup(
         packer,
         n_params(n_features),
         client_dp_rate * n_banks if client_dp_rate else None,
+        extra_slots,
     )
 
 

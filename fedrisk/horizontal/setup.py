@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fedrisk.crypto.paillier import BankKeys
 from fedrisk.data.prepare import PreparedData
-from fedrisk.horizontal.early_stopping import validation_split
+from fedrisk.horizontal.early_stopping import extra_slots, validation_split
 from fedrisk.horizontal.job import BankData, HorizontalJob
 from fedrisk.horizontal.layout import paillier_setup
 from fedrisk.privacy.plan import plan_dp
@@ -34,6 +34,7 @@ def bank_job(
             max(len(b.y) for b in banks),
             s.privacy.update_range,
             client_rate,
+            extra_slots(s.model.early_stopping),
         )
     return HorizontalJob(
         s,

@@ -40,12 +40,14 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.aggregation.paillier import (
     TASK_OF_CODE,
+    apply_decrypted,
     clipped_values,
     crypto_seconds,
     decode_aggregate,
 )
 from fedrisk.horizontal.apps import make_client_app, make_server_app
 from fedrisk.horizontal.calibration import TRAIN
+from fedrisk.horizontal.early_stopping import EarlyStopping
 from fedrisk.horizontal.job import HorizontalJob
 from fedrisk.horizontal.keys import paillier_keys
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
@@ -338,7 +340,10 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score:
         ShareDecryptor(job.key_shares[0]) if job.threshold else VectorDecryptor(job.private_key)
     )
     params = np.zeros(setup.n_params)
-    optimizer = ServerOptimizer(job.scenario.model)  # what every bank applied, in order
+    s = job.scenario
+    optimizer = ServerOptimizer(s.model)  # what every bank applied, in order
+    stopper = EarlyStopping(s.model.patience) if s.model.early_stopping else None
+    last_training = 0
     for log in recorder.rounds:
         record = recorder.opaque.get(log.round)
         if record is not None:  # else nobody took part: the model did not move
@@ -353,9 +358,12 @@ def decode_encrypted_rounds(job: HorizontalJob, recorder: ServerRecorder, score:
                 cipher,
                 shares=relayed_partials(record, setup) if job.threshold else None,
             )
-            params = optimizer.apply(task, log.round, params, aggregate)
+            params = apply_decrypted(optimizer, stopper, log.round, task, params, aggregate)
+            last_training = log.round if task == TRAIN else last_training
         log.test = score(params)
     recorder.final_params = params
+    if stopper is not None:  # the banks read the pooled validation losses
+        recorder.early_stopping = stopper.summary(s.rounds, last_training)
 
 
 def relayed_partials(record, setup) -> dict[int, list[int]]:

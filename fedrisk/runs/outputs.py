@@ -25,6 +25,7 @@ from fedrisk.scenario import Scenario, to_toml
 #: rounds.csv's columns; the test metrics are score_metrics' keys, "round" to "mean_pd"
 ROUND_FIELDS = (
     "round",
+    "task",
     "auc",
     "ks",
     "gini",
@@ -38,6 +39,7 @@ ROUND_FIELDS = (
 )
 
 
+_METRICS_START = ROUND_FIELDS.index("auc")
 _METRICS_END = ROUND_FIELDS.index("mean_pd") + 1
 
 
@@ -92,6 +94,8 @@ def write_outputs(
     (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
     recorder.transcript.write_jsonl(stage / "transcript.jsonl")
     eps = epsilon_per_round
+    stop = recorder.early_stopping
+    last_training = stop["training_rounds_run"] if stop else s.rounds
     with open(stage / "rounds.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(ROUND_FIELDS)
@@ -99,7 +103,8 @@ def write_outputs(
             w.writerow(
                 [
                     r.round,
-                    *(_num(r.test.get(k)) for k in ROUND_FIELDS[1:_METRICS_END]),
+                    "train" if r.round <= last_training else "calibrate",
+                    *(_num(r.test.get(k)) for k in ROUND_FIELDS[_METRICS_START:_METRICS_END]),
                     _num(eps[r.round - 1]) if eps else "",
                     r.n_replies,
                     r.bytes,

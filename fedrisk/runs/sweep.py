@@ -37,9 +37,11 @@ CSV_FIELDS = (
     "ks",
     "log_loss",
     "brier",
+    "mean_pd",
     "membership_auc",
     "membership_auc_bound",
     "centralised_auc",
+    "reference_auc",
     "wall_s",
 )
 
@@ -134,6 +136,7 @@ def run_sweep(
             x_key=x_key,
             x_label=x_label,
             centralised_auc=rows[0]["centralised_auc"],
+            reference_auc=rows[0]["reference_auc"],
             title=f"{base.name}: privacy against accuracy "
             f"({seeds} seed{'s' if seeds > 1 else ''} per point)",
         )
@@ -154,9 +157,11 @@ def _row(point: tuple[str, ...], s: Scenario, summary: dict, wall: float) -> dic
         "ks": f["ks"],
         "log_loss": f["log_loss"],
         "brier": f["brier"],
+        "mean_pd": f["mean_pd"],
         "membership_auc": summary["attacks"]["membership_auc"],
         "membership_auc_bound": summary["attacks"]["membership_auc_bound"],
         "centralised_auc": summary["centralised"]["auc"],
+        "reference_auc": summary["reference"]["auc"],
         "wall_s": round(wall, 2),
     }
     for item in point:

@@ -2,6 +2,7 @@
 scenario path (`flwr run .`) or from the public job `fedrisk run --engine deployment`
 hands them, and give the in-process result bit for bit."""
 
+import csv
 import importlib
 import json
 import tomllib
@@ -17,6 +18,7 @@ from fedrisk.deployment.apps import public_job
 from fedrisk.deployment.bank_files import write_bank_files
 from fedrisk.deployment.result import RESULT_MARK, decode_result, recorder_from_result
 from fedrisk.flower.engines import InProcessGrid, run_server
+from fedrisk.scenario import CALIBRATION_ROUNDS
 from tests.conftest import ROOT, SCENARIOS
 
 pytestmark = pytest.mark.slow
@@ -65,8 +67,8 @@ def test_flwr_run_dot_drives_a_scenario_file(tmp_path, monkeypatch, capsys):
     )
     record = drive(monkeypatch, capsys, 5, {"scenario": str(scenario)})
     assert record["error"] is None
-    assert len(record["recorder"]["rounds"]) == 2
-    assert len(record["params_by_round"]) == 3  # the start and two rounds
+    assert len(record["recorder"]["rounds"]) == 2 + CALIBRATION_ROUNDS
+    assert len(record["params_by_round"]) == 3 + CALIBRATION_ROUNDS  # the start, the rounds
 
 
 @pytest.mark.parametrize(
@@ -133,8 +135,9 @@ def test_the_deployed_apps_give_the_in_process_result(tmp_path, monkeypatch, cap
     else:  # the aggregator returns ciphertexts only
         assert recorder.final_params is None and recorder.final_opaque is not None
     got = [(r.round, r.n_replies, r.bytes) for r in recorder.rounds]
-    rows = (tmp_path / "inprocess" / "rounds.csv").read_text().splitlines()[1:]
-    assert got == [(int(r.split(",")[0]), int(r.split(",")[7]), int(r.split(",")[8])) for r in rows]
+    with open(tmp_path / "inprocess" / "rounds.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert got == [(int(r["round"]), int(r["n_replies"]), int(r["bytes"])) for r in rows]
     assert np.all([c["data-path"].endswith(".npz") for c in configs])
     for bank, c in zip(job.banks, configs):  # each bank's own secret, owner-only
         assert Path(c["secret-path"]).read_text().strip() == bank.secret.hex()

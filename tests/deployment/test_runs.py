@@ -17,7 +17,7 @@ from fedrisk.deployment.processes import pid_alive
 from fedrisk.errors import QuorumError
 from fedrisk.privacy.secrets import load_secrets_file
 from fedrisk.runs.run import run_scenario
-from fedrisk.scenario import load_scenario
+from fedrisk.scenario import CALIBRATION_ROUNDS, load_scenario
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -339,7 +339,8 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
     assert got["privacy"]["aggregation"] == "paillier"
     line = next(ln for ln in dot.log.splitlines() if RESULT_MARK in ln)
     record = decode_result(line.split(RESULT_MARK, 1)[1])
-    assert record["error"] is None and len(record["recorder"]["rounds"]) == 1
+    assert record["error"] is None
+    assert len(record["recorder"]["rounds"]) == 1 + CALIBRATION_ROUNDS
     reference = json.loads((tmp_path / "inprocess" / "model.json").read_text())
     final = np.frombuffer(base64.b64decode(record["final_params"]), dtype=np.float64)
     assert final[:-1].tolist() == reference["weights"]  # bit for bit

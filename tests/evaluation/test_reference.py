@@ -76,6 +76,7 @@ def test_record_is_json_ready_and_c_matches_l2():
     assert rec["C"] == pytest.approx(1 / (1e-3 * 1000))
     assert train_reference(X, y, 0.0).record()["C"] is None  # C = ∞ has no JSON form
     assert rec["converged"] is True and rec["kind"] == "logistic"
+    assert (rec["train_rows"], rec["features"]) == X.shape
 
 
 def test_a_reference_stopped_early_says_it_did_not_converge(monkeypatch):

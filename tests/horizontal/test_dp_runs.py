@@ -17,7 +17,7 @@ from fedrisk.horizontal.setup import bank_job
 from fedrisk.horizontal.training import local_update
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
-from fedrisk.scenario import load_scenario
+from fedrisk.scenario import CALIBRATION_ROUNDS, load_scenario
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def test_record_level_epsilon_is_the_accounted_one(dp_run, quickstart_run):
 def test_rounds_csv_tracks_epsilon(dp_run):
     rows = list(csv.DictReader(open(dp_run / "rounds.csv")))
     eps = [float(r["epsilon"]) for r in rows]
-    assert len(eps) == 20 and all(a <= b for a, b in zip(eps, eps[1:]))
+    assert len(eps) == 20 + CALIBRATION_ROUNDS and all(a <= b for a, b in zip(eps, eps[1:]))
     assert eps[-1] == pytest.approx(read_summary(dp_run)["privacy"]["epsilon"])
 
 
@@ -274,6 +274,11 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
     # error (about 0.004 with 6,000 held-out rows), since neither end is far from 0.5
     assert abs(attack[0] - 0.5) <= abs(attack[-1] - 0.5) + 0.008
     assert len(list((out / "points").iterdir())) == 6
+    # each point's mean PD and the (DP-free, converged) reference's AUC, from its summary
+    for r, point in zip(rows, sorted((out / "points").iterdir())):  # "00-…", "01-…"
+        s = json.loads((point / "summary.json").read_text())
+        assert float(r["mean_pd"]) == pytest.approx(s["federated"]["mean_pd"])
+        assert float(r["reference_auc"]) == pytest.approx(s["reference"]["auc"])
 
 
 def test_sweep_needs_a_list(tmp_path):

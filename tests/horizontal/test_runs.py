@@ -7,6 +7,7 @@ import pytest
 
 from fedrisk.cli import main
 from fedrisk.flower.transcript import read_jsonl
+from fedrisk.scenario import CALIBRATION_ROUNDS
 from tests.conftest import SCENARIOS, read_summary, without_timings
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,8 @@ def test_quickstart_summary_contract_and_gains(quickstart_run):
 
 def test_rounds_csv_has_one_row_per_round(quickstart_run):
     rows = list(csv.DictReader(open(quickstart_run / "rounds.csv")))
-    assert [int(r["round"]) for r in rows] == list(range(1, 21))
+    # 20 training rounds, then the calibration rounds
+    assert [int(r["round"]) for r in rows] == list(range(1, 21 + CALIBRATION_ROUNDS))
     assert all(int(r["n_replies"]) == 5 for r in rows)
     final = float(rows[-1]["auc"])
     assert final == pytest.approx(read_summary(quickstart_run)["federated"]["auc"])
@@ -61,7 +63,7 @@ def test_transcript_records_every_message_with_bytes(quickstart_run):
     entries = read_jsonl(quickstart_run / "transcript.jsonl")
     # round 0: each bank says who it is; then each round: the global model to 5 banks
     # and 5 updates back
-    assert len(entries) == 10 + 20 * 10
+    assert len(entries) == 10 + (20 + CALIBRATION_ROUNDS) * 10
     assert {e.what for e in entries if e.round == 0} == {"identity"}
     training = [e for e in entries if e.round > 0]
     assert {e.what for e in training} == {"global_model", "model_update"}

@@ -25,7 +25,7 @@ from fedrisk.horizontal.keys import paillier_keys
 from fedrisk.horizontal.setup import bank_job
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
-from fedrisk.scenario import load_scenario
+from fedrisk.scenario import CALIBRATION_ROUNDS, load_scenario
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -82,7 +82,9 @@ def test_paillier_gives_the_plaintext_model(paillier_run, quickstart_run):
 
 def test_paillier_cost_reports_bytes_per_round_and_crypto_seconds(paillier_run):
     cost = read_summary(paillier_run)["cost"]
-    assert len(cost["bytes_per_round"]) == 20 and all(b > 0 for b in cost["bytes_per_round"])
+    assert len(cost["bytes_per_round"]) == 20 + CALIBRATION_ROUNDS and all(
+        b > 0 for b in cost["bytes_per_round"]
+    )
     assert sum(cost["bytes_per_round"]) + cost["setup_bytes"] == cost["bytes_sent"]
     # 100 encryptions of one 2048-bit ciphertext: the powmods took real time somewhere
     assert cost["encryption_s"] + cost["obfuscator_precompute_s"] > 0.1
@@ -91,13 +93,16 @@ def test_paillier_cost_reports_bytes_per_round_and_crypto_seconds(paillier_run):
 
 def test_paillier_reports_the_values_its_encoder_clipped(paillier_run, tmp_path):
     p = read_summary(paillier_run)["privacy"]["paillier"]
-    assert p["clipped_values"] == 0 and len(p["clipped_values_per_round"]) == 20
+    assert (
+        p["clipped_values"] == 0 and len(p["clipped_values_per_round"]) == 20 + CALIBRATION_ROUNDS
+    )
     out = tmp_path / "narrow"
     s = quick("privacy.aggregation=paillier", "privacy.update_range=0.001", "rounds=2")
     run_scenario(s, out, show_progress=False)
     p = read_summary(out)["privacy"]["paillier"]
     per_round = p["clipped_values_per_round"]
-    assert set(per_round) == {"1", "2"} and per_round["1"] > 0
+    assert set(per_round) == {str(r) for r in range(1, 3 + CALIBRATION_ROUNDS)}
+    assert per_round["1"] > 0
     assert p["clipped_values"] == sum(per_round.values())
 
 
@@ -112,7 +117,7 @@ def test_secagg_gives_nearly_the_plaintext_model(secagg_run, quickstart_run):
 
 def test_transcript_check_catches_plaintext_updates(quickstart_run):
     # the check below is not vacuous: on a plain run it finds every update
-    assert len(readable_updates_at_server(quickstart_run)) == 100
+    assert len(readable_updates_at_server(quickstart_run)) == 5 * (20 + CALIBRATION_ROUNDS)
 
 
 def smuggle_update(msg, context, call_next):
@@ -129,7 +134,7 @@ def test_transcript_reads_the_payload_a_smuggled_float_update_is_readable(tmp_pa
     run_scenario(s, out, show_progress=False, client_mods=[smuggle_update])
     leaked = readable_updates_at_server(out)
     # the classifier calls every bank reply an encrypted update; the payload says otherwise
-    assert len(leaked) == 10
+    assert len(leaked) == 5 * (2 + CALIBRATION_ROUNDS)
     assert all(e.what == "encrypted_update" and e.protection == "plaintext" for e in leaked)
     # ciphertexts under the banks' key stay unreadable to the aggregator, readable to banks
     entries = read_jsonl(out / "transcript.jsonl")
@@ -153,13 +158,15 @@ def test_transcript_reads_the_payload_smuggled_integers_are_readable(tmp_path):
     s = quick("privacy.aggregation=paillier", "rounds=2")
     run_scenario(s, out, show_progress=False, client_mods=[smuggle_fixed_point])
     leaked = readable_updates_at_server(out)
-    assert len(leaked) == 10 and all(e.protection == "plaintext" for e in leaked)
+    assert len(leaked) == 5 * (2 + CALIBRATION_ROUNDS) and all(
+        e.protection == "plaintext" for e in leaked
+    )
 
 
 def test_paillier_server_receives_only_ciphertexts(paillier_run):
     entries = read_jsonl(paillier_run / "transcript.jsonl")
     to_server = [e for e in entries if e.receiver == SERVER and e.round > 0]
-    assert len(to_server) == 100
+    assert len(to_server) == 5 * (20 + CALIBRATION_ROUNDS)
     assert all(
         e.what == "encrypted_update" and e.protection == "ciphertext" and not e.readable_by_receiver
         for e in to_server
@@ -179,7 +186,7 @@ def test_secagg_server_receives_only_masked_updates(secagg_run):
         for e in read_jsonl(secagg_run / "transcript.jsonl")
         if e.receiver == SERVER and e.what in UPDATES
     ]
-    assert len(updates) == 100
+    assert len(updates) == 5 * (20 + CALIBRATION_ROUNDS)
     assert all(e.protection == "masked" and not e.readable_by_receiver for e in updates)
     assert readable_updates_at_server(secagg_run) == []
 
@@ -270,7 +277,7 @@ def test_paillier_server_never_holds_a_private_key_or_a_readable_update():
     width = ciphertext_bytes(job.paillier.public_key)
     nsq = job.paillier.public_key.nsquare
     updates = [m for m in grid.received if "identity" not in m.content]
-    assert len(updates) == 15
+    assert len(updates) == 5 * (3 + CALIBRATION_ROUNDS)
     decryptor = VectorDecryptor(job.private_key)
     for m in updates:
         assert not m.content.array_records and not m.content.metric_records
@@ -308,7 +315,8 @@ def test_secagg_server_receives_vectors_that_look_random():
         cfg = m.content.config_records.get(RECORD_KEY_CONFIGS)
         if cfg is not None and Key.MASKED_PARAMETERS in cfg:
             masked.extend(bytes_to_ndarray(b).ravel() for b in cfg[Key.MASKED_PARAMETERS])
-    assert len(masked) == 20  # 5 banks × 2 rounds × (weight factor, delta vector)
+    # 5 banks × (2 rounds + calibration rounds) × (weight factor, delta vector)
+    assert len(masked) == 5 * (2 + CALIBRATION_ROUNDS) * 2
     values = np.concatenate(masked).astype(np.float64)
     # Unmasked, a quantised weighted delta lies below 2^22 (quantisation levels × weight
     # ratio ≤ 1); masked, it is uniform over the 2^32 ring: 99.9 % of values above 2^22.

@@ -10,7 +10,7 @@ from fedrisk.errors import ProtocolError, QuorumError
 from fedrisk.flower.faults import DROPPED
 from fedrisk.horizontal.aggregation.paillier import DECRYPT
 from fedrisk.runs.run import run_scenario
-from fedrisk.scenario import load_scenario
+from fedrisk.scenario import CALIBRATION_ROUNDS, load_scenario
 from tests.conftest import SCENARIOS, read_summary
 
 pytestmark = pytest.mark.slow
@@ -192,7 +192,7 @@ def test_the_aggregator_never_holds_a_key_share():
     assert not holds_share(server_app) and not holds_share(recorder)
     configs = [m.content.config_records.get("config") for m in grid.received]
     partials = [c for c in configs if c is not None and "partials" in c]
-    assert len(partials) == 10  # 5 banks x 2 rounds
+    assert len(partials) == 5 * (2 + CALIBRATION_ROUNDS)  # 5 banks x rounds
 
 
 def test_a_lone_ciphertext_scaled_to_pass_the_count_is_refused(tmp_path):

@@ -71,7 +71,9 @@ def test_the_aggregator_cannot_regenerate_a_banks_dp_sgd_noise(tmp_path, monkeyp
     def capture(msg, context, call_next):  # what reaches the aggregator from bank 1
         reply = call_next(msg, context)
         party = int(context.node_config["partition-id"])
-        if party == PARTY and reply.has_content() and "update" in reply.content:
+        cfg = msg.content["config"] if msg.has_content() and "config" in msg.content else {}
+        rnd = int(cfg.get("server-round", 0))
+        if party == PARTY and rnd == ROUND and reply.has_content() and "update" in reply.content:
             sent["delta"] = reply.content["update"]["delta"].numpy()
             sent["global"] = msg.content["arrays"]["params"].numpy()
         return reply

@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 from fedrisk.cli import main
 from fedrisk.data.prepare import prepare_horizontal
 from fedrisk.evaluation import CALIBRATION_WARN_PP
+from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import load_scenario
 from tests.conftest import SCENARIOS, read_summary
@@ -89,6 +90,8 @@ def test_horizontal_run_reports_reference_mean_pd_and_warning(horizontal, capsys
     s = read_summary(out)
     check_reference(s)
     check_calibration_reported(s)
+    assert s["reference"]["features"] == s["data"]["features"] == 23
+    assert s["reference"]["train_rows"] == s["data"]["train_rows"]
     # an independent fit on the run's own rows and scaling scores the same
     scenario = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=3"])
     data = prepare_horizontal(scenario)
@@ -114,12 +117,21 @@ def test_vertical_run_reports_reference_on_every_partys_columns(tmp_path):
     (tmp_path / "v.toml").write_text(VERTICAL)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*1024-bit", category=UserWarning)
-        run_scenario(load_scenario(tmp_path / "v.toml"), tmp_path / "v", show_progress=False)
+        # fixed secrets: the bank's split and noise are the same every time
+        run_scenario(
+            load_scenario(tmp_path / "v.toml"),
+            tmp_path / "v",
+            show_progress=False,
+            secrets=RunSecrets(bytes(range(32))),
+        )
     s = read_summary(tmp_path / "v")
     check_reference(s)
     check_calibration_reported(s)
-    # the reference sees the telecom's columns too: it ranks better than the bank alone
-    assert s["reference"]["auc"] > s["local_only"]["bank"]["auc"] + 0.03
+    # fitted on every party's columns of the aligned training customers
+    assert s["reference"]["features"] == sum(p["features"] for p in s["data"]["parties"].values())
+    assert (
+        s["reference"]["features"] == 8 and s["reference"]["train_rows"] == s["data"]["train_rows"]
+    )
     rows = list(csv.DictReader(open(tmp_path / "v" / "rounds.csv")))
     assert float(rows[-1]["mean_pd"]) == pytest.approx(s["federated"]["mean_pd"])
     assert np.isfinite(s["comparison"]["calibration_gap_pp"])

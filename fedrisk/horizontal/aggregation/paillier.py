@@ -34,6 +34,7 @@ moves by the decrypted noisy sum over the expected number of participants.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -66,13 +67,14 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.calibration import CALIBRATE, TRAIN
 from fedrisk.horizontal.client import fedavg_client_app
 from fedrisk.horizontal.client_dp import bank_noise_share, sample_banks
+from fedrisk.horizontal.early_stopping import EarlyStopping, pooled_loss
 from fedrisk.horizontal.fedavg import BankFedAvg
 from fedrisk.horizontal.job import HorizontalJob, ServerJob
 from fedrisk.horizontal.layout import PaillierSetup
 from fedrisk.horizontal.schedule import RoundSchedule
 from fedrisk.horizontal.server import fedavg_server_app
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
-from fedrisk.horizontal.training import local_update
+from fedrisk.horizontal.training import local_update, validation_report
 from fedrisk.privacy.plan import DPPlan
 from fedrisk.privacy.secrets import PartySecret
 
@@ -83,6 +85,7 @@ DECRYPT_QUERY = "decrypt"
 DECRYPT = f"{MessageType.QUERY}.{DECRYPT_QUERY}"  # threshold key: a partial decryption
 PARTICIPANTS_KEY = "fedrisk.participants"  # round -> participants the aggregator claimed
 OPTIMIZER_KEY = "fedrisk.optimizer"  # the bank's copy of the server optimiser's moments
+STOPPING_KEY = "fedrisk.early-stopping"  # the validation losses the bank decrypted
 TASK_CODES = {TRAIN: 0, CALIBRATE: 1}  # a round's task, as the aggregate record carries it
 TASK_OF_CODE = {code: task for task, code in TASK_CODES.items()}
 
@@ -100,6 +103,39 @@ def bank_optimizer(job: HorizontalJob, context: Context) -> ServerOptimizer:
 def keep_optimizer(optimizer: ServerOptimizer, context: Context) -> None:
     state = {k: v for k, v in optimizer.state_dict().items() if v is not None}
     context.state[OPTIMIZER_KEY] = ConfigRecord(state)
+
+
+def bank_stopper(job: HorizontalJob, context: Context) -> EarlyStopping | None:
+    """The bank's early-stopping record (the pooled validation losses it decrypted)."""
+    if not job.scenario.model.early_stopping:
+        return None
+    stopper = EarlyStopping(job.scenario.model.patience)
+    if STOPPING_KEY in context.state:
+        stopper.load_state(json.loads(str(context.state[STOPPING_KEY]["json"])))
+    return stopper
+
+
+def apply_decrypted(
+    optimizer: ServerOptimizer,
+    stopper: EarlyStopping | None,
+    agg_round: int,
+    task: str,
+    params: np.ndarray,
+    decoded: np.ndarray,
+) -> np.ndarray:
+    """The global model after a decrypted aggregate, as every bank (and the harness that
+    replays them) computes it: the validation slots read first (early stopping: a stop
+    reverts to the best model and skips this and every later training aggregate), then
+    the server optimiser's step or the calibration step."""
+    aggregate, slots = decoded[: params.size], decoded[params.size :]
+    if stopper is not None and task == TRAIN:
+        if stopper.stopped_at is not None and agg_round >= stopper.stopped_at:
+            return params  # a training round after the stop: its update is void
+        stopper.observe(agg_round - 1, pooled_loss(slots), params)
+        if stopper.should_stop():  # decided on reading this aggregate, at the next round
+            stopper.stopped_at = agg_round + 1
+            return stopper.best_params
+    return optimizer.apply(task, agg_round, params, aggregate)
 
 
 def client_dp(job: HorizontalJob) -> bool:
@@ -327,13 +363,14 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
     counts = [int(c) for c in cfg.get("contributors", [])]
     tasks = [str(t) for t in cfg.get("aggregate-tasks", [TRAIN] * len(rounds))]
     optimizer = bank_optimizer(job, context)
+    stopper = bank_stopper(job, context)
     blobs = list(cfg.get("aggregates", []))
     k = setup.n_ciphertexts
     claimed = dict(context.state[PARTICIPANTS_KEY]) if PARTICIPANTS_KEY in context.state else {}
     for i, (agg_round, contributors, task) in enumerate(zip(rounds, counts, tasks)):
         if agg_round <= done:
             continue  # applied already: its last reply was late or lost on the way
-        aggregate = decode_aggregate(
+        decoded = decode_aggregate(
             setup,
             decryptor,
             blobs[i * k : (i + 1) * k],
@@ -347,16 +384,27 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
             ),
         )
         # the server optimiser's step, run by every bank alike on the same aggregates
-        global_params = optimizer.apply(task, agg_round, global_params, aggregate)
+        global_params = apply_decrypted(optimizer, stopper, agg_round, task, global_params, decoded)
         done = agg_round
     keep_optimizer(optimizer, context)
+    if stopper is not None:
+        context.state[STOPPING_KEY] = ConfigRecord({"json": json.dumps(stopper.state_dict())})
     context.state[GLOBAL_KEY] = ArrayRecord({"params": Array(global_params)})
     context.state[PROGRESS_KEY] = MetricRecord({"round": int(cfg.get("through-round", done))})
 
     if client_dp(job):  # this round's count, checked before the noise share uses it
         claimed[str(rnd)] = checked_participants(job, cfg, rnd)
         context.state[PARTICIPANTS_KEY] = MetricRecord(claimed)
-    delta = local_update(job, party, global_params, rnd, str(cfg.get("task", TRAIN)))
+    task = str(cfg.get("task", TRAIN))
+    # after an early stop a training round's update is void (every side skips it); it is
+    # still a genuine update, so the aggregate passes the banks' checks
+    delta = np.concatenate(
+        [
+            local_update(job, party, global_params, rnd, task),
+            validation_report(job, party, global_params, task),
+        ]
+    )
+    stopped = stopper is not None and stopper.stopped_at is not None
     weight = len(bank.y)
     if job.dp is not None and job.dp.mode == "client":
         weight = 1
@@ -374,10 +422,11 @@ def paillier_train(job: HorizontalJob, party: int, msg: Message, context: Contex
         _CLIPPED.setdefault((bank.name, setup.public_key.n), {})[rnd] = clipped
     values = np.concatenate([encoded, np.array([weight, 1], dtype=np.uint64)])
     blobs_out = cipher.to_bytes(cipher.encrypt(setup.packer.pack(values)))
-    return Message(
-        RecordDict({"config": ConfigRecord({"party": bank.name, "ciphertexts": blobs_out})}),
-        reply_to=msg,
-    )
+    reply = ConfigRecord({"party": bank.name, "ciphertexts": blobs_out})
+    if stopped:  # the aggregator must end the training loop: one public bit, and the round
+        reply["stop-after-round"] = stopper.stopped_at - 1
+        reply["best-round"] = stopper.best_round
+    return Message(RecordDict({"config": reply}), reply_to=msg)
 
 
 # --- the aggregator's side -----------------------------------------------------------------
@@ -409,6 +458,7 @@ class PaillierFedAvg(BankFedAvg):
         self.cipher = VectorCipher(setup.public_key)
         self.history: dict[int, tuple[list[bytes], int]] = {}  # round -> (aggregate, k)
         self.tasks: dict[int, str] = {}  # round -> its task (train / calibrate)
+        self.stop: tuple[int, int] | None = None  # early stop the banks reported
         self.partials: dict[int, dict[int, list[bytes]]] = {}  # round -> t banks' partials
         self.seen: dict[int, int] = {}  # node -> last round it has applied (it answered)
         self._grid: Grid | None = None
@@ -425,6 +475,7 @@ class PaillierFedAvg(BankFedAvg):
             },
             "seen": {str(node): r for node, r in self.seen.items()},
             "tasks": {str(r): t for r, t in self.tasks.items()},
+            "stop": self.stop,
             "schedule": self.schedule.state_dict() if self.schedule else {},
         }
 
@@ -439,6 +490,8 @@ class PaillierFedAvg(BankFedAvg):
         }
         self.seen = {int(node): int(r) for node, r in state["seen"].items()}
         self.tasks = {int(r): str(t) for r, t in state.get("tasks", {}).items()}
+        stop = state.get("stop")
+        self.stop = None if stop is None else (int(stop[0]), int(stop[1]))
         if self.schedule is not None:
             self.schedule.load_state(state.get("schedule", {}))
 
@@ -483,6 +536,7 @@ class PaillierFedAvg(BankFedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ):
+        self.latest_arrays = arrays  # the last aggregate, if this round is past the end
         task = self.tasks[server_round] = self.task(server_round)
         if self.dp is not None and self.dp.mode == "client":
             nodes = sample_banks(grid, self.secret, server_round, self.dp.sample_rate)
@@ -533,6 +587,12 @@ class PaillierFedAvg(BankFedAvg):
             return None, None
         for m in ok:  # it decrypted everything it was sent before it answered
             self.seen[m.metadata.src_node_id] = server_round - 1
+            cfg = m.content["config"]
+            if "stop-after-round" in cfg and self.stop is None:
+                # the banks found the validation loss stalled: training ends here
+                self.stop = (int(cfg["stop-after-round"]), int(cfg["best-round"]))
+                if self.schedule is not None:
+                    self.schedule.stop_training(server_round)
         vectors = []
         for m in sorted(ok, key=lambda m: str(m.content["config"]["party"])):
             party = str(m.content["config"]["party"])
@@ -678,6 +738,7 @@ def summary(server_job: ServerJob) -> dict[str, Any]:
 
 __all__ = [
     "TASK_OF_CODE",
+    "apply_decrypted",
     "PaillierFedAvg",
     "bank_crypto",
     "classify_paillier",

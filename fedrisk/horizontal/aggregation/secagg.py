@@ -37,10 +37,11 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid, identify_mod, message_round
 from fedrisk.horizontal.calibration import TRAIN
 from fedrisk.horizontal.client import party_errors_mod
+from fedrisk.horizontal.early_stopping import EarlyStopping, pooled_loss
 from fedrisk.horizontal.job import HorizontalJob, ServerJob, params_record
-from fedrisk.horizontal.schedule import RoundSchedule
+from fedrisk.horizontal.schedule import RoundSchedule, ScheduleDone
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
-from fedrisk.horizontal.training import local_update
+from fedrisk.horizontal.training import local_update, validation_report
 from fedrisk.models.logistic import n_params
 
 MAX_NEIGHBOURS = 11  # SecAgg+: each bank shares keys with at most this many others
@@ -68,7 +69,10 @@ class SecAggBank(NumPyClient):
     def fit(self, parameters, config):
         rnd, task = int(config["server-round"]), str(config.get("task", TRAIN))
         delta = local_update(self.job, self.party, parameters[0], rnd, task)
-        return [delta], len(self.job.banks[self.party].y), {}
+        arrays = [delta]
+        if self.job.scenario.model.early_stopping:  # summed under the same masks
+            arrays.append(validation_report(self.job, self.party, parameters[0], task))
+        return arrays, len(self.job.banks[self.party].y), {}
 
 
 # The generator of the bank whose message this thread is handling (set by rounding_mod).
@@ -180,6 +184,7 @@ class DeltaFedAvg(LegacyFedAvg):
         offset: int = 0,
         optimizer: ServerOptimizer | None = None,
         schedule: RoundSchedule | None = None,
+        stopper: EarlyStopping | None = None,
     ) -> None:
         super().__init__(
             fraction_fit=1.0,
@@ -194,7 +199,7 @@ class DeltaFedAvg(LegacyFedAvg):
         )
         self.current, self.offset = initial, offset
         self.min_parties = min_parties
-        self.optimizer, self.schedule = optimizer, schedule
+        self.optimizer, self.schedule, self.stopper = optimizer, schedule, stopper
         self.aggregated: dict[int, int] = {}  # round -> banks whose updates were summed
         self.halted: list[int] = []  # rounds SecAgg+ could not unmask (too few left)
 
@@ -210,6 +215,7 @@ class DeltaFedAvg(LegacyFedAvg):
             "halted": self.halted,
             "optimizer": self.optimizer.state_dict() if self.optimizer else {},
             "schedule": self.schedule.state_dict() if self.schedule else {},
+            "early_stopping": self.stopper.state_dict() if self.stopper else {},
         }
 
     def load_state(self, state: dict) -> None:
@@ -219,6 +225,8 @@ class DeltaFedAvg(LegacyFedAvg):
             self.optimizer.load_state(state.get("optimizer", {}))
         if self.schedule is not None:
             self.schedule.load_state(state.get("schedule", {}))
+        if self.stopper is not None:
+            self.stopper.load_state(state.get("early_stopping", {}))
 
     def aggregate_fit(self, server_round, results, failures):
         server_round += self.offset
@@ -232,12 +240,21 @@ class DeltaFedAvg(LegacyFedAvg):
                 server_round, f"{len(results)} parties answered", self.min_parties
             )
         self.aggregated[server_round] = len(results)
-        mean_delta = parameters_to_ndarrays(results[0][1].parameters)[0]
+        arrays = parameters_to_ndarrays(results[0][1].parameters)
+        mean_delta = arrays[0]
+        task = self.task(server_round)
+        before = self.current
         if self.optimizer is None:
             self.current = self.current + mean_delta
         else:
-            task = self.task(server_round)
             self.current = self.optimizer.apply(task, server_round, self.current, mean_delta)
+        if self.stopper is not None and task == TRAIN:
+            # the masked sum's validation slots: the pooled loss of the model it started from
+            self.stopper.observe(server_round - 1, pooled_loss(arrays[1]), before)
+            if self.stopper.should_stop():
+                self.stopper.stopped_at = server_round
+                self.schedule.stop_training(server_round)
+                self.current = self.stopper.best_params
         return ndarrays_to_parameters([self.current]), {}
 
 
@@ -389,6 +406,7 @@ def server_app(
             offset=done,
             optimizer=ServerOptimizer(s.model),
             schedule=RoundSchedule(s.rounds, s.calibration_rounds),
+            stopper=EarlyStopping(s.model.patience) if s.model.early_stopping else None,
         )
         recorder.strategy = strategy
         timeout = s.federation.round_timeout
@@ -415,11 +433,18 @@ def server_app(
                 grid.party_of.update(resume.party_of)
                 strategy.load_state(resume.server["strategy"])
                 grid = OffsetGrid(grid, done)
-            workflow(PlaceholderCountGrid(grid), legacy)
+            try:
+                workflow(PlaceholderCountGrid(grid), legacy)
+            except ScheduleDone:  # stopped early, and the calibration rounds are over
+                pass
         except Exception as exc:
             recorder.error = exc
             raise
         recorder.final_params = strategy.current
+        if strategy.stopper is not None:  # the aggregator read the pooled validation losses
+            recorder.early_stopping = strategy.stopper.summary(
+                s.rounds, strategy.schedule.last_training_round
+            )
 
     return app
 
