@@ -164,8 +164,9 @@ def test_calibration_makes_the_joint_model_no_worse_and_keeps_its_ranking(runs):
         assert after["centralised"] == before["centralised"]
         assert after["local_only"] == before["local_only"]
     # what is reported per epoch is the calibrated model at the end
-    last = (runs[1]["platt"] / "rounds.csv").read_text().strip().splitlines()[-1].split(",")
-    assert float(last[4]) == pytest.approx(summaries["platt"]["federated"]["log_loss"])
+    with open(runs[1]["platt"] / "rounds.csv", newline="") as fh:
+        last = list(csv.DictReader(fh))[-1]
+    assert float(last["log_loss"]) == pytest.approx(summaries["platt"]["federated"]["log_loss"])
 
 
 @pytest.mark.slow
