@@ -239,9 +239,11 @@ def _federate_deployed(
 
 
 def vertical_run_timeout(s: Scenario, bank_rows: int) -> float:
-    """Start-up plus, per epoch, every mini-batch's two exchanges and the test scoring."""
+    """Start-up plus, per epoch, every mini-batch's two exchanges and the test scoring,
+    and the calibration's exchange."""
     batches = math.ceil(bank_rows * (1 - s.data.test_fraction) / s.model.batch_size)
-    return RUN_TIMEOUT_BASE + s.rounds * (2 * batches + 1) * SECONDS_PER_EXCHANGE
+    calibration = 0 if s.model.calibration == "none" else 1
+    return RUN_TIMEOUT_BASE + (s.rounds * (2 * batches + 1) + calibration) * SECONDS_PER_EXCHANGE
 
 
 def _check_finished(s: Scenario, recorder: ServerRecorder, outcome: VerticalOutcome) -> None:
@@ -343,6 +345,7 @@ def complete_vertical(
             "federated_minus_label_holder_alone_auc": federated["auc"] - local[holder.name]["auc"],
         },
         "warnings": judged["warnings"],
+        "calibration": calibration_summary(s, outcome),
         "privacy": {
             "aggregation": "paillier",
             "dp": s.privacy.dp,
@@ -358,14 +361,16 @@ def complete_vertical(
             "what they see; see who_learns_what",
             "who_learns_what": {
                 holder.name: "the intersection, every party's id count, each party's "
-                "partial scores per customer (not its features or weights)",
+                "partial scores per customer (not its features or weights)"
+                + _BANK_CALIBRATION.get(s.model.calibration, ""),
                 "data parties": "the bank's customer count (the number of masked ids "
                 "it sends in PSI: the first party its whole count, a later one the size "
                 "of the bank's intersection with the parties before it), the "
                 "multi-party intersection (which of its customers are shared by the bank "
                 "and every other data party), the held-out split of those ids, and "
                 "their own gradient (labels leak through it; see attacks.label_leakage), "
-                "nothing of another party's features, weights or labels",
+                "nothing of another party's features, weights or labels"
+                + ("" if s.model.calibration == "none" else _PARTIES_CALIBRATION),
             },
         },
         "cost": {
@@ -403,6 +408,34 @@ def complete_vertical(
     return summary
 
 
+_BANK_CALIBRATION = {
+    "intercept": "; for the calibration, each party's partial scores on the training "
+    "customers at its final weights (one more projection of each customer's features, "
+    "as every epoch gives), from which it refits its own intercept",
+    "platt": "; for the calibration, each party's partial scores on the training "
+    "customers at its final weights (one more projection of each customer's features, "
+    "as every epoch gives), from which it fits a scale and an intercept on the joint "
+    "score; it keeps both and applies the scale to the parties' partial scores when it "
+    "scores",
+}
+_PARTIES_CALIBRATION = (
+    "; the calibration tells them nothing: one request for their partial scores on the "
+    "training customers, naming no customer and carrying nothing derived from the labels, "
+    "and the calibration itself stays with the bank"
+)
+
+
+def calibration_summary(s: Scenario, outcome: VerticalOutcome) -> dict[str, Any]:
+    """How the bank calibrated the joint model on its training customers (its record:
+    method, scale, offset, the training default rate and mean PD before and after); the
+    held-out customers' mean PD is each model's ``mean_pd`` beside
+    ``observed_default_rate``."""
+    return {
+        **(outcome.calibration or {"method": "none"}),
+        "fitted_on": None if s.model.calibration == "none" else "training customers, by the bank",
+    }
+
+
 def outcome_train_y(holder, outcome) -> np.ndarray:
     pos = {str(i): k for k, i in enumerate(holder.ids)}
     return holder.y[[pos[i] for i in outcome.train_ids]].astype(np.float64)
@@ -420,6 +453,7 @@ def _aligned(table, train_ids, test_ids, scaling) -> tuple[np.ndarray, np.ndarra
 
 __all__ = [
     "VerticalSetup",
+    "calibration_summary",
     "complete_vertical",
     "federate_vertical",
     "prepare_vertical",

@@ -2,7 +2,9 @@
 
 It drives the whole exchange (:mod:`fedrisk.vertical.protocol`): PSI with each data party
 in turn, the held-out split, then per mini-batch partial scores, encrypted residuals and
-masked gradients, and the joint prediction on the held-out customers.
+masked gradients, the joint prediction on the held-out customers and, unless
+``model.calibration = "none"``, the calibration of the joint model on the training
+customers (:mod:`fedrisk.vertical.calibration`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fedrisk.flower.recording_grid import RecordingGrid
 from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.privacy.plan import DPPlan
 from fedrisk.privacy.secrets import PartySecret
+from fedrisk.vertical.calibration import Calibration, fit_calibration
 from fedrisk.vertical.protocol import QUERY, BankJob, VerticalOutcome, classify_vertical
 
 
@@ -205,11 +208,21 @@ def _run_bank(
                 pending.append([int(v).to_bytes(cipher.width, "big") for v in values])
             outcome.decrypt_s += time.perf_counter() - t0
         # end of epoch: parties apply the last update, then score the test rows jointly
-        test_scores = _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch)
+        z_test = _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch)
         pending = None
-        outcome.test_scores = test_scores
-        recorder.log_round(epoch, score_metrics(y_test, test_scores))
-    recorder.final_params = np.r_[w, b]  # the bank's own part; parties keep theirs
+        calibration = Calibration()
+        if epoch == s.rounds and m.calibration != "none":
+            # after the last epoch: the bank calibrates on the training customers' joint
+            # scores (one more partial score per training customer from each party)
+            z_train = _joint_train_scores(grid, nodes, Xb, w, b, epoch)
+            calibration = fit_calibration(z_train, yb, m.calibration)
+            outcome.calibration = calibration_record(calibration, z_train, yb)
+        outcome.test_scores = calibration.apply(z_test)
+        recorder.log_round(epoch, score_metrics(y_test, outcome.test_scores))
+    # the bank's own part, calibration folded in; parties keep theirs (under 'platt' the
+    # bank multiplies their partial scores by the scale when it scores)
+    w, b = calibration.bank_part(w, b)
+    recorder.final_params = np.r_[w, b]
 
 
 def bank_step(
@@ -264,6 +277,8 @@ def _joint_test_scores(
     b: float,
     epoch: int,
 ) -> np.ndarray:
+    """The joint score z of the held-out customers (the parties first apply their last
+    update)."""
     cfgs = [
         {
             "stage": "scores",
@@ -273,8 +288,30 @@ def _joint_test_scores(
         for k in range(len(nodes))
     ]
     replies = _ask(grid, nodes, MessageType.TRAIN, cfgs, "joint prediction", epoch)
-    u = Xb_test @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
-    return expit(u)
+    return Xb_test @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
 
 
-__all__ = ["bank_step", "label_noise", "make_bank_app"]
+def _joint_train_scores(
+    grid: RecordingGrid, nodes: list[int], Xb: np.ndarray, w: np.ndarray, b: float, epoch: int
+) -> np.ndarray:
+    """The joint score z of every training customer at the final weights: each party's
+    partial scores on its training rows (the request names no customer and carries
+    nothing derived from the labels) plus the bank's own."""
+    cfg = {"stage": "scores", "split": "train", "purpose": "calibration"}
+    replies = _ask(grid, nodes, MessageType.TRAIN, [cfg] * len(nodes), "calibration", epoch)
+    return Xb @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
+
+
+def calibration_record(calibration: Calibration, z_train: np.ndarray, y: np.ndarray) -> dict:
+    """What summary.json says of the calibration (all of it the bank's own knowledge)."""
+    return {
+        "method": calibration.method,
+        "scale": calibration.scale,
+        "offset": calibration.offset,
+        "train_default_rate": float(np.mean(y)),
+        "train_mean_pd_before": float(np.mean(expit(z_train))),
+        "train_mean_pd_after": float(np.mean(calibration.apply(z_train))),
+    }
+
+
+__all__ = ["bank_step", "calibration_record", "label_noise", "make_bank_app"]

@@ -17,6 +17,9 @@ orchestrates; every data-source party is a ``ClientApp``. After the identify han
    d. the bank decrypts G_j + R_j (uniform: it learns nothing) and returns it; the party
       removes R_j and updates its own weights (with the next batch's request).
 3. **Joint prediction:** parties send partial scores on the test rows; the bank scores.
+4. **Calibration** (unless ``model.calibration = "none"``): parties send partial scores on
+   the training rows at their final weights; the bank fits σ(a·z + c) (or σ(z + c)) to
+   the labels there and applies it when it scores (:mod:`fedrisk.vertical.calibration`).
 
 Who learns what (honest-but-curious, non-colluding): the bank learns the intersection,
 each party's set size, and each party's partial scores u_k (a 1-d projection of its
@@ -103,6 +106,7 @@ class VerticalOutcome:
     decrypt_s: float = 0.0
     encryptions: int = 0
     epochs: list = field(default_factory=list)
+    calibration: dict | None = None  # the bank's calibration (calibration_record), if any
 
     _ARRAYS = ("train_ids", "test_ids", "test_scores", "test_y", "bank_train_X", "bank_test_X")
 
@@ -112,7 +116,15 @@ class VerticalOutcome:
         knows: the aligned ids, its own z-scored rows, labels and joint test scores."""
         out: dict[str, Any] = {
             k: getattr(self, k)
-            for k in ("aligned", "party_sizes", "encrypt_s", "decrypt_s", "encryptions", "epochs")
+            for k in (
+                "aligned",
+                "party_sizes",
+                "encrypt_s",
+                "decrypt_s",
+                "encryptions",
+                "epochs",
+                "calibration",
+            )
         }
         out.update({k: _npy_text(getattr(self, k)) for k in self._ARRAYS})
         return out
@@ -156,6 +168,8 @@ def classify_vertical(msg: Message, to_server: bool) -> tuple[str, str, bool]:
         return "aligned_ids", "plaintext", True  # ids the party itself holds
     if "unmasked-pending" in cfg:
         return "masked_gradient", "masked", True  # its own gradient plus its own mask
+    if cfg.get("purpose") == "calibration":
+        return "calibration_request", "plaintext", True  # names no customer
     return "row_selection", "plaintext", True  # batch positions only
 
 

@@ -74,7 +74,7 @@ def inprocess_run(scenario_file):
 def assert_same_run(got_dir, ref_dir):
     got, ref = read_summary(got_dir), read_summary(ref_dir)
     assert abs(got["federated"]["auc"] - ref["federated"]["auc"]) <= 1e-9
-    for key in ("federated", "centralised", "local_only", "data", "attacks"):
+    for key in ("federated", "centralised", "local_only", "data", "attacks", "calibration"):
         assert got[key] == ref[key], key
     assert without_timings(got["cost"]) == without_timings(ref["cost"])
     assert (got_dir / "transcript.jsonl").read_text() == (ref_dir / "transcript.jsonl").read_text()

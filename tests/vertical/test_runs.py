@@ -105,11 +105,12 @@ def test_transcript_says_who_could_read_what(csv_run):
         "row_selection",
         "encrypted_residuals",
         "masked_gradient",
+        "calibration_request",  # the default calibration: one, naming no customer
     }
     assert all(
         r["protection"] in ("ciphertext", "masked")
         for r in to_party
-        if r["what"] != "row_selection"
+        if r["what"] not in ("row_selection", "calibration_request")
     )
     # the bank only ever receives partial scores and masked gradients from the party
     to_bank = {r["what"] for r in rows if r["receiver"] == "bank" and r["round"] > 0}
