@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,13 @@ def without_timings(obj):
     if isinstance(obj, list):
         return [without_timings(v) for v in obj]
     return obj
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test will ctrl-c: a shell that starts the test run in
+    the background (``pytest &``, CI wrappers) hands its children SIGINT *ignored*, and a
+    Python started so never raises KeyboardInterrupt; a user's terminal does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def read_summary(run_dir: Path) -> dict:

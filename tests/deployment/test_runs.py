@@ -18,7 +18,7 @@ from fedrisk.errors import QuorumError
 from fedrisk.privacy.secrets import load_secrets_file
 from fedrisk.runs.run import run_scenario
 from fedrisk.scenario import CALIBRATION_ROUNDS, load_scenario
-from tests.conftest import SCENARIOS, read_summary
+from tests.conftest import SCENARIOS, interruptible, read_summary
 
 pytestmark = pytest.mark.slow
 
@@ -368,6 +368,7 @@ def test_ctrl_c_stops_every_process_of_a_deployment_run(tmp_path):
             str(out),
             "--quiet",
         ],
+        preexec_fn=interruptible,  # SIGINT as a terminal delivers it
         stderr=subprocess.PIPE,
         text=True,
         env=env,

@@ -14,7 +14,7 @@ from fedrisk import resume_run, run_scenario
 from fedrisk.flower.recording_grid import message_round
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.scenario import load_scenario
-from tests.conftest import SCENARIOS, read_summary, without_timings
+from tests.conftest import SCENARIOS, interruptible, read_summary, without_timings
 
 
 def interrupt_at(rnd: int):
@@ -143,6 +143,7 @@ def test_ctrl_c_on_the_command_line_then_resume(tmp_path):
             "--quiet",
             *sets,
         ],
+        preexec_fn=interruptible,  # SIGINT as a terminal delivers it
         stderr=subprocess.PIPE,
         text=True,
         env=env,
