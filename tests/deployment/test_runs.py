@@ -3,6 +3,7 @@
 process left behind, also when a bank's SuperNode dies mid-run."""
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -391,10 +392,14 @@ def test_ctrl_c_stops_every_process_of_a_deployment_run(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        leftover = processes_mentioning(str(tmp_path))
+        for pid in leftover:  # a failed test must not leave a federation running
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == "fedrisk: interrupted; no run folder was written"
     assert "Traceback" not in err
-    assert processes_mentioning(str(tmp_path)) == []
+    assert leftover == []  # seen before the clean-up above killed them
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("fedrisk-deploy-")]
 
