@@ -74,7 +74,7 @@ def readable_updates_at_server(run_dir):
 def test_paillier_gives_the_plaintext_model(paillier_run, quickstart_run):
     enc, plain = read_summary(paillier_run), read_summary(quickstart_run)
     assert abs(enc["federated"]["auc"] - plain["federated"]["auc"]) <= 1e-6
-    for k in ("ks", "log_loss", "brier"):
+    for k in ("ks", "log_loss", "brier", "mean_pd"):
         assert enc["federated"][k] == pytest.approx(plain["federated"][k], abs=1e-6)
     assert enc["privacy"]["paillier"]["key_bits"] == 2048
     assert enc["privacy"]["paillier"]["ciphertexts_per_update"] == 1
@@ -110,6 +110,9 @@ def test_secagg_gives_nearly_the_plaintext_model(secagg_run, quickstart_run):
     sec, plain = read_summary(secagg_run), read_summary(quickstart_run)
     # SecAgg+ quantises to 2^22 levels over ±8: tiny, bounded differences
     assert abs(sec["federated"]["auc"] - plain["federated"]["auc"]) <= 1e-4
+    # the calibration rounds travel masked too: the same level of predicted PD
+    assert abs(sec["federated"]["mean_pd"] - plain["federated"]["mean_pd"]) <= 1e-3
+    assert sec["federated"]["log_loss"] == pytest.approx(plain["federated"]["log_loss"], rel=1e-3)
 
 
 # --- the aggregator is blind: from the transcript ------------------------------------------
