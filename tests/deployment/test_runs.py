@@ -18,7 +18,7 @@ from fedrisk.deployment.processes import pid_alive
 from fedrisk.errors import QuorumError
 from fedrisk.privacy.secrets import load_secrets_file
 from fedrisk.runs.run import run_scenario
-from fedrisk.scenario import CALIBRATION_ROUNDS, load_scenario
+from fedrisk.scenario import load_scenario
 from tests.conftest import SCENARIOS, interruptible, read_summary
 
 pytestmark = pytest.mark.slow
@@ -258,6 +258,9 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
         "--set",
         "rounds=1",
         "--set",
+        # calibration rounds on the Deployment Engine: test_apps's deployed-apps test
+        "model.calibration=none",
+        "--set",
         "federation.banks=3",
         "--set",
         "privacy.aggregation=paillier",
@@ -288,7 +291,9 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
         if "--node-config" in line
     ]
     assert [c["partition-id"] for c in configs] == [0, 1, 2]
-    s = load_scenario(SCENARIOS / "quickstart.toml", ["rounds=1", "federation.banks=3"])
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml", ["rounds=1", "model.calibration=none", "federation.banks=3"]
+    )
     scenario = tmp_path / "plain.toml"
     scenario.write_text(to_toml(s))
     with LocalFederation(tmp_path / "theirs", configs) as federation:
@@ -341,7 +346,7 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
     line = next(ln for ln in dot.log.splitlines() if RESULT_MARK in ln)
     record = decode_result(line.split(RESULT_MARK, 1)[1])
     assert record["error"] is None
-    assert len(record["recorder"]["rounds"]) == 1 + CALIBRATION_ROUNDS
+    assert len(record["recorder"]["rounds"]) == 1
     reference = json.loads((tmp_path / "inprocess" / "model.json").read_text())
     final = np.frombuffer(base64.b64decode(record["final_params"]), dtype=np.float64)
     assert final[:-1].tolist() == reference["weights"]  # bit for bit
