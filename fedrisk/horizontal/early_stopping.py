@@ -65,6 +65,19 @@ def pooled_loss(slots: np.ndarray) -> float:
     return float(np.min(slots[:-1]) / count) if count > 0 else float("nan")
 
 
+def judge_round(stopper, schedule, server_round: int, slots, started_from, new):
+    """Where the aggregator reads the pooled loss (plain, SecAgg+): round ``server_round``'s
+    slots score ``started_from``, the model it began with; on a stop, training ends here
+    (``schedule``) and the best model replaces ``new``, the one the round produced."""
+    stopper.observe(server_round - 1, pooled_loss(slots), started_from)
+    if not stopper.should_stop():
+        return new
+    stopper.stopped_at = server_round
+    if schedule is not None:
+        schedule.stop_training(server_round)
+    return stopper.best_params
+
+
 class EarlyStopping:
     """The losses seen so far and the best model (its round and, where this side holds
     the model, its parameters)."""
@@ -127,6 +140,7 @@ __all__ = [
     "N_SLOTS",
     "EarlyStopping",
     "extra_slots",
+    "judge_round",
     "pooled_loss",
     "validation_slots",
     "validation_split",

@@ -13,9 +13,9 @@ from flwr.serverapp.strategy import FedAvg
 from fedrisk.errors import QuorumError
 from fedrisk.flower.faults import answered
 from fedrisk.horizontal.calibration import TRAIN
-from fedrisk.horizontal.early_stopping import EarlyStopping, pooled_loss
+from fedrisk.horizontal.early_stopping import EarlyStopping, judge_round
 from fedrisk.horizontal.job import params_record
-from fedrisk.horizontal.schedule import RoundSchedule
+from fedrisk.horizontal.schedule import RoundSchedule, load_training_state, training_state
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
 
 
@@ -53,16 +53,9 @@ class BankFedAvg(FedAvg):
     def early_stop(self, server_round: int, slots: np.ndarray, new: np.ndarray) -> np.ndarray:
         """Read round ``server_round``'s pooled validation loss (of the model it started
         from) and, if training should stop, return the best model instead of ``new``."""
-        stopper = self.stopper
-        if stopper is None or self.task(server_round) != TRAIN:
+        if self.stopper is None or self.task(server_round) != TRAIN:
             return new
-        stopper.observe(server_round - 1, pooled_loss(slots), self._global)
-        if not stopper.should_stop():
-            return new
-        stopper.stopped_at = server_round
-        if self.schedule is not None:
-            self.schedule.stop_training(server_round)
-        return stopper.best_params
+        return judge_round(self.stopper, self.schedule, server_round, slots, self._global, new)
 
     def task(self, server_round: int) -> str:
         """The round's task (raises ScheduleDone past the last round)."""
@@ -100,19 +93,10 @@ class BankFedAvg(FedAvg):
     def state_dict(self) -> dict[str, Any]:
         """What the strategy must remember between rounds: the server optimiser's
         moments and the schedule (the global model travels in the checkpoint's arrays)."""
-        return {
-            "optimizer": self.optimizer.state_dict() if self.optimizer else {},
-            "schedule": self.schedule.state_dict() if self.schedule else {},
-            "early_stopping": self.stopper.state_dict() if self.stopper else {},
-        }
+        return training_state(self.optimizer, self.schedule, self.stopper)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        if self.optimizer is not None:
-            self.optimizer.load_state(state.get("optimizer", {}))
-        if self.schedule is not None:
-            self.schedule.load_state(state.get("schedule", {}))
-        if self.stopper is not None:
-            self.stopper.load_state(state.get("early_stopping", {}))
+        load_training_state(state, self.optimizer, self.schedule, self.stopper)
 
     def answered(
         self, server_round: int, replies: Iterable[Message], asked: int | None = None

@@ -53,4 +53,24 @@ class RoundSchedule:
         self.stopped_at = state.get("stopped_at")
 
 
-__all__ = ["RoundSchedule", "ScheduleDone"]
+def training_state(optimizer, schedule, stopper) -> dict[str, Any]:
+    """What an aggregator's strategy checkpoints of its training: the server optimiser's
+    moments, the schedule and the early-stopping record (each may be absent)."""
+    return {
+        "optimizer": optimizer.state_dict() if optimizer else {},
+        "schedule": schedule.state_dict() if schedule else {},
+        "early_stopping": stopper.state_dict() if stopper else {},
+    }
+
+
+def load_training_state(state: dict[str, Any], optimizer, schedule, stopper) -> None:
+    for part, key in (
+        (optimizer, "optimizer"),
+        (schedule, "schedule"),
+        (stopper, "early_stopping"),
+    ):
+        if part is not None:
+            part.load_state(state.get(key, {}))
+
+
+__all__ = ["RoundSchedule", "ScheduleDone", "load_training_state", "training_state"]

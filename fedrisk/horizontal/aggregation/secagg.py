@@ -37,9 +37,14 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid, identify_mod, message_round
 from fedrisk.horizontal.calibration import TRAIN
 from fedrisk.horizontal.client import party_errors_mod
-from fedrisk.horizontal.early_stopping import EarlyStopping, pooled_loss
+from fedrisk.horizontal.early_stopping import EarlyStopping, judge_round
 from fedrisk.horizontal.job import HorizontalJob, ServerJob, params_record
-from fedrisk.horizontal.schedule import RoundSchedule, ScheduleDone
+from fedrisk.horizontal.schedule import (
+    RoundSchedule,
+    ScheduleDone,
+    load_training_state,
+    training_state,
+)
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.training import local_update, validation_report
 from fedrisk.models.logistic import n_params
@@ -213,20 +218,13 @@ class DeltaFedAvg(LegacyFedAvg):
         return {
             "aggregated": {str(r): k for r, k in self.aggregated.items()},
             "halted": self.halted,
-            "optimizer": self.optimizer.state_dict() if self.optimizer else {},
-            "schedule": self.schedule.state_dict() if self.schedule else {},
-            "early_stopping": self.stopper.state_dict() if self.stopper else {},
+            **training_state(self.optimizer, self.schedule, self.stopper),
         }
 
     def load_state(self, state: dict) -> None:
         self.aggregated = {int(r): int(k) for r, k in state["aggregated"].items()}
         self.halted = [int(r) for r in state["halted"]]
-        if self.optimizer is not None:
-            self.optimizer.load_state(state.get("optimizer", {}))
-        if self.schedule is not None:
-            self.schedule.load_state(state.get("schedule", {}))
-        if self.stopper is not None:
-            self.stopper.load_state(state.get("early_stopping", {}))
+        load_training_state(state, self.optimizer, self.schedule, self.stopper)
 
     def aggregate_fit(self, server_round, results, failures):
         server_round += self.offset
@@ -250,11 +248,9 @@ class DeltaFedAvg(LegacyFedAvg):
             self.current = self.optimizer.apply(task, server_round, self.current, mean_delta)
         if self.stopper is not None and task == TRAIN:
             # the masked sum's validation slots: the pooled loss of the model it started from
-            self.stopper.observe(server_round - 1, pooled_loss(arrays[1]), before)
-            if self.stopper.should_stop():
-                self.stopper.stopped_at = server_round
-                self.schedule.stop_training(server_round)
-                self.current = self.stopper.best_params
+            self.current = judge_round(
+                self.stopper, self.schedule, server_round, arrays[1], before, self.current
+            )
         return ndarrays_to_parameters([self.current]), {}
 
 
