@@ -12,12 +12,13 @@ banks' Paillier key ceremony on the other core before the heavy imports.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
 from pathlib import Path
 
-from fedrisk.errors import InputError, ProtocolError, RunInterrupted
+from fedrisk.errors import InputError, ProtocolError, RunInterrupted, Terminated
 from fedrisk.version import __version__
 
 
@@ -37,7 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"fedrisk {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run one scenario and write its run folder")
+    run = sub.add_parser(
+        "run",
+        help="run one scenario and write its run folder",
+        description="Run one scenario through Flower and write its run folder "
+        "(summary.json, rounds.csv, transcript.jsonl, model, plots).",
+        epilog="examples:\n"
+        "  fedrisk run scenarios/quickstart.toml --out runs/q\n"
+        "  fedrisk run scenarios/quickstart.toml --set privacy.aggregation=paillier "
+        "--set rounds=30\n"
+        "  fedrisk run my.toml --engine simulation --secrets ~/fedrisk.secrets\n\n"
+        "Every scenario key, its default and allowed values: `fedrisk keys` "
+        "(or README, 'Scenario files').",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("scenario", type=Path, nargs="?", help="scenario TOML file")
     run.add_argument("--out", type=Path, help="run folder (default runs/<name>-<time>/)")
     run.add_argument(
@@ -82,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a scenario value (repeatable)",
     )
     _add_secrets_option(run)
-    run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar or result table; only the results folder (and warnings)",
+    )
     run.add_argument(
         "--verbose",
         action="store_true",
@@ -117,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-pause", action="store_true", help="do not wait between steps")
     demo.add_argument("--out", type=Path, help="demo folder (default runs/demo-<time>/)")
     _add_secrets_option(demo)
+
+    keys = sub.add_parser(
+        "keys", help="every scenario key: default, allowed values, which runs read it"
+    )
+    keys.add_argument(
+        "--kind",
+        choices=("horizontal", "vertical"),
+        help="only the keys a run of this kind reads",
+    )
 
     report = sub.add_parser("report", help="write one self-contained HTML report for a run folder")
     report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
@@ -168,9 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv
     try:
         args = build_parser().parse_args(argv)
-        return _dispatch(args)
+        with _stop_on_termination():
+            return _dispatch(args)
     except InputError as exc:
-        print(f"fedrisk: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a scenario's problems: one line each
+            print(f"fedrisk: error: {line}", file=sys.stderr)
         return 2
     except ProtocolError as exc:
         if getattr(exc, "resumable", False):
@@ -182,12 +211,25 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1
-    except RunInterrupted as exc:
+    except RunInterrupted as exc:  # a checkpoint was kept: the message says where
         print(f"fedrisk: {exc}", file=sys.stderr)
-        return 130
+        return 128 + exc.signum
+    except Terminated as exc:
+        print(
+            f"fedrisk: stopped by {exc.signal_name}; no results were written and no "
+            "partial folder was left behind",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
     except KeyboardInterrupt:
-        print("fedrisk: interrupted; no run folder was written", file=sys.stderr)
+        print(
+            "fedrisk: interrupted; no results were written and no partial folder was left behind",
+            file=sys.stderr,
+        )
         return 130
+    except BrokenPipeError:  # the reader went away (`fedrisk keys | head`): not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never read
+        return 0
     except Exception as exc:  # a bug, not the user's fault
         if verbose:
             traceback.print_exc()
@@ -199,7 +241,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _stop_on_termination():
+    """SIGTERM/SIGHUP clean up like Ctrl-C (fedrisk.runs.signals), from the start."""
+    from fedrisk.runs.signals import stop_on_termination
+
+    return stop_on_termination()
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "keys":
+        from fedrisk.scenario import key_reference_text
+
+        print(key_reference_text(args.kind))
+        return 0
     if args.command == "run":
         return _cmd_run(args)
     if args.command == "sweep":
@@ -266,8 +320,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             show_progress=not args.quiet,
             verbose=args.verbose,
         )
-        if not args.quiet:
-            _print_result(outcome.summary, outcome.out_dir)
+        _print_result(outcome.summary, outcome.out_dir, quiet=args.quiet)
         _print_warnings(outcome.summary)
         return 0
     if args.scenario is None:
@@ -300,8 +353,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         deployment=deployment,
         secrets=secrets,
     )
-    if not args.quiet:
-        _print_result(outcome.summary, outcome.out_dir)
+    _print_result(outcome.summary, outcome.out_dir, quiet=args.quiet)
     _print_warnings(outcome.summary)
     return 0
 
@@ -389,7 +441,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_result(summary: dict, out: Path) -> None:
+def _print_result(summary: dict, out: Path, *, quiet: bool = False) -> None:
+    if quiet:  # still say where the results are: the one line scripts need
+        print(out)
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -419,12 +474,31 @@ def _print_result(summary: dict, out: Path) -> None:
     stop = (summary.get("training") or {}).get("early_stopping") or {}
     if stop.get("stopped"):
         console.print(f"[yellow]Early stopping:[/yellow] {stop['reason']}")
+    epsilon = _epsilon_line(summary.get("privacy") or {})
+    if epsilon:
+        console.print(epsilon)
     calibrated = cost.get("calibration_rounds", 0)
     console.print(
         f"{cost['rounds']} rounds"
         + (f" + {calibrated} calibration rounds" if calibrated else "")
         + f", {cost['bytes_sent']:,} bytes over the wire, "
         f"{cost['wall_s']:.1f} s. Results in [bold]{out}[/bold]"
+    )
+
+
+def _epsilon_line(privacy: dict) -> str | None:
+    """A DP run's accounted budget, as summary.json has it."""
+    if privacy.get("dp", "none") == "none" or "epsilon" not in privacy:
+        return None
+    eps = privacy["epsilon"]
+    shown = "∞" if privacy.get("epsilon_is_infinite") or eps is None else f"{eps:.3g}"
+    unit = privacy.get("unit")
+    binding = privacy.get("binding_party")
+    return (
+        f"Differential privacy ({privacy['dp']}): ε = {shown}, δ = {privacy.get('delta'):g}"
+        + (f" per {unit}" if unit else "")
+        + (f", the largest of the parties' budgets ({binding})" if binding else "")
+        + "."
     )
 
 

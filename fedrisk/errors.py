@@ -1,5 +1,7 @@
 """Errors that mean "the user's input is wrong" (exit code 2), kept apart from bugs."""
 
+import signal
+
 
 class InputError(Exception):
     """Bad user input: a scenario field, a data file, a command-line value.
@@ -46,4 +48,18 @@ class QuorumError(ProtocolError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a run that left a checkpoint; the message says how to resume."""
+    """Ctrl-C (or SIGTERM/SIGHUP: ``signum``) during a run that left a checkpoint; the
+    message says how to resume."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a command: it stops and cleans up as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name

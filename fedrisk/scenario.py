@@ -12,11 +12,12 @@ import difflib
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fedrisk.errors import ScenarioError
+from fedrisk.errors import InputError, ScenarioError
+from fedrisk.files import input_file, read_input_text
 
 # declarations only (no Flower): the allowed modes and what each needs
 from fedrisk.horizontal.aggregation import MODES as AGGREGATION_MODES
@@ -71,6 +72,10 @@ class DataConfig:
     path: str | None = _spec(None, "csv file, relative to the scenario file", optional=True)
     label: str = _spec("y", "label column of the csv (0/1, 1 = default)")
     id: str = _spec("id", "customer id column of the csv")
+    exclude: tuple[str, ...] = _spec(
+        (),
+        "feature columns to leave out: names, globs (BILL_*) or ranges (x0..x12)",
+    )
     test_fraction: float = _spec(
         0.2, "share of rows held out for testing (stratified)", lo=0.0, hi=0.9, lo_open=True
     )
@@ -391,20 +396,26 @@ def _is_section(f) -> bool:
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
-    """Read, override and validate a scenario file."""
+    """Read, override and validate a scenario file; every problem is reported at once
+    (one line each), each attributed to the file or to the ``--set`` that caused it."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise ScenarioError(f"{where}: no such scenario file")
+    text = read_input_text(path, where, kind="scenario file", error=ScenarioError)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{where}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{where}: not a UTF-8 text file") from None
+    overridden: dict[str, str] = {}
     for item in overrides:
-        apply_override(raw, item, where)
-    return scenario_from_dict(raw, where)
+        keys = apply_override(raw, item, where)
+        overridden[".".join(keys)] = item
+    problems = _Problems(where, overridden)
+    scenario = _validate(raw, problems)
+    if scenario is not None:
+        _check_files(scenario, problems)
+    problems.raise_if_any()
+    assert scenario is not None
+    return scenario
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -422,8 +433,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return keys, value
 
 
-def apply_override(raw: dict[str, Any], item: str, where: str) -> None:
-    """Apply one --set override to the parsed TOML (validated later with the rest)."""
+def apply_override(raw: dict[str, Any], item: str, where: str) -> list[str]:
+    """Apply one --set override to the parsed TOML (validated later with the rest);
+    returns the key path it set."""
     keys, value = parse_override(item)
     node = raw
     for k in keys[:-1]:
@@ -431,11 +443,59 @@ def apply_override(raw: dict[str, Any], item: str, where: str) -> None:
         if not isinstance(node, dict):
             raise ScenarioError(f"--set {item}: '{k}' is not a table in {where}")
     node[keys[-1]] = value
+    return keys
 
 
 def scenario_from_dict(raw: Mapping[str, Any], where: str = "<scenario>") -> Scenario:
+    """Validate parsed TOML (every problem at once, one line each)."""
+    problems = _Problems(where, {})
+    scenario = _validate(raw, problems)
+    problems.raise_if_any()
+    assert scenario is not None
+    return scenario
+
+
+class _Problems:
+    """Problems found in a scenario, each one line naming where it came from (the file,
+    or the ``--set`` override that set the key) and the key."""
+
+    def __init__(self, file: str, overridden: Mapping[str, str]) -> None:
+        self.file, self.overridden = file, overridden
+        self.lines: list[str] = []
+        self.keys: set[str] = set()
+
+    def where(self, key: str) -> str:
+        parts = key.replace("[", ".[").split(".")
+        for i in range(len(parts), 0, -1):
+            item = self.overridden.get(".".join(parts[:i]))
+            if item is not None:
+                return f"--set {item}"
+        return self.file
+
+    def add(self, key: str, text: str) -> None:
+        self.keys.add(key)
+        self.lines.append(f"{self.where(key)}: {key}: {text}")
+
+    def add_cross(self, key: str, text: str) -> None:
+        """A problem between keys; left out when ``key`` is already wrong on its own
+        (its default stood in for it, so the check would be about a value never given)."""
+        if not any(
+            key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in self.keys
+        ):
+            self.lines.append(f"{self.where(key)}: {key}: {text}")
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            raise ScenarioError("\n".join(dict.fromkeys(self.lines)))
+
+
+class _Bad(Exception):
+    """One value is not allowed (the text says what is)."""
+
+
+def _validate(raw: Mapping[str, Any], problems: _Problems) -> Scenario | None:
     top_fields = {f.name: f for f in fields(Scenario) if not f.metadata.get("internal")}
-    _reject_unknown(raw, top_fields, "", where)
+    _reject_unknown(raw, top_fields, "", problems)
     kwargs: dict[str, Any] = {}
     for name, f in top_fields.items():
         if name not in raw:
@@ -443,15 +503,38 @@ def scenario_from_dict(raw: Mapping[str, Any], where: str = "<scenario>") -> Sce
         if name in _SECTIONS:
             section = raw[name]
             if not isinstance(section, dict):
-                raise ScenarioError(f"{where}: [{name}] must be a table")
-            kwargs[name] = _build_section(_SECTIONS[name], section, name, where)
+                problems.add(name, f"[{name}] must be a table")
+                continue
+            kwargs[name] = _build_section(_SECTIONS[name], section, name, problems)
         else:
-            kwargs[name] = _check_value(f, raw[name], name, where)
-    if "data" in kwargs:
-        kwargs["data"] = _resolve_scaling(kwargs["data"], raw["data"], where)
-    scenario = _resolve_calibration(Scenario(**kwargs, source_file=where), raw)
-    _check_cross_fields(scenario, where)
+            try:
+                kwargs[name] = _check_value(f, raw[name])
+            except _Bad as exc:
+                problems.add(name, str(exc))
+    if "name" in kwargs:
+        try:
+            _check_name(kwargs["name"])
+        except _Bad as exc:
+            problems.add("name", str(exc))
+            del kwargs["name"]
+    if "data" in kwargs and isinstance(raw.get("data"), dict):
+        kwargs["data"] = _resolve_scaling(kwargs["data"], raw["data"], problems)
+    scenario = _resolve_calibration(Scenario(**kwargs, source_file=problems.file), raw)
+    _check_cross_fields(scenario, problems)
     return scenario
+
+
+_NAME_MAX = 100
+
+
+def _check_name(name: str) -> None:
+    if not name.strip() or any(c in name for c in "/\\\0") or not name.isprintable():
+        raise _Bad("must be non-empty, printable and contain no slashes")
+    if len(name) > _NAME_MAX:
+        raise _Bad(
+            f"{len(name)} characters; at most {_NAME_MAX} are allowed (it names the run "
+            "folder); put longer text in description"
+        )
 
 
 def _resolve_calibration(s: Scenario, raw: Mapping[str, Any]) -> Scenario:
@@ -466,7 +549,7 @@ def _resolve_calibration(s: Scenario, raw: Mapping[str, Any]) -> Scenario:
     return replace(s, model=replace(s.model, calibration="platt"))
 
 
-def _resolve_scaling(data: DataConfig, raw: Mapping[str, Any], where: str) -> DataConfig:
+def _resolve_scaling(data: DataConfig, raw: Mapping[str, Any], problems: _Problems) -> DataConfig:
     """``data.standardize`` (the older key) and ``data.scaling`` agree in the result.
 
     ``standardize = false`` alone means ``scaling = "none"``; ``scaling`` alone sets
@@ -477,16 +560,17 @@ def _resolve_scaling(data: DataConfig, raw: Mapping[str, Any], where: str) -> Da
     if "scaling" not in raw:
         return replace(data, scaling=data.scaling if data.standardize else "none")
     if data.standardize != (data.scaling != "none"):
-        raise ScenarioError(
-            f"{where}: data.standardize: {str(data.standardize).lower()} contradicts "
+        problems.add_cross(
+            "data.standardize",
+            f"{str(data.standardize).lower()} contradicts "
             f"data.scaling = {data.scaling!r}; drop data.standardize (superseded) and "
-            "set data.scaling to 'robust', 'zscore' or 'none'"
+            "set data.scaling to 'robust', 'zscore' or 'none'",
         )
     return data
 
 
 def _reject_unknown(
-    raw: Mapping[str, Any], known: Mapping[str, Any], prefix: str, where: str
+    raw: Mapping[str, Any], known: Mapping[str, Any], prefix: str, problems: _Problems
 ) -> None:
     for key in raw:
         if key not in known:
@@ -496,23 +580,31 @@ def _reject_unknown(
                 if close
                 else (f"; allowed: {', '.join(prefix + k for k in known)}")
             )
-            raise ScenarioError(f"{where}: {prefix}{key}: unknown key{hint}")
+            problems.add(f"{prefix}{key}", f"unknown key{hint}")
 
 
-def _build_section(cls, raw: Mapping[str, Any], section: str, where: str):
+def _build_section(cls, raw: Mapping[str, Any], section: str, problems: _Problems):
+    """The section's dataclass from the values that passed their checks (a value that
+    did not is reported and its default stands in, so later checks still run)."""
     known = {f.name: f for f in fields(cls)}
-    _reject_unknown(raw, known, f"{section}.", where)
+    _reject_unknown(raw, known, f"{section}.", problems)
     kwargs = {}
     for name, value in raw.items():
+        if name not in known:
+            continue
         key = f"{section}.{name}"
         if known[name].metadata.get("table_array"):
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-                raise ScenarioError(f"{where}: {key}: expected [[{key}]] tables")
+                problems.add(key, f"expected [[{key}]] tables")
+                continue
             kwargs[name] = tuple(
-                _build_section(PartyConfig, v, f"{key}[{i}]", where) for i, v in enumerate(value)
+                _build_section(PartyConfig, v, f"{key}[{i}]", problems) for i, v in enumerate(value)
             )
         else:
-            kwargs[name] = _check_value(known[name], value, key, where)
+            try:
+                kwargs[name] = _check_value(known[name], value)
+            except _Bad as exc:
+                problems.add(key, str(exc))
     return cls(**kwargs)
 
 
@@ -527,7 +619,7 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _check_value(f, value: Any, key: str, where: str) -> Any:
+def _check_value(f, value: Any) -> Any:
     meta = f.metadata
     expected = f.type if isinstance(f.type, str) else f.type.__name__
     base = expected.replace(" | None", "")
@@ -555,153 +647,385 @@ def _check_value(f, value: Any, key: str, where: str) -> Any:
         "tuple[str, ...]": "an array of strings",
     }[base]
     if not ok:
-        raise ScenarioError(f"{where}: {key}: expected {wanted}, got {_type_name(value)} {value!r}")
+        raise _Bad(f"expected {wanted}, got {_type_name(value)} {value!r}")
     if meta.get("choices") and value not in meta["choices"]:
         allowed = ", ".join(repr(c) if isinstance(c, str) else str(c) for c in meta["choices"])
-        raise ScenarioError(f"{where}: {key}: {value!r} is not allowed; allowed: {allowed}")
+        raise _Bad(f"{value!r} is not allowed; allowed: {allowed}")
     if (
         base == "float"
         and not math.isfinite(value)
         and not (value == math.inf and meta.get("hi") is None)
     ):
-        raise ScenarioError(f"{where}: {key}: must be a finite number, got {value}")
+        raise _Bad(f"must be a finite number, got {value}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
         op = ">" if meta.get("lo_open") else ">="
-        raise ScenarioError(f"{where}: {key}: must be {op} {lo:g}, got {value}")
+        raise _Bad(f"must be {op} {lo:g}, got {value}")
     if hi is not None and (value > hi or (meta.get("hi_open") and value == hi)):
         op = "<" if meta.get("hi_open") else "<="
-        raise ScenarioError(f"{where}: {key}: must be {op} {hi:g}, got {value}")
+        raise _Bad(f"must be {op} {hi:g}, got {value}")
     return value
 
 
-def _check_cross_fields(s: Scenario, where: str) -> None:
+def _check_cross_fields(s: Scenario, problems: _Problems) -> None:
     vertical = s.federation.kind == "vertical"
     if s.data.source == "csv" and not s.data.path and not vertical:
-        raise ScenarioError(f"{where}: data.path: required when data.source = 'csv'")
+        problems.add_cross("data.path", "required when data.source = 'csv'")
     if vertical and s.data.path:
-        raise ScenarioError(
-            f"{where}: data.path: a vertical run reads one file per party; "
-            "give each [[federation.parties]] its own path"
+        problems.add_cross(
+            "data.path",
+            "a vertical run reads one file per party; "
+            "give each [[federation.parties]] its own path",
         )
     if s.data.source != "csv" and s.data.path:
-        raise ScenarioError(
-            f"{where}: data.path: only used with data.source = 'csv' (source is {s.data.source!r})"
+        problems.add_cross(
+            "data.path", f"only used with data.source = 'csv' (source is {s.data.source!r})"
         )
     p = s.privacy
     if p.target_epsilon is not None and p.noise_multiplier is not None:
-        raise ScenarioError(f"{where}: privacy: give target_epsilon or noise_multiplier, not both")
+        problems.add_cross("privacy", "give target_epsilon or noise_multiplier, not both")
     if p.dp != "none" and p.target_epsilon is None and p.noise_multiplier is None:
-        raise ScenarioError(
-            f"{where}: privacy.dp: {p.dp!r} needs privacy.target_epsilon or "
-            "privacy.noise_multiplier"
+        problems.add_cross(
+            "privacy.dp", f"{p.dp!r} needs privacy.target_epsilon or privacy.noise_multiplier"
         )
     if p.dp == "sample" and s.model.proximal_mu:
-        raise ScenarioError(
-            f"{where}: model.proximal_mu: FedProx is not combined with "
-            "DP-SGD (dp = 'sample'); set it to 0"
+        problems.add_cross(
+            "model.proximal_mu", "FedProx is not combined with DP-SGD (dp = 'sample'); set it to 0"
         )
     if p.dp == "label" and s.federation.kind != "vertical":
-        raise ScenarioError(
-            f"{where}: privacy.dp: 'label' protects the label holder in a "
-            "vertical run; use 'sample' or 'client' here"
+        problems.add_cross(
+            "privacy.dp",
+            "'label' protects the label holder in a vertical run; use 'sample' or 'client' here",
         )
     if p.dp == "client" and not AGGREGATION_MODES[p.aggregation].client_dp:
         allowed = " or ".join(repr(m.name) for m in AGGREGATION_MODES.values() if m.client_dp)
-        raise ScenarioError(
-            f"{where}: privacy.dp: 'client' is available with aggregation "
-            f"{allowed}, not {p.aggregation!r}"
+        problems.add_cross(
+            "privacy.dp", f"'client' is available with aggregation {allowed}, not {p.aggregation!r}"
         )
     if p.dp != "client" and s.federation.sample_rate != 1.0:
-        raise ScenarioError(
-            f"{where}: federation.sample_rate: sampling banks is part of "
-            "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part"
+        problems.add_cross(
+            "federation.sample_rate",
+            "sampling banks is part of "
+            "dp = 'client'; with dp = " + repr(p.dp) + " every bank takes part",
         )
     if s.model.calibration == "platt" and s.federation.kind != "vertical":
-        raise ScenarioError(
-            f"{where}: model.calibration: 'platt' rescales the joint score at the vertical "
-            "label holder; horizontal runs use 'intercept' or 'none'"
+        problems.add_cross(
+            "model.calibration",
+            "'platt' rescales the joint score at the vertical "
+            "label holder; horizontal runs use 'intercept' or 'none'",
         )
     f = s.federation
     if f.kind == "vertical" and (f.dropout or f.stragglers):
         key = "federation.dropout" if f.dropout else "federation.stragglers"
-        raise ScenarioError(
-            f"{where}: {key}: fault injection is for horizontal runs; a "
-            "vertical run needs every party for each batch"
+        problems.add_cross(
+            key,
+            "fault injection is for horizontal runs; a "
+            "vertical run needs every party for each batch",
         )
     if s.federation.kind == "vertical":
-        _check_vertical(s, where)
+        _check_vertical(s, problems)
     elif s.federation.parties:
-        raise ScenarioError(
-            f"{where}: federation.parties: only used with federation.kind = 'vertical'"
-        )
+        problems.add_cross("federation.parties", "only used with federation.kind = 'vertical'")
     mode = AGGREGATION_MODES[s.privacy.aggregation]
     if s.federation.kind == "horizontal" and s.federation.banks < mode.min_banks:
-        raise ScenarioError(
-            f"{where}: privacy.aggregation: {mode.name!r} "
+        problems.add_cross(
+            "privacy.aggregation",
+            f"{mode.name!r} "
             f"needs at least {mode.min_banks} banks, federation.banks is "
-            f"{s.federation.banks}"
+            f"{s.federation.banks}",
         )
     if p.key != "shared" and (s.federation.kind != "horizontal" or not mode.bank_keys):
-        raise ScenarioError(
-            f"{where}: privacy.key: {p.key!r} is for horizontal runs with aggregation "
-            f"'paillier', not {s.federation.kind} with {p.aggregation!r}"
+        problems.add_cross(
+            "privacy.key",
+            f"{p.key!r} is for horizontal runs with aggregation "
+            f"'paillier', not {s.federation.kind} with {p.aggregation!r}",
         )
     if s.model.early_stopping and s.federation.kind != "horizontal":
-        raise ScenarioError(
-            f"{where}: model.early_stopping: for horizontal runs; vertical runs train "
-            "for the given rounds (epochs)"
+        problems.add_cross(
+            "model.early_stopping",
+            "for horizontal runs; vertical runs train for the given rounds (epochs)",
         )
     if s.model.early_stopping and p.dp != "none":
-        raise ScenarioError(
-            f"{where}: model.early_stopping: not with privacy.dp = {p.dp!r}: the pooled "
-            "validation loss is released without noise; fix rounds instead"
+        problems.add_cross(
+            "model.early_stopping",
+            f"not with privacy.dp = {p.dp!r}: the pooled "
+            "validation loss is released without noise; fix rounds instead",
         )
-    if not s.name.strip() or any(c in s.name for c in "/\\\0"):
-        raise ScenarioError(f"{where}: name: must be non-empty and contain no slashes")
 
 
-def _check_vertical(s: Scenario, where: str) -> None:
+def _check_vertical(s: Scenario, problems: _Problems) -> None:
     parties = s.federation.parties
     names = [p.name for p in parties]
     for i, p in enumerate(parties):
         if not p.name.strip() or any(c in p.name for c in "/\\\0 "):
-            raise ScenarioError(
-                f"{where}: federation.parties[{i}].name: must be non-empty, "
-                "without spaces or slashes"
+            problems.add_cross(
+                f"federation.parties[{i}].name", "must be non-empty, without spaces or slashes"
             )
         if p.columns is not None and not p.columns:
-            raise ScenarioError(
-                f"{where}: federation.parties[{i}].columns: party "
-                f"{p.name!r} holds no columns; give at least one"
+            problems.add_cross(
+                f"federation.parties[{i}].columns",
+                f"party {p.name!r} holds no columns; give at least one",
             )
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise ScenarioError(
-            f"{where}: federation.parties: the name {sorted(dupes)[0]!r} is used twice"
-        )
+        problems.add_cross("federation.parties", f"the name {sorted(dupes)[0]!r} is used twice")
     if parties:
         holders = [p.name for p in parties if p.label]
         if len(holders) != 1:
-            raise ScenarioError(
-                f"{where}: federation.parties: exactly one party must have label = true; "
-                + (f"{', '.join(holders)} all do" if holders else "none does")
+            problems.add_cross(
+                "federation.parties",
+                "exactly one party must have label = true; "
+                + (f"{', '.join(holders)} all do" if holders else "none does"),
             )
         if len(parties) < 2:
-            raise ScenarioError(
-                f"{where}: federation.parties: a vertical federation needs "
-                "the label holder and at least one data party"
+            problems.add_cross(
+                "federation.parties",
+                "a vertical federation needs the label holder and at least one data party",
             )
     if s.privacy.aggregation == "secagg":
-        raise ScenarioError(
-            f"{where}: privacy.aggregation: vertical runs encrypt residuals "
-            "with Paillier; 'secagg' is horizontal-only"
+        problems.add_cross(
+            "privacy.aggregation",
+            "vertical runs encrypt residuals with Paillier; 'secagg' is horizontal-only",
         )
     if s.privacy.dp not in ("none", "label"):
-        raise ScenarioError(
-            f"{where}: privacy.dp: {s.privacy.dp!r} is horizontal-only; "
-            "vertical runs allow 'none' or 'label'"
+        problems.add_cross(
+            "privacy.dp",
+            f"{s.privacy.dp!r} is horizontal-only; vertical runs allow 'none' or 'label'",
         )
+
+
+def _check_files(s: Scenario, problems: _Problems) -> None:
+    """The data files the scenario names exist and can be read (before any work)."""
+    named = [("data.path", s.data.path)] if s.data.source == "csv" else []
+    if s.data.source == "csv":
+        named += [
+            (f"federation.parties[{i}].path", p.path)
+            for i, p in enumerate(s.federation.parties)
+            if p.path
+        ]
+    for key, given in named:
+        if not given or key in problems.keys:
+            continue
+        path = s.resolve_path(given)
+        shown = repr(given) if str(path) == given else f"{given!r} ({path})"
+        try:
+            input_file(path, f"{key}: {shown}", kind="file", error=ScenarioError)
+        except InputError as exc:
+            problems.lines.append(f"{problems.where(key)}: {exc}")
+
+
+# What each mechanism uses when the scenario leaves it unset (the resolved scenario
+# file writes the value used).
+DEFAULT_CLIP_NORM = {"sample": 4.0, "client": 0.1, "label": 3.0}
+DEFAULT_SECAGG_THRESHOLD = 2 / 3
+
+
+def _horizontal(s: Scenario) -> bool:
+    return s.federation.kind == "horizontal"
+
+
+def _vertical(s: Scenario) -> bool:
+    return s.federation.kind == "vertical"
+
+
+def _synthetic(s: Scenario) -> bool:
+    return s.data.source == "synthetic"
+
+
+def _dp(s: Scenario) -> bool:
+    return s.privacy.dp != "none"
+
+
+def _adaptive(s: Scenario) -> bool:
+    return _horizontal(s) and s.model.server_optimizer != "fedavg"
+
+
+def _stopping(s: Scenario) -> bool:
+    return _horizontal(s) and s.model.early_stopping
+
+
+def _paillier_h(s: Scenario) -> bool:
+    return _horizontal(s) and s.privacy.aggregation == "paillier"
+
+
+# key -> when the key is read; keys not named here apply to every run. The run folder's
+# scenario.toml holds only the keys that applied, so it says what the run used.
+APPLIES = {
+    "data.path": lambda s: s.data.source == "csv" and _horizontal(s),
+    "data.label": lambda s: s.data.source == "csv",
+    "data.id": lambda s: s.data.source == "csv",
+    "data.standardize": lambda s: False,  # superseded by data.scaling (which is written)
+    "data.default_rate": _synthetic,
+    "data.tails": _synthetic,
+    "data.customers": _synthetic,
+    "data.features_per_source": _synthetic,
+    "data.overlap": lambda s: _synthetic(s) and _vertical(s),
+    "federation.banks": _horizontal,
+    "federation.partition": _horizontal,
+    "federation.alpha": lambda s: _horizontal(s) and s.federation.partition != "iid",
+    "federation.min_rows": _horizontal,
+    "federation.sample_rate": lambda s: s.privacy.dp == "client",
+    "federation.min_parties": _horizontal,
+    "federation.dropout": _horizontal,
+    "federation.stragglers": _horizontal,
+    "federation.straggler_delay": lambda s: _horizontal(s) and s.federation.stragglers > 0,
+    "federation.round_timeout": _horizontal,
+    "federation.parties": _vertical,
+    "federation.parties.signal": _synthetic,
+    "federation.parties.path": lambda s: s.data.source == "csv",
+    "model.local_epochs": _horizontal,
+    "model.proximal_mu": _horizontal,
+    "model.server_optimizer": _horizontal,
+    "model.server_learning_rate": _horizontal,
+    "model.server_beta_1": lambda s: _adaptive(s) and s.model.server_optimizer != "fedadagrad",
+    "model.server_beta_2": lambda s: _adaptive(s) and s.model.server_optimizer != "fedadagrad",
+    "model.server_tau": _adaptive,
+    "model.early_stopping": _horizontal,
+    "model.patience": _stopping,
+    "model.validation_fraction": _stopping,
+    "privacy.aggregation": _horizontal,
+    "privacy.key_bits": lambda s: _vertical(s) or _paillier_h(s),
+    "privacy.key": _paillier_h,
+    "privacy.obfuscation": _vertical,
+    "privacy.update_range": lambda s: (
+        _horizontal(s) and s.privacy.aggregation in ("paillier", "secagg")
+    ),
+    "privacy.secagg_threshold": lambda s: _horizontal(s) and s.privacy.aggregation == "secagg",
+    "privacy.accountant": _dp,
+    "privacy.max_epsilon": _dp,
+    "privacy.target_epsilon": _dp,
+    "privacy.noise_multiplier": _dp,
+    "privacy.delta": _dp,
+    "privacy.clip_norm": _dp,
+    "privacy.label_leakage_attack": _vertical,
+}
+
+
+def applies(s: Scenario, key: str) -> bool:
+    """Whether a run of ``s`` reads ``key`` (e.g. 'federation.banks')."""
+    rule = APPLIES.get(key)
+    return True if rule is None else bool(rule(s))
+
+
+def resolved(s: Scenario) -> Scenario:
+    """``s`` with the values a run uses where the file left them to the mechanism."""
+    p = s.privacy
+    if p.dp != "none" and p.clip_norm is None:
+        p = replace(p, clip_norm=DEFAULT_CLIP_NORM[p.dp])
+    if p.aggregation == "secagg" and p.secagg_threshold is None:
+        p = replace(p, secagg_threshold=DEFAULT_SECAGG_THRESHOLD)
+    return replace(s, privacy=p)
+
+
+def resolved_toml(s: Scenario) -> str:
+    """The run folder's scenario.toml: only the keys that applied to this run, with
+    the values it used (``fedrisk run`` on it repeats the run)."""
+    s = resolved(s)
+    return _dict_to_toml(_applicable(s, s.to_dict()))
+
+
+def _applicable(s: Scenario, tree: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out[key] = {k: v for k, v in value.items() if applies(s, f"{key}.{k}")}
+            if "parties" in out[key]:
+                out[key]["parties"] = [
+                    {k: v for k, v in party.items() if applies(s, f"{key}.parties.{k}")}
+                    for party in out[key]["parties"]
+                ]
+        elif applies(s, key):
+            out[key] = value
+    return out
+
+
+def allowed_text(f) -> str:
+    """What a key allows, from its declared checks (README's 'allowed' column)."""
+    meta = f.metadata
+    if meta.get("choices"):
+        return ", ".join(f'`"{c}"`' if isinstance(c, str) else f"`{c}`" for c in meta["choices"])
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is None and hi is None:
+        return ""
+
+    def num(x: float) -> str:
+        if x == 2**63 - 1:
+            return "2^63 − 1"
+        if x >= 1e5 and float(x).is_integer() and math.log10(x).is_integer():
+            return f"10^{int(math.log10(x))}"
+        return f"{x:g}"
+
+    if hi is None:
+        return f"{'>' if meta.get('lo_open') else '≥'} {num(lo)}"
+    if "int" in str(f.type):
+        return f"{num(lo)} – {num(hi)}"
+    left = "(" if meta.get("lo_open") else "["
+    right = ")" if meta.get("hi_open") else "]"
+    return f"{left}{num(lo)}, {num(hi)}{right}"
+
+
+def key_reference(kind: str | None = None) -> list[tuple[str, str, str, str]]:
+    """(key, default, allowed, meaning) for every scenario key (a run of ``kind`` only:
+    the keys it may read)."""
+    probe = Scenario(federation=FederationConfig(kind=kind)) if kind else None
+    rows = []
+    for top in fields(Scenario):
+        if top.metadata.get("internal"):
+            continue
+        if top.name in _SECTIONS:
+            specs = [(f"{top.name}.{f.name}", f) for f in fields(_SECTIONS[top.name])]
+        else:
+            specs = [(top.name, top)]
+        for key, f in specs:
+            if probe is not None and key in APPLIES and not _may_apply(key, kind):
+                continue
+            default = f.default if f.default is not MISSING else ()
+            shown = "—" if default in (None, ()) else _toml_value(default)
+            rows.append((key, shown, allowed_text(f), f.metadata.get("help", "")))
+    return rows
+
+
+def _may_apply(key: str, kind: str) -> bool:
+    """Whether some run of ``kind`` reads ``key`` (whatever its other settings)."""
+    base = Scenario(federation=FederationConfig(kind=kind))
+    variants = [
+        base,
+        replace(base, data=replace(base.data, source="synthetic")),
+        replace(base, data=replace(base.data, source="csv")),
+        replace(
+            base, privacy=replace(base.privacy, dp="label" if kind == "vertical" else "client")
+        ),
+    ]
+    if kind == "horizontal":
+        variants += [
+            replace(base, privacy=replace(base.privacy, aggregation=a, key="shared"))
+            for a in _AGGREGATIONS
+        ]
+        variants += [
+            replace(
+                base, model=replace(base.model, server_optimizer="fedadam", early_stopping=True)
+            ),
+            replace(base, federation=replace(base.federation, stragglers=0.5)),
+        ]
+    return any(applies(v, key) for v in variants)
+
+
+def key_reference_text(kind: str | None = None) -> str:
+    """``fedrisk keys``: the reference as aligned plain text."""
+    rows = key_reference(kind)
+    width = max(len(k) for k, *_ in rows)
+    lines = [
+        f"Scenario keys{f' a {kind} run reads' if kind else ''} "
+        "(TOML sections [data], [federation], [model], [privacy]; "
+        "--set section.key=value overrides any):",
+        "",
+    ]
+    for key, default, allowed, meaning in rows:
+        lines.append(
+            f"{key:<{width}}  default {default}" + (f"; allowed {allowed}" if allowed else "")
+        )
+        lines.append(f"{'':<{width}}  {meaning}")
+    return "\n".join(lines).replace("`", "")
 
 
 def with_overrides(s: Scenario, **changes: Any) -> Scenario:
@@ -710,10 +1034,15 @@ def with_overrides(s: Scenario, **changes: Any) -> Scenario:
 
 
 def to_toml(s: Scenario) -> str:
-    """Serialise the resolved scenario as TOML (every key, defaults included)."""
+    """Serialise the scenario as TOML (every key, defaults included: what the
+    Deployment Engine's apps are sent)."""
+    return _dict_to_toml(s.to_dict())
+
+
+def _dict_to_toml(tree: dict[str, Any]) -> str:
     lines: list[str] = []
     tables: list[tuple[str, dict]] = []
-    for key, value in s.to_dict().items():
+    for key, value in tree.items():
         if isinstance(value, dict):
             tables.append((key, value))
         else:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fedrisk.cli import main
 from tests.conftest import SCENARIOS
 
 
@@ -75,13 +76,18 @@ def test_default_run_folder_is_not_created_on_bad_input(tmp_path):
         (lambda rows: [rows[0].replace("y", "target")] + rows[1:], ("data.csv", "'y'")),
     ],
 )
-def test_bad_csv_exit_2(tmp_path, mutate, needles):
+def test_bad_csv_exit_2(tmp_path, mutate, needles, monkeypatch, capsys):
+    """In-process (``main`` catches everything the process would): four heavy imports
+    fewer for the fast loop; the cases above run the real process."""
     write_csv(tmp_path / "data.csv", mutate(GOOD_ROWS))
     (tmp_path / "s.toml").write_text(
         'name = "q"\n[data]\nsource = "csv"\npath = "data.csv"\n'
         '[federation]\nbanks = 2\npartition = "iid"\n'
     )
-    proc = run_cli("run", "s.toml", "--out", "out", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "s.toml", "--out", "out"])
+    out, err = capsys.readouterr()
+    proc = subprocess.CompletedProcess([], code, out, err)
     assert_clean_refusal(proc, *needles, cwd=tmp_path)
 
 
@@ -140,4 +146,4 @@ def test_data_command_names_licence(tmp_path):
 def test_bad_scaling_and_synthetic_options_exit_2(tmp_path, override, needles):
     (tmp_path / "s.toml").write_text('name = "q"\n[data]\nsource = "synthetic"\n')
     proc = run_cli("run", "s.toml", "--out", "out", "--set", override, cwd=tmp_path)
-    assert_clean_refusal(proc, "s.toml", *needles, cwd=tmp_path)
+    assert_clean_refusal(proc, f"--set {override}:", *needles, cwd=tmp_path)

@@ -1,8 +1,7 @@
 """Load a party's CSV file into a :class:`Dataset`, with one-line errors for bad data.
 
-Row numbering in every message: ``row N`` is the N-th line after the header, counting
-blank lines (which are skipped), so ``row N`` is line N+1 of the file unless a quoted
-field spans several lines.
+Every message names a row by its ``line N`` in the file, as an editor numbers lines
+(the header is line 1; a quoted field spanning lines counts where its row starts).
 
 Files ending in ``.gz`` are read through gzip. The file must be comma-separated UTF-8 with
 a header line; all columns other than the id (and label) column are features and must be
@@ -20,6 +19,7 @@ import numpy as np
 
 from fedrisk.data.dataset import Dataset, preview
 from fedrisk.errors import DataError
+from fedrisk.files import read_input_bytes
 
 _FEATURE_RULE = "every feature must be a finite number"
 _LABEL_RULE = "labels must be 0 or 1"
@@ -48,7 +48,7 @@ def load_csv(path: Path, label: str, id_column: str, display_name: str | None = 
         r = int(np.argmax(bad))
         raise DataError(
             f"{where}: label column {label!r} has value {_shorten(table[r, label_pos])} "
-            f"(row {row_numbers[r]}); {_LABEL_RULE}"
+            f"(line {row_numbers[r]}); {_LABEL_RULE}"
         )
     y = y_float.astype(np.int8)
     if np.unique(y).size < 2:
@@ -89,17 +89,17 @@ def load_feature_csv(
 
 
 def _read_table(path: Path, where: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Header, a (rows, columns) numpy str table, and each table row's 1-based row number."""
-    if not path.exists():
-        raise DataError(f"{where}: file not found; give the path of an existing CSV file")
-    if not path.is_file():
-        raise DataError(f"{where}: not a regular file; give the path of a CSV file")
+    """Header, a (rows, columns) numpy str table, and the file line each table row starts on."""
+    raw = read_input_bytes(path, where, kind="CSV file", error=DataError)
     try:
-        raw = path.read_bytes()
         if path.name.endswith(".gz"):
             raw = gzip.decompress(raw)
         text = raw.decode("utf-8-sig")  # -sig: tolerate the BOM Excel writes
-        records = list(csv.reader(io.StringIO(text, newline="")))
+        reader = csv.reader(io.StringIO(text, newline=""))
+        records, ends = [], []  # ends: the file line each record ends on
+        for record in reader:
+            records.append(record)
+            ends.append(reader.line_num)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
@@ -119,7 +119,8 @@ def _read_table(path: Path, where: str) -> tuple[list[str], np.ndarray, np.ndarr
     if ragged.any():
         r = int(np.argmax(ragged))
         raise DataError(
-            f"{where}: row {r + 1} has {lengths[r]} fields but the header has {len(header)} columns; "
+            f"{where}: line {ends[r] + 1} has {lengths[r]} fields but the "
+            f"header has {len(header)} columns; "
             "every row must have one value per column"
         )
     keep = np.flatnonzero(lengths)
@@ -128,7 +129,8 @@ def _read_table(path: Path, where: str) -> tuple[list[str], np.ndarray, np.ndarr
     if keep.size != len(body):
         body = [body[i] for i in keep]
     table = np.array(body, dtype=str)
-    return header, table, keep + 1
+    starts = np.asarray(ends, dtype=np.intp) + 1  # record i+1 starts after record i ends
+    return header, table, starts[keep]
 
 
 def _check_header(header: list[str], where: str) -> None:
@@ -169,7 +171,7 @@ def _ids(column: np.ndarray, id_column: str, row_numbers: np.ndarray, where: str
     if empty.any():
         r = int(np.argmax(empty))
         raise DataError(
-            f"{where}: id column {id_column!r}, row {row_numbers[r]}: id is empty; every row needs an id"
+            f"{where}: id column {id_column!r}, line {row_numbers[r]}: id is empty; every row needs an id"
         )
     order = np.argsort(ids, kind="stable")
     dup = np.flatnonzero(ids[order][1:] == ids[order][:-1])
@@ -177,7 +179,7 @@ def _ids(column: np.ndarray, id_column: str, row_numbers: np.ndarray, where: str
         first, second = sorted(order[dup[0] : dup[0] + 2])
         raise DataError(
             f"{where}: id column {id_column!r} has the id {_shorten(ids[first])} twice "
-            f"(rows {row_numbers[first]} and {row_numbers[second]}); ids must be unique"
+            f"(lines {row_numbers[first]} and {row_numbers[second]}); ids must be unique"
         )
     return ids
 
@@ -203,7 +205,7 @@ def _numbers(
     else:
         r, c, problem = _first_unparsable(block)
     role = "label column" if rule == _LABEL_RULE else "column"
-    raise DataError(f"{where}: {role} {names[c]!r}, row {row_numbers[r]}: {problem}; {rule}")
+    raise DataError(f"{where}: {role} {names[c]!r}, line {row_numbers[r]}: {problem}; {rule}")
 
 
 def _first_unparsable(block: np.ndarray) -> tuple[int, int, str]:

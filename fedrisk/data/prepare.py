@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedrisk.data.bundled import BUNDLED
+from fedrisk.data.columns import excluded_columns, warn_constant
 from fedrisk.data.csv_source import load_csv
 from fedrisk.data.dataset import Dataset
 from fedrisk.data.partition import partition_rows
@@ -40,12 +41,26 @@ class PreparedData:
 
 
 def load_source(s: Scenario) -> Dataset:
-    """The pooled data set the scenario names (bundled, synthetic or the user's csv)."""
+    """The pooled data set the scenario names (bundled, synthetic or the user's csv),
+    without the ``data.exclude`` columns; constant columns are warned about."""
+    ds = _load_source(s)
+    dropped = excluded_columns(s, ds.feature_names)
+    if dropped:
+        keep = [j for j, c in enumerate(ds.feature_names) if c not in dropped]
+        if not keep:
+            raise InputError(
+                f"{s.source_file}: data.exclude: leaves no feature column; keep at least one"
+            )
+        names = tuple(ds.feature_names[j] for j in keep)
+        ds = Dataset(ds.X[:, keep], ds.y, ds.ids, names, ds.name)
+    warn_constant(ds.X, ds.feature_names, ds.name)
+    return ds
+
+
+def _load_source(s: Scenario) -> Dataset:
     d = s.data
     if d.source == "csv":
         path = s.resolve_path(d.path)
-        if not path.is_file():
-            raise InputError(f"{s.source_file}: data.path: {path}: no such file")
         return load_csv(path, label=d.label, id_column=d.id, display_name=str(path))
     if d.source == "synthetic":
         return make_synthetic_credit(

@@ -31,7 +31,6 @@ Every problem raises :class:`~fedrisk.errors.InputError` (mostly its subclass
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedrisk.data.bundled import UCI_NAME, UCI_VERTICAL_SPLIT, load_uci_default_credit
+from fedrisk.data.columns import resolve_columns, warn_constant, without_excluded
 from fedrisk.data.csv_source import load_csv, load_feature_csv
 from fedrisk.data.dataset import preview
 from fedrisk.data.synthetic import make_synthetic_credit
@@ -60,8 +60,6 @@ __all__ = [
 DEFAULT_BUNDLED_PARTIES: tuple[str, ...] = ("bank", "provider")
 DEFAULT_SYNTHETIC_PARTIES: tuple[str, ...] = ("bank", "telecom", "ecommerce", "tax")
 
-_GLOB_CHARS = frozenset("*?[")
-_RANGE = re.compile(r"(?P<p1>.*?)(?P<a>\d+)\.\.(?P<p2>.*?)(?P<b>\d+)\Z", re.DOTALL)
 _SYNTHETIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")  # what make_synthetic_credit accepts
 _RULE = "each column belongs to one party"
 
@@ -185,52 +183,6 @@ def true_intersection(tables: VerticalTables | Sequence[PartyTable]) -> np.ndarr
 # --- column specs ---------------------------------------------------------------------
 
 
-def resolve_columns(specs: Sequence[str], available: Sequence[str], where: str) -> tuple[str, ...]:
-    """The available columns matched by ``specs`` (names, globs, ranges), in file order.
-
-    ``where`` prefixes error messages (e.g. ``"scen.toml: federation.parties[1].columns"``).
-    Every spec must match at least one column; overlapping specs are fine.
-    """
-    available = list(available)
-    chosen: set[str] = set()
-    for spec in specs:
-        matched = _match(spec, available, where)
-        if not matched:
-            raise DataError(
-                f"{where}: {spec!r} matches no column; available: {preview(available, 12)}"
-            )
-        chosen.update(matched)
-    return tuple(c for c in available if c in chosen)
-
-
-def _match(spec: str, available: list[str], where: str) -> list[str]:
-    if spec in available:
-        return [spec]
-    if _GLOB_CHARS & set(spec):
-        return [c for c in available if fnmatch.fnmatchcase(c, spec)]
-    if ".." in spec:
-        m = _RANGE.match(spec)
-        if not m or m["p1"] != m["p2"]:
-            raise DataError(
-                f"{where}: {spec!r} is not a valid range; write ranges as "
-                "prefix<a>..prefix<b> with the same prefix, e.g. 'x0..x12'"
-            )
-        lo, hi = int(m["a"]), int(m["b"])
-        if lo > hi:
-            raise DataError(
-                f"{where}: range {spec!r} runs backwards; write the smaller "
-                f"number first, e.g. '{m['p1']}{hi}..{m['p1']}{lo}'"
-            )
-        member = re.compile(re.escape(m["p1"]) + r"(\d+)\Z")
-        out = []
-        for c in available:
-            cm = member.match(c)
-            if cm and lo <= int(cm[1]) <= hi:
-                out.append(c)
-        return out
-    return []
-
-
 def _assign_columns(src: str, plan: list[tuple[int | None, str, tuple[str, ...]]]) -> None:
     """Refuse a party without columns and a column held by two parties.
 
@@ -273,12 +225,14 @@ def load_vertical(s: Scenario) -> VerticalTables:
                     f"{_party_key(src, i, 'path')}: path is only used with "
                     f"data.source = 'csv' (source is {s.data.source!r})"
                 )
-    if s.data.source == UCI_NAME:
-        return _load_bundled(s, parties)
-    if s.data.source == "synthetic":
-        return _load_synthetic(s, parties)
-    if s.data.source == "csv":
-        return _load_csv(s, parties)
+    loader = {UCI_NAME: _load_bundled, "synthetic": _load_synthetic, "csv": _load_csv}.get(
+        s.data.source
+    )
+    if loader is not None:
+        tables = loader(s, parties)
+        for t in tables.parties:
+            warn_constant(t.X, t.feature_names, f"{src}: party {t.name!r}")
+        return tables
     raise InputError(
         f"{src}: data.source: {s.data.source!r} is not available for vertical "
         f"federations; allowed: {UCI_NAME!r}, 'synthetic', 'csv'"
@@ -311,6 +265,7 @@ def _load_bundled(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTabl
         plan.append(
             (i, p.name, resolve_columns(p.columns, ds.feature_names, _party_key(src, i, "columns")))
         )
+    plan = without_excluded(s, plan)
     _assign_columns(src, plan)
     position = {c: j for j, c in enumerate(ds.feature_names)}
     tables = {
@@ -361,6 +316,7 @@ def _load_synthetic(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTa
         else:
             cols = resolve_columns(p.columns, ds.feature_names, _party_key(src, i, "columns"))
         plan.append((i, p.name, cols))
+    plan = without_excluded(s, plan)
     _assign_columns(src, plan)
 
     position = {c: j for j, c in enumerate(ds.feature_names)}
@@ -459,6 +415,7 @@ def _load_csv(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTables:
         else:
             cols = resolve_columns(p.columns, names, _party_key(src, i, "columns"))
         plan.append((i, p.name, cols))
+    plan = without_excluded(s, plan)
     _assign_columns(src, plan)
     tables = {}
     for p, (ids, X, names, y), (_, _, cols) in zip(parties, loaded, plan):

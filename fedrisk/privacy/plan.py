@@ -22,14 +22,13 @@ from dataclasses import dataclass, field, replace
 
 from fedrisk.errors import InputError
 from fedrisk.privacy.accountant import GaussianSampledEvent, PrivacyAccountant
-from fedrisk.scenario import Scenario
+from fedrisk.scenario import DEFAULT_CLIP_NORM, Scenario
 
 EPSILON_WARNING = 10.0
 # Defaults for privacy.clip_norm, chosen on the bundled data with the default model:
 # about the 90th percentile of per-customer gradient norms on standardised features
 # (clipping most gradients biases LR towards p = 0.5 and ruins calibration), and about
 # the size of one bank's per-round model change.
-DEFAULT_CLIP_NORM = {"sample": 4.0, "client": 0.1, "label": 3.0}
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +80,7 @@ def run_deployed(
         path = write_secret_file(work / "aggregator-secret", secrets.of(AGGREGATOR))
         return {AGGREGATOR_SECRET_ENV: str(path)}
 
-    with interrupt_on_termination(), staged_run_dir(out) as stage:
+    with staged_run_dir(out) as stage:
         record, fed_wall, deployment = deploy(
             s,
             options,
@@ -169,24 +166,4 @@ def warn_if_insecure(options: DeploymentOptions) -> None:
         )
 
 
-@contextmanager
-def interrupt_on_termination() -> Iterator[None]:
-    """Make SIGTERM and SIGHUP raise KeyboardInterrupt while a deployment runs, so the
-    clean-up that Ctrl-C gets (every process stopped, the work folder with the parties'
-    rows and keys removed, no run folder) runs for them too."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
-__all__ = ["Watch", "deploy", "interrupt_on_termination", "run_deployed", "warn_if_insecure"]
+__all__ = ["Watch", "deploy", "run_deployed", "warn_if_insecure"]

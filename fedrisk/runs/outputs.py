@@ -20,7 +20,7 @@ from fedrisk.evaluation import (
     plot_gains,
 )
 from fedrisk.flower.recorder import ServerRecorder
-from fedrisk.scenario import Scenario, to_toml
+from fedrisk.scenario import Scenario, resolved_toml
 
 #: rounds.csv's columns; the test metrics are score_metrics' keys, "round" to "mean_pd"
 ROUND_FIELDS = (
@@ -91,7 +91,7 @@ def write_outputs(
 ) -> None:
     """The files every run folder has, horizontal or vertical (summary.json is last).
     ``reference_auc``: the converged reference's, drawn beside the centralised one."""
-    (stage / "scenario.toml").write_text(to_toml(s), encoding="utf-8")
+    (stage / "scenario.toml").write_text(resolved_toml(s), encoding="utf-8")
     recorder.transcript.write_jsonl(stage / "transcript.jsonl")
     eps = epsilon_per_round
     stop = recorder.early_stopping

@@ -12,6 +12,7 @@ from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.deployed import run_deployed
 from fedrisk.runs.horizontal import run_horizontal
 from fedrisk.runs.outputs import RunOutcome
+from fedrisk.runs.signals import stop_on_termination
 from fedrisk.runs.vertical import run_vertical
 from fedrisk.scenario import Scenario
 
@@ -40,6 +41,15 @@ def run_scenario(
     where each party's own secret comes from (``--secrets FILE``; fresh os entropy per
     party when None).
     """
+    # SIGTERM/SIGHUP clean up like Ctrl-C: run folder, and a deployment's processes
+    # and work folder
+    with stop_on_termination():
+        return _dispatch(
+            s, out, show_progress, verbose, client_mods, keys, resume, deployment, secrets
+        )
+
+
+def _dispatch(s, out, show_progress, verbose, client_mods, keys, resume, deployment, secrets):
     if s.federation.kind == "vertical":
         return run_vertical(
             s,

@@ -1,7 +1,9 @@
 """Run folders that appear whole or not at all.
 
 Results are written into a hidden sibling folder and renamed into place at the end, so
-a failed or interrupted run leaves nothing half-written behind.
+a failed, interrupted (Ctrl-C) or terminated (SIGTERM, SIGHUP) run leaves nothing
+half-written behind; the one exception is an in-process run interrupted after a
+checkpoint, whose hidden ``.NAME.incomplete`` folder ``fedrisk run --resume`` continues.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fedrisk.errors import InputError, QuorumError, RunInterrupted
+from fedrisk.errors import InputError, QuorumError, RunInterrupted, Terminated
+from fedrisk.files import output_folder
 
 MARKER = "summary.json"  # a folder holding this is a fedrisk run and may be replaced
 
@@ -31,7 +34,9 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
 
 
 def check_target(out: Path) -> None:
-    """Refuse to overwrite a folder that is not an earlier fedrisk run."""
+    """Refuse, before any work, a folder that cannot be written or that is not an
+    earlier fedrisk run (it would be replaced)."""
+    output_folder(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
@@ -74,10 +79,12 @@ def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Itera
 
     try:
         yield stage
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if not marker.exists():
             shutil.rmtree(stage, ignore_errors=True)
             raise
+        if isinstance(exc, Terminated):
+            raise RunInterrupted(f"stopped by {exc.signal_name}; {hint()}", exc.signum) from None
         raise RunInterrupted(f"interrupted; {hint()}") from None
     except QuorumError as exc:
         if not marker.exists():

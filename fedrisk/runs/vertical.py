@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, plan_dp
 from fedrisk.privacy.secrets import OS_ENTROPY, RunSecrets
-from fedrisk.runs.deployed import Watch, deploy, interrupt_on_termination, warn_if_insecure
+from fedrisk.runs.deployed import Watch, deploy, warn_if_insecure
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
 from fedrisk.runs.progress import run_progress
 from fedrisk.runs.rundir import staged_run_dir
@@ -78,11 +77,7 @@ def run_vertical(
         vertical_files.read_bank_job(
             vertical_files.vertical_public_job(setup.bank, setup.parties), deployment.bank_files
         )
-    # SIGTERM/SIGHUP clean up a deployment like Ctrl-C: processes, work folder, run folder
-    with (
-        interrupt_on_termination() if deployed else nullcontext(),
-        staged_run_dir(out) as stage,
-    ):
+    with staged_run_dir(out) as stage:
         recorder, outcome, fed_wall, extra = federate_vertical(
             s,
             setup,

@@ -65,7 +65,7 @@ def test_feature_only_file(tmp_path):
 
 def test_feature_only_file_reports_bad_cell(tmp_path):
     with pytest.raises(
-        DataError, match=r"host\.csv: column 'x1', row 2: value 'oops' is not a number"
+        DataError, match=r"host\.csv: column 'x1', line 3: value 'oops' is not a number"
     ):
         load_feature_csv(write(tmp_path, "id,x0,x1\n7,1,2\n8,3,oops\n", "host.csv"), id_column="id")
 
@@ -74,12 +74,13 @@ def test_feature_only_file_reports_bad_cell(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    msg = load_error(tmp_path / "nope.csv")
-    assert "nope.csv" in msg and "not found" in msg
+    with pytest.raises(DataError, match=r"nope\.csv: no such CSV file$"):
+        load_csv(tmp_path / "nope.csv", label="y", id_column="id")
 
 
 def test_directory_is_not_a_file(tmp_path):
-    assert "not a regular file" in load_error(tmp_path)
+    with pytest.raises(DataError, match="is a folder; give the path of a CSV file"):
+        load_csv(tmp_path, label="y", id_column="id")
 
 
 def test_unreadable_bytes(tmp_path):
@@ -133,67 +134,69 @@ def test_empty_column_name(tmp_path):
 
 def test_ragged_row(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0\n1,0,1\n2,1\n"))
-    assert "party.csv" in msg and "row 2 has 2 fields" in msg
+    assert "party.csv" in msg and "line 3 has 2 fields" in msg
 
 
 def test_non_numeric_value(tmp_path):
     text = GOOD.replace("\n5,1,5.5,-5,", "\n5,1,5.5,abc,")
     msg = load_error(write(tmp_path, text))
     assert msg == (
-        f"{tmp_path / 'party.csv'}: column 'x1', row 5: value 'abc' is not a number; "
+        f"{tmp_path / 'party.csv'}: column 'x1', line 6: value 'abc' is not a number; "
         "every feature must be a finite number"
     )
 
 
 def test_first_bad_cell_is_reported_in_row_order(tmp_path):
     text = "id,y,x0,x1\n1,0,1,2\n2,1,3,bad\n3,0,worse,5\n"
-    assert "column 'x1', row 2" in load_error(write(tmp_path, text))
+    assert "column 'x1', line 3" in load_error(write(tmp_path, text))
 
 
 def test_nan_value(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0,x1\n1,0,1,2\n2,1,NaN,4\n"))
-    assert "party.csv: column 'x0', row 2: value is NaN" in msg
+    assert "party.csv: column 'x0', line 3: value is NaN" in msg
 
 
 def test_empty_value(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0,x1\n1,0,1,2\n2,1,3,\n"))
-    assert "party.csv: column 'x1', row 2: value is empty" in msg
+    assert "party.csv: column 'x1', line 3: value is empty" in msg
 
 
 def test_infinite_value(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0,x1\n1,0,1,-inf\n2,1,3,4\n"))
-    assert "party.csv: column 'x1', row 1: value '-inf' is infinite" in msg
+    assert "party.csv: column 'x1', line 2: value '-inf' is infinite" in msg
 
 
-def test_row_numbers_count_blank_lines(tmp_path):
-    # row N is line N+1 of the file, blank lines included.
+def test_line_numbers_are_the_editors(tmp_path):
+    # the header is line 1; blank lines and quoted fields spanning lines count
     msg = load_error(write(tmp_path, "id,y,x0\n1,0,1\n\n2,1,x\n"))
-    assert "row 3" in msg
+    assert "line 4" in msg
+    msg = load_error(write(tmp_path, 'id,y,x0,x1\n1,0,1,"3\n"\n2,1,x,4\n'))
+    assert "column 'x0', line 4" in msg
 
 
 def test_label_not_zero_or_one(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0\n1,0,1\n2,1,2\n3,1,3\n4,0,4\n5,2,5\n"))
-    assert msg.endswith("party.csv: label column 'y' has value '2' (row 5); labels must be 0 or 1")
+    assert msg.endswith("party.csv: label column 'y' has value '2' (line 6); labels must be 0 or 1")
 
 
 def test_label_not_a_number(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0\n1,0,1\n2,yes,2\n"))
-    assert "party.csv: label column 'y', row 2: value 'yes' is not a number" in msg
+    assert "party.csv: label column 'y', line 3: value 'yes' is not a number" in msg
 
 
 def test_label_missing(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0\n1,0,1\n2,,2\n"))
-    assert "label column 'y', row 2: value is empty" in msg
+    assert "label column 'y', line 3: value is empty" in msg
 
 
 def test_duplicate_ids(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0\nA7,0,1\nB2,1,2\nA7,1,3\n"))
-    assert "party.csv: id column 'id' has the id 'A7' twice (rows 1 and 3)" in msg
+    assert "party.csv: id column 'id' has the id 'A7' twice (lines 2 and 4)" in msg
 
 
 def test_empty_id(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0\n1,0,1\n,1,2\n"))
-    assert "id column 'id', row 2: id is empty" in msg
+    assert "id column 'id', line 3: id is empty" in msg
 
 
 @pytest.mark.parametrize("body", ["", "1,0,1\n"])
@@ -218,7 +221,7 @@ def test_label_same_as_id(tmp_path):
 
 def test_display_name_replaces_path_in_messages(tmp_path):
     msg = load_error(write(tmp_path, "id,y,x0\n1,0,1\n2,1,zz\n"), display_name="scenario data.path")
-    assert msg.startswith("scenario data.path: column 'x0', row 2")
+    assert msg.startswith("scenario data.path: column 'x0', line 3")
 
 
 def test_long_values_are_cut(tmp_path):

@@ -145,7 +145,6 @@ def test_client_dp_warns_and_reports_the_large_epsilon(tmp_path):
             str(SCENARIOS / "quickstart.toml"),
             "--out",
             str(tmp_path / "c"),
-            "--quiet",
             "--set",
             "privacy.dp=client",
             "--set",
@@ -162,6 +161,9 @@ def test_client_dp_warns_and_reports_the_large_epsilon(tmp_path):
     assert p["epsilon"] > 10
     assert recompute_epsilon(p) == pytest.approx(p["epsilon"], rel=0.01)
     assert p["warnings"]
+    # the console names the accounted budget next to the results
+    stdout = " ".join(proc.stdout.split())
+    assert f"Differential privacy (client): ε = {p['epsilon']:.3g}, δ = 1e-05 per bank" in stdout
 
 
 @pytest.mark.parametrize("aggregation", ["paillier", "secagg"])

@@ -75,9 +75,10 @@ def test_transcript_records_every_message_with_bytes(quickstart_run):
     assert all(e.readable_by_receiver and e.protection == "plaintext" for e in entries)
 
 
-def test_same_seed_same_summary(quickstart_run, tmp_path):
+def test_same_seed_same_summary(quickstart_run, tmp_path, capsys):
     again = tmp_path / "again"
     assert main(["run", str(SCENARIOS / "quickstart.toml"), "--out", str(again), "--quiet"]) == 0
+    assert capsys.readouterr().out == f"{again}\n"  # --quiet: only where the results are
     assert without_timings(read_summary(again)) == without_timings(read_summary(quickstart_run))
     assert (again / "transcript.jsonl").read_bytes() == (
         quickstart_run / "transcript.jsonl"

@@ -48,6 +48,7 @@ from fedrisk.horizontal.schedule import (
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.training import local_update, validation_report
 from fedrisk.models.logistic import n_params
+from fedrisk.scenario import DEFAULT_SECAGG_THRESHOLD
 
 MAX_NEIGHBOURS = 11  # SecAgg+: each bank shares keys with at most this many others
 
@@ -60,7 +61,9 @@ def secagg_shares(n_banks: int, threshold: float | None = None) -> tuple[int, in
     dropouts (SecAgg+ halts a round when a group keeps fewer than the threshold).
     """
     shares = min(n_banks, MAX_NEIGHBOURS)
-    t = max(2, math.ceil((2 / 3 if threshold is None else threshold) * shares - 1e-9))
+    t = max(
+        2, math.ceil((DEFAULT_SECAGG_THRESHOLD if threshold is None else threshold) * shares - 1e-9)
+    )
     return shares, min(t, shares - 1) if shares > 2 else 2
 
 

@@ -1,0 +1,111 @@
+"""The one place user-named files and folders are checked: inputs are readable regular
+files, outputs can be created, and every failure is an :class:`InputError` whose one
+line names what the user wrote (``what``: a key, a flag), the path and what is allowed.
+
+The checks run before any work, so a run that cannot read its data or write its folder
+says so at once instead of after minutes of training.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from fedrisk.errors import InputError
+
+# room a run folder's name needs beside it: '.<name>.partial-XXXXXXXX' while it is written
+_STAGE_SUFFIX = len(".") + len(".partial-") + 8
+_DEFAULT_NAME_MAX = 255
+
+
+def input_file(
+    path: Path, what: str, *, kind: str = "file", error: type[InputError] = InputError
+) -> Path:
+    """``path`` if it is an existing regular file this process can read; else ``error``."""
+    shown = f"{what}: {path}" if str(path) not in what else what
+    if not path.exists():
+        raise error(f"{shown}: no such {kind}")
+    if path.is_dir():
+        raise error(f"{shown}: is a folder; give the path of a {kind}")
+    if not path.is_file():
+        raise error(f"{shown}: not a regular file; give the path of a {kind}")
+    if not os.access(path, os.R_OK):
+        raise error(f"{shown}: cannot be read (permission denied)")
+    return path
+
+
+def read_input_bytes(
+    path: Path, what: str, *, kind: str = "file", error: type[InputError] = InputError
+) -> bytes:
+    """The bytes of an input file, after :func:`input_file`'s checks."""
+    input_file(path, what, kind=kind, error=error)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        shown = f"{what}: {path}" if str(path) not in what else what
+        raise error(f"{shown}: cannot be read ({_reason(exc)})") from None
+
+
+def read_input_text(
+    path: Path, what: str, *, kind: str = "file", error: type[InputError] = InputError
+) -> str:
+    """An input file as text: UTF-8, with or without the byte-order mark that Windows
+    editors and Excel write."""
+    raw = read_input_bytes(path, what, kind=kind, error=error)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        shown = f"{what}: {path}" if str(path) not in what else what
+        raise error(f"{shown}: not a UTF-8 text file") from None
+
+
+def output_folder(out: Path, what: str = "--out") -> None:
+    """Refuse, before any work, a folder that cannot be created and written: a name too
+    long for the file system, a parent that is a file, or one this process cannot write."""
+    name_max = _name_max(out.parent)
+    if len(out.name.encode()) + _STAGE_SUFFIX > name_max:
+        raise InputError(
+            f"{what} {_short(out)}: the folder name is {len(out.name.encode())} bytes; "
+            f"at most {name_max - _STAGE_SUFFIX} are allowed (a shorter --out or scenario name)"
+        )
+    parent = _nearest_existing(out.parent)
+    if not parent.is_dir():
+        raise InputError(f"{what} {_short(out)}: {parent} is a file, not a folder")
+    try:  # os.access says yes to root on read-only file systems: try for real
+        probe = tempfile.mkdtemp(prefix=".fedrisk-probe-", dir=parent)
+    except OSError as exc:
+        raise InputError(
+            f"{what} {_short(out)}: cannot create a folder in {parent} ({_reason(exc)}); "
+            "choose a folder you can write"
+        ) from None
+    os.rmdir(probe)
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path if str(path) else Path(".")
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(_nearest_existing(folder), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return _DEFAULT_NAME_MAX
+
+
+def _short(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 80 else text[:60] + "…" + text[-15:]
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return exc.strerror or type(exc).__name__
+
+
+__all__ = ["input_file", "output_folder", "read_input_bytes", "read_input_text"]
