@@ -83,6 +83,17 @@ def output_folder(out: Path, what: str = "--out") -> None:
     os.rmdir(probe)
 
 
+def with_umask_permissions(path: Path) -> None:
+    """Give a folder or file made by :mod:`tempfile` (owner-only, for its own safety)
+    the permissions ``mkdir``/``open`` would: the user's umask decides who may read a
+    run folder or report, as for any file they make. Folders holding parties' secrets
+    (checkpoints, ``fedrisk data split``, secrets files) stay owner-only and do not
+    call this."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def _nearest_existing(path: Path) -> Path:
     path = path if str(path) else Path(".")
     while not path.exists() and path != path.parent:
@@ -108,4 +119,10 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-__all__ = ["input_file", "output_folder", "read_input_bytes", "read_input_text"]
+__all__ = [
+    "input_file",
+    "output_folder",
+    "read_input_bytes",
+    "read_input_text",
+    "with_umask_permissions",
+]

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fedrisk.errors import InputError, QuorumError, RunInterrupted, Terminated
-from fedrisk.files import output_folder
+from fedrisk.files import output_folder, with_umask_permissions
 
 MARKER = "summary.json"  # a folder holding this is a fedrisk run and may be replaced
 
@@ -100,6 +100,7 @@ def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Itera
             shutil.rmtree(stage, ignore_errors=True)
         raise
     shutil.rmtree(stage / "checkpoint", ignore_errors=True)
+    with_umask_permissions(stage)  # owner-only while it held the banks' checkpoint
     _replace(out, stage)
 
 
@@ -109,6 +110,7 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    with_umask_permissions(stage)  # a run folder is shared like any file the user makes
     try:
         yield stage
     except BaseException:

@@ -402,7 +402,9 @@ def test_ctrl_c_stops_every_process_of_a_deployment_run(tmp_path):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 130, err[-2000:]
-    assert err.strip().splitlines()[-1] == "fedrisk: interrupted; no run folder was written"
+    assert err.strip().splitlines()[-1] == (
+        "fedrisk: interrupted; no results were written and no partial folder was left behind"
+    )
     assert "Traceback" not in err
     assert leftover == []  # seen before the clean-up above killed them
     assert not out.exists()
