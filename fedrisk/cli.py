@@ -450,12 +450,20 @@ def _print_result(summary: dict, out: Path, *, quiet: bool = False) -> None:
 
     table = Table(title=f"{summary['scenario']} ({summary['kind']}, {summary['engine']})")
     cols = ("auc", "ks", "gini", "log_loss", "mean_pd", "brier")
-    for col in ("model", "AUC", "KS", "Gini", "log loss", "mean PD", "Brier"):
+    # the bootstrap interval of the test AUC, where summary.json has one
+    interval = "auc_low" in summary["federated"]
+    for col in ("model", "AUC", *(("AUC 95% CI",) if interval else ()), "KS", "Gini"):
         table.add_column(col, justify="right" if col != "model" else "left")
+    for col in ("log loss", "mean PD", "Brier"):
+        table.add_column(col, justify="right")
 
     def row(name: str, m: dict) -> None:
         # .get: a summary.json written before mean PD was reported still prints
-        table.add_row(name, *("-" if m.get(k) is None else f"{m[k]:.4f}" for k in cols))
+        cells = ["-" if m.get(k) is None else f"{m[k]:.4f}" for k in cols]
+        if interval:
+            low, high = m.get("auc_low"), m.get("auc_high")
+            cells.insert(1, "-" if low is None else f"{low:.3f}–{high:.3f}")
+        table.add_row(name, *cells)
 
     row("federated", summary["federated"])
     row("centralised (pooled, idealised)", summary["centralised"])
