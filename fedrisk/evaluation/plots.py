@@ -292,6 +292,8 @@ def plot_privacy_sweep(
 ) -> dict[str, SweepSeries]:
     """Test AUC and membership-attack AUC (and the bound on any attack, where the runs
     have one) against the swept value, one point per value (:func:`sweep_series`).
+    ``centralised_auc`` and ``reference_auc`` are drawn as given (with several seeds,
+    the caller passes their mean over the runs).
 
     ``points``: one dict per run with ``x_key`` (the swept value as given), ``auc``,
     ``membership_auc`` and optionally ``membership_auc_bound``; several seeds per value
@@ -302,6 +304,7 @@ def plot_privacy_sweep(
     values = list(series["auc"].x)
     pos, ticks, log = _sweep_positions(values)
     seeds = max(series["auc"].n, default=1)
+    over_seeds = ", mean over seeds" if seeds > 1 else ""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.5))
     try:
         drawn = (
@@ -330,14 +333,14 @@ def plot_privacy_sweep(
                 centralised_auc,
                 ls="--",
                 color="tab:green",
-                label=f"centralised, no DP ({centralised_auc:.3f})",
+                label=f"centralised, no DP ({centralised_auc:.3f}{over_seeds})",
             )
         if reference_auc is not None:
             ax1.axhline(
                 reference_auc,
                 ls=":",
                 color="black",
-                label=f"reference, converged ({reference_auc:.3f})",
+                label=f"reference, converged ({reference_auc:.3f}{over_seeds})",
             )
         ax1.set_ylabel("AUC on held-out customers")
         ax2.axhline(0.5, ls=":", color="grey", label="chance (0.5)")

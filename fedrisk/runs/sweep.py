@@ -138,8 +138,9 @@ def run_sweep(
             stage / "sweep.png",
             x_key=x_key,
             x_label=x_label,
-            centralised_auc=rows[0]["centralised_auc"],
-            reference_auc=rows[0]["reference_auc"],
+            # each seed splits and partitions its own way: its own references, averaged
+            centralised_auc=_mean(r["centralised_auc"] for r in rows),
+            reference_auc=_mean(r["reference_auc"] for r in rows),
             title=f"{base.name}: privacy against accuracy "
             f"({seeds} seed{'s' if seeds > 1 else ''} per point)",
         )
@@ -171,6 +172,11 @@ def _row(point: tuple[str, ...], s: Scenario, summary: dict, wall: float) -> dic
         keys, value = parse_override(item)
         row[".".join(keys)] = value
     return row
+
+
+def _mean(values) -> float | None:
+    got = [float(v) for v in values if v is not None]
+    return sum(got) / len(got) if got else None
 
 
 def _x_axis(swept: list[str]) -> tuple[str, str]:
