@@ -27,6 +27,7 @@ __all__ = [
     "plot_calibration",
     "plot_gains",
     "plot_privacy_sweep",
+    "sweep_positions",
     "sweep_series",
     "SweepSeries",
     "FIGSIZE",
@@ -259,7 +260,7 @@ def sweep_series(
     return out
 
 
-def _sweep_positions(values: Sequence) -> tuple[dict, list[tuple[float, str]], bool]:
+def sweep_positions(values: Sequence) -> tuple[dict, list[tuple[float, str]], bool]:
     """Where each swept value sits on the x axis, the ticks, and whether it is a log
     axis. Numbers stay where they are; ``inf`` (no noise) sits one decade past the
     largest finite value on a log axis (or a step past it on a linear one), ticked ∞;
@@ -302,7 +303,7 @@ def plot_privacy_sweep(
     path = Path(path)
     series = sweep_series(points, x_key)
     values = list(series["auc"].x)
-    pos, ticks, log = _sweep_positions(values)
+    pos, ticks, log = sweep_positions(values)
     seeds = max(series["auc"].n, default=1)
     over_seeds = ", mean over seeds" if seeds > 1 else ""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.5))

@@ -17,9 +17,9 @@ from fedrisk.evaluation import (
 from fedrisk.evaluation.plots import (
     DPI,
     FIGSIZE,
-    _sweep_positions,
     draw_auc,
     plot_privacy_sweep,
+    sweep_positions,
     sweep_series,
 )
 
@@ -203,8 +203,8 @@ def test_plot_privacy_sweep_draws_one_marker_per_target_at_the_target(tmp_path):
 
 
 def test_sweep_chart_positions_infinity_past_the_largest_target():
-    pos, ticks, log = _sweep_positions([0.5, 1, 8, float("inf")])
+    pos, ticks, log = sweep_positions([0.5, 1, 8, float("inf")])
     assert log and pos[0.5] == 0.5 and pos[8] == 8 and pos[float("inf")] == 80
     assert [t for _, t in ticks] == ["0.5", "1", "8", "∞\n(no noise)"]
-    pos, ticks, log = _sweep_positions(["iid", "dirichlet"])
+    pos, ticks, log = sweep_positions(["iid", "dirichlet"])
     assert not log and pos == {"iid": 0.0, "dirichlet": 1.0}
