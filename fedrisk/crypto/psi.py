@@ -236,9 +236,9 @@ def _exchange(
     b_masked = bank.masked_ids()
     _log(transcript, bank.name, other.name, "masked_ids", b_masked, keep_payloads)
     d_double = bank.mask_again(d_masked)
-    _log(transcript, bank.name, other.name, "double_masked", d_double, keep_payloads)
+    _log(transcript, bank.name, other.name, "double_masked_ids", d_double, keep_payloads)
     b_double = other.mask_again(b_masked)
-    _log(transcript, other.name, bank.name, "double_masked", b_double, keep_payloads)
+    _log(transcript, other.name, bank.name, "double_masked_ids", b_double, keep_payloads)
     return b_double, d_double
 
 
@@ -331,7 +331,7 @@ def align_parties(
     views = {bank_name: tuple(final)}
     for name in parties:
         announced = sorted(bank_doubles[name][i] for i in final)
-        _log(messages, bank_name, name, "final_double_masked", announced, keep_payloads)
+        _log(messages, bank_name, name, "final_double_masked_ids", announced, keep_payloads)
         wanted = set(announced)
         view = [i for i, v in party_doubles[name].items() if v in wanted]
         if len(view) != len(wanted):  # the bank named a value this party never held

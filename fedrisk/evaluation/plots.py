@@ -8,7 +8,9 @@ fails, so long simulations do not leak memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +27,9 @@ __all__ = [
     "plot_calibration",
     "plot_gains",
     "plot_privacy_sweep",
+    "sweep_positions",
+    "sweep_series",
+    "SweepSeries",
     "FIGSIZE",
     "DPI",
 ]
@@ -199,13 +204,81 @@ def plot_gains(table: list[dict], path: Path, title: str = "") -> Path:
     return _render(path, _draw_gains, table, title)
 
 
-def _sweep_x(values: Sequence[float]) -> tuple[list[float], float | None]:
-    """Finite x values stay; ∞ (no noise) is drawn one decade past the largest."""
-    finite = [v for v in values if v is not None and v != float("inf")]
-    top = max(finite) * 10 if finite else 1.0
-    return [top if v == float("inf") else v for v in values], (
-        top if len(finite) < len(values) else None
-    )
+# --------------------------------------------------------------------------- privacy sweep
+
+#: what a sweep chart draws per run, in panel order (the bound joins the attack panel)
+SWEEP_METRICS = ("auc", "membership_auc", "membership_auc_bound")
+
+
+@dataclass(frozen=True)
+class SweepSeries:
+    """One line of a sweep chart: one point per swept value, over that value's runs.
+
+    ``x`` holds the swept values as given (``inf`` stays ``inf``), in order; ``mean`` is
+    the mean over the value's runs (seeds), ``low``/``high`` the band (min and max of
+    those runs) and ``n`` how many runs each point has. Runs whose metric is missing
+    (the bound at ε = ∞) are left out, and a value with none left has no point.
+    """
+
+    metric: str
+    x: tuple
+    mean: tuple[float, ...]
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    n: tuple[int, ...]
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def sweep_series(
+    rows: Sequence[dict], x_key: str, metrics: Sequence[str] = SWEEP_METRICS
+) -> dict[str, SweepSeries]:
+    """Group one row per run by its swept value ``row[x_key]`` (the target as given, not
+    what a run accounted): one point per value, numbers in ascending order (``inf``
+    last), anything else in order of first appearance. Pure: what the chart draws."""
+    values: list = []
+    for r in rows:
+        if r[x_key] not in values:
+            values.append(r[x_key])
+    if all(_is_number(v) for v in values):
+        values.sort(key=float)
+    out = {}
+    for metric in metrics:
+        xs, mean, low, high, n = [], [], [], [], []
+        for v in values:
+            got = [float(r[metric]) for r in rows if r[x_key] == v and r.get(metric) is not None]
+            if not got:
+                continue
+            xs.append(v)
+            mean.append(sum(got) / len(got))
+            low.append(min(got))
+            high.append(max(got))
+            n.append(len(got))
+        out[metric] = SweepSeries(metric, tuple(xs), tuple(mean), tuple(low), tuple(high), tuple(n))
+    return out
+
+
+def sweep_positions(values: Sequence) -> tuple[dict, list[tuple[float, str]], bool]:
+    """Where each swept value sits on the x axis, the ticks, and whether it is a log
+    axis. Numbers stay where they are; ``inf`` (no noise) sits one decade past the
+    largest finite value on a log axis (or a step past it on a linear one), ticked ∞;
+    values that are not numbers are categories at 0, 1, 2, …"""
+    if not all(_is_number(v) for v in values):
+        pos = {v: float(i) for i, v in enumerate(values)}
+        return pos, [(p, str(v)) for v, p in pos.items()], False
+    finite = sorted(float(v) for v in values if math.isfinite(v))
+    log = bool(finite) and finite[0] > 0
+    if not finite:
+        top = 1.0
+    elif log:
+        top = finite[-1] * 10
+    else:
+        top = finite[-1] + max(1.0, (finite[-1] - finite[0]) / 4)
+    pos = {v: (float(v) if math.isfinite(v) else top) for v in values}
+    ticks = [(p, "∞\n(no noise)" if not math.isfinite(v) else f"{v:g}") for v, p in pos.items()]
+    return pos, ticks, log
 
 
 def plot_privacy_sweep(
@@ -217,71 +290,75 @@ def plot_privacy_sweep(
     centralised_auc: float | None,
     title: str = "",
     reference_auc: float | None = None,
-) -> Path:
-    """Test AUC and membership-attack AUC against ε (or another swept value).
+) -> dict[str, SweepSeries]:
+    """Test AUC and membership-attack AUC (and the bound on any attack, where the runs
+    have one) against the swept value, one point per value (:func:`sweep_series`).
+    ``centralised_auc`` and ``reference_auc`` are drawn as given (with several seeds,
+    the caller passes their mean over the runs).
 
-    ``points``: one dict per run with ``x_key``, ``auc``, ``membership_auc`` and
-    optionally ``membership_auc_bound``; several seeds per x are drawn as mean with a
-    min-max band.
+    ``points``: one dict per run with ``x_key`` (the swept value as given), ``auc``,
+    ``membership_auc`` and optionally ``membership_auc_bound``; several seeds per value
+    are drawn as their mean with a min–max band. Returns the plotted series.
     """
     path = Path(path)
-    xs = sorted({p[x_key] for p in points}, key=lambda v: (v is None, v))
-    plot_x, inf_at = _sweep_x(xs)
+    series = sweep_series(points, x_key)
+    values = list(series["auc"].x)
+    pos, ticks, log = sweep_positions(values)
+    seeds = max(series["auc"].n, default=1)
+    over_seeds = ", mean over seeds" if seeds > 1 else ""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.5))
     try:
-        for ax, key, label in (
-            (ax1, "auc", "federated test AUC"),
-            (ax2, "membership_auc", "membership-attack AUC"),
-        ):
-            groups = [[p[key] for p in points if p[x_key] == x] for x in xs]
-            mean = [sum(g) / len(g) for g in groups]
-            ax.plot(plot_x, mean, "o-", color="tab:blue", label=label)
-            ax.fill_between(
-                plot_x,
-                [min(g) for g in groups],
-                [max(g) for g in groups],
-                color="tab:blue",
-                alpha=0.15,
-                linewidth=0,
+        drawn = (
+            (ax1, "auc", "federated test AUC", "o-", "tab:blue"),
+            (ax2, "membership_auc", "membership-attack AUC", "o-", "tab:blue"),
+            (ax2, "membership_auc_bound", "upper bound from (ε, δ)", "s--", "tab:red"),
+        )
+        for ax, key, label, style, colour in drawn:
+            line = series[key]
+            if not line.x:
+                continue
+            xs = [pos[v] for v in line.x]
+            many = max(line.n) > 1
+            ax.plot(
+                xs,
+                line.mean,
+                style,
+                color=colour,
+                alpha=1.0 if key != "membership_auc_bound" else 0.7,
+                label=f"{label}: mean of {max(line.n)} seeds, band min–max" if many else label,
             )
-            ax.set_xscale("log")
-            ax.set_xlabel(x_label)
-            ax.grid(True, alpha=0.3)
+            if many:
+                ax.fill_between(xs, line.low, line.high, color=colour, alpha=0.15, linewidth=0)
         if centralised_auc is not None:
             ax1.axhline(
                 centralised_auc,
                 ls="--",
                 color="tab:green",
-                label=f"centralised, no DP ({centralised_auc:.3f})",
+                label=f"centralised, no DP ({centralised_auc:.3f}{over_seeds})",
             )
         if reference_auc is not None:
             ax1.axhline(
                 reference_auc,
                 ls=":",
                 color="black",
-                label=f"reference, converged ({reference_auc:.3f})",
+                label=f"reference, converged ({reference_auc:.3f}{over_seeds})",
             )
         ax1.set_ylabel("AUC on held-out customers")
         ax2.axhline(0.5, ls=":", color="grey", label="chance (0.5)")
-        bounds = [[p.get("membership_auc_bound") for p in points if p[x_key] == x] for x in xs]
-        pairs = [(px, b[0]) for px, b in zip(plot_x, bounds) if b and b[0] is not None]
-        if pairs:
-            ax2.plot(
-                *zip(*pairs), "s--", color="tab:red", alpha=0.7, label="upper bound from (ε, δ)"
-            )
         ax2.set_ylabel("attack AUC (members vs held-out)")
         for ax in (ax1, ax2):
-            finite = [t for t in plot_x if t != inf_at]
+            if log:
+                ax.set_xscale("log")
+            ax.set_xlabel(x_label)
+            ax.grid(True, alpha=0.3)
             ax.xaxis.set_minor_locator(NullLocator())
-            ax.set_xticks(finite + ([inf_at] if inf_at is not None else []))
-            ax.set_xticklabels(
-                [f"{t:.3g}" for t in finite] + (["∞\n(no noise)"] if inf_at is not None else [])
-            )
+            ax.set_xticks([p for p, _ in ticks])
+            ax.set_xticklabels([t for _, t in ticks])
             ax.legend(loc="best", fontsize=8)
-        fig.suptitle(title)
+        fig.suptitle(title or f"{seeds} seed{'s' if seeds > 1 else ''} per point")
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=DPI)
     finally:
         plt.close(fig)
-    return path
+    return series

@@ -2,8 +2,11 @@
 
 ``--set privacy.target_epsilon=0.5,1,2,4,8,inf`` makes one point per value; several
 comma lists make their product. Every point is a full run folder under
-``DIR/points/``; ``sweep.csv`` has one row per run and ``sweep.png`` draws test AUC and
-membership-attack AUC against the accounted ε (or the first swept value).
+``DIR/points/``; ``sweep.csv`` has one row per run (the swept values as given, then the
+accounted ε and the metrics) and ``sweep.png`` draws test AUC and membership-attack AUC
+against the swept value: one point per value (the mean over its seeds, with a min–max
+band), not per accounted ε, which differs from the target in the fifth digit from seed
+to seed. With several swept keys every grid point is its own point on the x axis.
 """
 
 from __future__ import annotations
@@ -130,17 +133,18 @@ def run_sweep(
             bar.update(task, advance=1, status=f"{label}: AUC {rows[-1]['auc']:.4f}")
         _write_csv(stage / "sweep.csv", rows, swept)
         x_key, x_label = _x_axis(swept)
-        plot_privacy_sweep(
+        series = plot_privacy_sweep(
             rows,
             stage / "sweep.png",
             x_key=x_key,
             x_label=x_label,
-            centralised_auc=rows[0]["centralised_auc"],
-            reference_auc=rows[0]["reference_auc"],
+            # each seed splits and partitions its own way: its own references, averaged
+            centralised_auc=_mean(r["centralised_auc"] for r in rows),
+            reference_auc=_mean(r["reference_auc"] for r in rows),
             title=f"{base.name}: privacy against accuracy "
             f"({seeds} seed{'s' if seeds > 1 else ''} per point)",
         )
-    return {"out": out, "rows": rows}
+    return {"out": out, "rows": rows, "x_key": x_key, "series": series}
 
 
 def _row(point: tuple[str, ...], s: Scenario, summary: dict, wall: float) -> dict[str, Any]:
@@ -170,9 +174,21 @@ def _row(point: tuple[str, ...], s: Scenario, summary: dict, wall: float) -> dic
     return row
 
 
+def _mean(values) -> float | None:
+    got = [float(v) for v in values if v is not None]
+    return sum(got) / len(got) if got else None
+
+
 def _x_axis(swept: list[str]) -> tuple[str, str]:
-    if any(k in DP_KEYS for k in swept):
-        return "epsilon", "accounted ε (δ fixed; log scale)"
+    """The row key the chart groups runs by, and its axis label: the swept value as given
+    (a run's accounted ε is only within rounding of its target), or with several swept
+    keys the grid point itself."""
+    if len(swept) > 1:
+        return "point", "grid point"
+    if swept[0] == "privacy.target_epsilon":
+        return swept[0], "target ε (as swept; δ fixed)"
+    if swept[0] == "privacy.noise_multiplier":
+        return swept[0], "noise multiplier z (as swept)"
     return swept[0], swept[0]
 
 

@@ -149,21 +149,29 @@ def _npy_array(text: str | None) -> np.ndarray | None:
     return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
 
 
+#: transcript names of the bank's PSI messages, by protocol stage: snake_case and
+#: ``psi_`` first, like every PSI message in the transcript (the stages themselves are
+#: wire values, kebab-case like the other config keys)
+PSI_MESSAGES = {"psi-mask": "psi_masked_ids", "psi-finish": "psi_double_masked_ids"}
+
+
 def classify_vertical(msg: Message, to_server: bool) -> tuple[str, str, bool]:
+    """(transcript name, protection, readable by the receiver) of one message. Names are
+    snake_case, named after what the message carries; PSI's start with ``psi_``."""
     cfg = msg.content.config_records.get("config", {})
     if to_server:
         if "scores" in msg.content:
             return "partial_scores", "plaintext", True
         if "masked-gradient" in cfg:
             return "encrypted_masked_gradient", "masked", False  # decrypts to G + R
-        if "masked" in cfg:
-            return "psi_masked_ids", "masked", False
+        if "masked" in cfg:  # its own ids masked, and the bank's masked again
+            return "psi_masked_and_double_masked_ids", "masked", False
         return "ack", "plaintext", True
     stage = str(cfg.get("stage", ""))
     if stage == "gradient":
         return "encrypted_residuals", "ciphertext", False
-    if stage.startswith("psi"):
-        return f"{stage}_masked_ids", "masked", False
+    if stage in PSI_MESSAGES:
+        return PSI_MESSAGES[stage], "masked", False
     if stage == "align":
         return "aligned_ids", "plaintext", True  # ids the party itself holds
     if "unmasked-pending" in cfg:
@@ -182,6 +190,7 @@ __all__ = [
     "MASK_KEY",
     "MODEL_KEY",
     "PSI_KEY",
+    "PSI_MESSAGES",
     "QUERY",
     "ROWS_KEY",
     "SCALER_KEY",

@@ -73,8 +73,8 @@ def test_two_party_finds_exactly_the_shared_ids():
     assert [(r["sender"], r["receiver"], r["what"], r["items"]) for r in transcript] == [
         ("telecom", "bank", "masked_ids", 1500),
         ("bank", "telecom", "masked_ids", 2000),
-        ("bank", "telecom", "double_masked", 1500),
-        ("telecom", "bank", "double_masked", 2000),
+        ("bank", "telecom", "double_masked_ids", 1500),
+        ("telecom", "bank", "double_masked_ids", 2000),
     ]
     assert all(r["bytes"] == 32 * r["items"] for r in transcript)
     json.dumps(transcript)  # without payloads, rows are JSON-friendly
@@ -266,7 +266,7 @@ def test_align_parties_finds_the_four_way_intersection():
         assert step["intersection_size"] == len(left)
     # 4 messages per exchange, then one announcement per party
     assert len(result.messages) == 4 * 3 + 3
-    assert [r["what"] for r in result.messages[-3:]] == ["final_double_masked"] * 3
+    assert [r["what"] for r in result.messages[-3:]] == ["final_double_masked_ids"] * 3
     assert all(r["items"] == len(truth) for r in result.messages[-3:])
     assert_no_id_leaks(result.messages, bank + [i for ids in others.values() for i in ids])
 

@@ -14,7 +14,14 @@ from fedrisk.evaluation import (
     plot_calibration,
     plot_gains,
 )
-from fedrisk.evaluation.plots import DPI, FIGSIZE, draw_auc
+from fedrisk.evaluation.plots import (
+    DPI,
+    FIGSIZE,
+    draw_auc,
+    plot_privacy_sweep,
+    sweep_positions,
+    sweep_series,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEIGHT, WIDTH = round(FIGSIZE[1] * DPI), round(FIGSIZE[0] * DPI)
@@ -129,3 +136,75 @@ def test_table_plots_reject_empty_or_wrong_table(tmp_path, fn):
         fn([], tmp_path / "x.png")
     with pytest.raises(ValueError, match="lack keys"):
         fn([{"bin": 1}], tmp_path / "x.png")
+
+
+# --------------------------------------------------------------------------- privacy sweep
+
+
+def sweep_rows():
+    """Three seeds at target ε = 1 (each run accounts a slightly different ε) and two at ∞."""
+    run = [  # (target, accounted ε, test AUC, attack AUC, bound)
+        (1, 0.99999, 0.690, 0.501, 0.731),
+        (1, 0.99996, 0.700, 0.503, 0.731),
+        (1, 0.99998, 0.695, 0.502, 0.731),
+        (float("inf"), float("inf"), 0.705, 0.504, None),
+        (float("inf"), float("inf"), 0.707, 0.506, None),
+    ]
+    return [
+        {
+            "privacy.target_epsilon": t,
+            "epsilon": e,
+            "auc": a,
+            "membership_auc": m,
+            "membership_auc_bound": b,
+        }
+        for t, e, a, m, b in run
+    ]
+
+
+def test_sweep_series_one_point_per_target_not_per_accounted_epsilon():
+    s = sweep_series(sweep_rows(), "privacy.target_epsilon")
+    auc, attack, bound = s["auc"], s["membership_auc"], s["membership_auc_bound"]
+    assert auc.x == (1, float("inf")) and attack.x == auc.x
+    assert auc.n == (3, 2)
+    assert auc.mean == pytest.approx((0.695, 0.706))
+    assert auc.low == pytest.approx((0.690, 0.705)) and auc.high == pytest.approx((0.700, 0.707))
+    assert attack.mean == pytest.approx((0.502, 0.505))
+    assert attack.low == pytest.approx((0.501, 0.504))
+    assert attack.high == pytest.approx((0.503, 0.506))
+    # no bound at ε = ∞: the bound has its one finite point only
+    assert bound.x == (1,) and bound.mean == pytest.approx((0.731,)) and bound.n == (3,)
+    # grouped by the accounted ε instead, the finite seeds would make three points
+    assert len(sweep_series(sweep_rows(), "epsilon")["auc"].x) == 4
+
+
+def test_sweep_series_orders_numbers_with_infinity_last():
+    rows = [
+        {"t": v, "auc": float(i), "membership_auc": 0.5}
+        for i, v in enumerate([float("inf"), 8, 0.5, 2])
+    ]
+    s = sweep_series(rows, "t", ("auc",))
+    assert s["auc"].x == (0.5, 2, 8, float("inf"))
+    assert s["auc"].mean == (2.0, 3.0, 1.0, 0.0)
+
+
+def test_plot_privacy_sweep_draws_one_marker_per_target_at_the_target(tmp_path):
+    path = tmp_path / "sweep.png"
+    series = plot_privacy_sweep(
+        sweep_rows(),
+        path,
+        x_key="privacy.target_epsilon",
+        x_label="target ε",
+        centralised_auc=0.71,
+        reference_auc=0.72,
+    )
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert series["auc"].x == (1, float("inf"))
+
+
+def test_sweep_chart_positions_infinity_past_the_largest_target():
+    pos, ticks, log = sweep_positions([0.5, 1, 8, float("inf")])
+    assert log and pos[0.5] == 0.5 and pos[8] == 8 and pos[float("inf")] == 80
+    assert [t for _, t in ticks] == ["0.5", "1", "8", "∞\n(no noise)"]
+    pos, ticks, log = sweep_positions(["iid", "dirichlet"])
+    assert not log and pos == {"iid": 0.0, "dirichlet": 1.0}

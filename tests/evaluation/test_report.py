@@ -168,7 +168,7 @@ def test_who_saw_what_matrix_vertical(reports):
         r'<span class="tag no">unreadable',
         m,
     )
-    assert "partial_scores" in m and "psi_masked_ids" in m
+    assert "partial_scores" in m and "psi_masked_ids" in m and "psi_double_masked_ids" in m
     html = reports["vertical"].read_text(encoding="utf-8")
     assert "aligned customers" in html and "ids held by provider" in html
     assert "label AUC the attacker" in html and "encryption time" in html
