@@ -20,6 +20,7 @@ from rich.table import Table
 
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
+from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.scenario import scenario_from_dict
 
 VERTICAL = {
@@ -157,7 +158,13 @@ class Demo:
 
 
 def run_demo(out: Path, pause: bool = True, secrets: RunSecrets | None = None) -> None:
-    d = Demo(out, pause, secrets=secrets)
+    """The narrated demo, its runs written to ``out`` as a whole: a demo stopped midway
+    (Ctrl-C, SIGTERM) leaves nothing behind."""
+    with staged_run_dir(out) as stage:
+        _narrate(Demo(stage, pause, secrets=secrets), out)
+
+
+def _narrate(d: Demo, out: Path) -> None:
     d.say(
         "fedrisk demo",
         """

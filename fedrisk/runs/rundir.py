@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fedrisk.errors import InputError, QuorumError, RunInterrupted, Terminated
 from fedrisk.files import output_folder, with_umask_permissions
+from fedrisk.runs.signals import raise_if_terminated
 
 MARKER = "summary.json"  # a folder holding this is a fedrisk run and may be replaced
 
@@ -79,6 +80,7 @@ def resumable_run_dir(out: Path, *, resume: bool, checkpoint_file: str) -> Itera
 
     try:
         yield stage
+        raise_if_terminated()  # a SIGTERM whose exception C code swallowed
     except KeyboardInterrupt as exc:
         if not marker.exists():
             shutil.rmtree(stage, ignore_errors=True)
@@ -113,6 +115,7 @@ def staged_run_dir(out: Path) -> Iterator[Path]:
     with_umask_permissions(stage)  # a run folder is shared like any file the user makes
     try:
         yield stage
+        raise_if_terminated()  # a SIGTERM whose exception C code swallowed
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

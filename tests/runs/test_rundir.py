@@ -26,3 +26,24 @@ def test_run_folders_follow_the_umask_and_checkpoints_stay_owner_only(tmp_path):
         assert mode(out) == 0o750 and not (out / "checkpoint").exists()
     finally:
         os.umask(old)
+
+
+def test_a_sigterm_whose_exception_was_swallowed_still_stops_the_run(tmp_path):
+    """numpy's text parsing can clear the exception a signal handler raised; the run
+    folder must not appear anyway, and the command must end as terminated."""
+    import signal
+
+    import pytest
+
+    from fedrisk.errors import Terminated
+    from fedrisk.runs.signals import stop_on_termination
+
+    with pytest.raises(Terminated), stop_on_termination():
+        with staged_run_dir(tmp_path / "out") as stage:
+            (stage / "summary.json").write_text("{}")
+            try:  # C code that swallows whatever was raised in it
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.sigtimedwait([], 0) if hasattr(signal, "sigtimedwait") else None
+            except Terminated:
+                pass
+    assert list(tmp_path.iterdir()) == []

@@ -78,6 +78,15 @@ def test_a_signalled_run_leaves_no_partial_folder_and_says_so(tmp_path, sig, cod
     assert list(tmp_path.iterdir()) == [], [p.name for p in tmp_path.rglob("*")]
 
 
+def test_sigterm_during_the_demo_leaves_nothing(tmp_path):
+    proc = start_and_signal(
+        ["demo", "--no-pause", "--out", "demo"], tmp_path, signal.SIGTERM, partial_exists
+    )
+    assert proc.returncode == 143, proc.stderr
+    assert "stopped by SIGTERM" in proc.stderr.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == [], [p.name for p in tmp_path.rglob("*")]
+
+
 def test_sigterm_after_a_checkpoint_keeps_it_and_says_how_to_resume(tmp_path):
     """An in-process horizontal run checkpoints every round: SIGTERM (a scheduler's
     preemption) keeps the checkpoint it names, and nothing else."""
