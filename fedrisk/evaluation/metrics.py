@@ -55,7 +55,7 @@ CALIBRATION_WARN_PP = 2.0
 
 #: PSI at or above this: the score distribution has moved enough to monitor.
 PSI_MONITOR = 0.1
-#: PSI at or above this: a significant shift (investigate / consider retraining).
+#: PSI at or above this: a major shift (investigate / consider retraining).
 PSI_SHIFT = 0.25
 
 
@@ -373,9 +373,9 @@ def population_stability_index(expected, actual, bins: int = 10, *, epsilon: flo
 
     Usual reading (see :func:`psi_band`):
 
-    * ``PSI < 0.1``          -- stable, no action;
+    * ``PSI < 0.1``          -- stable: no significant shift, no action;
     * ``0.1 <= PSI < 0.25``  -- moderate shift, monitor;
-    * ``PSI >= 0.25``        -- significant shift, investigate / retrain.
+    * ``PSI >= 0.25``        -- major shift, investigate / retrain.
 
     Scores may be on any scale (probabilities, points, log-odds), as long as
     both samples use the same one.
