@@ -604,9 +604,10 @@ class _Report:
         return (
             f"This report is readable by its owner only (mode 0600) and {folder}: fedrisk "
             "writes both through private scratch files, because during a run the folder "
-            "holds the banks' checkpoint (their secrets and, under Paillier, the key), and "
+            "can hold the parties' checkpoint (their secrets and, under Paillier, the key); "
             "what stays in it is about each party: its rows, default rate and metrics, and "
-            "transcript.jsonl, every message each party sent. Share them deliberately "
+            "transcript.jsonl, a record (kind, size, protection) of every message each party "
+            "sent. Share them deliberately "
             "(copy the report, or chmod it)."
         )
 
@@ -1287,7 +1288,7 @@ def who_saw_what_matrix(
     opened = " open" if len(links) <= 12 else ""
     return (
         matrix
-        + f"<details{opened}><summary>The messages on each of the {len(links)} links"
+        + f"<details{opened}><summary>The messages on each of the {fmt(len(links))} links"
         + f"</summary>{detail}</details>"
     )
 
@@ -1321,10 +1322,10 @@ def _link(kinds: dict[str, dict[str, Any]]) -> _Cell:
         prot = ", ".join(sorted(k["protection"]))
         size = fmt(k["bytes"], "bytes")
         cell.lines.append(
-            f'<span class="msg"><span class="w">{escape(what)}</span> ×{k["count"]:,}, '
+            f'<span class="msg"><span class="w">{escape(what)}</span> ×{fmt(k["count"])}, '
             f"{size}, {escape(prot)}{tag}</span>"
         )
-        cell.plain.append(f"{what} ×{k['count']:,}, {size}, {prot}, {word}")
+        cell.plain.append(f"{what} ×{fmt(k['count'])}, {size}, {prot}, {word}")
     if data_kinds == 0:
         cell.cls, cell.mark, cell.verdict = "control", "ctl", "control only"
     elif data_readable:
