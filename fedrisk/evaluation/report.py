@@ -800,7 +800,7 @@ class _Report:
         ]
         left.append(
             self._table(
-                _riskiest_first(calib),
+                riskiest_first(calib),
                 (
                     ("decile", "decile"),
                     ("n", "customers"),
@@ -1173,7 +1173,7 @@ class _Report:
         return "".join(out)
 
 
-def _riskiest_first(rows: Any) -> Any:
+def riskiest_first(rows: Any) -> Any:
     """calibration.json's reliability rows (written lowest predictions first) riskiest
     first, numbered as deciles like the gains table (1 = highest predicted risk); rows
     that are not all dicts with a mean prediction are left for the table to report."""

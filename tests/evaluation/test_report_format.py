@@ -10,12 +10,12 @@ import pytest
 
 from fedrisk.evaluation.report import (
     PSI_NOTE,
-    _riskiest_first,
     fmt,
     fmt_key,
     kind_of,
     label,
     psi_reading,
+    riskiest_first,
 )
 
 
@@ -131,9 +131,9 @@ def test_calibration_rows_riskiest_first():
         {"bin": i + 1, "n": 10, "mean_predicted": m, "observed_rate": m}
         for i, m in enumerate([0.1, 0.2, 0.5])
     ]
-    out = _riskiest_first(rows)
+    out = riskiest_first(rows)
     assert [r["mean_predicted"] for r in out] == [0.5, 0.2, 0.1]
     assert [r["decile"] for r in out] == [1, 2, 3]
     # anything that is not a table of rows is passed on for the table to report
-    assert _riskiest_first(None) is None
-    assert _riskiest_first([{"bin": 1}]) == [{"bin": 1}]
+    assert riskiest_first(None) is None
+    assert riskiest_first([{"bin": 1}]) == [{"bin": 1}]
