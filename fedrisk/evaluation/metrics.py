@@ -202,10 +202,12 @@ def auc_interval(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval ``(low, high)`` for the AUC of ``p``.
 
-    Each of ``resamples`` replicates draws ``n`` rows with replacement, held as a row of
-    multinomial counts (a ``B × n`` weight matrix, built a chunk of replicates at a time);
-    every replicate's AUC is the weighted Mann–Whitney statistic over the scores sorted
-    once (:func:`weighted_auc`). Replicates without both classes are dropped. ``seed``
+    Each of ``resamples`` replicates draws ``n`` rows with replacement: its multinomial
+    counts, summed per group of tied scores and per class (a ``B × 2·groups`` matrix,
+    built a chunk of replicates at a time: one draw, one ``bincount``), weight the
+    Mann–Whitney statistic over the scores sorted once, ties counted half (as
+    :func:`weighted_auc`, which takes any ``B × n`` weights). Replicates without both
+    classes are dropped. ``seed``
     fixes the resampling (evaluation, not protective randomness: runs pass the scenario's
     seed so the same run gives the same interval).
     """
@@ -222,9 +224,9 @@ def auc_interval(
     # every sorted row's cell among (tie group, label): a replicate's multinomial counts
     # summed per cell are all the weighted Mann–Whitney statistic needs
     width = 2 * groups
-    # int32 indices where they fit: half the memory traffic, the dearest part here
-    small = _BOOTSTRAP_CHUNK_CELLS * width < 2**31
-    itype = np.int32 if small and n < 2**31 else np.int64
+    # int32 indices where they fit (a chunk's cells number at most 2 * max(n, CHUNK)):
+    # half the memory traffic, the dearest part here
+    itype = np.int32 if 2 * max(n, _BOOTSTRAP_CHUNK_CELLS) < 2**31 else np.int64
     cell = ((np.cumsum(first) - 1) * 2 + sy).astype(itype)
     rng = np.random.default_rng(seed)
     chunk = max(1, _BOOTSTRAP_CHUNK_CELLS // max(n, width))

@@ -146,7 +146,7 @@ def horizontal_summary(
     crypto: dict[str, float] | None,
 ) -> dict[str, Any]:
     test_y = data.test.y
-    # the same bootstrap resamples of the test customers (the scenario's seed) for each
+    # bootstrap AUC intervals seeded from the scenario (evaluation, not a party's secret)
     federated = {
         **score_metrics(test_y, fed_scores),
         **auc_interval_record(test_y, fed_scores, s.seed),

@@ -286,7 +286,7 @@ def complete_vertical(
     bank_alone = train_centralised(budget, outcome.bank_train_X, outcome_train_y(holder, outcome))
     y_test = outcome.test_y
     central_scores = predict_proba(central, pooled_test)
-    # the same bootstrap resamples of the test customers (the scenario's seed) for each
+    # bootstrap AUC intervals seeded from the scenario (evaluation, not a party's secret)
     federated = {
         **score_metrics(y_test, outcome.test_scores),
         **auc_interval_record(y_test, outcome.test_scores, s.seed),
