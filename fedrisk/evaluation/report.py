@@ -222,6 +222,7 @@ def _is_num(x: Any) -> bool:
 # kind from a summary.json key. Kinds:
 #   "auto"    counts and configuration values, read naturally: 8, 4.0 -> "4", 0.05,
 #             1e-05 -> "1 × 10⁻⁵" (at most 4 significant digits)
+#   "plain"   sizes named in powers of two, without separators: 2048-bit keys, batch 1024
 #   "metric"  model metrics and rates at 4 decimals: 0.7067
 #   "signed"  a gap between metrics, at 4 decimals with its sign: +0.0012, −0.0166
 #   "pct"     a percentage (0-100) at 1 decimal: 28.4 %
@@ -233,6 +234,7 @@ def _is_num(x: Any) -> bool:
 # Infinity is always ∞; None and NaN are "–".
 KINDS = (
     "auto",
+    "plain",
     "metric",
     "signed",
     "pct",
@@ -320,6 +322,8 @@ def fmt(x: Any, kind: str = "auto") -> str:
         text = f"{x:.4f}"
     elif kind == "signed":
         text = f"{x:+.4f}"
+    elif kind == "plain":
+        text = str(x) if isinstance(x, int) else _natural(float(x)).replace(",", "")
     elif kind == "pct":
         text = f"{x:.1f} %"
     elif kind == "pp":
@@ -375,6 +379,8 @@ def kind_of(key: str) -> str:
         return "bytes"
     if k.endswith("_pct"):
         return "pct"
+    if k.endswith("_bits") or k.startswith("batch"):
+        return "plain"
     if k.endswith("_pp"):
         return "signed_pp" if "gap" in k.split("_") else "pp"
     if "_minus_" in k:
@@ -433,6 +439,7 @@ LABELS = {
     "delta": "δ",
     "epsilon_is_infinite": "ε is infinite",
     "target_epsilon": "target ε",
+    "epsilon_planned": "ε planned",
     "max_epsilon": "ε budget",
     "clip_norm": "clip norm",
     "update_range": "update range",
@@ -852,8 +859,10 @@ class _Report:
             flat, nested = [], []
             for k in keys:
                 v = p[k]
-                if isinstance(v, dict):
+                if isinstance(v, dict) and v:
                     nested.append((k, v))
+                elif isinstance(v, dict):
+                    flat.append((label(k), "none"))
                 elif isinstance(v, list):
                     if v:
                         flat.append((label(k), "<br>".join(escape(str(x)) for x in v)))
@@ -917,7 +926,7 @@ class _Report:
                         return math.inf
 
                 rows = "".join(
-                    f"<tr><td>{fmt(b)}</td><td>{fmt(by[b], 'metric')}</td></tr>"
+                    f"<tr><td>{fmt(b, 'plain')}</td><td>{fmt(by[b], 'metric')}</td></tr>"
                     for b in sorted(by, key=key)
                 )
                 out.append(

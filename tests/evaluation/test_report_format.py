@@ -23,6 +23,8 @@ from fedrisk.evaluation.report import (
     ("value", "kind", "text"),
     [
         (8.0, "auto", "8"),
+        (2048, "plain", "2048"),
+        ("1024", "plain", "1024"),
         (4.0, "auto", "4"),
         (8, "auto", "8"),
         (24000, "auto", "24,000"),
@@ -97,6 +99,9 @@ def test_unknown_kind_is_refused():
         ("wall_s", "seconds"),
         ("encryption_s", "seconds"),
         ("rounds", "auto"),
+        ("key_bits", "plain"),
+        ("frac_bits", "plain"),
+        ("batch_size", "plain"),
     ],
 )
 def test_kind_of_key(key, kind):
