@@ -602,7 +602,7 @@ class _Report:
         except OSError:
             mode = None
         folder = (
-            "its run folder is too (mode 0700)"
+            f"its run folder is too (mode {mode:04o})"
             if mode is not None and not mode & 0o077
             else f"its run folder has mode {mode:04o}"
             if mode is not None
@@ -1165,7 +1165,7 @@ class _Report:
                         zip(names, weights), key=lambda p: -abs(p[1]) if _is_num(p[1]) else 0
                     )
                     body = "".join(
-                        f'<tr><td class="l">{escape(str(n))}</td><td>{fmt(w, "metric")}</td></tr>'
+                        f'<tr><td class="l">{escape(str(n))}</td><td>{fmt(w)}</td></tr>'
                         for n, w in pairs
                     )
                     out.append(
@@ -1173,7 +1173,7 @@ class _Report:
                         "z-scored features, largest first</summary><table>"
                         '<tr><th class="l">feature</th><th>weight</th></tr>'
                         f'{body}<tr><td class="l">intercept</td>'
-                        f"<td>{fmt(model.get('intercept'), 'metric')}</td></tr></table>"
+                        f"<td>{fmt(model.get('intercept'))}</td></tr></table>"
                         "</details>"
                     )
                 else:
