@@ -79,13 +79,23 @@ def draw_auc(
     best_local_name,
     title,
     reference_auc=None,
+    x_label="round",
 ):
     rounds, auc = list(rounds), list(auc)
     if len(rounds) != len(auc):
         raise ValueError(f"rounds and auc differ in length: {len(rounds)} vs {len(auc)}")
     if not rounds:
         raise ValueError("no rounds to plot")
-    ax.plot(rounds, auc, marker="o", markersize=4, color="tab:blue", label="federated")
+    single = len(set(rounds)) == 1
+    # one point (a one-epoch vertical run): a larger marker, or it vanishes in the frame
+    ax.plot(
+        rounds,
+        auc,
+        marker="o",
+        markersize=8 if single else 4,
+        color="tab:blue",
+        label="federated",
+    )
     if centralised_auc is not None:
         ax.axhline(
             centralised_auc,
@@ -105,8 +115,13 @@ def draw_auc(
         ax.axhline(
             best_local_auc, linestyle="--", color="tab:red", label=f"{who} ({best_local_auc:.3f})"
         )
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
-    ax.set_xlabel("round")
+    if single:
+        # autoscaling one point gives 0.945-1.050 and ticks at fractions of a round
+        ax.set_xlim(rounds[0] - 1, rounds[0] + 1)
+        ax.set_xticks([rounds[0]])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
+    ax.set_xlabel(x_label)
     ax.set_ylabel("test AUC (pooled)")
     ax.set_title(title or "Federated test AUC per round")
     ax.grid(True, alpha=0.3)
@@ -123,13 +138,15 @@ def plot_auc_per_round(
     best_local_name: str | None = None,
     title: str = "",
     reference_auc: float | None = None,
+    x_label: str = "round",
 ) -> Path:
     """Line of federated test AUC per round, with dashed reference lines.
 
     ``centralised_auc`` (all data pooled in one place, same budget), ``reference_auc``
     (a converged model on the pooled rows, dotted) and ``best_local_auc`` (the best
     party training alone, labelled ``"<best_local_name> alone"``) are drawn as
-    horizontal lines unless ``None``.
+    horizontal lines unless ``None``. ``x_label`` names the step: ``"round"``, or
+    ``"epoch"`` for a vertical run.
     """
     return _render(
         path,
@@ -141,6 +158,7 @@ def plot_auc_per_round(
         best_local_name=best_local_name,
         title=title,
         reference_auc=reference_auc,
+        x_label=x_label,
     )
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from fedrisk.errors import InputError
+from fedrisk.evaluation.metrics import PSI_MONITOR, PSI_SHIFT, psi_band
+from fedrisk.files import with_umask_permissions
 
 __all__ = ["render_report", "CONTROL_MESSAGES"]
 
@@ -90,6 +92,8 @@ th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: right;
 th { background: #f0f2f6; }
 td.l, th.l { text-align: left; }
 tr.fed td { font-weight: 600; }
+.ci { display: block; font-size: .78rem; color: var(--ink); font-weight: normal;
+      white-space: nowrap; }
 .gap { display: block; font-size: .78rem; color: var(--muted); font-weight: normal; }
 .missing { color: #8a1c1c; background: #fdecec; border-left: 4px solid #c62828;
            padding: .4rem .8rem; margin: .6rem 0; }
@@ -102,14 +106,22 @@ figcaption { color: var(--muted); font-size: .88rem; }
 .two { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
 .two > * { flex: 1 1 420px; min-width: 0; }
 .scroll { overflow-x: auto; max-width: 100%; }
-table.matrix { font-size: .84rem; }
-table.matrix td, table.matrix th { text-align: left; min-width: 7.5rem; }
+table.matrix { font-size: .8rem; }
+table.matrix td { text-align: center; min-width: 2.2rem; padding: .2rem .25rem;
+                  vertical-align: middle; }
+table.matrix th { padding: .2rem .3rem; white-space: nowrap; }
+table.matrix th.rot { vertical-align: bottom; text-align: left; }
+table.matrix th.rot span { writing-mode: vertical-rl; transform: rotate(180deg);
+                           display: inline-block; max-height: 9rem; overflow: hidden;
+                           text-overflow: ellipsis; }
 table.matrix th.corner { background: #fff; color: var(--muted); font-weight: normal;
-                         font-size: .8rem; }
+                         font-size: .75rem; text-align: left; vertical-align: bottom; }
+table.links { font-size: .82rem; }
+table.links td.green, table.links td.amber, table.links td.control { white-space: nowrap; }
 td.green { background: var(--green); border-left: 4px solid var(--green-b); }
 td.amber { background: var(--amber); border-left: 4px solid var(--amber-b); }
 td.control { background: var(--grey); }
-td.empty { background: #fafafa; color: #aaa; text-align: center; }
+td.empty { background: #fafafa; }
 .msg { display: block; margin: .15rem 0; }
 .msg .w { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
           font-size: .85rem; }
@@ -186,6 +198,8 @@ def _write_atomic(out: Path, text: str) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+            # mkstemp makes it owner-only; a report is shared like any file its user makes
+            with_umask_permissions(Path(tmp))
             os.replace(tmp, out)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -205,43 +219,262 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def fmt(x: Any, digits: int = 4) -> str:
-    """A value for a table cell (escaped)."""
-    if x is None:
-        return "–"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "–"
-        if math.isinf(x):
-            return "∞" if x > 0 else "−∞"
-        if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
-            return f"{x:.{digits}g}"
-        return f"{x:.{digits}f}"
-    if isinstance(x, (list, tuple)):
-        return escape(", ".join(str(v) for v in x))
-    return escape(str(x))
+# One formatter for every number on the page: ``fmt(value, kind)``; ``fmt_key`` picks the
+# kind from a summary.json key. Kinds:
+#   "auto"    counts and configuration values, read naturally: 8, 4.0 -> "4", 0.05,
+#             1e-05 -> "1 × 10⁻⁵" (at most 4 significant digits)
+#   "plain"   sizes named in powers of two, without separators: 2048-bit keys, batch 1024
+#   "metric"  model metrics and rates at 4 decimals: 0.7067
+#   "signed"  a gap between metrics, at 4 decimals with its sign: +0.0012, −0.0166
+#   "pct"     a percentage (0-100) at 1 decimal: 28.4 %
+#   "pp"      percentage points at 1 decimal: 2.0 pp ("signed_pp": +3.4 pp, −0.1 pp)
+#   "bytes"   99,078 B (96.8 KiB)
+#   "seconds" 0.818 s, 12.3 s, 2 min 05 s, 1 h 02 min
+#   "epsilon" 3 significant digits: 0.512, 8, ∞
+#   "psi"     the index at 4 decimals with its reading (see psi_reading)
+# Infinity is always ∞; None and NaN are "–".
+KINDS = (
+    "auto",
+    "plain",
+    "metric",
+    "signed",
+    "pct",
+    "pp",
+    "signed_pp",
+    "bytes",
+    "seconds",
+    "epsilon",
+    "psi",
+)
+
+MINUS = "\u2212"
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def fmt_bytes(n: Any) -> str:
-    if not _is_num(n):
-        return fmt(n)
-    n = int(n)
+def _number(x: Any) -> Any:
+    """A rounds.csv string as the number it holds ('' as None); anything else as is."""
+    if not isinstance(x, str):
+        return x
+    text = x.strip()
+    if not text:
+        return None
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            continue
+    return x
+
+
+def _natural(x: float) -> str:
+    if x == int(x) and abs(x) < 1e15:
+        return f"{int(x):,}"
+    ax = abs(x)
+    if ax >= 1e4:
+        return f"{x:,.0f}"
+    if ax >= 1e-4:
+        digits = max(0, 3 - math.floor(math.log10(ax)))  # 4 significant digits
+        return f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    mantissa, exp = f"{x:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    power = "10" + str(int(exp)).translate(_SUPERSCRIPT)
+    return power if mantissa == "1" else f"{mantissa} × {power}"
+
+
+def _seconds(x: float) -> str:
+    if x < 10:
+        return f"{x:.3g} s"
+    if x < 60:
+        return f"{x:.1f} s"
+    if x < 3600:
+        m, sec = divmod(round(x), 60)
+        return f"{m} min {sec:02d} s" if sec else f"{m} min"
+    h, m = divmod(round(x / 60), 60)
+    return f"{h} h {m:02d} min" if m else f"{h} h"
+
+
+def _bytes(n: int) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n:,} B ({n / size:.1f} {unit})"
     return f"{n:,} B"
 
 
-def fmt_seconds(x: Any) -> str:
-    return f"{x:,.2f} s" if _is_num(x) else fmt(x)
+def fmt(x: Any, kind: str = "auto") -> str:
+    """Any value for the page, as HTML-escaped text; numbers by ``kind`` (see KINDS)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown number kind {kind!r}")
+    x = _number(x)
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, (list, tuple)):
+        if not x:
+            return "none"
+        return escape(", ".join(fmt(v, kind) if _is_num(v) else str(v) for v in x))
+    if not _is_num(x):
+        return escape(str(x))
+    if isinstance(x, float) and math.isnan(x):
+        return "–"
+    if math.isinf(x):
+        return ("∞" if x > 0 else MINUS + "∞") + (" %" if kind == "pct" else "")
+    if kind == "metric":
+        text = f"{x:.4f}"
+    elif kind == "signed":
+        text = f"{x:+.4f}"
+    elif kind == "plain":
+        text = str(x) if isinstance(x, int) else _natural(float(x)).replace(",", "")
+    elif kind == "pct":
+        text = f"{x:.1f} %"
+    elif kind == "pp":
+        text = f"{x:.1f} pp"
+    elif kind == "signed_pp":
+        text = f"{x:+.1f} pp"
+    elif kind == "bytes":
+        text = _bytes(int(x))
+    elif kind == "seconds":
+        text = _seconds(float(x))
+    elif kind == "epsilon":
+        text = f"{x:.3g}"
+        if "e" in text:
+            text = _natural(float(text))
+    elif kind == "psi":
+        return f"{fmt(x, 'metric')} ({escape(psi_reading(x))})"
+    else:
+        text = _natural(float(x)) if isinstance(x, float) else f"{x:,}"
+    return text.replace("-", MINUS)
+
+
+#: summary.json keys whose numbers are model metrics or rates (4 decimals)
+METRIC_KEYS = frozenset(
+    {
+        "auc",
+        "auc_low",
+        "auc_high",
+        "ks",
+        "gini",
+        "log_loss",
+        "brier",
+        "mean_pd",
+        "default_rate",
+        "observed_rate",
+        "mean_predicted",
+        "observed_default_rate",
+        "test_default_rate",
+        "lift",
+    }
+)
+
+
+def kind_of(key: str) -> str:
+    """The number kind for a summary.json (or rounds.csv) key."""
+    k = key.lower()
+    if "psi" in k.split("_"):
+        return "psi"
+    if k.startswith("epsilon") or k.endswith("epsilon"):
+        return "epsilon"
+    if k.endswith("_s") or k == "wall_s":
+        return "seconds"
+    if "bytes" in k:
+        return "bytes"
+    if k.endswith("_pct"):
+        return "pct"
+    if k.endswith("_bits") or k.startswith("batch"):
+        return "plain"
+    if k.endswith("_pp"):
+        return "signed_pp" if "gap" in k.split("_") else "pp"
+    if "_minus_" in k:
+        return "signed"
+    if k in METRIC_KEYS or k.endswith(("_auc", "_ratio")) or "ratio" in k.split("_"):
+        return "metric"
+    return "auto"
+
+
+def fmt_key(key: str, value: Any) -> str:
+    """``value`` formatted as the kind its key names (see :func:`kind_of`)."""
+    return fmt(value, kind_of(key))
+
+
+def psi_reading(value: float) -> str:
+    """The credit-practice reading of a population stability index (bands of
+    :func:`~fedrisk.evaluation.metrics.psi_band`)."""
+    try:
+        band = psi_band(value)
+    except ValueError:
+        return "not a valid PSI"
+    return {
+        "stable": "stable: no significant shift",
+        "monitor": "moderate shift",
+        "shift": "major shift",
+    }[band]
+
+
+PSI_NOTE = (
+    f"Population stability index (PSI), as read in credit practice: below {PSI_MONITOR:.2f} "
+    f"stable (no significant shift); {PSI_MONITOR:.2f} to {PSI_SHIFT:.2f} a moderate shift; "
+    f"{PSI_SHIFT:.2f} and above a major shift."
+)
+
+
+#: Human labels for summary.json keys; any other key is shown with its underscores as
+#: spaces.
+LABELS = {
+    # comparison
+    "federated_minus_centralised_auc": "AUC, federated − centralised",
+    "federated_minus_reference_auc": "AUC, federated − reference",
+    "federated_minus_mean_local_auc": "AUC, federated − mean of the parties alone",
+    "federated_minus_label_holder_alone_auc": "AUC, joint model − label holder alone",
+    "log_loss_ratio_federated_to_reference": "Log loss, federated ÷ reference",
+    "calibration_gap_pp": "Calibration gap, mean PD − observed default rate",
+    "calibration_warn_above_pp": "Calibration warning when the gap exceeds",
+    "mean_local_auc": "Mean AUC of the parties alone",
+    "best_local_party": "Best party alone",
+    "best_local_auc": "AUC of the best party alone",
+    "psi_federated_vs_centralised_scores": (
+        "Population stability index (PSI), federated vs centralised scores"
+    ),
+    # privacy
+    "dp": "differential privacy",
+    "epsilon": "ε (privacy loss)",
+    "delta": "δ",
+    "epsilon_is_infinite": "ε is infinite",
+    "target_epsilon": "target ε",
+    "epsilon_planned": "ε planned",
+    "max_epsilon": "ε budget",
+    "clip_norm": "clip norm",
+    "update_range": "update range",
+    "server_sees_individual_updates": "aggregator sees each bank's update",
+    "server_sees_global_model": "aggregator sees the global model",
+    # cost
+    "wall_s": "wall time",
+    "federated_wall_s": "federated training time",
+    "baselines_wall_s": "baselines time",
+    "encryption_s": "encryption time",
+    "decryption_s": "decryption time",
+    "obfuscator_precompute_s": "obfuscator precomputation time",
+    "bytes_sent": "bytes sent",
+    "setup_bytes": "setup bytes (round 0)",
+    "max_rounds": "rounds allowed",
+    "messages": "messages",
+    # faults
+    "straggler_delay_s": "straggler delay",
+    "round_timeout_s": "round timeout",
+    "min_parties": "fewest parties per round",
+}
 
 
 def label(key: str) -> str:
+    """The human label for a summary.json key (escaped)."""
+    if key in LABELS:
+        return escape(LABELS[key])
+    if key.endswith("_s"):  # seconds
+        return escape(key[:-2].replace("_", " ") + " time")
     return escape(key.replace("_", " "))
+
+
+class _Html(str):
+    """Text that is already HTML (formatted and escaped): shown as is."""
 
 
 def missing(what: str) -> str:
@@ -358,8 +591,20 @@ class _Report:
             f"<script>{IMAGES_LOADED_JS}</script>\n</head>\n<body>\n"
             + "\n".join(sections)
             + f"\n<footer>Written by fedrisk report from {escape(str(self.dir))}. "
-            "Self-contained: every chart is embedded; nothing is loaded from the network."
-            "</footer>\n</body>\n</html>\n"
+            "Self-contained: every chart is embedded; nothing is loaded from the network. "
+            + escape(self.access_note())
+            + "</footer>\n</body>\n</html>\n"
+        )
+
+    def access_note(self) -> str:
+        """Who may read the report, and what sharing it shares."""
+        return (
+            "This report is one self-contained file with the permissions your umask gives "
+            "any file you make. Sharing it shares what it shows about each party: its rows, "
+            "default rate and metrics, and a record (kind, size, protection) of every "
+            "message it sent. Share it deliberately. The parties' secrets are never in a "
+            "finished run folder (a checkpoint holding them is owner-only and removed when "
+            "the run ends)."
         )
 
     # 1. header
@@ -380,18 +625,19 @@ class _Report:
             meta.append(
                 (
                     "train / test rows",
-                    f"{fmt(data.get('train_rows'))} / {fmt(data.get('test_rows'))}",
+                    _Html(f"{fmt(data.get('train_rows'))} / {fmt(data.get('test_rows'))}"),
                 )
             )
         if self.kind == "horizontal" and data.get("partition") is not None:
-            part = str(data["partition"])
+            part = escape(str(data["partition"]))
             if data.get("alpha") is not None:
-                part += f" (α = {data['alpha']})"
-            meta.append(("partition", part))
+                part += f" (α = {fmt(data['alpha'])})"
+            meta.append(("partition", _Html(part)))
         if self.kind == "vertical" and data.get("label_holder") is not None:
             meta.append(("label holder", data["label_holder"]))
         spans = "".join(
-            f"<span><b>{escape(k)}</b>{fmt(v) if v is not None else '–'}</span>" for k, v in meta
+            f"<span><b>{escape(k)}</b>{v if isinstance(v, _Html) else fmt(v)}</span>"
+            for k, v in meta
         )
         lacks = [k for k in ("scenario", "kind", "engine", "seed", "fedrisk_version") if k not in s]
         return (
@@ -436,17 +682,24 @@ class _Report:
             cells = []
             for key, _, _higher_better in METRICS:
                 v = m.get(key)
-                cell = fmt(v)
+                cell = fmt(v, "metric")
+                if key == "auc" and _is_num(m.get("auc_low")) and _is_num(m.get("auc_high")):
+                    cell += (
+                        f'<span class="ci">95 % CI {fmt(m["auc_low"], "metric")}–'
+                        f"{fmt(m['auc_high'], 'metric')}</span>"
+                    )
                 if key == "mean_pd" and _is_num(v) and _is_num(observed):
                     # calibration-in-the-large: against what happened, not another model
-                    cell += f'<span class="gap">{_signed(v - observed)} vs observed</span>'
+                    cell += f'<span class="gap">{fmt(v - observed, "signed")} vs observed</span>'
                 elif (
                     central is not None
                     and m is not central
                     and _is_num(v)
                     and _is_num(central.get(key))
                 ):
-                    cell += f'<span class="gap">{_signed(v - central[key])} vs centralised</span>'
+                    cell += (
+                        f'<span class="gap">{fmt(v - central[key], "signed")} vs centralised</span>'
+                    )
                 cells.append(f"<td>{cell}</td>")
             body.append(
                 f'<tr class="{cls}"><td class="l">{escape(name)}</td>' + "".join(cells) + "</tr>"
@@ -455,7 +708,7 @@ class _Report:
         if _is_num(observed):
             notes.append(
                 f'<p class="note">Observed default rate on the test customers: '
-                f"<b>{fmt(observed)}</b>. A model's mean PD should be close to it "
+                f"<b>{fmt(observed, 'metric')}</b>. A model's mean PD should be close to it "
                 "(calibration-in-the-large).</p>"
             )
         warnings = self.s.get("warnings")
@@ -466,7 +719,7 @@ class _Report:
         if not local:
             notes.append(missing("summary.json has no local_only metrics"))
         cmp = self._dict("comparison")
-        extra = [(label(k), fmt(v)) for k, v in cmp.items()]
+        extra = [(label(k), fmt_key(k, v)) for k, v in cmp.items()]
         return (
             head
             + f'<table><tr><th class="l">model</th>{cols}</tr>{"".join(body)}</table>'
@@ -478,6 +731,11 @@ class _Report:
             "fitted to convergence (what is reachable with all data in one place).</p>"
             + "".join(notes)
             + (f"<h3>Comparison</h3>{kv_table(extra)}" if extra else "")
+            + (
+                f'<p class="note">{escape(PSI_NOTE)}</p>'
+                if any(kind_of(k) == "psi" for k in cmp)
+                else ""
+            )
             + "</section>"
         )
 
@@ -485,10 +743,10 @@ class _Report:
     def auc_chart(self) -> str:
         unit = "epoch" if self.kind == "vertical" else "round"
         return (
-            '<section id="auc"><h2>2. Test AUC per round</h2>'
+            f'<section id="auc"><h2>2. Test AUC per {unit}</h2>'
             + self._image(
                 "auc_per_round.png",
-                "federated test AUC per round",
+                f"federated test AUC per {unit}",
                 f"Federated test AUC after each {unit}, beside the centralised "
                 "model, the converged reference and the best single party trained alone.",
             )
@@ -531,12 +789,16 @@ class _Report:
             "</div>",
         ]
         out.append('<div class="two">' + "".join(left) + "".join(right) + "</div>")
-        left = ["<div><h3>Calibration (predicted vs observed default rate)</h3>"]
+        left = [
+            "<div><h3>Calibration by score decile (decile 1 = riskiest scores)</h3>",
+            '<p class="note">Predicted against observed default rate, riskiest decile '
+            "first, as in the gains table.</p>",
+        ]
         left.append(
             self._table(
-                calib,
+                riskiest_first(calib),
                 (
-                    ("bin", "bin"),
+                    ("decile", "decile"),
                     ("n", "customers"),
                     ("mean_predicted", "mean predicted"),
                     ("observed_rate", "observed rate"),
@@ -567,7 +829,9 @@ class _Report:
         head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
         body = "".join(
             "<tr>"
-            + "".join(f"<td>{fmt(r.get(k)) if isinstance(r, dict) else '–'}</td>" for k, _ in cols)
+            + "".join(
+                f"<td>{fmt_key(k, r.get(k)) if isinstance(r, dict) else '–'}</td>" for k, _ in cols
+            )
             + "</tr>"
             for r in rows
         )
@@ -584,13 +848,15 @@ class _Report:
             flat, nested = [], []
             for k in keys:
                 v = p[k]
-                if isinstance(v, dict):
+                if isinstance(v, dict) and v:
                     nested.append((k, v))
+                elif isinstance(v, dict):
+                    flat.append((label(k), "none"))
                 elif isinstance(v, list):
                     if v:
                         flat.append((label(k), "<br>".join(escape(str(x)) for x in v)))
                 else:
-                    flat.append((label(k), fmt(v, 6) if isinstance(v, float) else fmt(v)))
+                    flat.append((label(k), fmt_key(k, v)))
             if p.get("dp") in (None, "none"):
                 flat.append(
                     (
@@ -619,10 +885,12 @@ class _Report:
                 kv_table(
                     [
                         ("membership inference attack", fmt(a.get("membership_attack"))),
-                        ("attack AUC (0.5 = guessing)", fmt(a.get("membership_auc"))),
+                        ("attack AUC (0.5 = guessing)", fmt(a.get("membership_auc"), "metric")),
                         (
                             "most any attack could reach under (ε, δ)",
-                            fmt(bound) if bound is not None else "– (no finite ε: no bound)",
+                            fmt(bound, "metric")
+                            if bound is not None
+                            else "– (no finite ε: no bound)",
                         ),
                     ]
                 )
@@ -647,7 +915,7 @@ class _Report:
                         return math.inf
 
                 rows = "".join(
-                    f"<tr><td>{escape(str(b))}</td><td>{fmt(by[b])}</td></tr>"
+                    f"<tr><td>{fmt(b, 'plain')}</td><td>{fmt(by[b], 'metric')}</td></tr>"
                     for b in sorted(by, key=key)
                 )
                 out.append(
@@ -705,7 +973,9 @@ class _Report:
         out = [
             '<section id="who-saw-what"><h2>5. Who saw what</h2>',
             '<p class="note">Every message that crossed a party boundary, from '
-            "transcript.jsonl. Rows: sender; columns: receiver.</p>",
+            "transcript.jsonl. Rows: sender; columns: receiver; each cell says whether "
+            "the receiver could read what it was sent (hover it for the messages). The "
+            "table under the matrix lists every link's messages.</p>",
         ]
         if self.transcript is None:
             return "".join(out) + missing(f"no matrix: {self.transcript_error}") + "</section>"
@@ -725,14 +995,17 @@ class _Report:
             # older run folders name the label holder "server" in the transcript
             aliases["server"] = f"server = {holder}"
             first.append(str(holder))
+        out.append(
+            '<p class="legend"><span style="background:var(--green)">no (green): the '
+            "receiver could read none of it (ciphertext or masked)</span>"
+            '<span style="background:var(--amber)">yes (amber): the receiver could read '
+            "some of it</span>"
+            '<span style="background:var(--grey)">ctl (grey): protocol control only</span>'
+            "</p>"
+        )
         out.append(who_saw_what_matrix(self.transcript, aliases, first))
         out.append(
-            '<p class="legend"><span style="background:var(--green)">green: the '
-            "receiver could read none of it (ciphertext or masked)</span>"
-            '<span style="background:var(--amber)">amber: the receiver could read '
-            "some of it</span>"
-            '<span style="background:var(--grey)">grey: protocol control only</span>'
-            '</p><p class="note">Control messages ('
+            '<p class="note">Control messages ('
             + escape(", ".join(sorted(CONTROL_MESSAGES)))
             + ") carry only who-is-who and go-ahead signals; they are listed but do "
             "not colour a cell.</p>"
@@ -751,12 +1024,7 @@ class _Report:
             for k, v in c.items():
                 if k == "bytes_per_round":
                     continue
-                if k.endswith("_s"):
-                    rows.append((label(k[:-2]) + " time", fmt_seconds(v)))
-                elif k.endswith("bytes") or k.startswith("bytes"):
-                    rows.append((label(k), fmt_bytes(v)))
-                else:
-                    rows.append((label(k), fmt(v)))
+                rows.append((label(k), fmt_key(k, v)))
             if self.transcript:
                 rows.append(("messages in transcript.jsonl", fmt(len(self.transcript))))
             out.append(kv_table(rows))
@@ -773,7 +1041,7 @@ class _Report:
         dep = self._dict("deployment")
         if dep:
             out.append("<h3>Deployment Engine</h3>")
-            out.append(kv_table([(label(k), fmt(v)) for k, v in dep.items()]))
+            out.append(kv_table([(label(k), fmt_key(k, v)) for k, v in dep.items()]))
         out.append("</section>")
         return "".join(out)
 
@@ -785,7 +1053,7 @@ class _Report:
             "<h3>Dropouts, stragglers and participation</h3>",
             kv_table(
                 [
-                    (label(k), fmt(v))
+                    (label(k), fmt_key(k, v))
                     for k, v in f.items()
                     if k not in ("per_party", "updates_per_round")
                 ]
@@ -834,7 +1102,7 @@ class _Report:
         if self.rounds is None:
             if isinstance(bytes_per_round, list) and bytes_per_round:
                 body = "".join(
-                    f"<tr><td>{i}</td><td>{fmt_bytes(b)}</td></tr>"
+                    f"<tr><td>{i}</td><td>{fmt(b, 'bytes')}</td></tr>"
                     for i, b in enumerate(bytes_per_round, 1)
                 )
                 return (
@@ -845,16 +1113,16 @@ class _Report:
         if not self.rounds:
             return missing("rounds.csv has no rounds")
         cols = (
-            ("round", "round", str),
-            ("auc", "test AUC", _f4),
-            ("n_replies", "replies", str),
-            ("bytes", "bytes", _fb),
-            ("wall_s", "wall time", _fs),
-            ("epsilon", "ε", _f4),
+            ("round", "round"),
+            ("auc", "test AUC"),
+            ("n_replies", "replies"),
+            ("bytes", "bytes"),
+            ("wall_s", "wall time"),
+            ("epsilon", "ε"),
         )
-        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl, _ in cols)
+        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
         body = "".join(
-            "<tr>" + "".join(f"<td>{conv(r.get(k) or '')}</td>" for k, _, conv in cols) + "</tr>"
+            "<tr>" + "".join(f"<td>{fmt_key(k, r.get(k))}</td>" for k, _ in cols) + "</tr>"
             for r in self.rounds
         )
         return f"<table><tr>{head}</tr>{body}</table>"
@@ -903,29 +1171,16 @@ class _Report:
         return "".join(out)
 
 
-def _signed(x: float) -> str:
-    return f"{x:+.4f}".replace("-", "−")
-
-
-def _f4(s: str) -> str:
-    try:
-        return fmt(float(s))
-    except ValueError:
-        return "–" if not s else escape(s)
-
-
-def _fb(s: str) -> str:
-    try:
-        return f"{int(s):,}"
-    except ValueError:
-        return "–" if not s else escape(s)
-
-
-def _fs(s: str) -> str:
-    try:
-        return f"{float(s):.3f} s"
-    except ValueError:
-        return "–" if not s else escape(s)
+def riskiest_first(rows: Any) -> Any:
+    """calibration.json's reliability rows (written lowest predictions first) riskiest
+    first, numbered as deciles like the gains table (1 = highest predicted risk); rows
+    that are not all dicts with a mean prediction are left for the table to report."""
+    if not isinstance(rows, list) or not rows:
+        return rows
+    if not all(isinstance(r, dict) and _is_num(r.get("mean_predicted")) for r in rows):
+        return rows
+    ranked = sorted(rows, key=lambda r: -r["mean_predicted"])
+    return [{**r, "decile": i} for i, r in enumerate(ranked, 1)]
 
 
 def _nested_table(d: Mapping[str, Any]) -> str:
@@ -937,7 +1192,7 @@ def _nested_table(d: Mapping[str, Any]) -> str:
         head = "".join(f"<th>{label(c)}</th>" for c in cols)
         body = "".join(
             f'<tr><td class="l">{escape(str(k))}</td>'
-            + "".join(f"<td>{fmt(v.get(c))}</td>" for c in cols)
+            + "".join(f"<td>{fmt_key(c, v.get(c))}</td>" for c in cols)
             + "</tr>"
             for k, v in d.items()
         )
@@ -947,7 +1202,7 @@ def _nested_table(d: Mapping[str, Any]) -> str:
         if isinstance(v, dict):
             rows.append((label(k), _nested_table(v)))
         else:
-            rows.append((label(k), fmt(v)))
+            rows.append((label(k), fmt_key(k, v)))
     return kv_table(rows)
 
 
@@ -972,9 +1227,13 @@ def who_saw_what_matrix(
     aliases: Mapping[str, str] | None = None,
     first: list[str] | None = None,
 ) -> str:
-    """The sender × receiver table (HTML) for transcript rows; ``aliases`` renames parties
-    in the headers (the vertical run's server is the label-holding bank) and ``first``
-    are the parties listed first."""
+    """The sender × receiver table (HTML) for transcript rows, then every link's messages;
+    ``aliases`` renames parties in the headers (the vertical run's server is the
+    label-holding bank) and ``first`` are the parties listed first.
+
+    The matrix stays compact for any number of parties: one short verdict per cell
+    (yes / no / ctl, coloured), the receivers' names written upwards, the messages of a
+    cell in its tooltip; the table under it lists every link's messages in full."""
     aliases, first = aliases or {}, first or ["server"]
     cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for row in transcript:
@@ -989,55 +1248,89 @@ def who_saw_what_matrix(
         k["readable"].add(None if readable is None else bool(readable))
     senders = _party_order((s for s, _ in cells), first)
     receivers = _party_order((r for _, r in cells), first)
-    head = "".join(f'<th class="l">to {escape(aliases.get(r, r))}</th>' for r in receivers)
-    body = []
+
+    def name(party: str) -> str:
+        return escape(aliases.get(party, party))
+
+    head = "".join(f'<th class="rot"><span>to {name(r)}</span></th>' for r in receivers)
+    body, links = [], []
     for s in senders:
         tds = []
         for r in receivers:
             kinds = cells.get((s, r))
             if not kinds:
-                tds.append('<td class="empty" title="no messages">—</td>')
+                tds.append('<td class="empty" title="no messages"></td>')
                 continue
-            tds.append(_matrix_cell(kinds))
-        body.append(f'<tr><th class="l">from {escape(aliases.get(s, s))}</th>{"".join(tds)}</tr>')
+            cell = _link(kinds)
+            tip = f"{aliases.get(s, s)} → {aliases.get(r, r)}: {cell.verdict}; " + "; ".join(
+                cell.plain
+            )
+            tds.append(
+                f'<td class="{cell.cls}" title="{escape(tip)}">{cell.mark}</td>',
+            )
+            links.append(
+                f'<tr><td class="l">{name(s)}</td><td class="l">{name(r)}</td>'
+                f'<td class="l {cell.cls}">{escape(cell.verdict)}</td>'
+                f'<td class="l">{"".join(cell.lines)}</td><td>{fmt(cell.total, "bytes")}</td></tr>'
+            )
+        body.append(f'<tr><th class="l">from {name(s)}</th>{"".join(tds)}</tr>')
+    matrix = (
+        '<div class="scroll"><table class="matrix"><tr><th class="corner">can the receiver '
+        f"read it?<br>sender ↓ / receiver →</th>{head}</tr>{''.join(body)}</table></div>"
+    )
+    detail = (
+        '<table class="links"><tr><th class="l">from</th><th class="l">to</th>'
+        '<th class="l">receiver</th><th class="l">messages (kind ×count, bytes, '
+        f"protection)</th><th>total</th></tr>{''.join(links)}</table>"
+    )
+    opened = " open" if len(links) <= 12 else ""
     return (
-        f'<div class="scroll"><table class="matrix"><tr><th class="corner">sender ↓ / '
-        f"receiver →</th>{head}</tr>{''.join(body)}</table></div>"
+        matrix
+        + f"<details{opened}><summary>The messages on each of the {fmt(len(links))} links"
+        + f"</summary>{detail}</details>"
     )
 
 
-def _matrix_cell(kinds: dict[str, dict[str, Any]]) -> str:
-    lines, data_readable, data_kinds = [], False, 0
-    total = 0
+class _Cell:
+    """One sender → receiver link of the matrix: colour, verdict, message lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.plain: list[str] = []
+        self.total = 0
+        self.cls = self.mark = self.verdict = ""
+
+
+def _link(kinds: dict[str, dict[str, Any]]) -> _Cell:
+    cell, data_readable, data_kinds = _Cell(), False, 0
     for what in sorted(kinds):
         k = kinds[what]
-        total += k["bytes"]
+        cell.total += k["bytes"]
         control = what in CONTROL_MESSAGES
         readable = k["readable"]
         if control:
-            tag = '<span class="tag ctl">control</span>'
+            tag, word = '<span class="tag ctl">control</span>', "control"
         elif True in readable or None in readable:
-            tag = '<span class="tag ro">readable</span>'
+            tag, word = '<span class="tag ro">readable</span>', "readable"
         else:
-            tag = '<span class="tag no">unreadable</span>'
+            tag, word = '<span class="tag no">unreadable</span>', "unreadable"
         if not control:
             data_kinds += 1
             data_readable |= True in readable or None in readable
         prot = ", ".join(sorted(k["protection"]))
-        lines.append(
-            f'<span class="msg"><span class="w">{escape(what)}</span> ×{k["count"]}, '
-            f"{k['bytes']:,} B, {escape(prot)}{tag}</span>"
+        size = fmt(k["bytes"], "bytes")
+        cell.lines.append(
+            f'<span class="msg"><span class="w">{escape(what)}</span> ×{fmt(k["count"])}, '
+            f"{size}, {escape(prot)}{tag}</span>"
         )
+        cell.plain.append(f"{what} ×{fmt(k['count'])}, {size}, {prot}, {word}")
     if data_kinds == 0:
-        cls, verdict = "control", "control only"
+        cell.cls, cell.mark, cell.verdict = "control", "ctl", "control only"
     elif data_readable:
-        cls, verdict = "amber", "receiver can read data"
+        cell.cls, cell.mark, cell.verdict = "amber", "yes", "can read data"
     else:
-        cls, verdict = "green", "receiver can read none of the data"
-    return (
-        f'<td class="{cls}" title="{escape(verdict)}"><b>{escape(verdict)}</b>'
-        f'<span class="gap">total {total:,} B</span>{"".join(lines)}</td>'
-    )
+        cell.cls, cell.mark, cell.verdict = "green", "no", "can read none of the data"
+    return cell
 
 
 # --------------------------------------------------------------------------- ε chart
@@ -1058,12 +1351,16 @@ def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any], scen
         final = privacy.get("epsilon")
         if _is_num(final) and math.isfinite(final):
             ax.axhline(
-                final, color="#7b1fa2", linestyle=":", linewidth=1, label=f"final ε = {final:.3g}"
+                final,
+                color="#7b1fa2",
+                linestyle=":",
+                linewidth=1,
+                label=f"final ε = {fmt(final, 'epsilon')}",
             )
         ax.set_xlabel("round")
         ax.set_ylabel("ε")
         delta = privacy.get("delta")
-        sub = f" (δ = {delta:g})" if _is_num(delta) else ""
+        sub = f" (δ = {fmt(delta)})" if _is_num(delta) else ""
         ax.set_title(f"{scenario}: privacy spent per round{sub}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(bottom=0)

@@ -123,6 +123,7 @@ def write_outputs(
         best_local_auc=best_local[1],
         best_local_name=best_local[0],
         title=f"{s.name}: {curve_title}",
+        x_label="epoch" if s.federation.kind == "vertical" else "round",
     )
     plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
     plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")

@@ -14,6 +14,7 @@ import numpy as np
 from fedrisk.data.prepare import PreparedData
 from fedrisk.evaluation import (
     CALIBRATION_WARN_PP,
+    auc_interval_record,
     calibration_gap_pp,
     calibration_warning,
     population_stability_index,
@@ -69,14 +70,20 @@ def against_reference(
     reference: Reference,
     reference_scores: np.ndarray,
     *,
+    seed: int | None,
     model: str = "federated",
 ) -> dict[str, Any]:
     """What every run reports beside its same-budget ``centralised`` model, horizontal or
     vertical: the converged ``reference`` (its metrics on the same held-out customers and
     how it was fitted), the observed default rate, the federated model's gaps to both
     (``comparison`` entries) and the run's ``warnings`` (miscalibration; a reference
-    that did not converge)."""
-    ref = {**score_metrics(test_y, reference_scores), **reference.record()}
+    that did not converge). ``seed`` (the scenario's) fixes the reference's bootstrap AUC
+    interval (``auc_low``, ``auc_high``)."""
+    ref = {
+        **score_metrics(test_y, reference_scores),
+        **auc_interval_record(test_y, reference_scores, seed),
+        **reference.record(),
+    }
     observed = float(np.mean(test_y))
     warnings = []
     miscalibrated = calibration_warning(federated["mean_pd"], observed, model=model)
@@ -139,13 +146,20 @@ def horizontal_summary(
     crypto: dict[str, float] | None,
 ) -> dict[str, Any]:
     test_y = data.test.y
-    federated = score_metrics(test_y, fed_scores)
-    centralised = score_metrics(test_y, central_scores)
+    # bootstrap AUC intervals seeded from the scenario (evaluation, not a party's secret)
+    federated = {
+        **score_metrics(test_y, fed_scores),
+        **auc_interval_record(test_y, fed_scores, s.seed),
+    }
+    centralised = {
+        **score_metrics(test_y, central_scores),
+        **auc_interval_record(test_y, central_scores, s.seed),
+    }
     local_aucs = {k: v["auc"] for k, v in local_metrics.items()}
     best_local = max(local_aucs, key=local_aucs.get)
     mean_local = float(np.mean(list(local_aucs.values())))
     bytes_total = recorder.transcript.total_bytes
-    judged = against_reference(test_y, federated, reference, reference_scores)
+    judged = against_reference(test_y, federated, reference, reference_scores, seed=s.seed)
     return {
         "fedrisk_version": __version__,
         "scenario": s.name,

@@ -22,7 +22,7 @@ from fedrisk.deployment import vertical_files
 from fedrisk.deployment.launch import RUN_TIMEOUT_BASE
 from fedrisk.deployment.options import DeploymentOptions
 from fedrisk.deployment.result import recorder_from_result
-from fedrisk.evaluation import score_metrics
+from fedrisk.evaluation import auc_interval_record, score_metrics
 from fedrisk.evaluation.baselines import BaselineBudget, train_centralised, train_reference
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
@@ -280,11 +280,24 @@ def complete_vertical(
     reference = train_reference(pooled_train, outcome_train_y(holder, outcome), s.model.l2)
     bank_alone = train_centralised(budget, outcome.bank_train_X, outcome_train_y(holder, outcome))
     y_test = outcome.test_y
-    federated = score_metrics(y_test, outcome.test_scores)
-    centralised = score_metrics(y_test, predict_proba(central, pooled_test))
+    central_scores = predict_proba(central, pooled_test)
+    # bootstrap AUC intervals seeded from the scenario (evaluation, not a party's secret)
+    federated = {
+        **score_metrics(y_test, outcome.test_scores),
+        **auc_interval_record(y_test, outcome.test_scores, s.seed),
+    }
+    centralised = {
+        **score_metrics(y_test, central_scores),
+        **auc_interval_record(y_test, central_scores, s.seed),
+    }
     local = {holder.name: score_metrics(y_test, predict_proba(bank_alone, outcome.bank_test_X))}
     judged = against_reference(
-        y_test, federated, reference, reference.predict_proba(pooled_test), model="joint"
+        y_test,
+        federated,
+        reference,
+        reference.predict_proba(pooled_test),
+        seed=s.seed,
+        model="joint",
     )
     attacks: dict[str, Any] = {}
     if s.privacy.label_leakage_attack:

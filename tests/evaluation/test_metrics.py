@@ -20,6 +20,7 @@ from fedrisk.evaluation import (
     psi_band,
     score_metrics,
 )
+from fedrisk.evaluation.metrics import auc_interval, auc_interval_record, weighted_auc
 
 KEYS = {"auc", "ks", "gini", "log_loss", "brier", "mean_pd"}
 
@@ -320,3 +321,82 @@ def test_psi_band(value, band):
 def test_psi_band_rejects_nonsense(value):
     with pytest.raises(ValueError):
         psi_band(value)
+
+
+# --------------------------------------------------------------------------- AUC interval
+
+
+def tied_sample(n: int, seed: int):
+    """Scores rounded to 2 decimals (many ties), outcomes drawn from them."""
+    y, p = calibrated_sample(n, seed)
+    return y, np.round(p, 2)
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_weighted_auc_all_ones_is_sklearns_auc(rounded):
+    y, p = tied_sample(3000, 5) if rounded else calibrated_sample(3000, 5)
+    got = weighted_auc(y, p, np.ones((1, y.size)))
+    assert got.shape == (1,)
+    assert got[0] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_weighted_auc_counts_are_repeated_rows():
+    """Integer weights = each row repeated that many times (ties counted half)."""
+    y, p = tied_sample(500, 6)
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 4, size=(5, y.size))
+    got = weighted_auc(y, p, w)
+    for row, auc in zip(w, got):
+        assert auc == pytest.approx(roc_auc_score(np.repeat(y, row), np.repeat(p, row)), abs=1e-12)
+    # a weighting without one class has no AUC
+    assert np.isnan(weighted_auc(y, p, (y == 1)[None, :].astype(float))[0])
+
+
+def slow_bootstrap(y, p, resamples, seed, level=0.95):
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(resamples):
+        i = rng.integers(0, y.size, y.size)
+        if 0 < y[i].sum() < y.size:
+            aucs.append(roc_auc_score(y[i], p[i]))
+    return np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
+
+
+def test_auc_interval_matches_a_slow_reference_bootstrap():
+    y, p = tied_sample(1000, 7)  # with ties: the harder case
+    auc = roc_auc_score(y, p)
+    low, high = auc_interval(y, p, resamples=4000, seed=1)
+    ref_low, ref_high = slow_bootstrap(y, p, 1000, seed=2)
+    assert low < auc < high
+    # two independent bootstraps (4,000 and 1,000 replicates): endpoints agree to within
+    # Monte Carlo error
+    assert low == pytest.approx(ref_low, abs=0.008)
+    assert high == pytest.approx(ref_high, abs=0.008)
+    # and the normal-theory width (Hanley & McNeil 1982) to within a fifth
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    n1, n0 = y.sum(), y.size - y.sum()
+    se = math.sqrt(
+        (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
+    )
+    assert high - low == pytest.approx(2 * 1.96 * se, rel=0.2)
+
+
+def test_auc_interval_is_seeded_and_narrows_with_level():
+    y, p = calibrated_sample(1500, 8)
+    assert auc_interval(y, p, seed=3) == auc_interval(y, p, seed=3)
+    assert auc_interval(y, p, seed=3) != auc_interval(y, p, seed=4)
+    lo95, hi95 = auc_interval(y, p, seed=3)
+    lo80, hi80 = auc_interval(y, p, seed=3, level=0.8)
+    assert lo95 < lo80 < hi80 < hi95
+    with pytest.raises(ValueError, match="level"):
+        auc_interval(y, p, level=1.0)
+    with pytest.raises(ValueError, match="one of each class"):
+        auc_interval(np.zeros(5), np.linspace(0, 1, 5))
+
+
+def test_auc_interval_record_keys():
+    y, p = calibrated_sample(1000, 9)
+    rec = auc_interval_record(y, p, seed=0)
+    assert set(rec) == {"auc_low", "auc_high"}
+    assert rec["auc_low"] < roc_auc_score(y, p) < rec["auc_high"]
+    json.dumps(rec)

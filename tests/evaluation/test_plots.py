@@ -208,3 +208,51 @@ def test_sweep_chart_positions_infinity_past_the_largest_target():
     assert [t for _, t in ticks] == ["0.5", "1", "8", "∞\n(no noise)"]
     pos, ticks, log = sweep_positions(["iid", "dirichlet"])
     assert not log and pos == {"iid": 0.0, "dirichlet": 1.0}
+
+
+@pytest.mark.parametrize("x_label", ["round", "epoch"])
+def test_auc_chart_of_one_point_has_one_integer_tick_and_a_visible_point(x_label):
+    """A one-epoch vertical run: no 0.945-1.050 axis, the label matches the title."""
+    fig, ax = plt.subplots()
+    try:
+        draw_auc(
+            ax,
+            [1],
+            [0.71],
+            centralised_auc=0.70,
+            best_local_auc=0.64,
+            best_local_name="bank",
+            title=f"joint test AUC per {x_label}",
+            x_label=x_label,
+        )
+        fig.canvas.draw()
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        low, high = ax.get_xlim()
+        label = ax.get_xlabel()
+        point = ax.get_lines()[0]
+    finally:
+        plt.close(fig)
+    assert ticks == [1]
+    assert low <= 0.5 and high >= 1.5  # the point sits well inside the frame
+    assert label == x_label
+    assert point.get_markersize() >= 6
+
+
+def test_auc_chart_ticks_are_whole_rounds():
+    fig, ax = plt.subplots()
+    try:
+        draw_auc(
+            ax,
+            [1, 2, 3],
+            [0.6, 0.65, 0.7],
+            centralised_auc=None,
+            best_local_auc=None,
+            best_local_name=None,
+            title="",
+        )
+        fig.canvas.draw()
+        ticks = ax.get_xticks()
+    finally:
+        plt.close(fig)
+    assert all(float(t).is_integer() for t in ticks)
+    assert ax.get_xlabel() == "round"

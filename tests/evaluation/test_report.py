@@ -11,8 +11,10 @@ import base64
 import csv
 import io
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import warnings
@@ -143,8 +145,10 @@ def test_report_has_every_section_and_embedded_images(runs, reports, kind):
 
 
 def matrix(html: str) -> str:
+    """The who-saw-what section: the matrix and the table of every link's messages."""
     section = html.split('id="who-saw-what"', 1)[1].split("</section>", 1)[0]
-    return section.split('<table class="matrix">', 1)[1].split("</table>", 1)[0]
+    assert '<table class="matrix">' in section and '<table class="links">' in section
+    return section
 
 
 def test_who_saw_what_matrix_horizontal(runs, reports):
@@ -164,7 +168,7 @@ def test_who_saw_what_matrix_vertical(reports):
     assert "to provider<" in m and "from provider<" in m
     # the provider only ever sees the residuals encrypted
     assert re.search(
-        r"encrypted_residuals</span> ×\d+, [\d,]+ B, ciphertext"
+        r"encrypted_residuals</span> ×[\d,]+, [\d,]+ B( \([\d.]+ [KMG]iB\))?, ciphertext"
         r'<span class="tag no">unreadable',
         m,
     )
@@ -364,3 +368,132 @@ def test_report_shows_dropouts_and_participation(tmp_path):
         cells = re.findall(r"<td>([^<]*)</td>", section[section.index(name) :])[:4]
         assert cells == [str(party[k]) for k in ("asked", "answered", "dropped", "lost_or_late")]
     assert sum(p["dropped"] for p in summary["faults"]["per_party"].values()) > 0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_metrics_show_the_auc_interval_from_summary_json(runs, reports):
+    for kind in ("horizontal", "vertical"):
+        summary = json.loads((runs[kind] / "summary.json").read_text())
+        section = reports[kind].read_text(encoding="utf-8")
+        section = section[section.index('id="metrics"') : section.index('id="auc"')]
+        for model in ("federated", "centralised", "reference"):
+            m = summary[model]
+            assert m["auc_low"] < m["auc"] < m["auc_high"], (kind, model)
+            assert m["auc_high"] - m["auc_low"] < 0.1
+            ci = f"95 % CI {m['auc_low']:.4f}–{m['auc_high']:.4f}"
+            assert ci in section, (kind, model, ci)
+
+
+def test_calibration_and_gains_tables_are_both_riskiest_first(reports):
+    html = reports["horizontal"].read_text(encoding="utf-8")
+    section = html[html.index('id="gains"') : html.index('id="privacy"')]
+    assert "Gains table (decile 1 = riskiest scores)" in section
+    assert "Calibration by score decile (decile 1 = riskiest scores)" in section
+    calib = section[section.index("Calibration by score decile") :].split("</table>")[0]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>[\d,]+</td><td>([\d.]+)</td>", calib)
+    assert [int(d) for d, _ in rows] == list(range(1, 11))
+    predicted = [float(p) for _, p in rows]
+    assert predicted == sorted(predicted, reverse=True)
+
+
+def test_labels_psi_reading_and_sharing_note(reports):
+    html = reports["horizontal"].read_text(encoding="utf-8")
+    assert "psi federated vs centralised scores" not in html
+    row = re.search(
+        r"Population stability index \(PSI\), federated vs centralised scores</th>"
+        r'<td class="l">([^<]*)</td>',
+        html,
+    )
+    assert row, "the PSI row is missing"
+    assert re.fullmatch(
+        r"\d\.\d{4} \((stable: no significant shift|moderate shift|major shift)\)", row.group(1)
+    )
+    assert "below 0.10 stable (no significant shift)" in html
+    footer = html[html.index("<footer>") :]
+    assert "permissions your umask gives" in footer and "Share it deliberately" in footer
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(reports["horizontal"].stat().st_mode) == 0o666 & ~umask
+    # no number padded with zeros it does not have (8.0000, 4.000000)
+    text = re.sub(r"<[^>]+>", " ", re.sub(r'src="[^"]*"', "", html))
+    assert not re.search(r"\b\d+\.0{5,}\b", text)
+
+
+def test_privacy_config_values_read_naturally(runs, tmp_path):
+    d = copy_run(runs["horizontal"], tmp_path / "cfg")
+    summary = json.loads((d / "summary.json").read_text())
+    summary["privacy"].update(clip_norm=4.0, update_range=8.0, delta=1e-5, epsilon=2.0)
+    summary["comparison"]["psi_federated_vs_centralised_scores"] = 0.31
+    (d / "summary.json").write_text(json.dumps(summary))
+    html = render_report(d).read_text(encoding="utf-8")
+    cells = dict(re.findall(r'<tr><th class="l">([^<]+)</th><td class="l">([^<]*)</td></tr>', html))
+    assert cells["clip norm"] == "4" and cells["update range"] == "8"
+    assert cells["δ"] == "10⁻⁵" and cells["ε (privacy loss)"] == "2"
+    assert (
+        cells["Population stability index (PSI), federated vs centralised scores"]
+        == "0.3100 (major shift)"
+    )
+
+
+# --------------------------------------------------------------------------- layout
+
+# Measures the page once it has laid out: how wide the document is and how far any
+# scroll box (the who-saw-what matrix's) overflows its own width. Added to a copy of the
+# report by the test, so an old report without a script of its own is measured the same.
+LAYOUT_JS = """<script>
+window.addEventListener("load", function () {
+  var worst = 0, boxes = document.querySelectorAll(".scroll, table.matrix");
+  for (var i = 0; i < boxes.length; i++) {
+    var el = boxes[i].classList.contains("scroll") ? boxes[i] : boxes[i].parentElement;
+    worst = Math.max(worst, el.scrollWidth - el.clientWidth);
+  }
+  var cells = document.querySelectorAll("table.matrix td"), narrow = 1e9;
+  for (var j = 0; j < cells.length; j++) {
+    narrow = Math.min(narrow, cells[j].getBoundingClientRect().width);
+  }
+  var b = document.body.dataset;
+  b.pageWidth = String(document.documentElement.scrollWidth);
+  b.viewWidth = String(window.innerWidth);
+  b.boxOverflow = String(worst);
+  b.narrowestCell = String(Math.round(narrow));
+});
+</script>"""
+
+
+def layout_at(binary: str, report: Path, tmp_path: Path, width: int) -> dict[str, int]:
+    page = tmp_path / "measured.html"
+    page.write_text(
+        report.read_text(encoding="utf-8").replace("</body>", LAYOUT_JS + "</body>"),
+        encoding="utf-8",
+    )
+    proc = start_chromium(
+        binary, tmp_path / "profile", f"--window-size={width},900", "--dump-dom", page.as_uri()
+    )
+    dom = finish(proc)
+    body = re.search(r"<body\b[^>]*>", dom).group(0)
+    got = dict(
+        re.findall(r'data-(page-width|view-width|box-overflow|narrowest-cell)="(-?\d+)"', body)
+    )
+    assert len(got) == 4, f"the layout script did not run: {body[:300]}"
+    return {k: int(v) for k, v in got.items()}
+
+
+def test_report_of_20_banks_fits_1280_px(tmp_path):
+    """The page never scrolls sideways at 1280 px, and the who-saw-what matrix of 21
+    parties fits its box (no scrolling inside it either) with cells wide enough to read."""
+    binary = chromium()
+    s = load_scenario(
+        SCENARIOS / "quickstart.toml",
+        ["federation.banks=20", "rounds=2", "federation.partition=iid"],
+    )
+    run_scenario(s, tmp_path / "run", show_progress=False)
+    report = render_report(tmp_path / "run")
+    html = report.read_text(encoding="utf-8")
+    assert "to bank_20<" in html and "from bank_20<" in html
+    layout = layout_at(binary, report, tmp_path, 1280)
+    assert layout["view-width"] == 1280
+    assert layout["page-width"] <= 1280, layout
+    assert layout["box-overflow"] <= 0, layout
+    assert layout["narrowest-cell"] >= 20, layout

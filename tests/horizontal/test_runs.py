@@ -39,7 +39,17 @@ def test_quickstart_summary_contract_and_gains(quickstart_run):
     assert s["scenario"] == "quickstart" and s["seed"] == 42
     assert s["engine"] == "inprocess" and s["kind"] == "horizontal"
     for block in ("federated", "centralised"):
-        assert set(s[block]) == {"auc", "ks", "gini", "log_loss", "brier", "mean_pd"}
+        assert set(s[block]) == {
+            "auc",
+            "auc_low",
+            "auc_high",
+            "ks",
+            "gini",
+            "log_loss",
+            "brier",
+            "mean_pd",
+        }
+        assert s[block]["auc_low"] < s[block]["auc"] < s[block]["auc_high"]
     assert len(s["local_only"]) == 5
     fed, cen = s["federated"]["auc"], s["centralised"]["auc"]
     mean_local = np.mean([m["auc"] for m in s["local_only"].values()])
