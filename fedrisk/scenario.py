@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -477,10 +478,14 @@ class _Problems:
         self.lines.append(f"{self.where(key)}: {key}: {text}")
 
     def add_cross(self, key: str, text: str) -> None:
-        """A problem between keys; left out when ``key`` is already wrong on its own
-        (its default stood in for it, so the check would be about a value never given)."""
+        """A problem between keys; left out when ``key``, or a key its text names, is
+        already wrong on its own (its default stood in for it, so the check would be
+        about a value never given)."""
+        named = [key, *re.findall(r"\b(?:data|federation|model|privacy)\.[a-z_]+", text)]
         if not any(
-            key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in self.keys
+            n == k or n.startswith(k + ".") or k.startswith(n + ".")
+            for n in named
+            for k in self.keys
         ):
             self.lines.append(f"{self.where(key)}: {key}: {text}")
 
