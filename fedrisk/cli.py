@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-<name>-<time>/)")
     sweep.add_argument("--engine", help="override federation.engine")
     _add_secrets_option(sweep)
-    sweep.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    sweep.add_argument(
+        "--quiet", action="store_true", help="no progress bar or table; only the sweep folder"
+    )
 
     demo = sub.add_parser("demo", help="a narrated walk-through of joint modelling (~2 min)")
     demo.add_argument("--no-pause", action="store_true", help="do not wait between steps")
@@ -438,6 +440,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             )
         Console().print(table)
         Console().print(f"Results in [bold]{out}[/bold] (sweep.csv, sweep.png, points/)")
+    else:
+        print(out)  # --quiet: only where the results are, as for run
     return 0
 
 

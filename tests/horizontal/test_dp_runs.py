@@ -261,6 +261,7 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "sw\n"  # --quiet: only the sweep folder
     out = tmp_path / "sw"
     assert (out / "sweep.png").stat().st_size > 10_000
     rows = list(csv.DictReader(open(out / "sweep.csv")))
