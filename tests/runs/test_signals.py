@@ -79,8 +79,11 @@ def test_a_signalled_run_leaves_no_partial_folder_and_says_so(tmp_path, sig, cod
 
 
 def test_sigterm_during_the_demo_leaves_nothing(tmp_path):
+    def first_run_started(cwd: Path) -> bool:  # a run's folder inside the demo's own
+        return any(".partial-" in p.name for p in cwd.glob(".demo.partial-*/.*"))
+
     proc = start_and_signal(
-        ["demo", "--no-pause", "--out", "demo"], tmp_path, signal.SIGTERM, partial_exists
+        ["demo", "--no-pause", "--out", "demo"], tmp_path, signal.SIGTERM, first_run_started
     )
     assert proc.returncode == 143, proc.stderr
     assert "stopped by SIGTERM" in proc.stderr.strip().splitlines()[-1]
