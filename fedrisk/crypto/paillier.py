@@ -132,6 +132,7 @@ class ObfuscatorPool:
         obfuscation: str = "full",
         private_key: PaillierPrivateKey | None = None,
         window: int = DEFAULT_WINDOW,
+        djn_base: int | None = None,
     ) -> None:
         self._n = gmpy2.mpz(public_key.n)
         self._nsq = gmpy2.mpz(public_key.nsquare)
@@ -147,14 +148,31 @@ class ObfuscatorPool:
             # An obfuscator is then h_s^a for a short random a, one powmod with a
             # DJN_EXPONENT_BITS exponent instead of a full n-bit one (an extra,
             # standard assumption: short exponents are as good as full ones).
-            x = gmpy2.mpz(secrets.randbelow(int(self._n) - 2) + 2)
-            self._hs = gmpy2.powmod(-(x * x) % self._n, self._n, self._nsq)
+            # ``djn_base`` passes an h_s made elsewhere (e.g. published with the key).
+            if djn_base is None:
+                x = gmpy2.mpz(secrets.randbelow(int(self._n) - 2) + 2)
+                djn_base = gmpy2.powmod(-(x * x) % self._n, self._n, self._nsq)
+            if not 0 < djn_base < self._nsq:
+                raise ValueError("djn_base must lie in (0, n²)")
+            self._hs = gmpy2.mpz(djn_base)
+        elif djn_base is not None:
+            raise ValueError("djn_base is for obfuscation='djn' only")
         self._engine = None  # built on first use (a DJN table takes tens of ms)
         self._parallel: ParallelPowers | None = None
         self._ready: deque = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.precompute_seconds = 0.0
+
+    @property
+    def djn_base(self) -> gmpy2.mpz | None:
+        """DJN's h_s (None for textbook obfuscation)."""
+        return self._hs if self.obfuscation == "djn" else None
+
+    @property
+    def parallel_workers(self) -> int:
+        """Worker processes this pool has running (0: none started, or closed)."""
+        return 0 if self._parallel is None else self._parallel.workers
 
     @property
     def engine(self):
