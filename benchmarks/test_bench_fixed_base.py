@@ -254,13 +254,9 @@ def write_table(bench_store, workers: int, startup: float) -> None:
             f"- worker processes: {gain:.2f}x the serial pool's throughput "
             f"({PARALLEL_BATCH} obfuscators, warm workers; their start-up took {startup:.2f} s).",
         ]
-    table = "\n".join(lines)
-    print("\n" + table)
-    bench_store.tables.append(table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        "# Obfuscator benchmark\n\nWritten by "
-        "`python -m pytest benchmarks/test_bench_fixed_base.py --benchmark-only`.\n\n"
-        + table
-        + "\n"
+    bench_store.publish(
+        RESULTS,
+        "Obfuscator benchmark",
+        "python -m pytest benchmarks/test_bench_fixed_base.py --benchmark-only",
+        "\n".join(lines),
     )
