@@ -15,7 +15,7 @@ All three give exactly the value ``gmpy2.powmod`` gives, so ciphertexts made wit
 indistinguishable from (identical to, for the same randomness) the public-key-only path.
 
 Window size, measured here (2048-bit key, 256-bit DJN exponents, one core, ms per
-exponentiation / table build seconds; one gmpy2.powmod is 1.49 ms on a quiet machine):
+exponentiation / table build seconds; NOTES §6: one powmod is 1.49 ms on a quiet machine):
 
 | window w | lookups k | entries | n² table: ms / build s | p², q² tables (CRT): ms / build s |
 |---:|---:|---:|---:|---:|
@@ -34,6 +34,14 @@ powmod, 5.19 ms by :class:`CrtPower`.)
 at 2048 bits, built in 0.04 s). Each wider window saves ~7% of the time per value but
 doubles the table's memory and build time (10 bits: 13 MiB per table, paid back only
 after ~3,600 obfuscators), and a process holds one table per pool (per party and key).
+
+:class:`ParallelPowers` spreads a batch over worker processes (the table-lookup chains are
+Python-level mulmods that hold the GIL, so threads cannot share them). The values come
+back in input order, identical to the serial ones. Measured on the 2-core CI-like machine
+with another job holding one core (8,192 DJN obfuscators, warm workers; start-up
+0.1–0.45 s): 0.8–1.3x the serial throughput, no reliable gain. Two workers' tables also
+compete for the shared cache: two processes of plain powmods (no tables) ran at 1.6x one
+process's throughput on the same machine.
 """
 
 from __future__ import annotations
@@ -217,7 +225,10 @@ class ParallelPowers:
 
     The processes start on first use and stay until :meth:`close` (or exit), so their
     start-up (process + engine rebuild) is paid once per engine. Results come back in
-    input order: identical to ``engine.pow_many(values)`` for the same values."""
+    input order: identical to ``engine.pow_many(values)`` for the same values.
+
+    Workers start by forkserver (spawn where there is none), which imports the main
+    module again: a script that uses this needs the ``if __name__ == "__main__":`` guard."""
 
     def __init__(self, engine, workers: int | None = None):
         self.engine = engine
