@@ -273,15 +273,11 @@ class ObfuscatorPool:
 
 
 def precompute_in_background(
-    owners: list[str],
-    public_key: PaillierPublicKey,
-    per_owner: int,
-    private_key: PaillierPrivateKey | None = None,
+    owners: list[str], public_key: PaillierPublicKey, per_owner: int
 ) -> threading.Event:
     """Fill each owner's shared pool in one daemon thread, round-robin so the earliest
-    rounds are covered first; set the returned event to stop early. ``private_key``:
-    the owners hold it (shared-key mode), so their pools take the CRT path."""
-    pools = [ObfuscatorPool.shared(o, public_key, private_key) for o in owners]
+    rounds are covered first; set the returned event to stop early."""
+    pools = [ObfuscatorPool.shared(o, public_key) for o in owners]
     stop = threading.Event()
 
     def work() -> None:
@@ -391,5 +387,4 @@ def bank_key_ceremony(bits: int, banks: list[str], rounds: int) -> BankKeys:
     obfuscators in the background, so that work overlaps everything that follows
     (start-up, data preparation, training) instead of waiting for the first round."""
     public_key, private_key = generate_keypair(bits)
-    stop = precompute_in_background(banks, public_key, rounds, private_key)
-    return BankKeys(public_key, private_key, stop)
+    return BankKeys(public_key, private_key, precompute_in_background(banks, public_key, rounds))

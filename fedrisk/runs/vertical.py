@@ -73,8 +73,7 @@ def run_vertical(
         # them is refused here, before anything starts)
         private_key = vertical_files.bank_private_key(deployment)
     setup = prepare_vertical(s, private_key, secrets)
-    per_encryption = seconds_per_encryption(setup.bank.public_key, s, setup.bank.private_key)
-    warn_if_long(s, len(setup.bank.ids), per_encryption)
+    warn_if_long(s, len(setup.bank.ids), seconds_per_encryption(setup.bank.public_key, s))
     if deployed and deployment is not None and deployment.bank_files is not None:
         # the bank's files must be this scenario's before anything starts
         vertical_files.read_bank_job(
@@ -242,12 +241,10 @@ ENCRYPTION_SHARE = 0.88
 LONG_RUN_SECONDS = 600.0
 
 
-def seconds_per_encryption(public_key, s: Scenario, private_key=None, samples: int = 5) -> float:
+def seconds_per_encryption(public_key, s: Scenario, samples: int = 3) -> float:
     """This machine's time for one residual's obfuscator under the run's key and
-    obfuscation, as the bank makes them (it holds ``private_key``), measured on a few
-    after the first (which builds the fixed-base tables)."""
-    pool = ObfuscatorPool(public_key, s.privacy.obfuscation, private_key=private_key)
-    pool.fresh()
+    obfuscation, measured on a few (the bank encrypts one per training customer)."""
+    pool = ObfuscatorPool(public_key, s.privacy.obfuscation)
     started = time.perf_counter()
     for _ in range(samples):
         pool.fresh()
