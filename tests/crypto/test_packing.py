@@ -37,9 +37,9 @@ def values(clip, d):
     return st.lists(st.one_of(edge, st.floats(-clip, clip)), min_size=d, max_size=d)
 
 
-# up to 13 x 1,000 Paillier encryptions: part of the full suite, not the fast loop
+# up to 7 x 1,000 Paillier encryptions: part of the full suite, not the fast loop
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     k=st.integers(1, 1000),
     d=st.integers(1, 40),
