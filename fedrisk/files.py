@@ -24,7 +24,7 @@ def input_file(
     path: Path, what: str, *, kind: str = "file", error: type[InputError] = InputError
 ) -> Path:
     """``path`` if it is an existing regular file this process can read; else ``error``."""
-    shown = f"{what}: {path}" if str(path) not in what else what
+    shown = _named(path, what)
     if not path.exists():
         raise error(f"{shown}: no such {kind}")
     if path.is_dir():
@@ -44,8 +44,7 @@ def read_input_bytes(
     try:
         return path.read_bytes()
     except OSError as exc:
-        shown = f"{what}: {path}" if str(path) not in what else what
-        raise error(f"{shown}: cannot be read ({_reason(exc)})") from None
+        raise error(f"{_named(path, what)}: cannot be read ({_reason(exc)})") from None
 
 
 def read_input_text(
@@ -57,8 +56,7 @@ def read_input_text(
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        shown = f"{what}: {path}" if str(path) not in what else what
-        raise error(f"{shown}: not a UTF-8 text file") from None
+        raise error(f"{_named(path, what)}: not a UTF-8 text file") from None
 
 
 def output_folder(out: Path, what: str = "--out") -> None:
@@ -92,6 +90,11 @@ def with_umask_permissions(path: Path) -> None:
     mask = os.umask(0o022)
     os.umask(mask)
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def _named(path: Path, what: str) -> str:
+    """``what`` (a key or flag), with the path unless it already shows it."""
+    return what if str(path) in what else f"{what}: {path}"
 
 
 def _nearest_existing(path: Path) -> Path:
