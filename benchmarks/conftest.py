@@ -38,6 +38,14 @@ class BenchStore:
             "source": "pytest-benchmark",
         }
 
+    def publish(self, path, title: str, command: str, table: str) -> None:
+        """Show a result table at the end of the session and write it to ``path``
+        (markdown: the title, the command that wrote it, the table)."""
+        print("\n" + table)
+        self.tables.append(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {title}\n\nWritten by `{command}`.\n\n{table}\n")
+
 
 _STORE = pytest.StashKey[BenchStore]()
 

@@ -525,6 +525,7 @@ def _validate(raw: Mapping[str, Any], problems: _Problems) -> Scenario | None:
     if "data" in kwargs and isinstance(raw.get("data"), dict):
         kwargs["data"] = _resolve_scaling(kwargs["data"], raw["data"], problems)
     scenario = _resolve_calibration(Scenario(**kwargs, source_file=problems.file), raw)
+    scenario = _resolve_vertical_defaults(scenario, raw)
     _check_cross_fields(scenario, problems)
     return scenario
 
@@ -540,6 +541,29 @@ def _check_name(name: str) -> None:
             f"{len(name)} characters; at most {_NAME_MAX} are allowed (it names the run "
             "folder); put longer text in description"
         )
+
+
+# Vertical runs the scenario leaves these to: measured on the bundled data and the
+# synthetic and heavy-tailed vertical splits (README, Vertical joint modelling), two
+# epochs of batch 1024 at step 0.3 reach the converged pooled reference's log loss to
+# within 0.5 % once the bank's Platt step has run; more epochs do not improve on it and
+# every epoch costs one Paillier encryption per customer. The horizontal defaults (20
+# rounds of batch 64) would mean 375 encrypted exchanges per epoch, 20 times over.
+VERTICAL_DEFAULTS = {"rounds": 2, "model.batch_size": 1024, "model.learning_rate": 0.3}
+
+
+def _resolve_vertical_defaults(s: Scenario, raw: Mapping[str, Any]) -> Scenario:
+    """A vertical run gets :data:`VERTICAL_DEFAULTS` for the keys its file leaves out."""
+    if s.federation.kind != "vertical":
+        return s
+    model = raw.get("model") if isinstance(raw.get("model"), Mapping) else {}
+    m = s.model
+    if "batch_size" not in model:
+        m = replace(m, batch_size=VERTICAL_DEFAULTS["model.batch_size"])
+    if "learning_rate" not in model:
+        m = replace(m, learning_rate=VERTICAL_DEFAULTS["model.learning_rate"])
+    rounds = s.rounds if "rounds" in raw else VERTICAL_DEFAULTS["rounds"]
+    return replace(s, rounds=rounds, model=m)
 
 
 def _resolve_calibration(s: Scenario, raw: Mapping[str, Any]) -> Scenario:

@@ -3,7 +3,9 @@
 Keys come from ``phe`` (``generate_paillier_keypair``). Encryption is the textbook
 scheme with g = n + 1: ``c = (1 + m·n) · r^n mod n²``; the ``r^n`` factor (the
 obfuscator) is the only expensive part, one modular exponentiation per ciphertext, and
-can be computed ahead of time by an :class:`ObfuscatorPool` (each entry used once).
+can be computed ahead of time by an :class:`ObfuscatorPool` (each entry used once), from
+a fixed-base table for DJN obfuscation and with CRT for a party holding the private key
+(:mod:`fedrisk.crypto.fixed_base`), over worker processes for large batches.
 Decryption uses phe's CRT ``raw_decrypt``. Ciphertexts travel as fixed-width big-endian
 bytes (the width of n²), so message sizes do not depend on the values.
 """
@@ -21,8 +23,38 @@ import gmpy2
 from phe import paillier
 from phe.paillier import PaillierPrivateKey, PaillierPublicKey
 
+from fedrisk.crypto.fixed_base import (
+    DEFAULT_WINDOW,
+    CrtFixedBase,
+    CrtPower,
+    FixedBaseTable,
+    ParallelPowers,
+    PlainPower,
+)
+
+__all__ = [
+    "DJN_EXPONENT_BITS",
+    "KEY_BITS",
+    "PARALLEL_MIN_SECONDS",
+    "PARALLEL_PROBE",
+    "BankKeys",
+    "CiphertextError",
+    "ObfuscatorPool",
+    "VectorCipher",
+    "VectorDecryptor",
+    "bank_key_ceremony",
+    "ciphertext_bytes",
+    "generate_keypair",
+    "precompute_in_background",
+    "private_key_from_dict",
+    "private_key_to_dict",
+    "release_gil",
+]
+
 KEY_BITS = (1024, 2048, 3072)
 DJN_EXPONENT_BITS = 256  # twice the 128-bit security level
+PARALLEL_PROBE = 8  # obfuscators computed serially to time one (ObfuscatorPool.compute)
+PARALLEL_MIN_SECONDS = 0.5  # less serial work than this is not sent to worker processes
 
 
 class CiphertextError(ValueError):
@@ -67,41 +99,139 @@ class ObfuscatorPool:
 
     This moves the one expensive step of encryption offline (e.g. between rounds); the
     values are random and secret, and each is handed out exactly once.
+
+    Every obfuscator is ``engine.pow(x)`` for a fresh random ``x`` (:meth:`draw`): r for
+    textbook obfuscation (``r^n``), a short exponent a for DJN (``h_s^a``). The engine is
+    the fastest this party may use (:mod:`fedrisk.crypto.fixed_base`): DJN from a
+    fixed-base table, and, for a party that holds the private key (``private_key=``), both
+    kinds split over p² and q² (CRT). Every engine gives the same value for the same x, so
+    the output distribution is that of the public-key-only path.
     """
 
     _shared: dict[tuple[str, int], ObfuscatorPool] = {}
     _shared_lock = threading.Lock()
 
     @classmethod
-    def shared(cls, owner: str, public_key: PaillierPublicKey) -> ObfuscatorPool:
-        """The pool of one party under one key, for this process."""
+    def shared(
+        cls,
+        owner: str,
+        public_key: PaillierPublicKey,
+        private_key: PaillierPrivateKey | None = None,
+    ) -> ObfuscatorPool:
+        """The pool of one party under one key, for this process (the first call makes it;
+        pass the private key there for the key holder's fast path)."""
         with cls._shared_lock:
-            return cls._shared.setdefault((owner, public_key.n), cls(public_key))
+            key = (owner, public_key.n)
+            if key not in cls._shared:
+                cls._shared[key] = cls(public_key, private_key=private_key)
+            return cls._shared[key]
 
-    def __init__(self, public_key: PaillierPublicKey, obfuscation: str = "full") -> None:
+    def __init__(
+        self,
+        public_key: PaillierPublicKey,
+        obfuscation: str = "full",
+        private_key: PaillierPrivateKey | None = None,
+        window: int = DEFAULT_WINDOW,
+        djn_base: int | None = None,
+    ) -> None:
         self._n = gmpy2.mpz(public_key.n)
         self._nsq = gmpy2.mpz(public_key.nsquare)
         if obfuscation not in ("full", "djn"):
             raise ValueError(f"obfuscation must be 'full' or 'djn', got {obfuscation!r}")
+        if private_key is not None and private_key.public_key.n != public_key.n:
+            raise ValueError("the private key does not belong to this public key")
         self.obfuscation = obfuscation
+        self._private_key = private_key
+        self._window = window
         if obfuscation == "djn":
             # Damgård–Jurik–Nielsen: h = -x² generates the squares' subgroup; h_s = h^n.
             # An obfuscator is then h_s^a for a short random a, one powmod with a
             # DJN_EXPONENT_BITS exponent instead of a full n-bit one (an extra,
             # standard assumption: short exponents are as good as full ones).
-            x = gmpy2.mpz(secrets.randbelow(int(self._n) - 2) + 2)
-            self._hs = gmpy2.powmod(-(x * x) % self._n, self._n, self._nsq)
+            # ``djn_base`` passes an h_s made elsewhere (e.g. published with the key).
+            if djn_base is None:
+                x = gmpy2.mpz(secrets.randbelow(int(self._n) - 2) + 2)
+                djn_base = gmpy2.powmod(-(x * x) % self._n, self._n, self._nsq)
+            if not 0 < djn_base < self._nsq:
+                raise ValueError("djn_base must lie in (0, n²)")
+            self._hs = gmpy2.mpz(djn_base)
+        elif djn_base is not None:
+            raise ValueError("djn_base is for obfuscation='djn' only")
+        self._engine = None  # built on first use (a DJN table takes tens of ms)
+        self._parallel: ParallelPowers | None = None
         self._ready: deque = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.precompute_seconds = 0.0
 
+    @property
+    def djn_base(self) -> gmpy2.mpz | None:
+        """DJN's h_s (None for textbook obfuscation)."""
+        return self._hs if self.obfuscation == "djn" else None
+
+    @property
+    def parallel_workers(self) -> int:
+        """Worker processes this pool has running (0: none started, or closed)."""
+        return 0 if self._parallel is None else self._parallel.workers
+
+    @property
+    def engine(self):
+        """What turns a random x into an obfuscator (``pow`` / ``pow_many``)."""
+        if self._engine is None:
+            key = self._private_key
+            if self.obfuscation == "djn" and key is not None:
+                engine = CrtFixedBase(self._hs, key.p, key.q, DJN_EXPONENT_BITS, self._window)
+            elif self.obfuscation == "djn":
+                engine = FixedBaseTable(self._hs, self._nsq, DJN_EXPONENT_BITS, self._window)
+            elif key is not None:
+                engine = CrtPower(key.p, key.q)
+            else:
+                engine = PlainPower(self._n, self._nsq)
+            self._engine = engine
+        return self._engine
+
+    def draw(self, count: int) -> list[int]:
+        """``count`` fresh secret random inputs: a for DJN, r for textbook obfuscation."""
+        if self.obfuscation == "djn":
+            return [secrets.randbits(DJN_EXPONENT_BITS) for _ in range(count)]
+        n = int(self._n)
+        return [secrets.randbelow(n - 1) + 1 for _ in range(count)]
+
+    def compute(self, inputs: list[int], workers: int | None = 1) -> list[gmpy2.mpz]:
+        """The obfuscators of the given inputs (from :meth:`draw`), in order; the same
+        values whichever way they are computed. ``workers`` > 1 (None: one per CPU) uses
+        worker processes when the work pays for them: the first few inputs are computed
+        here to time one, and the rest go to the workers only if they would take this
+        process at least ``PARALLEL_MIN_SECONDS`` (the workers' start-up, 0.1–0.25 s
+        measured, is paid on a pool's first parallel call)."""
+        release_gil()
+        engine = self.engine
+        if workers == 1 or len(inputs) <= PARALLEL_PROBE:
+            return engine.pow_many(inputs)
+        started = time.perf_counter()
+        head = engine.pow_many(inputs[:PARALLEL_PROBE])
+        per_value = (time.perf_counter() - started) / PARALLEL_PROBE
+        rest = inputs[PARALLEL_PROBE:]
+        if self._parallel is not None and workers and self._parallel.workers != workers:
+            self.close()
+        threshold = PARALLEL_MIN_SECONDS * (1 if self._parallel is None else 0.25)
+        if per_value * len(rest) < threshold:
+            return head + engine.pow_many(rest)
+        if self._parallel is None:
+            self._parallel = ParallelPowers(engine, workers)
+        if self._parallel.workers == 1:
+            return head + engine.pow_many(rest)
+        return head + self._parallel.pow_many(rest)
+
+    def close(self) -> None:
+        """Stop this pool's worker processes, if any (they otherwise live until exit)."""
+        if self._parallel is not None:
+            self._parallel.close()
+            self._parallel = None
+
     def fresh(self) -> gmpy2.mpz:
         """One new obfuscator, computed now."""
-        if self.obfuscation == "djn":
-            return gmpy2.powmod(self._hs, secrets.randbits(DJN_EXPONENT_BITS), self._nsq)
-        r = gmpy2.mpz(secrets.randbelow(int(self._n) - 1) + 1)
-        return gmpy2.powmod(r, self._n, self._nsq)
+        return self.engine.pow(self.draw(1)[0])
 
     def fill(self, count: int) -> None:
         """Compute ``count`` obfuscators in this thread."""
@@ -111,6 +241,16 @@ class ObfuscatorPool:
             value = self.fresh()
             with self._lock:
                 self._ready.append(value)
+        self.precompute_seconds += time.perf_counter() - started
+
+    def fill_parallel(self, count: int, workers: int | None = None) -> None:
+        """Compute ``count`` obfuscators over worker processes (one per CPU, at most
+        ``workers``; serially when that is quicker, see :meth:`compute`), the inputs
+        drawn here, so the values are those ``compute(inputs)`` gives serially."""
+        started = time.perf_counter()
+        values = self.compute(self.draw(count), workers)
+        with self._lock:
+            self._ready.extend(values)
         self.precompute_seconds += time.perf_counter() - started
 
     def fill_in_background(self, count: int) -> threading.Thread:
@@ -133,11 +273,15 @@ class ObfuscatorPool:
 
 
 def precompute_in_background(
-    owners: list[str], public_key: PaillierPublicKey, per_owner: int
+    owners: list[str],
+    public_key: PaillierPublicKey,
+    per_owner: int,
+    private_key: PaillierPrivateKey | None = None,
 ) -> threading.Event:
     """Fill each owner's shared pool in one daemon thread, round-robin so the earliest
-    rounds are covered first; set the returned event to stop early."""
-    pools = [ObfuscatorPool.shared(o, public_key) for o in owners]
+    rounds are covered first; set the returned event to stop early. ``private_key``:
+    the owners hold it (shared-key mode), so their pools take the CRT path."""
+    pools = [ObfuscatorPool.shared(o, public_key, private_key) for o in owners]
     stop = threading.Event()
 
     def work() -> None:
@@ -247,4 +391,5 @@ def bank_key_ceremony(bits: int, banks: list[str], rounds: int) -> BankKeys:
     obfuscators in the background, so that work overlaps everything that follows
     (start-up, data preparation, training) instead of waiting for the first round."""
     public_key, private_key = generate_keypair(bits)
-    return BankKeys(public_key, private_key, precompute_in_background(banks, public_key, rounds))
+    stop = precompute_in_background(banks, public_key, rounds, private_key)
+    return BankKeys(public_key, private_key, stop)

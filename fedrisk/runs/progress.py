@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from fedrisk.scenario import Scenario
 
@@ -23,12 +29,15 @@ class run_progress:
     def __enter__(self):
         if not self.enabled:
             return _NoProgress(), None
+        unit = "epoch" if self.s.federation.kind == "vertical" else "round"
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn("round {task.completed}/{task.total}"),
+            TextColumn(f"{unit} {{task.completed}}/{{task.total}}"),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),  # from the rounds (epochs) done so far
             transient=False,
         )
         self.bar.__enter__()

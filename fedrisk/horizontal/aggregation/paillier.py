@@ -156,7 +156,10 @@ def bank_crypto(
     key = (party, setup.public_key.n)
     with _BANK_CRYPTO_LOCK:
         if key not in _BANK_CRYPTO:
-            pool = ObfuscatorPool.shared(party, setup.public_key)
+            holds_key = not isinstance(private_key, KeyShare)  # shared mode: the CRT path
+            pool = ObfuscatorPool.shared(
+                party, setup.public_key, private_key if holds_key else None
+            )
             decryptor = (
                 ShareDecryptor(private_key)
                 if isinstance(private_key, KeyShare)

@@ -1,0 +1,262 @@
+"""Paillier obfuscators: one powmod (the old limit) vs fixed-base tables and CRT.
+
+Workload: 2048-bit key, 256-bit DJN exponents (``DJN_EXPONENT_BITS``), 8-bit windows.
+Every benchmark computes a batch of obfuscators; the table reports ms per obfuscator.
+
+Limits, the big-integer arithmetic each way cannot avoid:
+
+* ``limit_powmod_full`` – ``gmpy2.powmod(r, n, n²)``: textbook, the old limit;
+* ``limit_crt_pair_full`` – ``powmod(r, n mod p(p−1), p²)`` and the same mod q²: the CRT pair
+  (textbook, key holder), without the recombination;
+* ``limit_powmod_djn`` – ``gmpy2.powmod(h_s, a, n²)``: DJN, the old limit;
+* ``limit_chain_djn`` – one table lookup chain: k − 1 = 31 mulmods mod n² of table entries;
+* ``limit_crt_chain_djn`` – the CRT pair of chains: 31 mulmods mod p² and 31 mod q².
+
+Measured ways (``ObfuscatorPool.compute``, which is what ``fill`` / ``fill_parallel`` run):
+textbook public (powmod), textbook key holder (CRT), DJN public (fixed-base table), DJN key
+holder (CRT fixed-base), and DJN key holder over worker processes (one per CPU, warm).
+
+The last test writes ``benchmarks/results/fixed_base.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import gmpy2
+import pytest
+
+from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, ParallelPowers, worker_count
+from fedrisk.crypto.paillier import DJN_EXPONENT_BITS, ObfuscatorPool, generate_keypair
+
+KEY_BITS = 2048
+FULL_BATCH = 16  # textbook obfuscators per round (~0.1-0.2 s)
+DJN_BATCH = 512  # DJN obfuscators per round
+PARALLEL_BATCH = 8192  # DJN obfuscators per round over worker processes
+KEY = "fixed_base:"
+RESULTS = Path(__file__).resolve().parent / "results" / "fixed_base.md"
+CHAIN = -(-DJN_EXPONENT_BITS // DEFAULT_WINDOW) - 1  # mulmods in one lookup chain
+
+
+@dataclass
+class Setup:
+    n: gmpy2.mpz
+    nsq: gmpy2.mpz
+    p: gmpy2.mpz
+    q: gmpy2.mpz
+    pools: dict  # (obfuscation, key holder?) -> ObfuscatorPool
+    rs: list
+    exponents: list
+    entries: list  # random table-like entries mod n², mod p², mod q²
+
+    @property
+    def hs(self):
+        return self.pools["djn", False].djn_base
+
+
+@pytest.fixture(scope="module")
+def setup() -> Setup:
+    public_key, private_key = generate_keypair(KEY_BITS)
+    public = ObfuscatorPool(public_key, "djn")
+    pools = {
+        ("full", False): ObfuscatorPool(public_key),
+        ("full", True): ObfuscatorPool(public_key, private_key=private_key),
+        ("djn", False): public,
+        ("djn", True): ObfuscatorPool(
+            public_key, "djn", private_key=private_key, djn_base=public.djn_base
+        ),
+    }
+    for pool in pools.values():
+        pool.engine  # noqa: B018 - build the tables now, untimed
+    p, q = gmpy2.mpz(private_key.p), gmpy2.mpz(private_key.q)
+    n = p * q
+    exponents = pools["djn", False].draw(DJN_BATCH)
+    s = Setup(n, n * n, p, q, pools, pools["full", False].draw(FULL_BATCH), exponents, [])
+    s.entries = [
+        [gmpy2.mpz(secrets.randbelow(int(m))) for _ in range(CHAIN + 1)]
+        for m in (s.nsq, p * p, q * q)
+    ]
+    # a benchmark of wrong code is worthless: every way gives powmod's values
+    expected = [gmpy2.powmod(s.hs, a, s.nsq) for a in exponents[:8]]
+    assert pools["djn", True].compute(exponents[:8]) == expected
+    assert pools["djn", False].compute(exponents[:8]) == expected
+    assert pools["full", True].compute(s.rs[:2]) == limit_powmod_full(s.rs[:2], n, s.nsq)
+    return s
+
+
+# the limits ---------------------------------------------------------------------------
+
+
+def limit_powmod_full(rs, n, nsq):
+    return [gmpy2.powmod(r, n, nsq) for r in rs]
+
+
+def limit_crt_pair_full(rs, p, q):
+    psq, qsq, n = p * p, q * q, p * q
+    ep, eq = n % (p * (p - 1)), n % (q * (q - 1))
+    return [(gmpy2.powmod(r, ep, psq), gmpy2.powmod(r, eq, qsq)) for r in rs]
+
+
+def limit_powmod_djn(hs, exponents, nsq):
+    return [gmpy2.powmod(hs, a, nsq) for a in exponents]
+
+
+def chain(entries, m):
+    acc = entries[0]
+    for e in entries[1:]:
+        acc = acc * e % m
+    return acc
+
+
+def limit_chain_djn(entries, nsq, count):
+    return [chain(entries, nsq) for _ in range(count)]
+
+
+def limit_crt_chain_djn(entries_p, entries_q, psq, qsq, count):
+    return [(chain(entries_p, psq), chain(entries_q, qsq)) for _ in range(count)]
+
+
+# benchmarks ---------------------------------------------------------------------------
+
+
+def run(benchmark, bench_store, name, count, fn, *args, rounds=5):
+    out = benchmark.pedantic(fn, args=args, rounds=rounds, iterations=1, warmup_rounds=1)
+    assert len(out) == count
+    benchmark.extra_info["obfuscators"] = count
+    bench_store.record(KEY + name, benchmark)
+    if KEY + name in bench_store.results:
+        bench_store.results[KEY + name]["count"] = count
+    return out
+
+
+@pytest.mark.benchmark(group="textbook r^n")
+def test_limit_powmod_full(benchmark, bench_store, setup):
+    run(benchmark, bench_store, "limit_powmod_full", FULL_BATCH, limit_powmod_full, setup.rs,
+        setup.n, setup.nsq)  # fmt: skip
+
+
+@pytest.mark.benchmark(group="textbook r^n")
+def test_limit_crt_pair_full(benchmark, bench_store, setup):
+    run(benchmark, bench_store, "limit_crt_pair_full", FULL_BATCH, limit_crt_pair_full,
+        setup.rs, setup.p, setup.q)  # fmt: skip
+
+
+@pytest.mark.benchmark(group="textbook r^n")
+def test_pool_full_public(benchmark, bench_store, setup):
+    pool = setup.pools["full", False]
+    run(benchmark, bench_store, "pool_full_public", FULL_BATCH, pool.compute, setup.rs)
+
+
+@pytest.mark.benchmark(group="textbook r^n")
+def test_pool_full_crt(benchmark, bench_store, setup):
+    pool = setup.pools["full", True]
+    out = run(benchmark, bench_store, "pool_full_crt", FULL_BATCH, pool.compute, setup.rs)
+    assert out == limit_powmod_full(setup.rs, setup.n, setup.nsq)
+
+
+@pytest.mark.benchmark(group="DJN h_s^a")
+def test_limit_powmod_djn(benchmark, bench_store, setup):
+    run(benchmark, bench_store, "limit_powmod_djn", DJN_BATCH, limit_powmod_djn, setup.hs,
+        setup.exponents, setup.nsq)  # fmt: skip
+
+
+@pytest.mark.benchmark(group="DJN h_s^a")
+def test_limit_chain_djn(benchmark, bench_store, setup):
+    run(benchmark, bench_store, "limit_chain_djn", DJN_BATCH, limit_chain_djn,
+        setup.entries[0], setup.nsq, DJN_BATCH)  # fmt: skip
+
+
+@pytest.mark.benchmark(group="DJN h_s^a")
+def test_limit_crt_chain_djn(benchmark, bench_store, setup):
+    run(benchmark, bench_store, "limit_crt_chain_djn", DJN_BATCH, limit_crt_chain_djn,
+        setup.entries[1], setup.entries[2], setup.p**2, setup.q**2, DJN_BATCH)  # fmt: skip
+
+
+@pytest.mark.benchmark(group="DJN h_s^a")
+def test_pool_djn_fixed_base(benchmark, bench_store, setup):
+    pool = setup.pools["djn", False]
+    run(benchmark, bench_store, "pool_djn_fixed_base", DJN_BATCH, pool.compute, setup.exponents)
+
+
+@pytest.mark.benchmark(group="DJN h_s^a")
+def test_pool_djn_crt_fixed_base(benchmark, bench_store, setup):
+    pool = setup.pools["djn", True]
+    out = run(benchmark, bench_store, "pool_djn_crt_fixed_base", DJN_BATCH, pool.compute,
+              setup.exponents)  # fmt: skip
+    assert out == setup.pools["djn", False].compute(setup.exponents)
+
+
+@pytest.mark.benchmark(group="DJN h_s^a")
+def test_parallel_djn_crt_fixed_base(benchmark, bench_store, setup):
+    """The key holder's DJN obfuscators over one worker process per CPU (started before
+    timing: the start-up is reported separately) against the same batch serially."""
+    pool = setup.pools["djn", True]
+    exponents = pool.draw(PARALLEL_BATCH)
+    parallel = ParallelPowers(pool.engine, worker_count())
+    started = datetime.now(UTC)
+    parallel.pow_many(exponents[:4])
+    startup = (datetime.now(UTC) - started).total_seconds()
+    try:
+        out = run(benchmark, bench_store, "parallel_djn_crt_fixed_base", PARALLEL_BATCH,
+                  parallel.pow_many, exponents, rounds=3)  # fmt: skip
+    finally:
+        parallel.close()
+    assert out == pool.compute(exponents)
+    res = bench_store.results
+    if KEY + "parallel_djn_crt_fixed_base" in res:
+        res[KEY + "parallel_djn_crt_fixed_base"]["startup"] = startup
+    write_table(bench_store, parallel.workers, startup)
+
+
+LABELS = [
+    ("limit_powmod_full", "textbook r^n: one powmod mod n² (old limit)"),
+    ("pool_full_public", "textbook, public key only: pool (powmod)"),
+    ("limit_crt_pair_full", "textbook, key holder: the CRT pair of powmods (new limit)"),
+    ("pool_full_crt", "textbook, key holder: pool (CRT)"),
+    ("limit_powmod_djn", "DJN h_s^a: one powmod mod n² (old limit)"),
+    ("limit_chain_djn", f"DJN: one lookup chain, {CHAIN} mulmods mod n² (new limit)"),
+    ("pool_djn_fixed_base", "DJN, public key only: pool (fixed-base table)"),
+    ("limit_crt_chain_djn", f"DJN, key holder: the CRT pair of chains, 2 × {CHAIN} mulmods"),
+    ("pool_djn_crt_fixed_base", "DJN, key holder: pool (CRT fixed-base tables)"),
+    ("parallel_djn_crt_fixed_base", "DJN, key holder: CRT tables over worker processes"),
+]
+
+
+def write_table(bench_store, workers: int, startup: float) -> None:
+    res = {k[len(KEY) :]: v for k, v in bench_store.results.items() if k.startswith(KEY)}
+    if not res:
+        return
+    per = {k: v["min"] / v["count"] * 1e3 for k, v in res.items()}
+    old = {"full": per.get("limit_powmod_full"), "djn": per.get("limit_powmod_djn")}
+    lines = [
+        f"Paillier {KEY_BITS}-bit obfuscators, {DJN_EXPONENT_BITS}-bit DJN exponents, "
+        f"{DEFAULT_WINDOW}-bit windows; ms per obfuscator, min over rounds "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"{workers} workers, Python {platform.python_version()}, gmpy2 {gmpy2.version()})",
+        "",
+        "| way | ms per obfuscator | vs one powmod |",
+        "|---|---:|---:|",
+    ]
+    for key, label in LABELS:
+        if key in per:
+            base = old["full" if "full" in key else "djn"]
+            ratio = f"{base / per[key]:.1f}x" if base else "–"
+            lines.append(f"| {label} | {per[key]:.3f} | {ratio} |")
+    if "pool_djn_crt_fixed_base" in per and "parallel_djn_crt_fixed_base" in per:
+        gain = per["pool_djn_crt_fixed_base"] / per["parallel_djn_crt_fixed_base"]
+        lines += [
+            "",
+            f"- worker processes: {gain:.2f}x the serial pool's throughput "
+            f"({PARALLEL_BATCH} obfuscators, warm workers; their start-up took {startup:.2f} s).",
+        ]
+    bench_store.publish(
+        RESULTS,
+        "Obfuscator benchmark",
+        "python -m pytest benchmarks/test_bench_fixed_base.py --benchmark-only",
+        "\n".join(lines),
+    )
