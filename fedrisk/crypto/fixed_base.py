@@ -35,35 +35,50 @@ at 2048 bits, built in 0.04 s). Each wider window saves ~7% of the time per valu
 doubles the table's memory and build time (10 bits: 13 MiB per table, paid back only
 after ~3,600 obfuscators), and a process holds one table per pool (per party and key).
 
-:class:`ParallelPowers` spreads a batch over worker processes (the table-lookup chains are
-Python-level mulmods that hold the GIL, so threads cannot share them). The values come
-back in input order, identical to the serial ones. Measured on the 2-core CI-like machine
-with another job holding one core (8,192 DJN obfuscators, warm workers; start-up
-0.1–0.45 s): 0.8–1.3x the serial throughput, no reliable gain. Two workers' tables also
-compete for the shared cache: two processes of plain powmods (no tables) ran at 1.6x one
-process's throughput on the same machine.
+Every engine's ``pow_many(values, workers)`` spreads a batch over cores
+(:mod:`fedrisk.crypto.workers`): the powmod engines (:class:`CrtPower`,
+:class:`PlainPower`) on threads inside gmpy2's GIL-releasing ``powmod_base_list``, the
+table engines over worker processes (their lookup chains are Python-level mulmods that
+hold the GIL). The values come back in input order, identical to the serial ones.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-
 import gmpy2
+
+from fedrisk.crypto.workers import cached_build, process_map, split, thread_map, worker_count
 
 __all__ = [
     "DEFAULT_WINDOW",
     "CrtFixedBase",
     "CrtPower",
     "FixedBaseTable",
-    "ParallelPowers",
+    "PROCESS_MIN_VALUES",
     "PlainPower",
     "crt_recombiner",
-    "worker_count",
 ]
 
 DEFAULT_WINDOW = 8
+# fewer table lookups than this per batch stay in the calling process: a worker's round
+# trip costs ~1 ms, 64 lookup chains ~8-12 ms
+PROCESS_MIN_VALUES = 64
+
+
+def _table_chunk(job: tuple) -> list:
+    engine, values = job
+    return [engine.pow(v) for v in values]
+
+
+def _tabled_pow_many(engine, values, workers: int, local: bool) -> list:
+    """A table engine's batch: serially, or over ``workers`` cores (worker processes and,
+    when ``local``, the calling process)."""
+    values = list(values)
+    workers = worker_count(workers)
+    if workers == 1 or len(values) < PROCESS_MIN_VALUES:
+        return [engine.pow(v) for v in values]
+    chunks = split(values, workers if local else workers - 1)
+    parts = process_map(_table_chunk, [(engine, c) for c in chunks], local=local)
+    return [v for part in parts for v in part]
 
 
 class FixedBaseTable:
@@ -89,11 +104,10 @@ class FixedBaseTable:
         self.table = table
 
     def __reduce__(self):
-        # a worker process rebuilds the table (tens of ms) instead of unpickling MiBs
-        return (
-            FixedBaseTable,
-            (int(self.base), int(self.modulus), self.exponent_bits, self.window),
-        )
+        # a worker process rebuilds the table once (tens of ms) instead of unpickling MiBs
+        # with every batch
+        args = (int(self.base), int(self.modulus), self.exponent_bits, self.window)
+        return (cached_build, (FixedBaseTable, args))
 
     def pow(self, exponent: int) -> gmpy2.mpz:
         """``base^exponent mod modulus``: at most ``windows − 1`` mulmods."""
@@ -112,8 +126,10 @@ class FixedBaseTable:
                 result = row[digit] if result is None else result * row[digit] % m
         return gmpy2.mpz(1) % m if result is None else result
 
-    def pow_many(self, exponents) -> list[gmpy2.mpz]:
-        return [self.pow(e) for e in exponents]
+    def pow_many(self, exponents, workers: int | None = 1, local: bool = True) -> list:
+        """``pow`` of each exponent, in order, on ``workers`` cores (None: all; ``local``
+        False: none of them the calling process's, for work that overlaps its own)."""
+        return _tabled_pow_many(self, exponents, workers, local)
 
 
 def crt_recombiner(p: int, q: int):
@@ -140,13 +156,14 @@ class CrtFixedBase:
         self.combine = crt_recombiner(p, q)
 
     def __reduce__(self):
-        return (CrtFixedBase, self.args)
+        return (cached_build, (CrtFixedBase, self.args))
 
     def pow(self, exponent: int) -> gmpy2.mpz:
         return self.combine(self.table_p.pow(exponent), self.table_q.pow(exponent))
 
-    def pow_many(self, exponents) -> list[gmpy2.mpz]:
-        return [self.pow(e) for e in exponents]
+    def pow_many(self, exponents, workers: int | None = 1, local: bool = True) -> list:
+        """As :meth:`FixedBaseTable.pow_many`."""
+        return _tabled_pow_many(self, exponents, workers, local)
 
 
 class CrtPower:
@@ -157,7 +174,6 @@ class CrtPower:
     exponent p·(q mod (p−1)) is at least 2."""
 
     def __init__(self, p: int, q: int):
-        self.args = (int(p), int(q))
         p, q = gmpy2.mpz(p), gmpy2.mpz(q)
         n = p * q
         self.n, self.nsquare = n, n * n
@@ -166,9 +182,6 @@ class CrtPower:
         self.exp_q = n % (q * (q - 1))
         self.combine = crt_recombiner(p, q)
 
-    def __reduce__(self):
-        return (CrtPower, self.args)
-
     def pow(self, r: int) -> gmpy2.mpz:
         r = gmpy2.mpz(r)
         return self.combine(
@@ -176,8 +189,17 @@ class CrtPower:
             gmpy2.powmod(r % self.qsq, self.exp_q, self.qsq),
         )
 
-    def pow_many(self, rs) -> list[gmpy2.mpz]:
-        return [self.pow(r) for r in rs]
+    def _chunk(self, rs: list) -> list[gmpy2.mpz]:
+        xp = gmpy2.powmod_base_list([gmpy2.mpz(r) % self.psq for r in rs], self.exp_p, self.psq)
+        xq = gmpy2.powmod_base_list([gmpy2.mpz(r) % self.qsq for r in rs], self.exp_q, self.qsq)
+        return [self.combine(a, b) for a, b in zip(xp, xq)]
+
+    def pow_many(self, rs, workers: int | None = 1, local: bool = True) -> list[gmpy2.mpz]:
+        """``pow`` of each r, in order, over ``workers`` threads (None: one per core);
+        gmpy2's list powmods release the GIL, so the threads run at once."""
+        del local  # threads never block the caller's Python work
+        parts = thread_map(self._chunk, split(list(rs), worker_count(workers)))
+        return [v for part in parts for v in part]
 
 
 class PlainPower:
@@ -186,85 +208,14 @@ class PlainPower:
     def __init__(self, exponent: int, modulus: int):
         self.exponent, self.modulus = gmpy2.mpz(exponent), gmpy2.mpz(modulus)
 
-    def __reduce__(self):
-        return (PlainPower, (int(self.exponent), int(self.modulus)))
-
     def pow(self, r: int) -> gmpy2.mpz:
         return gmpy2.powmod(gmpy2.mpz(r), self.exponent, self.modulus)
 
-    def pow_many(self, rs) -> list[gmpy2.mpz]:
-        return [self.pow(r) for r in rs]
+    def _chunk(self, rs: list) -> list[gmpy2.mpz]:
+        return gmpy2.powmod_base_list([gmpy2.mpz(r) for r in rs], self.exponent, self.modulus)
 
-
-def worker_count(cap: int | None = None) -> int:
-    """Worker processes to use: the CPUs this process may run on, at most ``cap``
-    (``FEDRISK_CRYPTO_WORKERS`` in the environment caps it when ``cap`` is None)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    if cap is None and os.environ.get("FEDRISK_CRYPTO_WORKERS"):
-        cap = int(os.environ["FEDRISK_CRYPTO_WORKERS"])
-    return max(1, min(cpus, cap) if cap else cpus)
-
-
-_worker_engine = None  # set in each worker process by its initializer
-
-
-def _install(engine) -> None:
-    global _worker_engine
-    _worker_engine = engine
-    gmpy2.get_context().allow_release_gil = True
-
-
-def _run_chunk(values: list) -> list:
-    return _worker_engine.pow_many(values)
-
-
-class ParallelPowers:
-    """An engine's ``pow_many`` over worker processes, the engine sent once per worker.
-
-    The processes start on first use and stay until :meth:`close` (or exit), so their
-    start-up (process + engine rebuild) is paid once per engine. Results come back in
-    input order: identical to ``engine.pow_many(values)`` for the same values.
-
-    Workers start by forkserver (spawn where there is none), which imports the main
-    module again: a script that uses this needs the ``if __name__ == "__main__":`` guard."""
-
-    def __init__(self, engine, workers: int | None = None):
-        self.engine = engine
-        self.workers = worker_count(workers)
-        self._executor: ProcessPoolExecutor | None = None
-
-    def start(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            # forkserver: a clean, single-threaded parent to fork from (forking a process
-            # whose other threads hold locks is unsafe); spawn where there is none
-            method = (
-                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            )
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context(method),
-                initializer=_install,
-                initargs=(self.engine,),
-            )
-        return self._executor
-
-    def pow_many(self, values) -> list[gmpy2.mpz]:
-        values = [int(v) for v in values]
-        if not values:
-            return []
-        executor = self.start()
-        chunks = 2 * self.workers
-        size = -(-len(values) // chunks)
-        parts = [values[i : i + size] for i in range(0, len(values), size)]
-        out: list[gmpy2.mpz] = []
-        for part in executor.map(_run_chunk, parts):
-            out.extend(part)
-        return out
-
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+    def pow_many(self, rs, workers: int | None = 1, local: bool = True) -> list[gmpy2.mpz]:
+        """As :meth:`CrtPower.pow_many`."""
+        del local
+        parts = thread_map(self._chunk, split(list(rs), worker_count(workers)))
+        return [v for part in parts for v in part]

@@ -6,7 +6,8 @@ multi-exponentiation Π_i Enc(d_i)^{X_ij} mod n², with X_ij the party's feature
 non-negative fixed point. It is computed with Pippenger's bucket method (window of 4
 bits): about (bits/4)·(B + 32) multiplications instead of B full exponentiations.
 The offset that made features non-negative is removed with one exponentiation by the
-negative offset of Enc(Σ d_i).
+negative offset of Enc(Σ d_i). The features are shared out over the cores (worker
+processes: the bucket chains are Python-level mulmods that hold the GIL).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import math
 import gmpy2
 import numpy as np
 
+from fedrisk.crypto.workers import process_map, split, worker_count
+
 RESIDUAL_FRAC_BITS = 24  # residuals: |d| ≲ 3, resolution 6e-8
 FEATURE_FRAC_BITS = 8  # features (z-scores): resolution 0.004
 FEATURE_CLIP = 8.0  # z-scores beyond ±8 are clipped before encoding
 WINDOW = 4
+PROCESS_MIN_TERMS = 4096  # fewer rows × features stay in this process (~60 ms of work)
 
 
 def encode_signed(values: np.ndarray, frac_bits: int, n: int) -> list[int]:
@@ -63,11 +67,25 @@ def multiexp(bases: list, exponents: np.ndarray, nsq) -> gmpy2.mpz:
     return acc
 
 
-def encrypted_feature_sums(residuals: list, X: np.ndarray, nsq) -> list[gmpy2.mpz]:
-    """Enc(2^(r+f) · Σ_i d_i x_ij) for each column j of X, from Enc(d_i)."""
+def _sums_chunk(job: tuple) -> list[gmpy2.mpz]:
+    residuals, exps, unshift, nsq = job
+    return [multiexp(residuals, exps[:, j], nsq) * unshift % nsq for j in range(exps.shape[1])]
+
+
+def encrypted_feature_sums(
+    residuals: list, X: np.ndarray, nsq, workers: int | None = 1
+) -> list[gmpy2.mpz]:
+    """Enc(2^(r+f) · Σ_i d_i x_ij) for each column j of X, from Enc(d_i), the columns
+    shared out over ``workers`` cores (None: all); the same ciphertexts either way."""
     exps, offset = feature_exponents(X)
+    nsq = gmpy2.mpz(nsq)
     total_d = gmpy2.mpz(1)
     for c in residuals:
         total_d = total_d * c % nsq
     unshift = gmpy2.powmod(total_d, -offset, nsq)  # removes offset · Σ d_i
-    return [multiexp(residuals, exps[:, j], nsq) * unshift % nsq for j in range(X.shape[1])]
+    workers = worker_count(workers)
+    columns = list(range(X.shape[1]))
+    if workers == 1 or len(columns) < 2 or exps.size < PROCESS_MIN_TERMS:
+        return _sums_chunk((residuals, exps, unshift, nsq))
+    jobs = [(residuals, exps[:, cols], unshift, nsq) for cols in split(columns, workers)]
+    return [s for part in process_map(_sums_chunk, jobs) for s in part]

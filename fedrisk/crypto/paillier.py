@@ -5,8 +5,9 @@ scheme with g = n + 1: ``c = (1 + m·n) · r^n mod n²``; the ``r^n`` factor (th
 obfuscator) is the only expensive part, one modular exponentiation per ciphertext, and
 can be computed ahead of time by an :class:`ObfuscatorPool` (each entry used once), from
 a fixed-base table for DJN obfuscation and with CRT for a party holding the private key
-(:mod:`fedrisk.crypto.fixed_base`), over worker processes for large batches.
-Decryption uses phe's CRT ``raw_decrypt``. Ciphertexts travel as fixed-width big-endian
+(:mod:`fedrisk.crypto.fixed_base`), batches spread over the cores
+(:mod:`fedrisk.crypto.workers`). Decryption is phe's CRT decryption done in batches
+(the same arithmetic as ``raw_decrypt``, on GIL-free threads). Ciphertexts travel as fixed-width big-endian
 bytes (the width of n²), so message sizes do not depend on the values.
 """
 
@@ -28,15 +29,13 @@ from fedrisk.crypto.fixed_base import (
     CrtFixedBase,
     CrtPower,
     FixedBaseTable,
-    ParallelPowers,
     PlainPower,
 )
+from fedrisk.crypto.workers import split, thread_map, worker_count
 
 __all__ = [
     "DJN_EXPONENT_BITS",
     "KEY_BITS",
-    "PARALLEL_MIN_SECONDS",
-    "PARALLEL_PROBE",
     "BankKeys",
     "CiphertextError",
     "ObfuscatorPool",
@@ -44,6 +43,7 @@ __all__ = [
     "VectorDecryptor",
     "bank_key_ceremony",
     "ciphertext_bytes",
+    "decrypt_many",
     "generate_keypair",
     "precompute_in_background",
     "private_key_from_dict",
@@ -53,8 +53,6 @@ __all__ = [
 
 KEY_BITS = (1024, 2048, 3072)
 DJN_EXPONENT_BITS = 256  # twice the 128-bit security level
-PARALLEL_PROBE = 8  # obfuscators computed serially to time one (ObfuscatorPool.compute)
-PARALLEL_MIN_SECONDS = 0.5  # less serial work than this is not sent to worker processes
 
 
 class CiphertextError(ValueError):
@@ -105,7 +103,8 @@ class ObfuscatorPool:
     the fastest this party may use (:mod:`fedrisk.crypto.fixed_base`): DJN from a
     fixed-base table, and, for a party that holds the private key (``private_key=``), both
     kinds split over p² and q² (CRT). Every engine gives the same value for the same x, so
-    the output distribution is that of the public-key-only path.
+    the output distribution is that of the public-key-only path. Batches use ``workers``
+    cores (None: all, within ``FEDRISK_CRYPTO_WORKERS``; 1: this thread only).
     """
 
     _shared: dict[tuple[str, int], ObfuscatorPool] = {}
@@ -133,6 +132,7 @@ class ObfuscatorPool:
         private_key: PaillierPrivateKey | None = None,
         window: int = DEFAULT_WINDOW,
         djn_base: int | None = None,
+        workers: int | None = None,
     ) -> None:
         self._n = gmpy2.mpz(public_key.n)
         self._nsq = gmpy2.mpz(public_key.nsquare)
@@ -158,7 +158,8 @@ class ObfuscatorPool:
         elif djn_base is not None:
             raise ValueError("djn_base is for obfuscation='djn' only")
         self._engine = None  # built on first use (a DJN table takes tens of ms)
-        self._parallel: ParallelPowers | None = None
+        self.workers = workers
+        self._preparing: threading.Thread | None = None
         self._ready: deque = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -168,11 +169,6 @@ class ObfuscatorPool:
     def djn_base(self) -> gmpy2.mpz | None:
         """DJN's h_s (None for textbook obfuscation)."""
         return self._hs if self.obfuscation == "djn" else None
-
-    @property
-    def parallel_workers(self) -> int:
-        """Worker processes this pool has running (0: none started, or closed)."""
-        return 0 if self._parallel is None else self._parallel.workers
 
     @property
     def engine(self):
@@ -197,37 +193,50 @@ class ObfuscatorPool:
         n = int(self._n)
         return [secrets.randbelow(n - 1) + 1 for _ in range(count)]
 
-    def compute(self, inputs: list[int], workers: int | None = 1) -> list[gmpy2.mpz]:
-        """The obfuscators of the given inputs (from :meth:`draw`), in order; the same
-        values whichever way they are computed. ``workers`` > 1 (None: one per CPU) uses
-        worker processes when the work pays for them: the first few inputs are computed
-        here to time one, and the rest go to the workers only if they would take this
-        process at least ``PARALLEL_MIN_SECONDS`` (the workers' start-up, 0.1–0.25 s
-        measured, is paid on a pool's first parallel call)."""
+    def compute(self, inputs: list[int], workers: int | None = None) -> list[gmpy2.mpz]:
+        """The obfuscators of the given inputs (from :meth:`draw`), in order, on ``workers``
+        cores (None: the pool's setting); the same values however they are computed."""
         release_gil()
-        engine = self.engine
-        if workers == 1 or len(inputs) <= PARALLEL_PROBE:
-            return engine.pow_many(inputs)
-        started = time.perf_counter()
-        head = engine.pow_many(inputs[:PARALLEL_PROBE])
-        per_value = (time.perf_counter() - started) / PARALLEL_PROBE
-        rest = inputs[PARALLEL_PROBE:]
-        if self._parallel is not None and workers and self._parallel.workers != workers:
-            self.close()
-        threshold = PARALLEL_MIN_SECONDS * (1 if self._parallel is None else 0.25)
-        if per_value * len(rest) < threshold:
-            return head + engine.pow_many(rest)
-        if self._parallel is None:
-            self._parallel = ParallelPowers(engine, workers)
-        if self._parallel.workers == 1:
-            return head + engine.pow_many(rest)
-        return head + self._parallel.pow_many(rest)
+        return self.engine.pow_many(inputs, self.workers if workers is None else workers)
 
-    def close(self) -> None:
-        """Stop this pool's worker processes, if any (they otherwise live until exit)."""
-        if self._parallel is not None:
-            self._parallel.close()
-            self._parallel = None
+    def take_many(self, count: int) -> list[gmpy2.mpz]:
+        """``count`` obfuscators: the ready ones first (waiting for a :meth:`prepare` under
+        way), the rest computed now on the pool's cores."""
+        self.wait()
+        with self._lock:
+            got = [self._ready.popleft() for _ in range(min(count, len(self._ready)))]
+        if len(got) < count:
+            got += self.compute(self.draw(count - len(got)))
+        return got
+
+    def prepare(self, count: int) -> None:
+        """Start computing ``count`` obfuscators in the background (the offline half of
+        encryption), so they are ready when the next batch is encrypted: on a GIL-free
+        thread for the powmod engines, on worker processes for the table engines, either
+        way beside the caller's own work. With one core there is nothing to overlap:
+        :meth:`take_many` computes them when asked."""
+        self.wait()
+        workers = worker_count(self.workers)
+        if workers == 1 or count < 1:
+            return
+        inputs = self.draw(count)
+
+        def work() -> None:
+            release_gil()
+            started = time.perf_counter()
+            values = self.engine.pow_many(inputs, workers, local=False)
+            with self._lock:
+                self._ready.extend(values)
+            self.precompute_seconds += time.perf_counter() - started
+
+        self._preparing = threading.Thread(target=work, daemon=True, name="fedrisk-prepare")
+        self._preparing.start()
+
+    def wait(self) -> None:
+        """Until a :meth:`prepare` under way has finished."""
+        if self._preparing is not None:
+            self._preparing.join()
+            self._preparing = None
 
     def fresh(self) -> gmpy2.mpz:
         """One new obfuscator, computed now."""
@@ -241,16 +250,6 @@ class ObfuscatorPool:
             value = self.fresh()
             with self._lock:
                 self._ready.append(value)
-        self.precompute_seconds += time.perf_counter() - started
-
-    def fill_parallel(self, count: int, workers: int | None = None) -> None:
-        """Compute ``count`` obfuscators over worker processes (one per CPU, at most
-        ``workers``; serially when that is quicker, see :meth:`compute`), the inputs
-        drawn here, so the values are those ``compute(inputs)`` gives serially."""
-        started = time.perf_counter()
-        values = self.compute(self.draw(count), workers)
-        with self._lock:
-            self._ready.extend(values)
         self.precompute_seconds += time.perf_counter() - started
 
     def fill_in_background(self, count: int) -> threading.Thread:
@@ -319,11 +318,12 @@ class VectorCipher:
     def encrypt(self, plaintexts: list[int]) -> list[gmpy2.mpz]:
         release_gil()
         started = time.perf_counter()
-        out = []
-        for m in plaintexts:
-            if not 0 <= m < self.public_key.n:
-                raise CiphertextError("plaintext outside [0, n)")
-            out.append((1 + self._n * m) % self._nsq * self.pool.take() % self._nsq)
+        n, nsq = self._n, self._nsq
+        if any(not 0 <= m < n for m in plaintexts):
+            raise CiphertextError("plaintext outside [0, n)")
+        obfuscators = self.pool.take_many(len(plaintexts))
+        # g = n + 1: g^m = 1 + m·n (< n², no reduction needed)
+        out = [(1 + n * m) * r % nsq for m, r in zip(plaintexts, obfuscators)]
         self.encrypt_seconds += time.perf_counter() - started
         return out
 
@@ -362,13 +362,36 @@ class VectorDecryptor:
 
     private_key: PaillierPrivateKey
     decrypt_seconds: float = field(default=0.0, compare=False)
+    workers: int | None = None
 
     def decrypt(self, ciphertexts: list) -> list[int]:
-        release_gil()
         started = time.perf_counter()
-        out = [self.private_key.raw_decrypt(int(c)) for c in ciphertexts]
+        out = decrypt_many(self.private_key, ciphertexts, self.workers)
         self.decrypt_seconds += time.perf_counter() - started
         return out
+
+
+def decrypt_many(private_key: PaillierPrivateKey, ciphertexts: list, workers: int | None = None):
+    """phe's CRT decryption of each ciphertext, in order (exactly ``raw_decrypt``'s
+    arithmetic), the powmods batched in gmpy2 lists over ``workers`` GIL-free threads."""
+    key = private_key
+    p, q = gmpy2.mpz(key.p), gmpy2.mpz(key.q)
+    psq, qsq = gmpy2.mpz(key.psquare), gmpy2.mpz(key.qsquare)
+    hp, hq, p_inv = gmpy2.mpz(key.hp), gmpy2.mpz(key.hq), gmpy2.mpz(key.p_inverse)
+
+    def chunk(cs: list) -> list[int]:
+        xp = gmpy2.powmod_base_list([c % psq for c in cs], p - 1, psq)
+        xq = gmpy2.powmod_base_list([c % qsq for c in cs], q - 1, qsq)
+        out = []
+        for a, b in zip(xp, xq):
+            mp = (a - 1) // p * hp % p  # L_p(c^(p−1) mod p²)·h_p mod p
+            mq = (b - 1) // q * hq % q
+            out.append(int(mp + (mq - mp) * p_inv % q * p))
+        return out
+
+    cts = [gmpy2.mpz(c) for c in ciphertexts]
+    parts = thread_map(chunk, split(cts, worker_count(workers)))
+    return [v for part in parts for v in part]
 
 
 @dataclass(frozen=True)

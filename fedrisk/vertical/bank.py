@@ -189,6 +189,9 @@ def _run_bank(
             enc = cipher.to_bytes(cipher.encrypt(encode_signed(d, RESIDUAL_FRAC_BITS, n)))
             outcome.encrypt_s += time.perf_counter() - t0
             outcome.encryptions += len(enc)
+            # offline half of the next batch's encryption: its obfuscators are computed on
+            # the other cores while this batch is with the parties
+            pool.prepare(_next_batch_rows(len(yb), m.batch_size, start, epoch < s.rounds))
             replies = _ask(
                 grid,
                 nodes,
@@ -226,6 +229,13 @@ def _run_bank(
     # bank multiplies their partial scores by the scale when it scores)
     w, b = calibration.bank_part(w, b)
     recorder.final_params = np.r_[w, b]
+
+
+def _next_batch_rows(rows: int, batch_size: int, start: int, more_epochs: bool) -> int:
+    """Rows in the batch after the one starting at ``start`` (0 after the last one)."""
+    if start + batch_size < rows:
+        return min(batch_size, rows - start - batch_size)
+    return min(batch_size, rows) if more_epochs else 0
 
 
 def bank_step(

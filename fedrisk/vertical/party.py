@@ -146,7 +146,8 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
             c = cipher()
             n, nsq = c.public_key.n, gmpy2.mpz(c.public_key.nsquare)
             residuals = c.from_bytes(list(cfg["residuals"]), len(idx))
-            sums = encrypted_feature_sums(residuals, _standardised(job, party, idx, context), nsq)
+            X = _standardised(job, party, idx, context)
+            sums = encrypted_feature_sums(residuals, X, nsq, workers=None)  # all cores
             masks = [int.from_bytes(_random_bytes(n), "big") % n for _ in sums]
             masked = [s * e % nsq for s, e in zip(sums, c.encrypt(masks))]
             context.state[MASK_KEY] = ConfigRecord(

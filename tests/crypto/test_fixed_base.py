@@ -1,24 +1,26 @@
-"""Fixed-base, CRT and multi-process obfuscators: the same values as one powmod, and
-ciphertexts that phe decrypts and that are valid under the public key alone."""
+"""Fixed-base, CRT and multi-core obfuscators and decryption: the same values as one
+powmod (and phe's decryption), and ciphertexts that phe decrypts and that are valid under
+the public key alone."""
 
 import os
 import random
 from math import gcd
 
 import gmpy2
+import numpy as np
 import pytest
 from phe.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
 
-from fedrisk.crypto import paillier
-from fedrisk.crypto.fixed_base import (
-    CrtFixedBase,
-    CrtPower,
-    FixedBaseTable,
-    ParallelPowers,
-    PlainPower,
-    worker_count,
+from fedrisk.crypto import workers
+from fedrisk.crypto.fixed_base import CrtFixedBase, CrtPower, FixedBaseTable, PlainPower
+from fedrisk.crypto.hetero import encrypted_feature_sums
+from fedrisk.crypto.paillier import (
+    DJN_EXPONENT_BITS,
+    ObfuscatorPool,
+    VectorCipher,
+    decrypt_many,
 )
-from fedrisk.crypto.paillier import DJN_EXPONENT_BITS, ObfuscatorPool, VectorCipher
+from fedrisk.crypto.workers import worker_count
 
 
 def seeded_key(bits: int, seed: int) -> PaillierPrivateKey:
@@ -81,6 +83,9 @@ class Given:
 
     def __init__(self, values):
         self.take = iter(values).__next__
+
+    def take_many(self, count):
+        return [self.take() for _ in range(count)]
 
 
 def check_ciphertexts(public_key, private_key, obfuscators, plaintexts):
@@ -153,27 +158,53 @@ def test_worker_count_is_capped():
     assert 1 <= worker_count() <= (os.cpu_count() or 1)
 
 
-def test_the_parallel_path_equals_the_serial_path(monkeypatch):
+def test_every_multi_core_path_equals_the_serial_path():
+    # table engines over a worker process (and this one), from the caller or beside it
+    djn = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
+    inputs = djn.draw(150)
+    serial = djn.compute(inputs, workers=1)
+    assert djn.compute(inputs, workers=2) == serial
+    assert djn.engine.pow_many(inputs, 2, local=False) == serial
+    public = ObfuscatorPool(PK1024, "djn", djn_base=djn.djn_base)
+    assert public.compute(inputs, workers=2) == serial
+    assert workers.active_processes() >= 1  # the worker really ran
+    # powmod engines on threads
+    for holder in (SK1024, None):
+        full = ObfuscatorPool(PK1024, "full", private_key=holder)
+        rs = full.draw(9)
+        assert full.compute(rs, workers=2) == full.compute(rs, workers=1)
+        assert full.compute(rs, workers=2) == [
+            gmpy2.powmod(r, PK1024.n, PK1024.nsquare) for r in rs
+        ]
+    # decryption in batches: phe's raw_decrypt, value for value
+    cts = VectorCipher(PK1024, djn).encrypt([0, 1, PK1024.n - 1] + [RNG.randrange(PK1024.n)] * 4)
+    cts += [1, PK1024.nsquare - 1, RNG.randrange(1, PK1024.nsquare)]  # any value in range
+    expected = [SK1024.raw_decrypt(int(c)) for c in cts]
+    assert decrypt_many(SK1024, cts, 2) == decrypt_many(SK1024, cts, 1) == expected
+    # the feature sums, columns shared out: the same ciphertexts
+    X = np.random.default_rng(3).normal(size=(700, 7))
+    residuals = VectorCipher(PK1024, djn).encrypt(list(range(700)))
+    nsq = PK1024.nsquare
+    assert encrypted_feature_sums(residuals, X, nsq, 2) == encrypted_feature_sums(
+        residuals, X, nsq, 1
+    )
+
+
+def test_prepared_obfuscators_are_used_once_and_valid():
+    for obfuscation in ("djn", "full"):
+        pool = ObfuscatorPool(PK1024, obfuscation, private_key=SK1024, workers=2)
+        pool.prepare(80)
+        pool.wait()
+        assert len(pool) == 80 and pool.precompute_seconds > 0
+        values = pool.take_many(90)  # 80 prepared + 10 computed now
+        assert len(pool) == 0 and len(set(values)) == 90
+        check_ciphertexts(PK1024, SK1024, values[75:85], list(range(10)))
+
+
+def test_one_core_starts_no_thread_or_process(monkeypatch):
+    monkeypatch.setenv("FEDRISK_CRYPTO_WORKERS", "1")
+    assert worker_count() == 1
     pool = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
-    inputs = pool.draw(40)
-    serial = pool.compute(inputs)
-    parallel = ParallelPowers(pool.engine, 2)
-    try:
-        assert parallel.pow_many(inputs) == serial
-        assert parallel.pow_many([]) == []
-    finally:
-        parallel.close()
-    # the pool's own parallel path, forced past its cost threshold
-    monkeypatch.setattr(paillier, "PARALLEL_MIN_SECONDS", 0.0)
-    textbook = ObfuscatorPool(PK1024, "full", private_key=SK1024)
-    rs = textbook.draw(24)
-    try:
-        assert textbook.compute(rs, workers=2) == textbook.compute(rs)
-        assert textbook.parallel_workers == 2  # the workers really ran
-        textbook.fill_parallel(20, workers=2)
-        assert len(textbook) == 20
-        cts = check_ciphertexts(PK1024, SK1024, [textbook.take() for _ in range(3)], [1, 2, 3])
-        assert len(set(cts)) == 3
-    finally:
-        textbook.close()
-    assert textbook.parallel_workers == 0
+    pool.prepare(100)  # nothing to overlap on one core
+    assert len(pool) == 0
+    assert len(pool.take_many(3)) == 3
