@@ -10,9 +10,13 @@
 * :class:`CrtPower` – the key holder's textbook obfuscator ``r^n mod n²`` as two
   half-width powmods (exponent n reduced mod p(p−1) and q(q−1)) and the same recombination;
   r varies per ciphertext, so there is no fixed base to tabulate.
+* :class:`LiftedPower` – what the key holder uses for textbook obfuscation: the same
+  distribution as ``r^n`` from two half-width powmods with half-length exponents
+  (``s^p mod p²``, ``s^q mod q²``).
 
-All three give exactly the value ``gmpy2.powmod`` gives, so ciphertexts made with them are
-indistinguishable from (identical to, for the same randomness) the public-key-only path.
+The table engines and :class:`CrtPower` give exactly the value ``gmpy2.powmod`` gives, so
+ciphertexts made with them are identical, for the same randomness, to the public-key-only
+path's; :class:`LiftedPower` gives ``r'^n`` for an r' that is as uniform as r.
 
 Window size, measured here (2048-bit key, 256-bit DJN exponents, one core, ms per
 exponentiation / table build seconds; NOTES §6: one powmod is 1.49 ms on a quiet machine):
@@ -53,6 +57,7 @@ __all__ = [
     "CrtFixedBase",
     "CrtPower",
     "FixedBaseTable",
+    "LiftedPower",
     "PROCESS_MIN_VALUES",
     "PlainPower",
     "crt_recombiner",
@@ -198,6 +203,49 @@ class CrtPower:
         """``pow`` of each r, in order, over ``workers`` threads (None: one per core);
         gmpy2's list powmods release the GIL, so the threads run at once."""
         del local  # threads never block the caller's Python work
+        parts = thread_map(self._chunk, split(list(rs), worker_count(workers)))
+        return [v for part in parts for v in part]
+
+
+class LiftedPower:
+    """The key holder's textbook obfuscator at half :class:`CrtPower`'s exponent length.
+
+    ``r^n mod p²`` depends only on ``s = r^q mod p``: it is ``s^p mod p²`` (the lift of s to
+    the subgroup of order p − 1). For r uniform in Z*_n, ``(r^q mod p, r^p mod q)`` is
+    uniform in Z*_p × Z*_q (q ∤ p − 1 and p ∤ q − 1), so drawing ``(s_p, s_q) = (r mod p,
+    r mod q)`` and returning ``CRT(s_p^p mod p², s_q^q mod q²)`` gives exactly the
+    distribution of ``r^n mod n²`` — a uniform n-th residue; the value is ``r'^n`` for
+    ``r' ≡ r^(q⁻¹ mod p−1) mod p`` and ``≡ r^(p⁻¹ mod q−1) mod q`` — with ~1024-bit
+    exponents instead of ~2048-bit ones (about 2x quicker)."""
+
+    def __init__(self, p: int, q: int):
+        p, q = gmpy2.mpz(p), gmpy2.mpz(q)
+        if not self.applies(p, q):
+            raise ValueError("q divides p − 1 or p divides q − 1: use CrtPower")
+        self.p, self.q = p, q
+        self.psq, self.qsq = p * p, q * q
+        self.combine = crt_recombiner(p, q)
+
+    @staticmethod
+    def applies(p: int, q: int) -> bool:
+        """Whether the lift is a bijection for these primes (always for primes of one
+        bit length, as phe makes them)."""
+        return gmpy2.gcd(q, p - 1) == 1 and gmpy2.gcd(p, q - 1) == 1
+
+    def pow(self, r: int) -> gmpy2.mpz:
+        r = gmpy2.mpz(r)
+        return self.combine(
+            gmpy2.powmod(r % self.p, self.p, self.psq), gmpy2.powmod(r % self.q, self.q, self.qsq)
+        )
+
+    def _chunk(self, rs: list) -> list[gmpy2.mpz]:
+        xp = gmpy2.powmod_base_list([gmpy2.mpz(r) % self.p for r in rs], self.p, self.psq)
+        xq = gmpy2.powmod_base_list([gmpy2.mpz(r) % self.q for r in rs], self.q, self.qsq)
+        return [self.combine(a, b) for a, b in zip(xp, xq)]
+
+    def pow_many(self, rs, workers: int | None = 1, local: bool = True) -> list[gmpy2.mpz]:
+        """As :meth:`CrtPower.pow_many`."""
+        del local
         parts = thread_map(self._chunk, split(list(rs), worker_count(workers)))
         return [v for part in parts for v in part]
 

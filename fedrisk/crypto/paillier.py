@@ -29,6 +29,7 @@ from fedrisk.crypto.fixed_base import (
     CrtFixedBase,
     CrtPower,
     FixedBaseTable,
+    LiftedPower,
     PlainPower,
 )
 from fedrisk.crypto.workers import split, thread_map, worker_count
@@ -102,9 +103,10 @@ class ObfuscatorPool:
     textbook obfuscation (``r^n``), a short exponent a for DJN (``h_s^a``). The engine is
     the fastest this party may use (:mod:`fedrisk.crypto.fixed_base`): DJN from a
     fixed-base table, and, for a party that holds the private key (``private_key=``), both
-    kinds split over p² and q² (CRT). Every engine gives the same value for the same x, so
-    the output distribution is that of the public-key-only path. Batches use ``workers``
-    cores (None: all, within ``FEDRISK_CRYPTO_WORKERS``; 1: this thread only).
+    kinds split over p² and q² (CRT; textbook with half-length exponents,
+    :class:`~fedrisk.crypto.fixed_base.LiftedPower`). Every engine's output has the
+    distribution of the public-key-only path's (DJN: the same value for the same x).
+    Batches use ``workers`` cores (None: all, within ``FEDRISK_CRYPTO_WORKERS``; 1: this thread only).
     """
 
     _shared: dict[tuple[str, int], ObfuscatorPool] = {}
@@ -179,6 +181,8 @@ class ObfuscatorPool:
                 engine = CrtFixedBase(self._hs, key.p, key.q, DJN_EXPONENT_BITS, self._window)
             elif self.obfuscation == "djn":
                 engine = FixedBaseTable(self._hs, self._nsq, DJN_EXPONENT_BITS, self._window)
+            elif key is not None and LiftedPower.applies(key.p, key.q):
+                engine = LiftedPower(key.p, key.q)
             elif key is not None:
                 engine = CrtPower(key.p, key.q)
             else:

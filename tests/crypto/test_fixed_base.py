@@ -12,7 +12,13 @@ import pytest
 from phe.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
 
 from fedrisk.crypto import workers
-from fedrisk.crypto.fixed_base import CrtFixedBase, CrtPower, FixedBaseTable, PlainPower
+from fedrisk.crypto.fixed_base import (
+    CrtFixedBase,
+    CrtPower,
+    FixedBaseTable,
+    LiftedPower,
+    PlainPower,
+)
 from fedrisk.crypto.hetero import encrypted_feature_sums
 from fedrisk.crypto.paillier import (
     DJN_EXPONENT_BITS,
@@ -66,6 +72,36 @@ def test_crt_results_equal_the_non_crt_ones():
     rs = [1, n - 1, p, 2 * q] + [RNG.randrange(1, n) for _ in range(6)]
     assert CrtPower(p, q).pow_many(rs) == PlainPower(n, nsq).pow_many(rs)
     assert PlainPower(n, nsq).pow_many(rs) == [gmpy2.powmod(r, n, nsq) for r in rs]
+
+
+def lifted_r(key, r: int) -> int:
+    """The r' with LiftedPower(r) == r'^n mod n²: r^(q⁻¹ mod p−1) mod p, r^(p⁻¹ mod q−1)
+    mod q, joined by CRT."""
+    p, q = gmpy2.mpz(key.p), gmpy2.mpz(key.q)
+    rp = gmpy2.powmod(r % p, gmpy2.invert(q, p - 1), p)
+    rq = gmpy2.powmod(r % q, gmpy2.invert(p, q - 1), q)
+    return int(rp + p * ((rq - rp) * gmpy2.invert(p, q) % q))
+
+
+def test_the_lifted_textbook_obfuscators_are_uniform_nth_residues():
+    """r ↦ r' is a bijection of Z*_n (so r' is as uniform as r), and every value is an
+    n-th residue mod n² (order divides φ(n)): exactly what r^n is."""
+    p, q, n, nsq = SK1024.p, SK1024.q, PK1024.n, PK1024.nsquare
+    lifted = LiftedPower(p, q)
+    rs = [1, n - 1, 2, 3] + [RNG.randrange(1, n) for _ in range(40)]
+    images = [lifted_r(SK1024, r) for r in rs]
+    assert len(set(images)) == len(rs) and all(gcd(r, n) == 1 for r in images)
+    phi = (p - 1) * (q - 1)
+    values = lifted.pow_many(rs)
+    assert all(gmpy2.powmod(v, phi, nsq) == 1 for v in values)
+    assert values == [gmpy2.powmod(r, n, nsq) for r in images]
+    # a small exhaustive check of the bijection, on toy primes 11 and 13
+    small_p, small_q = 11, 13
+    small = LiftedPower(small_p, small_q)
+    units = [r for r in range(1, small_p * small_q) if gcd(r, small_p * small_q) == 1]
+    nth = {pow(r, small_p * small_q, (small_p * small_q) ** 2) for r in units}
+    assert sorted(small.pow_many(units)) == sorted(nth)  # each n-th residue exactly once
+    assert not LiftedPower.applies(7, 3)  # 3 | 7 − 1: the pool falls back to CrtPower
 
 
 def pools(public_key, private_key):
@@ -122,10 +158,12 @@ def test_every_path_encrypts_to_the_same_decryptable_ciphertexts():
     hs = djn_public.djn_base
     assert djn_crt.compute(inputs) == djn_public.compute(inputs)
     assert djn_public.compute(inputs) == [gmpy2.powmod(hs, a, PK1024.nsquare) for a in inputs]
-    full_public, full_crt = made["full", False], made["full", True]
+    full_public, full_holder = made["full", False], made["full", True]
     rs = full_public.draw(4)
-    assert full_crt.compute(rs) == full_public.compute(rs)
     assert full_public.compute(rs) == [gmpy2.powmod(r, PK1024.n, PK1024.nsquare) for r in rs]
+    # the key holder's textbook path (LiftedPower) gives r'^n for the r' the lift maps r to
+    assert isinstance(full_holder.engine, LiftedPower)
+    assert full_holder.compute(rs) == full_public.compute([lifted_r(SK1024, r) for r in rs])
     # fresh() and fill() still work on every path
     for pool in made.values():
         pool.fill(2)
@@ -142,7 +180,7 @@ def test_the_fast_paths_at_2048_bits():
     assert holder.compute(inputs) == public.compute(inputs) == expected
     textbook = ObfuscatorPool(pk, "full", private_key=sk)
     r = textbook.draw(1)
-    assert textbook.compute(r) == [gmpy2.powmod(r[0], pk.n, pk.nsquare)]
+    assert textbook.compute(r) == [gmpy2.powmod(lifted_r(sk, r[0]), pk.n, pk.nsquare)]
     cts = check_ciphertexts(pk, sk, holder.compute(inputs[-2:]) + textbook.compute(r), [0, 9, 7])
     assert all(c.bit_length() > 4000 for c in cts)  # full-size ciphertexts, like phe's
 
@@ -173,8 +211,9 @@ def test_every_multi_core_path_equals_the_serial_path():
         full = ObfuscatorPool(PK1024, "full", private_key=holder)
         rs = full.draw(9)
         assert full.compute(rs, workers=2) == full.compute(rs, workers=1)
+        bases = [lifted_r(SK1024, r) for r in rs] if holder else rs
         assert full.compute(rs, workers=2) == [
-            gmpy2.powmod(r, PK1024.n, PK1024.nsquare) for r in rs
+            gmpy2.powmod(r, PK1024.n, PK1024.nsquare) for r in bases
         ]
     # decryption in batches: phe's raw_decrypt, value for value
     cts = VectorCipher(PK1024, djn).encrypt([0, 1, PK1024.n - 1] + [RNG.randrange(PK1024.n)] * 4)
