@@ -1,42 +1,53 @@
-"""Vertical (hetero logistic regression) cryptography: one batch and one epoch vs its limit.
+"""Vertical (hetero LR) cryptography: one batch and one epoch against its limits.
 
-Workload: the bundled-data scenario (``scenarios/vertical.toml``): the bank holds the labels,
-the provider its p = 10 features; 24,000 aligned training customers (30,000 less the 20%
-held out), batch B = 1024, 2048-bit keys. The provider's features are the real bundled
-columns, z-scored on the training rows, and the batch is the first batch of epoch 1, chosen
-exactly as ``_run_bank`` does. Residuals are synthetic but shaped like the protocol's
-``d = u/4 − (2y − 1)/2``, with the batch's real labels.
+Workload: the bundled-data scenario (``scenarios/vertical.toml``): the bank holds the labels
+and the private key, the provider its p = 10 features; 24,000 aligned training customers
+(30,000 less the 20% held out), batch B = 1024, 2048-bit keys. The provider's features are
+the real bundled columns, z-scored on the training rows, and the batch is the first batch of
+epoch 1, chosen exactly as ``_run_bank`` does. Residuals are synthetic but shaped like the
+protocol's ``d = u/4 − (2y − 1)/2``, with the batch's real labels.
 
-One batch of the protocol (``fedrisk/vertical/``) does this cryptography:
+Each measured step runs the code the way a vertical run does (``fedrisk/vertical/``), on
+every core:
 
-* ``vertical_encrypt_residuals_{full,djn}`` – bank: ``VectorCipher.encrypt(encode_signed(d,
-  RESIDUAL_FRAC_BITS, n))``, B ciphertexts, every obfuscator computed online (empty pool).
-* ``vertical_feature_sums`` – provider: ``encrypted_feature_sums(residuals, X_batch, n²)``,
-  one Pippenger multi-exponentiation per feature (p = 10).
-* ``vertical_mask_sums_{full,djn}`` – provider: p random masks, encrypted and multiplied
-  into the sums, as the party's ``train`` handler does.
-* ``vertical_decrypt`` – bank: ``VectorDecryptor.decrypt`` of the p masked sums.
+* ``vertical_encrypt_residuals_{full,djn}`` – bank: ``VectorCipher(public_key,
+  ObfuscatorPool(public_key, ob, private_key=private_key)).encrypt(...)``, B ciphertexts,
+  the pool empty, so every obfuscator is computed online (CRT powmods on threads for full,
+  CRT table chains over the worker process and this one for DJN).
+* ``vertical_encrypt_residuals_prepared_{full,djn}`` – the same after ``prepare(B)`` and
+  ``wait()`` (untimed): the online part only, as when the previous batch's time with the
+  parties hides the obfuscators. Informational; not in the epoch totals.
+* ``vertical_feature_sums`` – provider: ``encrypted_feature_sums(residuals, X_batch, n²,
+  workers=None)``, one Pippenger multi-exponentiation per feature, columns shared out.
+* ``vertical_mask_sums_{full,djn}`` – provider: p random masks encrypted with its
+  public-key-only pool and multiplied into the sums (the party's ``train`` handler).
+* ``vertical_decrypt`` – bank: ``VectorDecryptor(private_key).decrypt`` of the p sums.
 
-Limits, the big-integer arithmetic each step cannot avoid:
+Limits, the big-integer arithmetic each step cannot avoid on one core. The OLD limit is the
+public-key way (one powmod per ciphertext mod n²); the NEW limit is what the engine the
+party may use cannot avoid:
 
-* ``limit_residual_powmod_full`` – B × ``gmpy2.powmod(r, n, n²)``;
-* ``limit_residual_powmod_djn`` – B × ``gmpy2.powmod(h_s, a, n²)``, a random
-  ``DJN_EXPONENT_BITS``-bit a;
-* ``limit_feature_mulmods`` – the modular multiplications Pippenger (window 4) needs for
-  these exponents, counted from each feature's exponent bit length: windows × (B + 2·15)
-  + 4·(windows − 1) squarings, executed as a chain of ``a * b % n²``;
-* ``limit_mask_powmod_{full,djn}`` – p × the matching powmod;
-* ``limit_decrypt`` – p × phe's CRT ``raw_decrypt``.
+* bank, full: old = B × ``powmod(r, n, n²)`` (timed on a slice of ``OLD_FULL_SLICE`` and
+  scaled per ciphertext: a whole batch is ~10 s); new = B × the CRT pair
+  ``powmod(r, n mod p(p−1), p²)``, ``powmod(r, n mod q(q−1), q²)`` (without the 2-mulmod
+  recombination, so the limit is a little stricter than the work);
+* bank, DJN: old = B × ``powmod(h_s, a, n²)``; new = B × the CRT pair of lookup chains,
+  ``CHAIN`` mulmods mod p² and as many mod q² of table-like random entries;
+* provider sums: the mulmods Pippenger (window 4) needs, counted from each feature's
+  exponent bit length, as a chain of ``a * b % n²`` (old = new);
+* provider masks: full old = new = p × ``powmod(r, n, n²)``; DJN old = p × ``powmod(h_s,
+  a, n²)``, new = p × one lookup chain of ``CHAIN`` mulmods mod n²;
+* bank decryption: p × phe's CRT ``raw_decrypt`` (old = new).
 
-The last test (itself a benchmark, so ``--benchmark-only`` runs it) re-times every
-step against its limit in alternating (ABBA) rounds. It then writes per-batch and per-epoch
-seconds, the ratios and the full vs DJN epoch totals to ``benchmarks/results/vertical.md``.
-It asserts that each step is within 1.5x of its limit and that DJN encryption is faster
-than full encryption. The 1.5x check uses the lower of two ratios: the ratio of the minima,
-and the median of the ABBA rounds' back-to-back ratios. An epoch is ceil(N/B) = 24 batches: 23 of 1024 rows and one of 448.
-Per-row work (residual encryption) scales by N/B rows. The feature sums scale by the
-Pippenger multiplication count of every batch of the epoch. Per-batch work (masks, decrypt)
-scales by 24.
+The last test (a benchmark itself, so ``--benchmark-only`` runs it) re-times every step
+against its new limit in alternating (ABBA) rounds and writes ``benchmarks/results/
+vertical.md``. It asserts that each step is within ``MAX_OVER_NEW_LIMIT`` of its one-core new
+limit (the lower of the ratio of minima and the median of the ABBA rounds' back-to-back
+ratios), that DJN is faster than full, and, with at least 2 cores, the issue's epoch
+targets (``EPOCH_TARGET_S``). An epoch is ceil(N/B) = 24 batches: 23 of 1024 rows and one
+of 448. Per-row work (residual encryption) scales by N/B rows, the feature sums by the
+Pippenger multiplication count of every batch of the epoch, per-batch work (masks,
+decryption) by 24.
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ import numpy as np
 import phe
 import pytest
 
+from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
 from fedrisk.crypto.hetero import (
     FEATURE_FRAC_BITS,
     RESIDUAL_FRAC_BITS,
@@ -74,6 +86,7 @@ from fedrisk.crypto.paillier import (
     generate_keypair,
     release_gil,
 )
+from fedrisk.crypto.workers import worker_count
 from fedrisk.data.split import Standardizer, split_indices
 from fedrisk.data.vertical import load_vertical
 from fedrisk.scenario import load_scenario
@@ -84,13 +97,15 @@ N_TRAIN = 24_000  # expected aligned training customers (checked against the dat
 B = 1024  # batch size (checked against the scenario)
 P = 10  # provider features (checked against the data)
 KEY_BITS = 2048
-MAX_OVER_LIMIT = 1.5  # acceptance: every step within 1.5x of its limit
-FULL_ROUNDS = 2  # a full-obfuscation batch is ~10-12 s: two rounds per side
+MAX_OVER_NEW_LIMIT = 1.3  # acceptance: every step within 1.3x of its one-core new limit
+EPOCH_TARGET_S = {"djn": 6.0, "full": 100.0}  # the issue's epoch targets, on 2 cores
+CHAIN = -(-DJN_EXPONENT_BITS // DEFAULT_WINDOW) - 1  # mulmods in one table lookup chain
+FULL_ROUNDS = 2  # a full-obfuscation batch is seconds: two rounds per side
 DJN_ROUNDS = 3
-ABBA_ROUNDS = 6  # alternating step/limit rounds in the acceptance test (encryption)
-ABBA_ROUNDS_CHEAP = 16  # ... and for the cheap steps (sums, masks, decrypt: < 0.2 s each)
-ABBA_SLICE_FULL = 64  # residuals per ABBA round (full), scaled to B per ciphertext
-ABBA_SLICE_DJN = 256  # residuals per ABBA round (DJN), scaled to B per ciphertext
+OLD_FULL_SLICE = 128  # the old full limit (~10 s per batch) timed on this many, scaled
+ABBA_ROUNDS = 6  # alternating step/limit rounds in the acceptance test (full encryption)
+ABBA_ROUNDS_CHEAP = 16  # ... and for the cheap steps (DJN encryption, sums, masks, decrypt)
+ABBA_SLICE_FULL = 128  # residuals per ABBA round (full), scaled to B per ciphertext
 RESULTS = Path(__file__).resolve().parent / "results" / "vertical.md"
 KEY = "vertical:"  # prefix in the session-wide store (paillier has its own limit_decrypt)
 
@@ -106,8 +121,8 @@ def bank_encrypt_residuals(cipher: VectorCipher, d: np.ndarray, n: int) -> list:
 
 
 def party_feature_sums(residuals: list, X: np.ndarray, nsq) -> list:
-    """Provider, step c: Enc(Σ_i d_i x_ij) for its p features (Pippenger)."""
-    return encrypted_feature_sums(residuals, X, nsq)
+    """Provider, step c: Enc(Σ_i d_i x_ij) for its p features (Pippenger), on every core."""
+    return encrypted_feature_sums(residuals, X, nsq, workers=None)
 
 
 def party_mask_sums(cipher: VectorCipher, sums: list, n: int, nsq) -> tuple[list, list]:
@@ -122,12 +137,37 @@ def bank_decrypt(decryptor: VectorDecryptor, masked: list) -> list[int]:
     return decryptor.decrypt(masked)
 
 
+# the limits (one core) -----------------------------------------------------------------
+
+
 def limit_powmod_full(rs: list, n, nsq) -> list:
     return [gmpy2.powmod(r, n, nsq) for r in rs]
 
 
 def limit_powmod_djn(hs, exponents: list, nsq) -> list:
     return [gmpy2.powmod(hs, a, nsq) for a in exponents]
+
+
+def limit_crt_pair_full(rs: list, p, q) -> list:
+    psq, qsq, n = p * p, q * q, p * q
+    ep, eq = n % (p * (p - 1)), n % (q * (q - 1))
+    return [(gmpy2.powmod(r, ep, psq), gmpy2.powmod(r, eq, qsq)) for r in rs]
+
+
+def chain(entries: list, m):
+    """One table lookup chain: ``len(entries) − 1`` mulmods."""
+    acc = entries[0]
+    for e in entries[1:]:
+        acc = acc * e % m
+    return acc
+
+
+def limit_chain_djn(entries: list, nsq, count: int) -> list:
+    return [chain(entries, nsq) for _ in range(count)]
+
+
+def limit_crt_chain_djn(entries_p: list, entries_q: list, psq, qsq, count: int) -> list:
+    return [(chain(entries_p, psq), chain(entries_q, qsq)) for _ in range(count)]
 
 
 def limit_mulmods(bases: list, count: int, nsq):
@@ -245,16 +285,14 @@ class Vertical:
     private_key: object
     n: int
     nsq: gmpy2.mpz
+    bank: dict  # obfuscation -> the bank's cipher (CRT engines, pool empty)
+    provider: dict  # obfuscation -> the provider's cipher (public key only)
     decryptor: VectorDecryptor
     residuals: list  # the batch's encrypted residuals (DJN; cost does not depend on it)
     sums: list  # encrypted feature sums
     masked: list  # masked sums as the bank receives them
     masked_int: list[int]
     expected: list[int]  # X_qᵀ·D
-
-    def cipher(self, obfuscation: str) -> VectorCipher:
-        """A cipher with an empty pool: every obfuscator is computed online."""
-        return VectorCipher(self.public_key, ObfuscatorPool(self.public_key, obfuscation))
 
     def check_sums(self, sums: list) -> None:
         """Decrypted feature sums == X_qᵀ·D exactly."""
@@ -270,18 +308,28 @@ class Vertical:
 def vert(keys, workload) -> Vertical:
     public_key, private_key = keys
     n, nsq = public_key.n, gmpy2.mpz(public_key.nsquare)
+    obs = ("full", "djn")
+    bank = {  # as _run_bank makes it: the key holder's pool, all cores
+        ob: VectorCipher(public_key, ObfuscatorPool(public_key, ob, private_key=private_key))
+        for ob in obs
+    }
+    provider = {ob: VectorCipher(public_key, ObfuscatorPool(public_key, ob)) for ob in obs}
     decryptor = VectorDecryptor(private_key)
     setup = Vertical(
-        public_key, private_key, n, nsq, decryptor, [], [], [], [], workload.expected_sums
-    )
-    cipher = setup.cipher("djn")
-    residuals = bank_encrypt_residuals(cipher, workload.d, n)
+        public_key, private_key, n, nsq, bank, provider, decryptor, [], [], [], [],
+        workload.expected_sums,
+    )  # fmt: skip
+    # Warm-up, untimed: a run pays these once per process (worker start-up, tables built
+    # here and in the worker), not per batch.
+    for ob in obs:
+        bank_encrypt_residuals(bank[ob], workload.d[: 2 * PROCESS_MIN_VALUES], n)
+    residuals = bank_encrypt_residuals(bank["djn"], workload.d, n)
     sums = party_feature_sums(residuals, workload.X, nsq)
     # A benchmark of wrong code is worthless: the gradient must be exact before we time it.
     setup.check_sums(sums)
-    masked, masks = party_mask_sums(cipher, sums, n, nsq)
-    plain = bank_decrypt(decryptor, masked)
-    setup.check_masked(plain, masks)
+    for ob in obs:
+        masked, masks = party_mask_sums(provider[ob], sums, n, nsq)
+        setup.check_masked(bank_decrypt(decryptor, masked), masks)
     # ... and it is the gradient the party applies: X_qᵀ·D / (2^(r+f) B) ≈ Xᵀd / B.
     grad = np.array(setup.expected, dtype=np.float64) / (
         2.0 ** (RESIDUAL_FRAC_BITS + FEATURE_FRAC_BITS) * B
@@ -296,21 +344,35 @@ def vert(keys, workload) -> Vertical:
 class LimitInputs:
     n: gmpy2.mpz
     nsq: gmpy2.mpz
+    p: gmpy2.mpz
+    q: gmpy2.mpz
     rs: list  # B random r in [1, n)
     hs: gmpy2.mpz  # h_s = (−x²)^n mod n², as ObfuscatorPool("djn") makes it
     djn_exponents: list  # B random DJN_EXPONENT_BITS-bit a
+    entries: list  # CHAIN + 1 random table-like entries mod n², mod p², mod q²
     mulmods: int  # Pippenger count for the benchmarked batch
 
 
 @pytest.fixture(scope="module")
 def limit(keys, workload) -> LimitInputs:
-    public_key, _ = keys
+    public_key, private_key = keys
     n, nsq = gmpy2.mpz(public_key.n), gmpy2.mpz(public_key.nsquare)
+    p, q = gmpy2.mpz(private_key.p), gmpy2.mpz(private_key.q)
     rs = [gmpy2.mpz(secrets.randbelow(public_key.n - 1) + 1) for _ in range(B)]
     x = gmpy2.mpz(secrets.randbelow(public_key.n - 2) + 2)
     hs = gmpy2.powmod(-(x * x) % n, n, nsq)
     exps = [gmpy2.mpz(secrets.randbits(DJN_EXPONENT_BITS)) for _ in range(B)]
-    return LimitInputs(n, nsq, rs, hs, exps, pippenger_mulmods(workload.X))
+    entries = [[gmpy2.mpz(secrets.randbelow(int(m))) for _ in range(CHAIN + 1)]
+               for m in (nsq, p * p, q * q)]  # fmt: skip
+    return LimitInputs(n, nsq, p, q, rs, hs, exps, entries, pippenger_mulmods(workload.X))
+
+
+def record(bench_store, name: str, benchmark, scale: float = 1.0) -> None:
+    """Keep a benchmark's times, scaled to the whole batch when it timed a slice."""
+    bench_store.record(KEY + name, benchmark)
+    res = bench_store.results.get(KEY + name)
+    if res is not None and scale != 1.0:
+        res.update(min=res["min"] * scale, median=res["median"] * scale, scaled=scale)
 
 
 # --------------------------------------------------------------------------------------
@@ -319,15 +381,15 @@ def limit(keys, workload) -> LimitInputs:
 
 
 def _bench_encrypt_residuals(benchmark, bench_store, vert, workload, obfuscation: str):
-    cipher = vert.cipher(obfuscation)
+    cipher = vert.bank[obfuscation]
     rounds = FULL_ROUNDS if obfuscation == "full" else DJN_ROUNDS
     cts = benchmark.pedantic(
         bank_encrypt_residuals, args=(cipher, workload.d, vert.n), rounds=rounds, iterations=1
     )
     assert len(cts) == B and len(cipher.pool) == 0  # all obfuscators computed online
     vert.check_sums(party_feature_sums(cts, workload.X, vert.nsq))  # every residual right
-    benchmark.extra_info.update(ciphertexts=B)
-    bench_store.record(f"{KEY}vertical_encrypt_residuals_{obfuscation}", benchmark)
+    benchmark.extra_info.update(ciphertexts=B, cores=worker_count())
+    record(bench_store, f"vertical_encrypt_residuals_{obfuscation}", benchmark)
 
 
 @pytest.mark.benchmark(group="vertical: bank encrypts B residuals")
@@ -340,17 +402,69 @@ def test_vertical_encrypt_residuals_djn(benchmark, bench_store, vert, workload):
     _bench_encrypt_residuals(benchmark, bench_store, vert, workload, "djn")
 
 
+def _bench_encrypt_prepared(benchmark, bench_store, vert, workload, obfuscation: str):
+    """The online part only: the bank prepares a batch's obfuscators while the previous
+    batch is with the parties (``pool.prepare``); that part is untimed here."""
+    cipher = vert.bank[obfuscation]
+
+    def prepare():
+        cipher.pool.prepare(B)
+        cipher.pool.wait()
+        # with one core nothing is prepared: encrypt then computes everything online
+        assert len(cipher.pool) == (B if worker_count() > 1 else 0)
+        return (cipher, workload.d, vert.n), {}
+
+    rounds = FULL_ROUNDS if obfuscation == "full" else DJN_ROUNDS
+    cts = benchmark.pedantic(bank_encrypt_residuals, setup=prepare, rounds=rounds)
+    assert len(cts) == B and len(cipher.pool) == 0
+    vert.check_sums(party_feature_sums(cts, workload.X, vert.nsq))
+    record(bench_store, f"vertical_encrypt_residuals_prepared_{obfuscation}", benchmark)
+
+
+@pytest.mark.benchmark(group="vertical: bank encrypts B residuals, obfuscators prepared")
+def test_vertical_encrypt_residuals_prepared_full(benchmark, bench_store, vert, workload):
+    _bench_encrypt_prepared(benchmark, bench_store, vert, workload, "full")
+
+
+@pytest.mark.benchmark(group="vertical: bank encrypts B residuals, obfuscators prepared")
+def test_vertical_encrypt_residuals_prepared_djn(benchmark, bench_store, vert, workload):
+    _bench_encrypt_prepared(benchmark, bench_store, vert, workload, "djn")
+
+
 @pytest.mark.benchmark(group="vertical: bank encrypts B residuals")
-def test_limit_residual_powmod_full(benchmark, bench_store, limit):
+def test_new_limit_residual_crt_pair_full(benchmark, bench_store, limit):
     out = benchmark.pedantic(
-        limit_powmod_full, args=(limit.rs, limit.n, limit.nsq), rounds=FULL_ROUNDS, iterations=1
+        limit_crt_pair_full, args=(limit.rs, limit.p, limit.q), rounds=FULL_ROUNDS, iterations=1
     )
     assert len(out) == B
-    bench_store.record(f"{KEY}limit_residual_powmod_full", benchmark)
+    record(bench_store, "new_limit_residual_full", benchmark)
 
 
 @pytest.mark.benchmark(group="vertical: bank encrypts B residuals")
-def test_limit_residual_powmod_djn(benchmark, bench_store, limit):
+def test_old_limit_residual_powmod_full(benchmark, bench_store, limit):
+    rs = limit.rs[:OLD_FULL_SLICE]  # ~10 s for a whole batch: a slice, scaled per ciphertext
+    out = benchmark.pedantic(
+        limit_powmod_full, args=(rs, limit.n, limit.nsq), rounds=3, iterations=1
+    )
+    assert len(out) == OLD_FULL_SLICE
+    record(bench_store, "old_limit_residual_full", benchmark, B / OLD_FULL_SLICE)
+
+
+@pytest.mark.benchmark(group="vertical: bank encrypts B residuals")
+def test_new_limit_residual_crt_chain_djn(benchmark, bench_store, limit):
+    _, ep, eq = limit.entries
+    out = benchmark.pedantic(
+        limit_crt_chain_djn,
+        args=(ep, eq, limit.p**2, limit.q**2, B),
+        rounds=DJN_ROUNDS,
+        iterations=1,
+    )
+    assert len(out) == B
+    record(bench_store, "new_limit_residual_djn", benchmark)
+
+
+@pytest.mark.benchmark(group="vertical: bank encrypts B residuals")
+def test_old_limit_residual_powmod_djn(benchmark, bench_store, limit):
     out = benchmark.pedantic(
         limit_powmod_djn,
         args=(limit.hs, limit.djn_exponents, limit.nsq),
@@ -358,7 +472,7 @@ def test_limit_residual_powmod_djn(benchmark, bench_store, limit):
         iterations=1,
     )
     assert len(out) == B
-    bench_store.record(f"{KEY}limit_residual_powmod_djn", benchmark)
+    record(bench_store, "old_limit_residual_djn", benchmark)
 
 
 # --------------------------------------------------------------------------------------
@@ -373,22 +487,22 @@ def test_vertical_feature_sums(benchmark, bench_store, vert, workload):
     benchmark.extra_info.update(
         features=P, rows=B, implementation_mulmods=implementation_mulmods(workload.X)
     )
-    bench_store.record(f"{KEY}vertical_feature_sums", benchmark)
+    record(bench_store, "vertical_feature_sums", benchmark)
 
 
 @pytest.mark.benchmark(group="vertical: provider feature sums (p Pippenger multiexps)")
 def test_limit_feature_mulmods(benchmark, bench_store, vert, limit):
     benchmark(limit_mulmods, vert.residuals, limit.mulmods, limit.nsq)
     benchmark.extra_info.update(mulmods=limit.mulmods)
-    bench_store.record(f"{KEY}limit_feature_mulmods", benchmark)
+    record(bench_store, "limit_feature_mulmods", benchmark)
 
 
 def _bench_mask_sums(benchmark, bench_store, vert, obfuscation: str):
-    cipher = vert.cipher(obfuscation)
+    cipher = vert.provider[obfuscation]
     masked, masks = benchmark(party_mask_sums, cipher, vert.sums, vert.n, vert.nsq)
     assert len(cipher.pool) == 0
     vert.check_masked(bank_decrypt(vert.decryptor, masked), masks)
-    bench_store.record(f"{KEY}vertical_mask_sums_{obfuscation}", benchmark)
+    record(bench_store, f"vertical_mask_sums_{obfuscation}", benchmark)
 
 
 @pytest.mark.benchmark(group="vertical: provider masks p sums")
@@ -404,13 +518,19 @@ def test_vertical_mask_sums_djn(benchmark, bench_store, vert):
 @pytest.mark.benchmark(group="vertical: provider masks p sums")
 def test_limit_mask_powmod_full(benchmark, bench_store, limit):
     benchmark(limit_powmod_full, limit.rs[:P], limit.n, limit.nsq)
-    bench_store.record(f"{KEY}limit_mask_powmod_full", benchmark)
+    record(bench_store, "limit_mask_full", benchmark)
 
 
 @pytest.mark.benchmark(group="vertical: provider masks p sums")
-def test_limit_mask_powmod_djn(benchmark, bench_store, limit):
+def test_new_limit_mask_chain_djn(benchmark, bench_store, limit):
+    benchmark(limit_chain_djn, limit.entries[0], limit.nsq, P)
+    record(bench_store, "new_limit_mask_djn", benchmark)
+
+
+@pytest.mark.benchmark(group="vertical: provider masks p sums")
+def test_old_limit_mask_powmod_djn(benchmark, bench_store, limit):
     benchmark(limit_powmod_djn, limit.hs, limit.djn_exponents[:P], limit.nsq)
-    bench_store.record(f"{KEY}limit_mask_powmod_djn", benchmark)
+    record(bench_store, "old_limit_mask_djn", benchmark)
 
 
 # --------------------------------------------------------------------------------------
@@ -422,13 +542,13 @@ def test_limit_mask_powmod_djn(benchmark, bench_store, limit):
 def test_vertical_decrypt(benchmark, bench_store, vert):
     plain = benchmark(bank_decrypt, vert.decryptor, vert.masked)
     assert len(plain) == P
-    bench_store.record(f"{KEY}vertical_decrypt", benchmark)
+    record(bench_store, "vertical_decrypt", benchmark)
 
 
 @pytest.mark.benchmark(group="vertical: bank decrypts p masked sums")
 def test_limit_decrypt(benchmark, bench_store, vert):
     benchmark(limit_decrypt, vert.private_key, vert.masked_int)
-    bench_store.record(f"{KEY}limit_decrypt", benchmark)
+    record(bench_store, "limit_decrypt", benchmark)
 
 
 # --------------------------------------------------------------------------------------
@@ -436,13 +556,13 @@ def test_limit_decrypt(benchmark, bench_store, vert):
 # --------------------------------------------------------------------------------------
 
 
-def _perf(fn, repeat: int) -> dict:
+def _perf(fn, repeat: int, scale: float = 1.0) -> dict:
     """Fallback timing when a benchmark above did not run (e.g. ``-k``)."""
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - started)
+        times.append((time.perf_counter() - started) * scale)
     return {
         "min": min(times),
         "median": statistics.median(times),
@@ -464,25 +584,28 @@ def _s(seconds: float) -> str:
 @dataclass
 class Step:
     name: str  # benchmark name of the measured step
-    limit: str  # benchmark name of its limit
+    new: str  # ... of its new limit (one core)
+    old: str  # ... of its old limit (one core; the same as new where nothing changed)
     label: str  # row label in the table
     epoch_factor: float  # epoch time = batch time × this
+    obfuscations: tuple  # the epoch totals it belongs to
     step_fn: object  # one ABBA round of the step ...
-    limit_fn: object  # ... and of its limit
+    limit_fn: object  # ... and of its new limit
     abba_scale: float  # ABBA time × this = time for the whole batch
     abba_rounds: int = ABBA_ROUNDS_CHEAP
 
 
 @pytest.mark.benchmark(group="vertical: acceptance")
 def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, vert, limit):
-    n, nsq = vert.n, vert.nsq
-    ciphers = {ob: vert.cipher(ob) for ob in ("full", "djn")}
-    d_full, d_djn = workload.d[:ABBA_SLICE_FULL], workload.d[:ABBA_SLICE_DJN]
+    n, nsq, cores = vert.n, vert.nsq, worker_count()
+    d_full = workload.d[:ABBA_SLICE_FULL]
+    _, ep, eq = limit.entries
+    psq, qsq = limit.p**2, limit.q**2
 
     # The benchmark itself: the provider's whole step (sums + DJN masks) on the batch.
     def provider_step():
         return party_mask_sums(
-            ciphers["djn"], party_feature_sums(vert.residuals, workload.X, nsq), n, nsq
+            vert.provider["djn"], party_feature_sums(vert.residuals, workload.X, nsq), n, nsq
         )
 
     masked, masks = benchmark.pedantic(provider_step, rounds=3, iterations=1)
@@ -493,60 +616,73 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
     epoch_mulmods = sum(pippenger_mulmods(Xb) for Xb in workload.epoch_batches())
     rows_f, batches_f = workload.epoch_rows_factor, float(workload.n_batches)
     mulmod_f = epoch_mulmods / limit.mulmods
+    both = ("full", "djn")
 
     steps = [
         Step(
             "vertical_encrypt_residuals_full",
-            "limit_residual_powmod_full",
-            f"bank: encrypt {B} residuals, full r^n",
+            "new_limit_residual_full",
+            "old_limit_residual_full",
+            f"bank: encrypt {B} residuals, full r^n (CRT powmods, threads)",
             rows_f,
-            lambda: bank_encrypt_residuals(ciphers["full"], d_full, n),
-            lambda: limit_powmod_full(limit.rs[:ABBA_SLICE_FULL], limit.n, nsq),
+            ("full",),
+            lambda: bank_encrypt_residuals(vert.bank["full"], d_full, n),
+            lambda: limit_crt_pair_full(limit.rs[:ABBA_SLICE_FULL], limit.p, limit.q),
             B / ABBA_SLICE_FULL,
             ABBA_ROUNDS,
         ),
         Step(
             "vertical_encrypt_residuals_djn",
-            "limit_residual_powmod_djn",
-            f"bank: encrypt {B} residuals, DJN",
+            "new_limit_residual_djn",
+            "old_limit_residual_djn",
+            f"bank: encrypt {B} residuals, DJN (CRT tables, worker process + this one)",
             rows_f,
-            lambda: bank_encrypt_residuals(ciphers["djn"], d_djn, n),
-            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents[:ABBA_SLICE_DJN], nsq),
-            B / ABBA_SLICE_DJN,
-            ABBA_ROUNDS,
+            ("djn",),
+            # the whole batch (~0.1 s): a slice would weigh the process round trip more
+            lambda: bank_encrypt_residuals(vert.bank["djn"], workload.d, n),
+            lambda: limit_crt_chain_djn(ep, eq, psq, qsq, B),
+            1.0,
         ),
         Step(
             "vertical_feature_sums",
             "limit_feature_mulmods",
-            f"provider: {P} encrypted feature sums (Pippenger)",
+            "limit_feature_mulmods",
+            f"provider: {P} encrypted feature sums (Pippenger, columns over processes)",
             mulmod_f,
+            both,
             lambda: party_feature_sums(vert.residuals, workload.X, nsq),
             lambda: limit_mulmods(vert.residuals, limit.mulmods, nsq),
             1.0,
         ),
         Step(
             "vertical_mask_sums_full",
-            "limit_mask_powmod_full",
-            f"provider: mask {P} sums, full r^n",
+            "limit_mask_full",
+            "limit_mask_full",
+            f"provider: mask {P} sums, full r^n (public key: powmods, threads)",
             batches_f,
-            lambda: party_mask_sums(ciphers["full"], vert.sums, n, nsq),
+            ("full",),
+            lambda: party_mask_sums(vert.provider["full"], vert.sums, n, nsq),
             lambda: limit_powmod_full(limit.rs[:P], limit.n, nsq),
             1.0,
         ),
         Step(
             "vertical_mask_sums_djn",
-            "limit_mask_powmod_djn",
-            f"provider: mask {P} sums, DJN",
+            "new_limit_mask_djn",
+            "old_limit_mask_djn",
+            f"provider: mask {P} sums, DJN (public key: fixed-base table)",
             batches_f,
-            lambda: party_mask_sums(ciphers["djn"], vert.sums, n, nsq),
-            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents[:P], nsq),
+            ("djn",),
+            lambda: party_mask_sums(vert.provider["djn"], vert.sums, n, nsq),
+            lambda: limit_chain_djn(limit.entries[0], nsq, P),
             1.0,
         ),
         Step(
             "vertical_decrypt",
             "limit_decrypt",
-            f"bank: decrypt {P} masked sums",
+            "limit_decrypt",
+            f"bank: decrypt {P} masked sums (CRT, threads)",
             batches_f,
+            both,
             lambda: bank_decrypt(vert.decryptor, vert.masked),
             lambda: limit_decrypt(vert.private_key, vert.masked_int),
             1.0,
@@ -557,31 +693,32 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
     res = bench_store.results
     fallbacks = {
         "vertical_encrypt_residuals_full": (
-            lambda: bank_encrypt_residuals(vert.cipher("full"), workload.d, n),
-            1,
-        ),
+            lambda: bank_encrypt_residuals(vert.bank["full"], workload.d, n), 1, 1.0),
         "vertical_encrypt_residuals_djn": (
-            lambda: bank_encrypt_residuals(vert.cipher("djn"), workload.d, n),
-            2,
-        ),
-        "limit_residual_powmod_full": (lambda: limit_powmod_full(limit.rs, limit.n, nsq), 1),
-        "limit_residual_powmod_djn": (
-            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents, nsq),
-            2,
-        ),
-    }
+            lambda: bank_encrypt_residuals(vert.bank["djn"], workload.d, n), 2, 1.0),
+        "new_limit_residual_full": (
+            lambda: limit_crt_pair_full(limit.rs, limit.p, limit.q), 1, 1.0),
+        "old_limit_residual_full": (
+            lambda: limit_powmod_full(limit.rs[:OLD_FULL_SLICE], limit.n, nsq), 1,
+            B / OLD_FULL_SLICE),
+        "new_limit_residual_djn": (lambda: limit_crt_chain_djn(ep, eq, psq, qsq, B), 2, 1.0),
+        "old_limit_residual_djn": (
+            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents, nsq), 2, 1.0),
+        "old_limit_mask_djn": (
+            lambda: limit_powmod_djn(limit.hs, limit.djn_exponents[:P], nsq), 5, 1.0),
+    }  # fmt: skip
     for st in steps:
-        fallbacks.setdefault(st.name, (st.step_fn, 5))
-        fallbacks.setdefault(st.limit, (st.limit_fn, 5))
-    for key, (fn, repeat) in fallbacks.items():
+        fallbacks.setdefault(st.name, (st.step_fn, 5, 1.0))
+        fallbacks.setdefault(st.new, (st.limit_fn, 5, 1.0))
+    for key, (fn, repeat, scale) in fallbacks.items():
         if KEY + key not in res:
-            res[KEY + key] = _perf(fn, repeat)
-    assert all(len(c.pool) == 0 for c in ciphers.values())
+            res[KEY + key] = _perf(fn, repeat, scale)
+    assert all(len(c.pool) == 0 for c in (*vert.bank.values(), *vert.provider.values()))
 
-    # The shared machine's load drifts over the ~1.5 min of this file, so a step and its
+    # The shared machine's load drifts over the minutes of this file, so a step and its
     # limit may have been benchmarked under different load. Time them again here,
     # alternating (ABBA), so both see the same conditions. The residual encryptions use a
-    # slice of the batch, scaled per ciphertext (a full-obfuscation batch is ~10 s).
+    # slice of the batch, scaled per ciphertext.
     abba = {st.name: {"step": [], "limit": []} for st in steps}
     for i in range(max(st.abba_rounds for st in steps)):
         for st in steps:
@@ -595,78 +732,64 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
 
     # Every timing is the true cost plus non-negative noise: each side's batch time is the
     # minimum over the benchmark's rounds and the alternating rounds. When other jobs keep
-    # both cores busy, no round of a short step may run undisturbed, and the two minima
-    # can then come from different load. Each alternating round times the step and its
-    # limit back to back, under the same load, so the median of those paired ratios is the
-    # second estimate. The acceptance check uses the lower of the two estimates; the table
-    # shows both.
+    # the cores busy, no round of a short step may run undisturbed, and the two minima can
+    # then come from different load. Each alternating round times the step and its limit
+    # back to back, under the same load, so the median of those paired ratios is the second
+    # estimate. The acceptance check uses the lower of the two; the table shows both.
     rows, best = [], {}
     for st in steps:
         meas = min(res[KEY + st.name]["min"], min(abba[st.name]["step"]))
-        lim = min(res[KEY + st.limit]["min"], min(abba[st.name]["limit"]))
+        new = min(res[KEY + st.new]["min"], min(abba[st.name]["limit"]))
+        old = new if st.old == st.new else res[KEY + st.old]["min"]
         paired = statistics.median(
             a / b for a, b in zip(abba[st.name]["step"], abba[st.name]["limit"])
         )
-        best[st.name] = (meas, lim, st.epoch_factor)
-        rows.append((st, meas, lim, paired))
+        best[st.name] = (meas, new, old, st.epoch_factor)
+        rows.append((st, meas, new, old, paired))
 
-    def epoch_total(names: list[str]) -> tuple[float, float]:
-        return (
-            sum(best[k][0] * best[k][2] for k in names),
-            sum(best[k][1] * best[k][2] for k in names),
+    def total(ob: str, epoch: bool) -> tuple[float, float, float]:
+        """(measured, new limit, old limit) of a batch or an epoch with this obfuscation."""
+        names = [st.name for st in steps if ob in st.obfuscations]
+        return tuple(
+            sum(best[k][i] * (best[k][3] if epoch else 1.0) for k in names) for i in range(3)
         )
 
-    totals = {
-        ob: epoch_total(
-            [
-                f"vertical_encrypt_residuals_{ob}",
-                "vertical_feature_sums",
-                f"vertical_mask_sums_{ob}",
-                "vertical_decrypt",
-            ]
-        )
-        for ob in ("full", "djn")
-    }
-    batch_totals = {
-        ob: (sum(best[k][0] for k in names), sum(best[k][1] for k in names))
-        for ob, names in (
-            (
-                ob,
-                [
-                    f"vertical_encrypt_residuals_{ob}",
-                    "vertical_feature_sums",
-                    f"vertical_mask_sums_{ob}",
-                    "vertical_decrypt",
-                ],
-            )
-            for ob in ("full", "djn")
-        )
-    }
+    totals = {ob: total(ob, True) for ob in both}
+    batch_totals = {ob: total(ob, False) for ob in both}
+    prepared = {ob: res[KEY + f"vertical_encrypt_residuals_prepared_{ob}"]["min"]
+                for ob in both if KEY + f"vertical_encrypt_residuals_prepared_{ob}" in res}  # fmt: skip
 
     last_rows = workload.n_train - (workload.n_batches - 1) * B
-    per_ct = {ob: best[f"vertical_encrypt_residuals_{ob}"][0] / B for ob in ("full", "djn")}
+    per_ct = {ob: best[f"vertical_encrypt_residuals_{ob}"][0] / B for ob in both}
     per_mulmod = best["vertical_feature_sums"][1] / limit.mulmods
     impl = implementation_mulmods(workload.X)
     lines = [
         f"Vertical hetero LR, one provider (p = {P} features), bundled data: N = "
         f"{workload.n_train:,} training customers, B = {B}, Paillier {KEY_BITS}-bit; "
-        f"seconds, min over rounds ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"seconds, min over rounds; steps on **{cores} cores** (every core this process may "
+        f"use), limits on one core ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, phe {phe.__version__}, "
         f"gmpy2 {gmpy2.version()})",
         "",
-        "| step | batch: measured | batch: limit | ratio | epoch: measured | epoch: limit "
-        "| ratio, paired ABBA median |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| step | batch: measured | new limit | ratio to new | old limit | speed-up vs old "
+        "| epoch: measured | ratio, paired ABBA median |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {st.label} | {_s(m)} | {_s(lim)} | {m / lim:.3f}x | {_s(m * st.epoch_factor)} "
-            f"| {_s(lim * st.epoch_factor)} | {alt:.3f}x |"
-            for st, m, lim, alt in rows
+            f"| {st.label} | {_s(m)} | {_s(new)} | {m / new:.3f}x | {_s(old)} | "
+            f"{old / m:.2f}x | {_s(m * st.epoch_factor)} | {alt:.3f}x |"
+            for st, m, new, old, alt in rows
         ),
         *(
             f"| **total, {ob} obfuscation** | {_s(batch_totals[ob][0])} | "
             f"{_s(batch_totals[ob][1])} | {batch_totals[ob][0] / batch_totals[ob][1]:.3f}x | "
-            f"**{_s(totals[ob][0])}** | {_s(totals[ob][1])} | |"
-            for ob in ("full", "djn")
+            f"{_s(batch_totals[ob][2])} | {batch_totals[ob][2] / batch_totals[ob][0]:.2f}x | "
+            f"**{_s(totals[ob][0])}** | |"
+            for ob in both
+        ),
+        *(
+            f"| bank: encrypt {B} residuals, {ob}, obfuscators prepared offline (online part "
+            f"only; not in the totals) | {_s(t)} | – | – | – | – | {_s(t * rows_f)} | |"
+            for ob, t in prepared.items()
         ),
         "",
         f"- epoch = {workload.n_batches} batches ({workload.n_batches - 1} × {B} rows + 1 × "
@@ -674,22 +797,37 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
         f"{mulmod_f:.4f} (Pippenger count of the epoch, {epoch_mulmods:,}, over the batch's), "
         f"masks and decryption × {workload.n_batches} (per batch).",
         f"- epoch total, full vs DJN: **{_s(totals['full'][0])} s vs {_s(totals['djn'][0])} s "
-        f"({totals['full'][0] / totals['djn'][0]:.1f}x)**; residual encryption alone "
-        f"{per_ct['full'] / per_ct['djn']:.1f}x faster with DJN "
-        f"({per_ct['full'] * 1e3:.2f} vs {per_ct['djn'] * 1e3:.2f} ms per ciphertext). The "
-        f'scenario uses obfuscation = "{workload.scenario_obfuscation}".',
+        f"({totals['full'][0] / totals['djn'][0]:.1f}x)**; targets on 2 cores: ≤ "
+        f"{EPOCH_TARGET_S['full']:g} s full, ≤ {EPOCH_TARGET_S['djn']:g} s DJN. Epoch limits "
+        f"(one core): new {_s(totals['full'][1])} s full / {_s(totals['djn'][1])} s DJN, old "
+        f"{_s(totals['full'][2])} s / {_s(totals['djn'][2])} s. Residual encryption "
+        f"{per_ct['full'] / per_ct['djn']:.1f}x faster with DJN ({per_ct['full'] * 1e3:.2f} "
+        f"vs {per_ct['djn'] * 1e3:.3f} ms per ciphertext). The scenario uses obfuscation = "
+        f'"{workload.scenario_obfuscation}".',
+        "- limits: old = one powmod mod n² per ciphertext (the public-key way); new = what the "
+        "party's engine cannot avoid: the bank's CRT pair of powmods mod p², q² (full; the "
+        f"2-mulmod recombination left out) or of {CHAIN}-mulmod lookup chains (DJN), the "
+        f"provider's {CHAIN}-mulmod chain mod n² (DJN masks). Sums, full masks and decryption "
+        f"did not change (old = new). The old full limit is timed on {OLD_FULL_SLICE} "
+        f"ciphertexts and scaled per ciphertext to {B}.",
         f"- feature-sum limit: {limit.mulmods:,} mulmods mod n² for the batch (windows × "
         f"(B + 30) + squarings, from each feature's exponent bit length; "
         f"{per_mulmod * 1e6:.2f} µs each). The implementation does {impl:,} (zero digits "
         f"skipped, 16 instead of 30 per window, plus B for Σ d_i and p unshifts).",
         f"- measured = min over the benchmark rounds and the alternating (ABBA) rounds of "
-        f"step and limit in the acceptance test ({ABBA_ROUNDS} for the residual encryption, "
-        f"{ABBA_ROUNDS_CHEAP} for the rest; residual encryption there on "
-        f"{ABBA_SLICE_FULL} (full) / {ABBA_SLICE_DJN} (DJN) residuals, scaled to {B}). "
-        f"The last column is the median over those rounds of step / limit timed back to back. "
-        f"Required: for every step, the lower of the two ratios ≤ {MAX_OVER_LIMIT:g}x; DJN "
-        f"encryption faster than full.",
-        "- not in the table: serialisation (to/from bytes) and the plaintext numpy work.",
+        f"step and new limit in the acceptance test ({ABBA_ROUNDS} for the full residual "
+        f"encryption, there on {ABBA_SLICE_FULL} residuals scaled to {B}; "
+        f"{ABBA_ROUNDS_CHEAP} on the whole batch for the rest). The "
+        f"last column is the median over those rounds of step / new limit timed back to "
+        f"back. Required: for every step, the lower of the two ratios ≤ "
+        f"{MAX_OVER_NEW_LIMIT:g}x its one-core new limit; DJN faster than full; with ≥ 2 "
+        f"cores, the epoch targets.",
+        "- prepared rows: `prepare(B)` and `wait()` untimed, then `encrypt` (encoding and "
+        "one mulmod per residual): the part a run cannot hide once the previous batch's time "
+        "with the parties covers the obfuscators.",
+        "- not in the table: serialisation (to/from bytes), the plaintext numpy work, the "
+        "worker-process start-up and table builds (once per process; warmed up before "
+        "timing).",
         "- rounds: "
         + ", ".join(
             f"{k.removeprefix(KEY)} {v['rounds']}"
@@ -699,19 +837,20 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
         )
         + ".",
     ]
-    table = "\n".join(lines)
-    print("\n" + table)
-    bench_store.tables.append(table)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        "# Vertical (hetero LR) cryptography benchmark: one epoch vs its limit\n\n"
-        "Written by `python -m pytest benchmarks/test_bench_vertical.py "
-        "--benchmark-only`.\n\n" + table + "\n"
+    bench_store.publish(
+        RESULTS,
+        "Vertical (hetero LR) cryptography benchmark: one epoch against its limits",
+        "python -m pytest benchmarks/test_bench_vertical.py --benchmark-only",
+        "\n".join(lines),
     )
 
     benchmark.extra_info.update(epoch_full_s=totals["full"][0], epoch_djn_s=totals["djn"][0])
-    over = {st.name: min(m / lim, paired) for st, m, lim, paired in rows}
-    bad = {k: round(v, 3) for k, v in over.items() if v > MAX_OVER_LIMIT}
-    assert not bad, f"steps over {MAX_OVER_LIMIT}x their limit: {bad}"
+    over = {st.name: min(m / new, paired) for st, m, new, _old, paired in rows}
+    bad = {k: round(v, 3) for k, v in over.items() if v > MAX_OVER_NEW_LIMIT}
+    assert not bad, f"steps over {MAX_OVER_NEW_LIMIT}x their new limit: {bad}"
     assert per_ct["djn"] < per_ct["full"], "DJN residual encryption is not faster than full"
     assert totals["djn"][0] < totals["full"][0]
+    if cores < 2:
+        pytest.skip(f"epoch targets are for 2 cores; this process may use {cores}")
+    slow = {ob: round(totals[ob][0], 2) for ob in both if totals[ob][0] > EPOCH_TARGET_S[ob]}
+    assert not slow, f"epoch over its target {EPOCH_TARGET_S}: {slow}"
