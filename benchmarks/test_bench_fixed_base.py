@@ -6,6 +6,8 @@ Every benchmark computes a batch of obfuscators; the table reports ms per obfusc
 Limits, the big-integer arithmetic each way cannot avoid:
 
 * ``limit_powmod_full`` – ``gmpy2.powmod(r, n, n²)``: textbook, the old limit;
+* ``limit_lifted_pair_full`` – ``powmod(r mod p, p, p²)`` and ``powmod(r mod q, q, q²)``: the
+  key holder's textbook new limit (``LiftedPower``: r^n's distribution, half-length exponents);
 * ``limit_crt_pair_full`` – ``powmod(r, n mod p(p−1), p²)`` and the same mod q²: the CRT pair
   (textbook, key holder), without the recombination;
 * ``limit_powmod_djn`` – ``gmpy2.powmod(h_s, a, n²)``: DJN, the old limit;
@@ -91,8 +93,16 @@ def setup() -> Setup:
     expected = [gmpy2.powmod(s.hs, a, s.nsq) for a in exponents[:8]]
     assert pools["djn", True].compute(exponents[:8]) == expected
     assert pools["djn", False].compute(exponents[:8]) == expected
-    assert pools["full", True].compute(s.rs[:2]) == limit_powmod_full(s.rs[:2], n, s.nsq)
+    lifted = [lifted_r(p, q, r) for r in s.rs[:2]]  # the key holder's textbook values
+    assert pools["full", True].compute(s.rs[:2], workers=1) == limit_powmod_full(lifted, n, s.nsq)
     return s
+
+
+def lifted_r(p, q, r):
+    """The r' whose r'^n the key holder's ``LiftedPower`` gives for r."""
+    rp = gmpy2.powmod(r % p, gmpy2.invert(q, p - 1), p)
+    rq = gmpy2.powmod(r % q, gmpy2.invert(p, q - 1), q)
+    return rp + p * ((rq - rp) * gmpy2.invert(p, q) % q)
 
 
 # the limits ---------------------------------------------------------------------------
@@ -106,6 +116,11 @@ def limit_crt_pair_full(rs, p, q):
     psq, qsq, n = p * p, q * q, p * q
     ep, eq = n % (p * (p - 1)), n % (q * (q - 1))
     return [(gmpy2.powmod(r, ep, psq), gmpy2.powmod(r, eq, qsq)) for r in rs]
+
+
+def limit_lifted_pair_full(rs, p, q):
+    psq, qsq = p * p, q * q
+    return [(gmpy2.powmod(r % p, p, psq), gmpy2.powmod(r % q, q, qsq)) for r in rs]
 
 
 def limit_powmod_djn(hs, exponents, nsq):
@@ -158,6 +173,12 @@ def test_limit_crt_pair_full(benchmark, bench_store, setup):
 
 
 @pytest.mark.benchmark(group="textbook r^n")
+def test_limit_lifted_pair_full(benchmark, bench_store, setup):
+    run(benchmark, bench_store, "limit_lifted_pair_full", FULL_BATCH, limit_lifted_pair_full,
+        setup.rs, setup.p, setup.q)  # fmt: skip
+
+
+@pytest.mark.benchmark(group="textbook r^n")
 def test_pool_full_public(benchmark, bench_store, setup):
     pool = setup.pools["full", False]
     run(benchmark, bench_store, "pool_full_public", FULL_BATCH, serial(pool), setup.rs)
@@ -167,7 +188,8 @@ def test_pool_full_public(benchmark, bench_store, setup):
 def test_pool_full_crt(benchmark, bench_store, setup):
     pool = setup.pools["full", True]
     out = run(benchmark, bench_store, "pool_full_crt", FULL_BATCH, serial(pool), setup.rs)
-    assert out == limit_powmod_full(setup.rs, setup.n, setup.nsq)
+    lifted = [lifted_r(setup.p, setup.q, r) for r in setup.rs]
+    assert out == limit_powmod_full(lifted, setup.n, setup.nsq)
 
 
 @pytest.mark.benchmark(group="DJN h_s^a")
@@ -233,8 +255,12 @@ def test_multicore_djn_crt_fixed_base(benchmark, bench_store, setup):
 LABELS = [
     ("limit_powmod_full", "textbook r^n: one powmod mod n² (old limit)"),
     ("pool_full_public", "textbook, public key only: pool (powmod)"),
-    ("limit_crt_pair_full", "textbook, key holder: the CRT pair of powmods (new limit)"),
-    ("pool_full_crt", "textbook, key holder: pool (CRT)"),
+    ("limit_crt_pair_full", "textbook, key holder: the CRT pair of powmods, exponent n mod p(p−1)"),
+    (
+        "limit_lifted_pair_full",
+        "textbook, key holder: the lifted pair, exponents p and q (new limit)",
+    ),
+    ("pool_full_crt", "textbook, key holder: pool (lifted CRT pair, LiftedPower)"),
     ("limit_powmod_djn", "DJN h_s^a: one powmod mod n² (old limit)"),
     ("limit_chain_djn", f"DJN: one lookup chain, {CHAIN} mulmods mod n² (new limit)"),
     ("pool_djn_fixed_base", "DJN, public key only: pool (fixed-base table)"),
@@ -242,7 +268,7 @@ LABELS = [
     ("pool_djn_crt_fixed_base", "DJN, key holder: pool (CRT fixed-base tables)"),
 ]
 MULTICORE = [  # (key, label, its serial way)
-    ("multicore_full_crt", "textbook, key holder: pool (CRT), every core (threads)", "pool_full_crt"),
+    ("multicore_full_crt", "textbook, key holder: pool (lifted), every core (threads)", "pool_full_crt"),
     ("multicore_djn_crt_fixed_base", "DJN, key holder: pool (CRT tables), every core "
      "(worker processes + this one)", "pool_djn_crt_fixed_base"),
 ]  # fmt: skip

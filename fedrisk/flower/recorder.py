@@ -59,6 +59,8 @@ class ServerRecorder:
         self.early_stopping: dict[str, Any] | None = None  # where and why training stopped
         self.server_name = "server"  # who receives replies (the bank, in vertical runs)
         self.on_checkpoint: Callable[[int, ArrayRecord], None] | None = None
+        # progress within a round (vertical: the share of an epoch's mini-batches done)
+        self.on_step: Callable[[int, float], None] = lambda rnd, fraction: None
         self.strategy: Any = None  # the aggregation strategy (its state is checkpointed)
         self.party_of: dict[int, str] = {}  # node id -> party, from the identify handshake
         # the replies that carry a bank's update (a round's other replies, e.g. SecAgg+

@@ -130,12 +130,15 @@ def deploy(
         app_dir = write_app(work / "app")
         run_config = make_run_config(work)
         with run_progress(show_progress, s) as (progress, task):
+            done: list[str] = []  # rounds (epochs) reported so far
 
             def on_line(line: str) -> None:
                 if verbose:
                     print(line, file=sys.stderr)
                 if PROGRESS_MARK in line:
-                    progress.update(task, advance=1, status="on SuperNodes")
+                    done.append(line)
+                    epoch = min(len(done) + 1, s.max_rounds)  # the one under way (vertical)
+                    progress.update(task, advance=1, status="on SuperNodes", epoch=epoch)
 
             fed_started = time.perf_counter()
             if options.superlink is None:

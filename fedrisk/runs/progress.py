@@ -29,15 +29,18 @@ class run_progress:
     def __enter__(self):
         if not self.enabled:
             return _NoProgress(), None
-        unit = "epoch" if self.s.federation.kind == "vertical" else "round"
+        vertical = self.s.federation.kind == "vertical"
+        # a vertical bar moves by mini-batch (fractions of an epoch) and names the epoch
+        # under way; a horizontal one moves by round
+        at = "epoch {task.fields[epoch]}" if vertical else "round {task.completed}"
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            TextColumn(f"{unit} {{task.completed}}/{{task.total}}"),
+            TextColumn(at + "/{task.total}"),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
-            TimeRemainingColumn(),  # from the rounds (epochs) done so far
+            TimeRemainingColumn(),  # from the rounds (mini-batches) done so far
             transient=False,
         )
         self.bar.__enter__()
@@ -47,7 +50,7 @@ class run_progress:
             else f"{self.s.federation.banks} banks"
         )
         desc = f"{self.s.name}: {who}, {self.s.federation.engine}"
-        task = self.bar.add_task(desc, total=self.s.max_rounds, status="")
+        task = self.bar.add_task(desc, total=self.s.max_rounds, status="", epoch=1)
         return self.bar, task
 
     def __exit__(self, *exc: Any) -> None:

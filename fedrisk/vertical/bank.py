@@ -192,6 +192,7 @@ def _run_bank(
             # offline half of the next batch's encryption: its obfuscators are computed on
             # the other cores while this batch is with the parties
             pool.prepare(_next_batch_rows(len(yb), m.batch_size, start, epoch < s.rounds))
+            recorder.on_step(epoch, min(1.0, (start + m.batch_size) / len(yb)))
             replies = _ask(
                 grid,
                 nodes,

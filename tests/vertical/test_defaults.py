@@ -6,7 +6,13 @@ import warnings
 
 import pytest
 
-from fedrisk.runs.vertical import LONG_RUN_SECONDS, estimated_seconds, warn_if_long
+from fedrisk.runs.vertical import (
+    LONG_RUN_SECONDS,
+    estimated_seconds,
+    seconds_per_encryption,
+    seconds_per_mulmod,
+    warn_if_long,
+)
 from fedrisk.scenario import VERTICAL_DEFAULTS, resolved_toml, scenario_from_dict
 
 ONLY_CSVS = {
@@ -36,16 +42,29 @@ def test_given_values_and_horizontal_runs_keep_theirs():
     assert (h.rounds, h.model.batch_size, h.model.learning_rate) == (20, 64, 0.1)
 
 
-def test_a_long_run_is_announced_with_the_keys_that_shorten_it():
+def test_a_long_run_is_announced_with_the_keys_that_shorten_it(monkeypatch):
+    monkeypatch.setenv("FEDRISK_CRYPTO_WORKERS", "2")
     s = scenario_from_dict(ONLY_CSVS)
-    # 25,000 shared customers, textbook obfuscation at 2048 bits (about 11 ms each)
-    assert estimated_seconds(s, 25_000, 0.011) == pytest.approx(3 * 20_000 * 0.011 / 0.88)
+    # 25,000 shared customers (20,000 training), textbook obfuscation at 3072 bits (about
+    # 20 ms each), a provider with 10 columns, 7 µs per mulmod, sums over 2 cores
+    expected = 2 * 20_000 * (0.02 + (10 * 4 + 1) * 7e-6 / 2)
+    assert estimated_seconds(s, 25_000, 0.02, 10, 7e-6) == pytest.approx(expected)
     with pytest.warns(UserWarning) as caught:
-        warn_if_long(s, 25_000, 0.011)
+        warn_if_long(s, 25_000, 0.02, 10, 7e-6)
     (w,) = caught
     text = str(w.message)
-    assert "will take about 12 minutes" in text and "20,000 training customers" in text
+    assert "will take about 13 minutes" in text and "20,000 training customers" in text
     assert "rounds (now 2)" in text and 'privacy.obfuscation = "djn"' in text
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a short one says nothing
-        warn_if_long(s, 25_000, 0.2 * LONG_RUN_SECONDS / 60_000)
+        warn_if_long(s, 25_000, 0.2 * LONG_RUN_SECONDS / 40_000, 10, 7e-6)
+
+
+def test_the_estimate_measures_this_machine():
+    from fedrisk.crypto.paillier import generate_keypair  # why: keys only for this test
+
+    s = scenario_from_dict({**ONLY_CSVS, "privacy": {"key_bits": 1024, "obfuscation": "djn"}})
+    public_key, private_key = generate_keypair(1024)
+    per = seconds_per_encryption(public_key, s, private_key)
+    assert 1e-6 < per < 0.05  # a DJN obfuscator at 1024 bits: well under a millisecond
+    assert 1e-8 < seconds_per_mulmod(public_key) < 1e-3
