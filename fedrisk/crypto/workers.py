@@ -7,8 +7,9 @@ Two kinds of work, two ways to spread them:
   threads then use every core, with no copying (:func:`thread_map`).
 * **Python-level mulmod chains** (fixed-base table lookups, Pippenger buckets) hold the
   GIL between operations: they go to worker processes (:func:`process_map`). The calling
-  process computes one share itself, so on 2 CPUs one worker process is started. The pool
-  is one per process, started on first use (forkserver: a clean parent to fork from;
+  process computes one share itself; the pool has one worker per core all the same, so
+  work started in the background (the bank's next obfuscators) and work the caller waits
+  for (the provider's sums) do not queue behind each other. The pool is one per process, started on first use (forkserver: a clean parent to fork from;
   start-up 0.1–0.4 s, paid once) and reused by every party and key in the process; an
   engine sent to it is rebuilt once per worker and kept (:func:`cached_build`).
 
@@ -97,7 +98,7 @@ def _process_pool() -> ProcessPoolExecutor:
                 "forkserver" if "forkserver" in methods else "spawn"
             )
             _processes = ProcessPoolExecutor(
-                max_workers=max(1, worker_count() - 1), mp_context=context
+                max_workers=worker_count(), mp_context=context
             )
         return _processes
 
