@@ -97,9 +97,7 @@ def _process_pool() -> ProcessPoolExecutor:
             context = multiprocessing.get_context(
                 "forkserver" if "forkserver" in methods else "spawn"
             )
-            _processes = ProcessPoolExecutor(
-                max_workers=worker_count(), mp_context=context
-            )
+            _processes = ProcessPoolExecutor(max_workers=worker_count(), mp_context=context)
         return _processes
 
 

@@ -33,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import expit
 
 from fedrisk.data.dataset import Dataset
@@ -229,6 +228,10 @@ def _apply_transform(X: np.ndarray, transform: Sequence[str]) -> np.ndarray:
 
 def _intercept_for_rate(eta: np.ndarray, rate: float) -> float:
     """The a with mean(sigmoid(a + eta)) == rate (monotone in a, so bracketing is safe)."""
+    # why here: start-up time; scipy.optimize takes ~0.4 s to import, and every process that imports
+    # fedrisk.data (a Deployment Engine ClientApp, per message) would pay it
+    from scipy.optimize import brentq
+
     gap = lambda a: expit(a + eta).mean() - rate  # noqa: E731
     lo, hi = -50.0 - eta.max(), 50.0 - eta.min()
     return brentq(gap, lo, hi, xtol=1e-10)

@@ -19,7 +19,19 @@ from fedrisk.evaluation.metrics import (
     psi_band,
     score_metrics,
 )
-from fedrisk.evaluation.plots import plot_auc_per_round, plot_calibration, plot_gains
+
+_PLOTS = ("plot_auc_per_round", "plot_calibration", "plot_gains")
+
+
+def __getattr__(name: str):
+    # the plots load matplotlib (~0.5 s): only when one is asked for, so the protocol's
+    # processes (a Deployment Engine ClientApp, started per message) do not pay for it
+    if name in _PLOTS:
+        from fedrisk.evaluation import plots  # why: start-up time, see above
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CALIBRATION_WARN_PP",

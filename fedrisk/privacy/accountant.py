@@ -34,12 +34,13 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dp_accounting
 import numpy as np
-from dp_accounting.pld import privacy_loss_distribution as pld_lib
-from dp_accounting.rdp import rdp_privacy_accountant as rdp_lib
-from scipy.optimize import brentq
+
+if TYPE_CHECKING:
+    import dp_accounting
+    from dp_accounting.pld import privacy_loss_distribution as pld_lib
 
 __all__ = [
     "GaussianSampledEvent",
@@ -48,6 +49,19 @@ __all__ = [
     "PLD_MAX_EPSILON",
     "max_attack_auc_bound",
 ]
+
+
+@functools.cache
+def _libraries():
+    """dp-accounting's modules, imported on first use: they pull in scipy.signal and
+    scipy.stats (about 1 s), which a Deployment Engine ClientApp process, started for
+    every message, should not pay unless it accounts for ε."""
+    import dp_accounting  # why: start-up time, see above
+    from dp_accounting.pld import privacy_loss_distribution  # why: start-up time, see above
+    from dp_accounting.rdp import rdp_privacy_accountant  # why: start-up time, see above
+
+    return dp_accounting, privacy_loss_distribution, rdp_privacy_accountant
+
 
 METHODS = ("rdp", "pld")
 
@@ -107,6 +121,7 @@ class GaussianSampledEvent:
 
     def to_dp_event(self) -> dp_accounting.DpEvent:
         """``SelfComposed(PoissonSampled(q, Gaussian(z)), steps)``; no sampling wrapper at q=1."""
+        dp_accounting, pld_lib, rdp_lib = _libraries()
         step: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(self.noise_multiplier)
         if self.sample_rate < 1.0:
             step = dp_accounting.PoissonSampledDpEvent(self.sample_rate, step)
@@ -120,6 +135,7 @@ def _rdp_one_step(q: float, z: float, orders: tuple[float, ...]) -> np.ndarray:
     RDP composes additively, so T steps cost one multiplication; caching lets
     epsilon_after, calibration and repeated reports reuse the curve.
     """
+    dp_accounting, pld_lib, rdp_lib = _libraries()
     # Public API only: compose a single step into a fresh RdpAccountant, read its curve.
     single = GaussianSampledEvent(z, q, 1).to_dp_event()
     acc = rdp_lib.RdpAccountant(orders)
@@ -131,6 +147,7 @@ def _rdp_one_step(q: float, z: float, orders: tuple[float, ...]) -> np.ndarray:
 
 def _pld_one_step(q: float, z: float) -> pld_lib.PrivacyLossDistribution:
     """PLD of one subsampled step, built exactly as dp-accounting's PLDAccountant does."""
+    dp_accounting, pld_lib, rdp_lib = _libraries()
     return pld_lib.from_gaussian_mechanism(
         standard_deviation=z,
         value_discretization_interval=_PLD_DISCRETIZATION,
@@ -148,6 +165,7 @@ class PrivacyAccountant:
     def __init__(
         self, delta: float, method: str = "rdp", *, orders: Sequence[float] | None = None
     ) -> None:
+        dp_accounting, pld_lib, rdp_lib = _libraries()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if not (isinstance(delta, (int, float)) and 0 < delta < 1):
@@ -170,6 +188,7 @@ class PrivacyAccountant:
 
         RDP: ~0.1 s for a new (q, z), then cached. PLD: 0.5-5 s, growing as ε grows.
         """
+        dp_accounting, pld_lib, rdp_lib = _libraries()
         trivial = self._trivial(event.noise_multiplier, event.steps)
         if trivial is not None:
             return trivial
@@ -187,10 +206,12 @@ class PrivacyAccountant:
 
     def _gaussian_epsilon(self, z: float, steps: int) -> float:
         # T unsampled Gaussian steps with std z compose to one with std z/√T (exact).
+        dp_accounting, pld_lib, rdp_lib = _libraries()
         return float(dp_accounting.get_epsilon_gaussian(z / math.sqrt(steps), self.delta))
 
     def _rdp_epsilon(self, q: float, z: float, steps: int) -> float:
         # Same arithmetic as RdpAccountant (0 + steps·curve), so results are identical.
+        dp_accounting, pld_lib, rdp_lib = _libraries()
         curve = _rdp_one_step(q, z, self.orders)
         eps, _ = rdp_lib.compute_epsilon(self.orders, steps * curve, self.delta)
         return float(eps)
@@ -209,6 +230,7 @@ class PrivacyAccountant:
         One event gives exactly :meth:`epsilon`. RDP adds the events' curves; PLD
         composes them in dp-accounting's PLDAccountant.
         """
+        dp_accounting, pld_lib, rdp_lib = _libraries()
         events = [e for e in events if e.steps > 0]
         if not events:
             return 0.0
@@ -230,6 +252,7 @@ class PrivacyAccountant:
     def epsilon_curve(self, events: Sequence[GaussianSampledEvent]) -> list[float]:
         """ε after each prefix of ``events`` (one per round), composed incrementally:
         element i equals ``epsilon_of(events[:i + 1])``, at the cost of one pass."""
+        dp_accounting, pld_lib, rdp_lib = _libraries()
         out: list[float] = []
         steps: dict[tuple[float, float], int] = {}  # (q, z) -> steps so far
         acc = (
@@ -312,6 +335,8 @@ class PrivacyAccountant:
         takes ~0.2-0.7 s (each new z needs a new RDP curve); PLD ~1-25 s (longer for
         larger ε), seeded with the RDP answer because each PLD evaluation is slow.
         """
+        from scipy.optimize import brentq  # why: start-up time (scipy.optimize, ~0.4 s)
+
         if not isinstance(target_epsilon, (int, float)) or math.isnan(target_epsilon):
             raise ValueError(f"target_epsilon must be a number, got {target_epsilon!r}")
         if target_epsilon == math.inf:

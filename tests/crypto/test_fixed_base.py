@@ -247,3 +247,25 @@ def test_one_core_starts_no_thread_or_process(monkeypatch):
     pool.prepare(100)  # nothing to overlap on one core
     assert len(pool) == 0
     assert len(pool.take_many(3)) == 3
+
+
+def test_key_holder_ciphertexts_look_like_public_ones():
+    """Size and range: the key holder's ciphertexts (CRT tables, lifted textbook) and the
+    public-key path's are spread alike over (0, n²) and serialise to the same width. The
+    two-sample KS test compares where they fall (p > 1e-4: a false alarm once in 10,000
+    runs; values kept to part of the range would fail it)."""
+    from scipy.stats import ks_2samp  # why: only this test compares distributions
+
+    nsq = PK1024.nsquare
+    message = [RNG.randrange(PK1024.n) for _ in range(300)]
+    for obfuscation in ("djn", "full"):
+        public = ObfuscatorPool(PK1024, obfuscation)
+        holder = ObfuscatorPool(PK1024, obfuscation, private_key=SK1024)
+        spread = {}
+        for name, pool in (("public", public), ("holder", holder)):
+            cipher = VectorCipher(PK1024, pool)
+            cts = cipher.encrypt(message)
+            assert {len(b) for b in cipher.to_bytes(cts)} == {cipher.width}
+            assert all(0 < c < nsq for c in cts)
+            spread[name] = [int(c) / nsq for c in cts]
+        assert ks_2samp(spread["public"], spread["holder"]).pvalue > 1e-4, obfuscation

@@ -57,7 +57,7 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
             "--engine",
             "deployment",
             "--set",
-            "rounds=2",
+            "rounds=1",
             "--set",
             "federation.banks=3",
             "--set",
@@ -86,7 +86,7 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
     }
     s = load_scenario(
         SCENARIOS / "quickstart.toml",
-        ["rounds=2", "federation.banks=3", "privacy.dp=client", "privacy.noise_multiplier=1.0"],
+        ["rounds=1", "federation.banks=3", "privacy.dp=client", "privacy.noise_multiplier=1.0"],
     )
     ref = run_scenario(
         s, tmp_path / "inprocess", show_progress=False, secrets=load_secrets_file(secrets)

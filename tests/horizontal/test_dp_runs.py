@@ -252,7 +252,7 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
         "sweep",
         str(SCENARIOS / "quickstart.toml"),
         "--set",
-        "privacy.target_epsilon=0.5,1,2,4,8,inf",
+        "privacy.target_epsilon=0.5,2,8,inf",
         "--out",
         "sw",
         "--quiet",
@@ -265,18 +265,18 @@ def test_sweep_over_epsilon_on_the_quickstart(tmp_path):
     out = tmp_path / "sw"
     assert (out / "sweep.png").stat().st_size > 10_000
     rows = list(csv.DictReader(open(out / "sweep.csv")))
-    assert [r["privacy.target_epsilon"] for r in rows] == ["0.5", "1", "2", "4", "8", "inf"]
+    assert [r["privacy.target_epsilon"] for r in rows] == ["0.5", "2", "8", "inf"]
     auc = [float(r["auc"]) for r in rows]
     attack = [float(r["membership_auc"]) for r in rows]
     eps = [float(r["epsilon"]) for r in rows]
-    assert all(e <= t * 1.0001 for e, t in zip(eps[:-1], [0.5, 1, 2, 4, 8]))
+    assert all(e <= t * 1.0001 for e, t in zip(eps[:-1], [0.5, 2, 8]))
     assert math.isinf(eps[-1])
     # more privacy budget, better model (small slack for DP noise between points)
     assert all(b >= a - 0.002 for a, b in zip(auc, auc[1:])) and auc[-1] > auc[0]
     # less budget, the attack no further from chance: within the attack AUC's own sampling
     # error (about 0.004 with 6,000 held-out rows), since neither end is far from 0.5
     assert abs(attack[0] - 0.5) <= abs(attack[-1] - 0.5) + 0.008
-    assert len(list((out / "points").iterdir())) == 6
+    assert len(list((out / "points").iterdir())) == 4
     # each point's mean PD and the (DP-free, converged) reference's AUC, from its summary
     for r, point in zip(rows, sorted((out / "points").iterdir())):  # "00-…", "01-…"
         s = json.loads((point / "summary.json").read_text())
