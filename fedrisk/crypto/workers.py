@@ -24,9 +24,11 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 __all__ = [
     "active_processes",
+    "process_ids",
     "cached_build",
     "process_map",
     "shutdown",
@@ -108,9 +110,23 @@ def process_map(fn, chunks: list, local: bool = True) -> list:
     if not chunks:
         return []
     remote = chunks[1:] if local else chunks
-    futures: list[Future] = [_process_pool().submit(fn, c) for c in remote]
-    head = [fn(chunks[0])] if local else []
-    return head + [f.result() for f in futures]
+    try:
+        futures: list[Future] = [_process_pool().submit(fn, c) for c in remote]
+        head = [fn(chunks[0])] if local else []
+        return head + [f.result() for f in futures]
+    except BrokenProcessPool:
+        # a worker died (killed, out of memory): drop the pool, so the next batch starts
+        # a fresh one, and compute this batch here; the values are the same
+        _discard_broken_pool()
+        return [fn(c) for c in chunks]
+
+
+def _discard_broken_pool() -> None:
+    global _processes
+    with _lock:
+        broken, _processes = _processes, None
+    if broken is not None:
+        broken.shutdown(wait=False, cancel_futures=True)
 
 
 _built: dict = {}
@@ -125,6 +141,14 @@ def cached_build(factory, args: tuple):
             _built.pop(next(iter(_built)))
         _built[key] = factory(*args)
     return _built[key]
+
+
+def process_ids() -> list[int]:
+    """The worker processes' ids (none before the first process batch)."""
+    with _lock:
+        pool = _processes
+    # the executor keeps its processes in a private attribute; reading is harmless
+    return [] if pool is None else list((pool._processes or {}).keys())
 
 
 def active_processes() -> int:

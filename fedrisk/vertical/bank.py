@@ -230,6 +230,8 @@ def _run_bank(
     # bank multiplies their partial scores by the scale when it scores)
     w, b = calibration.bank_part(w, b)
     recorder.final_params = np.r_[w, b]
+    pool.wait()
+    outcome.precompute_s = pool.precompute_seconds
 
 
 def _next_batch_rows(rows: int, batch_size: int, start: int, more_epochs: bool) -> int:

@@ -102,7 +102,8 @@ class VerticalOutcome:
     test_y: np.ndarray | None = None
     bank_train_X: np.ndarray | None = None
     bank_test_X: np.ndarray | None = None
-    encrypt_s: float = 0.0
+    encrypt_s: float = 0.0  # online: the residuals' encryption the bank waited for
+    precompute_s: float = 0.0  # offline: obfuscators prepared while batches were away
     decrypt_s: float = 0.0
     encryptions: int = 0
     epochs: list = field(default_factory=list)
@@ -120,6 +121,7 @@ class VerticalOutcome:
                 "aligned",
                 "party_sizes",
                 "encrypt_s",
+                "precompute_s",
                 "decrypt_s",
                 "encryptions",
                 "epochs",

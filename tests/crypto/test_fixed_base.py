@@ -4,6 +4,7 @@ the public key alone."""
 
 import os
 import random
+import threading
 from math import gcd
 
 import gmpy2
@@ -42,6 +43,7 @@ def seeded_key(bits: int, seed: int) -> PaillierPrivateKey:
 SK1024 = seeded_key(1024, 1)
 PK1024 = SK1024.public_key
 RNG = random.Random(7)
+two_cores = pytest.mark.skipif(worker_count() < 2, reason="needs 2 cores")
 
 
 def exponents(bits: int, count: int) -> list[int]:
@@ -191,11 +193,31 @@ def test_a_foreign_private_key_is_refused():
         ObfuscatorPool(PK1024, "djn", private_key=other)
 
 
-def test_worker_count_is_capped():
+def test_worker_count_is_capped(monkeypatch):
     assert worker_count(1) == 1
     assert 1 <= worker_count() <= (os.cpu_count() or 1)
+    monkeypatch.setenv("FEDRISK_CRYPTO_WORKERS", "1")
+    assert worker_count() == 1 and worker_count(2) == min(2, os.cpu_count() or 1)
 
 
+@two_cores
+def test_a_dead_worker_costs_one_batch_not_the_run():
+    """A worker process killed mid-run (out of memory, an operator): that batch is
+    computed here, the next starts a fresh pool; the values never change."""
+    import signal  # why: only this test sends signals
+
+    pool = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
+    inputs = pool.draw(120)
+    serial = pool.compute(inputs, workers=1)
+    assert pool.compute(inputs, workers=2) == serial  # the worker pool is up
+    for pid in workers.process_ids():
+        os.kill(pid, signal.SIGKILL)
+    assert pool.compute(inputs, workers=2) == serial  # this batch: here
+    assert pool.compute(inputs, workers=2) == serial  # the next: a fresh pool
+    assert workers.active_processes() >= 1
+
+
+@two_cores
 def test_every_multi_core_path_equals_the_serial_path():
     # table engines over a worker process (and this one), from the caller or beside it
     djn = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
@@ -229,6 +251,7 @@ def test_every_multi_core_path_equals_the_serial_path():
     )
 
 
+@two_cores
 def test_prepared_obfuscators_are_used_once_and_valid():
     for obfuscation in ("djn", "full"):
         pool = ObfuscatorPool(PK1024, obfuscation, private_key=SK1024, workers=2)
@@ -246,26 +269,30 @@ def test_one_core_starts_no_thread_or_process(monkeypatch):
     pool = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
     pool.prepare(100)  # nothing to overlap on one core
     assert len(pool) == 0
+    assert not [t for t in threading.enumerate() if t.name == "fedrisk-prepare"]
     assert len(pool.take_many(3)) == 3
 
 
 def test_key_holder_ciphertexts_look_like_public_ones():
-    """Size and range: the key holder's ciphertexts (CRT tables, lifted textbook) and the
-    public-key path's are spread alike over (0, n²) and serialise to the same width. The
-    two-sample KS test compares where they fall (p > 1e-4: a false alarm once in 10,000
-    runs; values kept to part of the range would fail it)."""
-    from scipy.stats import ks_2samp  # why: only this test compares distributions
+    """Size and range: encryptions of 0 (the ciphertext is then the obfuscator itself)
+    from the key holder's paths (CRT tables, lifted textbook) and from the public-key
+    path spread alike over (0, n²) and serialise to the same width. The two-sample KS
+    test compares where they fall (p > 1e-4: a false alarm once in 10,000 runs); a
+    missing or constant obfuscator, or one kept to part of the range, fails it."""
+    from scipy.stats import ks_2samp  # why: start-up time; only this test needs scipy.stats
 
     nsq = PK1024.nsquare
-    message = [RNG.randrange(PK1024.n) for _ in range(300)]
+    zeros = [0] * 300
     for obfuscation in ("djn", "full"):
         public = ObfuscatorPool(PK1024, obfuscation)
         holder = ObfuscatorPool(PK1024, obfuscation, private_key=SK1024)
         spread = {}
         for name, pool in (("public", public), ("holder", holder)):
             cipher = VectorCipher(PK1024, pool)
-            cts = cipher.encrypt(message)
+            cts = cipher.encrypt(zeros)
             assert {len(b) for b in cipher.to_bytes(cts)} == {cipher.width}
-            assert all(0 < c < nsq for c in cts)
+            assert all(0 < c < nsq for c in cts) and len(set(cts)) == len(cts)
             spread[name] = [int(c) / nsq for c in cts]
         assert ks_2samp(spread["public"], spread["holder"]).pvalue > 1e-4, obfuscation
+        # the check has teeth: no obfuscation at all (every ciphertext 1) is caught
+        assert ks_2samp(spread["public"], [1 / nsq] * 300).pvalue < 1e-4
