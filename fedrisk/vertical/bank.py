@@ -167,6 +167,7 @@ def _run_bank(
     recorder.update_kinds = None
     recorder.start_clock()  # rounds.csv times epochs from here
     for epoch in range(1, s.rounds + 1):
+        recorder.on_step(epoch, 0.0)
         order = np.random.default_rng([s.seed, 8, epoch]).permutation(len(yb))
         for start in range(0, len(yb), m.batch_size):
             batch = order[start : start + m.batch_size]

@@ -137,8 +137,8 @@ def test_supernodes_killed_mid_run(tmp_path, monkeypatch):
             "federation.engine=deployment",
             "federation.min_parties=2",
             # how long the aggregator waits for a dead bank (healthy SuperNodes answer in
-            # 5-10 s on a loaded 2-core machine)
-            "federation.round_timeout=25",
+            # 3-8 s on a loaded 2-core machine, their ClientApps importing in under 1 s)
+            "federation.round_timeout=20",
         ],
     )
     pids: list[int] = []
