@@ -154,8 +154,9 @@ def _run_bank(
     outcome.bank_train_X, outcome.bank_test_X, outcome.test_y = Xb, Xb_test, y_test
 
     # 3. training
-    # the bank holds the private key: its obfuscators come from the CRT halves (a
-    # fixed-base table mod p² and q² for DJN), the same values at a fraction of the cost
+    # the bank holds the private key: its obfuscators come from the CRT halves (DJN:
+    # fixed-base tables mod p² and q², powmod's very values; textbook: the lifted pair,
+    # r^n's distribution with half-length exponents), at a fraction of the cost
     pool = ObfuscatorPool(job.public_key, s.privacy.obfuscation, private_key=job.private_key)
     cipher = VectorCipher(job.public_key, pool)
     decryptor = VectorDecryptor(job.private_key)
