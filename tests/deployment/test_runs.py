@@ -59,7 +59,7 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
             "--set",
             "rounds=1",
             "--set",
-            "federation.banks=3",
+            "federation.banks=2",
             "--set",
             "privacy.dp=client",
             "--set",
@@ -86,7 +86,7 @@ def test_quickstart_on_the_deployment_engine_matches_in_process(tmp_path):
     }
     s = load_scenario(
         SCENARIOS / "quickstart.toml",
-        ["rounds=1", "federation.banks=3", "privacy.dp=client", "privacy.noise_multiplier=1.0"],
+        ["rounds=1", "federation.banks=2", "privacy.dp=client", "privacy.noise_multiplier=1.0"],
     )
     ref = run_scenario(
         s, tmp_path / "inprocess", show_progress=False, secrets=load_secrets_file(secrets)
@@ -261,7 +261,7 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
         # calibration rounds on the Deployment Engine: test_apps's deployed-apps test
         "model.calibration=none",
         "--set",
-        "federation.banks=3",
+        "federation.banks=2",
         "--set",
         "privacy.aggregation=paillier",
         "--set",
@@ -290,9 +290,9 @@ def test_submitting_to_a_running_superlink_with_split_bank_files(tmp_path):
         for line in split.stdout.splitlines()
         if "--node-config" in line
     ]
-    assert [c["partition-id"] for c in configs] == [0, 1, 2]
+    assert [c["partition-id"] for c in configs] == [0, 1]
     s = load_scenario(
-        SCENARIOS / "quickstart.toml", ["rounds=1", "model.calibration=none", "federation.banks=3"]
+        SCENARIOS / "quickstart.toml", ["rounds=1", "model.calibration=none", "federation.banks=2"]
     )
     scenario = tmp_path / "plain.toml"
     scenario.write_text(to_toml(s))
