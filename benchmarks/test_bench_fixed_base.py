@@ -37,6 +37,7 @@ from pathlib import Path
 import gmpy2
 import pytest
 
+from fedrisk.crypto import workers
 from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
 from fedrisk.crypto.paillier import DJN_EXPONENT_BITS, ObfuscatorPool, generate_keypair
 from fedrisk.crypto.workers import active_processes, worker_count
@@ -69,6 +70,7 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup() -> Setup:
+    workers.start()  # as a long-lived key holder does: its batches may use the workers
     public_key, private_key = generate_keypair(KEY_BITS)
     public = ObfuscatorPool(public_key, "djn")
     pools = {

@@ -70,6 +70,7 @@ import numpy as np
 import phe
 import pytest
 
+from fedrisk.crypto import workers
 from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
 from fedrisk.crypto.hetero import (
     FEATURE_FRAC_BITS,
@@ -280,6 +281,7 @@ def workload() -> Workload:
 @pytest.fixture(scope="module")
 def keys():
     release_gil()  # the ciphers set this on first use; set it for the limits too
+    workers.start()  # as the bank does before training: batches may use the workers
     return generate_keypair(KEY_BITS)
 
 

@@ -50,7 +50,14 @@ from __future__ import annotations
 
 import gmpy2
 
-from fedrisk.crypto.workers import cached_build, process_map, split, thread_map, worker_count
+from fedrisk.crypto.workers import (
+    cached_build,
+    pays_off,
+    process_map,
+    split,
+    thread_map,
+    worker_count,
+)
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -67,6 +74,7 @@ DEFAULT_WINDOW = 8
 # fewer table lookups than this per batch stay in the calling process: a worker's round
 # trip costs ~1 ms, 64 lookup chains ~8-12 ms
 PROCESS_MIN_VALUES = 64
+LOOKUP_CHAIN_SECONDS = 1.5e-4  # one obfuscator from the tables, serially (2048-bit, CRT)
 
 
 def _table_chunk(job: tuple) -> list:
@@ -79,7 +87,11 @@ def _tabled_pow_many(engine, values, workers: int, local: bool) -> list:
     when ``local``, the calling process)."""
     values = list(values)
     workers = worker_count(workers)
-    if workers == 1 or len(values) < PROCESS_MIN_VALUES:
+    if (
+        workers == 1
+        or len(values) < PROCESS_MIN_VALUES
+        or not pays_off(len(values) * LOOKUP_CHAIN_SECONDS)
+    ):
         return [engine.pow(v) for v in values]
     chunks = split(values, workers if local else workers - 1)
     parts = process_map(_table_chunk, [(engine, c) for c in chunks], local=local)

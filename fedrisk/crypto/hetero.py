@@ -17,13 +17,14 @@ import math
 import gmpy2
 import numpy as np
 
-from fedrisk.crypto.workers import process_map, split, worker_count
+from fedrisk.crypto.workers import pays_off, process_map, split, worker_count
 
 RESIDUAL_FRAC_BITS = 24  # residuals: |d| ≲ 3, resolution 6e-8
 FEATURE_FRAC_BITS = 8  # features (z-scores): resolution 0.004
 FEATURE_CLIP = 8.0  # z-scores beyond ±8 are clipped before encoding
 WINDOW = 4
 PROCESS_MIN_TERMS = 4096  # fewer rows × features stay in this process (~60 ms of work)
+TERM_SECONDS = 1.5e-5  # one row × feature of the sums, serially (~4 mulmods mod n²)
 
 
 def encode_signed(values: np.ndarray, frac_bits: int, n: int) -> list[int]:
@@ -85,7 +86,12 @@ def encrypted_feature_sums(
     unshift = gmpy2.powmod(total_d, -offset, nsq)  # removes offset · Σ d_i
     workers = worker_count(workers)
     columns = list(range(X.shape[1]))
-    if workers == 1 or len(columns) < 2 or exps.size < PROCESS_MIN_TERMS:
+    if (
+        workers == 1
+        or len(columns) < 2
+        or exps.size < PROCESS_MIN_TERMS
+        or not pays_off(exps.size * TERM_SECONDS)
+    ):
         return _sums_chunk((residuals, exps, unshift, nsq))
     jobs = [(residuals, exps[:, cols], unshift, nsq) for cols in split(columns, workers)]
     return [s for part in process_map(_sums_chunk, jobs) for s in part]

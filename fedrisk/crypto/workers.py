@@ -28,11 +28,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 __all__ = [
     "active_processes",
-    "process_ids",
     "cached_build",
+    "pays_off",
+    "process_ids",
     "process_map",
     "shutdown",
     "split",
+    "start",
     "thread_map",
     "worker_count",
 ]
@@ -101,6 +103,27 @@ def _process_pool() -> ProcessPoolExecutor:
             )
             _processes = ProcessPoolExecutor(max_workers=worker_count(), mp_context=context)
         return _processes
+
+
+def start() -> None:
+    """Have the worker processes ready: a long-lived party (the vertical bank's process,
+    which in-process also hosts the data parties) calls this before its first batch, so
+    each batch that pays for a process round trip gets one."""
+    if worker_count() > 1:
+        _process_pool()
+
+
+def pays_off(seconds: float) -> bool:
+    """Whether work of about this many serial seconds is worth the worker processes:
+    a few milliseconds once they run, about a second before (starting them costs
+    0.1–0.4 s, and a Deployment Engine ClientApp process lives for one message)."""
+    with _lock:
+        warm = _processes is not None
+    return seconds >= (WARM_MIN_SECONDS if warm else COLD_MIN_SECONDS)
+
+
+WARM_MIN_SECONDS = 0.005
+COLD_MIN_SECONDS = 1.0
 
 
 def process_map(fn, chunks: list, local: bool = True) -> list:

@@ -16,6 +16,7 @@ from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 from scipy.special import expit
 
+from fedrisk.crypto import workers
 from fedrisk.crypto.hetero import FEATURE_FRAC_BITS, RESIDUAL_FRAC_BITS, encode_signed
 from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher, VectorDecryptor
 from fedrisk.crypto.psi import PsiParty
@@ -159,6 +160,7 @@ def _run_bank(
     # r^n's distribution with half-length exponents), at a fraction of the cost
     pool = ObfuscatorPool(job.public_key, s.privacy.obfuscation, private_key=job.private_key)
     cipher = VectorCipher(job.public_key, pool)
+    workers.start()  # this process lives the whole run (in-process, the parties' too)
     decryptor = VectorDecryptor(job.private_key)
     n = job.public_key.n
     w, b = np.zeros(Xb.shape[1]), 0.0

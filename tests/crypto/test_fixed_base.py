@@ -206,6 +206,7 @@ def test_a_dead_worker_costs_one_batch_not_the_run():
     computed here, the next starts a fresh pool; the values never change."""
     import signal  # why: only this test sends signals
 
+    workers.start()
     pool = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
     inputs = pool.draw(120)
     serial = pool.compute(inputs, workers=1)
@@ -213,12 +214,29 @@ def test_a_dead_worker_costs_one_batch_not_the_run():
     for pid in workers.process_ids():
         os.kill(pid, signal.SIGKILL)
     assert pool.compute(inputs, workers=2) == serial  # this batch: here
-    assert pool.compute(inputs, workers=2) == serial  # the next: a fresh pool
+    workers.start()  # the next: a fresh pool
+    assert pool.compute(inputs, workers=2) == serial
+    assert workers.active_processes() >= 1
+
+
+@two_cores
+def test_a_cold_pool_is_not_started_for_small_work():
+    """A process that never started its workers (a Deployment Engine ClientApp lives for
+    one message) computes a batch's sums itself unless the work would take ~a second."""
+    workers.shutdown()
+    X = np.random.default_rng(4).normal(size=(700, 7))
+    djn = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
+    residuals = VectorCipher(PK1024, djn).encrypt(list(range(700)))
+    cold = encrypted_feature_sums(residuals, X, PK1024.nsquare, 2)
+    assert workers.active_processes() == 0 and not workers.process_ids()
+    workers.start()
+    assert encrypted_feature_sums(residuals, X, PK1024.nsquare, 2) == cold
     assert workers.active_processes() >= 1
 
 
 @two_cores
 def test_every_multi_core_path_equals_the_serial_path():
+    workers.start()  # as a long-lived party does (small batches skip a cold pool)
     # table engines over a worker process (and this one), from the caller or beside it
     djn = ObfuscatorPool(PK1024, "djn", private_key=SK1024)
     inputs = djn.draw(150)
@@ -253,6 +271,7 @@ def test_every_multi_core_path_equals_the_serial_path():
 
 @two_cores
 def test_prepared_obfuscators_are_used_once_and_valid():
+    workers.start()
     for obfuscation in ("djn", "full"):
         pool = ObfuscatorPool(PK1024, obfuscation, private_key=SK1024, workers=2)
         pool.prepare(80)
