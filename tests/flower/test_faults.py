@@ -170,6 +170,7 @@ def test_too_few_parties_stops_the_run_naming_round_and_quorum(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow  # waits out real round timeouts (~8 s): the full suite runs it
 def test_stragglers_past_the_timeout_miss_the_round(tmp_path):
     base = quickstart("rounds=4")
     slow = quickstart(
@@ -342,7 +343,10 @@ def test_a_bank_error_that_halts_secagg_stops_the_run(tmp_path):
     assert not isinstance(info.value, QuorumError)
 
 
-@pytest.mark.parametrize("method", ["rdp", "pld"])
+@pytest.mark.parametrize(
+    "method",
+    ["rdp", pytest.param("pld", marks=pytest.mark.slow)],  # PLD composition: ~6 s
+)
 def test_epsilon_curve_is_each_prefix_composed(method):
     acct = PrivacyAccountant(1e-5, method)
     events = [
