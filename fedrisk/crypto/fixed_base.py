@@ -183,7 +183,21 @@ class CrtFixedBase:
         return _tabled_pow_many(self, exponents, workers, local)
 
 
-class CrtPower:
+class _ListPowmods:
+    """Engines whose batches are gmpy2 list powmods (``_chunk``), which always release
+    the GIL: a batch is spread over threads."""
+
+    def _chunk(self, rs: list) -> list[gmpy2.mpz]:
+        raise NotImplementedError
+
+    def pow_many(self, rs, workers: int | None = 1, local: bool = True) -> list[gmpy2.mpz]:
+        """``pow`` of each r, in order, over ``workers`` threads (None: one per core).
+        ``local`` is the table engines' switch: threads never block the caller's work."""
+        del local
+        return thread_map(self._chunk, rs, workers)
+
+
+class CrtPower(_ListPowmods):
     """The key holder's ``r^n mod n²`` for varying r: two half-width powmods + CRT.
 
     The exponent n is reduced mod λ(p²) = p(p−1) and mod λ(q²) = q(q−1). That is exact
@@ -211,15 +225,8 @@ class CrtPower:
         xq = gmpy2.powmod_base_list([gmpy2.mpz(r) % self.qsq for r in rs], self.exp_q, self.qsq)
         return [self.combine(a, b) for a, b in zip(xp, xq)]
 
-    def pow_many(self, rs, workers: int | None = 1, local: bool = True) -> list[gmpy2.mpz]:
-        """``pow`` of each r, in order, over ``workers`` threads (None: one per core);
-        gmpy2's list powmods release the GIL, so the threads run at once."""
-        del local  # threads never block the caller's Python work
-        parts = thread_map(self._chunk, split(list(rs), worker_count(workers)))
-        return [v for part in parts for v in part]
 
-
-class LiftedPower:
+class LiftedPower(_ListPowmods):
     """The key holder's textbook obfuscator at half :class:`CrtPower`'s exponent length.
 
     ``r^n mod p²`` depends only on ``s = r^q mod p``: it is ``s^p mod p²`` (the lift of s to
@@ -255,14 +262,8 @@ class LiftedPower:
         xq = gmpy2.powmod_base_list([gmpy2.mpz(r) % self.q for r in rs], self.q, self.qsq)
         return [self.combine(a, b) for a, b in zip(xp, xq)]
 
-    def pow_many(self, rs, workers: int | None = 1, local: bool = True) -> list[gmpy2.mpz]:
-        """As :meth:`CrtPower.pow_many`."""
-        del local
-        parts = thread_map(self._chunk, split(list(rs), worker_count(workers)))
-        return [v for part in parts for v in part]
 
-
-class PlainPower:
+class PlainPower(_ListPowmods):
     """``r^exponent mod modulus`` by one powmod per r: the public-key-only textbook path."""
 
     def __init__(self, exponent: int, modulus: int):
@@ -273,9 +274,3 @@ class PlainPower:
 
     def _chunk(self, rs: list) -> list[gmpy2.mpz]:
         return gmpy2.powmod_base_list([gmpy2.mpz(r) for r in rs], self.exponent, self.modulus)
-
-    def pow_many(self, rs, workers: int | None = 1, local: bool = True) -> list[gmpy2.mpz]:
-        """As :meth:`CrtPower.pow_many`."""
-        del local
-        parts = thread_map(self._chunk, split(list(rs), worker_count(workers)))
-        return [v for part in parts for v in part]

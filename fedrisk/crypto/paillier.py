@@ -32,7 +32,7 @@ from fedrisk.crypto.fixed_base import (
     LiftedPower,
     PlainPower,
 )
-from fedrisk.crypto.workers import split, thread_map, worker_count
+from fedrisk.crypto.workers import thread_map, worker_count
 
 __all__ = [
     "DJN_EXPONENT_BITS",
@@ -393,9 +393,7 @@ def decrypt_many(private_key: PaillierPrivateKey, ciphertexts: list, workers: in
             out.append(int(mp + (mq - mp) * p_inv % q * p))
         return out
 
-    cts = [gmpy2.mpz(c) for c in ciphertexts]
-    parts = thread_map(chunk, split(cts, worker_count(workers)))
-    return [v for part in parts for v in part]
+    return thread_map(chunk, [gmpy2.mpz(c) for c in ciphertexts], workers)
 
 
 @dataclass(frozen=True)

@@ -80,14 +80,17 @@ def _thread_pool() -> ThreadPoolExecutor:
         return _threads
 
 
-def thread_map(fn, chunks: list) -> list:
-    """``[fn(c) for c in chunks]``, the chunks after the first on threads (for functions
-    that spend their time in GIL-releasing C calls), the first in the calling thread."""
+def thread_map(fn, items: list, workers: int | None = None) -> list:
+    """``fn`` over ``items`` cut into one near-equal chunk per core (at most ``workers``),
+    the chunks after the first on threads, the first in the calling thread; ``fn`` maps a
+    chunk to its list of results (spending its time in GIL-releasing C calls), and the
+    results come back joined, in order."""
+    chunks = split(list(items), worker_count(workers))
     if len(chunks) <= 1:
-        return [fn(c) for c in chunks]
+        return [v for c in chunks for v in fn(c)]
     futures = [_thread_pool().submit(fn, c) for c in chunks[1:]]
     first = fn(chunks[0])
-    return [first, *(f.result() for f in futures)]
+    return [*first, *(v for f in futures for v in f.result())]
 
 
 def _process_pool() -> ProcessPoolExecutor:
