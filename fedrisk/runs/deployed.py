@@ -14,6 +14,7 @@ simulator's harness, scores it on held-out rows and writes the usual run folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import sys
@@ -130,14 +131,13 @@ def deploy(
         app_dir = write_app(work / "app")
         run_config = make_run_config(work)
         with run_progress(show_progress, s) as (progress, task):
-            done: list[str] = []  # rounds (epochs) reported so far
+            under_way = itertools.count(2)  # the epoch under way after each reported one
 
             def on_line(line: str) -> None:
                 if verbose:
                     print(line, file=sys.stderr)
                 if PROGRESS_MARK in line:
-                    done.append(line)
-                    epoch = min(len(done) + 1, s.max_rounds)  # the one under way (vertical)
+                    epoch = min(next(under_way), s.max_rounds)  # vertical runs show it
                     progress.update(task, advance=1, status="on SuperNodes", epoch=epoch)
 
             fed_started = time.perf_counter()
