@@ -36,6 +36,14 @@ from pathlib import Path
 
 import gmpy2
 import pytest
+from arithmetic_limits import (
+    limit_chain_djn,
+    limit_crt_chain_djn,
+    limit_crt_pair_full,
+    limit_lifted_pair_full,
+    limit_powmod_djn,
+    limit_powmod_full,
+)
 
 from fedrisk.crypto import workers
 from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
@@ -108,40 +116,6 @@ def lifted_r(p, q, r):
 
 
 # the limits ---------------------------------------------------------------------------
-
-
-def limit_powmod_full(rs, n, nsq):
-    return [gmpy2.powmod(r, n, nsq) for r in rs]
-
-
-def limit_crt_pair_full(rs, p, q):
-    psq, qsq, n = p * p, q * q, p * q
-    ep, eq = n % (p * (p - 1)), n % (q * (q - 1))
-    return [(gmpy2.powmod(r, ep, psq), gmpy2.powmod(r, eq, qsq)) for r in rs]
-
-
-def limit_lifted_pair_full(rs, p, q):
-    psq, qsq = p * p, q * q
-    return [(gmpy2.powmod(r % p, p, psq), gmpy2.powmod(r % q, q, qsq)) for r in rs]
-
-
-def limit_powmod_djn(hs, exponents, nsq):
-    return [gmpy2.powmod(hs, a, nsq) for a in exponents]
-
-
-def chain(entries, m):
-    acc = entries[0]
-    for e in entries[1:]:
-        acc = acc * e % m
-    return acc
-
-
-def limit_chain_djn(entries, nsq, count):
-    return [chain(entries, nsq) for _ in range(count)]
-
-
-def limit_crt_chain_djn(entries_p, entries_q, psq, qsq, count):
-    return [(chain(entries_p, psq), chain(entries_q, qsq)) for _ in range(count)]
 
 
 # benchmarks ---------------------------------------------------------------------------

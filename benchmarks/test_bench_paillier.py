@@ -36,6 +36,7 @@ import gmpy2
 import numpy as np
 import phe
 import pytest
+from arithmetic_limits import limit_decrypt, limit_lifted_pair_full, limit_powmod_full
 
 from fedrisk.crypto.encoding import FixedPointCodec, SlotPacker
 from fedrisk.crypto.paillier import (
@@ -121,24 +122,8 @@ def packed_roundtrip(p: PackedSetup, x: np.ndarray) -> np.ndarray:
     return packed_decrypt(p.codec, p.packer, p.decryptor, total, K)
 
 
-def limit_encrypt(rs: list, n, nsq) -> list:
-    return [gmpy2.powmod(r, n, nsq) for r in rs]
-
-
-def limit_lifted_encrypt(rs: list, p, q) -> list:
-    """The key holder's textbook obfuscator (``LiftedPower``) cannot avoid two half-width
-    powmods with half-length exponents per ciphertext: ``(r mod p)^p mod p²`` and
-    ``(r mod q)^q mod q²`` (no recombination), one core."""
-    psq, qsq = p * p, q * q
-    return [(gmpy2.powmod(r % p, p, psq), gmpy2.powmod(r % q, q, qsq)) for r in rs]
-
-
 def limit_aggregate(pairs: list, nsq) -> list:
     return [a * b % nsq for a, b in pairs]
-
-
-def limit_decrypt(private_key, ciphertexts: list[int]) -> list[int]:
-    return [private_key.raw_decrypt(c) for c in ciphertexts]
 
 
 # --------------------------------------------------------------------------------------
@@ -410,14 +395,14 @@ def test_threshold_decrypt(benchmark, bench_store, packed, threshold):
 
 @pytest.mark.benchmark(group="encrypt")
 def test_limit_encrypt(benchmark, bench_store, limit):
-    out = benchmark(limit_lifted_encrypt, limit.rs, limit.p, limit.q)
+    out = benchmark(limit_lifted_pair_full, limit.rs, limit.p, limit.q)
     assert len(out) == len(limit.rs)
     bench_store.record("limit_encrypt", benchmark)
 
 
 @pytest.mark.benchmark(group="encrypt")
 def test_old_limit_encrypt(benchmark, bench_store, limit):
-    out = benchmark(limit_encrypt, limit.rs, limit.n, limit.nsq)
+    out = benchmark(limit_powmod_full, limit.rs, limit.n, limit.nsq)
     assert len(out) == len(limit.rs)
     bench_store.record("old_limit_encrypt", benchmark)
 
@@ -503,8 +488,8 @@ def test_packed_roundtrip_meets_acceptance_ratios(
             ),
             5,
         ),
-        "limit_encrypt": (lambda: limit_lifted_encrypt(limit.rs, limit.p, limit.q), 5),
-        "old_limit_encrypt": (lambda: limit_encrypt(limit.rs, limit.n, limit.nsq), 5),
+        "limit_encrypt": (lambda: limit_lifted_pair_full(limit.rs, limit.p, limit.q), 5),
+        "old_limit_encrypt": (lambda: limit_powmod_full(limit.rs, limit.n, limit.nsq), 5),
         "limit_aggregate": (lambda: limit_aggregate(limit.pairs, limit.nsq), 20),
         "limit_decrypt": (lambda: limit_decrypt(private_key, limit.aggregate), 5),
         "packed_roundtrip": (lambda: packed_roundtrip(packed, floats[0]), 5),
@@ -537,7 +522,7 @@ def test_packed_roundtrip_meets_acceptance_ratios(
         packed_roundtrip(packed, floats[0])
 
     def limit_pipeline():
-        limit_lifted_encrypt(limit.rs, limit.p, limit.q)
+        limit_lifted_pair_full(limit.rs, limit.p, limit.q)
         limit_aggregate(limit.pairs, limit.nsq)
         limit_decrypt(private_key, limit.aggregate)
 

@@ -69,6 +69,14 @@ import gmpy2
 import numpy as np
 import phe
 import pytest
+from arithmetic_limits import (
+    limit_chain_djn,
+    limit_crt_chain_djn,
+    limit_decrypt,
+    limit_lifted_pair_full,
+    limit_powmod_djn,
+    limit_powmod_full,
+)
 
 from fedrisk.crypto import workers
 from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
@@ -144,46 +152,11 @@ def bank_decrypt(decryptor: VectorDecryptor, masked: list) -> list[int]:
 # the limits (one core) -----------------------------------------------------------------
 
 
-def limit_powmod_full(rs: list, n, nsq) -> list:
-    return [gmpy2.powmod(r, n, nsq) for r in rs]
-
-
-def limit_powmod_djn(hs, exponents: list, nsq) -> list:
-    return [gmpy2.powmod(hs, a, nsq) for a in exponents]
-
-
-def limit_lifted_pair_full(rs: list, p, q) -> list:
-    """The key holder's textbook obfuscator cannot avoid two half-width powmods with
-    half-length exponents (``LiftedPower``): ``(r mod p)^p mod p²``, ``(r mod q)^q mod q²``."""
-    psq, qsq = p * p, q * q
-    return [(gmpy2.powmod(r % p, p, psq), gmpy2.powmod(r % q, q, qsq)) for r in rs]
-
-
-def chain(entries: list, m):
-    """One table lookup chain: ``len(entries) − 1`` mulmods."""
-    acc = entries[0]
-    for e in entries[1:]:
-        acc = acc * e % m
-    return acc
-
-
-def limit_chain_djn(entries: list, nsq, count: int) -> list:
-    return [chain(entries, nsq) for _ in range(count)]
-
-
-def limit_crt_chain_djn(entries_p: list, entries_q: list, psq, qsq, count: int) -> list:
-    return [(chain(entries_p, psq), chain(entries_q, qsq)) for _ in range(count)]
-
-
 def limit_mulmods(bases: list, count: int, nsq):
     acc = gmpy2.mpz(1)
     for b in itertools.islice(itertools.cycle(bases), count):
         acc = acc * b % nsq
     return acc
-
-
-def limit_decrypt(private_key, ciphertexts: list[int]) -> list[int]:
-    return [private_key.raw_decrypt(c) for c in ciphertexts]
 
 
 def pippenger_mulmods(X: np.ndarray) -> int:
