@@ -10,6 +10,7 @@ customers (:mod:`fedrisk.vertical.calibration`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
@@ -34,17 +35,32 @@ from fedrisk.vertical.protocol import QUERY, BankJob, VerticalOutcome, classify_
 
 
 def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutcome) -> ServerApp:
+    return bank_server_app(
+        job,
+        recorder,
+        classify_vertical,
+        lambda grid, nodes: _run_bank(job, grid, nodes, recorder, outcome),
+    )
+
+
+def bank_server_app(
+    job: BankJob,
+    recorder: ServerRecorder,
+    classify: Callable[[Message, bool], tuple[str, str, bool]],
+    run: Callable[[RecordingGrid, list[int]], None],
+) -> ServerApp:
+    """The bank's ServerApp for any vertical model: the recording grid (``classify``
+    names each message in the transcript), the identify handshake, then ``run(grid,
+    the data parties' node ids in job order)``; an error is kept for the harness."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        grid = RecordingGrid(
-            grid, recorder.transcript, classify_vertical, job.name, key_holders=[job.name]
-        )
+        grid = RecordingGrid(grid, recorder.transcript, classify, job.name, key_holders=[job.name])
         try:
             grid.identify(len(job.party_names))
             nodes = {name: node for node, name in grid.party_of.items()}
-            _run_bank(job, grid, [nodes[n] for n in job.party_names], recorder, outcome)
+            run(grid, [nodes[n] for n in job.party_names])
         except Exception as exc:
             recorder.error = exc
             raise
@@ -52,7 +68,7 @@ def make_bank_app(job: BankJob, recorder: ServerRecorder, outcome: VerticalOutco
     return app
 
 
-def _ask(
+def ask(
     grid: RecordingGrid,
     nodes: list[int],
     message_type: str,
@@ -80,20 +96,20 @@ def _ask(
     return out
 
 
-def _run_bank(
-    job: BankJob,
-    grid: RecordingGrid,
-    nodes: list[int],
-    recorder: ServerRecorder,
-    outcome: VerticalOutcome,
-) -> None:
+def align_customers(
+    job: BankJob, grid: RecordingGrid, nodes: list[int], outcome: VerticalOutcome
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PSI with each data party in turn (chained through the bank), then the held-out
+    split, told to every party. Returns (the bank's rows of the shared customers, the
+    training positions among them, the held-out positions); fills ``outcome``'s
+    alignment fields."""
     s = job.scenario
     # 1. PSI, chained through the bank (fresh bank key per exchange; its shuffle from the
     # bank's own secret, so no party can undo it)
     shared = [str(i) for i in job.ids]
     for k, node in enumerate(nodes):
         bank_psi = PsiParty(job.name, shared, job.secret.rng("vertical/psi", k))
-        (reply,) = _ask(
+        (reply,) = ask(
             grid,
             [node],
             QUERY,
@@ -105,7 +121,7 @@ def _run_bank(
         their_masked = list(cfg["masked"])
         outcome.party_sizes[job.party_names[k]] = len(their_masked)
         their_double = bank_psi.mask_again(their_masked)
-        (reply2,) = _ask(
+        (reply2,) = ask(
             grid,
             [node],
             QUERY,
@@ -140,7 +156,7 @@ def _run_bank(
     )
     train_ids = [shared[i] for i in tr]
     test_ids = [shared[i] for i in te]
-    _ask(
+    ask(
         grid,
         nodes,
         QUERY,
@@ -148,10 +164,22 @@ def _run_bank(
         "alignment",
         0,
     )
+    outcome.train_ids, outcome.test_ids = np.array(train_ids), np.array(test_ids)
+    return rows, tr, te
+
+
+def _run_bank(
+    job: BankJob,
+    grid: RecordingGrid,
+    nodes: list[int],
+    recorder: ServerRecorder,
+    outcome: VerticalOutcome,
+) -> None:
+    s = job.scenario
+    rows, tr, te = align_customers(job, grid, nodes, outcome)
     scaler = fit_party_scaler(job.X[rows[tr]], s.data.scaling)  # its own columns, alone
     Xb, yb = scaler.transform(job.X[rows[tr]]), job.y[rows[tr]].astype(np.float64)
     Xb_test, y_test = scaler.transform(job.X[rows[te]]), job.y[rows[te]]
-    outcome.train_ids, outcome.test_ids = np.array(train_ids), np.array(test_ids)
     outcome.bank_train_X, outcome.bank_test_X, outcome.test_y = Xb, Xb_test, y_test
 
     # 3. training
@@ -182,7 +210,7 @@ def _run_bank(
                 }
                 for k in range(len(nodes))
             ]
-            replies = _ask(grid, nodes, MessageType.TRAIN, cfgs, "partial scores", epoch)
+            replies = ask(grid, nodes, MessageType.TRAIN, cfgs, "partial scores", epoch)
             u = Xb[batch] @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
             d = 0.25 * u - 0.5 * (2 * yb[batch] - 1)
             noise = None
@@ -197,7 +225,7 @@ def _run_bank(
             # the other cores while this batch is with the parties
             pool.prepare(_next_batch_rows(len(yb), m.batch_size, start, epoch < s.rounds))
             recorder.on_step(epoch, min(1.0, (start + m.batch_size) / len(yb)))
-            replies = _ask(
+            replies = ask(
                 grid,
                 nodes,
                 MessageType.TRAIN,
@@ -307,7 +335,7 @@ def _joint_test_scores(
         }
         for k in range(len(nodes))
     ]
-    replies = _ask(grid, nodes, MessageType.TRAIN, cfgs, "joint prediction", epoch)
+    replies = ask(grid, nodes, MessageType.TRAIN, cfgs, "joint prediction", epoch)
     return Xb_test @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
 
 
@@ -318,7 +346,7 @@ def _joint_train_scores(
     partial scores on its training rows (the request names no customer and carries
     nothing derived from the labels) plus the bank's own."""
     cfg = {"stage": "scores", "split": "train", "purpose": "calibration"}
-    replies = _ask(grid, nodes, MessageType.TRAIN, [cfg] * len(nodes), "calibration", epoch)
+    replies = ask(grid, nodes, MessageType.TRAIN, [cfg] * len(nodes), "calibration", epoch)
     return Xb @ w + b + sum(r.content["scores"]["u"].numpy() for r in replies)
 
 
@@ -334,4 +362,11 @@ def calibration_record(calibration: Calibration, z_train: np.ndarray, y: np.ndar
     }
 
 
-__all__ = ["bank_step", "calibration_record", "label_noise", "make_bank_app"]
+__all__ = [
+    "align_customers",
+    "ask",
+    "bank_step",
+    "calibration_record",
+    "label_noise",
+    "make_bank_app",
+]

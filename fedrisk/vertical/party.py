@@ -8,6 +8,7 @@ a masked encrypted gradient (:mod:`fedrisk.vertical.protocol` has the whole exch
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import gmpy2
 import numpy as np
@@ -49,59 +50,22 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
     the node's ``Context.state``, never in process memory: on the Deployment Engine
     every message may be handled by a fresh ClientApp process, which gets the state
     back from its SuperNode (serialised with the message). The one thing kept in
-    memory, ``pool``, is the encryption randomness: a cache a fresh process refills.
+    memory, the cipher (:func:`party_cipher`), is the encryption randomness: a cache a
+    fresh process refills.
     """
     app = ClientApp(mods=list(mods or []))
-    pool = {}
-
-    def cipher() -> VectorCipher:
-        if "c" not in pool:  # one obfuscator pool per process (DJN if chosen): random
-            pool["c"] = VectorCipher(
-                job.public_key, ObfuscatorPool(job.public_key, job.scenario.privacy.obfuscation)
-            )
-        return pool["c"]
+    cipher = party_cipher(job)
 
     @app.query("identify")
     def identify(msg: Message, context: Context) -> Message:
-        return identity_reply(msg, job.parties[_pid(context)].name)
+        return identity_reply(msg, job.parties[party_index(context)].name)
 
     @app.query("vertical")
     def setup(msg: Message, context: Context) -> Message:
-        party = job.parties[_pid(context)]
-        cfg = msg.content["config"]
-        stage = str(cfg["stage"])
-        if stage == "psi-mask":  # steps 1 and 4 of the exchange, with one key
-            psi = PsiParty(
-                party.name,
-                [str(i) for i in party.ids],
-                party.secret.rng("vertical/psi", _pid(context)),  # its own, not the seed
-            )
-            mine = psi.masked_ids()
-            theirs_double = psi.mask_again(list(cfg["bank-masked"]))
-            context.state[PSI_KEY] = ConfigRecord({"their-double": theirs_double})
-            context.state[PSI_KEY + ".order"] = ArrayRecord(
-                {"order": Array(np.asarray(psi.shuffle_order, dtype=np.int64))}
-            )
-            return config_reply(msg, {"masked": mine, "bank-double": theirs_double})
-        if stage == "psi-finish":  # step 3 came back: my view of the intersection
-            order = context.state[PSI_KEY + ".order"]["order"].numpy()
-            theirs = set(context.state[PSI_KEY]["their-double"])
-            mine = list(cfg["my-double"])
-            shared = sorted(str(party.ids[order[k]]) for k, v in enumerate(mine) if v in theirs)
-            # done with the exchange: no need to carry ~32 bytes per id in every later
-            # message's context
-            del context.state[PSI_KEY], context.state[PSI_KEY + ".order"]
-            return config_reply(msg, {"count": len(shared)})
-        if stage == "align":  # the final shared ids and the held-out ones, from the bank
-            pos = {str(i): k for k, i in enumerate(party.ids)}
-            try:
-                train = np.array([pos[i] for i in cfg["train-ids"]], dtype=np.int64)
-                test = np.array([pos[i] for i in cfg["test-ids"]], dtype=np.int64)
-            except KeyError as exc:
-                raise ProtocolError(
-                    f"{party.name}: the bank aligned an id it does not hold: {exc}"
-                ) from None
-            context.state[ROWS_KEY] = ArrayRecord({"train": Array(train), "test": Array(test)})
+        party = job.parties[party_index(context)]
+        reply = alignment_reply(party, msg, context)
+        if str(msg.content["config"]["stage"]) == "align":
+            train = context.state[ROWS_KEY]["train"].numpy()
             # scaling (data.scaling) on its own training rows, alone
             scaler = fit_party_scaler(party.X[train], job.scenario.data.scaling)
             context.state[SCALER_KEY] = ArrayRecord(
@@ -111,12 +75,11 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
                 }
             )
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(np.zeros(party.X.shape[1]))})
-            return config_reply(msg, {"ok": 1})
-        raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
+        return reply
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        party = job.parties[_pid(context)]
+        party = job.parties[party_index(context)]
         cfg = msg.content["config"]
         rows = context.state[ROWS_KEY]
         w = context.state[MODEL_KEY]["w"].numpy()
@@ -161,7 +124,65 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
     return app
 
 
-def _pid(context: Context) -> int:
+def alignment_reply(party: PartyData, msg: Message, context: Context) -> Message:
+    """A data party's side of the set-up (``query.vertical``): the PSI exchange with the
+    bank, then the shared ids and the held-out split, kept as its rows in
+    ``context.state[ROWS_KEY]``. Every vertical model's party app answers it so."""
+    cfg = msg.content["config"]
+    stage = str(cfg["stage"])
+    if stage == "psi-mask":  # steps 1 and 4 of the exchange, with one key
+        psi = PsiParty(
+            party.name,
+            [str(i) for i in party.ids],
+            party.secret.rng("vertical/psi", party_index(context)),  # its own, not the seed
+        )
+        mine = psi.masked_ids()
+        theirs_double = psi.mask_again(list(cfg["bank-masked"]))
+        context.state[PSI_KEY] = ConfigRecord({"their-double": theirs_double})
+        context.state[PSI_KEY + ".order"] = ArrayRecord(
+            {"order": Array(np.asarray(psi.shuffle_order, dtype=np.int64))}
+        )
+        return config_reply(msg, {"masked": mine, "bank-double": theirs_double})
+    if stage == "psi-finish":  # step 3 came back: my view of the intersection
+        order = context.state[PSI_KEY + ".order"]["order"].numpy()
+        theirs = set(context.state[PSI_KEY]["their-double"])
+        mine = list(cfg["my-double"])
+        shared = sorted(str(party.ids[order[k]]) for k, v in enumerate(mine) if v in theirs)
+        # done with the exchange: no need to carry ~32 bytes per id in every later
+        # message's context
+        del context.state[PSI_KEY], context.state[PSI_KEY + ".order"]
+        return config_reply(msg, {"count": len(shared)})
+    if stage == "align":  # the final shared ids and the held-out ones, from the bank
+        pos = {str(i): k for k, i in enumerate(party.ids)}
+        try:
+            train = np.array([pos[i] for i in cfg["train-ids"]], dtype=np.int64)
+            test = np.array([pos[i] for i in cfg["test-ids"]], dtype=np.int64)
+        except KeyError as exc:
+            raise ProtocolError(
+                f"{party.name}: the bank aligned an id it does not hold: {exc}"
+            ) from None
+        context.state[ROWS_KEY] = ArrayRecord({"train": Array(train), "test": Array(test)})
+        return config_reply(msg, {"ok": 1})
+    raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
+
+
+def party_cipher(job: DataPartyJob) -> Callable[[], VectorCipher]:
+    """The party's encryption, made on first use and kept in process memory: its
+    obfuscator pool (DJN if chosen) draws from os entropy, the party's own randomness,
+    a cache a fresh ClientApp process refills."""
+    pool: dict[str, VectorCipher] = {}
+
+    def cipher() -> VectorCipher:
+        if "c" not in pool:
+            obfuscation = job.scenario.privacy.obfuscation
+            pool["c"] = VectorCipher(job.public_key, ObfuscatorPool(job.public_key, obfuscation))
+        return pool["c"]
+
+    return cipher
+
+
+def party_index(context: Context) -> int:
+    """Which of the job's parties this node serves (its ``partition-id``)."""
     return int(context.node_config["partition-id"])
 
 
@@ -198,4 +219,4 @@ def _apply_gradient(
     return w - m.learning_rate * (grad + m.l2 * w)
 
 
-__all__ = ["make_party_app"]
+__all__ = ["alignment_reply", "make_party_app", "party_cipher", "party_index"]
