@@ -36,6 +36,7 @@ _SCALINGS = ("robust", "zscore", "none")
 _TAILS = ("light", "heavy")
 _SERVER_OPTIMIZERS = ("fedavg", "fedadam", "fedyogi", "fedadagrad")
 _CALIBRATIONS = ("intercept", "platt", "none")
+_MODEL_KINDS = ("logistic", "secureboost")
 # horizontal: rounds after training that refit the intercept by secure sums (a public
 # constant of the protocol; see fedrisk.horizontal.calibration)
 CALIBRATION_ROUNDS = 3
@@ -192,7 +193,15 @@ class FederationConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    learning_rate: float = _spec(0.1, "SGD step size", lo=0.0, lo_open=True, hi=100.0)
+    kind: str = _spec(
+        "logistic",
+        "logistic regression, or (vertical) 'secureboost': gradient-boosted trees grown "
+        "jointly from Paillier-encrypted gradients ([secureboost] keys)",
+        choices=_MODEL_KINDS,
+    )
+    learning_rate: float = _spec(
+        0.1, "SGD step size (secureboost: each tree's shrinkage)", lo=0.0, lo_open=True, hi=100.0
+    )
     local_epochs: int = _spec(1, "passes over local data per round", lo=1, hi=1000)
     batch_size: int = _spec(64, "mini-batch size", lo=1, hi=10_000_000)
     l2: float = _spec(1e-4, "L2 penalty on the weights", lo=0.0, hi=100.0)
@@ -229,6 +238,52 @@ class ModelConfig:
         lo=0.0,
         lo_open=True,
         hi=0.5,
+    )
+
+
+@dataclass(frozen=True)
+class SecureBoostConfig:
+    """Vertical gradient-boosted trees (model.kind = 'secureboost')."""
+
+    trees: int = _spec(30, "boosting rounds: trees grown one after another", lo=1, hi=10_000)
+    max_depth: int = _spec(3, "levels of splits per tree (3: up to 8 leaves)", lo=1, hi=16)
+    max_bins: int = _spec(
+        32, "quantile bins per column; each party bins its own columns", lo=2, hi=256
+    )
+    min_child_weight: float = _spec(
+        1.0, "smallest hessian sum (Σ p(1−p)) a child of a split may have", lo=0.0, hi=1e6
+    )
+    reg_lambda: float = _spec(1.0, "L2 penalty on the leaf weights", lo=0.0, hi=1e6)
+    subsample: float = _spec(
+        1.0,
+        "share of the training customers each tree is grown on (drawn by the bank)",
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
+    )
+    early_stopping_rounds: int = _spec(
+        0,
+        "stop when the validation log loss has not improved for this many trees and keep "
+        "the best number (0: grow every tree)",
+        lo=0,
+        hi=10_000,
+    )
+    validation_fraction: float = _spec(
+        0.1,
+        "early stopping: share of the training customers the bank holds out to validate",
+        lo=0.0,
+        lo_open=True,
+        hi=0.5,
+    )
+    bank_first_tree: bool = _spec(
+        False,
+        "grow the first tree from the bank's own columns only: the data parties see no "
+        "node membership of the tree whose gradients are the labels in disguise",
+    )
+    encrypted: bool = _spec(
+        True,
+        "false runs the very same protocol without encryption (no protection: to "
+        "measure what Paillier costs)",
     )
 
 
@@ -316,6 +371,7 @@ class Scenario:
     data: DataConfig = field(default_factory=DataConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    secureboost: SecureBoostConfig = field(default_factory=SecureBoostConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # Where the file came from (for error messages and relative csv paths); not a TOML key.
     source_file: str = field(default="<scenario>", compare=False, metadata=dict(internal=True))
@@ -339,7 +395,10 @@ class Scenario:
 
     @property
     def max_rounds(self) -> int:
-        """Flower rounds at most: training rounds, then the calibration rounds."""
+        """Flower rounds at most: training rounds, then the calibration rounds
+        (secureboost: one round per tree)."""
+        if self.model.kind == "secureboost":
+            return self.secureboost.trees
         return self.rounds + self.calibration_rounds
 
     @property
@@ -388,6 +447,7 @@ _SECTIONS = {
     "data": DataConfig,
     "federation": FederationConfig,
     "model": ModelConfig,
+    "secureboost": SecureBoostConfig,
     "privacy": PrivacyConfig,
 }
 
@@ -751,6 +811,8 @@ def _check_cross_fields(s: Scenario, problems: _Problems) -> None:
             "fault injection is for horizontal runs; a "
             "vertical run needs every party for each batch",
         )
+    if s.model.kind == "secureboost":
+        _check_secureboost(s, problems)
     if s.federation.kind == "vertical":
         _check_vertical(s, problems)
     elif s.federation.parties:
@@ -823,6 +885,34 @@ def _check_vertical(s: Scenario, problems: _Problems) -> None:
         )
 
 
+def _check_secureboost(s: Scenario, problems: _Problems) -> None:
+    if s.federation.kind != "vertical":
+        problems.add_cross(
+            "model.kind",
+            "'secureboost' grows trees across a bank and data parties on the same "
+            "customers; set federation.kind = 'vertical' (horizontal runs train 'logistic')",
+        )
+        return
+    if s.privacy.dp != "none":
+        problems.add_cross(
+            "privacy.dp",
+            f"{s.privacy.dp!r} is not offered with model.kind = 'secureboost' (label DP "
+            "noises the logistic protocol's gradients); use 'none'",
+        )
+    if s.federation.engine == "deployment":
+        problems.add_cross(
+            "federation.engine",
+            "'deployment' runs the logistic vertical protocol; secureboost runs on "
+            "'inprocess' or 'simulation'",
+        )
+    if s.privacy.label_leakage_attack:
+        problems.add_cross(
+            "privacy.label_leakage_attack",
+            "the attack reads a data party's plaintext gradients, which secureboost "
+            "never sends; set it to false",
+        )
+
+
 def _check_files(s: Scenario, problems: _Problems) -> None:
     """The data files the scenario names exist and can be read (before any work)."""
     named = [("data.path", s.data.path)] if s.data.source == "csv" else []
@@ -865,12 +955,24 @@ def _dp(s: Scenario) -> bool:
     return s.privacy.dp != "none"
 
 
+def _boost(s: Scenario) -> bool:
+    return _vertical(s) and s.model.kind == "secureboost"
+
+
+def _logistic(s: Scenario) -> bool:
+    return s.model.kind == "logistic"
+
+
 def _adaptive(s: Scenario) -> bool:
     return _horizontal(s) and s.model.server_optimizer != "fedavg"
 
 
 def _stopping(s: Scenario) -> bool:
     return _horizontal(s) and s.model.early_stopping
+
+
+def _encrypted_v(s: Scenario) -> bool:
+    return _vertical(s) and (_logistic(s) or s.secureboost.encrypted)
 
 
 def _paillier_h(s: Scenario) -> bool:
@@ -880,6 +982,14 @@ def _paillier_h(s: Scenario) -> bool:
 # key -> when the key is read; keys not named here apply to every run. The run folder's
 # scenario.toml holds only the keys that applied, so it says what the run used.
 APPLIES = {
+    "rounds": _logistic,
+    "model.batch_size": _logistic,
+    "model.l2": _logistic,
+    "model.calibration": _logistic,
+    **{f"secureboost.{f.name}": _boost for f in fields(SecureBoostConfig)},
+    "secureboost.validation_fraction": lambda s: (
+        _boost(s) and s.secureboost.early_stopping_rounds > 0
+    ),
     "data.path": lambda s: s.data.source == "csv" and _horizontal(s),
     "data.label": lambda s: s.data.source == "csv",
     "data.id": lambda s: s.data.source == "csv",
@@ -913,9 +1023,9 @@ APPLIES = {
     "model.patience": _stopping,
     "model.validation_fraction": _stopping,
     "privacy.aggregation": _horizontal,
-    "privacy.key_bits": lambda s: _vertical(s) or _paillier_h(s),
+    "privacy.key_bits": lambda s: _encrypted_v(s) or _paillier_h(s),
     "privacy.key": _paillier_h,
-    "privacy.obfuscation": _vertical,
+    "privacy.obfuscation": _encrypted_v,
     "privacy.update_range": lambda s: (
         _horizontal(s) and s.privacy.aggregation in ("paillier", "secagg")
     ),
@@ -926,7 +1036,7 @@ APPLIES = {
     "privacy.noise_multiplier": _dp,
     "privacy.delta": _dp,
     "privacy.clip_norm": _dp,
-    "privacy.label_leakage_attack": _vertical,
+    "privacy.label_leakage_attack": lambda s: _vertical(s) and _logistic(s),
 }
 
 
@@ -1025,6 +1135,8 @@ def _may_apply(key: str, kind: str) -> bool:
             base, privacy=replace(base.privacy, dp="label" if kind == "vertical" else "client")
         ),
     ]
+    if kind == "vertical":
+        variants.append(replace(base, model=replace(base.model, kind="secureboost")))
     if kind == "horizontal":
         variants += [
             replace(base, privacy=replace(base.privacy, aggregation=a, key="shared"))

@@ -106,6 +106,30 @@ class Reference:
         }
 
 
+def train_boosting(params, X: np.ndarray, y: np.ndarray, seed: int):
+    """scikit-learn's HistGradientBoostingClassifier with SecureBoost's knobs (``params``,
+    a :class:`~fedrisk.models.boosting.BoostingParams`): the same trees, depth, bins,
+    learning rate and L2; leaves may hold one row (scikit-learn has no Σh floor per
+    child; its own min_hessian_to_split is fixed at 1e-3); no early stopping; every row
+    per tree."""
+    # start-up: scikit-learn's ensemble module is imported only by boosting runs
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(
+        max_iter=params.trees,
+        max_depth=params.max_depth,
+        learning_rate=params.learning_rate,
+        max_bins=min(255, params.max_bins),
+        l2_regularization=params.reg_lambda,
+        min_samples_leaf=1,
+        max_leaf_nodes=None,
+        early_stopping=False,
+        random_state=seed,
+    )
+    with threadpool_limits(limits=1):
+        return model.fit(X, np.asarray(y).astype(np.int64))
+
+
 def train_reference(X: np.ndarray, y: np.ndarray, l2: float) -> Reference:
     """scikit-learn's LogisticRegression fitted to convergence on the pooled rows.
 
@@ -143,6 +167,7 @@ __all__ = [
     "REFERENCE_GRADIENT_TOL",
     "BaselineBudget",
     "Reference",
+    "train_boosting",
     "train_centralised",
     "train_local_only",
     "train_reference",

@@ -261,5 +261,8 @@ Result: federated AUC {h["federated"]["auc"]:.3f}, centralised {h["centralised"]
 Joint modelling bought the bank {v["federated"]["auc"] - bank_alone:+.3f} AUC without pooling data;
 encryption kept every update unreadable to the aggregator; DP turns "little leaks" into a
 guarantee at a small cost in AUC.
+Trees: the same bank and provider can grow gradient-boosted trees instead (SecureBoost:
+the provider sums encrypted gradients per bin and keeps its thresholds), the model credit
+teams deploy: fedrisk run scenarios/vertical-secureboost.toml (30 trees, about 3 minutes).
 Next: every run is in {out}; try fedrisk report {out / "1-vertical"}""",
     )

@@ -96,6 +96,8 @@ def write_outputs(
     eps = epsilon_per_round
     stop = recorder.early_stopping
     last_training = stop["training_rounds_run"] if stop else s.rounds
+    if s.model.kind == "secureboost":  # every round grows a tree
+        last_training = len(recorder.rounds)
     with open(stage / "rounds.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(ROUND_FIELDS)
@@ -123,10 +125,16 @@ def write_outputs(
         best_local_auc=best_local[1],
         best_local_name=best_local[0],
         title=f"{s.name}: {curve_title}",
-        x_label="epoch" if s.federation.kind == "vertical" else "round",
+        x_label=_x_label(s),
     )
     plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
     plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
+
+
+def _x_label(s: Scenario) -> str:
+    if s.model.kind == "secureboost":
+        return "tree"
+    return "epoch" if s.federation.kind == "vertical" else "round"
 
 
 def _num(x: float) -> str:

@@ -32,7 +32,8 @@ class run_progress:
         vertical = self.s.federation.kind == "vertical"
         # a vertical bar moves by mini-batch (fractions of an epoch) and names the epoch
         # under way; a horizontal one moves by round
-        at = "epoch {task.fields[epoch]}" if vertical else "round {task.completed}"
+        unit = "tree" if self.s.model.kind == "secureboost" else "epoch"
+        at = f"{unit} {{task.fields[epoch]}}" if vertical else "round {task.completed}"
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

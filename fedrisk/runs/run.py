@@ -12,6 +12,7 @@ from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.deployed import run_deployed
 from fedrisk.runs.horizontal import run_horizontal
 from fedrisk.runs.outputs import RunOutcome
+from fedrisk.runs.secureboost import run_secureboost
 from fedrisk.runs.signals import stop_on_termination
 from fedrisk.runs.vertical import run_vertical
 from fedrisk.scenario import Scenario
@@ -50,6 +51,15 @@ def run_scenario(
 
 
 def _dispatch(s, out, show_progress, verbose, client_mods, keys, resume, deployment, secrets):
+    if s.model.kind == "secureboost":
+        return run_secureboost(
+            s,
+            out,
+            show_progress=show_progress,
+            verbose=verbose,
+            client_mods=client_mods,
+            secrets=secrets,
+        )
     if s.federation.kind == "vertical":
         return run_vertical(
             s,

@@ -1,0 +1,403 @@
+"""A SecureBoost run (``model.kind = "secureboost"``): prepare (every party's table and
+the bank's keys, as for vertical logistic runs) -> federate (the bank's ServerApp and
+the parties' ClientApps) -> evaluate (scikit-learn's HistGradientBoostingClassifier on
+the pooled columns, and the same boosting on the bank's columns alone, on the same
+customers) -> write (the run folder, with the trees and each party's part)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedrisk.crypto.workers import worker_count
+from fedrisk.evaluation import auc_interval_record, score_metrics
+from fedrisk.evaluation.baselines import train_boosting
+from fedrisk.flower.engines import quiet_flower, run_engine
+from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.models.boosting import boost_locally
+from fedrisk.privacy.secrets import RunSecrets
+from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
+from fedrisk.runs.progress import run_progress
+from fedrisk.runs.rundir import staged_run_dir
+from fedrisk.runs.vertical import (
+    VerticalSetup,
+    epoch_eta,
+    prepare_vertical,
+    seconds_per_encryption,
+    seconds_per_mulmod,
+)
+from fedrisk.scenario import Scenario
+from fedrisk.version import __version__
+from fedrisk.vertical.secureboost.bank import boosting_params, make_secureboost_bank_app
+from fedrisk.vertical.secureboost.party import make_secureboost_party_app, split_table
+from fedrisk.vertical.secureboost.protocol import BoostOutcome
+
+MODEL_DIR = "model"
+TREES_FILE = "trees.json"
+TREES_FORMAT = "fedrisk-secureboost-v1"
+LONG_RUN_SECONDS = 600.0
+
+
+def run_secureboost(
+    s: Scenario,
+    out: Path,
+    *,
+    show_progress: bool = True,
+    verbose: bool = False,
+    client_mods: list | None = None,
+    secrets: RunSecrets | None = None,
+) -> RunOutcome:
+    """Grow ``secureboost.trees`` trees jointly; write the run folder."""
+    started = time.perf_counter()
+    quiet_flower(verbose)
+    setup = prepare_vertical(s, None, secrets)
+    warn_if_long(s, setup)
+    with staged_run_dir(out) as stage:
+        recorder, outcome, fed_wall = federate_secureboost(
+            s, setup, show_progress=show_progress, client_mods=client_mods
+        )
+        summary = complete_secureboost(stage, s, setup, recorder, outcome, fed_wall, started)
+    return RunOutcome(out, summary)
+
+
+def estimated_seconds(s: Scenario, setup: VerticalSetup) -> float:
+    """Per tree: one encryption per training customer and, per level, one
+    multiplication mod n² per customer and data-party column (half the customers after
+    the root, by histogram subtraction), shared over the cores."""
+    if not s.secureboost.encrypted:
+        return 0.0
+    rows = len(setup.bank.ids) * (1 - s.data.test_fraction) * s.secureboost.subsample
+    columns = sum(t.n_features for t in setup.tables.data_parties)
+    per_enc = seconds_per_encryption(setup.bank.public_key, s, setup.bank.private_key)
+    per_mul = seconds_per_mulmod(setup.bank.public_key)
+    levels = 1 + 0.5 * (s.secureboost.max_depth - 1)
+    per_tree = rows * per_enc + rows * columns * levels * per_mul / worker_count()
+    return s.secureboost.trees * per_tree
+
+
+def warn_if_long(s: Scenario, setup: VerticalSetup) -> None:
+    seconds = estimated_seconds(s, setup)
+    if seconds > LONG_RUN_SECONDS:
+        warnings.warn(
+            f"this secureboost run will take about {seconds / 60:.0f} minutes "
+            f"({s.secureboost.trees} trees); shorten it with secureboost.trees, "
+            "secureboost.subsample or fewer data-party columns",
+            stacklevel=2,
+        )
+
+
+def federate_secureboost(
+    s: Scenario, setup: VerticalSetup, *, show_progress: bool, client_mods: list | None = None
+) -> tuple[ServerRecorder, BoostOutcome, float]:
+    """The bank's ServerApp and the parties' ClientApps on the in-process or the
+    Simulation Engine; the recorder logs one round per tree."""
+    outcome = BoostOutcome()
+    with run_progress(show_progress, s) as (progress, task):
+        tree_started: dict[int, float] = {}
+        last_auc: list[str] = []
+
+        def on_tree(tree: int, metrics: dict[str, float]) -> None:
+            last_auc[:] = [f"test AUC {metrics['auc']:.4f}"]
+            progress.update(task, completed=tree, status=last_auc[0])
+
+        def on_level(tree: int, fraction: float) -> None:
+            now = time.perf_counter()
+            start = tree_started.setdefault(tree, now)
+            status = ""
+            if fraction > 0:
+                status = f"tree ends in {epoch_eta((now - start) * (1 - fraction) / fraction)}"
+            status = ", ".join(x for x in (status, *last_auc) if x)
+            progress.update(task, completed=tree - 1 + 0.99 * fraction, epoch=tree, status=status)
+
+        recorder = ServerRecorder(None, on_tree)
+        recorder.on_step = on_level
+        fed_wall = run_engine(
+            s.federation.engine,
+            make_secureboost_bank_app(setup.bank, recorder, outcome),
+            make_secureboost_party_app(setup.parties, client_mods),
+            len(setup.parties.parties),
+        )
+    if recorder.error is not None:
+        raise recorder.error
+    if outcome.test_scores is None:
+        raise RuntimeError(
+            "the secureboost run ended before its last tree (the engine stopped early; "
+            "rerun with --verbose for Flower's log)"
+        )
+    return recorder, outcome, fed_wall
+
+
+# --- evaluate and write ----------------------------------------------------------------
+
+
+def _rows_of(table, ids: np.ndarray) -> np.ndarray:
+    pos = {str(i): k for k, i in enumerate(table.ids)}
+    return np.array([pos[str(i)] for i in ids], dtype=np.int64)
+
+
+def model_parts(s: Scenario, setup: VerticalSetup, outcome: BoostOutcome) -> dict[str, dict]:
+    """Each party's part of the model: for every split id its trees use, the column and
+    threshold (left: value ≤ threshold). The bank's is its own binning; a data party's
+    is recomputed from its rows and its own secret, as its ClientApp made it."""
+    used: dict[int, set[int]] = {}
+    for tree in outcome.trees[: outcome.best_trees]:
+        for src, sid in zip(tree["source"], tree["split"]):
+            if src >= 0:
+                used.setdefault(src, set()).add(sid)
+    holder = setup.tables.holder
+    parts = {
+        holder.name: {
+            "party": holder.name,
+            "source": 0,
+            "splits": {
+                str(sid): _split_record(holder.feature_names, *outcome.bank_bins.candidate(sid))
+                for sid in sorted(used.get(0, ()))
+            },
+        }
+    }
+    for k, party in enumerate(setup.parties.parties, start=1):
+        bins, split_ids = split_table(
+            party, _rows_of(party, outcome.train_ids), s.secureboost.max_bins, k - 1
+        )
+        candidate_of = np.argsort(split_ids)
+        parts[party.name] = {
+            "party": party.name,
+            "source": k,
+            "splits": {
+                str(sid): _split_record(
+                    party.feature_names, *bins.candidate(int(candidate_of[sid]))
+                )
+                for sid in sorted(used.get(k, ()))
+            },
+        }
+    return parts
+
+
+def _split_record(names, column: int, threshold: float) -> dict[str, Any]:
+    return {"column": names[column], "threshold": threshold}
+
+
+def importance(outcome: BoostOutcome, parts: dict[str, dict]) -> dict[str, Any]:
+    """Gain-based importance: the total gain of the splits each party and each column
+    made, over the kept trees, as shares of the whole."""
+    by_source = {p["source"]: name for name, p in parts.items()}
+    party_gain: dict[str, float] = dict.fromkeys(parts, 0.0)
+    feature_gain: dict[str, float] = {}
+    splits = dict.fromkeys(parts, 0)
+    for tree in outcome.trees[: outcome.best_trees]:
+        for src, sid, gain in zip(tree["source"], tree["split"], tree["gain"]):
+            if src < 0:
+                continue
+            name = by_source[src]
+            party_gain[name] += gain
+            splits[name] += 1
+            column = parts[name]["splits"][str(sid)]["column"]
+            key = f"{name}:{column}"
+            feature_gain[key] = feature_gain.get(key, 0.0) + gain
+    total = sum(party_gain.values()) or 1.0
+    return {
+        "measure": "total split gain over the kept trees, as a share",
+        "by_party": {
+            n: {"gain_share": g / total, "splits": splits[n]} for n, g in party_gain.items()
+        },
+        "by_feature": dict(
+            sorted(((k, v / total) for k, v in feature_gain.items()), key=lambda kv: -kv[1])
+        ),
+    }
+
+
+def complete_secureboost(
+    stage: Path,
+    s: Scenario,
+    setup: VerticalSetup,
+    recorder: ServerRecorder,
+    outcome: BoostOutcome,
+    fed_wall: float,
+    started: float,
+) -> dict[str, Any]:
+    """Baselines on the simulator's join of the same customers, metrics, files."""
+    tables = setup.tables
+    holder = tables.holder
+    params = boosting_params(s)
+    train_ids, test_ids = outcome.train_ids, outcome.test_ids
+    y_train = holder.y[_rows_of(holder, train_ids)].astype(np.float64)
+    y_test = outcome.test_y
+    blocks = [(t.X[_rows_of(t, train_ids)], t.X[_rows_of(t, test_ids)]) for t in tables.parties]
+    pooled_train = np.hstack([tr for tr, _ in blocks])
+    pooled_test = np.hstack([te for _, te in blocks])
+    central_scores = train_boosting(params, pooled_train, y_train, s.seed).predict_proba(
+        pooled_test
+    )[:, 1]
+    bank_train, bank_test = blocks[tables.parties.index(holder)]
+    _, bank_curve, _ = boost_locally(bank_train, y_train, bank_test, params, s.seed)
+    bank_scores = 1 / (1 + np.exp(-bank_curve[-1]))
+    federated = {
+        **score_metrics(y_test, outcome.test_scores),
+        **auc_interval_record(y_test, outcome.test_scores, s.seed),
+    }
+    centralised = {
+        **score_metrics(y_test, central_scores),
+        **auc_interval_record(y_test, central_scores, s.seed),
+        "model": "scikit-learn HistGradientBoostingClassifier, same trees, depth, bins, "
+        "learning rate and L2 on every party's columns of the same customers",
+    }
+    local = {holder.name: score_metrics(y_test, bank_scores)}
+    parts = model_parts(s, setup, outcome)
+    model_dir = stage / MODEL_DIR
+    model_dir.mkdir()
+    write_json(
+        model_dir / TREES_FILE,
+        {
+            "format": TREES_FORMAT,
+            "label_holder": holder.name,
+            "sources": [p.name for p in tables.parties if p is holder]
+            + [p.name for p in tables.data_parties],
+            "base_score": outcome.base_score,
+            "trees_kept": outcome.best_trees,
+            "trees": outcome.trees[: outcome.best_trees],
+        },
+    )
+    for name, part in parts.items():
+        write_json(model_dir / f"{name}.json", part)
+    b = s.secureboost
+    summary: dict[str, Any] = {
+        "fedrisk_version": __version__,
+        "scenario": s.name,
+        "description": s.description,
+        "seed": s.seed,
+        "engine": s.federation.engine,
+        "kind": "vertical",
+        "model": "secureboost",
+        "data": {
+            "source": s.data.source,
+            "label_holder": holder.name,
+            "parties": {
+                p.name: {
+                    "rows": p.n_rows,
+                    "features": p.n_features,
+                    "columns": list(p.feature_names),
+                }
+                for p in tables.parties
+            },
+            "aligned_customers": outcome.aligned,
+            "ids_per_party": {holder.name: holder.n_rows, **outcome.party_sizes},
+            "train_rows": len(train_ids),
+            "test_rows": len(test_ids),
+            "test_default_rate": float(np.mean(y_test)),
+        },
+        "boosting": {
+            "trees_grown": len(outcome.trees),
+            "trees_kept": outcome.best_trees,
+            "max_depth": b.max_depth,
+            "learning_rate": s.model.learning_rate,
+            "max_bins": b.max_bins,
+            "min_child_weight": b.min_child_weight,
+            "reg_lambda": b.reg_lambda,
+            "subsample": b.subsample,
+            "early_stopping_rounds": b.early_stopping_rounds,
+            "validation_log_loss": outcome.validation_loss or None,
+            "bank_first_tree": b.bank_first_tree,
+            "encrypted": b.encrypted,
+        },
+        "observed_default_rate": float(np.mean(y_test)),
+        "federated": federated,
+        "centralised": centralised,
+        "local_only": local,
+        "comparison": {
+            "federated_minus_centralised_auc": federated["auc"] - centralised["auc"],
+            "federated_relative_to_centralised_auc": federated["auc"] / centralised["auc"] - 1,
+            "federated_minus_label_holder_alone_auc": federated["auc"] - local[holder.name]["auc"],
+        },
+        "importance": importance(outcome, parts),
+        "warnings": [],
+        "privacy": {
+            "aggregation": "paillier" if b.encrypted else "none",
+            "dp": "none",
+            "epsilon": None,
+            "delta": None,
+            "key_bits": s.privacy.key_bits if b.encrypted else None,
+            "key_holder": holder.name,
+            "obfuscation": s.privacy.obfuscation if b.encrypted else None,
+            "randomness": setup.randomness,
+            "alignment": "ECDH PSI over X25519, chained through the label holder",
+            "threat_model": "semi-honest parties: they follow the protocol and may pool "
+            "what they see; see who_learns_what",
+            "who_learns_what": who_learns_what(s, holder.name),
+        },
+        "cost": {
+            "wall_s": None,
+            "federated_wall_s": round(fed_wall, 3),
+            "rounds": len(outcome.trees),
+            "trees": len(outcome.trees),
+            "bytes_sent": recorder.transcript.total_bytes,
+            "bytes_per_round": [r.bytes for r in recorder.rounds],
+            "setup_bytes": recorder.transcript.bytes_in_round(0),
+            "messages": len(recorder.transcript.entries),
+            "encryptions": outcome.encryptions,
+            "encryption_s": round(outcome.encrypt_s, 3),
+            "obfuscator_precompute_s": round(outcome.precompute_s, 3),
+            "histogram_wait_s": round(outcome.histogram_s, 3),
+            "decryptions": outcome.decryptions,
+            "decryption_s": round(outcome.decrypt_s, 3),
+            "histogram_rows": outcome.built_rows,
+        },
+        "attacks": {},
+    }
+    if not b.encrypted:
+        summary["warnings"].append(
+            "secureboost.encrypted = false: g, h and the histograms crossed in plaintext "
+            "(no protection; for measuring what encryption costs)"
+        )
+    write_outputs(
+        stage,
+        s,
+        recorder,
+        (),
+        outcome.test_scores,
+        y_test,
+        centralised["auc"],
+        (holder.name, local[holder.name]["auc"]),
+        "joint test AUC per tree",
+    )
+    summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
+    write_json(stage / "summary.json", summary)
+    return summary
+
+
+def who_learns_what(s: Scenario, bank: str) -> dict[str, str]:
+    first = (
+        "; the first tree is grown from the bank's columns alone "
+        "(secureboost.bank_first_tree), so they see nothing of it"
+        if s.secureboost.bank_first_tree
+        else "; the first tree's partitions follow the labels most closely (its g is "
+        "p₀ − y): secureboost.bank_first_tree = true keeps that tree at the bank"
+    )
+    return {
+        bank: "the intersection, every party's id count; per tree node, each data "
+        "party's left sums (count, Σg, Σh) for every candidate split under the party's "
+        "split ids (its binned column histograms on that node), and the left/right "
+        "partition a chosen party split makes of the node's customers (training, "
+        "validation and held-out); never a feature value, a column or a threshold",
+        "data parties": "the bank's customer count and the multi-party intersection (PSI), "
+        "the held-out split of those ids, the node membership of every row of every "
+        "tree they take part in (partitions the bank chose with the labels, so label "
+        "information leaks through them), which of their own splits were used, and "
+        "ciphertexts of g and h they cannot read" + first,
+    }
+
+
+__all__ = [
+    "MODEL_DIR",
+    "TREES_FILE",
+    "TREES_FORMAT",
+    "complete_secureboost",
+    "estimated_seconds",
+    "federate_secureboost",
+    "importance",
+    "model_parts",
+    "run_secureboost",
+]
