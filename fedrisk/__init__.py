@@ -32,6 +32,7 @@ _EXPORTS = {
     "ModelConfig": "fedrisk.scenario",
     "PrivacyConfig": "fedrisk.scenario",
     "FederatedLogisticModel": "fedrisk.model_io",
+    "FederatedBoostedTrees": "fedrisk.model_io",
     "InputError": "fedrisk.errors",
     "ProtocolError": "fedrisk.errors",
 }
@@ -41,6 +42,7 @@ __all__ = ["__version__", "load_model", *_EXPORTS]
 if TYPE_CHECKING:  # the same names, for type checkers and editors
     from fedrisk.errors import InputError as InputError
     from fedrisk.errors import ProtocolError as ProtocolError
+    from fedrisk.model_io import FederatedBoostedTrees as FederatedBoostedTrees
     from fedrisk.model_io import FederatedLogisticModel as FederatedLogisticModel
     from fedrisk.runs.outputs import RunOutcome as RunOutcome
     from fedrisk.runs.resume import resume_run as resume_run
@@ -54,9 +56,11 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from fedrisk.scenario import load_scenario as load_scenario
 
 
-def load_model(run_dir: str | Path) -> FederatedLogisticModel:
-    """The final model of a horizontal run folder; see :mod:`fedrisk.model_io`.
-    (A function, not a lazy name: ``fedrisk.load_model`` costs no import until called.)"""
+def load_model(run_dir: str | Path) -> FederatedLogisticModel | FederatedBoostedTrees:
+    """The final model of a run folder: a horizontal run's logistic regression, or a
+    SecureBoost run's trees joined with every party's part (the simulator's view); see
+    :mod:`fedrisk.model_io`. (A function, not a lazy name: ``fedrisk.load_model`` costs
+    no import until called.)"""
     from fedrisk.model_io import load_model as load
 
     return load(run_dir)

@@ -1,4 +1,5 @@
-"""PNG charts for run reports: AUC per round, reliability diagram, gains curve.
+"""PNG charts for run reports: AUC per round, reliability diagram, gains curve, and a
+SecureBoost run's gain-based importance by party and by feature.
 
 Each ``plot_*`` function draws one figure, saves it as a PNG of
 ``FIGSIZE * DPI`` pixels (creating the parent directory), closes it and
@@ -9,7 +10,7 @@ fails, so long simulations do not leak memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ __all__ = [
     "plot_auc_per_round",
     "plot_calibration",
     "plot_gains",
+    "plot_importance",
     "plot_privacy_sweep",
     "sweep_positions",
     "sweep_series",
@@ -220,6 +222,77 @@ def plot_gains(table: list[dict], path: Path, title: str = "") -> Path:
     """Cumulative capture curve from :func:`~fedrisk.evaluation.metrics.gains_table`
     rows, against the random-selection diagonal."""
     return _render(path, _draw_gains, table, title)
+
+
+# --------------------------------------------------------------------------- importance
+
+#: features drawn in the importance chart's right panel, largest share first
+TOP_FEATURES = 10
+
+
+def draw_importance(
+    ax_party, ax_feature, by_party: Mapping[str, float], by_feature: Mapping[str, float], top: int
+):
+    """Left: each party's share of the total split gain; right: the ``top`` features
+    ("party:column") by share, coloured as their party."""
+    if not by_party:
+        raise ValueError("no parties to plot")
+    shares = {str(k): float(v) for k, v in by_party.items()}
+    bad = [k for k, v in shares.items() if not math.isfinite(v) or v < 0]
+    if bad:
+        raise ValueError(f"gain shares must be finite and non-negative: {', '.join(bad)}")
+    colour = {name: f"C{i % 10}" for i, name in enumerate(shares)}
+    names = list(shares)
+    bars = ax_party.barh(names, [shares[n] for n in names], color=[colour[n] for n in names])
+    ax_party.bar_label(bars, labels=[f"{100 * shares[n]:.1f} %" for n in names], padding=3)
+    ax_party.set_title("by party")
+    features = sorted(((str(k), float(v)) for k, v in by_feature.items()), key=lambda kv: -kv[1])
+    features = features[:top]
+    if features:
+        keys = [k for k, _ in features]
+        bars = ax_feature.barh(
+            keys,
+            [v for _, v in features],
+            color=[colour.get(k.partition(":")[0], "grey") for k in keys],
+        )
+        ax_feature.bar_label(bars, labels=[f"{100 * v:.1f} %" for _, v in features], padding=3)
+    else:
+        ax_feature.text(0.5, 0.5, "no splits", ha="center", va="center")
+    ax_feature.set_title(f"top {len(features)} features (party:column)")
+    widest = (max(shares.values()), max((v for _, v in features), default=0.0))
+    for ax, right in zip((ax_party, ax_feature), widest):
+        ax.invert_yaxis()  # the first party, and the largest feature, on top
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+        ax.set_xlim(0, max(right * 1.25, 0.05))  # room for the labels
+        ax.set_xlabel("share of the total split gain")
+        ax.grid(True, axis="x", alpha=0.3)
+
+
+def plot_importance(
+    by_party: Mapping[str, float],
+    by_feature: Mapping[str, float],
+    path: Path,
+    *,
+    title: str = "",
+    top: int = TOP_FEATURES,
+) -> Path:
+    """A SecureBoost run's gain-based importance: each party's share of the total split
+    gain (left) and the ``top`` features "party:column" by share (right), each bar
+    coloured as its party. Shares are fractions (0-1) of the gain over the kept trees.
+    """
+    path = Path(path)
+    fig, (ax_party, ax_feature) = plt.subplots(
+        1, 2, figsize=(11.0, 4.5), gridspec_kw={"width_ratios": [2, 3]}
+    )
+    try:
+        draw_importance(ax_party, ax_feature, by_party, by_feature, top)
+        fig.suptitle(title or "Gain-based importance")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
+    return path
 
 
 # --------------------------------------------------------------------------- privacy sweep

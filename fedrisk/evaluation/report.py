@@ -4,7 +4,15 @@ The report is a single file: charts are embedded as ``data:image/png`` URIs, the
 inline and nothing is fetched from the network, so it opens offline, from a USB stick or
 as an e-mail attachment. It reads what ``fedrisk run`` wrote (``summary.json``,
 ``rounds.csv``, ``transcript.jsonl``, ``calibration.json``, the PNGs, ``scenario.toml``,
-``model.json``); a missing optional file or key makes its section say what is missing.
+``model.json``, a SecureBoost run's ``model/`` folder); a missing optional file or key
+makes its section say what is missing.
+
+A SecureBoost run (``"model": "secureboost"`` in summary.json) gets a Trees section in
+place of the AUC chart: gain-based importance by party and by feature (drawn as
+``importance.png`` next to the report, and embedded), the test AUC per tree, the trees
+grown and kept, the boosting settings and federated against centralised boosting and the
+bank alone; the parts only logistic runs have (the converged reference, the label-leakage
+attack) are left out.
 
 The who-saw-what matrix is built from ``transcript.jsonl``: one row per sender, one
 column per receiver, each cell listing the kinds of message with their total bytes and
@@ -33,6 +41,11 @@ from fedrisk.files import with_umask_permissions
 __all__ = ["render_report", "CONTROL_MESSAGES"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+#: the SecureBoost importance chart, written next to the report (and embedded in it)
+IMPORTANCE_PNG = "importance.png"
+#: features listed in a SecureBoost report's importance table, largest share first
+TOP_FEATURES = 10
 
 #: Messages that only carry protocol metadata (who is who, "go", "done"), not data about
 #: customers or models; listed in the matrix but left out of its colouring.
@@ -167,7 +180,7 @@ def render_report(run_dir: Path, out: Path | None = None) -> Path:
     out = Path(out) if out is not None else run_dir / "report.html"
     if out.is_dir():
         raise InputError(f"{out}: is a folder; give --out a file name such as report.html")
-    page = _Report(run_dir, summary).html()
+    page = _Report(run_dir, summary, out).html()
     _write_atomic(out, page)
     return out
 
@@ -396,6 +409,30 @@ def fmt_key(key: str, value: Any) -> str:
     return fmt(value, kind_of(key))
 
 
+def signed_pct(fraction: Any) -> str:
+    """A relative difference given as a fraction (−0.012) as a signed percent
+    (−1.2 %); one that rounds to zero as 0.0 %."""
+    if not _is_num(fraction) or not math.isfinite(fraction):
+        return fmt(fraction, "pct")
+    pct = 100 * fraction
+    if abs(pct) < 0.05:
+        return fmt(0.0, "pct")
+    return ("+" if pct > 0 else "") + fmt(pct, "pct")
+
+
+def share(fraction: Any) -> str:
+    """A share given as a fraction (0.929) as a percent (92.9 %)."""
+    return fmt(100 * fraction if _is_num(fraction) else fraction, "pct")
+
+
+def comparison_value(key: str, value: Any) -> str:
+    """A summary.json comparison entry: a relative difference ("…_relative_to_…", a
+    fraction) as a signed percent, anything else as its key's kind."""
+    if "_relative_to_" in key:
+        return signed_pct(value)
+    return fmt_key(key, value)
+
+
 def psi_reading(value: float) -> str:
     """The credit-practice reading of a population stability index (bands of
     :func:`~fedrisk.evaluation.metrics.psi_band`)."""
@@ -425,6 +462,7 @@ LABELS = {
     "federated_minus_reference_auc": "AUC, federated − reference",
     "federated_minus_mean_local_auc": "AUC, federated − mean of the parties alone",
     "federated_minus_label_holder_alone_auc": "AUC, joint model − label holder alone",
+    "federated_relative_to_centralised_auc": "AUC, federated relative to centralised",
     "log_loss_ratio_federated_to_reference": "Log loss, federated ÷ reference",
     "calibration_gap_pp": "Calibration gap, mean PD − observed default rate",
     "calibration_warn_above_pp": "Calibration warning when the gap exceeds",
@@ -453,6 +491,9 @@ LABELS = {
     "encryption_s": "encryption time",
     "decryption_s": "decryption time",
     "obfuscator_precompute_s": "obfuscator precomputation time",
+    "histogram_wait_s": "histogram wait (the data parties' encrypted sums)",
+    "histogram_rows": "rows summed into histograms",
+    "trees": "trees grown",
     "bytes_sent": "bytes sent",
     "setup_bytes": "setup bytes (round 0)",
     "max_rounds": "rounds allowed",
@@ -461,6 +502,21 @@ LABELS = {
     "straggler_delay_s": "straggler delay",
     "round_timeout_s": "round timeout",
     "min_parties": "fewest parties per round",
+}
+
+#: Labels for a SecureBoost run's ``boosting`` settings (the Trees section)
+BOOSTING_LABELS = {
+    "trees_grown": "trees grown",
+    "trees_kept": "trees kept",
+    "max_depth": "max depth",
+    "learning_rate": "learning rate (each tree's shrinkage)",
+    "max_bins": "bins per column",
+    "min_child_weight": "min child weight (hessian sum)",
+    "reg_lambda": "L2 penalty on leaf weights (λ)",
+    "subsample": "share of training customers per tree",
+    "early_stopping_rounds": "early stopping rounds (0: off)",
+    "bank_first_tree": "first tree from the bank's columns only",
+    "encrypted": "gradients encrypted (Paillier)",
 }
 
 
@@ -501,10 +557,15 @@ def figure(data: bytes, alt: str, caption: str) -> str:
 
 
 class _Report:
-    def __init__(self, run_dir: Path, summary: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, summary: dict[str, Any], out: Path | None = None) -> None:
         self.dir = run_dir
         self.s = summary
         self.kind = str(summary.get("kind", "?"))
+        # where the report goes: charts drawn for it (SecureBoost importance) go beside it
+        self.out = Path(out) if out is not None else run_dir / "report.html"
+        # gradient-boosted trees: no reference, calibration record or label-leakage attack
+        self.boost = summary.get("model") == "secureboost"
+        self.unit = "tree" if self.boost else "round"
         self.rounds, self.rounds_error = self._load_rounds()
         self.transcript, self.transcript_error = self._load_transcript()
 
@@ -576,7 +637,7 @@ class _Report:
         sections = [
             self.header(),
             self.metrics(),
-            self.auc_chart(),
+            self.trees() if self.boost else self.auc_chart(),
             self.gains_calibration(),
             self.privacy(),
             self.who_saw_what(),
@@ -614,6 +675,7 @@ class _Report:
         desc = s.get("description")
         meta = [
             ("kind", s.get("kind")),
+            *([("model", s["model"])] if s.get("model") is not None else []),
             ("engine", s.get("engine")),
             ("seed", s.get("seed")),
             ("fedrisk version", s.get("fedrisk_version")),
@@ -660,8 +722,8 @@ class _Report:
         if isinstance(self.s.get("federated"), dict):
             rows.append(("federated", "fed", self.s["federated"]))
         if central is not None:
-            rows.append(("centralised (pooled data, idealised)", "", central))
-        reference = self._dict("reference")
+            rows.append((self.central_name(), "", central))
+        reference = {} if self.boost else self._dict("reference")
         if reference:
             fitted = "converged" if reference.get("converged", True) else "NOT converged"
             rows.append((f"reference (pooled data, {fitted}, scikit-learn)", "", reference))
@@ -719,16 +781,29 @@ class _Report:
         if not local:
             notes.append(missing("summary.json has no local_only metrics"))
         cmp = self._dict("comparison")
-        extra = [(label(k), fmt_key(k, v)) for k, v in cmp.items()]
+        extra = [(label(k), comparison_value(k, v)) for k, v in cmp.items()]
+        if self.boost:
+            how = central.get("model") if central is not None else None
+            baselines = (
+                "Gaps are the row minus centralised boosting, grown on every party's "
+                "columns pooled in one place"
+                + (f" ({escape(str(how))})" if how else "")
+                + ". The bank alone grows the same boosting on its own columns.</p>"
+            )
+        else:
+            baselines = (
+                "Gaps are the row minus the "
+                "centralised model, which pools every party's rows and trains with the "
+                "federated run's optimiser and budget; the reference pools them too and is "
+                "fitted to convergence (what is reachable with all data in one place).</p>"
+            )
         return (
             head
             + f'<table><tr><th class="l">model</th>{cols}</tr>{"".join(body)}</table>'
             + '<p class="note">AUC, KS and Gini: higher is better. Log loss and Brier: '
             "lower is better. Mean PD: the mean predicted probability of default, best "
-            "when closest to the observed default rate. Gaps are the row minus the "
-            "centralised model, which pools every party's rows and trains with the "
-            "federated run's optimiser and budget; the reference pools them too and is "
-            "fitted to convergence (what is reachable with all data in one place).</p>"
+            "when closest to the observed default rate. "
+            + baselines
             + "".join(notes)
             + (f"<h3>Comparison</h3>{kv_table(extra)}" if extra else "")
             + (
@@ -751,6 +826,207 @@ class _Report:
                 "model, the converged reference and the best single party trained alone.",
             )
             + "</section>"
+        )
+
+    def central_name(self) -> str:
+        """The centralised baseline's row name in the metrics table."""
+        if self.boost:
+            return "centralised boosting (pooled columns, scikit-learn)"
+        return "centralised (pooled data, idealised)"
+
+    # 3, SecureBoost: the trees (in place of the AUC chart)
+    def trees(self) -> str:
+        b = self._dict("boosting")
+        grown, kept = b.get("trees_grown"), b.get("trees_kept")
+        out = [
+            '<section id="trees"><h2>2. Trees</h2>',
+            '<p class="note">Gradient-boosted trees grown jointly (SecureBoost): the bank '
+            "holds the labels and the Paillier key and sends each tree's gradients and "
+            "hessians encrypted; every data party sums them into histograms over its own "
+            "binned columns and keeps its thresholds.</p>",
+            "<h3>Trees grown and boosting settings</h3>",
+        ]
+        if not b:
+            out.append(missing("summary.json has no boosting section"))
+        else:
+            first = [k for k in ("trees_grown", "trees_kept") if k in b]
+            rest = [k for k in b if k not in first and k != "validation_log_loss"]
+            out.append(
+                kv_table(
+                    (escape(BOOSTING_LABELS.get(k, k.replace("_", " "))), fmt_key(k, b[k]))
+                    for k in first + rest
+                )
+            )
+            if _is_num(grown) and _is_num(kept) and kept < grown:
+                out.append(
+                    f'<p class="note">Early stopping: the validation log loss was lowest '
+                    f"after tree {fmt(kept)}, so the model keeps the first {fmt(kept)} of "
+                    f"the {fmt(grown)} trees grown; the metrics are those of the kept "
+                    "trees.</p>"
+                )
+        out.append(self.tree_comparison())
+        out.append(self.auc_per_tree(b))
+        out.append(self.importance(kept))
+        out.append("</section>")
+        return "".join(out)
+
+    def tree_comparison(self) -> str:
+        out = ["<h3>Federated against centralised boosting and the bank alone</h3>"]
+        central = self._dict("centralised")
+        rows: list[tuple[str, Any]] = [("SecureBoost (federated)", self._dict("federated"))]
+        rows.append((self.central_name(), central))
+        for party, m in self._dict("local_only").items():
+            rows.append((f"{party} alone (same boosting, its own columns)", m))
+        base = central.get("auc")
+        body = []
+        for name, m in rows:
+            auc = m.get("auc") if isinstance(m, dict) else None
+            diff = rel = None
+            if m is not central and _is_num(auc) and _is_num(base) and base:
+                diff, rel = auc - base, auc / base - 1
+            body.append(
+                f'<tr><td class="l">{escape(name)}</td><td>{fmt(auc, "metric")}</td>'
+                f"<td>{fmt(diff, 'signed')}</td><td>{signed_pct(rel)}</td></tr>"
+            )
+        out.append(
+            '<table><tr><th class="l">model</th><th>test AUC</th><th>AUC − centralised'
+            "</th><th>relative to centralised</th></tr>" + "".join(body) + "</table>"
+        )
+        if not _is_num(base):
+            out.append(missing("summary.json has no centralised AUC: no differences shown"))
+        out.append(
+            '<p class="note">Relative to centralised: the AUC divided by the centralised '
+            "boosting's AUC, minus 1, as a percent. Centralised boosting sees every "
+            "party's columns in one place with the same trees, depth, bins, learning "
+            "rate and L2 penalty: what the federation can at best reach.</p>"
+        )
+        return "".join(out)
+
+    def auc_per_tree(self, b: Mapping[str, Any]) -> str:
+        out = [
+            '<h3 id="auc">Test AUC per tree</h3>',
+            self._image(
+                "auc_per_round.png",
+                "federated test AUC per tree",
+                "Test AUC of the joint model on the held-out customers after each tree, "
+                "beside centralised boosting and the bank alone (dashed).",
+            ),
+        ]
+        if self.rounds is None:
+            return "".join(out) + missing(self.rounds_error or "rounds.csv missing")
+        if not self.rounds:
+            return "".join(out) + missing("rounds.csv has no trees")
+        kept = b.get("trees_kept")
+        val = b.get("validation_log_loss")
+        val = val if isinstance(val, list) and val else None
+        cols = (
+            ("auc", "test AUC"),
+            ("ks", "KS"),
+            ("gini", "Gini"),
+            ("log_loss", "log loss"),
+            ("brier", "Brier"),
+        )
+        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
+        head += "<th>validation log loss</th>" if val else ""
+        head += "<th>kept</th>" if _is_num(kept) else ""
+        body = []
+        for r in self.rounds:
+            tree = _number(r.get("round"))
+            cells = [f"<td>{fmt(tree)}</td>"]
+            cells += [f"<td>{fmt_key(k, r.get(k))}</td>" for k, _ in cols]
+            if val:
+                at = tree - 1 if isinstance(tree, int) and 0 < tree <= len(val) else None
+                cells.append(f"<td>{fmt(val[at] if at is not None else None, 'metric')}</td>")
+            if _is_num(kept):
+                cells.append(f"<td>{fmt(isinstance(tree, int) and tree <= kept)}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        out.append(f"<table><tr><th>tree</th>{head}</tr>{''.join(body)}</table>")
+        return "".join(out)
+
+    def importance(self, kept: Any) -> str:
+        out = ["<h3>Gain-based importance</h3>"]
+        imp = self._dict("importance")
+        by_party = imp.get("by_party")
+        if not isinstance(by_party, dict) or not by_party:
+            return "".join(out) + missing("summary.json has no importance.by_party")
+        parties = {str(k): v if isinstance(v, dict) else {} for k, v in by_party.items()}
+        raw = imp.get("by_feature")
+        by_feature = raw if isinstance(raw, dict) else {}
+        measure = imp.get("measure")
+        if measure:
+            out.append(f'<p class="note">Measure: {escape(str(measure))}.</p>')
+        out.append(self.importance_chart(parties, by_feature, kept))
+        body = "".join(
+            f'<tr><td class="l">{escape(name)}</td><td>{share(v.get("gain_share"))}</td>'
+            f"<td>{fmt(v.get('splits'))}</td></tr>"
+            for name, v in parties.items()
+        )
+        left = (
+            "<div><h4>By party</h4>"
+            '<table><tr><th class="l">party</th><th>share of the gain</th><th>splits</th>'
+            f"</tr>{body}</table></div>"
+        )
+        ranked = sorted(
+            ((str(k), v) for k, v in by_feature.items()),
+            key=lambda kv: -kv[1] if _is_num(kv[1]) else math.inf,
+        )
+        top = ranked[:TOP_FEATURES]
+        body = "".join(
+            f'<tr><td>{i}</td><td class="l">{escape(k)}</td>'
+            f'<td class="l">{escape(k.partition(":")[0])}</td><td>{share(v)}</td></tr>'
+            for i, (k, v) in enumerate(top, 1)
+        )
+        right = ["<div><h4>Top features (party:column)</h4>"]
+        if not by_feature:
+            right.append(missing("summary.json has no importance.by_feature"))
+        else:
+            right.append(
+                '<table><tr><th>rank</th><th class="l">feature</th><th class="l">party</th>'
+                f"<th>share of the gain</th></tr>{body}</table>"
+            )
+            if len(ranked) > len(top):
+                right.append(
+                    f'<p class="note">{fmt(len(ranked) - len(top))} more features made '
+                    "splits, each with a smaller share.</p>"
+                )
+        right.append("</div>")
+        out.append('<div class="two">' + left + "".join(right) + "</div>")
+        out.append(
+            '<p class="note">A data party\'s columns are named here because the run '
+            "folder is the simulator's: in a deployment the bank learns only which "
+            "party and split id made a split, never the column or its threshold.</p>"
+        )
+        return "".join(out)
+
+    def importance_chart(
+        self, parties: Mapping[str, Mapping[str, Any]], by_feature: Mapping[str, Any], kept: Any
+    ) -> str:
+        """Draw the importance chart next to the report and embed it."""
+        shares = {k: v.get("gain_share") for k, v in parties.items()}
+        if not all(_is_num(v) for v in shares.values()):
+            return missing("importance.by_party lacks a party's gain_share: no chart")
+        features = {str(k): v for k, v in by_feature.items() if _is_num(v)}
+        path = self.out.parent / IMPORTANCE_PNG
+        trees = f" of the {fmt(kept)} kept trees" if _is_num(kept) else ""
+        try:
+            # start-up time: matplotlib loads only when the report draws a chart
+            from fedrisk.evaluation.plots import plot_importance  # start-up time, as above
+
+            plot_importance(
+                shares,
+                features,
+                path,
+                title=f"{self.s.get('scenario', '')}: gain-based importance{trees}",
+                top=TOP_FEATURES,
+            )
+            data = path.read_bytes()
+        except Exception as exc:  # a chart must not stop the report
+            return missing(f"the importance chart could not be drawn ({_one_line(exc)})")
+        return figure(
+            data,
+            "gain-based importance by party and by feature",
+            "Each party's share of the total split gain (left) and the top features "
+            f"(right), coloured by party. Also saved beside this report as {IMPORTANCE_PNG}.",
         )
 
     # 4. gains and calibration
@@ -867,9 +1143,65 @@ class _Report:
             out.append(kv_table(flat))
             for k, v in nested:
                 out.append(f"<h3>{label(k)}</h3>" + _nested_table(v))
+        if self.boost:
+            out.append(self.encryption_costs())
         out.append(self.attacks())
         out.append(self.epsilon_chart())
         out.append("</section>")
+        return "".join(out)
+
+    def encryption_costs(self) -> str:
+        """SecureBoost: what the Paillier encryption of g and h cost, in time and bytes."""
+        out = ["<h3>What the encryption cost</h3>"]
+        c = self._dict("cost")
+        if not c:
+            return "".join(out) + missing("summary.json has no cost section")
+        keys = (
+            "encryptions",
+            "encryption_s",
+            "obfuscator_precompute_s",
+            "histogram_wait_s",
+            "decryptions",
+            "decryption_s",
+        )
+        rows = [(label(k), fmt_key(k, c[k])) for k in keys if k in c]
+        lacks = [k for k in keys if k not in c]
+        if self.transcript:
+            sums: dict[str, list[int]] = {}
+            for row in self.transcript:
+                size = row.get("bytes")
+                if row.get("protection") == "ciphertext" and _is_num(size):
+                    total = sums.setdefault(str(row["what"]), [0, 0])
+                    total[0] += int(size)
+                    total[1] += 1
+            for what, (size, n) in sorted(sums.items()):
+                rows.append(
+                    (
+                        f"bytes of {escape(what)} (ciphertext)",
+                        f"{fmt(size, 'bytes')} in {fmt(n)} messages",
+                    )
+                )
+            ciphertext = sum(size for size, _ in sums.values())
+            sent = c.get("bytes_sent")
+            rows.append(
+                (
+                    "ciphertext bytes, all",
+                    fmt(ciphertext, "bytes")
+                    + (f" ({share(ciphertext / sent)} of the bytes sent)" if sent else ""),
+                )
+            )
+        if "bytes_sent" in c:
+            rows.append((label("bytes_sent"), fmt_key("bytes_sent", c["bytes_sent"])))
+        out.append(kv_table(rows))
+        if self.transcript is None:
+            out.append(missing(f"no ciphertext bytes: {self.transcript_error}"))
+        if lacks:
+            out.append(missing("summary.json cost lacks: " + ", ".join(lacks)))
+        out.append(
+            '<p class="note">The bank encrypts every training customer\'s g and h once per '
+            "tree and decrypts the data parties' histogram sums; the histogram wait is the "
+            "time it waited for those encrypted sums.</p>"
+        )
         return "".join(out)
 
     def attacks(self) -> str:
@@ -877,6 +1209,11 @@ class _Report:
         a = self.s.get("attacks")
         if not isinstance(a, dict):
             return "".join(out) + missing("summary.json has no attacks section")
+        if not a and self.boost:
+            return "".join(out) + (
+                '<p class="note">No attack is simulated for SecureBoost runs; who learns '
+                "what (above) lists what each party sees.</p>"
+            )
         if not a:
             return "".join(out) + '<p class="note">No attack was run for this scenario.</p>'
         if "membership_auc" in a:
@@ -895,7 +1232,7 @@ class _Report:
                     ]
                 )
             )
-        leak = a.get("label_leakage")
+        leak = None if self.boost else a.get("label_leakage")
         if isinstance(leak, dict):
             out.append(
                 kv_table(
@@ -952,6 +1289,8 @@ class _Report:
                     pts.append((rnd, float(eps)))
                 except ValueError:
                     continue
+        if not pts and self.boost:
+            return ""  # no differential privacy is offered with SecureBoost
         if not pts:
             return "".join(out) + (
                 '<p class="note">rounds.csv has no ε values: no '
@@ -1022,7 +1361,8 @@ class _Report:
         else:
             rows = []
             for k, v in c.items():
-                if k == "bytes_per_round":
+                # a SecureBoost run's rounds are its trees, listed as such
+                if k == "bytes_per_round" or (self.boost and k == "rounds" and "trees" in c):
                     continue
                 rows.append((label(k), fmt_key(k, v)))
             if self.transcript:
@@ -1035,7 +1375,7 @@ class _Report:
                 )
         if self.kind == "vertical":
             out.append(self._vertical_costs())
-        out.append("<h3>Per round</h3>")
+        out.append(f"<h3>Per {self.unit}</h3>")
         out.append(self._per_round(c.get("bytes_per_round")))
         out.append(self._faults())
         dep = self._dict("deployment")
@@ -1107,18 +1447,19 @@ class _Report:
                 )
                 return (
                     missing(self.rounds_error or "rounds.csv missing")
-                    + f"<table><tr><th>round</th><th>bytes</th></tr>{body}</table>"
+                    + f"<table><tr><th>{self.unit}</th><th>bytes</th></tr>{body}</table>"
                 )
             return missing(self.rounds_error or "rounds.csv missing")
         if not self.rounds:
-            return missing("rounds.csv has no rounds")
+            return missing(f"rounds.csv has no {self.unit}s")
         cols = (
-            ("round", "round"),
+            ("round", self.unit),
             ("auc", "test AUC"),
             ("n_replies", "replies"),
             ("bytes", "bytes"),
             ("wall_s", "wall time"),
-            ("epsilon", "ε"),
+            # no differential privacy is offered with SecureBoost
+            *(() if self.boost else (("epsilon", "ε"),)),
         )
         head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
         body = "".join(
@@ -1167,8 +1508,49 @@ class _Report:
                     )
                 else:
                     out.append(missing("model.json lacks feature_names or weights"))
+        elif self.boost:
+            out.append(self.model_folder())
         out.append("</section>")
         return "".join(out)
+
+    def model_folder(self) -> str:
+        """SecureBoost: the trees (model/trees.json) and each party's part."""
+        trees, err = self._json("model/trees.json")
+        if err is not None or not isinstance(trees, dict):
+            return missing(err or "model/trees.json is not a JSON object")
+        sources = trees.get("sources")
+        sources = [str(x) for x in sources] if isinstance(sources, list) else []
+        rows = []
+        for name in sources:
+            part, err = self._json(f"model/{name}.json")
+            splits = part.get("splits") if isinstance(part, dict) else None
+            if isinstance(splits, dict):
+                rows.append(
+                    f'<tr><td class="l">{escape(name)}</td><td>{fmt(len(splits))}</td>'
+                    f'<td class="l">model/{escape(name)}.json</td></tr>'
+                )
+            else:
+                rows.append(
+                    f'<tr><td class="l">{escape(name)}</td><td>–</td>'
+                    f'<td class="l">{escape(err or f"model/{name}.json lacks splits")}</td></tr>'
+                )
+        return (
+            "<details><summary>the model (model/): trees.json holds the trees (which "
+            "party and split id decides each node, and the leaf values); each party's "
+            "file holds its own splits (column and threshold)</summary>"
+            + kv_table(
+                [
+                    ("format", fmt(trees.get("format"))),
+                    ("label holder", fmt(trees.get("label_holder"))),
+                    ("trees kept", fmt(trees.get("trees_kept"))),
+                    ("base score (log-odds)", fmt(trees.get("base_score"))),
+                ]
+            )
+            + '<table><tr><th class="l">party</th><th>distinct splits used</th><th class="l">file'
+            f"</th></tr>{''.join(rows)}</table>"
+            + '<p class="note">In a deployment each party keeps its own part: scoring a '
+            "customer needs every party.</p></details>"
+        )
 
 
 def riskiest_first(rows: Any) -> Any:
