@@ -627,6 +627,16 @@ class _Report:
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             return None, f"{name} could not be read ({_one_line(exc)})"
 
+    def _model_importance(self) -> dict[str, Any] | None:
+        """Every party's per-column importance from ``model/importance.json`` (the
+        simulator's view, owner-only); summary.json names only the bank's columns."""
+        path = self.dir / "model" / "importance.json"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8")).get("by_feature")
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+            return None
+        return raw if isinstance(raw, dict) else None
+
     def _dict(self, key: str) -> dict[str, Any]:
         v = self.s.get(key)
         return v if isinstance(v, dict) else {}
@@ -950,7 +960,7 @@ class _Report:
         if not isinstance(by_party, dict) or not by_party:
             return "".join(out) + missing("summary.json has no importance.by_party")
         parties = {str(k): v if isinstance(v, dict) else {} for k, v in by_party.items()}
-        raw = imp.get("by_feature")
+        raw = self._model_importance() or imp.get("by_feature")
         by_feature = raw if isinstance(raw, dict) else {}
         measure = imp.get("measure")
         if measure:
@@ -992,9 +1002,11 @@ class _Report:
         right.append("</div>")
         out.append('<div class="two">' + left + "".join(right) + "</div>")
         out.append(
-            '<p class="note">A data party\'s columns are named here because the run '
-            "folder is the simulator's: in a deployment the bank learns only which "
-            "party and split id made a split, never the column or its threshold.</p>"
+            '<p class="note">A data party\'s columns are named here from the run '
+            "folder's <code>model/importance.json</code>, the simulator's view (owner-only, "
+            "not public): summary.json names only the bank's columns, since per-column "
+            "shares of a data party would tell the bank the column behind each of its "
+            "split ids.</p>"
         )
         return "".join(out)
 

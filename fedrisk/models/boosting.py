@@ -274,13 +274,16 @@ def grow_tree(
     ask_splits: AskSplits,
     n_eval: int,
     stats: GrowthStats | None = None,
+    right_first: Callable[[], bool] | None = None,
 ) -> tuple[Tree, np.ndarray, np.ndarray]:
     """Grow one tree level by level over the tree's rows (g, h per row).
 
     Returns (tree, leaf of each tree row, leaf of each eval row). Histogram subtraction:
     of two siblings only the one with fewer rows is asked for; the other's sums are its
     parent's minus those. Ties in gain go to the earlier source, then the lower split id,
-    so equal sums always give the same tree.
+    so equal sums always give the same tree. ``right_first()`` True gives a split's right
+    child the lower node id (the bank draws it from its own secret, so a data party
+    reading node ids cannot tell which side of another party's cut is "≤").
     """
     gi, hi = gh_integers(g, h)
     tree = Tree()
@@ -330,7 +333,13 @@ def grow_tree(
             left_mask, eval_left = answers[tree.source[node]][node]
             rows = np.flatnonzero(assign == node)
             erows = np.flatnonzero(eval_assign == node)
-            lo, hi_ = tree.add(int(left_mask.sum())), tree.add(int((~left_mask).sum()))
+            n_left, n_right = int(left_mask.sum()), int((~left_mask).sum())
+            if right_first is not None and right_first():
+                hi_ = tree.add(n_right)
+                lo = tree.add(n_left)
+            else:
+                lo = tree.add(n_left)
+                hi_ = tree.add(n_right)
             tree.left[node], tree.right[node] = lo, hi_
             assign[rows[left_mask]], assign[rows[~left_mask]] = lo, hi_
             eval_assign[erows[eval_left]], eval_assign[erows[~eval_left]] = lo, hi_

@@ -6,6 +6,8 @@ customers) -> write (the run folder, with the trees and each party's part)."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -210,6 +212,25 @@ def importance(outcome: BoostOutcome, parts: dict[str, dict]) -> dict[str, Any]:
     }
 
 
+def public_importance(full: dict[str, Any], bank: str) -> dict[str, Any]:
+    """What summary.json (public) may say: every party's share and split count, and
+    the bank's own columns. A data party's per-column shares would tell the bank,
+    which knows each split's gain, the column behind each of that party's split ids
+    (a subset sum): they stay in ``model/importance.json``, the simulator's view."""
+    return {
+        **full,
+        "by_feature": {k: v for k, v in full["by_feature"].items() if k.startswith(bank + ":")},
+        "data_party_columns": f"{MODEL_DIR}/importance.json (the simulator's view, owner-only)",
+    }
+
+
+def write_private_json(path: Path, obj: Any) -> None:
+    """A file readable by its owner only (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+
+
 def complete_secureboost(
     stage: Path,
     s: Scenario,
@@ -247,9 +268,14 @@ def complete_secureboost(
     }
     local = {holder.name: score_metrics(y_test, bank_scores)}
     parts = model_parts(s, setup, outcome)
+    # model/ is the simulator's view: every party's private part side by side (the
+    # data parties' cuts, the bank's leaf values): owner-only, unlike the public files
     model_dir = stage / MODEL_DIR
-    model_dir.mkdir()
-    write_json(
+    model_dir.mkdir(mode=0o700)
+    model_dir.chmod(0o700)
+    full_importance = importance(outcome, parts)
+    write_private_json(model_dir / "importance.json", full_importance)
+    write_private_json(
         model_dir / TREES_FILE,
         {
             "format": TREES_FORMAT,
@@ -262,7 +288,7 @@ def complete_secureboost(
         },
     )
     for name, part in parts.items():
-        write_json(model_dir / f"{name}.json", part)
+        write_private_json(model_dir / f"{name}.json", part)
     b = s.secureboost
     summary: dict[str, Any] = {
         "fedrisk_version": __version__,
@@ -312,7 +338,7 @@ def complete_secureboost(
             "federated_relative_to_centralised_auc": federated["auc"] / centralised["auc"] - 1,
             "federated_minus_label_holder_alone_auc": federated["auc"] - local[holder.name]["auc"],
         },
-        "importance": importance(outcome, parts),
+        "importance": public_importance(full_importance, holder.name),
         "warnings": [],
         "privacy": {
             "aggregation": "paillier" if b.encrypted else "none",
@@ -327,6 +353,8 @@ def complete_secureboost(
             "threat_model": "semi-honest parties: they follow the protocol and may pool "
             "what they see; see who_learns_what",
             "who_learns_what": who_learns_what(s, holder.name),
+            "model_folder": f"{MODEL_DIR}/ holds every party's private part side by side "
+            "(the simulator's view; owner-only): not one of the run's public files",
         },
         "cost": {
             "wall_s": None,
@@ -369,24 +397,41 @@ def complete_secureboost(
 
 
 def who_learns_what(s: Scenario, bank: str) -> dict[str, str]:
+    """What each side learns in this run (the claims tests/privacy attack)."""
+    b = s.secureboost
     first = (
         "; the first tree is grown from the bank's columns alone "
         "(secureboost.bank_first_tree), so they see nothing of it"
-        if s.secureboost.bank_first_tree
+        if b.bank_first_tree
         else "; the first tree's partitions follow the labels most closely (its g is "
-        "p₀ − y): secureboost.bank_first_tree = true keeps that tree at the bank"
+        "p0 - y): secureboost.bank_first_tree = true keeps that tree at the bank"
+    )
+    gh = (
+        "ciphertexts of g and h they cannot read"
+        if b.encrypted
+        else "g and h of every customer of every tree in plaintext "
+        "(secureboost.encrypted = false: the first tree's g gives every label)"
     )
     return {
-        bank: "the intersection, every party's id count; per tree node, each data "
-        "party's left sums (count, Σg, Σh) for every candidate split under the party's "
-        "split ids (its binned column histograms on that node), and the left/right "
-        "partition a chosen party split makes of the node's customers (training, "
-        "validation and held-out); never a feature value, a column or a threshold",
-        "data parties": "the bank's customer count and the multi-party intersection (PSI), "
-        "the held-out split of those ids, the node membership of every row of every "
-        "tree they take part in (partitions the bank chose with the labels, so label "
-        "information leaks through them), which of their own splits were used, and "
-        "ciphertexts of g and h they cannot read" + first,
+        bank: "the intersection and every party's id count; per tree node, each data "
+        "party's left sums (count, sum of g, sum of h) for every candidate split under "
+        "the party's split ids: the party's binned column histograms on that node, its "
+        "columns unnamed but (the split ids being fixed for the run) groupable into "
+        "columns with their bins in order; and the left/right partition a chosen party "
+        "split makes of the node's customers (training, validation and held-out), so "
+        "which customers lie in which range of an unnamed column; never a column name, "
+        "a threshold or a raw feature value"
+        + ("" if b.encrypted else "; with secureboost.encrypted = false the histograms too"),
+        "data parties": "every party's id count (summary.json publishes them) and the "
+        "multi-party intersection (PSI), the held-out split of those ids, the node "
+        "membership of every row of every tree they take part in and, through their "
+        "split requests, of the validation and held-out customers: the partition every "
+        "split of the bank or another party makes (not which side is the lower one: "
+        "the bank draws which child gets the lower node id), partitions the bank chose "
+        "with the labels, so label information leaks through them; which of their own "
+        "splits were used and where those send each customer, so, with the public "
+        "per-tree test AUC in rounds.csv, the held-out default counts on each side of "
+        "their own splits; and " + gh + first,
     }
 
 
@@ -399,5 +444,8 @@ __all__ = [
     "federate_secureboost",
     "importance",
     "model_parts",
+    "public_importance",
     "run_secureboost",
+    "who_learns_what",
+    "write_private_json",
 ]

@@ -151,7 +151,11 @@ def test_trees_section_names_each_party_and_its_share(run):
         assert splits == str(want["splits"]), party
     assert sum(float(r[1].rstrip(" %")) for r in rows) == pytest.approx(100, abs=0.3)
     top = cells(after(trees, "Top features (party:column)"))
-    expected = sorted(imp["by_feature"].items(), key=lambda kv: -kv[1])[:TOP_FEATURES]
+    # every party's columns come from model/importance.json (the simulator's view,
+    # owner-only); the public summary names only the bank's
+    full = json.loads((run["dir"] / "model" / "importance.json").read_text())["by_feature"]
+    assert set(imp["by_feature"]) == {k for k in full if k.startswith("bank:")}
+    expected = sorted(full.items(), key=lambda kv: -kv[1])[:TOP_FEATURES]
     assert [(r[1], r[2], r[3]) for r in top] == [(k, k.split(":")[0], pct(v)) for k, v in expected]
     assert [r[0] for r in top] == [str(i) for i in range(1, len(expected) + 1)]
 

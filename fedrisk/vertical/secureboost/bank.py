@@ -318,6 +318,7 @@ def _run_bank(
             sources.ask_splits,
             len(parties.eval_split),
             stats,
+            _coin(job.secret.rng("secureboost/child-ids", t)),
         )
         values = np.asarray(tree.value)
         raw_fit[sub] += values[leaf_fit]
@@ -339,6 +340,11 @@ def _run_bank(
     outcome.test_scores = expit(outcome.test_raw_per_tree[outcome.best_trees - 1])
     pool.wait()
     outcome.precompute_s = pool.precompute_seconds
+
+
+def _coin(rng: np.random.Generator):
+    """Fair coin flips from the bank's own generator (which child gets the lower id)."""
+    return lambda: bool(rng.integers(2))
 
 
 __all__ = ["boosting_params", "make_secureboost_bank_app"]

@@ -26,9 +26,10 @@ def split_table(
     party: PartyData, train_rows: np.ndarray, max_bins: int, index: int
 ) -> tuple[Bins, np.ndarray]:
     """(bins, split id of each candidate): the party's quantile bins of its training
-    rows and the permutation, from its own secret, that names its candidates. The bank
-    only ever sees split ids; the simulator calls this to write the party's part of the
-    model."""
+    rows and the permutation, from its own secret, that names its candidates (fixed for
+    the run, so histogram subtraction works across a parent and its children: the bank
+    sees split ids, never a column name or a cut). The simulator calls this to write the
+    party's part of the model."""
     bins = fit_bins(party.X[train_rows], max_bins)
     split_ids = party.secret.rng("secureboost/split-ids", index).permutation(bins.n_candidates)
     return bins, split_ids

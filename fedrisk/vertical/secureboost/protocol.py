@@ -26,15 +26,20 @@ during training (their directions come back with each split), so the per-tree te
 is the joint model's. With ``secureboost.encrypted = false`` the very same messages
 carry the integer sums in plaintext: the trees are identical (the test suite checks).
 
-Who learns what: the bank learns, for each node, every candidate's left sums (count,
-Σg, Σh) under the party's split ids — the party's binned column histograms per node —
-and the left/right partition of the node's customers that a chosen party split makes;
-never a feature value, a column name or a threshold. A data party learns the node
-membership of every row of every tree (which customers the bank's and the other
-parties' splits keep together: partitions chosen with the labels, so label information
-leaks through them — above all in the first tree, whose gradients are the labels in
-disguise; ``secureboost.bank_first_tree`` grows that tree from the bank's columns
-alone), which of its own splits were used, and ciphertexts it cannot read.
+Who learns what (``fedrisk.runs.secureboost.who_learns_what`` writes it into every
+summary): the bank learns, for each node, every candidate's left sums (count, Σg, Σh)
+under the party's split ids — the party's binned column histograms per node; the ids
+are fixed for the run, so it can group them into unnamed columns with their bins in
+order (tests/privacy/test_attack_secureboost_review.py does) — and the partition a chosen
+party split makes of the node's customers; never a column name, a threshold or a raw
+value. It can read the randomness of what it decrypts, so each party re-randomises what
+it sends. A data party learns the node membership of every row of every tree it takes
+part in and, through split requests, of the validation and held-out customers: the
+partition every split makes (not which side is the lower one: the bank draws which child
+gets the lower node id from its own secret), chosen with the labels, so label
+information leaks through them — above all in the first tree, whose gradients are the
+labels in disguise; ``secureboost.bank_first_tree`` grows that tree from the bank's
+columns alone — and which of its own splits were used, and ciphertexts it cannot read.
 """
 
 from __future__ import annotations
