@@ -96,7 +96,7 @@ def capture(s, secrets: RunSecrets, folder=None) -> View:
         party.setdefault(k, []).append((str(cfg.get("stage", "")), cfg, arrays, sent, state))
         return reply
 
-    sums, send_gh = bank_module._Parties.sums, bank_module._Parties.send_gh
+    sums, send_gh = bank_module.PartySources.sums, bank_module.PartySources.send_gh
 
     def bank_sees_sums(self, assignment, build):
         out = sums(self, assignment, build)
@@ -108,8 +108,8 @@ def capture(s, secrets: RunSecrets, folder=None) -> View:
         return send_gh(self, tree, rows, g, h, cipher)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(bank_module._Parties, "sums", bank_sees_sums)
-        mp.setattr(bank_module._Parties, "send_gh", bank_sends_gh)
+        mp.setattr(bank_module.PartySources, "sums", bank_sees_sums)
+        mp.setattr(bank_module.PartySources, "send_gh", bank_sends_gh)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             setup = prepare_vertical(s, None, secrets)

@@ -89,7 +89,7 @@ def _send(
     return out
 
 
-class _Parties:
+class PartySources:
     """The data parties as sources 1..P of :func:`grow_tree`: each request one Flower
     exchange with every party at once."""
 
@@ -279,7 +279,7 @@ def _run_bank(
         ]
     )
     held_codes = np.vstack([codes_train[val], codes_test])
-    parties = _Parties(job, grid, nodes, outcome)
+    parties = PartySources(job, grid, nodes, outcome)
     pool = ObfuscatorPool(job.public_key, s.privacy.obfuscation, private_key=job.private_key)
     cipher = VectorCipher(job.public_key, pool)
     if s.secureboost.encrypted:
@@ -347,4 +347,4 @@ def _coin(rng: np.random.Generator):
     return lambda: bool(rng.integers(2))
 
 
-__all__ = ["boosting_params", "make_secureboost_bank_app"]
+__all__ = ["PartySources", "boosting_params", "make_secureboost_bank_app"]
