@@ -129,11 +129,23 @@ def column_groups(bins: np.ndarray, rows: int) -> list[list[int]]:
     return groups
 
 
-def _product(cts: list, picked: list, nsq) -> gmpy2.mpz:
+def _product(cts: list, picked, nsq) -> gmpy2.mpz:
     acc = cts[picked[0]]
     for i in picked[1:]:
         acc = acc * cts[i] % nsq
     return acc
+
+
+def _cell_products(cts: list, rows: np.ndarray, cell: np.ndarray, cells: int, nsq) -> list:
+    """The product of the ciphertexts of the rows in each cell (None: no row), the rows
+    walked in order: ciphertexts are read as they lie in memory, each multiplied into
+    its cell (a row whose cell is −1 is left out)."""
+    out: list = [None] * cells
+    for i, c in zip(rows.tolist(), cell.tolist()):
+        if c >= 0:
+            acc = out[c]
+            out[c] = cts[i] if acc is None else acc * cts[i] % nsq
+    return out
 
 
 def _running(bin_sums: list, nsq) -> list:
@@ -147,27 +159,17 @@ def _running(bin_sums: list, nsq) -> list:
 
 
 def _one_column(cts: list, col: np.ndarray, rows: np.ndarray, k: int, nsq) -> list:
-    """One column's left sums: a product per bin (its last bin is never a left side)."""
-    order = np.argsort(col, kind="stable")
-    ends = np.searchsorted(col[order], np.arange(1, k + 1), side="left")
-    picked = rows[order[: ends[-1]]].tolist()  # rows in bins 0 .. k−1
-    starts = np.r_[0, ends[:-1]].tolist()
-    return _running(
-        [_product(cts, picked[a:b], nsq) if b > a else None for a, b in zip(starts, ends.tolist())],
-        nsq,
-    )
+    """One column's left sums: a product per bin (its last bin, k, is never a left
+    side: its rows are skipped)."""
+    cell = np.where(col < k, col.astype(np.int64), -1)
+    return _running(_cell_products(cts, rows, cell, k, nsq), nsq)
 
 
 def _group_columns(cts: list, sub: np.ndarray, rows: np.ndarray, bins: list, nsq) -> list:
     """Left sums of every column of a group, from one product per occupied cell."""
     flat = np.ravel_multi_index(tuple(sub.T.astype(np.int64)), tuple(bins))
-    order = np.argsort(flat, kind="stable")
-    occupied, starts = np.unique(flat[order], return_index=True)
-    ends = np.r_[starts[1:], len(order)]
-    picked = rows[order].tolist()
-    cells = np.full(int(np.prod(bins)), None, dtype=object)
-    for cell, a, b in zip(occupied.tolist(), starts.tolist(), ends.tolist()):
-        cells[cell] = _product(cts, picked[a:b], nsq)
+    cells = np.empty(int(np.prod(bins)), dtype=object)
+    cells[:] = _cell_products(cts, rows, flat, len(cells), nsq)
     cells = cells.reshape(bins)
     out = []
     for g, b in enumerate(bins):
