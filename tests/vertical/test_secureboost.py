@@ -277,3 +277,19 @@ def test_a_constant_column_is_named_dropped_and_the_run_goes_on(tmp_path):
     trees = json.loads((tmp_path / "out" / "model" / "trees.json").read_text())
     part = json.loads((tmp_path / "out" / "model" / "telecom.json").read_text())
     assert trees["trees"] and all(v["column"] != "flat" for v in part["splits"].values())
+
+
+@pytest.mark.slow
+def test_simulation_engine_grows_the_in_process_trees():
+    """Flower's Simulation Engine (Ray) runs the same apps: with the same secrets, the
+    same trees and held-out scores, bit for bit."""
+    pytest.importorskip("ray")
+    s = scenario("secureboost.trees=2", "secureboost.encrypted=false")
+    on_ray = federate(
+        scenario(
+            "secureboost.trees=2", "secureboost.encrypted=false", "federation.engine=simulation"
+        )
+    )
+    here = federate(s)
+    assert splits(on_ray[2]) == splits(here[2])
+    np.testing.assert_array_equal(on_ray[2].test_scores, here[2].test_scores)
