@@ -20,7 +20,7 @@ boosting alone have in common lives here, free of Flower and of encryption:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -377,16 +377,6 @@ def log_loss(y: np.ndarray, raw: np.ndarray) -> float:
     return float(np.mean(np.logaddexp(0.0, raw) - y * raw))
 
 
-def local_sources(
-    codes: Sequence[np.ndarray], eval_codes: Sequence[np.ndarray], bins: Sequence[Bins]
-):
-    """(ask_sums, ask_splits) over tables held in this process (no encryption): the
-    bank's own columns in a federated run, or every column for a party boosting alone.
-    ``codes[k]`` are source k's bin codes of the tree rows, ``eval_codes[k]`` of the eval
-    rows; g, h are set per tree with :meth:`LocalSources.set_gh`."""
-    return LocalSources(list(codes), list(eval_codes), list(bins))
-
-
 @dataclass
 class LocalSources:
     codes: list[np.ndarray]
@@ -447,7 +437,7 @@ def boost_locally(
     raw_eval = np.full(len(X_eval), base_score(y))
     trees, curve = [], []
     for _ in range(params.trees):
-        rows = _subsample(len(y), params.subsample, rng)
+        rows = subsample_rows(len(y), params.subsample, rng)
         g, h = gradients(y[rows], raw[rows])
         local = LocalSources([codes[rows]], [np.vstack([codes, eval_codes])], [bins])
         local.set_gh(g, h)
@@ -462,15 +452,11 @@ def boost_locally(
     return trees, np.array(curve), bins
 
 
-def _subsample(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+def subsample_rows(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """The rows one tree is grown on (sorted); all of them at ``fraction`` 1."""
     if fraction >= 1.0:
         return np.arange(n)
     return np.sort(rng.choice(n, size=max(2, int(round(fraction * n))), replace=False))
-
-
-def subsample_rows(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """The rows one tree is grown on (sorted); all of them at ``fraction`` 1."""
-    return _subsample(n, fraction, rng)
 
 
 __all__ = [
@@ -489,7 +475,6 @@ __all__ = [
     "gradients",
     "grow_tree",
     "left_sums",
-    "local_sources",
     "log_loss",
     "split_gains",
     "sums_to_float",
