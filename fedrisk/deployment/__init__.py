@@ -8,4 +8,4 @@
 - :mod:`.options`: ``--superlink``, ``--root-certificates``, ``--insecure``, ``--bank-files``.
 """
 
-__all__ = ["apps", "bank_files", "launch", "options", "processes", "result"]
+__all__ = ["apps", "bank_files", "launch", "options", "processes", "result", "supernode"]

@@ -552,7 +552,10 @@ class LocalFederation:
         config_file = node_dir / "node-config.toml"
         config_file.write_text(tomli_w.dumps(self.node_configs[i]))
         args = [
-            executable("flower-supernode"),
+            # Flower's SuperNode with its idle polls shortened (fedrisk.deployment.supernode)
+            sys.executable,
+            "-m",
+            "fedrisk.deployment.supernode",
             "--superlink",
             self.address,
             "--host",
