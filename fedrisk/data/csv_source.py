@@ -4,8 +4,11 @@ Every message names a row by its ``line N`` in the file, as an editor numbers li
 (the header is line 1; a quoted field spanning lines counts where its row starts).
 
 Files ending in ``.gz`` are read through gzip. The file must be comma-separated UTF-8 with
-a header line; all columns other than the id (and label) column are features and must be
-finite numbers.
+a header line; for :func:`load_csv` and :func:`load_feature_csv` all columns other than the
+id (and label) column are features and must be finite numbers. :func:`load_csv_columns`
+(the scorecard's reader, wrapped by
+:func:`fedrisk.data.characteristics.load_csv_characteristics`) also keeps text columns and
+missing values (:data:`MISSING_TOKENS`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import csv
 import gzip
 import io
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +27,13 @@ from fedrisk.files import read_input_bytes
 
 _FEATURE_RULE = "every feature must be a finite number"
 _LABEL_RULE = "labels must be 0 or 1"
+_SCORECARD_HINT = (
+    ' (text columns and missing values are accepted with model.kind = "scorecard", which bins them)'
+)
+_FINITE_RULE = "numbers must be finite (text and missing values are accepted)"
+
+# Cells that mean "missing" in a scorecard file (compared after stripping, case-sensitive).
+MISSING_TOKENS: tuple[str, ...] = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?")
 
 
 def load_csv(path: Path, label: str, id_column: str, display_name: str | None = None) -> Dataset:
@@ -42,20 +53,7 @@ def load_csv(path: Path, label: str, id_column: str, display_name: str | None = 
         raise DataError(f"{where}: no feature columns besides {id_column!r} and {label!r}")
 
     ids = _ids(table[:, id_pos], id_column, row_numbers, where)
-    y_float = _numbers(table[:, [label_pos]], [label], row_numbers, where, _LABEL_RULE)[:, 0]
-    bad = (y_float != 0) & (y_float != 1)
-    if bad.any():
-        r = int(np.argmax(bad))
-        raise DataError(
-            f"{where}: label column {label!r} has value {_shorten(table[r, label_pos])} "
-            f"(line {row_numbers[r]}); {_LABEL_RULE}"
-        )
-    y = y_float.astype(np.int8)
-    if np.unique(y).size < 2:
-        raise DataError(
-            f"{where}: label column {label!r} has only the value {int(y[0])} in all {y.size} rows; "
-            "both classes 0 and 1 must be present"
-        )
+    y = _labels(table[:, label_pos], label, row_numbers, where)
     names = [header[i] for i in feat_pos]
     X = _numbers(table[:, feat_pos], names, row_numbers, where, _FEATURE_RULE)
     return Dataset(X, y, ids, tuple(names), where)
@@ -83,6 +81,48 @@ def load_feature_csv(
     ids.setflags(write=False)
     X.setflags(write=False)
     return ids, X, names
+
+
+class CsvColumns(NamedTuple):
+    """What :func:`load_csv_columns` read: the fields of a
+    :class:`~fedrisk.data.characteristics.Characteristics`, which builds from it."""
+
+    columns: dict[str, np.ndarray]  # file order; float64 (NaN = missing) or str ("" = missing)
+    y: np.ndarray | None  # int8 0/1; None without a label column
+    ids: np.ndarray  # str, unique
+    name: str  # the display name
+
+
+def load_csv_columns(
+    path: Path, label: str | None, id_column: str, display_name: str | None = None
+) -> CsvColumns:
+    """A party file for the scorecard: every column but the id (and label) kept as a
+    characteristic, numeric or text, with missing values.
+
+    A column is numeric (float64, NaN = missing) when every non-missing cell parses as a
+    number, otherwise text (numpy str, values stripped, "" = missing). Missing cells are
+    those that, stripped, are one of :data:`MISSING_TOKENS` (case-sensitive). Numbers must
+    be finite. ``label=None`` reads a feature-only file; with a label, the label and id
+    checks and messages are those of :func:`load_csv` (labels 0/1, never missing, both
+    classes present).
+    """
+    where = display_name or str(path)
+    header, table, row_numbers = _read_table(Path(path), where)
+    if label is not None and label == id_column:
+        raise DataError(f"{where}: label column and id column are both {label!r}; they must differ")
+    id_pos = _column_index(header, id_column, "id", where)
+    label_pos = None if label is None else _column_index(header, label, "label", where)
+    feat_pos = [i for i in range(len(header)) if i not in (id_pos, label_pos)]
+    if not feat_pos:
+        if label is None:
+            raise DataError(f"{where}: no feature columns besides the id column {id_column!r}")
+        raise DataError(f"{where}: no feature columns besides {id_column!r} and {label!r}")
+    ids = _ids(table[:, id_pos], id_column, row_numbers, where)
+    y = None if label_pos is None else _labels(table[:, label_pos], label, row_numbers, where)
+    columns = {
+        header[i]: _characteristic(table[:, i], header[i], row_numbers, where) for i in feat_pos
+    }
+    return CsvColumns(columns, y, ids, where)
 
 
 # --- internals -------------------------------------------------------------------------
@@ -184,6 +224,46 @@ def _ids(column: np.ndarray, id_column: str, row_numbers: np.ndarray, where: str
     return ids
 
 
+def _labels(column: np.ndarray, label: str, row_numbers: np.ndarray, where: str) -> np.ndarray:
+    """The 0/1 label column as int8; both classes must be present."""
+    y_float = _numbers(column[:, None], [label], row_numbers, where, _LABEL_RULE)[:, 0]
+    bad = (y_float != 0) & (y_float != 1)
+    if bad.any():
+        r = int(np.argmax(bad))
+        raise DataError(
+            f"{where}: label column {label!r} has value {_shorten(column[r])} "
+            f"(line {row_numbers[r]}); {_LABEL_RULE}"
+        )
+    y = y_float.astype(np.int8)
+    if np.unique(y).size < 2:
+        raise DataError(
+            f"{where}: label column {label!r} has only the value {int(y[0])} in all {y.size} rows; "
+            "both classes 0 and 1 must be present"
+        )
+    return y
+
+
+def _characteristic(
+    column: np.ndarray, name: str, row_numbers: np.ndarray, where: str
+) -> np.ndarray:
+    """One scorecard column: float64 with NaN for missing if every other cell is a number,
+    else the stripped text with "" for missing. One numpy parse; a retry only for text."""
+    cells = np.char.strip(column)
+    missing = np.isin(cells, MISSING_TOKENS)
+    try:
+        values = np.where(missing, "nan", cells).astype(np.float64)
+    except ValueError:
+        return np.where(missing, "", cells)
+    infinite = np.isinf(values)
+    if infinite.any():
+        r = int(np.argmax(infinite))
+        raise DataError(
+            f"{where}: column {name!r}, line {row_numbers[r]}: value {_shorten(cells[r])} "
+            f"is infinite; {_FINITE_RULE}"
+        )
+    return values  # a cell that parses as NaN (e.g. 'NAN') is missing too
+
+
 def _numbers(
     block: np.ndarray, names: list[str], row_numbers: np.ndarray, where: str, rule: str
 ) -> np.ndarray:
@@ -197,15 +277,14 @@ def _numbers(
         if not bad.any():
             return values
         r, c = np.unravel_index(int(np.argmax(bad)), bad.shape)  # first bad cell, row-major
-        problem = (
-            "value is NaN"
-            if np.isnan(values[r, c])
-            else f"value {_shorten(block[r, c])} is infinite"
-        )
+        binnable = bool(np.isnan(values[r, c]))  # infinite values are refused everywhere
+        problem = "value is NaN" if binnable else f"value {_shorten(block[r, c])} is infinite"
     else:
         r, c, problem = _first_unparsable(block)
+        binnable = True  # text or empty: the scorecard takes both
     role = "label column" if rule == _LABEL_RULE else "column"
-    raise DataError(f"{where}: {role} {names[c]!r}, line {row_numbers[r]}: {problem}; {rule}")
+    hint = _SCORECARD_HINT if rule == _FEATURE_RULE and binnable else ""
+    raise DataError(f"{where}: {role} {names[c]!r}, line {row_numbers[r]}: {problem}; {rule}{hint}")
 
 
 def _first_unparsable(block: np.ndarray) -> tuple[int, int, str]:

@@ -21,6 +21,23 @@ def preview(names: Sequence[str], limit: int = 8) -> str:
     return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
 
 
+def row_index(idx: np.ndarray | Sequence[int], n_rows: int) -> np.ndarray:
+    """Rows to take from a table of ``n_rows``: an integer index array or a boolean mask,
+    as integer positions; repeated rows are refused (a table's ids must stay unique)."""
+    idx = np.asarray(idx)
+    if idx.dtype == bool:
+        if idx.shape != (n_rows,):
+            raise ValueError(f"boolean mask has shape {idx.shape}, expected ({n_rows},)")
+        return np.flatnonzero(idx)
+    if idx.size == 0:
+        return idx.astype(np.intp)
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"row index must be integers or a boolean mask, got dtype {idx.dtype}")
+    if np.unique(idx).size != idx.size:
+        raise ValueError("row index contains repeated rows; a table's ids must stay unique")
+    return idx
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """Rows of one party (or of the whole population): features, 0/1 labels and row ids.
@@ -83,17 +100,7 @@ class Dataset:
         Repeated indices are refused, because ids must stay unique; for bootstrap samples
         index ``X``/``y`` directly.
         """
-        idx = np.asarray(idx)
-        if idx.dtype == bool:
-            if idx.shape != (self.n_rows,):
-                raise ValueError(f"boolean mask has shape {idx.shape}, expected ({self.n_rows},)")
-            idx = np.flatnonzero(idx)
-        elif idx.size == 0:
-            idx = idx.astype(np.intp)
-        elif not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"row index must be integers or a boolean mask, got dtype {idx.dtype}")
-        if np.unique(idx).size != idx.size:
-            raise ValueError("row index contains repeated rows; a Dataset's ids must stay unique")
+        idx = row_index(idx, self.n_rows)
         return Dataset(self.X[idx], self.y[idx], self.ids[idx], self.feature_names, self.name)
 
     def select(self, columns: Sequence[str]) -> Dataset:

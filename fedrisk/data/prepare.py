@@ -24,7 +24,7 @@ from fedrisk.data.csv_source import load_csv
 from fedrisk.data.dataset import Dataset
 from fedrisk.data.partition import partition_rows
 from fedrisk.data.scaling import RobustScaler
-from fedrisk.data.split import Standardizer, train_test_split
+from fedrisk.data.split import Standardizer, split_indices
 from fedrisk.data.synthetic import make_synthetic_credit
 from fedrisk.errors import DataError, InputError
 from fedrisk.scenario import Scenario
@@ -75,32 +75,41 @@ def _load_source(s: Scenario) -> Dataset:
 
 def prepare_horizontal(s: Scenario) -> PreparedData:
     pooled = load_source(s)
-    where = s.source_file
-    n_test = int(round(pooled.n_rows * s.data.test_fraction))
-    if n_test < 2 or pooled.n_rows - n_test < 2:
-        raise InputError(
-            f"{where}: data.test_fraction: {s.data.test_fraction} leaves "
-            f"{n_test} test rows of {pooled.n_rows}; both halves need ≥ 2 rows"
-        )
-    train, test = train_test_split(pooled, s.data.test_fraction, seed=s.seed)
-    f = s.federation
-    if f.banks * f.min_rows > train.n_rows:
-        raise InputError(
-            f"{where}: federation.banks: {f.banks} banks × min_rows {f.min_rows} "
-            f"needs {f.banks * f.min_rows} training rows, the data has "
-            f"{train.n_rows}; lower banks or min_rows"
-        )
-    try:
-        parts = partition_rows(
-            train.y, f.banks, f.partition, seed=s.seed, alpha=f.alpha, min_rows=f.min_rows
-        )
-    except (DataError, ValueError) as exc:
-        raise InputError(f"{where}: federation.partition: {exc}") from None
+    train_idx, test_idx, parts = split_rows(s, pooled.y)
+    train, test = pooled.subset(train_idx), pooled.subset(test_idx)
     scaler = fit_scaler(s.data.scaling, train.X, parts)
     if scaler is not None:
         train = _with_X(train, scaler.transform(train.X))
         test = _with_X(test, scaler.transform(test.X))
     return PreparedData(train, test, tuple(parts), s.bank_names(), scaler)
+
+
+def split_rows(s: Scenario, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(training rows, held-out rows, each bank's positions among the training rows) of
+    pooled labels ``y``: the stratified split and the partition every horizontal run
+    uses, with one-line errors when the data is too small for them."""
+    where, n = s.source_file, len(y)
+    n_test = int(round(n * s.data.test_fraction))
+    if n_test < 2 or n - n_test < 2:
+        raise InputError(
+            f"{where}: data.test_fraction: {s.data.test_fraction} leaves "
+            f"{n_test} test rows of {n}; both halves need ≥ 2 rows"
+        )
+    train_idx, test_idx = split_indices(y, s.data.test_fraction, s.seed)
+    f = s.federation
+    if f.banks * f.min_rows > len(train_idx):
+        raise InputError(
+            f"{where}: federation.banks: {f.banks} banks × min_rows {f.min_rows} "
+            f"needs {f.banks * f.min_rows} training rows, the data has "
+            f"{len(train_idx)}; lower banks or min_rows"
+        )
+    try:
+        parts = partition_rows(
+            y[train_idx], f.banks, f.partition, seed=s.seed, alpha=f.alpha, min_rows=f.min_rows
+        )
+    except (DataError, ValueError) as exc:
+        raise InputError(f"{where}: federation.partition: {exc}") from None
+    return train_idx, test_idx, parts
 
 
 def fit_scaler(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -50,7 +51,11 @@ __all__ = [
     "DEFAULT_SYNTHETIC_PARTIES",
     "PartyTable",
     "VerticalTables",
+    "check_parties",
+    "column_plan",
     "load_vertical",
+    "party_files",
+    "refuse_label_column",
     "resolve_columns",
     "true_intersection",
 ]
@@ -207,17 +212,23 @@ def _party_key(src: str, i: int | None, field: str) -> str:
 # --- loading --------------------------------------------------------------------------
 
 
-def load_vertical(s: Scenario) -> VerticalTables:
-    """One table per party of the vertical scenario ``s``; deterministic for ``s.seed``."""
-    src = s.source_file
-    parties = tuple(s.federation.parties)
+def check_parties(s: Scenario) -> None:
+    """One label holder and at least one data party, when the scenario lists parties."""
+    parties = s.federation.parties
     if parties:
         holders = [i for i, p in enumerate(parties) if p.label]
         if len(holders) != 1 or len(parties) < 2:
             raise InputError(
-                f"{src}: federation.parties: a vertical federation needs exactly "
+                f"{s.source_file}: federation.parties: a vertical federation needs exactly "
                 "one party with label = true and at least one data party"
             )
+
+
+def load_vertical(s: Scenario) -> VerticalTables:
+    """One table per party of the vertical scenario ``s``; deterministic for ``s.seed``."""
+    src = s.source_file
+    parties = tuple(s.federation.parties)
+    check_parties(s)
     if s.data.source != "csv":
         for i, p in enumerate(parties):
             if p.path is not None:
@@ -368,8 +379,11 @@ def _generate(src, n, seed, sources, k, signal, data):
         raise InputError(f"{src}: federation.parties: synthetic data: {exc}") from None
 
 
-def _load_csv(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTables:
+def party_files(s: Scenario) -> list[tuple[PartyConfig, Path, str]]:
+    """Each party's csv file (vertical, ``data.source = "csv"``): (its config, the path,
+    how messages name it), in scenario order; one-line errors for what is missing."""
     src = s.source_file
+    parties = tuple(s.federation.parties)
     if not parties:
         raise InputError(
             f"{src}: federation.parties: required with data.source = 'csv'; add "
@@ -380,7 +394,7 @@ def _load_csv(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTables:
             f"{src}: data.path: not used by vertical federations; give each "
             "party its own file in federation.parties[i].path"
         )
-    loaded = []
+    out = []
     for i, p in enumerate(parties):
         key = _party_key(src, i, "path")
         if not p.path:
@@ -395,28 +409,46 @@ def _load_csv(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTables:
                 f"{key}: file {shown} not found; give the path of an existing "
                 "csv file, relative to the scenario file"
             )
-        where = f"{key} ({p.path})"
+        out.append((p, path, f"{key} ({p.path})"))
+    return out
+
+
+def refuse_label_column(s: Scenario, names, where: str) -> None:
+    """A data party's file must not carry the label column."""
+    if s.data.label in names:
+        raise DataError(
+            f"{where}: has the label column {s.data.label!r}; the label "
+            "belongs only in the label holder's file"
+        )
+
+
+def column_plan(s: Scenario, names: list) -> list[tuple[int, str, tuple[str, ...]]]:
+    """(scenario index, party, its columns) from each file's column ``names``: the
+    party's ``columns`` patterns resolved, ``data.exclude`` applied, and no column held
+    twice."""
+    src = s.source_file
+    plan = []
+    for i, (p, cols) in enumerate(zip(s.federation.parties, names)):
+        if p.columns is not None:
+            cols = resolve_columns(p.columns, cols, _party_key(src, i, "columns"))
+        plan.append((i, p.name, tuple(cols)))
+    plan = without_excluded(s, plan)
+    _assign_columns(src, plan)
+    return plan
+
+
+def _load_csv(s: Scenario, parties: tuple[PartyConfig, ...]) -> VerticalTables:
+    loaded = []
+    for p, path, where in party_files(s):
         if p.label:
             ds = load_csv(path, label=s.data.label, id_column=s.data.id, display_name=where)
             ids, X, names, y = ds.ids, ds.X, ds.feature_names, ds.y
         else:
             ids, X, names = load_feature_csv(path, id_column=s.data.id, display_name=where)
             y = None
-            if s.data.label in names:
-                raise DataError(
-                    f"{where}: has the label column {s.data.label!r}; the label "
-                    "belongs only in the label holder's file"
-                )
+            refuse_label_column(s, names, where)
         loaded.append((ids, X, names, y))
-    plan = []
-    for i, (p, (_, _, names, _)) in enumerate(zip(parties, loaded)):
-        if p.columns is None:
-            cols = names
-        else:
-            cols = resolve_columns(p.columns, names, _party_key(src, i, "columns"))
-        plan.append((i, p.name, cols))
-    plan = without_excluded(s, plan)
-    _assign_columns(src, plan)
+    plan = column_plan(s, [names for _, _, names, _ in loaded])
     tables = {}
     for p, (ids, X, names, y), (_, _, cols) in zip(parties, loaded, plan):
         position = {c: j for j, c in enumerate(names)}
