@@ -213,12 +213,26 @@ def run_ray_simulation(server_app: ServerApp, client_app: ClientApp, num_nodes: 
             "log_to_driver": False,
         },
     }
-    run_simulation(
-        server_app=server_app,
-        client_app=client_app,
-        num_supernodes=num_nodes,
-        backend_config=backend_config,
-    )
+    from flwr.server.superlink.fleet.vce.backend import raybackend  # start-up: needs Ray
+
+    # Flower shuts Ray down after every run and starts it again for the next (~8 s on 2
+    # cores); a process that runs several simulations (a sweep, the test suite) keeps it
+    # up: Ray's own exit handler stops it with the process
+    shutdown = raybackend.ray.shutdown
+    raybackend.ray.shutdown = _keep_ray
+    try:
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=num_nodes,
+            backend_config=backend_config,
+        )
+    finally:
+        raybackend.ray.shutdown = shutdown
+
+
+def _keep_ray() -> None:
+    """Flower's end-of-run ``ray.shutdown()``, skipped (see :func:`run_ray_simulation`)."""
 
 
 def run_engine(

@@ -25,6 +25,7 @@ from fedrisk.data.scaling import fit_party_scaler
 from fedrisk.data.split import split_indices
 from fedrisk.errors import InputError, ProtocolError
 from fedrisk.evaluation.metrics import score_metrics
+from fedrisk.flower.exchange import exchange
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid
 from fedrisk.privacy.mechanisms import clip_rows
@@ -76,24 +77,10 @@ def ask(
     what: str,
     rnd: int,
 ) -> list[Message]:
-    msgs = [
-        Message(
-            RecordDict({"config": ConfigRecord({**cfg, "server-round": rnd})}),
-            dst_node_id=node,
-            message_type=message_type,
-        )
-        for node, cfg in zip(nodes, configs)
+    contents = [
+        RecordDict({"config": ConfigRecord({**cfg, "server-round": rnd})}) for cfg in configs
     ]
-    replies = list(grid.send_and_receive(msgs))
-    by_node = {r.metadata.src_node_id: r for r in replies}
-    out = []
-    for node in nodes:
-        reply = by_node.get(node)
-        if reply is None or reply.has_error():
-            reason = reply.error.reason if reply is not None else "no reply"
-            raise ProtocolError(f"round {rnd}: {grid.name(node)} failed in {what}: {reason}")
-        out.append(reply)
-    return out
+    return exchange(grid, nodes, contents, message_type, what, f"round {rnd}")
 
 
 def align_customers(

@@ -124,6 +124,19 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
     return app
 
 
+def answer_setup(app: ClientApp, job: DataPartyJob) -> None:
+    """The identify handshake and the alignment (PSI, then the held-out split), as
+    every vertical model's data parties answer them (hetero LR adds its scaling)."""
+
+    @app.query("identify")
+    def identify(msg: Message, context: Context) -> Message:
+        return identity_reply(msg, job.parties[party_index(context)].name)
+
+    @app.query("vertical")
+    def setup(msg: Message, context: Context) -> Message:
+        return alignment_reply(job.parties[party_index(context)], msg, context)
+
+
 def alignment_reply(party: PartyData, msg: Message, context: Context) -> Message:
     """A data party's side of the set-up (``query.vertical``): the PSI exchange with the
     bank, then the shared ids and the held-out split, kept as its rows in
@@ -219,4 +232,4 @@ def _apply_gradient(
     return w - m.learning_rate * (grad + m.l2 * w)
 
 
-__all__ = ["alignment_reply", "make_party_app", "party_cipher", "party_index"]
+__all__ = ["alignment_reply", "answer_setup", "make_party_app", "party_cipher", "party_index"]

@@ -18,6 +18,7 @@ from fedrisk.crypto.gh_packing import GHLayout
 from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher, decrypt_many
 from fedrisk.errors import ProtocolError
 from fedrisk.evaluation.metrics import score_metrics
+from fedrisk.flower.exchange import exchange
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid
 from fedrisk.models.boosting import (
@@ -74,19 +75,9 @@ def _send(
     rnd: int,
 ) -> list[Message]:
     """One message per node (its own content), every reply or a ProtocolError."""
-    msgs = []
-    for node, content in zip(nodes, contents):
+    for content in contents:
         content["config"]["server-round"] = rnd
-        msgs.append(Message(content, dst_node_id=node, message_type=MessageType.TRAIN))
-    replies = {r.metadata.src_node_id: r for r in grid.send_and_receive(msgs)}
-    out = []
-    for node in nodes:
-        reply = replies.get(node)
-        if reply is None or reply.has_error():
-            reason = reply.error.reason if reply is not None else "no reply"
-            raise ProtocolError(f"tree {rnd}: {grid.name(node)} failed in {what}: {reason}")
-        out.append(reply)
-    return out
+    return exchange(grid, nodes, contents, MessageType.TRAIN, what, f"tree {rnd}")
 
 
 class PartySources:

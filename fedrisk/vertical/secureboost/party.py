@@ -15,9 +15,8 @@ from flwr.clientapp import ClientApp
 from fedrisk.crypto.gh_packing import GHLayout, encrypted_left_sums, fold
 from fedrisk.crypto.paillier import VectorCipher, ciphertext_bytes
 from fedrisk.errors import ProtocolError
-from fedrisk.flower.recording_grid import identity_reply
 from fedrisk.models.boosting import GH_FRAC_BITS, Bins, column_and_bin, fit_bins, left_sums
-from fedrisk.vertical.party import alignment_reply, party_cipher, party_index
+from fedrisk.vertical.party import answer_setup, party_cipher, party_index
 from fedrisk.vertical.protocol import ROWS_KEY, DataPartyJob, PartyData
 from fedrisk.vertical.secureboost.protocol import BINS_KEY, GH_KEY, TREE_KEY
 
@@ -42,13 +41,7 @@ def make_secureboost_party_app(job: DataPartyJob, mods: list | None = None) -> C
     sb = job.scenario.secureboost
     cipher = party_cipher(job)
 
-    @app.query("identify")
-    def identify(msg: Message, context: Context) -> Message:
-        return identity_reply(msg, job.parties[party_index(context)].name)
-
-    @app.query("vertical")
-    def setup(msg: Message, context: Context) -> Message:
-        return alignment_reply(job.parties[party_index(context)], msg, context)
+    answer_setup(app, job)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
