@@ -33,6 +33,7 @@ _EXPORTS = {
     "PrivacyConfig": "fedrisk.scenario",
     "FederatedLogisticModel": "fedrisk.model_io",
     "FederatedBoostedTrees": "fedrisk.model_io",
+    "FederatedWoeScorecard": "fedrisk.model_io",
     "InputError": "fedrisk.errors",
     "ProtocolError": "fedrisk.errors",
 }
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from fedrisk.errors import ProtocolError as ProtocolError
     from fedrisk.model_io import FederatedBoostedTrees as FederatedBoostedTrees
     from fedrisk.model_io import FederatedLogisticModel as FederatedLogisticModel
+    from fedrisk.model_io import FederatedWoeScorecard as FederatedWoeScorecard
     from fedrisk.runs.outputs import RunOutcome as RunOutcome
     from fedrisk.runs.resume import resume_run as resume_run
     from fedrisk.runs.run import run_scenario as run_scenario
@@ -56,9 +58,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from fedrisk.scenario import load_scenario as load_scenario
 
 
-def load_model(run_dir: str | Path) -> FederatedLogisticModel | FederatedBoostedTrees:
-    """The final model of a run folder: a horizontal run's logistic regression, or a
-    SecureBoost run's trees joined with every party's part (the simulator's view); see
+def load_model(
+    run_dir: str | Path,
+) -> FederatedLogisticModel | FederatedBoostedTrees | FederatedWoeScorecard:
+    """The final model of a run folder: a horizontal run's logistic regression, a
+    SecureBoost run's trees joined with every party's part (the simulator's view), or a
+    scorecard run's points per bin (a vertical one joined with each party's bins); see
     :mod:`fedrisk.model_io`. (A function, not a lazy name: ``fedrisk.load_model`` costs
     no import until called.)"""
     from fedrisk.model_io import load_model as load

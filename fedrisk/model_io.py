@@ -23,13 +23,25 @@ whose split nodes name only a source and that source's split id) and one part pe
 party, ``model/<party>.json`` (each of its split ids' column and threshold).
 :func:`load_model` joins them into a :class:`FederatedBoostedTrees`: the simulator's
 view, which in a real deployment no single party could assemble.
+
+WOE scorecard runs (``model.kind = "scorecard"``) write ``scorecard.json``: per selected
+characteristic its bins (grid edge cells for a numeric column, groups of categories for
+a text one), their weight of evidence and integer points. :func:`load_model` gives a
+:class:`FederatedWoeScorecard`, which bins raw rows (text columns and missing values
+included) exactly as the run did and scores them with the card's integer points or the
+model's exact log-odds. Such a run's ``model.json`` acts on WOE-coded columns, not on raw
+values, so it is never loaded on its own. In a vertical scorecard run the bank's
+``scorecard.json`` names a data party's bins by number only; each data party's own part,
+``model/scorecard-<party>.json``, holds its bins, and loading joins them (the simulator's
+view again).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +55,15 @@ MODEL_FILE = "model.json"
 TREES_FORMAT = "fedrisk-secureboost-v1"
 TREES_DIR = "model"  # a secureboost run's model folder: trees.json and one part per party
 TREES_FILE = "trees.json"
+SCORECARD_FILE = "scorecard.json"
+WOE_FORMAT = "fedrisk-woe-scorecard-v1"
+WOE_PART_PREFIX = "scorecard-"  # a vertical data party's part: model/scorecard-<party>.json
+# the binning grid of fedrisk.models.binning, replicated (model_io may not import models)
+GRID_LIMIT = 36.0  # |asinh(x)| range covered; values beyond fall into the end cells
+GRID_CELLS = 4096  # equal cells in t = asinh(x) over [-GRID_LIMIT, GRID_LIMIT]
+GRID_STEP = 2.0 * GRID_LIMIT / GRID_CELLS  # 9/512: every cell boundary is an exact float
+# strings that mean "missing" (stripped, case-sensitive), as fedrisk.data.csv_source reads
+MISSING_TOKENS: tuple[str, ...] = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?")
 
 
 class FederatedLogisticModel:
@@ -302,25 +323,44 @@ def _indices(values: Any) -> np.ndarray:
     return raw.astype(np.int64)
 
 
-def load_model(run_dir: str | Path) -> FederatedLogisticModel | FederatedBoostedTrees:
+def load_model(
+    run_dir: str | Path,
+) -> FederatedLogisticModel | FederatedBoostedTrees | FederatedWoeScorecard:
     """The final model of a run folder.
 
     A horizontal run (or its ``model.json`` file itself) gives a
     :class:`FederatedLogisticModel`; a SecureBoost run (or its ``model`` folder, or
-    that folder's ``trees.json``) a :class:`FederatedBoostedTrees`. Vertical logistic
-    runs have no whole model to load (InputError saying so).
+    that folder's ``trees.json``) a :class:`FederatedBoostedTrees`; a WOE scorecard run
+    (or its ``scorecard.json``, or its ``model.json``, which acts on WOE-coded columns)
+    a :class:`FederatedWoeScorecard`, joined with each data party's own part of the
+    bins in a vertical run. Vertical logistic runs have no whole model to load
+    (InputError saying so).
     """
     path = Path(run_dir)
     if path.is_dir():
         for trees_file in (path / TREES_DIR / TREES_FILE, path / TREES_FILE):
             if trees_file.is_file():
                 return _load_trees(trees_file)
+        card = _woe_card_of(path)
+        if card is not None:
+            return _load_woe_card(card)
         file = path / MODEL_FILE
         if not file.is_file():
             raise InputError(_no_model_message(path))
     elif path.is_file():
         if path.name == TREES_FILE:
             return _load_trees(path)
+        if path.name.startswith(WOE_PART_PREFIX) and _format_of(path) == WOE_FORMAT:
+            raise InputError(
+                f"{path}: one data party's own part of a vertical scorecard (its bins "
+                f"only); load the run folder ({path.parent.parent}), which joins every "
+                f"party's part with the bank's {SCORECARD_FILE}"
+            )
+        card = _woe_card_of(path.parent) if path.name == MODEL_FILE else None
+        if path.name == SCORECARD_FILE and _format_of(path) == WOE_FORMAT:
+            card = path
+        if card is not None:
+            return _load_woe_card(card)
         file = path
     else:
         raise InputError(f"{path}: no such run folder")
@@ -680,3 +720,755 @@ def preview(items: Sequence[str], limit: int = 5) -> str:
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
+
+
+# --- WOE scorecards: scorecard.json and the data parties' parts ------------------------------
+
+
+def grid_cells(x: Any) -> np.ndarray:
+    """Grid cell (int64, same shape) of each value; NaN -> -1, ±inf -> the end cells.
+
+    The same operations, in the same order, as :func:`fedrisk.models.binning.grid_cells`,
+    so a value finds the cell (hence the bin) the run gave it, bit for bit.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    missing = np.isnan(x)
+    t = np.arcsinh(np.where(missing, 0.0, x))
+    # clip before the cast: inf (and anything past the limit) must not reach astype
+    cell = np.clip(np.floor((t + GRID_LIMIT) / GRID_STEP), 0, GRID_CELLS - 1).astype(np.int64)
+    return np.where(missing, np.int64(-1), cell)
+
+
+def woe_of_counts(good: Any, bad: Any) -> np.ndarray:
+    """Each bin's exact WOE from its goods and bads, as :func:`fedrisk.models.binning.woe_iv`
+    computes it (smoothing by 0.5 where a populated bin lacks goods or bads; an empty bin
+    has WOE 0). ``scorecard.json`` prints WOE to 6 decimals; the model used these."""
+    good = np.asarray(good, dtype=np.float64)[None, :]
+    bad = np.asarray(bad, dtype=np.float64)[None, :]
+    populated = (good + bad) > 0
+    smooth = np.any(populated & ((good == 0) | (bad == 0)), axis=-1, keepdims=True)
+    s = np.where(smooth, 0.5, 0.0)
+    g = np.where(populated, good + s, 0.0)
+    b = np.where(populated, bad + s, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pg = g / g.sum(axis=-1, keepdims=True)
+        pb = b / b.sum(axis=-1, keepdims=True)
+        woe = np.where(populated, np.log(pg / pb), 0.0)
+    return woe[0]
+
+
+@dataclass(frozen=True, eq=False)
+class WoeCharacteristic:
+    """One characteristic of a WOE scorecard: how raw values find a bin, and each bin's
+    WOE (exact, as the model used it).
+
+    Numeric (``cuts`` given): a value's grid cell (:func:`grid_cells`) falls in regular
+    bin k when ``cuts[k-1] <= cell < cuts[k]``; NaN in the missing bin, the last.
+    Text (``groups`` given): a stripped value is in the bin of the group naming it; an
+    unknown category in bin ``unseen``; "" (None, NaN, or a missing token such as "NA"
+    that no group names) in the missing bin, the last. ``labels``, ``customers`` and
+    ``defaulters`` (per bin, optional) are for :meth:`FederatedWoeScorecard.table`.
+    """
+
+    name: str
+    coefficient: float  # β on the WOE value
+    woe: Any  # one per bin, the missing bin last
+    cuts: Any = None
+    groups: Any = None
+    unseen: int = 0
+    owner: str = ""
+    labels: Any = None
+    customers: Any = None
+    defaulters: Any = None
+    _lookup: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        at = f"characteristic {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(
+                f"a characteristic needs a name (a non-empty string), got {self.name!r}"
+            )
+        if (self.cuts is None) == (self.groups is None):
+            raise ValueError(f"{at}: give either cuts (numeric) or groups (text), not both")
+        if not _is_number(self.coefficient) or not math.isfinite(self.coefficient):
+            raise ValueError(f"{at}: coefficient must be a finite number")
+        lookup: dict[str, int] = {}
+        if self.cuts is not None:
+            cuts = np.asarray(self.cuts)
+            if cuts.size and (cuts.dtype.kind not in "iu" or cuts.ndim != 1):
+                raise ValueError(f"{at}: cuts must be a list of grid cells (whole numbers)")
+            cuts = cuts.astype(np.int64).ravel()
+            if cuts.size and (cuts[0] <= 0 or cuts[-1] >= GRID_CELLS or (np.diff(cuts) <= 0).any()):
+                raise ValueError(
+                    f"{at}: cuts must be strictly increasing grid cells in (0, {GRID_CELLS})"
+                )
+            cuts.setflags(write=False)
+            object.__setattr__(self, "cuts", cuts)
+            n_bins = cuts.size + 2
+        else:
+            groups = tuple(tuple(g) for g in self.groups)
+            for i, g in enumerate(groups):
+                for c in g:
+                    if not isinstance(c, str) or not c or c.strip() != c:
+                        raise ValueError(
+                            f"{at}: group {i + 1}: {c!r} is not a category "
+                            "(a non-empty string without surrounding spaces)"
+                        )
+                    if c in lookup:
+                        raise ValueError(f"{at}: category {c!r} is in two groups")
+                    lookup[c] = i
+                if not g:
+                    raise ValueError(f"{at}: group {i + 1} is empty")
+            if not _is_int(self.unseen) or not 0 <= self.unseen < max(len(groups), 1):
+                raise ValueError(
+                    f"{at}: unseen must be the index of one of its {len(groups)} groups, "
+                    f"got {self.unseen!r}"
+                )
+            object.__setattr__(self, "groups", groups)
+            n_bins = len(groups) + 1
+        object.__setattr__(self, "_lookup", lookup)
+        woe = np.array(self.woe, dtype=np.float64)
+        if woe.shape != (n_bins,) or not np.isfinite(woe).all():
+            raise ValueError(
+                f"{at}: woe must be {n_bins} finite numbers (one per bin, the missing bin "
+                f"last), got shape {woe.shape}"
+            )
+        woe.setflags(write=False)
+        object.__setattr__(self, "woe", woe)
+        object.__setattr__(self, "coefficient", float(self.coefficient))
+        object.__setattr__(self, "owner", str(self.owner))
+        labels = self.default_labels() if self.labels is None else tuple(map(str, self.labels))
+        if len(labels) != n_bins:
+            raise ValueError(f"{at}: {len(labels)} labels for {n_bins} bins")
+        object.__setattr__(self, "labels", labels)
+        for key in ("customers", "defaulters"):
+            counts = getattr(self, key)
+            if counts is not None:
+                counts = tuple(int(c) for c in counts)
+                if len(counts) != n_bins:
+                    raise ValueError(f"{at}: {len(counts)} {key} counts for {n_bins} bins")
+                object.__setattr__(self, key, counts)
+
+    @property
+    def kind(self) -> str:
+        """ "numeric" or "text"."""
+        return "numeric" if self.cuts is not None else "text"
+
+    @property
+    def n_bins(self) -> int:
+        """Regular bins (or groups) plus the missing bin."""
+        return self.woe.size
+
+    def default_labels(self) -> tuple[str, ...]:
+        """Labels as the run writes them: "< a", "[a, b)", ">= z" (edge values of the cut
+        cells, %.6g) or "name in {a, b}", then "missing"."""
+        if self.cuts is None:
+            return (*(f"{self.name} in {{{', '.join(g)}}}" for g in self.groups), "missing")
+        edges = np.sinh(-GRID_LIMIT + self.cuts.astype(np.float64) * GRID_STEP)
+        e = [f"{float(v):.6g}" for v in edges]
+        if not e:
+            return ("not missing", "missing")
+        inner = [f"[{a}, {b})" for a, b in zip(e[:-1], e[1:])]
+        return (f"< {e[0]}", *inner, f">= {e[-1]}", "missing")
+
+    def assign(self, values: Any) -> np.ndarray:
+        """The bin (0-based, int64) of each raw value of a 1-D column."""
+        if self.cuts is not None:
+            cells = grid_cells(numeric_column(values, self.name))
+            idx = np.searchsorted(self.cuts, cells, side="right")
+            return np.where(cells < 0, self.cuts.size + 1, idx).astype(np.int64)
+        text = text_column(values, self.name, known=self._lookup)
+        lookup = {**self._lookup, "": len(self.groups)}
+        uniq, inv = np.unique(text, return_inverse=True)
+        codes = np.array([lookup.get(u, self.unseen) for u in uniq], dtype=np.int64)
+        return codes[inv.ravel()]
+
+
+class FederatedWoeScorecard:
+    """A WOE scorecard run's model on raw characteristics, scikit-learn style.
+
+    Each row is binned characteristic by characteristic (``bins_``); :meth:`score` adds
+    the card's integer points, ``round(base_points) + Σ round(-factor · β_j · WOE_j)``,
+    as the run's points table prints them; :meth:`predict_proba` is the logistic model
+    the points stand for, P(default) = σ(``intercept_`` + Σ ``coef_[j]`` · WOE_j(bin)),
+    exact (the WOE as trained, not the 6 printed decimals). Higher points = lower risk.
+
+    ``feature_names_`` are the selected characteristics in card order,
+    ``feature_parties_`` the party holding each ("banks" in a horizontal run);
+    ``classes_ == [0, 1]`` (1 = default). In a vertical run this is the simulator's view:
+    the data parties' bins, which in a real deployment only each party holds.
+
+    ``X`` for every method: a mapping ``{name: column}`` (lists or arrays; text columns as
+    str), a table with ``.columns`` (pandas and the like), or a 2-D array in
+    ``feature_names_`` order (object or str dtype for text). Columns are matched by name
+    and others ignored. Numeric columns take numbers or number strings; NaN, None and the
+    strings of ``MISSING_TOKENS`` are missing (the missing bin), infinite values fall in
+    the end bins. Text columns are stripped; "", None, NaN and missing tokens are missing,
+    unknown categories go to the bin of unseen ones.
+    """
+
+    def __init__(
+        self,
+        characteristics: Sequence[WoeCharacteristic],
+        intercept: float,
+        *,
+        base_score: float = 600.0,
+        base_odds: float = 50.0,
+        pdo: float = 20.0,
+        source: str | None = None,
+    ) -> None:
+        chars = tuple(characteristics)
+        if not chars or not all(isinstance(c, WoeCharacteristic) for c in chars):
+            raise ValueError("a scorecard needs at least one WoeCharacteristic")
+        names = tuple(c.name for c in chars)
+        if len(set(names)) != len(names):
+            raise ValueError("characteristic names must be unique")
+        for key, v in (("intercept", intercept), ("base_score", base_score)):
+            if not _is_number(v) or not math.isfinite(v):
+                raise ValueError(f"{key} must be a finite number, got {v!r}")
+        for key, v in (("base_odds", base_odds), ("pdo", pdo)):
+            if not _is_number(v) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{key} must be a finite number > 0, got {v!r}")
+        # the convention of fedrisk.evaluation.scorecard.scaling, computed the same way
+        factor = pdo / math.log(2)
+        offset = base_score - factor * math.log(base_odds)
+        self.characteristics_: tuple[WoeCharacteristic, ...] = chars
+        self.feature_names_: tuple[str, ...] = names
+        self.feature_parties_: tuple[str, ...] = tuple(c.owner for c in chars)
+        self.parties_: tuple[str, ...] = tuple(dict.fromkeys(self.feature_parties_))
+        self.intercept_: float = float(intercept)
+        coef = np.array([c.coefficient for c in chars])
+        coef.setflags(write=False)
+        self.coef_: np.ndarray = coef  # β per characteristic, on its WOE
+        self.base_score_ = float(base_score)
+        self.base_odds_ = float(base_odds)
+        self.pdo_ = float(pdo)
+        self.factor_: float = factor
+        self.base_points_: float = offset - factor * self.intercept_
+        self.base_points_rounded_: int = int(round(self.base_points_))
+        points = []
+        for c in chars:  # as WoeScorecard.points rounds them
+            p = np.rint(-factor * c.coefficient * c.woe).astype(np.int64)
+            p.setflags(write=False)
+            points.append(p)
+        self.points_: tuple[np.ndarray, ...] = tuple(points)  # integer points per bin
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = len(names)
+        self.source = source  # the scorecard.json it was loaded from, if any
+
+    @classmethod
+    def from_file(cls, scorecard_file: str | Path) -> FederatedWoeScorecard:
+        """Load ``scorecard.json`` and, for a vertical run, the parts in ``model/`` beside
+        it (InputError naming the file at fault)."""
+        return _load_woe_card(Path(scorecard_file))
+
+    def bins_(self, X: Any) -> np.ndarray:
+        """Each row's bin (0-based) per characteristic, shape ``(n, n_features_in_)``."""
+        columns, n = _raw_columns(X, self.feature_names_)
+        out = np.empty((n, self.n_features_in_), dtype=np.int64)
+        for j, (c, values) in enumerate(zip(self.characteristics_, columns)):
+            out[:, j] = c.assign(values)
+        return out
+
+    def score(self, X: Any) -> np.ndarray:
+        """Integer points per row: rounded base points + each characteristic's rounded
+        bin points (higher = lower risk), as the run's points table adds them."""
+        bins = self.bins_(X)
+        total = np.full(bins.shape[0], self.base_points_rounded_, dtype=np.int64)
+        for j, points in enumerate(self.points_):
+            total += points[bins[:, j]]
+        return total
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The model's exact log-odds of default, ``intercept_ + Σ coef_[j] · WOE_j``."""
+        bins = self.bins_(X)
+        z = np.full(bins.shape[0], self.intercept_)
+        for j, c in enumerate(self.characteristics_):
+            z += c.coefficient * c.woe[bins[:, j]]
+        return z
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Shape ``(n, 2)``: column 0 P(no default), column 1 P(default)."""
+        z = self.decision_function(X)
+        return np.column_stack([expit(-z), expit(z)])
+
+    def predict(self, X: Any, threshold: float = 0.5) -> np.ndarray:
+        """1 (default) where P(default) ≥ ``threshold``, else 0."""
+        return (self.predict_proba(X)[:, 1] >= threshold).astype(np.int8)
+
+    def table(self) -> list[dict[str, Any]]:
+        """The points table, one row per bin (the missing bin included), with the columns
+        and rounding of the run's ``scorecard.csv``: characteristic, owner, bin (1-based),
+        label, customers, defaulters (None when unknown), woe, coefficient, points. The
+        base points are ``base_points_rounded_``."""
+        rows = []
+        for c, points in zip(self.characteristics_, self.points_):
+            for k in range(c.n_bins):
+                rows.append(
+                    {
+                        "characteristic": c.name,
+                        "owner": c.owner,
+                        "bin": k + 1,
+                        "label": c.labels[k],
+                        "customers": None if c.customers is None else c.customers[k],
+                        "defaulters": None if c.defaulters is None else c.defaulters[k],
+                        "woe": round(float(c.woe[k]), 6),
+                        "coefficient": round(c.coefficient, 6),
+                        "points": int(points[k]),
+                    }
+                )
+        return rows
+
+    def __repr__(self) -> str:
+        parties = f", parties {preview(self.parties_)}" if self.parties_ != ("",) else ""
+        return (
+            f"FederatedWoeScorecard({self.n_features_in_} characteristics, "
+            f"{sum(c.n_bins for c in self.characteristics_)} bins, base points "
+            f"{self.base_points_rounded_}{parties}, source={self.source!r})"
+        )
+
+
+# --- raw columns ---------------------------------------------------------------------------
+
+
+def _raw_columns(X: Any, names: Sequence[str]) -> tuple[list[np.ndarray], int]:
+    """The 1-D raw column of each name in ``X``, and the number of rows."""
+    names = list(names)
+    d = len(names)
+    if isinstance(X, Mapping):
+        keys = {str(k): k for k in X}
+        missing = [n for n in names if n not in keys]
+        if missing:
+            raise ValueError(
+                f"X lacks {len(missing)} of the scorecard's {d} characteristics: {preview(missing)}"
+            )
+        columns = [np.asarray(X[keys[n]]) for n in names]
+        if columns and all(c.ndim == 0 for c in columns):
+            columns = [c.reshape(1) for c in columns]  # one row given as scalars
+        for n, c in zip(names, columns):
+            if c.ndim != 1:
+                raise ValueError(f"X[{n!r}] must be a 1-D column of values, got shape {c.shape}")
+        lengths = {c.shape[0] for c in columns}
+        if len(lengths) > 1:
+            shown = ", ".join(f"{n!r}: {c.shape[0]}" for n, c in zip(names, columns))
+            raise ValueError(f"X's columns have different lengths ({shown})")
+        return columns, (lengths.pop() if lengths else 0)
+    table_columns = getattr(X, "columns", None)
+    if table_columns is not None and not isinstance(X, np.ndarray):
+        cols = [str(c) for c in table_columns]
+        missing = [n for n in names if n not in cols]
+        if missing:
+            raise ValueError(
+                f"X lacks {len(missing)} of the scorecard's {d} characteristics: {preview(missing)}"
+            )
+        twice = [n for n in names if cols.count(n) > 1]
+        if twice:
+            raise ValueError(f"X has more than one column named {preview(twice)}")
+        A = _matrix(X, len(cols))
+        return [A[:, cols.index(n)] for n in names], A.shape[0]
+    A = _matrix(X, d)
+    if A.shape[1] != d:
+        raise ValueError(
+            f"X has {A.shape[1]} columns but the scorecard has {d} characteristics "
+            f"({preview(names)}); give them in that order, or pass a mapping of columns"
+        )
+    return [A[:, j] for j in range(d)], A.shape[0]
+
+
+def _matrix(X: Any, d: int) -> np.ndarray:
+    """X as a 2-D array; Python values (None, mixed text and numbers) kept as objects."""
+    if isinstance(X, np.ndarray):
+        A = X
+    else:
+        try:
+            A = np.asarray(X)
+        except ValueError:  # ragged rows
+            A = np.array(X, dtype=object)
+        if A.dtype.kind in "US" and not isinstance(X, str):
+            A = np.array(X, dtype=object)  # numbers beside text stay numbers
+    if A.ndim == 1 and A.dtype == object and A.size and isinstance(A[0], (list, tuple)):
+        raise ValueError("X's rows have different lengths; every row needs one value per column")
+    if A.ndim != 2:
+        hint = " (one row: X.reshape(1, -1))" if A.ndim == 1 else ""
+        raise ValueError(f"X must be 2-D (rows, {d} columns), got shape {A.shape}{hint}")
+    return A
+
+
+def _missing_object(v: Any) -> bool:
+    """None, a float NaN, or pandas' NA/NaT (recognised by type name: no pandas import)."""
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(v, (float, np.floating)) and v != v
+
+
+def numeric_column(values: Any, name: str) -> np.ndarray:
+    """A numeric characteristic's raw 1-D column as float64, NaN = missing.
+
+    Numbers as they are (±inf kept: they fall in the end cells); strings stripped, a
+    missing token (``MISSING_TOKENS``) is NaN, any other parsed as the run's csv reader
+    parses it (ValueError naming the column and the value when it is not a number).
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biuf":
+        return arr.astype(np.float64)
+    if arr.dtype.kind in "US":
+        return _parse_numbers(arr.astype(str), name, np.arange(arr.size))
+    if arr.dtype.kind != "O":
+        raise ValueError(
+            f"X[{name!r}]: values of dtype {arr.dtype} are not numbers; "
+            f"{name!r} is a numeric characteristic"
+        )
+    out = np.empty(arr.shape, dtype=np.float64)
+    text_rows = []
+    for i, v in enumerate(arr):
+        if _missing_object(v):
+            out[i] = np.nan
+        elif isinstance(v, str):
+            text_rows.append(i)
+        elif isinstance(v, (int, float, np.integer, np.floating, np.bool_)):
+            out[i] = float(v)
+        else:
+            raise ValueError(
+                f"X[{name!r}] row {i}: {_shorten(v)} is not a number; "
+                f"{name!r} is a numeric characteristic"
+            )
+    if text_rows:
+        rows = np.array(text_rows)
+        out[rows] = _parse_numbers(np.array([arr[i] for i in rows], dtype=str), name, rows)
+    return out
+
+
+def _parse_numbers(cells: np.ndarray, name: str, rows: np.ndarray) -> np.ndarray:
+    """Strings to float64 as fedrisk.data.csv_source reads a numeric column's cells."""
+    cells = np.char.strip(cells)
+    missing = np.isin(cells, MISSING_TOKENS)
+    texts = np.where(missing, "nan", cells)
+    try:
+        return texts.astype(np.float64)
+    except ValueError:
+        pass
+    for i, cell in enumerate(texts):
+        try:
+            np.array(cell).astype(np.float64)
+        except ValueError:
+            raise ValueError(
+                f"X[{name!r}] row {int(rows[i])}: {_shorten(str(cell))} is not a number; "
+                f"{name!r} is a numeric characteristic (missing: NaN, None or one of "
+                f"{', '.join(repr(t) for t in MISSING_TOKENS)})"
+            ) from None
+    raise ValueError(f"X[{name!r}]: values that are not numbers")  # not reached
+
+
+def text_column(values: Any, name: str, known: Any = ()) -> np.ndarray:
+    """A text characteristic's raw 1-D column as stripped str, "" = missing: None, NaN
+    and the missing tokens (``MISSING_TOKENS``, as the run's csv reader treats them)
+    unless ``known`` names them as a category."""
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if kind in "US":
+        cells = arr.astype(str)
+    elif kind in "fc":
+        cells = np.array(["" if v != v else str(v) for v in arr.tolist()], dtype=str)
+    elif kind in "biu":
+        cells = arr.astype(str)
+    elif kind == "O":
+        flat = ["" if _missing_object(v) else str(v) for v in arr.tolist()]
+        cells = np.array(flat, dtype=str)
+    else:
+        raise ValueError(
+            f"X[{name!r}]: values of dtype {arr.dtype} are not text; "
+            f"{name!r} is a text characteristic"
+        )
+    cells = np.char.strip(cells.reshape(arr.shape))
+    tokens = [t for t in MISSING_TOKENS if t and t not in known]
+    return np.where(np.isin(cells, tokens), "", cells)
+
+
+def _shorten(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- reading scorecard.json ------------------------------------------------------------------
+
+
+def _format_of(file: Path) -> Any:
+    """The ``format`` of a JSON file (None when it is not a readable JSON object)."""
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record.get("format") if isinstance(record, dict) else None
+
+
+def _woe_card_of(folder: Path) -> Path | None:
+    """The scorecard.json to load for a run folder, if it is a WOE scorecard run: its
+    summary says so, or its scorecard.json has the WOE format."""
+    file = folder / SCORECARD_FILE
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    if isinstance(summary, dict) and summary.get("model") == "scorecard":
+        return file
+    return file if file.is_file() and _format_of(file) == WOE_FORMAT else None
+
+
+_CARD_NUMBERS = ("base_score", "base_odds", "pdo", "factor", "intercept", "base_points")
+
+
+def _load_woe_card(file: Path) -> FederatedWoeScorecard:
+    """scorecard.json, joined with the data parties' parts beside it; InputError (one
+    line, naming the file at fault) when anything is missing or inconsistent."""
+    where = str(file)
+    if not file.is_file():
+        raise InputError(
+            f"{file}: missing: this WOE scorecard run folder has lost its points table "
+            "(every complete scorecard run writes it)"
+        )
+    record = _read_json(file, "scorecard file")
+    chars = _card_characteristics(record, where)
+    sources = [where] * len(chars)  # the file each characteristic's bins come from
+    hidden: dict[str, list[int]] = {}
+    for i, (c, binning) in enumerate(chars):
+        if binning is None:
+            hidden.setdefault(c["owner"], []).append(i)
+    for owner, at in hidden.items():
+        part = file.parent / TREES_DIR / f"{WOE_PART_PREFIX}{owner}.json"
+        names = [chars[i][0]["name"] for i in at]
+        own = _read_woe_part(part, owner, names, record, where)
+        for i in at:
+            mine = own.get(chars[i][0]["name"])
+            c = chars[i][0]
+            if mine is None:
+                raise InputError(
+                    f"{part}: characteristics: no {c['name']!r}, which {file.name} says "
+                    f"party {owner!r} bins; this file is that party's own part of the model"
+                )
+            if mine[0]["coefficient"] != c["coefficient"] or _counts(mine[0]) != _counts(c):
+                raise InputError(
+                    f"{part}: characteristic {c['name']!r}: its coefficient or bins (customers, "
+                    f"defaulters, points) differ from {file.name}'s; the files are from "
+                    "different runs"
+                )
+            chars[i] = mine
+            sources[i] = f"{part} ({owner!r}'s own part)"
+    built = []
+    for (c, b), source in zip(chars, sources):
+        try:
+            built.append(_characteristic(c, b))
+        except ValueError as exc:
+            raise InputError(f"{source}: {_one_line(exc)}") from None
+    try:
+        card = FederatedWoeScorecard(
+            built,
+            float(record["intercept"]),
+            base_score=float(record["base_score"]),
+            base_odds=float(record["base_odds"]),
+            pdo=float(record["pdo"]),
+            source=where,
+        )
+    except ValueError as exc:
+        raise InputError(f"{where}: {_one_line(exc)}") from None
+    _check_card(card, record, chars, where)
+    return card
+
+
+def _counts(c: dict[str, Any]) -> list[tuple[Any, Any, Any]]:
+    return [(b["customers"], b["defaulters"], b["points"]) for b in c["bins"]]
+
+
+def _read_woe_part(
+    part: Path, owner: str, names: list[str], card: dict[str, Any], card_file: str
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """{name: (record, binning)} of one data party's own part, model/scorecard-<owner>.json."""
+    whose = f"party {owner!r}'s own part of the model (its bins of {preview(names)})"
+    if not _plain_name(owner):
+        raise InputError(
+            f"{card_file}: owner {owner!r} keeps the bins of {preview(names)} but is not a "
+            "plain party name; its part of the model cannot be looked up"
+        )
+    if not part.is_file():
+        raise InputError(
+            f"{part}: missing: this file is {whose}; the bank's {SCORECARD_FILE} names that "
+            "party's bins by number only, so the scorecard cannot bin raw rows without it"
+        )
+    try:
+        record = json.loads(part.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{part}: not valid JSON ({_one_line(exc)}); this file is {whose}"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{part}: cannot read ({_one_line(exc)}); this file is {whose}") from None
+    where = f"{part} ({owner!r}'s own part)"
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: not a scorecard part (expected a JSON object)")
+    if record.get("owner") != owner:
+        raise InputError(f"{where}: owner: expected {owner!r}, got {record.get('owner')!r}")
+    for key in ("base_score", "base_odds", "pdo", "intercept"):
+        if record.get(key) != card.get(key):
+            raise InputError(
+                f"{where}: {key}: {record.get(key)!r}, but {SCORECARD_FILE} has "
+                f"{card.get(key)!r}; the files are from different runs"
+            )
+    out = {}
+    for c, binning in _card_characteristics(record, where):
+        if c["owner"] != owner:
+            raise InputError(f"{where}: characteristic {c['name']!r} is owned by {c['owner']!r}")
+        if binning is None:
+            raise InputError(f"{where}: characteristic {c['name']!r}: binning: missing (null)")
+        out[c["name"]] = (c, binning)
+    return out
+
+
+def _card_characteristics(
+    record: Any, where: str
+) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """The type-checked characteristics of a scorecard record: (record, binning)."""
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: not a fedrisk scorecard file (expected a JSON object)")
+    fmt = record.get("format")
+    if fmt != WOE_FORMAT:
+        raise InputError(f"{where}: format: expected {WOE_FORMAT!r}, got {fmt!r}")
+    for key in (*_CARD_NUMBERS, "base_points_rounded", "characteristics"):
+        if key not in record:
+            raise InputError(f"{where}: {key}: missing")
+    for key in _CARD_NUMBERS:
+        v = record[key]
+        if not _is_number(v) or not math.isfinite(v):
+            raise InputError(f"{where}: {key}: expected a finite number, got {v!r}")
+    chars = record["characteristics"]
+    if not isinstance(chars, list) or not chars:
+        raise InputError(f"{where}: characteristics: expected a non-empty list")
+    out = []
+    seen = set()
+    for i, c in enumerate(chars):
+        at = f"{where}: characteristics[{i}]"
+        if not isinstance(c, dict):
+            raise InputError(f"{at}: expected a JSON object")
+        for key in ("name", "owner", "coefficient", "binning", "bins"):
+            if key not in c:
+                raise InputError(f"{at}: {key}: missing")
+        name = c["name"]
+        if not isinstance(name, str) or not name or name in seen:
+            raise InputError(f"{at}: name: expected a unique non-empty string, got {name!r}")
+        seen.add(name)
+        at = f"{where}: characteristic {name!r}"
+        if not isinstance(c["owner"], str):
+            raise InputError(f"{at}: owner: expected a party name")
+        if not _is_number(c["coefficient"]) or not math.isfinite(c["coefficient"]):
+            raise InputError(f"{at}: coefficient: expected a finite number")
+        bins = c["bins"]
+        if not isinstance(bins, list) or not bins or not all(isinstance(b, dict) for b in bins):
+            raise InputError(f"{at}: bins: expected a non-empty list of bins")
+        for k, b in enumerate(bins):
+            ok = (
+                b.get("bin") == k + 1
+                and isinstance(b.get("label"), str)
+                and _is_int(b.get("customers"))
+                and _is_int(b.get("defaulters"))
+                and 0 <= b["defaulters"] <= b["customers"]
+                and _is_number(b.get("woe"))
+                and _is_int(b.get("points"))
+            )
+            if not ok:
+                raise InputError(
+                    f"{at}: bins[{k}]: expected bin {k + 1} with a label, whole customers >= "
+                    "defaulters >= 0, a woe and whole points"
+                )
+        out.append((c, _binning(c["binning"], len(bins), at)))
+    return out
+
+
+def _binning(b: Any, n_bins: int, at: str) -> dict[str, Any] | None:
+    """A checked binning record (None: the bins are a data party's, kept in its part)."""
+    if b is None:
+        return None
+    if not isinstance(b, dict) or b.get("kind") not in ("numeric", "text"):
+        raise InputError(f'{at}: binning: expected null or {{"kind": "numeric" | "text", ...}}')
+    if b["kind"] == "numeric":
+        grid = b.get("grid")
+        if not isinstance(grid, dict) or (grid.get("limit"), grid.get("cells")) != (
+            GRID_LIMIT,
+            GRID_CELLS,
+        ):
+            raise InputError(
+                f"{at}: binning.grid: {grid!r}; this fedrisk bins on limit {GRID_LIMIT}, "
+                f"{GRID_CELLS} cells"
+            )
+        cuts = b.get("cuts")
+        if not isinstance(cuts, list) or not all(map(_is_int, cuts)):
+            raise InputError(f"{at}: binning.cuts: expected a list of grid cells (integers)")
+        if len(cuts) + 2 != n_bins:
+            raise InputError(
+                f"{at}: {len(cuts)} cuts make {len(cuts) + 2} bins (the missing bin "
+                f"included), but bins lists {n_bins}"
+            )
+        return b
+    groups = b.get("groups")
+    if not isinstance(groups, list) or not all(
+        isinstance(g, list) and all(isinstance(c, str) for c in g) for g in groups
+    ):
+        raise InputError(f"{at}: binning.groups: expected a list of lists of categories")
+    if not _is_int(b.get("unseen")):
+        raise InputError(f"{at}: binning.unseen: expected a group index")
+    if len(groups) + 1 != n_bins:
+        raise InputError(
+            f"{at}: {len(groups)} groups make {len(groups) + 1} bins (the missing bin "
+            f"included), but bins lists {n_bins}"
+        )
+    return b
+
+
+def _characteristic(c: dict[str, Any], b: dict[str, Any]) -> WoeCharacteristic:
+    """A checked characteristic record as a WoeCharacteristic, its WOE exact from the
+    counts (ValueError, which the caller prefixes with the file)."""
+    bins = c["bins"]
+    customers = [x["customers"] for x in bins]
+    defaulters = [x["defaulters"] for x in bins]
+    woe = woe_of_counts(np.subtract(customers, defaulters), defaulters)
+    printed = np.array([x["woe"] for x in bins], dtype=np.float64)
+    if np.abs(np.round(woe, 6) - printed).max() > 1e-9:
+        k = int(np.argmax(np.abs(np.round(woe, 6) - printed)))
+        raise ValueError(
+            f"characteristic {c['name']!r} bin {k + 1}: woe {printed[k]} does not follow "
+            f"from its customers and defaulters ({woe[k]:.6f}); edited by hand?"
+        )
+    common = dict(
+        coefficient=float(c["coefficient"]),
+        woe=woe,
+        owner=c["owner"],
+        labels=[x["label"] for x in bins],
+        customers=customers,
+        defaulters=defaulters,
+    )
+    if b["kind"] == "numeric":
+        return WoeCharacteristic(c["name"], cuts=b["cuts"], **common)
+    return WoeCharacteristic(c["name"], groups=b["groups"], unseen=b["unseen"], **common)
+
+
+def _check_card(card: FederatedWoeScorecard, record: dict[str, Any], chars, where: str) -> None:
+    """The numbers scorecard.json prints must be those the loaded card computes."""
+    if not math.isclose(card.factor_, record["factor"], rel_tol=1e-12):
+        raise InputError(
+            f"{where}: factor: {record['factor']!r}, but pdo / ln 2 = {card.factor_!r}"
+        )
+    if not math.isclose(card.base_points_, record["base_points"], rel_tol=1e-9, abs_tol=1e-9):
+        raise InputError(
+            f"{where}: base_points: {record['base_points']!r}, but base_score, base_odds, pdo "
+            f"and intercept give {card.base_points_!r}; edited by hand?"
+        )
+    if record["base_points_rounded"] != card.base_points_rounded_:
+        raise InputError(
+            f"{where}: base_points_rounded: {record['base_points_rounded']!r}, expected "
+            f"{card.base_points_rounded_} (base_points rounded)"
+        )
+    for (c, _), points in zip(chars, card.points_):
+        printed = [b["points"] for b in c["bins"]]
+        if printed != points.tolist():
+            k = next(k for k, (p, q) in enumerate(zip(printed, points)) if p != q)
+            raise InputError(
+                f"{where}: characteristic {c['name']!r} bin {k + 1}: points {printed[k]}, but "
+                f"-factor · coefficient · WOE rounds to {int(points[k])}; edited by hand?"
+            )

@@ -36,7 +36,9 @@ _SCALINGS = ("robust", "zscore", "none")
 _TAILS = ("light", "heavy")
 _SERVER_OPTIMIZERS = ("fedavg", "fedadam", "fedyogi", "fedadagrad")
 _CALIBRATIONS = ("intercept", "platt", "none")
-_MODEL_KINDS = ("logistic", "secureboost")
+_MODEL_KINDS = ("logistic", "secureboost", "scorecard")
+_BINNING_METHODS = ("quantile", "equal_width", "optimal")
+_MONOTONIC = ("auto", "ascending", "descending", "none")
 # horizontal: rounds after training that refit the intercept by secure sums (a public
 # constant of the protocol; see fedrisk.horizontal.calibration)
 CALIBRATION_ROUNDS = 3
@@ -196,7 +198,9 @@ class ModelConfig:
     kind: str = _spec(
         "logistic",
         "logistic regression, or (vertical) 'secureboost': gradient-boosted trees grown "
-        "jointly from Paillier-encrypted gradients ([secureboost] keys)",
+        "jointly from Paillier-encrypted gradients ([secureboost] keys), or 'scorecard': "
+        "every characteristic binned jointly ([binning]), WOE-coded and selected by IV "
+        "([selection]), logistic regression on the WOE columns and a points table per bin",
         choices=_MODEL_KINDS,
     )
     learning_rate: float = _spec(
@@ -288,6 +292,57 @@ class SecureBoostConfig:
 
 
 @dataclass(frozen=True)
+class BinningConfig:
+    """How a scorecard bins its characteristics (model.kind = 'scorecard')."""
+
+    method: str = _spec(
+        "optimal",
+        "'quantile' (equal counts), 'equal_width', or 'optimal': fine quantile bins merged "
+        "to a monotone default rate with minimum shares per bin",
+        choices=_BINNING_METHODS,
+    )
+    max_bins: int = _spec(
+        8, "regular bins per characteristic (a missing bin is extra)", lo=2, hi=64
+    )
+    min_bin_share: float = _spec(
+        0.05,
+        "optimal: smallest share of customers in a bin; text columns: rarer categories "
+        "are merged into one bin",
+        lo=0.0,
+        hi=0.5,
+    )
+    min_bad_share: float = _spec(
+        0.05, "optimal: smallest share of all defaulters in a bin", lo=0.0, hi=0.5
+    )
+    monotonic: str = _spec(
+        "auto",
+        "optimal: default rate rising ('ascending') or falling with the value, 'auto' "
+        "(whichever keeps more IV) or 'none'",
+        choices=_MONOTONIC,
+    )
+    prebins: int = _spec(50, "optimal: fine quantile bins merged from", lo=4, hi=256)
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Which binned characteristics a scorecard keeps (model.kind = 'scorecard')."""
+
+    min_iv: float = _spec(
+        0.02, "drop characteristics with less information value (0.02: 'not useful')", lo=0.0
+    )
+    max_features: int = _spec(
+        20, "keep at most this many characteristics, highest IV first", lo=1, hi=10_000
+    )
+    max_psi: float = _spec(
+        0.25,
+        "drop characteristics whose bin shares shift more than this between the training "
+        "and held-out customers (population stability index; 0.25: a significant shift)",
+        lo=0.0,
+        lo_open=True,
+    )
+
+
+@dataclass(frozen=True)
 class PrivacyConfig:
     aggregation: str = _spec("plain", "how updates are aggregated", choices=_AGGREGATIONS)
     key_bits: int = _spec(
@@ -372,6 +427,8 @@ class Scenario:
     federation: FederationConfig = field(default_factory=FederationConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     secureboost: SecureBoostConfig = field(default_factory=SecureBoostConfig)
+    binning: BinningConfig = field(default_factory=BinningConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # Where the file came from (for error messages and relative csv paths); not a TOML key.
     source_file: str = field(default="<scenario>", compare=False, metadata=dict(internal=True))
@@ -448,6 +505,8 @@ _SECTIONS = {
     "federation": FederationConfig,
     "model": ModelConfig,
     "secureboost": SecureBoostConfig,
+    "binning": BinningConfig,
+    "selection": SelectionConfig,
     "privacy": PrivacyConfig,
 }
 
@@ -813,6 +872,8 @@ def _check_cross_fields(s: Scenario, problems: _Problems) -> None:
         )
     if s.model.kind == "secureboost":
         _check_secureboost(s, problems)
+    if s.model.kind == "scorecard":
+        _check_scorecard(s, problems)
     if s.federation.kind == "vertical":
         _check_vertical(s, problems)
     elif s.federation.parties:
@@ -913,6 +974,32 @@ def _check_secureboost(s: Scenario, problems: _Problems) -> None:
         )
 
 
+def _check_scorecard(s: Scenario, problems: _Problems) -> None:
+    p = s.privacy
+    if s.federation.kind == "horizontal" and p.aggregation not in ("plain", "paillier"):
+        problems.add_cross(
+            "privacy.aggregation",
+            f"a scorecard's bin counts are summed in the clear ('plain') or under the banks' "
+            f"Paillier key ('paillier'), not {p.aggregation!r}",
+        )
+    if s.federation.kind == "horizontal" and p.key != "shared":
+        problems.add_cross(
+            "privacy.key",
+            "a scorecard's banks decrypt their summed bin counts with the shared key; use 'shared'",
+        )
+    if p.dp != "none":
+        problems.add_cross(
+            "privacy.dp",
+            f"{p.dp!r} is not offered with model.kind = 'scorecard' (the WOE tables are "
+            "released without noise); use 'none'",
+        )
+    if s.federation.engine == "deployment":
+        problems.add_cross(
+            "federation.engine",
+            "a scorecard runs on 'inprocess' or 'simulation'",
+        )
+
+
 def _check_files(s: Scenario, problems: _Problems) -> None:
     """The data files the scenario names exist and can be read (before any work)."""
     named = [("data.path", s.data.path)] if s.data.source == "csv" else []
@@ -960,7 +1047,15 @@ def _boost(s: Scenario) -> bool:
 
 
 def _logistic(s: Scenario) -> bool:
-    return s.model.kind == "logistic"
+    return s.model.kind in ("logistic", "scorecard")
+
+
+def _scorecard(s: Scenario) -> bool:
+    return s.model.kind == "scorecard"
+
+
+def _optimal(s: Scenario) -> bool:
+    return _scorecard(s) and s.binning.method == "optimal"
 
 
 def _adaptive(s: Scenario) -> bool:
@@ -987,6 +1082,11 @@ APPLIES = {
     "model.l2": _logistic,
     "model.calibration": _logistic,
     **{f"secureboost.{f.name}": _boost for f in fields(SecureBoostConfig)},
+    **{f"binning.{f.name}": _optimal for f in fields(BinningConfig)},
+    "binning.method": _scorecard,
+    "binning.max_bins": _scorecard,
+    "binning.min_bin_share": _scorecard,  # text columns' rare categories too
+    **{f"selection.{f.name}": _scorecard for f in fields(SelectionConfig)},
     "secureboost.validation_fraction": lambda s: (
         _boost(s) and s.secureboost.early_stopping_rounds > 0
     ),
@@ -1137,6 +1237,7 @@ def _may_apply(key: str, kind: str) -> bool:
     ]
     if kind == "vertical":
         variants.append(replace(base, model=replace(base.model, kind="secureboost")))
+    variants.append(replace(base, model=replace(base.model, kind="scorecard")))
     if kind == "horizontal":
         variants += [
             replace(base, privacy=replace(base.privacy, aggregation=a, key="shared"))

@@ -12,6 +12,7 @@ from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.deployed import run_deployed
 from fedrisk.runs.horizontal import run_horizontal
 from fedrisk.runs.outputs import RunOutcome
+from fedrisk.runs.scorecard import run_scorecard
 from fedrisk.runs.secureboost import run_secureboost
 from fedrisk.runs.signals import stop_on_termination
 from fedrisk.runs.vertical import run_vertical
@@ -58,6 +59,16 @@ def _dispatch(s, out, show_progress, verbose, client_mods, keys, resume, deploym
             show_progress=show_progress,
             verbose=verbose,
             client_mods=client_mods,
+            secrets=secrets,
+        )
+    if s.model.kind == "scorecard":
+        return run_scorecard(
+            s,
+            out,
+            show_progress=show_progress,
+            verbose=verbose,
+            client_mods=client_mods,
+            keys=keys,
             secrets=secrets,
         )
     if s.federation.kind == "vertical":

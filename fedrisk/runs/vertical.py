@@ -119,13 +119,15 @@ def prepare_vertical(
     s: Scenario,
     private_key: PaillierPrivateKey | None = None,
     secrets: RunSecrets | None = None,
+    tables: VerticalTables | None = None,
 ) -> VerticalSetup:
     """Load the parties' tables, plan label DP and make the bank's Paillier key pair
     (or use ``private_key``); each party gets its own secret from ``secrets`` (fresh
     os entropy when None). Raises InputError on bad input, before anything is
-    written."""
+    written. ``tables``: the parties' columns as given (a scorecard's WOE-coded ones)
+    instead of the scenario's data."""
     secrets = secrets or RunSecrets()
-    tables = load_vertical(s)
+    tables = tables or load_vertical(s)
     holder = tables.holder
     dp = plan_dp(s, {holder.name: holder.n_rows})
     if private_key is None:
