@@ -1,8 +1,9 @@
-"""PNG charts for run reports: AUC per round, reliability diagram, gains curve, and a
-SecureBoost run's gain-based importance by party and by feature.
+"""PNG charts for run reports: AUC per round, reliability diagram, gains curve, a
+SecureBoost run's gain-based importance by party and by feature, and a WOE scorecard's
+weight of evidence per bin of one characteristic.
 
-Each ``plot_*`` function draws one figure, saves it as a PNG of
-``FIGSIZE * DPI`` pixels (creating the parent directory), closes it and
+Each ``plot_*`` function draws one figure, saves it as a PNG (of ``FIGSIZE * DPI``
+pixels unless its docstring says otherwise; creating the parent directory), closes it and
 returns the path written. Figures are closed even when drawing or saving
 fails, so long simulations do not leak memory.
 """
@@ -10,6 +11,7 @@ fails, so long simulations do not leak memory.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullLocator, PercentFormatter  # noqa: E402
 
 __all__ = [
@@ -29,6 +32,11 @@ __all__ = [
     "plot_gains",
     "plot_importance",
     "plot_privacy_sweep",
+    "plot_woe",
+    "draw_woe",
+    "woe_figure_height",
+    "woe_ticks",
+    "WOE_WIDTH",
     "sweep_positions",
     "sweep_series",
     "SweepSeries",
@@ -289,6 +297,209 @@ def plot_importance(
         fig.suptitle(title or "Gain-based importance")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
+        fig.savefig(path, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- WOE
+
+#: bar colours of a WOE chart: lower risk than average (WOE > 0), higher risk, missing bin
+WOE_LOWER_RISK = "#2e7d32"
+WOE_HIGHER_RISK = "#c62828"
+WOE_MISSING = "#bdbdbd"
+#: a WOE chart's bin labels wrap at this many characters
+WOE_LABEL_WIDTH = 28
+#: a WOE chart's layout, in inches: its width (narrower than FIGSIZE: a report shows two
+#: side by side); each bin's row is at least WOE_ROW high, or
+#: WOE_LINE per line of its axis label; the margins above (titles) and below (axis
+#: labels, legend) the panels; the gap between them
+WOE_WIDTH = 6.0
+WOE_ROW, WOE_LINE = 0.46, 0.16
+WOE_TOP, WOE_BOTTOM, WOE_GAP = 0.72, 0.85, 0.2
+WOE_FONT = 8  # points, of the bin labels, values and ticks
+
+
+def woe_ticks(bins: Sequence[Mapping], missing_bin: int | None = -1) -> list[str]:
+    """A WOE chart's axis label of each bin: its label (wrapped; the missing bin's said to
+    be so) and its customers."""
+    rows = _woe_bins(bins)
+    missing = _missing_index(missing_bin, len(rows))
+    ticks = []
+    for i, (text, customers, _, _) in enumerate(rows):
+        extra = " (missing values)" if i == missing and "missing" not in text else ""
+        wrapped = textwrap.fill(f"{text}{extra}", WOE_LABEL_WIDTH, break_long_words=False)
+        ticks.append(f"{wrapped}\n{customers:,} customers")
+    return ticks
+
+
+def woe_figure_height(ticks: Sequence[str]) -> float:
+    """The height (inches) of a WOE chart whose bins have the axis labels ``ticks``; its
+    width is WOE_WIDTH."""
+    rows = sum(max(WOE_ROW, WOE_LINE * (t.count("\n") + 1)) for t in ticks)
+    return max(FIGSIZE[1] * 0.6, WOE_TOP + WOE_BOTTOM + rows)
+
+
+def _woe_layout(fig, ticks: Sequence[str]) -> None:
+    """Margins from the labels' length, without tight_layout (which draws the figure once
+    more: a report draws a chart per characteristic)."""
+    width, height = fig.get_size_inches()
+    longest = max(len(line) for t in ticks for line in t.split("\n"))
+    # DejaVu Sans averages about 0.6 em a character; plus the ticks and a little air
+    left = min(0.6 * longest * WOE_FONT / 72 + 0.25, width * 0.45)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - 0.12 / width,
+        top=1 - WOE_TOP / height,
+        bottom=WOE_BOTTOM / height,
+        wspace=WOE_GAP / ((width - left - 0.12 - WOE_GAP) / 2),
+    )
+
+
+def _woe_bins(bins: Sequence[Mapping]) -> list[tuple[str, int, int, float]]:
+    if not bins:
+        raise ValueError("no bins to plot")
+    _check_table([dict(b) for b in bins], ("label", "customers", "defaulters", "woe"), "WOE")
+    rows = []
+    for b in bins:
+        n, bad, woe = int(b["customers"]), int(b["defaulters"]), float(b["woe"])
+        if n < 0 or bad < 0 or bad > n:
+            raise ValueError(f"bin {b['label']!r}: {bad} defaulters among {n} customers")
+        if not math.isfinite(woe):
+            raise ValueError(f"bin {b['label']!r}: WOE must be finite, got {woe}")
+        rows.append((str(b["label"]), n, bad, woe))
+    return rows
+
+
+def _missing_index(missing_bin: int | None, n: int) -> int | None:
+    if missing_bin is None:
+        return None
+    if not -n <= missing_bin < n:
+        raise ValueError(f"missing_bin {missing_bin} is not a bin of {n}")
+    return missing_bin % n
+
+
+def draw_woe(
+    ax_woe,
+    ax_rate,
+    bins: Sequence[Mapping],
+    *,
+    missing_bin: int | None = -1,
+    overall_rate: float | None = None,
+):
+    """Left: the weight of evidence per bin as horizontal bars (first bin on top), each
+    bin's label and customers on the axis (:func:`woe_ticks`); right, on the same rows:
+    the bin's default rate as a dot, beside ``overall_rate`` (dotted). ``missing_bin``
+    (an index into ``bins``, the last one by default; None: none) is drawn grey and
+    hatched. A bin without customers has no default rate and says so. The legend sits
+    at the foot of the figure, under the bars."""
+    rows = _woe_bins(bins)
+    n = len(rows)
+    ticks = woe_ticks(bins, missing_bin)
+    missing_bin = _missing_index(missing_bin, n)
+    y = list(range(n))
+    colours = [
+        WOE_MISSING if i == missing_bin else WOE_LOWER_RISK if woe >= 0 else WOE_HIGHER_RISK
+        for i, (*_, woe) in enumerate(rows)
+    ]
+    bars = ax_woe.barh(y, [w for *_, w in rows], color=colours, height=0.62, zorder=2)
+    if missing_bin is not None:
+        bars[missing_bin].set_hatch("//")
+        bars[missing_bin].set_edgecolor("#616161")
+    ax_woe.bar_label(
+        bars,
+        labels=[f"{w:+.2f}".replace("-", "\u2212") if c else "no customers" for _, c, _, w in rows],
+        padding=3,
+        fontsize=WOE_FONT,
+    )
+    ax_woe.axvline(0, color="#1d2330", linewidth=0.8, zorder=3)
+    ax_woe.set_yticks(y)
+    # labels are data (a category may hold "$"): never mathtext
+    ax_woe.set_yticklabels(ticks, fontsize=WOE_FONT, parse_math=False)
+    widest = max(abs(w) for *_, w in rows)
+    room = max(widest * 1.5, 0.3)  # space for the value labels either side
+    ax_woe.set_xlim(-room, room)
+    ax_woe.xaxis.set_major_locator(MaxNLocator(nbins=6, symmetric=True))
+    ax_woe.set_xlabel("WOE (> 0: lower risk than average)", fontsize=9)
+    ax_woe.set_title("weight of evidence", fontsize=10)
+    ax_woe.grid(True, axis="x", alpha=0.3, zorder=0)
+    handles = [
+        Patch(color=WOE_LOWER_RISK, label="lower risk"),
+        Patch(color=WOE_HIGHER_RISK, label="higher risk"),
+    ]
+    if missing_bin is not None:
+        handles.append(
+            Patch(facecolor=WOE_MISSING, edgecolor="#616161", hatch="//", label="missing values")
+        )
+    box = ax_woe.get_position()
+    ax_woe.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=((box.x0 + box.x1) / 2, 0.0),
+        bbox_transform=ax_woe.figure.transFigure,
+        ncol=len(handles),
+        fontsize=WOE_FONT,
+        frameon=False,
+    )
+
+    rates = [(b / c if c else None) for _, c, b, _ in rows]
+    at = [i for i, r in enumerate(rates) if r is not None]
+    seen = [rates[i] for i in at]
+    top = max(seen + ([overall_rate] if overall_rate is not None else []) + [0.05])
+    ax_rate.hlines(at, 0, seen, color="#9aa3b5", linewidth=1.2, zorder=2)
+    ax_rate.plot(seen, at, "o", color="#1d2330", markersize=6, zorder=3)
+    for i, r in enumerate(rates):
+        ax_rate.annotate(
+            f"{100 * r:.1f} %" if r is not None else "\u2013",
+            (r or 0.0, i),
+            xytext=(5, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=WOE_FONT,
+        )
+    if overall_rate is not None:
+        ax_rate.axvline(overall_rate, color="#1d2330", linestyle=":", linewidth=1)
+        ax_rate.set_xlabel(f"dotted: overall {100 * overall_rate:.1f} %", fontsize=WOE_FONT)
+    ax_rate.set_xlim(0, min(1.0, top * 1.45))
+    ax_rate.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax_rate.xaxis.set_major_locator(MaxNLocator(nbins=3))
+    ax_rate.set_title("default rate", fontsize=10)
+    ax_rate.grid(True, axis="x", alpha=0.3, zorder=0)
+    for ax in (ax_woe, ax_rate):
+        ax.set_ylim(n - 0.5, -0.5)  # the first bin on top
+        ax.tick_params(axis="x", labelsize=WOE_FONT)
+
+
+def plot_woe(
+    bins: Sequence[Mapping],
+    path: Path,
+    *,
+    title: str = "",
+    missing_bin: int | None = -1,
+    overall_rate: float | None = None,
+) -> Path:
+    """One characteristic of a WOE scorecard (:func:`draw_woe`): the weight of evidence
+    per bin as bars, with its label and customers on the axis, and beside it the bin's
+    default rate. ``bins``: one mapping per bin with ``label``, ``customers``,
+    ``defaulters`` and ``woe`` (scorecard.json's bins), in card order, the missing bin
+    last. The PNG is ``WOE_WIDTH * DPI`` pixels wide and ``woe_figure_height(woe_ticks(
+    bins, missing_bin)) * DPI`` high (taller for more bins or longer labels).
+    """
+    path = Path(path)
+    ticks = woe_ticks(bins, missing_bin)  # checked before a figure is opened
+    fig, (ax_woe, ax_rate) = plt.subplots(
+        1,
+        2,
+        figsize=(WOE_WIDTH, woe_figure_height(ticks)),
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 1.3]},
+    )
+    try:
+        _woe_layout(fig, ticks)
+        draw_woe(ax_woe, ax_rate, bins, missing_bin=missing_bin, overall_rate=overall_rate)
+        fig.suptitle(title or "Weight of evidence per bin", fontsize=11, parse_math=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=DPI, format="png")
     finally:
         plt.close(fig)

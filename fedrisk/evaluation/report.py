@@ -14,6 +14,14 @@ grown and kept, the boosting settings and federated against centralised boosting
 bank alone; the parts only logistic runs have (the converged reference, the label-leakage
 attack) are left out.
 
+A WOE scorecard run (``"model": "scorecard"``) gets a Scorecard section after the model
+comparison: every characteristic's information value (IV) with its credit-practice
+reading, stability index and why it was kept or dropped; a weight-of-evidence chart per
+selected characteristic (drawn for the report and embedded); and the points table from
+``scorecard.json`` (the per-bin card) with the base points, the scaling convention and
+the integer-points check. A vertical run's data parties keep their bins' definitions, so
+their bins appear by number.
+
 The who-saw-what matrix is built from ``transcript.jsonl``: one row per sender, one
 column per receiver, each cell listing the kinds of message with their total bytes and
 whether the receiver could read them.
@@ -38,7 +46,7 @@ from fedrisk.errors import InputError
 from fedrisk.evaluation.metrics import PSI_MONITOR, PSI_SHIFT, psi_band
 from fedrisk.files import with_umask_permissions
 
-__all__ = ["render_report", "CONTROL_MESSAGES"]
+__all__ = ["render_report", "CONTROL_MESSAGES", "IV_NOTE", "iv_reading"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -46,6 +54,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IMPORTANCE_PNG = "importance.png"
 #: features listed in a SecureBoost report's importance table, largest share first
 TOP_FEATURES = 10
+
+#: a WOE scorecard run's per-bin card, and its format: woe_scorecard.WOE_FORMAT, written
+#: out because importing woe_scorecard loads scipy (2 s of a report's start-up)
+WOE_CARD = "scorecard.json"
+WOE_CARD_FORMAT = "fedrisk-woe-scorecard-v1"
 
 #: Messages that only carry protocol metadata (who is who, "go", "done"), not data about
 #: customers or models; listed in the matrix but left out of its colouring.
@@ -147,6 +160,11 @@ td.empty { background: #fafafa; }
                border-radius: 3px; font-size: .85rem; }
 pre { background: #f5f7fa; padding: .8rem; overflow-x: auto; font-size: .85rem; }
 details { margin: .6rem 0; }
+table.points tr.char th { background: #e6eaf2; text-align: left; font-weight: 600; }
+table.points tr.char th span { color: var(--muted); font-weight: normal; }
+table.iv tr.dropped td { color: var(--muted); }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr));
+          gap: .4rem 1.5rem; }
 footer { margin-top: 3rem; color: var(--muted); font-size: .8rem; }
 """
 
@@ -454,6 +472,35 @@ PSI_NOTE = (
 )
 
 
+#: Siddiqi's reading of a characteristic's information value: (upper bound, reading); an
+#: IV above the last bound is suspicious (see iv_reading)
+IV_BANDS = (
+    (0.02, "not useful"),
+    (0.1, "weak"),
+    (0.3, "medium"),
+    (0.5, "strong"),
+)
+IV_SUSPICIOUS = "suspicious: too good, check for leakage"
+
+IV_NOTE = (
+    "Information value (IV), as read in credit practice (Siddiqi): below 0.02 not useful "
+    "for prediction; 0.02 to 0.1 weak; 0.1 to 0.3 medium; 0.3 to 0.5 strong; above 0.5 "
+    "suspicious: too good to be true, so check the characteristic is not leaking the "
+    "outcome (recorded after the default, or derived from it)."
+)
+
+
+def iv_reading(value: Any) -> str:
+    """The credit-practice reading of an information value (bands of IV_BANDS; exactly
+    0.5 is still strong, anything above suspicious)."""
+    if not _is_num(value) or math.isnan(value) or value < 0:
+        return "not a valid IV"
+    for bound, reading in IV_BANDS[:-1]:
+        if value < bound:
+            return reading
+    return IV_BANDS[-1][1] if value <= IV_BANDS[-1][0] else IV_SUSPICIOUS
+
+
 #: Human labels for summary.json keys; any other key is shown with its underscores as
 #: spaces.
 LABELS = {
@@ -566,6 +613,9 @@ class _Report:
         # gradient-boosted trees: no reference, calibration record or label-leakage attack
         self.boost = summary.get("model") == "secureboost"
         self.unit = "tree" if self.boost else "round"
+        # a WOE scorecard: its own section; its scorecard.json is the per-bin card
+        self.woe = summary.get("model") == "scorecard"
+        self.sections = 0  # numbered as they are drawn (a scorecard run has one more)
         self.rounds, self.rounds_error = self._load_rounds()
         self.transcript, self.transcript_error = self._load_transcript()
 
@@ -647,6 +697,7 @@ class _Report:
         sections = [
             self.header(),
             self.metrics(),
+            *([self.scorecard()] if self.woe else []),
             self.trees() if self.boost else self.auc_chart(),
             self.gains_calibration(),
             self.privacy(),
@@ -666,6 +717,11 @@ class _Report:
             + escape(self.access_note())
             + "</footer>\n</body>\n</html>\n"
         )
+
+    def h2(self, title: str) -> str:
+        """The next section's numbered heading."""
+        self.sections += 1
+        return f"<h2>{self.sections}. {escape(title)}</h2>"
 
     def access_note(self) -> str:
         """Who may read the report, and what sharing it shares."""
@@ -726,7 +782,7 @@ class _Report:
 
     # 2. metrics
     def metrics(self) -> str:
-        head = '<section id="metrics"><h2>1. Model quality on the held-out test rows</h2>'
+        head = '<section id="metrics">' + self.h2("Model quality on the held-out test rows")
         central = self.s.get("centralised") if isinstance(self.s.get("centralised"), dict) else None
         rows: list[tuple[str, str, Any]] = []
         if isinstance(self.s.get("federated"), dict):
@@ -824,11 +880,335 @@ class _Report:
             + "</section>"
         )
 
+    # 2, WOE scorecard runs: characteristics, weight of evidence and points
+    def scorecard(self) -> str:
+        out = [
+            '<section id="scorecard">'
+            + self.h2("Scorecard: characteristics, weight of evidence and points"),
+        ]
+        b = self._dict("binning")
+        how = ""
+        if b.get("method") is not None:
+            how = f" ({escape(str(b['method']))} binning"
+            how += f", at most {fmt(b['max_bins'])} regular bins" if "max_bins" in b else ""
+            how += ")"
+        out.append(
+            '<p class="note">A WOE scorecard: every characteristic was binned jointly'
+            f"{how}, with a bin of its own for missing values, from counts summed across "
+            "the parties; each bin's weight of evidence is WOE = ln(share of goods / share "
+            "of defaulters), positive where customers default less than on average. The "
+            "characteristics with enough information value were kept, the logistic model "
+            "was trained on their WOE, and each bin is worth a number of points.</p>"
+        )
+        card, err = self._json(WOE_CARD)
+        if err is None:
+            err = self._card_error(card)
+        out.append(self.hidden_bins(card if err is None else None))
+        out.append(self.iv_table(b))
+        if err is not None:
+            out.append(missing(f"no WOE charts or points table: {err}"))
+        else:
+            out.append(self.woe_charts(card))
+            out.append(self.points_table(card))
+        out.append("</section>")
+        return "".join(out)
+
+    @staticmethod
+    def _card_error(card: Any) -> str | None:
+        """Why scorecard.json is not a per-bin WOE card the report can show (None: it is)."""
+        if not isinstance(card, dict):
+            return f"{WOE_CARD} is not a JSON object"
+        if card.get("format") != WOE_CARD_FORMAT:
+            return f"{WOE_CARD} is not a per-bin WOE scorecard (format {card.get('format')!r})"
+        chars = card.get("characteristics")
+        if not isinstance(chars, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("bins"), list) and c["bins"] for c in chars
+        ):
+            return f"{WOE_CARD} lacks characteristics with bins"
+        keys = ("label", "customers", "defaulters", "woe", "points")
+        if not all(isinstance(x, dict) and set(keys) <= x.keys() for c in chars for x in c["bins"]):
+            return f"{WOE_CARD}: a bin lacks one of " + ", ".join(keys)
+        return None
+
+    def hidden_bins(self, card: dict[str, Any] | None) -> str:
+        """Vertical runs: which parties keep their bins' definitions, and where."""
+        if card is None:
+            return ""
+        owners: list[str] = []
+        for c in card["characteristics"]:
+            owner = str(c.get("owner", "?"))
+            if c.get("binning") is None and owner not in owners:
+                owners.append(owner)
+        if not owners:
+            return ""
+        files = [f"model/scorecard-{o}.json" for o in owners]
+        one = len(owners) == 1
+        its, it = ("its", "it") if one else ("their", "them")
+        text = (
+            f"The bins of {'the data party' if one else 'the data parties'} {_and(owners)} "
+            f"appear by number only: {its} cut points and categories stay with {it}, in "
+            f"{_and(files)} (owner-only)."
+        )
+        lacking = [f for f in files if not (self.dir / f).is_file()]
+        return f'<p class="note">{escape(text)}</p>' + (
+            missing(", ".join(lacking) + " missing from the run folder") if lacking else ""
+        )
+
+    def iv_table(self, b: Mapping[str, Any]) -> str:
+        out = ["<h3>Information value of every characteristic</h3>"]
+        chars = b.get("characteristics")
+        if not isinstance(chars, list) or not chars:
+            return "".join(out) + missing("summary.json has no binning.characteristics")
+        rows = [c for c in chars if isinstance(c, dict)]
+        ranked = sorted(
+            rows,
+            key=lambda c: (
+                -c["iv"] if _is_num(c.get("iv")) else math.inf,
+                str(c.get("owner")),
+                str(c.get("characteristic")),
+            ),
+        )
+        body = []
+        for i, c in enumerate(ranked, 1):
+            kept = c.get("selected") is True
+            reason = c.get("reason")
+            what = ("kept" if kept else "dropped") + (f": {reason}" if reason else "")
+            body.append(
+                f'<tr class="{"kept" if kept else "dropped"}"><td>{i}</td>'
+                f'<td class="l">{escape(str(c.get("characteristic", "?")))}</td>'
+                f'<td class="l">{fmt(c.get("owner"))}</td><td class="l">{fmt(c.get("kind"))}</td>'
+                f"<td>{fmt(c.get('bins'))}</td><td>{fmt(c.get('iv'), 'metric')}</td>"
+                f'<td class="l">{escape(iv_reading(c.get("iv")))}</td>'
+                f"<td>{fmt(c.get('stability_index'), 'metric')}</td>"
+                f'<td class="l">{escape(what)}</td></tr>'
+            )
+        out.append(
+            '<table class="iv"><tr><th>#</th><th class="l">characteristic</th>'
+            '<th class="l">owner</th><th class="l">kind</th><th>bins (with the missing bin)'
+            '</th><th>IV</th><th class="l">reading</th><th>stability index</th>'
+            f'<th class="l">selection</th></tr>{"".join(body)}</table>'
+        )
+        out.append(f'<p class="note">{escape(IV_NOTE)}</p>')
+        suspicious = [
+            c for c in ranked if _is_num(c.get("iv")) and iv_reading(c["iv"]) == IV_SUSPICIOUS
+        ]
+        if suspicious:
+            names = _and(
+                [f"{c.get('characteristic')} ({fmt(c['iv'], 'metric')})" for c in suspicious]
+            )
+            out.append(
+                f'<p class="warn"><b>Check for leakage:</b> {escape(names)} '
+                + ("has an IV" if len(suspicious) == 1 else "have IVs")
+                + " above 0.5. Make sure "
+                + ("it is" if len(suspicious) == 1 else "they are")
+                + " known when the credit is granted and not derived from the outcome "
+                "before relying on the scorecard.</p>"
+            )
+        out.append(self.selection_rule(b, rows))
+        return "".join(out)
+
+    def selection_rule(self, b: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
+        sel = self._dict("selection")
+        if not sel:
+            return missing("summary.json has no selection section: the selection rule is unknown")
+        kept = sum(1 for c in rows if c.get("selected") is True)
+        rule = (
+            "<b>Selection rule:</b> a characteristic is kept when its IV is at least "
+            f"selection.min_iv = {fmt(sel.get('min_iv'))} and its stability index is at most "
+            f"selection.max_psi = {fmt(sel.get('max_psi'))}; of those, the "
+            f"selection.max_features = {fmt(sel.get('max_features'))} with the highest IV "
+            f"(ties by name). Kept: {fmt(kept)} of {fmt(len(rows))}."
+        )
+        stability = (
+            " The stability index is the population stability index of the "
+            "characteristic's bin shares between the training and the held-out customers "
+            f"(below {PSI_MONITOR:.2f} stable, {PSI_MONITOR:.2f} to {PSI_SHIFT:.2f} a "
+            f"moderate shift, above {PSI_SHIFT:.2f} a major one)."
+        )
+        pooled = ""
+        diff = b.get("pooled_iv_max_abs_diff")
+        if _is_num(diff):
+            pooled = (
+                " Against pooling: the kept characteristics' IVs from the counts summed "
+                "across the parties differ from those of the same bins on the pooled "
+                f"training rows by at most {fmt(diff)}"
+            )
+            agree = b.get("bins_agree_with_pooled")
+            if isinstance(agree, bool):
+                pooled += "; binning the pooled rows gives " + (
+                    "the same bins" if agree else "different bins"
+                )
+            pooled += "."
+        return f'<p class="note">{rule}{escape(stability + pooled)}</p>'
+
+    def woe_charts(self, card: Mapping[str, Any]) -> str:
+        out = ["<h3>Weight of evidence per bin of each kept characteristic</h3>"]
+        chars = card["characteristics"]
+        ivs = {
+            (str(c.get("owner")), str(c.get("characteristic"))): c.get("iv")
+            for c in self._dict("binning").get("characteristics") or ()
+            if isinstance(c, dict)
+        }
+        try:
+            # start-up time: matplotlib loads only when the report draws a chart
+            from fedrisk.evaluation.plots import plot_woe  # start-up time, as above
+        except Exception as exc:  # a chart must not stop the report
+            return "".join(out) + missing(f"no WOE charts ({_one_line(exc)})")
+        figures = []
+        with tempfile.TemporaryDirectory(prefix="fedrisk-woe-") as tmp:
+            for i, c in enumerate(chars):
+                name, owner = str(c.get("name", "?")), str(c.get("owner", "?"))
+                bins = c["bins"]
+                hidden = c.get("binning") is None
+                shown = [
+                    {**x, "label": _short_label(name, x, hidden, k)} for k, x in enumerate(bins)
+                ]
+                customers = sum(x["customers"] for x in bins if _is_num(x["customers"]))
+                bad = sum(x["defaulters"] for x in bins if _is_num(x["defaulters"]))
+                iv = ivs.get((owner, name))
+                title = f"{name} ({owner})" + (f", IV {fmt(iv, 'metric')}" if _is_num(iv) else "")
+                try:
+                    path = plot_woe(
+                        shown,
+                        Path(tmp) / f"woe-{i}.png",
+                        title=title,
+                        overall_rate=bad / customers if customers else None,
+                    )
+                    data = path.read_bytes()
+                except Exception as exc:  # a chart must not stop the report
+                    figures.append(
+                        missing(f"the WOE chart of {name} could not be drawn ({_one_line(exc)})")
+                    )
+                    continue
+                figures.append(
+                    figure(
+                        data,
+                        f"weight of evidence per bin of {name}",
+                        f"WOE of {name} ({owner}): {fmt(customers)} training customers in "
+                        f"{fmt(len(bins))} bins"
+                        + (f", numbered ({owner} keeps what they are)." if hidden else "."),
+                    )
+                )
+        out.append(
+            '<p class="note">One chart per kept characteristic, its bins in the order of '
+            "the points table: each bin's weight of evidence as a bar (green: fewer "
+            "defaulters than on average, red: more, grey hatched: the bin of missing "
+            "values, always the last), its training customers under its label, and on "
+            "the right the bin's default rate against the overall rate (dotted).</p>"
+        )
+        out.append('<div class="charts">' + "".join(figures) + "</div>")
+        return "".join(out)
+
+    def points_table(self, card: Mapping[str, Any]) -> str:
+        out = ["<h3>Points table</h3>"]
+        ip = self._dict("scorecard").get("integer_points")
+        ip = ip if isinstance(ip, dict) else {}
+        base = card.get("base_points", self._dict("scorecard").get("base_points"))
+        printed = card.get("base_points_rounded")
+        if printed is None and _is_num(base):
+            printed = int(round(base))
+        score, odds, pdo = card.get("base_score"), card.get("base_odds"), card.get("pdo")
+        factor, intercept = card.get("factor"), card.get("intercept")
+        offset = None
+        if _is_num(factor) and _is_num(score) and _is_num(odds) and odds > 0:
+            offset = score - factor * math.log(odds)
+        rows = [
+            ("base points", f"<b>{fmt(printed)}</b> (exactly {fmt(base)})"),
+            (
+                "scaling",
+                f"{fmt(score)} points at good:bad odds of {fmt(odds)}:1; {fmt(pdo)} points "
+                "to double the odds (PDO)",
+            ),
+            ("factor", f"PDO / ln 2 = {fmt(factor)}"),
+            ("offset", f"{fmt(score)} − factor · ln {fmt(odds)} = {fmt(offset)}"),
+            ("model intercept b", fmt(intercept)),
+            (
+                "convention",
+                "points of a bin = −factor · β · WOE, rounded (β: the characteristic's "
+                "coefficient on its WOE); base points = offset − factor · b; a customer's "
+                "score = base points + the points of the bin it falls in, per "
+                "characteristic. Higher scores mean lower risk.",
+            ),
+        ]
+        out.append(kv_table(rows))
+        body = []
+        low = high = printed if _is_num(printed) else None
+        for c in card["characteristics"]:
+            name, owner = str(c.get("name", "?")), str(c.get("owner", "?"))
+            pts = [x["points"] for x in c["bins"] if _is_num(x["points"])]
+            if low is not None and pts:
+                low, high = low + min(pts), high + max(pts)
+            spread = f", points {fmt(min(pts))} to {fmt(max(pts))}" if pts else ""
+            body.append(
+                f'<tr class="char"><th colspan="7">{escape(name)} <span>({escape(owner)}; '
+                f"β = {fmt(c.get('coefficient'))}{spread})</span></th></tr>"
+            )
+            for k, x in enumerate(c["bins"], 1):
+                n, bad = x["customers"], x["defaulters"]
+                rate = bad / n if _is_num(n) and _is_num(bad) and n else None
+                body.append(
+                    f"<tr><td>{fmt(x.get('bin', k))}</td>"
+                    f'<td class="l">{escape(str(x["label"]))}</td><td>{fmt(n)}</td>'
+                    f"<td>{fmt(bad)}</td><td>{share(rate) if rate is not None else '–'}</td>"
+                    f"<td>{fmt(x['woe'], 'signed')}</td><td><b>{fmt(x['points'])}</b></td></tr>"
+                )
+        out.append(
+            '<table class="points"><tr><th>bin</th><th class="l">label</th><th>customers</th>'
+            "<th>defaulters</th><th>default rate</th><th>WOE</th><th>points</th></tr>"
+            + "".join(body)
+            + "</table>"
+        )
+        out.append(
+            '<p class="note">Customers and defaulters are the training customers in each '
+            "bin (summed across the parties); the last bin of every characteristic holds "
+            "missing values. The same rows are in scorecard.csv"
+            + (f"; possible scores run from {fmt(low)} to {fmt(high)}." if low is not None else ".")
+            + "</p>"
+        )
+        out.append(self.integer_check(ip))
+        return "".join(out)
+
+    def integer_check(self, ip: Mapping[str, Any]) -> str:
+        out = ["<h4>Integer points against the model</h4>"]
+        if not ip:
+            return "".join(out) + missing("summary.json has no scorecard.integer_points")
+        model_auc = self._dict("federated").get("auc")
+        auc = ip.get("auc")
+        gap = (
+            f" ({fmt(auc - model_auc, 'signed')} vs the model's {fmt(model_auc, 'metric')})"
+            if _is_num(auc) and _is_num(model_auc)
+            else ""
+        )
+        out.append(
+            kv_table(
+                [
+                    ("AUC of the integer score", fmt(auc, "metric") + gap),
+                    ("KS", fmt(ip.get("ks"), "metric")),
+                    ("Gini", fmt(ip.get("gini"), "metric")),
+                    (
+                        "Spearman correlation with the model's ranking",
+                        fmt(ip.get("spearman_with_model"), "metric"),
+                    ),
+                    (
+                        "scores of the held-out customers",
+                        f"{fmt(ip.get('min'))} to {fmt(ip.get('max'))}",
+                    ),
+                ]
+            )
+        )
+        out.append(
+            '<p class="note">On the held-out customers: rounding every bin\'s points to an '
+            "integer should leave the ranking almost unchanged (Spearman close to 1, AUC "
+            "close to the model's).</p>"
+        )
+        return "".join(out)
+
     # 3. AUC per round
     def auc_chart(self) -> str:
         unit = "epoch" if self.kind == "vertical" else "round"
         return (
-            f'<section id="auc"><h2>2. Test AUC per {unit}</h2>'
+            '<section id="auc">'
+            + self.h2(f"Test AUC per {unit}")
             + self._image(
                 "auc_per_round.png",
                 f"federated test AUC per {unit}",
@@ -849,7 +1229,7 @@ class _Report:
         b = self._dict("boosting")
         grown, kept = b.get("trees_grown"), b.get("trees_kept")
         out = [
-            '<section id="trees"><h2>2. Trees</h2>',
+            '<section id="trees">' + self.h2("Trees"),
             '<p class="note">Gradient-boosted trees grown jointly (SecureBoost): the bank '
             "holds the labels and the Paillier key and sends each tree's gradients and "
             "hessians encrypted; every data party sums them into histograms over its own "
@@ -1043,7 +1423,7 @@ class _Report:
 
     # 4. gains and calibration
     def gains_calibration(self) -> str:
-        out = ['<section id="gains"><h2>3. Gains by score decile and calibration</h2>']
+        out = ['<section id="gains">' + self.h2("Gains by score decile and calibration")]
         tables, err = self._json("calibration.json")
         if err is not None or not isinstance(tables, dict):
             out.append(missing(err or "calibration.json is not a JSON object"))
@@ -1127,7 +1507,7 @@ class _Report:
 
     # 5. privacy
     def privacy(self) -> str:
-        out = ['<section id="privacy"><h2>4. Privacy</h2>']
+        out = ['<section id="privacy">' + self.h2("Privacy")]
         p = self._dict("privacy")
         if not p:
             out.append(missing("summary.json has no privacy section"))
@@ -1322,7 +1702,7 @@ class _Report:
     # 6. who saw what
     def who_saw_what(self) -> str:
         out = [
-            '<section id="who-saw-what"><h2>5. Who saw what</h2>',
+            '<section id="who-saw-what">' + self.h2("Who saw what"),
             '<p class="note">Every message that crossed a party boundary, from '
             "transcript.jsonl. Rows: sender; columns: receiver; each cell says whether "
             "the receiver could read what it was sent (hover it for the messages). The "
@@ -1366,7 +1746,7 @@ class _Report:
 
     # 7. costs
     def costs(self) -> str:
-        out = ['<section id="costs"><h2>6. Costs</h2>']
+        out = ['<section id="costs">' + self.h2("Costs")]
         c = self._dict("cost")
         if not c:
             out.append(missing("summary.json has no cost section"))
@@ -1511,8 +1891,13 @@ class _Report:
                         for n, w in pairs
                     )
                     out.append(
-                        "<details><summary>final model (model.json): weights on "
-                        "z-scored features, largest first</summary><table>"
+                        "<details><summary>final model (model.json): "
+                        + (
+                            "coefficients on each characteristic's WOE"
+                            if self.woe
+                            else "weights on z-scored features"
+                        )
+                        + ", largest first</summary><table>"
                         '<tr><th class="l">feature</th><th>weight</th></tr>'
                         f'{body}<tr><td class="l">intercept</td>'
                         f"<td>{fmt(model.get('intercept'))}</td></tr></table>"
@@ -1575,6 +1960,25 @@ def riskiest_first(rows: Any) -> Any:
         return rows
     ranked = sorted(rows, key=lambda r: -r["mean_predicted"])
     return [{**r, "decile": i} for i, r in enumerate(ranked, 1)]
+
+
+def _and(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _short_label(name: str, b: Mapping[str, Any], hidden: bool, k: int) -> str:
+    """A bin's label for a WOE chart: "bin 3" where its owner keeps its bins, a text
+    bin's categories without "name in {…}", anything else as written."""
+    if hidden:
+        return f"bin {b.get('bin', k + 1)}"
+    text = str(b.get("label", ""))
+    prefix = f"{name} in {{"
+    if text.startswith(prefix) and text.endswith("}"):
+        return text[len(prefix) : -1]
+    return text
 
 
 def _nested_table(d: Mapping[str, Any]) -> str:
