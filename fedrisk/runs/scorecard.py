@@ -264,9 +264,7 @@ def run_horizontal_scorecard(
         summary["binning"]["bins_agree_with_pooled"] = all(
             params.fit(t.name, train.columns[t.name], train.y) == t.binning for t in chosen
         )
-        summary["privacy"]["who_learns_what_binning"] = BINNING_WHO_LEARNS_WHAT[
-            s.privacy.aggregation
-        ]
+        add_binning_knowledge(summary, BINNING_WHO_LEARNS_WHAT[s.privacy.aggregation])
         summary["cost"]["binning_wall_s"] = round(binned.seconds, 3)
         summary["cost"]["binning_bytes"] = binned.bytes_sent
         summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
@@ -399,10 +397,22 @@ def run_vertical_scorecard(
         summary["binning"]["bins_agree_with_pooled"] = agree
         summary["cost"]["binning_wall_s"] = round(bin_wall, 3)
         summary["cost"]["encryptions"] += binning.encryptions
-        summary["privacy"]["who_learns_what_binning"] = WHO_LEARNS_WHAT
+        add_binning_knowledge(
+            summary,
+            {holder_name: WHO_LEARNS_WHAT["bank"], "data parties": WHO_LEARNS_WHAT["data parties"]},
+        )
         summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
         write_json(stage / "summary.json", summary)
     return RunOutcome(out, summary)
+
+
+def add_binning_knowledge(summary: dict, binning: dict[str, str]) -> None:
+    """``privacy.who_learns_what`` of a scorecard run: what each party learns in the
+    binning (a WOE table's per-bin default rates) beside what it learns in training."""
+    knows = summary["privacy"].setdefault("who_learns_what", {})
+    for party, text in binning.items():
+        before = knows.get(party)
+        knows[party] = f"binning: {text}" + (f"; training: {before}" if before else "")
 
 
 def check_selection(s: Scenario, columns) -> None:

@@ -45,6 +45,8 @@ def test_iv_and_bins_equal_the_pooled_ones_and_the_points_rank_like_the_model(ge
     assert abs(s["federated"]["auc"] - s["centralised"]["auc"]) <= 0.01
     assert s["scorecard"]["integer_points"]["spearman_with_model"] >= 0.99
     assert abs(s["scorecard"]["integer_points"]["auc"] - s["federated"]["auc"]) <= 0.01
+    knows = s["privacy"]["who_learns_what"]
+    assert knows["aggregator"].startswith("binning: ") and "training: " in knows["aggregator"]
 
 
 def test_scorecard_csv_has_one_row_per_bin_missing_values_included(german):

@@ -64,6 +64,9 @@ def test_iv_equals_pooled_selection_is_listed_and_points_rank_like_the_model(ger
     assert abs(s["federated"]["auc"] - s["centralised"]["auc"]) <= 0.01
     assert s["federated"]["auc"] > s["local_only"]["bank"]["auc"]  # the bureau's bins help
     assert s["scorecard"]["integer_points"]["spearman_with_model"] >= 0.99
+    knows = s["privacy"]["who_learns_what"]
+    assert knows["bank"].startswith("binning: ") and "defaulters per bin" in knows["bank"]
+    assert "WOE" in knows["data parties"] and "training: " in knows["data parties"]
 
 
 def test_scorecard_csv_has_one_row_per_bin_with_integer_points(german):
