@@ -780,6 +780,7 @@ class WoeCharacteristic:
     labels: Any = None
     customers: Any = None
     defaulters: Any = None
+    missing_to: int | None = None  # too few missing values: the regular bin they joined
     _lookup: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -827,6 +828,10 @@ class WoeCharacteristic:
             object.__setattr__(self, "groups", groups)
             n_bins = len(groups) + 1
         object.__setattr__(self, "_lookup", lookup)
+        if self.missing_to is not None and (
+            not _is_int(self.missing_to) or not 0 <= self.missing_to < n_bins - 1
+        ):
+            raise ValueError(f"{at}: missing_to must be one of its {n_bins - 1} regular bins")
         woe = np.array(self.woe, dtype=np.float64)
         if woe.shape != (n_bins,) or not np.isfinite(woe).all():
             raise ValueError(
@@ -876,9 +881,11 @@ class WoeCharacteristic:
         if self.cuts is not None:
             cells = grid_cells(numeric_column(values, self.name))
             idx = np.searchsorted(self.cuts, cells, side="right")
-            return np.where(cells < 0, self.cuts.size + 1, idx).astype(np.int64)
+            missing = self.cuts.size + 1 if self.missing_to is None else self.missing_to
+            return np.where(cells < 0, missing, idx).astype(np.int64)
         text = text_column(values, self.name, known=self._lookup)
-        lookup = {**self._lookup, "": len(self.groups)}
+        missing = len(self.groups) if self.missing_to is None else self.missing_to
+        lookup = {**self._lookup, "": missing}
         uniq, inv = np.unique(text, return_inverse=True)
         codes = np.array([lookup.get(u, self.unseen) for u in uniq], dtype=np.int64)
         return codes[inv.ravel()]
@@ -1444,8 +1451,16 @@ def _characteristic(c: dict[str, Any], b: dict[str, Any]) -> WoeCharacteristic:
         defaulters=defaulters,
     )
     if b["kind"] == "numeric":
-        return WoeCharacteristic(c["name"], cuts=b["cuts"], **common)
-    return WoeCharacteristic(c["name"], groups=b["groups"], unseen=b["unseen"], **common)
+        return WoeCharacteristic(
+            c["name"], cuts=b["cuts"], missing_to=b.get("missing_to"), **common
+        )
+    return WoeCharacteristic(
+        c["name"],
+        groups=b["groups"],
+        unseen=b["unseen"],
+        missing_to=b.get("missing_to"),
+        **common,
+    )
 
 
 def _check_card(card: FederatedWoeScorecard, record: dict[str, Any], chars, where: str) -> None:

@@ -306,8 +306,10 @@ class BinningConfig:
     )
     min_bin_share: float = _spec(
         0.05,
-        "optimal: smallest share of customers in a bin; text columns: rarer categories "
-        "are merged into one bin",
+        "smallest share of customers in a bin, every method (smaller bins are merged; "
+        "missing values too few for a bin join the largest; text columns: rarer "
+        "categories share one bin); 0 allows bins of one customer, whose label a vertical "
+        "data party could then read off its WOE",
         lo=0.0,
         hi=0.5,
     )

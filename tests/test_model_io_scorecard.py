@@ -104,9 +104,11 @@ def independent(run: Path, columns: dict[str, np.ndarray]):
         b = (c if c["binning"] is not None else parts[c["name"]])["binning"]
         if b["kind"] == "numeric":
             assert b["grid"] == {"limit": GRID_LIMIT, "cells": GRID_CELLS}
-            bins_of = NumericBinning(c["name"], tuple(b["cuts"]))
+            bins_of = NumericBinning(c["name"], tuple(b["cuts"]), b.get("missing_to"))
         else:
-            bins_of = CategoricalBinning(c["name"], tuple(map(tuple, b["groups"])), b["unseen"])
+            bins_of = CategoricalBinning(
+                c["name"], tuple(map(tuple, b["groups"])), b["unseen"], b.get("missing_to")
+            )
         bins = bins_of.assign(columns[c["name"]])
         customers = np.array([x["customers"] for x in c["bins"]])
         bad = np.array([x["defaulters"] for x in c["bins"]])
@@ -272,7 +274,8 @@ def test_raw_csv_rows_score_as_scorecard_json_and_the_binning_say(run, tmp_path)
     np.testing.assert_array_equal(model.score(canonical), points)
     # the rows exercise missing and unseen bins of both kinds
     for j, c in enumerate(model.characteristics_):
-        assert (bins[:, j] == c.n_bins - 1).any(), c.name
+        missing_bin = c.n_bins - 1 if c.missing_to is None else c.missing_to
+        assert (bins[:, j] == missing_bin).any(), c.name
         if c.kind == "text":
             assert (bins[:, j] == c.unseen).any(), c.name
 

@@ -178,7 +178,8 @@ def binning_record(binning: Binning | None) -> dict[str, Any] | None:
     """How raw values find their bin (None: the bins are another party's, kept there):
     numeric columns by grid cell (:func:`fedrisk.models.binning.grid_cells`), bin k
     holding ``cuts[k-1] <= cell < cuts[k]``; text columns by category, unseen ones in
-    bin ``unseen``; missing values in the last bin."""
+    bin ``unseen``; missing values in the last bin, or in bin ``missing_to`` when they
+    were too few for one."""
     if binning is None:
         return None
     if isinstance(binning, NumericBinning):
@@ -187,8 +188,14 @@ def binning_record(binning: Binning | None) -> dict[str, Any] | None:
             "grid": {"limit": GRID_LIMIT, "cells": GRID_CELLS},
             "cuts": list(binning.cuts),
             "edges": binning.edges(),
+            "missing_to": binning.missing_to,
         }
-    return {"kind": "text", "groups": [list(g) for g in binning.groups], "unseen": binning.unseen}
+    return {
+        "kind": "text",
+        "groups": [list(g) for g in binning.groups],
+        "unseen": binning.unseen,
+        "missing_to": binning.missing_to,
+    }
 
 
 def binning_from_record(name: str, record: dict[str, Any]) -> Binning:
@@ -200,10 +207,11 @@ def binning_from_record(name: str, record: dict[str, Any]) -> Binning:
                 f"{name}: bins on another grid ({grid}); this fedrisk uses "
                 f"limit {GRID_LIMIT}, {GRID_CELLS} cells"
             )
-        return NumericBinning(name, tuple(int(c) for c in record["cuts"]))
+        to = record.get("missing_to")
+        return NumericBinning(name, tuple(int(c) for c in record["cuts"]), to)
     if record.get("kind") == "text":
         groups = tuple(tuple(str(c) for c in g) for g in record["groups"])
-        return CategoricalBinning(name, groups, int(record["unseen"]))
+        return CategoricalBinning(name, groups, int(record["unseen"]), record.get("missing_to"))
     raise ValueError(f"{name}: binning kind must be 'numeric' or 'text'")
 
 

@@ -31,7 +31,7 @@ through :func:`grid_cells`, never by float comparisons with the displayed edge v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.stats import rankdata
@@ -41,7 +41,9 @@ __all__ = [
     "Binning",
     "BinningParams",
     "WoeTable",
+    "same_bins",
     "select",
+    "small_missing_to",
     "stability_index",
     "woe_table",
     "GRID_LIMIT",
@@ -59,6 +61,7 @@ __all__ = [
     "fit_numeric",
     "grid_cells",
     "merge_cuts",
+    "merge_small_bins",
     "monotone_merge",
     "numeric_cuts",
     "quantile_cuts",
@@ -576,9 +579,11 @@ class NumericBinning:
 
     name: str
     cuts: tuple[int, ...]  # grid edge cells
+    missing_to: int | None = None  # a regular bin missing values join (too few for one)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cuts", tuple(int(c) for c in _check_cuts(self.cuts)))
+        _check_missing_to(self.missing_to, len(self.cuts) + 1)
 
     def n_bins(self) -> int:
         """Regular bins plus the missing bin."""
@@ -588,7 +593,8 @@ class NumericBinning:
         """Bin index of each value (through its grid cell); NaN -> the last (missing) bin."""
         cells = grid_cells(x)
         idx = np.searchsorted(np.asarray(self.cuts, dtype=np.int64), cells, side="right")
-        return np.where(cells < 0, len(self.cuts) + 1, idx).astype(np.int64)
+        missing = len(self.cuts) + 1 if self.missing_to is None else self.missing_to
+        return np.where(cells < 0, missing, idx).astype(np.int64)
 
     def edges(self) -> list[float]:
         """Displayed edge values (lower boundary of each cut cell); for labels, not assignment."""
@@ -598,9 +604,52 @@ class NumericBinning:
         """ "< a", "[a, b)", ..., ">= z", then "missing" ("not missing" when there are no cuts)."""
         e = [_fmt(v) for v in self.edges()]
         if not e:
-            return ["not missing", "missing"]
+            return _with_missing(["not missing", "missing"], self.missing_to)
         inner = [f"[{a}, {b})" for a, b in zip(e[:-1], e[1:])]
-        return [f"< {e[0]}", *inner, f">= {e[-1]}", "missing"]
+        return _with_missing([f"< {e[0]}", *inner, f">= {e[-1]}", "missing"], self.missing_to)
+
+
+def _check_missing_to(missing_to: int | None, regular: int) -> None:
+    if missing_to is not None and not 0 <= missing_to < regular:
+        raise ValueError(f"missing_to must index one of the {regular} regular bins")
+
+
+def _with_missing(labels: list[str], missing_to: int | None) -> list[str]:
+    if missing_to is None:
+        return labels
+    labels[missing_to] += " or missing"
+    labels[-1] = f"missing (in bin {missing_to + 1})"
+    return labels
+
+
+def same_bins(a: Binning, b: Binning) -> bool:
+    """Whether two binnings put every value in the same bin up to the bins' order (the
+    federated and pooled text bins differ only in how their groups are numbered)."""
+    if isinstance(a, NumericBinning) or isinstance(b, NumericBinning):
+        return a == b
+    if a.name != b.name or len(a.groups) != len(b.groups):
+        return False
+
+    def canon(x: CategoricalBinning) -> tuple:
+        sets = [frozenset(g) for g in x.groups]
+        pick = lambda i: None if i is None else sets[i]  # noqa: E731
+        return set(sets), sets[x.unseen] if sets else None, pick(x.missing_to)
+
+    return canon(a) == canon(b)
+
+
+def small_missing_to(counts: np.ndarray, min_bin_share: float) -> int | None:
+    """Where missing values go when too few to make a bin of their own: ``counts`` per
+    bin (missing last); a missing bin holding fewer than ``min_bin_share`` of the
+    customers (but some) joins the largest regular bin (ties: the first). By count only,
+    so every party that knows the counts decides it alike; a missing bin that small
+    would otherwise tell a vertical data party, who knows whose values are missing,
+    those customers' default rate."""
+    counts = np.asarray(counts, dtype=np.int64)
+    missing, total = int(counts[-1]), int(counts.sum())
+    if missing == 0 or missing >= min_bin_share * total or len(counts) < 2:
+        return None
+    return int(np.argmax(counts[:-1]))
 
 
 def _clean_text(values: np.ndarray) -> np.ndarray:
@@ -623,6 +672,7 @@ class CategoricalBinning:
     name: str
     groups: tuple[tuple[str, ...], ...]
     unseen: int  # bin for categories not seen at fit time
+    missing_to: int | None = None  # a regular bin missing values join (too few for one)
 
     def __post_init__(self) -> None:
         groups = tuple(tuple(str(c) for c in g) for g in self.groups)
@@ -632,6 +682,7 @@ class CategoricalBinning:
             raise ValueError("groups must be non-empty, disjoint and hold no empty category")
         if not 0 <= self.unseen < max(len(groups), 1):
             raise ValueError(f"unseen must index one of the {len(groups)} groups")
+        _check_missing_to(self.missing_to, len(groups))
 
     def n_bins(self) -> int:
         """Groups plus the missing bin."""
@@ -641,17 +692,44 @@ class CategoricalBinning:
         """Bin index of each value (stripped); "" -> the last (missing) bin."""
         text = _clean_text(values)
         lookup = {c: i for i, g in enumerate(self.groups) for c in g}
-        lookup[""] = len(self.groups)
+        lookup[""] = len(self.groups) if self.missing_to is None else self.missing_to
         uniq, inv = np.unique(text.ravel(), return_inverse=True)
         codes = np.array([lookup.get(u, self.unseen) for u in uniq], dtype=np.int64)
         return codes[inv.ravel()].reshape(text.shape)
 
     def labels(self) -> list[str]:
         """ "name in {a, b}" per group, then "missing"."""
-        return [f"{self.name} in {{{', '.join(g)}}}" for g in self.groups] + ["missing"]
+        labels = [f"{self.name} in {{{', '.join(g)}}}" for g in self.groups] + ["missing"]
+        return _with_missing(labels, self.missing_to)
 
 
 # --- one party holding the whole column ------------------------------------------------------
+
+
+def merge_small_bins(counts: np.ndarray, cuts: np.ndarray, min_bin_share: float) -> np.ndarray:
+    """Cuts without a bin holding fewer than ``min_bin_share`` of the (non-missing)
+    customers: the smallest such bin joins its smaller neighbour (ties: the left one),
+    until none is left. By count only, as the quantile and equal-width methods choose
+    their cuts; a bin of a handful of customers would give a vertical data party, who
+    knows who is in it, their default rate (:mod:`fedrisk.vertical.binning`)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    cuts = [int(c) for c in cuts]
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    total = int(cum[-1])
+    while cuts and total:
+        edges = np.array([0, *cuts, GRID_CELLS])
+        per = cum[edges[1:]] - cum[edges[:-1]]
+        small = np.flatnonzero(per < min_bin_share * total)
+        if not small.size:
+            break
+        j = int(small[np.argmin(per[small])])
+        if j == 0:
+            del cuts[0]
+        elif j == len(per) - 1 or per[j - 1] <= per[j + 1]:
+            del cuts[j - 1]
+        else:
+            del cuts[j]
+    return np.array(cuts, dtype=np.int64)
 
 
 def numeric_cuts(
@@ -679,9 +757,9 @@ def numeric_cuts(
         raise ValueError(f"hist must have shape ({GRID_CELLS + 1},) or (2, {GRID_CELLS + 1})")
     counts = (hist if hist.ndim == 1 else hist.sum(axis=0))[:GRID_CELLS]
     if method == "quantile":
-        return quantile_cuts(counts, max_bins)
+        return merge_small_bins(counts, quantile_cuts(counts, max_bins), min_bin_share)
     if method == "equal_width":
-        return equal_width_cuts(counts, max_bins)
+        return merge_small_bins(counts, equal_width_cuts(counts, max_bins), min_bin_share)
     if hist.ndim != 2:
         raise ValueError('method "optimal" needs labels: goods and bads per cell')
     pre = quantile_cuts(counts, prebins)
@@ -790,6 +868,24 @@ class BinningParams:
         return categorical_groups(
             categories, good, bad, max_bins=self.max_bins, min_bin_share=self.min_bin_share
         )
+
+    def table(self, binning: Binning, good: np.ndarray, bad: np.ndarray) -> WoeTable:
+        """The WOE table of ``binning`` from its goods and bads per bin (missing last),
+        a too-small missing bin joined to the largest regular one (:func:`small_missing_to`)."""
+        good, bad = np.asarray(good, dtype=np.int64), np.asarray(bad, dtype=np.int64)
+        to = small_missing_to(good + bad, self.min_bin_share)
+        if to is not None:
+            good, bad = good.copy(), bad.copy()
+            good[to] += good[-1]
+            bad[to] += bad[-1]
+            good[-1] = bad[-1] = 0
+            binning = replace(binning, missing_to=to)
+        return WoeTable(binning, good, bad)
+
+    def table_of(self, binning: Binning, values: np.ndarray, y: np.ndarray) -> WoeTable:
+        """The table of a column held whole (its rows counted per bin)."""
+        raw = woe_table(binning, values, y)
+        return self.table(binning, raw.good, raw.bad)
 
     def fit(self, name: str, values: np.ndarray, y: np.ndarray | None) -> Binning:
         """Bin one column held whole: text (str dtype) as categories, else numeric."""

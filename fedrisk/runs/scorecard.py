@@ -44,9 +44,9 @@ from fedrisk.horizontal.setup import bank_job
 from fedrisk.models.binning import (
     BinningParams,
     WoeTable,
+    same_bins,
     select,
     stability_index,
-    woe_table,
 )
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.secrets import AGGREGATOR, RunSecrets
@@ -248,21 +248,22 @@ def run_horizontal_scorecard(
         )
         write_woe_scorecard(card, stage)
         test_bins = np.column_stack([t.binning.assign(test.columns[t.name]) for t in chosen])
-        pooled = {
-            f"banks:{t.name}": woe_table(
+        pooled_tables = {
+            t.name: params.table_of(
                 params.fit(t.name, train.columns[t.name], train.y),
                 train.columns[t.name],
                 train.y,
-            ).iv
+            )
             for t in chosen
         }
+        pooled = {f"banks:{k}": v.iv for k, v in pooled_tables.items()}
         selected = [
             ("banks", t.name, t.binning, c) for t in chosen for c in columns if c.name == t.name
         ]
         summary["model"] = "scorecard"
         summary.update(scorecard_sections(s, card, selected, columns, test_bins, test_y, pooled))
         summary["binning"]["bins_agree_with_pooled"] = all(
-            params.fit(t.name, train.columns[t.name], train.y) == t.binning for t in chosen
+            same_bins(pooled_tables[t.name].binning, t.binning) for t in chosen
         )
         add_binning_knowledge(summary, BINNING_WHO_LEARNS_WHAT[s.privacy.aggregation])
         summary["cost"]["binning_wall_s"] = round(binned.seconds, 3)
@@ -462,10 +463,14 @@ def vertical_coding(holder_name, holder, parties, binning: BinningRunOutcome, pa
     for p in parties:
         ppos = {str(i): k for k, i in enumerate(p.ids)}
         train_rows = np.array([ppos[i] for i in binning.train_ids], dtype=np.int64)
-        prebins, rare_bins = party_prebins(p.columns, train_rows, params)
+        prebins, rare_bins = party_prebins(p.columns, train_rows, params, p.secret)
         results = by_owner.get(p.name, [])
         final = final_binnings(
-            prebins, [r.groups for r in results], [r.unseen for r in results], rare_bins
+            prebins,
+            [r.groups for r in results],
+            [r.unseen for r in results],
+            rare_bins,
+            [r.missing_to for r in results],
         )
         cols, names = [], []
         for b, r in zip(final, results):
@@ -543,9 +548,9 @@ def vertical_pooled(
         ids, cols = (holder.ids, holder.columns) if table is None else (table.ids, table.columns)
         pos = {str(i): k for k, i in enumerate(ids)}
         rows = np.array([pos[str(i)] for i in train_ids], dtype=np.int64)
-        pooled = params.fit(name, cols[name][rows], y)
-        agree = agree and pooled == binning
-        out[f"{owner}:{name}"] = woe_table(pooled, cols[name][rows], y).iv
+        pooled = params.table_of(params.fit(name, cols[name][rows], y), cols[name][rows], y)
+        agree = agree and same_bins(pooled.binning, binning)
+        out[f"{owner}:{name}"] = pooled.iv
     return out, agree
 
 

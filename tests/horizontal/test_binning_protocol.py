@@ -24,10 +24,11 @@ from fedrisk.horizontal.binning.protocol import (
     BanksJob,
     BanksOutcome,
     CountPacking,
+    zero_sum_masks,
 )
 from fedrisk.horizontal.binning.run import BankRows, federated_binning, replay_bank
 from fedrisk.horizontal.layout import public_max_weight
-from fedrisk.models.binning import METHODS, BinningParams, woe_table
+from fedrisk.models.binning import METHODS, BinningParams
 
 SIZES = {"bank-a": 1400, "bank-b": 700, "bank-c": 2100}
 
@@ -80,7 +81,7 @@ def test_tables_equal_the_pooled_computation_exactly(method, aggregation):
     assert [t.name for t in out.tables] == ["income", "late_payments", "region"]
     for table in out.tables:
         values = np.concatenate([b.columns[table.name] for b in rows])
-        pooled = woe_table(params.fit(table.name, values, y), values, y)
+        pooled = params.table_of(params.fit(table.name, values, y), values, y)
         assert table.binning == pooled.binning  # the same cuts / groups
         assert np.array_equal(table.good, pooled.good)
         assert np.array_equal(table.bad, pooled.bad)
@@ -212,16 +213,34 @@ def test_every_bank_holds_the_tables_and_the_harness_can_replay_bank_0():
 
 
 @pytest.mark.slow
-def test_a_lone_banks_vector_relayed_as_the_sum_is_refused():
+def test_only_every_banks_masked_vector_once_decrypts_to_a_sum():
+    """The banks' zero-sum masks cancel in the product of all three banks' ciphertexts;
+    one bank's vector relayed alone, or raised to the power 3 (which would pass the
+    count slot without masks), decrypts to values uniform mod n and is refused."""
     k = keys()
     packing = CountPacking(k.public_key, n_banks=3, row_bound=1024)
     cipher, decryptor = VectorCipher(k.public_key), VectorDecryptor(k.private_key)
-    counts = np.arange(300, dtype=np.int64) % 7
-    blobs = packing.encrypt(cipher, counts)
-    with pytest.raises(ProtocolError, match="sum 1 banks' vectors, not all 3"):
-        packing.decrypt(cipher, decryptor, blobs, len(counts), "summed counts")
-    three = cipher.to_bytes(cipher.add(*[cipher.from_bytes(blobs, len(blobs))] * 3))
-    assert np.array_equal(packing.decrypt(cipher, decryptor, three, len(counts), "x"), 3 * counts)
+    counts = [np.arange(300, dtype=np.int64) % (7 + i) for i in range(3)]
+    n_ct = packing.n_ciphertexts(300)
+    blobs = [
+        packing.encrypt(cipher, c, zero_sum_masks(k.private_key, 3, i, "grid", n_ct))
+        for i, c in enumerate(counts)
+    ]
+    cts = [cipher.from_bytes(b, len(b)) for b in blobs]
+    total = cipher.to_bytes(cipher.add(*cts))
+    got = packing.decrypt(cipher, decryptor, total, 300, "summed counts")
+    assert np.array_equal(got, sum(counts))
+    for forged in (
+        blobs[0],
+        cipher.to_bytes(cipher.add(*[cts[0]] * 3)),
+        cipher.to_bytes(cipher.add(cts[0], cts[1])),
+    ):
+        with pytest.raises(ProtocolError, match="legal sum|banks' vectors|exceeds"):
+            packing.decrypt(cipher, decryptor, forged, 300, "summed counts")
+    # without masks the count slot alone would let the cube of one bank through
+    plain = packing.encrypt(cipher, counts[0])
+    three = cipher.to_bytes(cipher.add(*[cipher.from_bytes(plain, len(plain))] * 3))
+    assert np.array_equal(packing.decrypt(cipher, decryptor, three, 300, "x"), 3 * counts[0])
 
 
 @pytest.mark.parametrize("aggregation", ["plain", "paillier"])

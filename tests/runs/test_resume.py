@@ -186,6 +186,7 @@ def _cli(*args, cwd):
     )
 
 
+@pytest.mark.slow  # several subprocess runs of the command line (~6 s)
 def test_resume_refuses_bad_input_with_one_line(tmp_path):
     nothing = _cli("run", "--resume", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert nothing.returncode == 2 and "no checkpoint found" in nothing.stderr

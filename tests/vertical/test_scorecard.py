@@ -77,11 +77,13 @@ def test_scorecard_csv_has_one_row_per_bin_with_integer_points(german):
     assert {r["characteristic"] for r in rows} == set(chars)
     assert len(rows) == sum(c["bins"] for c in chars.values())
     assert all(int(r["points"]) == float(r["points"]) for r in rows)
-    # the missing bin of credit_amount holds the customers whose amount is empty
-    missing = [
-        r for r in rows if r["characteristic"] == "credit_amount" and r["label"] == "missing"
-    ]
-    assert missing and int(missing[0]["customers"]) > 0
+    # credit_amount's empty cells (about 5 %) have a bin of their own, or, too few for
+    # one (under binning.min_bin_share), join the largest bin
+    amount = [r for r in rows if r["characteristic"] == "credit_amount"]
+    assert amount[-1]["label"].startswith("missing")
+    assert int(amount[-1]["customers"]) > 0 or any(
+        r["label"].endswith(" or missing") and int(r["customers"]) > 0 for r in amount
+    )
     card = json.loads((out / "scorecard.json").read_text())
     assert card["base_points_rounded"] == round(card["base_points"])
 

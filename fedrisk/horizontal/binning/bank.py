@@ -38,6 +38,7 @@ from fedrisk.horizontal.binning.protocol import (
     own_categories,
     split_counts,
     woe_tables,
+    zero_sum_masks,
 )
 from fedrisk.models.binning import GRID_CELLS, BinningParams, WoeTable
 
@@ -82,6 +83,14 @@ def bank_index(job: BanksJob, context: Context) -> int:
     if not 0 <= index < len(job.banks):
         raise ProtocolError(f"node partition-id {index} names none of {len(job.banks)} banks")
     return index
+
+
+def bank_masks(job: BanksJob, context: Context, stage: str, length: int) -> list[int]:
+    """This bank's zero-sum masks for a count vector of ``length`` (its plaintexts)."""
+    if job.private_key is None:
+        raise ProtocolError("an encrypted exchange needs the banks' shared key")
+    count = job.packing.n_ciphertexts(length)
+    return zero_sum_masks(job.private_key, len(job.banks), bank_index(job, context), stage, count)
 
 
 def bank_crypto(job: BanksJob) -> Callable[[str], Crypto]:
@@ -136,7 +145,8 @@ def grid_reply(job: BanksJob, bank: BankRows, msg: Message, context: Context, cr
     grid = grid_counts(bank, schema)
     if job.aggregation == "paillier":
         cipher, _ = crypto(bank.name)
-        return reply(msg, "grid", bank, {CIPHERTEXTS: job.packing.encrypt(cipher, grid)})
+        masks = bank_masks(job, context, "grid", np.asarray(grid).size)
+        return reply(msg, "grid", bank, {CIPHERTEXTS: job.packing.encrypt(cipher, grid, masks)})
     return reply(msg, "grid", bank, {}, {"grid": grid})
 
 
@@ -156,7 +166,8 @@ def counts_reply(job: BanksJob, bank: BankRows, msg: Message, context: Context, 
     if job.aggregation == "paillier":
         cipher, _ = crypto(bank.name)
         flat = np.concatenate([c.ravel() for c in counts]) if counts else np.zeros(0)
-        return reply(msg, "counts", bank, {CIPHERTEXTS: job.packing.encrypt(cipher, flat)})
+        masks = bank_masks(job, context, "counts", len(flat))
+        return reply(msg, "counts", bank, {CIPHERTEXTS: job.packing.encrypt(cipher, flat, masks)})
     return reply(msg, "counts", bank, {}, {f"b{j}": c for j, c in enumerate(counts)})
 
 

@@ -36,8 +36,12 @@ Where the sums are made (``privacy.aggregation``):
   sends the encrypted sum back with the next request (grid sums in ``counts``, labelled
   sums in ``finish``); the banks decrypt and compute the cuts and the tables themselves,
   identically (deterministic). The aggregator never holds the key and never sees a count,
-  a cut or a table; the decrypted count slot must equal the number of banks, so a single
-  bank's vector relayed as "the sum" is refused.
+  a cut or a table. Each bank adds zero-sum masks to its plaintexts (:func:`zero_sum_masks`,
+  keyed by the banks' shared secret): they cancel only in the product of every bank's
+  ciphertexts once, so anything else the aggregator relays as "the sum" — one bank's
+  vector, raised to a power or with an encryption of its own mixed in, a bank left out —
+  decrypts to values uniform mod n, which the banks refuse (the count slot, which must
+  equal the number of banks, and every slot's bound).
 
 Category values are plaintext in both modes: the aggregator learns which categories each
 bank holds (:data:`WHO_LEARNS_WHAT`). The protocol draws no randomness of its own: the
@@ -46,6 +50,7 @@ Paillier obfuscators come from the operating system through each bank's obfuscat
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -191,12 +196,20 @@ class CountPacking:
         """Ciphertexts of a vector of ``length`` counts (the counter slot included)."""
         return self.packer.n_ints(length + 1)
 
-    def encrypt(self, cipher: VectorCipher, counts: np.ndarray) -> list[bytes]:
+    def encrypt(
+        self, cipher: VectorCipher, counts: np.ndarray, masks: list[int] | None = None
+    ) -> list[bytes]:
+        """``masks``: one value mod n per plaintext (:func:`zero_sum_masks`), added
+        before encryption; the banks' masks cancel only in the sum of every bank once."""
         counts = np.asarray(counts, dtype=np.int64).ravel()
         if counts.size and (counts.min() < 0 or counts.max() > self.row_bound):
             raise ProtocolError(f"a count lies outside [0, {self.row_bound}]")
         values = np.concatenate([counts.astype(np.uint64), np.ones(1, dtype=np.uint64)])
-        return cipher.to_bytes(cipher.encrypt(self.packer.pack(values)))
+        plain = self.packer.pack(values)
+        if masks is not None:
+            n = self.public_key.n
+            plain = [(int(v) + m) % n for v, m in zip(plain, masks, strict=True)]
+        return cipher.to_bytes(cipher.encrypt(plain))
 
     def decrypt(
         self,
@@ -224,6 +237,29 @@ class CountPacking:
         if np.any(values > self.sum_bound):
             raise ProtocolError(f"round 0: a slot of the {what} exceeds the largest legal sum")
         return values[:-1].astype(np.int64)
+
+
+def zero_sum_masks(
+    private_key: PaillierPrivateKey, n_banks: int, bank: int, stage: str, count: int
+) -> list[int]:
+    """Bank ``bank``'s masks for ``count`` plaintexts of ``stage``: F(bank) − F(bank+1)
+    mod n per plaintext, F a pseudo-random function keyed by the banks' shared secret
+    (their private key, which the aggregator lacks). Summed over every bank exactly once
+    the masks cancel; any other combination the aggregator could form (one bank's
+    vector raised to a power, a bank left out or counted twice, an encryption of its
+    own) decrypts to values uniform mod n, which the sum's checks refuse."""
+    n = private_key.public_key.n
+    key = hashlib.sha256(
+        b"fedrisk/binning-mask"
+        + int(private_key.p).to_bytes((int(private_key.p).bit_length() + 7) // 8, "big")
+    ).digest()
+    width = (n.bit_length() + 7) // 8 + 16  # extra bytes: no mod bias
+
+    def prf(k: int, j: int) -> int:
+        label = f"{stage}/{k % n_banks}/{j}".encode()
+        return int.from_bytes(hashlib.shake_256(key + label).digest(width), "big") % n
+
+    return [(prf(bank, j) - prf(bank + 1, j)) % n for j in range(count)]
 
 
 @dataclass(frozen=True)
@@ -416,7 +452,7 @@ def woe_tables(
             index = {c: i for i, c in enumerate(values)}
             counts = merged(counts, [[index[c] for c in g] for g in groups])
             binning = CategoricalBinning(name, tuple(tuple(g) for g in groups), unseen)
-        tables.append(WoeTable(binning, counts[0], counts[1]))
+        tables.append(params.table(binning, counts[0], counts[1]))
     return tables
 
 
@@ -477,6 +513,7 @@ __all__ = [
     "BanksOutcome",
     "BinningOutcome",
     "CountPacking",
+    "zero_sum_masks",
     "Schema",
     "bins_per_column",
     "classify_binning",

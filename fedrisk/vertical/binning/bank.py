@@ -25,9 +25,9 @@ from fedrisk.models.binning import (
     BinningParams,
     monotone_merge,
     select,
+    small_missing_to,
     stability_index,
     woe_iv,
-    woe_table,
 )
 from fedrisk.models.boosting import GH_FRAC_BITS, gh_integers
 from fedrisk.vertical.bank import align_customers, bank_server_app
@@ -96,6 +96,14 @@ def party_groups(kind: str, good: np.ndarray, bad: np.ndarray, params: BinningPa
     return [[i] for i in range(k)], 0
 
 
+def canonical(groups: list[list[int]], unseen: int) -> tuple[list[list[int]], int]:
+    """Groups numbered by their first pre-bin, not by default rate: the numbering is
+    sent for every column, and in default-rate order it would rank the categories of a
+    column the selection drops (for which the party gets no WOE)."""
+    order = sorted(range(len(groups)), key=lambda k: min(groups[k]))
+    return [groups[k] for k in order], order.index(unseen) if groups else unseen
+
+
 def _run_bank(
     job: BankJob,
     columns: dict[str, np.ndarray],
@@ -112,8 +120,8 @@ def _run_bank(
     results: list[ColumnResult] = []
     for name, values in columns.items():
         train_v, test_v = values[rows[tr]], values[rows[te]]
-        binning = params.fit(name, train_v, y_train)
-        table = woe_table(binning, train_v, y_train)
+        table = params.table_of(params.fit(name, train_v, y_train), train_v, y_train)
+        binning = table.binning
         outcome.bank_binnings[name] = binning
         results.append(
             ColumnResult(
@@ -176,20 +184,24 @@ def _run_bank(
     for cols in party_cols:
         cfg, mine = {"stage": "groups"}, []
         for j, (kind, good, bad) in enumerate(cols):
-            groups, unseen = party_groups(kind, good[:-1], bad[:-1], params)
+            groups, unseen = canonical(*party_groups(kind, good[:-1], bad[:-1], params))
             code = np.empty(len(good) - 1, dtype=np.int64)
-            for gi_, grp in enumerate(groups):
-                code[grp] = gi_
+            for number, grp in enumerate(groups):
+                code[grp] = number
+            g = np.r_[[good[grp].sum() for grp in groups], good[-1]]
+            b = np.r_[[bad[grp].sum() for grp in groups], bad[-1]]
+            to = small_missing_to(g + b, params.min_bin_share)  # by count: the party agrees
+            if to is not None:
+                g[to], b[to], g[-1], b[-1] = g[to] + g[-1], b[to] + b[-1], 0, 0
             cfg[f"groups-{j}"], cfg[f"unseen-{j}"] = code.tolist(), int(unseen)
-            mine.append((kind, good, bad, groups))
+            cfg[f"missing-{j}"] = -1 if to is None else to
+            mine.append((kind, g, b, groups, unseen, to))
         content.append(RecordDict({"config": ConfigRecord(cfg)}))
         grouped.append(mine)
     replies = _ask(grid, nodes, content, "stability")
     for k, (reply, mine) in enumerate(zip(replies, grouped)):
         psi = [float(p) for p in reply.content["config"]["psi"]]
-        for j, ((kind, good, bad, groups), p) in enumerate(zip(mine, psi)):
-            g = np.r_[[good[grp].sum() for grp in groups], good[-1]]
-            b = np.r_[[bad[grp].sum() for grp in groups], bad[-1]]
+        for j, ((kind, g, b, groups, unseen, to), p) in enumerate(zip(mine, psi)):
             woe, iv = woe_iv(g, b)
             results.append(
                 ColumnResult(
@@ -203,6 +215,7 @@ def _run_bank(
                     p,
                     groups,
                     unseen,
+                    to,
                 )
             )
     # 4. selection over every characteristic, then each party its selected columns' WOE
@@ -230,4 +243,4 @@ def _run_bank(
     outcome.seconds = time.perf_counter() - started
 
 
-__all__ = ["make_binning_bank_app", "party_groups", "per_bin_counts"]
+__all__ = ["canonical", "make_binning_bank_app", "party_groups", "per_bin_counts"]

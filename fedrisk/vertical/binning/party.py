@@ -29,6 +29,7 @@ from fedrisk.models.binning import (
     stability_index,
 )
 from fedrisk.models.boosting import GH_FRAC_BITS
+from fedrisk.privacy.secrets import PartySecret
 from fedrisk.vertical.binning.protocol import BinningPartyData
 from fedrisk.vertical.party import answer_setup, party_cipher, party_index
 from fedrisk.vertical.protocol import ROWS_KEY, DataPartyJob, PartyData
@@ -40,7 +41,10 @@ def is_text(values: np.ndarray) -> bool:
 
 
 def party_prebins(
-    columns: dict[str, np.ndarray], train_rows: np.ndarray, params: BinningParams
+    columns: dict[str, np.ndarray],
+    train_rows: np.ndarray,
+    params: BinningParams,
+    secret: PartySecret | None = None,
 ) -> tuple[list[Binning], list[int | None]]:
     """Each column's first bins, on the party's training rows and without labels, and
     for each text column the pre-bin of its rare categories (None: none are rare).
@@ -51,20 +55,27 @@ def party_prebins(
     ``params.min_bin_share`` of the training customers are merged here, by count, into
     one last pre-bin: the bank never sees a rare category's counts. The bank groups the
     pre-bins later; the result is the pooled binning's (the rare set is decided by count
-    alone, as the pooled computation decides it)."""
+    alone, as the pooled computation decides it). With the party's ``secret`` a text
+    column's pre-bins are in an order drawn from it, not sorted: in sorted order the
+    bank, knowing a column's name and its usual values, could name every bin."""
     out: list[Binning] = []
     rare_bins: list[int | None] = []
-    for name, values in columns.items():
+    for j, (name, values) in enumerate(columns.items()):
         v = np.asarray(values)[train_rows]
         if is_text(v):
             text = np.char.strip(v.astype(str))
             cats, counts = np.unique(text[text != ""], return_counts=True)
             rare = counts < params.min_bin_share * len(text)
             groups = [(str(c),) for c in cats[~rare]]
-            rare_bins.append(len(groups) if rare.any() else None)
             if rare.any():
                 groups.append(tuple(str(c) for c in cats[rare]))
-            out.append(CategoricalBinning(name, tuple(groups), 0))
+            order = np.arange(len(groups))
+            if secret is not None:
+                order = secret.rng("binning/text-order", j).permutation(len(groups))
+            rare_bins.append(
+                int(np.flatnonzero(order == len(groups) - 1)[0]) if rare.any() else None
+            )
+            out.append(CategoricalBinning(name, tuple(groups[k] for k in order), 0))
             continue
         rare_bins.append(None)
         hist = cell_histogram(v)
@@ -82,16 +93,18 @@ def final_binnings(
     groups: list[list[int]],
     unseen: list[int],
     rare_bins: list[int | None],
+    missing_to: list[int | None] | None = None,
 ) -> list[Binning]:
     """The bank's groups of each column's regular pre-bins applied (runs of consecutive
     pre-bins for numeric columns; any sets of categories for text ones). Categories not
     seen in training fall in the group holding the rare ones, if there were any (the
     party knows which pre-bin that is; the bank does not), else in the bank's choice."""
     out: list[Binning] = []
-    for b, g, u, rare in zip(prebins, groups, unseen, rare_bins):
+    missing_to = missing_to or [None] * len(prebins)
+    for b, g, u, rare, to in zip(prebins, groups, unseen, rare_bins, missing_to):
         if isinstance(b, NumericBinning):
             cuts = merge_cuts(np.asarray(b.cuts, dtype=np.int64), g)
-            out.append(NumericBinning(b.name, tuple(int(c) for c in cuts)))
+            out.append(NumericBinning(b.name, tuple(int(c) for c in cuts), to))
         else:
             if rare is not None:
                 u = next(k for k, grp in enumerate(g) if rare in grp)
@@ -101,6 +114,7 @@ def final_binnings(
                     # categories in sorted order within a group, as the pooled binning
                     tuple(tuple(sorted(c for i in grp for c in b.groups[i])) for grp in g),
                     u,
+                    to,
                 )
             )
     return out
@@ -134,7 +148,7 @@ def make_binning_party_app(
         stage = str(cfg["stage"])
         rows = context.state[ROWS_KEY]
         train_rows, test_rows = rows["train"].numpy(), rows["test"].numpy()
-        prebins, rare_bins = party_prebins(party.columns, train_rows, params)
+        prebins, rare_bins = party_prebins(party.columns, train_rows, params, party.secret)
         if stage == "labels":
             cts = _ciphertexts(msg.content["labels"]["labels"].numpy(), cipher().public_key)
             if len(cts) != len(train_rows):
@@ -175,11 +189,19 @@ def make_binning_party_app(
         if stage == "groups":
             groups = [groups_from_codes(list(cfg[f"groups-{j}"])) for j in range(len(prebins))]
             unseen = [int(cfg[f"unseen-{j}"]) for j in range(len(prebins))]
-            final = final_binnings(prebins, groups, unseen, rare_bins)
+            missing = [int(cfg[f"missing-{j}"]) for j in range(len(prebins))]
+            final = final_binnings(
+                prebins, groups, unseen, rare_bins, [None if m < 0 else m for m in missing]
+            )
+            # rounded: at float precision the index of a few-bin column pins down the
+            # held-out customers' counts per bin for the bank; 3 decimals judge max_psi
             psi = [
-                stability_index(
-                    _shares(b, party.columns[b.name][train_rows]),
-                    _shares(b, party.columns[b.name][test_rows]),
+                round(
+                    stability_index(
+                        _shares(b, party.columns[b.name][train_rows]),
+                        _shares(b, party.columns[b.name][test_rows]),
+                    ),
+                    3,
                 )
                 for b in final
             ]

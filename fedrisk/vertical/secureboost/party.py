@@ -13,7 +13,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordD
 from flwr.clientapp import ClientApp
 
 from fedrisk.crypto.gh_packing import GHLayout, encrypted_left_sums, fold
-from fedrisk.crypto.paillier import VectorCipher, ciphertext_bytes
+from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher, ciphertext_bytes
 from fedrisk.errors import ProtocolError
 from fedrisk.models.boosting import GH_FRAC_BITS, Bins, column_and_bin, fit_bins, left_sums
 from fedrisk.vertical.party import answer_setup, party_cipher, party_index
@@ -178,9 +178,16 @@ def rerandomise(ciphertexts: list, cipher: VectorCipher) -> list:
     the private key, can recover a ciphertext's randomness; without this, that would be
     a product of the randomness of the bank's own (g, h) ciphertexts over the rows left
     of each candidate, against which it could test guesses of which customers fall in
-    which bin (tests/privacy/test_attack_secureboost_randomness.py)."""
-    zeros = cipher.encrypt([0] * len(ciphertexts))
-    nsq = cipher.public_key.nsquare
+    which bin (tests/privacy/test_attack_secureboost_randomness.py).
+
+    The Enc(0) is textbook, r^n with r uniform in Z_n*, whatever obfuscation the run
+    uses for its bulk encryptions: a DJN obfuscator lies in the subgroup one public
+    element generates, and the key holder, who knows p and q, can test which guess of the
+    bins leaves the recovered randomness in it (a few full powmods per reply;
+    tests/privacy/test_attack_binning_vertical_bank.py)."""
+    pk = cipher.public_key
+    zeros = VectorCipher(pk, ObfuscatorPool(pk, "full")).encrypt([0] * len(ciphertexts))
+    nsq = pk.nsquare
     return [c * z % nsq for c, z in zip(ciphertexts, zeros)]
 
 
