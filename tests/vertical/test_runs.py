@@ -1,8 +1,10 @@
 """Vertical joint modelling: alignment, the joint model, who saw what, bad input."""
 
+import contextlib
 import csv
+import io
+import os
 import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -196,13 +198,18 @@ def test_no_party_receives_another_partys_data(tmp_path):
 
 
 def cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "fedrisk.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """The command line's own entry point, in this process (``main`` catches everything
+    the process would; a fresh interpreter per case cost seconds each)."""
+    from fedrisk.cli import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 BAD = {
