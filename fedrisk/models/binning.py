@@ -52,6 +52,7 @@ __all__ = [
     "CategoricalBinning",
     "NumericBinning",
     "bin_counts",
+    "bin_shares",
     "categorical_groups",
     "category_counts",
     "cell_histogram",
@@ -272,6 +273,17 @@ def _woe_iv_rows(good: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndar
     return woe, iv
 
 
+def _good_bad(good, bad) -> tuple[np.ndarray, np.ndarray]:
+    """Goods and bads per bin as float arrays, checked: 1-d, one of each per bin, ≥ 0."""
+    good = np.asarray(good, dtype=np.float64)
+    bad = np.asarray(bad, dtype=np.float64)
+    if good.shape != bad.shape or good.ndim != 1:
+        raise ValueError("good and bad must be 1-d arrays of the same length")
+    if np.any(good < 0) or np.any(bad < 0):
+        raise ValueError("counts must be non-negative")
+    return good, bad
+
+
 def woe_iv(good: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin WOE and per-bin IV terms (their sum is the characteristic's IV).
 
@@ -279,12 +291,7 @@ def woe_iv(good: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     has no goods or no bads, 0.5 is added to the goods and bads of every bin with customers,
     and G, B are the sums of those adjusted counts. Empty bins: WOE 0, IV term 0, not smoothed.
     """
-    good = np.asarray(good, dtype=np.float64)
-    bad = np.asarray(bad, dtype=np.float64)
-    if good.shape != bad.shape or good.ndim != 1:
-        raise ValueError("good and bad must be 1-d arrays of the same length")
-    if np.any(good < 0) or np.any(bad < 0):
-        raise ValueError("counts must be non-negative")
+    good, bad = _good_bad(good, bad)
     woe, iv = _woe_iv_rows(good[None, :], bad[None, :])
     return woe[0], iv[0]
 
@@ -447,12 +454,7 @@ def monotone_merge(
 
     Deterministic; ties go to the lower index.
     """
-    good = np.asarray(good, dtype=np.float64)
-    bad = np.asarray(bad, dtype=np.float64)
-    if good.shape != bad.shape or good.ndim != 1:
-        raise ValueError("good and bad must be 1-d arrays of the same length")
-    if np.any(good < 0) or np.any(bad < 0):
-        raise ValueError("counts must be non-negative")
+    good, bad = _good_bad(good, bad)
     max_bins = _check_max_bins(max_bins)
     _check_share(min_bin_share, "min_bin_share")
     _check_share(min_bad_share, "min_bad_share")
@@ -943,8 +945,13 @@ class WoeTable:
 
     def distribution(self, values: np.ndarray) -> np.ndarray:
         """Share of ``values`` in each bin (for the stability index between samples)."""
-        idx = self.binning.assign(values)
-        return np.bincount(idx, minlength=self.binning.n_bins()) / max(len(idx), 1)
+        return bin_shares(self.binning, values)
+
+
+def bin_shares(binning: Binning, values: np.ndarray) -> np.ndarray:
+    """Share of ``values`` in each bin of ``binning`` (missing bin last)."""
+    idx = binning.assign(values)
+    return np.bincount(idx, minlength=binning.n_bins()) / max(len(idx), 1)
 
 
 def woe_table(binning: Binning, values: np.ndarray, y: np.ndarray) -> WoeTable:

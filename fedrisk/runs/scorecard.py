@@ -461,8 +461,7 @@ def vertical_coding(holder_name, holder, parties, binning: BinningRunOutcome, pa
     X = np.column_stack(cols) if cols else np.zeros((holder.n_rows, 0))
     tables = [PartyTable(holder_name, holder.ids, X, tuple(r.name for r in mine), holder.y)]
     for p in parties:
-        ppos = {str(i): k for k, i in enumerate(p.ids)}
-        train_rows = np.array([ppos[i] for i in binning.train_ids], dtype=np.int64)
+        train_rows = rows_of(p.ids, binning.train_ids)
         prebins, rare_bins = party_prebins(p.columns, train_rows, params, p.secret)
         results = by_owner.get(p.name, [])
         final = final_binnings(
@@ -493,7 +492,7 @@ def vertical_card(coding: VerticalCoding, bank_params, outcome, weights) -> WoeS
     intercept = float(bank_w[-1])
     coefs: dict[tuple[str, str], float] = {}
     for k, t in enumerate(tables.parties):
-        train = _rows_of(t, outcome.train_ids)
+        train = rows_of(t.ids, outcome.train_ids)
         scaler = fit_party_scaler(t.X[train], "none")
         if k == 0:
             w = bank_w[:-1]
@@ -512,22 +511,25 @@ def vertical_card(coding: VerticalCoding, bank_params, outcome, weights) -> WoeS
     return WoeScorecard(600.0, 50.0, 20.0, intercept, tuple(chars))
 
 
-def _rows_of(table: PartyTable, ids) -> np.ndarray:
-    pos = {str(i): k for k, i in enumerate(table.ids)}
+def rows_of(table_ids, ids) -> np.ndarray:
+    """Positions in a party's table (its ``table_ids``, its own order) of ``ids``."""
+    pos = {str(i): k for k, i in enumerate(table_ids)}
     return np.array([pos[str(i)] for i in ids], dtype=np.int64)
 
 
-def vertical_test_bins(coding: VerticalCoding, holder, parties, test_ids) -> np.ndarray:
-    """The held-out customers' bin of every selected characteristic (the simulator's
-    join: at scoring time each party looks up its own columns' bins)."""
+def selected_columns(coding: VerticalCoding, holder, parties, ids):
+    """(owner, name, bins, the owner's values of ``ids``) of every selected characteristic
+    (the simulator's join of each party's own column)."""
     owners = {p.name: p for p in parties}
-    out = []
     for owner, name, binning, _ in coding.selected:
-        table = owners.get(owner)
-        ids, cols = (holder.ids, holder.columns) if table is None else (table.ids, table.columns)
-        pos = {str(i): k for k, i in enumerate(ids)}
-        rows = np.array([pos[str(i)] for i in test_ids], dtype=np.int64)
-        out.append(binning.assign(cols[name][rows]))
+        table = owners.get(owner, holder)
+        yield owner, name, binning, table.columns[name][rows_of(table.ids, ids)]
+
+
+def vertical_test_bins(coding: VerticalCoding, holder, parties, test_ids) -> np.ndarray:
+    """The held-out customers' bin of every selected characteristic (at scoring time
+    each party looks up its own columns' bins)."""
+    out = [b.assign(v) for _, _, b, v in selected_columns(coding, holder, parties, test_ids)]
     return np.column_stack(out) if out else np.zeros((len(test_ids), 0), dtype=np.int64)
 
 
@@ -538,17 +540,10 @@ def vertical_pooled(
     pooled training rows (labels joined to the party's column) and its IV, and whether
     those bins are the federated ones — the check that the encrypted per-bin sums and
     the bank's grouping by index gave exactly the pooled result."""
-    owners = {p.name: p for p in parties}
-    agree = True
-    hpos = {str(i): k for k, i in enumerate(holder.ids)}
-    y = holder.y[[hpos[str(i)] for i in train_ids]]
-    out = {}
-    for owner, name, binning, _ in coding.selected:
-        table = owners.get(owner)
-        ids, cols = (holder.ids, holder.columns) if table is None else (table.ids, table.columns)
-        pos = {str(i): k for k, i in enumerate(ids)}
-        rows = np.array([pos[str(i)] for i in train_ids], dtype=np.int64)
-        pooled = params.table_of(params.fit(name, cols[name][rows], y), cols[name][rows], y)
+    y = holder.y[rows_of(holder.ids, train_ids)]
+    agree, out = True, {}
+    for owner, name, binning, values in selected_columns(coding, holder, parties, train_ids):
+        pooled = params.table_of(params.fit(name, values, y), values, y)
         agree = agree and same_bins(pooled.binning, binning)
         out[f"{owner}:{name}"] = pooled.iv
     return out, agree

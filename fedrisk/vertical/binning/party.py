@@ -23,6 +23,7 @@ from fedrisk.models.binning import (
     BinningParams,
     CategoricalBinning,
     NumericBinning,
+    bin_shares,
     cell_histogram,
     merge_cuts,
     quantile_cuts,
@@ -198,8 +199,8 @@ def make_binning_party_app(
             psi = [
                 round(
                     stability_index(
-                        _shares(b, party.columns[b.name][train_rows]),
-                        _shares(b, party.columns[b.name][test_rows]),
+                        bin_shares(b, party.columns[b.name][train_rows]),
+                        bin_shares(b, party.columns[b.name][test_rows]),
                     ),
                     3,
                 )
@@ -216,11 +217,6 @@ def make_binning_party_app(
         raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
 
     return app
-
-
-def _shares(binning: Binning, values: np.ndarray) -> np.ndarray:
-    idx = binning.assign(values)
-    return np.bincount(idx, minlength=binning.n_bins()) / max(len(idx), 1)
 
 
 def _ciphertexts(raw: np.ndarray, public_key) -> list:
