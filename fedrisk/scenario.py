@@ -27,6 +27,9 @@ _ENGINES = ("inprocess", "simulation", "deployment")
 _KINDS = ("horizontal", "vertical")
 _OBFUSCATIONS = ("full", "djn")
 _KEY_MODES = ("shared", "threshold")
+_PROTOCOLS = ("paillier", "secret_sharing")
+_TRIPLES = ("dealer", "paillier")
+_REVEALS = ("own", "none")
 _SOURCES = ("uci-default-credit", "synthetic", "csv")
 _PARTITIONS = ("iid", "dirichlet", "quantity")
 _AGGREGATIONS = tuple(AGGREGATION_MODES)
@@ -407,6 +410,34 @@ class PrivacyConfig:
     label_leakage_attack: bool = _spec(
         False, "vertical: run the gradient-based label inference a data party could mount"
     )
+    protocol: str = _spec(
+        "paillier",
+        "vertical logistic: 'paillier' (Hardy et al.: the bank sees each party's partial "
+        "scores) or 'secret_sharing' (additive shares over Z_2^64: the bank sees no "
+        "partial score, weights stay shared while training)",
+        choices=_PROTOCOLS,
+    )
+    triples: str | None = _spec(
+        None,
+        "secret_sharing: where the products' correlated randomness comes from: 'dealer' "
+        "(a helper party with no data that must not collude with anyone; the default) "
+        "or 'paillier' (no helper: the bank and one data party, under Paillier)",
+        choices=_TRIPLES,
+        optional=True,
+    )
+    frac_bits: int = _spec(
+        16,
+        "secret_sharing: fractional bits of weights, scores and residuals in the ring "
+        "(features keep 8); products must fit 64 bits",
+        lo=4,
+        hi=40,
+    )
+    reveal: str = _spec(
+        "own",
+        "secret_sharing: after training each party receives its own weights ('own') or "
+        "the model stays shared ('none')",
+        choices=_REVEALS,
+    )
     clip_norm: float | None = _spec(
         None,
         "DP clipping norm (default: 4.0 per customer "
@@ -647,6 +678,8 @@ def _validate(raw: Mapping[str, Any], problems: _Problems) -> Scenario | None:
         kwargs["data"] = _resolve_scaling(kwargs["data"], raw["data"], problems)
     scenario = _resolve_calibration(Scenario(**kwargs, source_file=problems.file), raw)
     scenario = _resolve_vertical_defaults(scenario, raw)
+    if scenario.privacy.protocol == "secret_sharing" and scenario.privacy.triples is None:
+        scenario = replace(scenario, privacy=replace(scenario.privacy, triples="dealer"))
     _check_cross_fields(scenario, problems)
     return scenario
 
@@ -946,6 +979,59 @@ def _check_vertical(s: Scenario, problems: _Problems) -> None:
             "privacy.dp",
             f"{s.privacy.dp!r} is horizontal-only; vertical runs allow 'none' or 'label'",
         )
+    _check_protocol(s, problems)
+
+
+def _check_protocol(s: Scenario, problems: _Problems) -> None:
+    """privacy.protocol, triples, frac_bits and reveal against the rest of the run."""
+    p = s.privacy
+    if p.protocol == "paillier":
+        if p.triples is not None:
+            problems.add_cross(
+                "privacy.triples",
+                f"{p.triples!r} deals the products of protocol 'secret_sharing'; this run "
+                "uses privacy.protocol = 'paillier', which has no dealer and no triples "
+                "(set privacy.protocol = 'secret_sharing' or remove privacy.triples)",
+            )
+        return
+    if s.model.kind != "logistic":
+        problems.add_cross(
+            "privacy.protocol",
+            f"'secret_sharing' trains the logistic model; model.kind {s.model.kind!r} "
+            "runs with 'paillier'",
+        )
+        return
+    parties = s.federation.parties
+    data_parties = [q.name for q in parties if not q.label]
+    if p.triples == "dealer" and "dealer" in [q.name for q in parties]:
+        problems.add_cross(
+            "federation.parties",
+            "the name 'dealer' is the secret-sharing helper's; rename that party",
+        )
+    if p.triples == "paillier" and len(data_parties) > 1:
+        problems.add_cross(
+            "privacy.triples",
+            f"'paillier' makes the products of the bank and one data party; this run has "
+            f"{len(data_parties)} ({', '.join(data_parties)}): use 'dealer'",
+        )
+    if p.dp != "none":
+        problems.add_cross(
+            "privacy.dp",
+            f"{p.dp!r} is not offered with privacy.protocol = 'secret_sharing' (no party "
+            "sees a gradient to noise); use 'none'",
+        )
+    if p.label_leakage_attack:
+        problems.add_cross(
+            "privacy.label_leakage_attack",
+            "the attack reads a data party's plaintext gradients, which the "
+            "secret-sharing protocol never shows; set it to false",
+        )
+    if s.federation.engine == "deployment":
+        problems.add_cross(
+            "federation.engine",
+            "'secret_sharing' runs on 'inprocess' or 'simulation'; the Deployment Engine "
+            "runs privacy.protocol = 'paillier'",
+        )
 
 
 def _check_secureboost(s: Scenario, problems: _Problems) -> None:
@@ -1052,6 +1138,10 @@ def _logistic(s: Scenario) -> bool:
     return s.model.kind in ("logistic", "scorecard")
 
 
+def _shared(s: Scenario) -> bool:
+    return _vertical(s) and s.privacy.protocol == "secret_sharing"
+
+
 def _scorecard(s: Scenario) -> bool:
     return s.model.kind == "scorecard"
 
@@ -1069,6 +1159,8 @@ def _stopping(s: Scenario) -> bool:
 
 
 def _encrypted_v(s: Scenario) -> bool:
+    if _shared(s) and s.model.kind == "logistic":
+        return s.privacy.triples == "paillier"
     return _vertical(s) and (_logistic(s) or s.secureboost.encrypted)
 
 
@@ -1139,6 +1231,10 @@ APPLIES = {
     "privacy.delta": _dp,
     "privacy.clip_norm": _dp,
     "privacy.label_leakage_attack": lambda s: _vertical(s) and _logistic(s),
+    "privacy.protocol": lambda s: _vertical(s) and s.model.kind == "logistic",
+    "privacy.triples": _shared,
+    "privacy.frac_bits": _shared,
+    "privacy.reveal": _shared,
 }
 
 

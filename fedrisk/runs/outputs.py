@@ -118,7 +118,7 @@ def write_outputs(
     write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})
     plot_auc_per_round(
         [r.round for r in recorder.rounds],
-        [r.test["auc"] for r in recorder.rounds],
+        [r.test.get("auc", float("nan")) for r in recorder.rounds],
         stage / "auc_per_round.png",
         centralised_auc=centralised_auc,
         reference_auc=reference_auc,

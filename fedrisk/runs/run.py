@@ -14,6 +14,7 @@ from fedrisk.runs.horizontal import run_horizontal
 from fedrisk.runs.outputs import RunOutcome
 from fedrisk.runs.scorecard import run_scorecard
 from fedrisk.runs.secureboost import run_secureboost
+from fedrisk.runs.sharing import run_secret_shared
 from fedrisk.runs.signals import stop_on_termination
 from fedrisk.runs.vertical import run_vertical
 from fedrisk.scenario import Scenario
@@ -69,6 +70,15 @@ def _dispatch(s, out, show_progress, verbose, client_mods, keys, resume, deploym
             verbose=verbose,
             client_mods=client_mods,
             keys=keys,
+            secrets=secrets,
+        )
+    if s.federation.kind == "vertical" and s.privacy.protocol == "secret_sharing":
+        return run_secret_shared(
+            s,
+            out,
+            show_progress=show_progress,
+            verbose=verbose,
+            client_mods=client_mods,
             secrets=secrets,
         )
     if s.federation.kind == "vertical":

@@ -130,7 +130,9 @@ def prepare_vertical(
     tables = tables or load_vertical(s)
     holder = tables.holder
     dp = plan_dp(s, {holder.name: holder.n_rows})
-    if private_key is None:
+    if private_key is None and not _needs_bank_key(s):
+        public_key = None  # the dealer's secret-sharing protocol uses no Paillier key
+    elif private_key is None:
         public_key, private_key = generate_keypair(s.privacy.key_bits)
     else:
         public_key = private_key.public_key
@@ -157,6 +159,10 @@ def prepare_vertical(
         dp.clip_norm if dp else None,
     )
     return VerticalSetup(tables, dp, bank, parties, secrets.mode)
+
+
+def _needs_bank_key(s: Scenario) -> bool:
+    return s.privacy.protocol == "paillier" or s.privacy.triples == "paillier"
 
 
 # --- federate --------------------------------------------------------------------------------
@@ -362,10 +368,12 @@ def complete_vertical(
     fed_wall: float,
     started: float,
     extra: dict[str, Any] | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything after a vertical federation, the same on every engine: baselines on
     the simulator's join of the aligned customers, the label-leakage attack, metrics,
-    files. ``extra`` adds engine-specific sections to summary.json."""
+    files. ``extra`` adds engine-specific sections to summary.json, ``privacy`` replaces
+    keys of its privacy section (another protocol's)."""
     tables, dp = setup.tables, setup.dp
     holder = tables.holder
     # baselines on the same aligned customers and held-out rows (simulator's join)
@@ -500,6 +508,7 @@ def complete_vertical(
     }
     if dp is not None:
         summary["privacy"].update(dp.to_summary())
+    summary["privacy"].update(privacy or {})
     write_outputs(
         stage,
         s,

@@ -49,19 +49,25 @@ def bank_server_app(
     recorder: ServerRecorder,
     classify: Callable[[Message, bool], tuple[str, str, bool]],
     run: Callable[[RecordingGrid, list[int]], None],
+    *,
+    helpers: tuple[str, ...] = (),
+    key_holders: tuple[str, ...] | None = None,
 ) -> ServerApp:
     """The bank's ServerApp for any vertical model: the recording grid (``classify``
     names each message in the transcript), the identify handshake, then ``run(grid,
-    the data parties' node ids in job order)``; an error is kept for the harness."""
+    the data parties' node ids in job order, then the ``helpers``' (e.g. a dealer))``;
+    an error is kept for the harness. ``key_holders``: who can read the run's
+    ciphertexts (the bank, unless the protocol says otherwise)."""
     app = ServerApp()
+    holders = [job.name] if key_holders is None else list(key_holders)
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        grid = RecordingGrid(grid, recorder.transcript, classify, job.name, key_holders=[job.name])
+        grid = RecordingGrid(grid, recorder.transcript, classify, job.name, key_holders=holders)
         try:
-            grid.identify(len(job.party_names))
+            grid.identify(len(job.party_names) + len(helpers))
             nodes = {name: node for node, name in grid.party_of.items()}
-            run(grid, [nodes[n] for n in job.party_names])
+            run(grid, [nodes[n] for n in (*job.party_names, *helpers)])
         except Exception as exc:
             recorder.error = exc
             raise

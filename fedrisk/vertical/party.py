@@ -65,15 +65,7 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
         party = job.parties[party_index(context)]
         reply = alignment_reply(party, msg, context)
         if str(msg.content["config"]["stage"]) == "align":
-            train = context.state[ROWS_KEY]["train"].numpy()
-            # scaling (data.scaling) on its own training rows, alone
-            scaler = fit_party_scaler(party.X[train], job.scenario.data.scaling)
-            context.state[SCALER_KEY] = ArrayRecord(
-                {
-                    k: Array(np.array(getattr(scaler, k)))
-                    for k in ("mean", "scale", "clip_low", "clip_high")
-                }
-            )
+            fit_scaler_state(job, party, context)
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(np.zeros(party.X.shape[1]))})
         return reply
 
@@ -98,7 +90,7 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
                 RecordDict(
                     {
                         "scores": ArrayRecord(
-                            {"u": Array(_standardised(job, party, idx, context) @ w)}
+                            {"u": Array(standardised_rows(job, party, idx, context) @ w)}
                         )
                     }
                 ),
@@ -109,7 +101,7 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
             c = cipher()
             n, nsq = c.public_key.n, gmpy2.mpz(c.public_key.nsquare)
             residuals = c.from_bytes(list(cfg["residuals"]), len(idx))
-            X = _standardised(job, party, idx, context)
+            X = standardised_rows(job, party, idx, context)
             sums = encrypted_feature_sums(residuals, X, nsq, workers=None)  # all cores
             masks = [int.from_bytes(_random_bytes(n), "big") % n for _ in sums]
             masked = [s * e % nsq for s, e in zip(sums, c.encrypt(masks))]
@@ -179,6 +171,16 @@ def alignment_reply(party: PartyData, msg: Message, context: Context) -> Message
     raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
 
 
+def fit_scaler_state(job: DataPartyJob, party: PartyData, context: Context) -> None:
+    """The party's scaling (data.scaling) fitted on its own training rows, alone, and
+    kept in ``context.state`` for :func:`standardised_rows`."""
+    train = context.state[ROWS_KEY]["train"].numpy()
+    scaler = fit_party_scaler(party.X[train], job.scenario.data.scaling)
+    context.state[SCALER_KEY] = ArrayRecord(
+        {k: Array(np.array(getattr(scaler, k))) for k in ("mean", "scale", "clip_low", "clip_high")}
+    )
+
+
 def party_cipher(job: DataPartyJob) -> Callable[[], VectorCipher]:
     """The party's encryption, made on first use and kept in process memory: its
     obfuscator pool (DJN if chosen) draws from os entropy, the party's own randomness,
@@ -203,7 +205,7 @@ def _random_bytes(n: int) -> bytes:
     return secrets.token_bytes((n.bit_length() + 7) // 8 + 16)  # extra bytes: no mod bias
 
 
-def _standardised(
+def standardised_rows(
     job: DataPartyJob, party: PartyData, idx: np.ndarray, context: Context
 ) -> np.ndarray:
     """Rows ``idx`` of the party's features, clipped and z-scored as fitted on its own
@@ -232,4 +234,12 @@ def _apply_gradient(
     return w - m.learning_rate * (grad + m.l2 * w)
 
 
-__all__ = ["alignment_reply", "answer_setup", "make_party_app", "party_cipher", "party_index"]
+__all__ = [
+    "alignment_reply",
+    "answer_setup",
+    "fit_scaler_state",
+    "make_party_app",
+    "party_cipher",
+    "party_index",
+    "standardised_rows",
+]

@@ -1,0 +1,204 @@
+"""A secret-shared vertical logistic run (``privacy.protocol = "secret_sharing"``):
+prepare (every party's table, as any vertical run; the ring's headroom for the data's
+shape) -> federate (the bank's ServerApp, the parties' and the dealer's ClientApps) ->
+evaluate and write (the very baselines and files of the Paillier protocol, with this
+protocol's privacy record)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fedrisk.crypto.sharing import (
+    check_headroom,
+    max_frac_bits,
+    product_bits,
+    truncation_failure_bound,
+)
+from fedrisk.errors import InputError
+from fedrisk.flower.engines import quiet_flower, run_engine
+from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.privacy.secrets import RunSecrets
+from fedrisk.runs.outputs import RunOutcome
+from fedrisk.runs.progress import run_progress
+from fedrisk.runs.rundir import staged_run_dir
+from fedrisk.runs.vertical import VerticalSetup, complete_vertical, epoch_eta, prepare_vertical
+from fedrisk.scenario import Scenario
+from fedrisk.vertical.protocol import VerticalOutcome
+from fedrisk.vertical.sharing.bank import make_sharing_bank_app
+from fedrisk.vertical.sharing.party import make_sharing_party_app
+from fedrisk.vertical.sharing.protocol import DEALER_NAME, DealerJob
+
+
+def run_secret_shared(
+    s: Scenario,
+    out: Path,
+    *,
+    show_progress: bool = True,
+    verbose: bool = False,
+    client_mods: list | None = None,
+    secrets: RunSecrets | None = None,
+) -> RunOutcome:
+    """A bank and data parties train the joint logistic model on additive shares."""
+    started = time.perf_counter()
+    quiet_flower(verbose)
+    secrets = secrets or RunSecrets()
+    setup = prepare_vertical(s, None, secrets)
+    check_ring(s, setup)
+    dealer = DealerJob(secrets.of(DEALER_NAME)) if s.privacy.triples == "dealer" else None
+    with staged_run_dir(out) as stage:
+        recorder, outcome, fed_wall = federate_shared(
+            s, setup, dealer, show_progress=show_progress, client_mods=client_mods
+        )
+        summary = complete_vertical(
+            stage,
+            s,
+            setup,
+            recorder,
+            outcome,
+            fed_wall,
+            started,
+            privacy=privacy_record(s, setup, outcome),
+        )
+    return RunOutcome(out, summary)
+
+
+def check_ring(s: Scenario, setup: VerticalSetup) -> None:
+    """Refuse fractional bits whose products would not fit the ring for this data's
+    shape (every party's columns, the batch size), before anything is written."""
+    features = sum(t.n_features for t in setup.tables.parties) + 1
+    problem = check_headroom(s.privacy.frac_bits, features, s.model.batch_size)
+    if problem is not None:
+        what, bits = problem
+        raise InputError(
+            f"{s.source_file}: privacy.frac_bits: {s.privacy.frac_bits} fractional bits "
+            f"make the {what} of batches of {s.model.batch_size} rows over {features} "
+            f"columns need {bits} bits, the ring Z_2^64 has 63 for a signed value; at most "
+            f"{max_frac_bits(features, s.model.batch_size)} is allowed here"
+        )
+
+
+def federate_shared(
+    s: Scenario,
+    setup: VerticalSetup,
+    dealer: DealerJob | None,
+    *,
+    show_progress: bool,
+    client_mods: list | None = None,
+) -> tuple[ServerRecorder, VerticalOutcome, float]:
+    outcome = VerticalOutcome()
+    with run_progress(show_progress, s) as (progress, task):
+        epoch_started: dict[int, float] = {}
+        last: list[str] = []
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            if "auc" in metrics:
+                last[:] = [f"test AUC {metrics['auc']:.4f}"]
+            progress.update(task, completed=epoch, status=", ".join(last))
+
+        def on_batch(epoch: int, fraction: float) -> None:
+            now = time.perf_counter()
+            start = epoch_started.setdefault(epoch, now)
+            status = ""
+            if fraction > 0:
+                status = f"epoch ends in {epoch_eta((now - start) * (1 - fraction) / fraction)}"
+            progress.update(task, completed=epoch - 1 + 0.99 * fraction, epoch=epoch, status=status)
+
+        recorder = ServerRecorder(None, on_epoch)
+        recorder.on_step = on_batch
+        nodes = len(setup.parties.parties) + (1 if dealer is not None else 0)
+        fed_wall = run_engine(
+            s.federation.engine,
+            make_sharing_bank_app(setup.bank, recorder, outcome),
+            make_sharing_party_app(setup.parties, dealer, client_mods),
+            nodes,
+        )
+    if recorder.error is not None:
+        raise recorder.error
+    if outcome.test_scores is None or len(recorder.rounds) != s.rounds:
+        raise RuntimeError(
+            "the secret-sharing run ended before its last epoch (the engine stopped "
+            "early; rerun with --verbose for Flower's log)"
+        )
+    return recorder, outcome, fed_wall
+
+
+def privacy_record(s: Scenario, setup: VerticalSetup, outcome: VerticalOutcome) -> dict[str, Any]:
+    """summary.json's privacy section for this protocol: what was run, the truncation's
+    error bound, and who learns what."""
+    p = s.privacy
+    holder = setup.tables.holder.name
+    features = sum(t.n_features for t in setup.tables.parties) + 1
+    bits = product_bits(p.frac_bits, features, s.model.batch_size)
+    train_rows = len(outcome.train_ids)
+    batches = -(-train_rows // s.model.batch_size)
+    truncations = (
+        s.rounds * (train_rows + 2 * batches * features) + train_rows + len(outcome.test_ids)
+    )
+    dealer = p.triples == "dealer"
+    record: dict[str, Any] = {
+        "aggregation": "secret_sharing",
+        "protocol": "secret_sharing",
+        "triples": p.triples,
+        "ring": "Z_2^64",
+        "frac_bits": p.frac_bits,
+        "feature_frac_bits": 8,
+        "truncation": "SecureML local truncation of two-party sharings (Mohassel & "
+        "Zhang 2017): within one unit of 2^-frac_bits, except with the failure "
+        "probability below per truncation",
+        "truncation_failure_bound_each": truncation_failure_bound(max(bits.values())),
+        "truncations": truncations,
+        "truncation_failure_bound_run": min(
+            1.0, truncations * truncation_failure_bound(max(bits.values()))
+        ),
+        "reveal": p.reveal,
+        "residual": "Taylor, as the Paillier protocol: d = z/4 - y', times 4 in the ring",
+        "key_holder": None,
+        "key_bits": p.key_bits if not dealer else None,
+        "obfuscation": p.obfuscation if not dealer else None,
+        "threat_model": "semi-honest parties that do not collude"
+        + (" (the dealer in particular: it can expand every party's pads)" if dealer else ""),
+        "who_learns_what": who_learns_what(s, holder),
+    }
+    return record
+
+
+def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
+    p = s.privacy
+    dealer = p.triples == "dealer"
+    after = (
+        "; then the bank's share of its own weights (reveal = 'own'): its weights"
+        if p.reveal == "own"
+        else "; its weights stay shared (reveal = 'none')"
+    )
+    out = {
+        holder: "the intersection and every party's id count (PSI, as in every vertical "
+        "run); during training only uniform shares and masked values (E = X − U, "
+        "f = y − v) — no partial score, no gradient, no weight of another party. At "
+        "the end the joint scores z of the customers it scores (held-out, and training "
+        "customers for its calibration): the model's output; with one data party, z "
+        "minus its own part is that party's final partial score, one projection per "
+        "customer (the Paillier protocol shows one per customer per epoch)"
+        + (
+            "; its own weights (reveal = 'own')"
+            if p.reveal == "own"
+            else "; its weights stay shared (reveal = 'none')"
+        ),
+        "data parties": "the bank's customer count and the intersection (PSI), the "
+        "held-out split; during training only uniform shares, masked values and "
+        + ("sealed blobs" if dealer else "ciphertexts under the bank's key")
+        + " — no label, residual, gradient or score of anyone"
+        + after,
+    }
+    if dealer:
+        out[DEALER_NAME] = (
+            "every party's column count and the batch sizes, nothing of the data; it "
+            "deals every seed, so it must not collude with any party: with a party's "
+            "messages it could strip the pads (the semi-honest, non-colluding helper of "
+            "SecretFlow's semi2k)"
+        )
+    return out
+
+
+__all__ = ["check_ring", "federate_shared", "privacy_record", "run_secret_shared"]
