@@ -426,7 +426,7 @@ class PrivacyConfig:
         optional=True,
     )
     frac_bits: int = _spec(
-        16,
+        13,
         "secret_sharing: fractional bits of weights, scores and residuals in the ring "
         "(features keep 8); products must fit 64 bits",
         lo=4,

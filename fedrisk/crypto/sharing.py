@@ -42,10 +42,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 RING_BITS = 64
 FEATURE_FRAC_BITS = 8  # as the Paillier protocol encodes features (resolution 0.004)
 FEATURE_CLIP = 8.0  # z-scores beyond ±8 are clipped before encoding
-DEFAULT_FRAC_BITS = 16
-# a stated bound on any joint score |z| the protocol carries (logits; a PD of
-# 1 − 1e-111 at 256): the residual 4d = z − 4y + 2 then stays under 2^9
-SCORE_BOUND_BITS = 8
+DEFAULT_FRAC_BITS = 13  # SecureML's choice; resolution 1.2e-4
+# stated bounds the failure probabilities rest on: joint scores |z| < 2^5 (a PD within
+# 1.3e-14 of 0 or 1; the bank checks the scores it learns at the end against it) and
+# weights |w| < 2^6 on z-scored features; the residual 4d = z − 4y + 2 is then < 2^6
+SCORE_BOUND_BITS = 5
+WEIGHT_BOUND_BITS = 6
 _SIGN = np.uint64(1 << 63)
 
 
@@ -207,12 +209,14 @@ def holder_half(kind: str, E: np.ndarray, v: np.ndarray, correction: np.ndarray)
 # --- headroom --------------------------------------------------------------------------------
 
 
-def product_bits(frac_bits: int, features: int, batch_size: int, weight_bits: int = 6) -> dict:
-    """Bits each quantity of one step needs (sign included), in ring units, from the
-    stated bounds: features ±8 (3 bits + 8 fractional), weights below 2^weight_bits,
-    joint scores below 2^SCORE_BOUND_BITS, residuals 4d = z − 4y + 2 below 2^(8+1)."""
-    scores = FEATURE_FRAC_BITS + frac_bits + 3 + weight_bits + math.ceil(math.log2(features + 1))
-    scores = max(scores, FEATURE_FRAC_BITS + frac_bits + SCORE_BOUND_BITS)
+def product_bits(frac_bits: int, features: int, batch_size: int) -> dict[str, int]:
+    """Bits each truncated quantity of one step needs (sign included), in ring units,
+    from the stated bounds: features ±8 (3 bits + 8 fractional), weights below
+    2^WEIGHT_BOUND_BITS, joint scores below 2^SCORE_BOUND_BITS, residuals 4d below
+    2^(SCORE_BOUND_BITS + 1). 'scores': one party's X·w before truncation; 'gradient':
+    Xᵀ·d4 over a batch."""
+    columns = math.ceil(math.log2(features + 1))
+    scores = FEATURE_FRAC_BITS + frac_bits + 3 + WEIGHT_BOUND_BITS + columns
     residual = SCORE_BOUND_BITS + 1
     gradient = FEATURE_FRAC_BITS + frac_bits + 3 + residual + math.ceil(math.log2(batch_size))
     return {"scores": scores + 1, "gradient": gradient + 1}
@@ -255,6 +259,7 @@ __all__ = [
     "FEATURE_FRAC_BITS",
     "RING_BITS",
     "SCORE_BOUND_BITS",
+    "WEIGHT_BOUND_BITS",
     "ProductKey",
     "Prg",
     "check_headroom",

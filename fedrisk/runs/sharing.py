@@ -7,10 +7,13 @@ protocol's privacy record)."""
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from fedrisk.crypto.sharing import (
+    SCORE_BOUND_BITS,
+    WEIGHT_BOUND_BITS,
     check_headroom,
     max_frac_bits,
     product_bits,
@@ -116,6 +119,13 @@ def federate_shared(
         )
     if recorder.error is not None:
         raise recorder.error
+    if outcome.largest_score is not None and outcome.largest_score >= 2.0**SCORE_BOUND_BITS:
+        warnings.warn(
+            f"a joint score reached {outcome.largest_score:.1f}, beyond the ±"
+            f"{2**SCORE_BOUND_BITS} the truncation's failure bound assumes; the bound in "
+            "summary.json does not hold for this run (lower privacy.frac_bits)",
+            stacklevel=2,
+        )
     if outcome.test_scores is None or len(recorder.rounds) != s.rounds:
         raise RuntimeError(
             "the secret-sharing run ended before its last epoch (the engine stopped "
@@ -129,13 +139,7 @@ def privacy_record(s: Scenario, setup: VerticalSetup, outcome: VerticalOutcome) 
     error bound, and who learns what."""
     p = s.privacy
     holder = setup.tables.holder.name
-    features = sum(t.n_features for t in setup.tables.parties) + 1
-    bits = product_bits(p.frac_bits, features, s.model.batch_size)
-    train_rows = len(outcome.train_ids)
-    batches = -(-train_rows // s.model.batch_size)
-    truncations = (
-        s.rounds * (train_rows + 2 * batches * features) + train_rows + len(outcome.test_ids)
-    )
+    bound = truncation_record(s, setup, outcome)
     dealer = p.triples == "dealer"
     record: dict[str, Any] = {
         "aggregation": "secret_sharing",
@@ -144,14 +148,7 @@ def privacy_record(s: Scenario, setup: VerticalSetup, outcome: VerticalOutcome) 
         "ring": "Z_2^64",
         "frac_bits": p.frac_bits,
         "feature_frac_bits": 8,
-        "truncation": "SecureML local truncation of two-party sharings (Mohassel & "
-        "Zhang 2017): within one unit of 2^-frac_bits, except with the failure "
-        "probability below per truncation",
-        "truncation_failure_bound_each": truncation_failure_bound(max(bits.values())),
-        "truncations": truncations,
-        "truncation_failure_bound_run": min(
-            1.0, truncations * truncation_failure_bound(max(bits.values()))
-        ),
+        **bound,
         "reveal": p.reveal,
         "residual": "Taylor, as the Paillier protocol: d = z/4 - y', times 4 in the ring",
         "key_holder": None,
@@ -162,6 +159,38 @@ def privacy_record(s: Scenario, setup: VerticalSetup, outcome: VerticalOutcome) 
         "who_learns_what": who_learns_what(s, holder),
     }
     return record
+
+
+def truncation_record(
+    s: Scenario, setup: VerticalSetup, outcome: VerticalOutcome
+) -> dict[str, Any]:
+    """The truncation's error bound: every truncation is within one unit of
+    2^-frac_bits except with probability 2^(bits+1−64), bits from the stated bounds
+    (:func:`fedrisk.crypto.sharing.product_bits`); summed over the run's truncations
+    (scores: one per customer and party's weights per pass; gradients: one per column
+    per batch, the steps after it being smaller)."""
+    parties = len(setup.tables.parties)
+    features = sum(t.n_features for t in setup.tables.parties) + 1
+    bits = product_bits(s.privacy.frac_bits, features, s.model.batch_size)
+    train = len(outcome.train_ids)
+    batches = -(-train // s.model.batch_size)
+    passes = s.rounds + (0 if s.model.calibration == "none" else 1)
+    scored = passes * train + len(outcome.test_ids)
+    scores = scored * parties * truncation_failure_bound(bits["scores"])
+    gradients = s.rounds * batches * features * truncation_failure_bound(bits["gradient"])
+    return {
+        "truncation": "SecureML local truncation of two-party sharings (Mohassel & Zhang "
+        "2017): each result within one unit (2^-frac_bits) of the exact one, except with "
+        "the failure probability bounded below (then off by about 2^(64-frac_bits))",
+        "truncation_bounds": {
+            "feature_abs_max": 8.0,
+            "weight_abs_max": 2.0**WEIGHT_BOUND_BITS,
+            "score_abs_max": 2.0**SCORE_BOUND_BITS,
+            "bits": bits,
+        },
+        "truncation_failure_bound_run": min(1.0, scores + gradients),
+        "largest_score_seen_by_bank": outcome.largest_score,
+    }
 
 
 def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
@@ -201,4 +230,10 @@ def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
     return out
 
 
-__all__ = ["check_ring", "federate_shared", "privacy_record", "run_secret_shared"]
+__all__ = [
+    "check_ring",
+    "federate_shared",
+    "privacy_record",
+    "run_secret_shared",
+    "truncation_record",
+]

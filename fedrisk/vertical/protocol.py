@@ -108,6 +108,7 @@ class VerticalOutcome:
     encryptions: int = 0
     epochs: list = field(default_factory=list)
     calibration: dict | None = None  # the bank's calibration (calibration_record), if any
+    largest_score: float | None = None  # secret sharing: max |z| the bank learned at the end
 
     _ARRAYS = ("train_ids", "test_ids", "test_scores", "test_y", "bank_train_X", "bank_test_X")
 
@@ -126,6 +127,7 @@ class VerticalOutcome:
                 "encryptions",
                 "epochs",
                 "calibration",
+                "largest_score",
             )
         }
         out.update({k: _npy_text(getattr(self, k)) for k in self._ARRAYS})

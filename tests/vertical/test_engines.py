@@ -121,6 +121,21 @@ def test_simulation_engine_equals_in_process(scenario_file, inprocess_run, tmp_p
     assert_same_run(out, inprocess_run)
 
 
+def test_secret_sharing_on_the_simulation_engine_equals_in_process(scenario_file, tmp_path):
+    """The secret-sharing protocol (dealer, three ClientApp nodes) keeps its shares,
+    seeds and keys in Context.state: Ray's actors give the in-process result."""
+    overrides = ["privacy.protocol=secret_sharing", "model.batch_size=128"]
+    runs = {}
+    for engine in ("inprocess", "simulation"):
+        out = tmp_path / engine
+        s = load_scenario(scenario_file, [*overrides, f"federation.engine={engine}"])
+        run_scenario(s, out, show_progress=False, secrets=SECRETS)
+        runs[engine] = out
+    assert read_summary(runs["simulation"])["engine"] == "simulation"
+    assert read_summary(runs["simulation"])["privacy"]["triples"] == "dealer"
+    assert_same_run(runs["simulation"], runs["inprocess"])
+
+
 def test_deployment_engine_equals_in_process(scenario_file, inprocess_run, tmp_path, monkeypatch):
     """TLS and SuperNode authentication; each SuperNode is pointed at a file with its
     own party's rows only, and nothing a SuperNode sees (its environment, the run config

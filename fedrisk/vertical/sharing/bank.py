@@ -393,9 +393,13 @@ class SharingBank:
     def evaluate(self, epoch: int, y_test: np.ndarray) -> dict[str, float]:
         s = self.s
         z_test = self.joint_scores(s.rounds + 1, "test", self.X_test, epoch)
+        self.outcome.largest_score = float(np.abs(z_test).max(initial=0.0))
         calibration = Calibration()
         if s.model.calibration != "none":
             z_train = self.joint_scores(s.rounds + 2, "train", self.X_train, epoch)
+            self.outcome.largest_score = max(
+                self.outcome.largest_score, float(np.abs(z_train).max(initial=0.0))
+            )
             calibration = fit_calibration(z_train, self.y, s.model.calibration)
             self.outcome.calibration = calibration_record(calibration, z_train, self.y)
         self.outcome.test_scores = calibration.apply(z_test)
