@@ -1715,10 +1715,12 @@ class _Report:
         if self.kind == "vertical":
             holder = self._dict("data").get("label_holder")
             if holder:
+                key = self._dict("privacy").get("key_holder") == holder
                 out.append(
                     f'<p class="note">In a vertical run the Flower server is the '
-                    f"label holder, <b>{escape(str(holder))}</b>: it holds the labels "
-                    "and the Paillier private key.</p>"
+                    f"label holder, <b>{escape(str(holder))}</b>: it holds the labels"
+                    + (" and the Paillier private key" if key else "")
+                    + " and relays every message between the other parties.</p>"
                 )
         aliases, first = {}, ["server"]
         holder = self._dict("data").get("label_holder")

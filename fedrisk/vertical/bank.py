@@ -161,6 +161,20 @@ def align_customers(
     return rows, tr, te
 
 
+def aligned_bank_rows(
+    job: BankJob, grid: RecordingGrid, nodes: list[int], outcome: VerticalOutcome
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`align_customers`, then the bank's own rows of the training and held-out
+    customers, scaled on its training rows alone: (X_train, y_train as floats, X_test,
+    y_test); fills ``outcome``'s bank fields."""
+    rows, tr, te = align_customers(job, grid, nodes, outcome)
+    scaler = fit_party_scaler(job.X[rows[tr]], job.scenario.data.scaling)
+    Xb, yb = scaler.transform(job.X[rows[tr]]), job.y[rows[tr]].astype(np.float64)
+    Xb_test, y_test = scaler.transform(job.X[rows[te]]), job.y[rows[te]]
+    outcome.bank_train_X, outcome.bank_test_X, outcome.test_y = Xb, Xb_test, y_test
+    return Xb, yb, Xb_test, y_test
+
+
 def _run_bank(
     job: BankJob,
     grid: RecordingGrid,
@@ -169,11 +183,7 @@ def _run_bank(
     outcome: VerticalOutcome,
 ) -> None:
     s = job.scenario
-    rows, tr, te = align_customers(job, grid, nodes, outcome)
-    scaler = fit_party_scaler(job.X[rows[tr]], s.data.scaling)  # its own columns, alone
-    Xb, yb = scaler.transform(job.X[rows[tr]]), job.y[rows[tr]].astype(np.float64)
-    Xb_test, y_test = scaler.transform(job.X[rows[te]]), job.y[rows[te]]
-    outcome.bank_train_X, outcome.bank_test_X, outcome.test_y = Xb, Xb_test, y_test
+    Xb, yb, Xb_test, y_test = aligned_bank_rows(job, grid, nodes, outcome)
 
     # 3. training
     # the bank holds the private key: its obfuscators come from the CRT halves (DJN:
@@ -357,6 +367,7 @@ def calibration_record(calibration: Calibration, z_train: np.ndarray, y: np.ndar
 
 __all__ = [
     "align_customers",
+    "aligned_bank_rows",
     "ask",
     "bank_step",
     "calibration_record",

@@ -63,9 +63,8 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
     @app.query("vertical")
     def setup(msg: Message, context: Context) -> Message:
         party = job.parties[party_index(context)]
-        reply = alignment_reply(party, msg, context)
+        reply = scaled_alignment_reply(job, party, msg, context)
         if str(msg.content["config"]["stage"]) == "align":
-            fit_scaler_state(job, party, context)
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(np.zeros(party.X.shape[1]))})
         return reply
 
@@ -171,6 +170,17 @@ def alignment_reply(party: PartyData, msg: Message, context: Context) -> Message
     raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
 
 
+def scaled_alignment_reply(
+    job: DataPartyJob, party: PartyData, msg: Message, context: Context
+) -> Message:
+    """:func:`alignment_reply`, and at the ``align`` stage the party's scaling fitted
+    on its own training rows (the logistic protocols' parties z-score their columns)."""
+    reply = alignment_reply(party, msg, context)
+    if str(msg.content["config"]["stage"]) == "align":
+        fit_scaler_state(job, party, context)
+    return reply
+
+
 def fit_scaler_state(job: DataPartyJob, party: PartyData, context: Context) -> None:
     """The party's scaling (data.scaling) fitted on its own training rows, alone, and
     kept in ``context.state`` for :func:`standardised_rows`."""
@@ -241,5 +251,6 @@ __all__ = [
     "make_party_app",
     "party_cipher",
     "party_index",
+    "scaled_alignment_reply",
     "standardised_rows",
 ]

@@ -31,12 +31,11 @@ from fedrisk.crypto.sharing import (
     ring_matmul,
     truncate,
 )
-from fedrisk.data.scaling import fit_party_scaler
 from fedrisk.evaluation.metrics import score_metrics
 from fedrisk.flower.exchange import exchange
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid
-from fedrisk.vertical.bank import align_customers, bank_server_app, calibration_record
+from fedrisk.vertical.bank import aligned_bank_rows, bank_server_app, calibration_record
 from fedrisk.vertical.calibration import Calibration, fit_calibration
 from fedrisk.vertical.protocol import BankJob, VerticalOutcome
 from fedrisk.vertical.sharing import paillier_products as hp
@@ -107,11 +106,7 @@ class SharingBank:
     # --- the run ---------------------------------------------------------------------
     def run(self) -> None:
         job, s, outcome = self.job, self.s, self.outcome
-        rows, tr, te = align_customers(job, self.grid, self.nodes, outcome)
-        scaler = fit_party_scaler(job.X[rows[tr]], s.data.scaling)  # its own columns, alone
-        Xb, yb = scaler.transform(job.X[rows[tr]]), job.y[rows[tr]].astype(np.float64)
-        Xb_test, y_test = scaler.transform(job.X[rows[te]]), job.y[rows[te]]
-        outcome.bank_train_X, outcome.bank_test_X, outcome.test_y = Xb, Xb_test, y_test
+        Xb, yb, Xb_test, y_test = aligned_bank_rows(job, self.grid, self.nodes, outcome)
         self.F_train = np.c_[Xb, np.ones(len(yb))]  # its columns and the intercept's ones
         self.F_test = np.c_[Xb_test, np.ones(len(y_test))]
         self.X_train, self.X_test = encode_features(self.F_train), encode_features(self.F_test)
@@ -234,7 +229,12 @@ class SharingBank:
             content["ss"] = ArrayRecord({k: Array(ring_bytes(v)) for k, v in arrays.items()})
         return content
 
-    def batch_cfg(self, i, pass_id, index, positions, split, train, dealt) -> dict:
+    def batch_cfg(
+        self, i, pass_id, index, positions, split, train, dealt, deliver: bool = True
+    ) -> dict:
+        """What every batch message says (pass, batch, rows, split) and, with a dealer,
+        where data party ``i``'s corrections start; the pass's sealed corrections ride on
+        its first batch's first message (``deliver``)."""
         cfg = {
             "pass": pass_id,
             "batch": index,
@@ -244,7 +244,7 @@ class SharingBank:
         }
         if dealt is not None:
             cfg["corr-at"] = dealt["starts"][i + 1][index]
-            if index == 0:
+            if index == 0 and deliver:
                 cfg["sealed"] = dealt["sealed"][i]
         return cfg
 
@@ -296,14 +296,7 @@ class SharingBank:
             vi = self.v(key, epoch, index, rows)
             halves[i] = holder_half("bwd", E[i], vi, corr[key])
             arrays = {"f0": delta - vi}
-            cfg: dict = {
-                "pass": epoch,
-                "batch": index,
-                "rows": positions.tolist(),
-                "split": "train",
-                "train": 1,
-                "corr-at": dealt["starts"][i][index],
-            }
+            cfg = self.batch_cfg(i - 1, epoch, index, positions, "train", True, dealt, False)
             for m in range(1, self.parties):
                 if m != i:  # relayed: m's opened f for i's product, m's opened E
                     arrays[f"f{m}"] = ring_from_bytes(got[m - 1][f"f{i}"])

@@ -242,11 +242,7 @@ def _bank_forward(bank, pass_id, index, positions, split, X, F, train, rnd):
     key0 = ProductKey("fwd", BANK, 1)
     enc_c, kept_c = side.masked_product(hp.partner_enc, F, "fwd", _label(pass_id, index, key0))
     cfg = {
-        "pass": pass_id,
-        "batch": index,
-        "rows": positions.tolist(),
-        "split": split,
-        "train": int(train),
+        **bank.batch_cfg(0, pass_id, index, positions, split, train, None),
         "enc-input": side.encrypt_own(bank.wp[1]),
         "enc-product": enc_c,
     }
@@ -271,11 +267,7 @@ def bank_train_batch(bank, epoch: int, index: int, positions: np.ndarray) -> Non
     )
     G0 = ring_matmul(X.T, delta) + kept_g
     cfg = {
-        "pass": epoch,
-        "batch": index,
-        "rows": positions.tolist(),
-        "split": "train",
-        "train": 1,
+        **bank.batch_cfg(0, epoch, index, positions, "train", True, None),
         "enc-product": enc_g,
         "enc-input": side.encrypt_own(delta),
     }

@@ -31,12 +31,7 @@ from fedrisk.crypto.sharing import (
 )
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.recording_grid import identity_reply
-from fedrisk.vertical.party import (
-    alignment_reply,
-    fit_scaler_state,
-    party_index,
-    standardised_rows,
-)
+from fedrisk.vertical.party import party_index, scaled_alignment_reply, standardised_rows
 from fedrisk.vertical.protocol import ROWS_KEY, DataPartyJob, PartyData, config_reply
 from fedrisk.vertical.sharing import paillier_products as hp
 from fedrisk.vertical.sharing.dealer import dealer_reply
@@ -78,11 +73,7 @@ def make_sharing_party_app(
 
     @app.query("vertical")
     def setup(msg: Message, context: Context) -> Message:
-        party = job.parties[party_index(context)]
-        reply = alignment_reply(party, msg, context)
-        if str(msg.content["config"]["stage"]) == "align":
-            fit_scaler_state(job, party, context)
-        return reply
+        return scaled_alignment_reply(job, job.parties[party_index(context)], msg, context)
 
     @app.query("sharing")
     def sharing(msg: Message, context: Context) -> Message:

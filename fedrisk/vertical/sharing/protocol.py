@@ -47,6 +47,7 @@ from flwr.app import Message
 
 from fedrisk.crypto.sharing import ProductKey, encode, truncate
 from fedrisk.privacy.secrets import PartySecret
+from fedrisk.vertical.protocol import QUERY, classify_vertical
 
 BANK = 0
 QUERY_SS = "query.sharing"
@@ -170,10 +171,14 @@ def classify_sharing(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     """(transcript name, protection, readable by the receiver) of one message of the
     secret-sharing protocol; everything that is not a ciphertext is a uniform share or
     a value masked by a one-time pad the receiver lacks."""
+    if msg.metadata.message_type == QUERY:  # identify, PSI and the held-out split
+        return classify_vertical(msg, to_server)
     cfg = msg.content.config_records.get("config", {})
     arrays = msg.content.array_records.get("ss", {})
     stage = str(cfg.get("stage", ""))
     if to_server:
+        if "dealt" in cfg:  # the bank's shares of the pads' products; the rest sealed
+            return "dealt_correlations", "masked", False
         if "channel-key" in cfg:
             return "public_keys", "plaintext", True
         if "sealed-seeds" in cfg:
@@ -193,6 +198,8 @@ def classify_sharing(msg: Message, to_server: bool) -> tuple[str, str, bool]:
         return "ack", "plaintext", True
     if stage in ("keys", "dealer-setup"):
         return "public_keys", "plaintext", True
+    if stage == "setup":  # widths and public keys; the dealer's seed in it is sealed
+        return "public_keys_and_sealed_seed", "plaintext", True
     if stage == "dealer-pass":
         return "batch_sizes", "plaintext", True
     if stage == "reveal":
