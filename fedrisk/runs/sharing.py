@@ -19,6 +19,7 @@ from fedrisk.crypto.sharing import (
     product_bits,
     truncation_failure_bound,
 )
+from fedrisk.deployment.vertical_files import bank_digest, party_digest
 from fedrisk.errors import InputError
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
@@ -27,11 +28,11 @@ from fedrisk.runs.outputs import RunOutcome
 from fedrisk.runs.progress import run_progress
 from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.runs.vertical import VerticalSetup, complete_vertical, epoch_eta, prepare_vertical
-from fedrisk.scenario import Scenario
+from fedrisk.scenario import Scenario, resolved_toml
 from fedrisk.vertical.protocol import VerticalOutcome
 from fedrisk.vertical.sharing.bank import make_sharing_bank_app
 from fedrisk.vertical.sharing.party import make_sharing_party_app
-from fedrisk.vertical.sharing.protocol import DEALER_NAME, DealerJob
+from fedrisk.vertical.sharing.protocol import DEALER_NAME, DealerJob, run_tag
 
 
 def run_secret_shared(
@@ -49,10 +50,11 @@ def run_secret_shared(
     secrets = secrets or RunSecrets()
     setup = prepare_vertical(s, None, secrets)
     check_ring(s, setup)
-    dealer = DealerJob(secrets.of(DEALER_NAME)) if s.privacy.triples == "dealer" else None
+    tag = sharing_run_tag(s, setup)
+    dealer = DealerJob(secrets.of(DEALER_NAME), tag) if s.privacy.triples == "dealer" else None
     with staged_run_dir(out) as stage:
         recorder, outcome, fed_wall = federate_shared(
-            s, setup, dealer, show_progress=show_progress, client_mods=client_mods
+            s, setup, dealer, tag, show_progress=show_progress, client_mods=client_mods
         )
         summary = complete_vertical(
             stage,
@@ -82,14 +84,28 @@ def check_ring(s: Scenario, setup: VerticalSetup) -> None:
         )
 
 
+def sharing_run_tag(s: Scenario, setup: VerticalSetup) -> int:
+    """The run's public tag: the resolved scenario and every party's data fingerprint
+    (the Deployment Engine's public job carries the same fingerprints)."""
+    return run_tag(
+        resolved_toml(s),
+        bank_digest(setup.bank),
+        *(party_digest(p) for p in setup.parties.parties),
+    )
+
+
 def federate_shared(
     s: Scenario,
     setup: VerticalSetup,
     dealer: DealerJob | None,
+    tag: int | None = None,
     *,
     show_progress: bool,
     client_mods: list | None = None,
 ) -> tuple[ServerRecorder, VerticalOutcome, float]:
+    """The bank's ServerApp and the parties' (and the dealer's) ClientApps on the
+    in-process or the Simulation Engine; ``tag``: the run's (computed when None)."""
+    tag = sharing_run_tag(s, setup) if tag is None else tag
     outcome = VerticalOutcome()
     with run_progress(show_progress, s) as (progress, task):
         epoch_started: dict[int, float] = {}
@@ -113,7 +129,7 @@ def federate_shared(
         nodes = len(setup.parties.parties) + (1 if dealer is not None else 0)
         fed_wall = run_engine(
             s.federation.engine,
-            make_sharing_bank_app(setup.bank, recorder, outcome),
+            make_sharing_bank_app(setup.bank, recorder, outcome, tag),
             make_sharing_party_app(setup.parties, dealer, client_mods),
             nodes,
         )
@@ -212,7 +228,10 @@ def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
         + (
             "; its own weights (reveal = 'own')"
             if p.reveal == "own"
-            else "; its weights stay shared (reveal = 'none')"
+            else "; its weights are not sent to it (reveal = 'none'), but from the joint "
+            "scores of the training customers it calibrates on and its own columns, least "
+            "squares recovers them and, with one data party, that party's final partial "
+            "scores: 'none' keeps the weights from the data parties only"
         ),
         "data parties": "the bank's customer count and the intersection (PSI), the "
         "held-out split; during training only uniform shares, masked values and "
@@ -235,5 +254,6 @@ __all__ = [
     "federate_shared",
     "privacy_record",
     "run_secret_shared",
+    "sharing_run_tag",
     "truncation_record",
 ]

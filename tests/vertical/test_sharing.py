@@ -116,8 +116,9 @@ def test_same_secrets_same_results_bit_for_bit_and_reveal_none(tmp_path):
     b = run(tmp_path / "s.toml", tmp_path / "b")
     c = run(tmp_path / "s.toml", tmp_path / "c", "privacy.reveal=none")
     assert a["federated"] == b["federated"]
-    # reveal only decides what happens after the test scores: the same scores
-    assert a["federated"]["auc"] == c["federated"]["auc"]
+    # reveal only decides what happens after the test scores; another scenario is
+    # another run tag, so other pads, so other ±1-unit truncation roundings
+    assert abs(a["federated"]["auc"] - c["federated"]["auc"]) < 1e-3
     assert c["privacy"]["reveal"] == "none"
     other = run(tmp_path / "s.toml", tmp_path / "d", secrets=RunSecrets(bytes([8] * 32)))
     assert other["federated"] != a["federated"]  # a party's secrets drive the split

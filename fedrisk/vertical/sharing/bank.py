@@ -55,14 +55,15 @@ from fedrisk.vertical.sharing.protocol import (
 
 
 def make_sharing_bank_app(
-    job: BankJob, recorder: ServerRecorder, outcome: VerticalOutcome
+    job: BankJob, recorder: ServerRecorder, outcome: VerticalOutcome, tag: int
 ) -> ServerApp:
+    """The bank's ServerApp; ``tag``: the run's public tag (:func:`.protocol.run_tag`)."""
     dealer = job.scenario.privacy.triples == "dealer"
     return bank_server_app(
         job,
         recorder,
         classify_sharing,
-        lambda grid, nodes: SharingBank(job, grid, nodes, recorder, outcome).run(),
+        lambda grid, nodes: SharingBank(job, grid, nodes, recorder, outcome, tag).run(),
         helpers=(DEALER_NAME,) if dealer else (),
         key_holders=(),  # every ciphertext is under a key its receiver lacks, or masked
     )
@@ -78,8 +79,10 @@ class SharingBank:
         nodes: list[int],
         recorder: ServerRecorder,
         outcome: VerticalOutcome,
+        tag: int,
     ) -> None:
         self.job, self.grid, self.recorder, self.outcome = job, grid, recorder, outcome
+        self.tag = tag
         self.s = job.scenario
         self.dealer_mode = self.s.privacy.triples == "dealer"
         k = len(job.party_names)
@@ -166,7 +169,7 @@ class SharingBank:
                 extra[i] = {"sealed-seed": sealed[i + 1], "dealer-key": dealer_key}
             keys_for_parties = [*keys, dealer_key]
         else:
-            self.paillier = hp.BankPaillier(job, [c["paillier-n"] for c in cfgs])
+            self.paillier = hp.BankPaillier(job, [c["paillier-n"] for c in cfgs], self.tag)
             for i in range(len(self.nodes)):
                 extra[i] = {"bank-paillier-n": self.paillier.own_n_bytes}
             keys_for_parties = keys
@@ -178,6 +181,7 @@ class SharingBank:
                     "names": names,
                     "peer-keys": keys_for_parties,
                     "widths": self.widths,
+                    "run-tag": self.tag.to_bytes(16, "big"),
                     **extra[i],
                 }
                 for i in range(len(self.nodes))
@@ -379,9 +383,31 @@ class SharingBank:
                 key = ProductKey("fwd", i, BANK)
                 Ei = ring_from_bytes(got[i - 1]["E"], (rows, self.widths[i]))
                 z = z + truncate(holder_half("fwd", Ei, v[key], corr[key]), FEATURE_FRAC_BITS, 1)
-                z = z + ring_from_bytes(got[i - 1]["score-share"])
-            out.append(decode(z, self.frac_bits))
+            share = self.parties_score_share(replies, got, pass_id, index, rnd)
+            out.append(decode(z + share, self.frac_bits))
         return np.concatenate(out)
+
+    def parties_score_share(self, replies, got, pass_id: int, index: int, rnd: int) -> np.ndarray:
+        """The data parties' shares of z, as one sum: the bank holds the other half of
+        each party's product, so party i's share alone would give it X_i·w_i. With one
+        data party that sum is its share (z − the bank's own part is then its partial
+        score anyway); with more, the others' shares reach data party 1 sealed and it
+        returns the sum."""
+        if self.parties == 2:
+            return ring_from_bytes(got[0]["score-share"])
+        sealed = [replies[m - 1].content["config"]["sealed"] for m in range(2, self.parties)]
+        (reply,) = self.ask(
+            self.nodes[:1],
+            MessageType.TRAIN,
+            [
+                self.message(
+                    1, "sum", {"pass": pass_id, "batch": index, "sealed-shares": sealed}, {}, rnd
+                )
+            ],
+            "joint prediction",
+            rnd,
+        )
+        return ring_from_bytes(self.arrays_of(reply)["score-share"])
 
     def evaluate(self, epoch: int, y_test: np.ndarray) -> dict[str, float]:
         s = self.s

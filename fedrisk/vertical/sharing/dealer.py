@@ -30,7 +30,7 @@ _STATE = "fedrisk.dealer"
 
 def dealer_seed(job: DealerJob, party: int) -> bytes:
     """The seed the dealer deals party ``party``, from the dealer's own secret."""
-    return job.secret.digest("sharing/seed", party)
+    return job.secret.digest("sharing/seed", job.tag, party)
 
 
 def dealer_reply(job: DealerJob, msg: Message, context: Context) -> Message:

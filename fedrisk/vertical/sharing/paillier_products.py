@@ -41,6 +41,7 @@ from fedrisk.crypto.paillier import (
 )
 from fedrisk.crypto.sharing import (
     FEATURE_FRAC_BITS,
+    Prg,
     ProductKey,
     decode,
     ring_from_bytes,
@@ -67,10 +68,14 @@ def mask_bits(terms: int) -> int:
 
 
 def draw_masks(secret: PartySecret, count: int, bits: int, *label: int) -> list[int]:
-    """``count`` uniform integers below 2^bits from the owner's own secret."""
+    """``count`` uniform integers below 2^bits from the owner's own secret, through
+    AES-CTR (:class:`fedrisk.crypto.sharing.Prg`): the key holder decrypts X·y + r, so
+    r's bits must not come from a generator whose state its outputs give away."""
     words = -(-bits // 64)
-    raw = secret.rng("sharing/paillier-mask", *label).integers(
-        0, 2**64, size=(count, words), dtype=np.uint64, endpoint=False
+    raw = (
+        Prg(secret.digest("sharing/paillier-mask", *label))
+        .words(count * words, "mask")
+        .reshape(count, words)
     )
     top = bits - 64 * (words - 1)
     out = []
@@ -92,8 +97,9 @@ class ProductSide:
         peer: PaillierPublicKey,
         secret: PartySecret,
         obfuscation: str,
+        tag: int,
     ) -> None:
-        self.own, self.peer, self.secret = own, peer, secret
+        self.own, self.peer, self.secret, self.tag = own, peer, secret, tag
         self.own_cipher = VectorCipher(
             own.public_key, ObfuscatorPool(own.public_key, obfuscation, private_key=own)
         )
@@ -120,7 +126,7 @@ class ProductSide:
         nsq = gmpy2.mpz(self.peer.nsquare)
         M = X.T if kind == "fwd" else X
         sums = encrypted_feature_sums(cts, M, nsq, workers=None)
-        masks = draw_masks(self.secret, len(sums), mask_bits(terms), *label)
+        masks = draw_masks(self.secret, len(sums), mask_bits(terms), self.tag, *label)
         started = time.perf_counter()
         enc_masks = self.peer_cipher.encrypt(masks)
         self.encrypt_s += time.perf_counter() - started
@@ -156,12 +162,14 @@ def new_party_key(context: Context, bits: int) -> bytes:
 
 
 def party_side(context: Context, secret: PartySecret, obfuscation: str) -> ProductSide:
+    """The data party's side from its state; its masks tagged with the run's tag the
+    bank sent at set-up (public)."""
     state = context.state[CONFIG_STATE]
     p = int.from_bytes(state["paillier-p"], "big")
     q = int.from_bytes(state["paillier-q"], "big")
     own = PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
     peer = PaillierPublicKey(int.from_bytes(state["bank-paillier-n"], "big"))
-    return ProductSide(own, peer, secret, obfuscation)
+    return ProductSide(own, peer, secret, obfuscation, int.from_bytes(state["run-tag"], "big"))
 
 
 def party_forward(b, side: ProductSide, float_X: np.ndarray) -> tuple[dict, dict, dict]:
@@ -205,9 +213,11 @@ class BankPaillier:
     """The bank's Paillier side: its key pair (the run's), the party's public key, and
     the party's latest Enc_1(⟨w_0⟩_1)."""
 
-    def __init__(self, job, party_ns: list) -> None:
+    def __init__(self, job, party_ns: list, tag: int) -> None:
         peer = PaillierPublicKey(int.from_bytes(party_ns[0], "big"))
-        self.side = ProductSide(job.private_key, peer, job.secret, job.scenario.privacy.obfuscation)
+        self.side = ProductSide(
+            job.private_key, peer, job.secret, job.scenario.privacy.obfuscation, tag
+        )
         self.own_n_bytes = int(job.public_key.n).to_bytes(
             (job.public_key.n.bit_length() + 7) // 8, "big"
         )
@@ -235,7 +245,7 @@ def _send(bank, stage, cfg, rnd, what) -> Message:
     return reply
 
 
-def _bank_forward(bank, pass_id, index, positions, split, X, F, train, rnd):
+def bank_forward(bank, pass_id, index, positions, split, X, F, train, rnd):
     """Step 1 from the bank: returns (its share of z, the party's reply)."""
     hp = bank.paillier
     side = hp.side
@@ -259,7 +269,7 @@ def bank_train_batch(bank, epoch: int, index: int, positions: np.ndarray) -> Non
     side = hp.side
     X, F = bank.X_train[positions], bank.F_train[positions]
     rows = len(positions)
-    z, reply = _bank_forward(bank, epoch, index, positions, "train", X, F, True, epoch)
+    z, reply = bank_forward(bank, epoch, index, positions, "train", X, F, True, epoch)
     delta = z + residual_offset(bank.y[positions], bank.frac_bits)
     key = ProductKey("bwd", BANK, 1)
     enc_g, kept_g = side.masked_product(
@@ -284,13 +294,14 @@ def bank_train_batch(bank, epoch: int, index: int, positions: np.ndarray) -> Non
 
 def bank_predict_batch(bank, pass_id, index, positions, split, X, rnd) -> np.ndarray:
     F = (bank.F_test if split == "test" else bank.F_train)[positions]
-    z, reply = _bank_forward(bank, pass_id, index, positions, split, X[positions], F, False, rnd)
+    z, reply = bank_forward(bank, pass_id, index, positions, split, X[positions], F, False, rnd)
     share = ring_from_bytes(reply.content["ss"]["score-share"].numpy())
     return decode(z + share, bank.frac_bits)
 
 
 __all__ = [
     "BankPaillier",
+    "bank_forward",
     "ProductSide",
     "bank_predict_batch",
     "bank_train_batch",

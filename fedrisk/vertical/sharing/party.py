@@ -91,6 +91,8 @@ def make_sharing_party_app(
             return _backward(job, party, msg, context, side)
         if stage == "reveal":
             return _reveal(msg, context)
+        if stage == "sum":
+            return _sum_scores(party, msg, context)
         raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
 
     return app
@@ -132,6 +134,7 @@ def _setup_reply(
         index = int(cfg["index"])
         for k in ("names", "peer-keys", "widths"):
             state[k] = cfg[k]
+        state["run-tag"] = cfg["run-tag"]
         state["index"] = index
         widths = [int(w) for w in cfg["widths"]]
         arrays = {"w": np.zeros(widths[index], dtype=np.uint64)}
@@ -229,9 +232,14 @@ def _forward(job: DataPartyJob, party: PartyData, msg: Message, context: Context
         v = b.v(key)
         z = z + truncate(holder_half("fwd", E0, v, corr[key]), FEATURE_FRAC_BITS, 1)
         out["f-up"] = b.arrays["wp"] - v
-    if not b.train:  # a prediction pass: its share of z goes to the bank
-        out["score-share"] = z
-        return _arrays_reply(msg, out, {})
+    if not b.train:  # a prediction pass: its share of z, summed at data party 1
+        if len(b.widths) == 2:
+            out["score-share"] = z
+        elif i == 1:
+            _keep(context, score=z)
+        else:
+            sealed["sealed"] = b.key.seal(b.names[1], b.peer_keys[1], ring_bytes(z).tobytes())
+        return _arrays_reply(msg, out, sealed)
     for o in range(len(b.widths)):  # the backward products where it holds ⟨d4⟩_i
         if o == i:
             continue
@@ -284,6 +292,21 @@ def _backward(job: DataPartyJob, party: PartyData, msg: Message, context: Contex
         )
     _keep(context, **kept)
     return _arrays_reply(msg, out, {"ok": 1} if not out else {})
+
+
+def _sum_scores(party: PartyData, msg: Message, context: Context) -> Message:
+    """Data party 1 in a prediction pass with more data parties: its share of z plus
+    theirs (sealed for it), one sum for the bank, which holds the other half of every
+    party's product and so must not see a party's share alone."""
+    state = _cfg(context)
+    key = ChannelKey.from_private_bytes(party.name, state["channel"])
+    names, keys = list(state["names"]), list(state["peer-keys"])
+    total = _arrays(context)["score"]
+    for m, blob in enumerate(list(msg.content["config"]["sealed-shares"]), start=2):
+        total = total + ring_from_bytes(
+            np.frombuffer(key.open(names[m], keys[m], blob), dtype=np.uint8)
+        )
+    return _arrays_reply(msg, {"score-share": total}, {})
 
 
 def _reveal(msg: Message, context: Context) -> Message:

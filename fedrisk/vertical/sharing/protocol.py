@@ -39,6 +39,7 @@ weights; with ``"none"`` the weights stay shared.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -161,10 +162,23 @@ def residual_offset(y: np.ndarray, frac_bits: int) -> np.ndarray:
 
 @dataclass
 class DealerJob:
-    """The dealer: no data, its own secret (the seeds it deals from), and the run's
-    shapes it learns from the bank's requests."""
+    """The dealer: no data, its own secret (the seeds it deals from) and the run's tag
+    (:func:`run_tag`: public, so a secrets file kept for replays never deals the same
+    pads to another scenario or other data); it learns the shapes from the bank."""
 
     secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
+    tag: int = 0
+
+
+def run_tag(scenario_text: str, *fingerprints: str) -> int:
+    """A public 128-bit tag of one run: the resolved scenario and the parties' data
+    fingerprints. Mixed into every pad's derivation so that the same secrets give the
+    same pads (bit-for-bit replays) only for the same run: two runs that shared pads
+    would let the bank subtract E's and read feature differences."""
+    h = hashlib.sha256(scenario_text.encode())
+    for f in fingerprints:
+        h.update(b"\x00" + f.encode())
+    return int.from_bytes(h.digest()[:16], "big")
 
 
 def classify_sharing(msg: Message, to_server: bool) -> tuple[str, str, bool]:
@@ -204,6 +218,8 @@ def classify_sharing(msg: Message, to_server: bool) -> tuple[str, str, bool]:
         return "batch_sizes", "plaintext", True
     if stage == "reveal":
         return "own_weight_share", "masked", False
+    if stage == "sum":  # the other data parties' shares of z, sealed for data party 1
+        return "sealed_score_shares", "ciphertext", False
     if "enc-product" in cfg:
         return "encrypted_masked_products", "masked", False
     if "enc-input" in cfg:
@@ -232,6 +248,7 @@ __all__ = [
     "prediction_products",
     "products_for",
     "residual_offset",
+    "run_tag",
     "training_products",
     "updated_share",
 ]
