@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,12 @@ def check_ring(s: Scenario, setup: VerticalSetup) -> None:
 
 def sharing_run_tag(s: Scenario, setup: VerticalSetup) -> int:
     """The run's public tag: the resolved scenario and every party's data fingerprint
-    (the Deployment Engine's public job carries the same fingerprints)."""
+    (the Deployment Engine's public job carries the same fingerprints). The engine is
+    left out: where the apps run changes nothing they compute, so every engine gives
+    the in-process result bit for bit."""
+    same_everywhere = replace(s, federation=replace(s.federation, engine="inprocess"))
     return run_tag(
-        resolved_toml(s),
+        resolved_toml(same_everywhere),
         bank_digest(setup.bank),
         *(party_digest(p) for p in setup.parties.parties),
     )
