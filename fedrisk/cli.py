@@ -435,7 +435,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 f"{r['epsilon']:.3g}",
                 "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.3g}",
                 f"{r['auc']:.4f}",
-                f"{r['membership_auc']:.4f}",
+                "-" if r["membership_auc"] is None else f"{r['membership_auc']:.4f}",
                 "-" if bound is None else f"{bound:.3f}",
             )
         Console().print(table)

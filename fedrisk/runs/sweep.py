@@ -162,8 +162,8 @@ def _row(point: tuple[str, ...], s: Scenario, summary: dict, wall: float) -> dic
         "log_loss": f["log_loss"],
         "brier": f["brier"],
         "mean_pd": f["mean_pd"],
-        "membership_auc": summary["attacks"]["membership_auc"],
-        "membership_auc_bound": summary["attacks"]["membership_auc_bound"],
+        "membership_auc": summary["attacks"].get("membership_auc"),  # horizontal only
+        "membership_auc_bound": summary["attacks"].get("membership_auc_bound"),
         "centralised_auc": summary["centralised"]["auc"],
         "reference_auc": summary["reference"]["auc"],
         "wall_s": round(wall, 2),

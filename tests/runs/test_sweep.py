@@ -44,3 +44,25 @@ def test_sweep_groups_seeds_by_target_epsilon(tmp_path):
             assert line.mean[k] == pytest.approx(sum(got) / 2)
             assert (line.low[k], line.high[k]) == pytest.approx((min(got), max(got)))
     assert series["membership_auc_bound"].x == (1,)  # no bound without noise
+
+
+def test_a_vertical_scenario_sweeps_without_a_membership_attack(tmp_path):
+    """Vertical runs have no membership attack: their rows leave it empty (a sweep used
+    to stop after its first vertical point)."""
+    out = tmp_path / "sw"
+    result = run_sweep(
+        SCENARIOS / "vertical-synthetic.toml",
+        [
+            "privacy.frac_bits=10,13",
+            "privacy.protocol=secret_sharing",
+            "data.customers=1500",
+            "rounds=1",
+        ],
+        out,
+        show_progress=False,
+        secrets=RunSecrets(bytes(range(32))),
+    )
+    rows = list(csv.DictReader(open(out / "sweep.csv", encoding="utf-8")))
+    assert [r["privacy.frac_bits"] for r in rows] == ["10", "13"]
+    assert all(r["membership_auc"] == "" and float(r["auc"]) > 0.6 for r in rows)
+    assert not result["series"]["membership_auc"].x
