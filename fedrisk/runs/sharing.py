@@ -6,6 +6,7 @@ protocol's privacy record)."""
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import replace
@@ -20,6 +21,7 @@ from fedrisk.crypto.sharing import (
     product_bits,
     truncation_failure_bound,
 )
+from fedrisk.crypto.workers import worker_count
 from fedrisk.deployment.vertical_files import bank_digest, party_digest
 from fedrisk.errors import InputError
 from fedrisk.flower.engines import quiet_flower, run_engine
@@ -28,7 +30,14 @@ from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.outputs import RunOutcome
 from fedrisk.runs.progress import run_progress
 from fedrisk.runs.rundir import staged_run_dir
-from fedrisk.runs.vertical import VerticalSetup, complete_vertical, epoch_eta, prepare_vertical
+from fedrisk.runs.vertical import (
+    VerticalSetup,
+    complete_vertical,
+    epoch_eta,
+    prepare_vertical,
+    seconds_per_encryption,
+    seconds_per_mulmod,
+)
 from fedrisk.scenario import Scenario, resolved_toml
 from fedrisk.vertical.protocol import VerticalOutcome
 from fedrisk.vertical.sharing.bank import make_sharing_bank_app
@@ -51,6 +60,7 @@ def run_secret_shared(
     secrets = secrets or RunSecrets()
     setup = prepare_vertical(s, None, secrets)
     check_ring(s, setup)
+    warn_if_long(s, setup)
     tag = sharing_run_tag(s, setup)
     dealer = DealerJob(secrets.of(DEALER_NAME), tag) if s.privacy.triples == "dealer" else None
     with staged_run_dir(out) as stage:
@@ -82,6 +92,42 @@ def check_ring(s: Scenario, setup: VerticalSetup) -> None:
             f"make the {what} of batches of {s.model.batch_size} rows over {features} "
             f"columns need {bits} bits, the ring Z_2^64 has 63 for a signed value; at most "
             f"{max_frac_bits(features, s.model.batch_size)} is allowed here"
+        )
+
+
+LONG_RUN_SECONDS = 600.0
+
+
+def estimated_seconds(s: Scenario, setup: VerticalSetup) -> float:
+    """A run with ``triples = "paillier"``: per batch, every product's outputs (2 ×
+    batch + columns) each cost a textbook encryption of a mask under the other party's
+    key and about as much again in the holder's own encryptions and decryptions; plus
+    the multi-exponentiations (3 windows of 4 bits per 12-bit feature, bucket overhead
+    of 2 × 15 per window and output). The dealer's runs are seconds (not estimated)."""
+    if s.privacy.triples != "paillier":
+        return 0.0
+    public = setup.bank.public_key
+    textbook = replace(s, privacy=replace(s.privacy, obfuscation="full"))
+    per_mask = seconds_per_encryption(public, textbook)
+    per_mul = seconds_per_mulmod(public)
+    rows = s.model.batch_size
+    columns = sum(t.n_features for t in setup.tables.parties) + 1
+    outputs = 2 * rows + columns
+    mulmods = 3 * (rows * (columns + 60) + columns * (rows + 30))
+    per_batch = 2 * outputs * per_mask + mulmods * per_mul / worker_count()
+    train = len(setup.bank.ids) * (1 - s.data.test_fraction)
+    return s.rounds * math.ceil(train / rows) * per_batch
+
+
+def warn_if_long(s: Scenario, setup: VerticalSetup) -> None:
+    seconds = estimated_seconds(s, setup)
+    if seconds > LONG_RUN_SECONDS:
+        warnings.warn(
+            f"this secret-sharing run with privacy.triples = 'paillier' will take about "
+            f"{seconds / 60:.0f} minutes ({s.privacy.key_bits}-bit keys, {s.rounds} "
+            "epochs); privacy.triples = 'dealer' takes seconds, privacy.key_bits = 1024 "
+            "is for experiments",
+            stacklevel=2,
         )
 
 
@@ -255,9 +301,11 @@ def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
 
 __all__ = [
     "check_ring",
+    "estimated_seconds",
     "federate_shared",
     "privacy_record",
     "run_secret_shared",
     "sharing_run_tag",
     "truncation_record",
+    "warn_if_long",
 ]

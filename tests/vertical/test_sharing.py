@@ -182,3 +182,25 @@ def test_a_party_named_dealer_is_refused_in_dealer_mode(tmp_path):
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
     assert code == 2 and "federation.parties" in err.getvalue() and "dealer" in err.getvalue()
+
+
+def test_a_long_paillier_triples_run_is_announced(tmp_path, monkeypatch):
+    from fedrisk.runs import sharing
+    from fedrisk.runs.vertical import prepare_vertical
+
+    (tmp_path / "s.toml").write_text(THREE_PARTIES.replace("customers = 6000", "customers = 800"))
+    dealer = load_scenario(tmp_path / "s.toml")
+    assert sharing.estimated_seconds(dealer, prepare_vertical(dealer, None, SECRETS)) == 0.0
+    two = THREE_PARTIES.replace(
+        '[[federation.parties]]\nname = "ecommerce"\n[[federation.parties]]\nname = "tax"\n', ""
+    ).replace("customers = 6000", "customers = 800")
+    (tmp_path / "p.toml").write_text(two)
+    s = load_scenario(tmp_path / "p.toml", ["privacy.triples=paillier", "privacy.key_bits=1024"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        setup = prepare_vertical(s, None, SECRETS)
+    seconds = sharing.estimated_seconds(s, setup)
+    assert 0.1 < seconds < 600
+    monkeypatch.setattr(sharing, "LONG_RUN_SECONDS", seconds / 2)
+    with pytest.warns(UserWarning, match="privacy.triples = 'dealer' takes seconds"):
+        sharing.warn_if_long(s, setup)
