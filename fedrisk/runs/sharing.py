@@ -132,15 +132,17 @@ def warn_if_long(s: Scenario, setup: VerticalSetup) -> None:
 
 
 def sharing_run_tag(s: Scenario, setup: VerticalSetup) -> int:
-    """The run's public tag: the resolved scenario and every party's data fingerprint
-    (the Deployment Engine's public job carries the same fingerprints). The engine is
+    """The run's public tag: the resolved scenario and every party's data fingerprint,
+    keyed by that party's own secret. The engine is
     left out: where the apps run changes nothing they compute, so every engine gives
     the in-process result bit for bit."""
     same_everywhere = replace(s, federation=replace(s.federation, engine="inprocess"))
+    # each fingerprint keyed by its owner's secret: the tag changes with any party's data
+    # (labels included) but lets no one confirm a guess of another party's data
     return run_tag(
         resolved_toml(same_everywhere),
-        bank_digest(setup.bank),
-        *(party_digest(p) for p in setup.parties.parties),
+        setup.bank.secret.digest("sharing/tag/" + bank_digest(setup.bank)).hex(),
+        *(p.secret.digest("sharing/tag/" + party_digest(p)).hex() for p in setup.parties.parties),
     )
 
 
@@ -286,8 +288,9 @@ def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
         "data parties": "the bank's customer count and the intersection (PSI), the "
         "held-out split; during training only uniform shares, masked values and "
         + ("sealed blobs" if dealer else "ciphertexts under the bank's key")
-        + " — no label, residual, gradient or score of anyone"
-        + after,
+        + " — no label, residual, gradient or score of anyone; the run's tag (a keyed "
+        "hash: only whether some party's data changed between two runs made with one "
+        "secrets file)" + after,
     }
     if dealer:
         out[DEALER_NAME] = (

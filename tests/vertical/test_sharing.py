@@ -88,8 +88,16 @@ def test_the_transcript_marks_shares_masked_and_the_bank_reads_no_partial_score(
         for r in rows
         if r["round"] > 0 and r["readable_by_receiver"] and r["what"] != "ack"
     }
-    # only row positions and the dealer's batch sizes cross readable during training
-    assert {w for w, _ in readable} <= {"row_selection", "batch_sizes"}, readable
+    # readable: row positions, the dealer's batch sizes, and the outputs (the shares of
+    # z the bank sums to score, each party's share of its own weights at the reveal)
+    outputs = {
+        ("score_shares", "bank"),
+        ("own_weight_share", "bank"),
+        ("own_weight_share", "provider"),
+    }
+    assert {w for w, _ in readable - outputs} <= {"row_selection", "batch_sizes"}, readable
+    training = {r["what"] for r in rows if 0 < r["round"] < 2 and r["readable_by_receiver"]}
+    assert training <= {"row_selection", "batch_sizes", "ack"}, training
     assert any(r["sender"] == "dealer" for r in rows)
     paillier = [
         json.loads(line)

@@ -197,10 +197,11 @@ def classify_sharing(msg: Message, to_server: bool) -> tuple[str, str, bool]:
             return "public_keys", "plaintext", True
         if "sealed-seeds" in cfg:
             return "sealed_correlated_randomness", "ciphertext", False
+        # the outputs: shares the bank adds to its own to read z, or its own weights
         if "score-share" in arrays:
-            return "score_shares", "masked", False
+            return "score_shares", "masked", True
         if "weight-share" in arrays:
-            return "own_weight_share", "masked", False
+            return "own_weight_share", "masked", True
         if "enc-product" in cfg:
             return "encrypted_masked_products", "masked", False  # under its key: X·y + r
         if "enc-input" in cfg:
@@ -216,10 +217,10 @@ def classify_sharing(msg: Message, to_server: bool) -> tuple[str, str, bool]:
         return "public_keys_and_sealed_seed", "plaintext", True
     if stage == "dealer-pass":
         return "batch_sizes", "plaintext", True
-    if stage == "reveal":
-        return "own_weight_share", "masked", False
-    if stage == "sum":  # the other data parties' shares of z, sealed for data party 1
-        return "sealed_score_shares", "ciphertext", False
+    if stage == "reveal":  # the party adds it to its own share: its weights
+        return "own_weight_share", "masked", True
+    if stage == "sum":  # the others' shares of z, sealed for data party 1: shares to it
+        return "sealed_score_shares", "masked", False
     if "enc-product" in cfg:
         return "encrypted_masked_products", "masked", False
     if "enc-input" in cfg:
