@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.progress import (
@@ -12,6 +13,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.scenario import Scenario
 
 
@@ -59,4 +61,38 @@ class run_progress:
             self.bar.__exit__(*exc)
 
 
-__all__ = ["run_progress"]
+def epoch_eta(seconds: float) -> str:
+    """``m:ss`` (``h:mm:ss`` past an hour), as rich's time columns write it."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def step_recorder(progress: Any, task: Any, unit: str) -> ServerRecorder:
+    """A recorder for a vertical run's bank that moves ``progress`` with every step (a
+    mini-batch, a tree level): the run's ETA is there from the first steps, the status
+    says when the ``unit`` (epoch, tree) under way ends and the last test AUC."""
+    started: dict[int, float] = {}
+    last_auc: list[str] = []
+
+    def on_round(rnd: int, metrics: dict[str, float]) -> None:
+        if "auc" in metrics:  # secret-shared runs score only after their last epoch
+            last_auc[:] = [f"test AUC {metrics['auc']:.4f}"]
+        progress.update(task, completed=rnd, status=", ".join(last_auc))
+
+    def on_step(rnd: int, fraction: float) -> None:
+        now = time.perf_counter()
+        start = started.setdefault(rnd, now)  # the bank reports 0.0 first
+        status = ""
+        if fraction > 0:
+            status = f"{unit} ends in {epoch_eta((now - start) * (1 - fraction) / fraction)}"
+        status = ", ".join(x for x in (status, *last_auc) if x)
+        progress.update(task, completed=rnd - 1 + 0.99 * fraction, epoch=rnd, status=status)
+
+    recorder = ServerRecorder(None, on_round)
+    recorder.on_step = on_step
+    return recorder
+
+
+__all__ = ["epoch_eta", "run_progress", "step_recorder"]

@@ -23,11 +23,10 @@ from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.models.boosting import boost_locally
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
-from fedrisk.runs.progress import run_progress
+from fedrisk.runs.progress import run_progress, step_recorder
 from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.runs.vertical import (
     VerticalSetup,
-    epoch_eta,
     prepare_vertical,
     seconds_per_encryption,
     seconds_per_mulmod,
@@ -99,24 +98,7 @@ def federate_secureboost(
     Simulation Engine; the recorder logs one round per tree."""
     outcome = BoostOutcome()
     with run_progress(show_progress, s) as (progress, task):
-        tree_started: dict[int, float] = {}
-        last_auc: list[str] = []
-
-        def on_tree(tree: int, metrics: dict[str, float]) -> None:
-            last_auc[:] = [f"test AUC {metrics['auc']:.4f}"]
-            progress.update(task, completed=tree, status=last_auc[0])
-
-        def on_level(tree: int, fraction: float) -> None:
-            now = time.perf_counter()
-            start = tree_started.setdefault(tree, now)
-            status = ""
-            if fraction > 0:
-                status = f"tree ends in {epoch_eta((now - start) * (1 - fraction) / fraction)}"
-            status = ", ".join(x for x in (status, *last_auc) if x)
-            progress.update(task, completed=tree - 1 + 0.99 * fraction, epoch=tree, status=status)
-
-        recorder = ServerRecorder(None, on_tree)
-        recorder.on_step = on_level
+        recorder = step_recorder(progress, task, "tree")
         fed_wall = run_engine(
             s.federation.engine,
             make_secureboost_bank_app(setup.bank, recorder, outcome),

@@ -28,12 +28,11 @@ from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.outputs import RunOutcome
-from fedrisk.runs.progress import run_progress
+from fedrisk.runs.progress import run_progress, step_recorder
 from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.runs.vertical import (
     VerticalSetup,
     complete_vertical,
-    epoch_eta,
     prepare_vertical,
     seconds_per_encryption,
     seconds_per_mulmod,
@@ -160,24 +159,7 @@ def federate_shared(
     tag = sharing_run_tag(s, setup) if tag is None else tag
     outcome = VerticalOutcome()
     with run_progress(show_progress, s) as (progress, task):
-        epoch_started: dict[int, float] = {}
-        last: list[str] = []
-
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            if "auc" in metrics:
-                last[:] = [f"test AUC {metrics['auc']:.4f}"]
-            progress.update(task, completed=epoch, status=", ".join(last))
-
-        def on_batch(epoch: int, fraction: float) -> None:
-            now = time.perf_counter()
-            start = epoch_started.setdefault(epoch, now)
-            status = ""
-            if fraction > 0:
-                status = f"epoch ends in {epoch_eta((now - start) * (1 - fraction) / fraction)}"
-            progress.update(task, completed=epoch - 1 + 0.99 * fraction, epoch=epoch, status=status)
-
-        recorder = ServerRecorder(None, on_epoch)
-        recorder.on_step = on_batch
+        recorder = step_recorder(progress, task, "epoch")
         nodes = len(setup.parties.parties) + (1 if dealer is not None else 0)
         fed_wall = run_engine(
             s.federation.engine,

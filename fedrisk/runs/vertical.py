@@ -35,7 +35,7 @@ from fedrisk.privacy.plan import DPPlan, plan_dp
 from fedrisk.privacy.secrets import OS_ENTROPY, RunSecrets
 from fedrisk.runs.deployed import Watch, deploy, warn_if_insecure
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
-from fedrisk.runs.progress import run_progress
+from fedrisk.runs.progress import run_progress, step_recorder
 from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.runs.summary import against_reference
 from fedrisk.scenario import Scenario
@@ -190,27 +190,7 @@ def federate_vertical(
         )
     outcome = VerticalOutcome()
     with run_progress(show_progress, s) as (progress, task):
-        epoch_started: dict[int, float] = {}
-        last_auc: list[str] = []
-
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            last_auc[:] = [f"test AUC {metrics['auc']:.4f}"]
-            progress.update(task, completed=epoch, status=last_auc[0])
-
-        def on_batch(epoch: int, fraction: float) -> None:
-            # the bar moves with every mini-batch, so the run's ETA is there from the first
-            # ones; the status adds what is left of this epoch
-            now = time.perf_counter()
-            start = epoch_started.setdefault(epoch, now)  # the bank reports 0.0 first
-            status = ""
-            if fraction > 0:
-                left = (now - start) * (1 - fraction) / fraction
-                status = f"epoch ends in {epoch_eta(left)}"
-            status = ", ".join(x for x in (status, *last_auc) if x)
-            progress.update(task, completed=epoch - 1 + 0.99 * fraction, epoch=epoch, status=status)
-
-        recorder = ServerRecorder(None, on_epoch)
-        recorder.on_step = on_batch
+        recorder = step_recorder(progress, task, "epoch")
         app = make_party_app(setup.parties, client_mods)
         fed_wall = run_engine(
             s.federation.engine,
@@ -269,14 +249,6 @@ LONG_RUN_SECONDS = 600.0
 # Pippenger over the provider's fixed-point features (13-bit exponents, 4-bit windows):
 # about 4 multiplications mod n² per customer per feature, and one more for Σ d_i
 SUM_MULMODS_PER_ENTRY = 4
-
-
-def epoch_eta(seconds: float) -> str:
-    """``m:ss`` (``h:mm:ss`` past an hour), as rich's time columns write it."""
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def seconds_per_encryption(public_key, s: Scenario, private_key=None) -> float:
