@@ -202,7 +202,7 @@ def _run_bank(
     recorder.start_clock()  # rounds.csv times epochs from here
     for epoch in range(1, s.rounds + 1):
         recorder.on_step(epoch, 0.0)
-        order = np.random.default_rng([s.seed, 8, epoch]).permutation(len(yb))
+        order = epoch_order(s.seed, epoch, len(yb))
         for start in range(0, len(yb), m.batch_size):
             batch = order[start : start + m.batch_size]
             cfgs = [
@@ -267,6 +267,14 @@ def _run_bank(
     recorder.final_params = np.r_[w, b]
     pool.wait()
     outcome.precompute_s = pool.precompute_seconds
+
+
+def epoch_order(seed: int, epoch: int, rows: int) -> np.ndarray:
+    """The training customers' order in one epoch, cut into mini-batches by the bank.
+    From the public scenario seed: a simulation choice that protects no one (which rows
+    share a batch), and the same for every vertical logistic protocol, so their runs
+    see the same batches and compare."""
+    return np.random.default_rng([seed, 8, epoch]).permutation(rows)
 
 
 def _next_batch_rows(rows: int, batch_size: int, start: int, more_epochs: bool) -> int:
@@ -371,6 +379,7 @@ __all__ = [
     "ask",
     "bank_step",
     "calibration_record",
+    "epoch_order",
     "label_noise",
     "make_bank_app",
 ]

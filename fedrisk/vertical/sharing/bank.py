@@ -11,7 +11,7 @@ of another party's features: what it relays for others is masked or sealed.
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, MessageType, RecordDict
+from flwr.app import MessageType, RecordDict
 from flwr.serverapp import ServerApp
 
 from fedrisk.crypto.channel import ChannelKey
@@ -26,7 +26,6 @@ from fedrisk.crypto.sharing import (
     owner_half,
     owner_pad,
     owner_share,
-    ring_bytes,
     ring_from_bytes,
     ring_matmul,
     truncate,
@@ -35,7 +34,12 @@ from fedrisk.evaluation.metrics import score_metrics
 from fedrisk.flower.exchange import exchange
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.flower.recording_grid import RecordingGrid
-from fedrisk.vertical.bank import aligned_bank_rows, bank_server_app, calibration_record
+from fedrisk.vertical.bank import (
+    aligned_bank_rows,
+    bank_server_app,
+    calibration_record,
+    epoch_order,
+)
 from fedrisk.vertical.calibration import Calibration, fit_calibration
 from fedrisk.vertical.protocol import BankJob, VerticalOutcome
 from fedrisk.vertical.sharing import paillier_products as hp
@@ -50,6 +54,7 @@ from fedrisk.vertical.sharing.protocol import (
     correction_slices,
     intercept_mask,
     residual_offset,
+    ring_content,
     updated_share,
 )
 
@@ -100,10 +105,7 @@ class SharingBank:
 
     def config_all(self, stage: str, per_node: list[dict], rnd: int, what: str, nodes=None):
         nodes = self.nodes if nodes is None else nodes
-        contents = [
-            RecordDict({"config": ConfigRecord({"stage": stage, "server-round": rnd, **cfg})})
-            for cfg in per_node
-        ]
+        contents = [self.message(stage, cfg, {}, rnd) for cfg in per_node]
         return self.ask(nodes, QUERY_SS, contents, what, rnd)
 
     # --- the run ---------------------------------------------------------------------
@@ -124,7 +126,7 @@ class SharingBank:
         self.recorder.start_clock()
         for epoch in range(1, s.rounds + 1):
             self.recorder.on_step(epoch, 0.0)
-            order = np.random.default_rng([s.seed, 8, epoch]).permutation(len(yb))
+            order = epoch_order(s.seed, epoch, len(yb))
             batches = [order[i : i + m.batch_size] for i in range(0, len(yb), m.batch_size)]
             dealt = self.deal(epoch, [len(b) for b in batches], True)
             for index, batch in enumerate(batches):
@@ -227,11 +229,9 @@ class SharingBank:
             for k, sl in correction_slices(self.widths, rows, train, BANK).items()
         }
 
-    def message(self, i: int, stage: str, cfg: dict, arrays: dict, rnd: int) -> RecordDict:
-        content = RecordDict({"config": ConfigRecord({"stage": stage, "server-round": rnd, **cfg})})
-        if arrays:
-            content["ss"] = ArrayRecord({k: Array(ring_bytes(v)) for k, v in arrays.items()})
-        return content
+    @staticmethod
+    def message(stage: str, cfg: dict, arrays: dict, rnd: int) -> RecordDict:
+        return ring_content({"stage": stage, "server-round": rnd, **cfg}, arrays)
 
     def batch_cfg(
         self, i, pass_id, index, positions, split, train, dealt, deliver: bool = True
@@ -258,34 +258,9 @@ class SharingBank:
             return hp.bank_train_batch(self, epoch, index, positions)
         X = self.X_train[positions]
         rows = len(positions)
-        corr = self.corrections(dealt, index, rows, True)
-        U = owner_pad(self.prg, epoch, index, rows, self.widths[BANK])
-        E0 = X - U
-        v = {}
-        contents = []
-        for i in range(1, self.parties):
-            key = ProductKey("fwd", i, BANK)
-            v[key] = self.v(key, epoch, index, rows)
-            contents.append(
-                self.message(
-                    i,
-                    "fwd",
-                    self.batch_cfg(i - 1, epoch, index, positions, "train", True, dealt),
-                    {"f": self.wp[i] - v[key], "E0": E0},
-                    epoch,
-                )
-            )
-        replies = self.ask(self.nodes, MessageType.TRAIN, contents, "scores", epoch)
-        got = [self.arrays_of(r) for r in replies]
-        # its share of z: its half of every data party's product, its own part
-        E = {
-            i: ring_from_bytes(got[i - 1]["E"], (rows, self.widths[i]))
-            for i in range(1, self.parties)
-        }
-        z = self.own_score_share(X, ring_from_bytes(got[0]["f-up"]), epoch, index, rows)
-        for i in range(1, self.parties):
-            key = ProductKey("fwd", i, BANK)
-            z = z + truncate(holder_half("fwd", E[i], v[key], corr[key]), FEATURE_FRAC_BITS, 1)
+        z, replies, got, E, corr = self.forward(
+            epoch, index, positions, X, "train", True, dealt, epoch
+        )
         delta = z + residual_offset(self.y[positions], self.frac_bits)
         # its own gradient's share, and its halves of the data parties' gradients
         G0 = ring_matmul(X.T, delta)
@@ -309,7 +284,7 @@ class SharingBank:
                 cfg["sealed-halves"] = [
                     replies[m - 1].content["config"]["sealed"] for m in range(2, self.parties)
                 ]
-            contents.append(self.message(i, "bwd", cfg, arrays, epoch))
+            contents.append(self.message("bwd", cfg, arrays, epoch))
         replies = self.ask(self.nodes, MessageType.TRAIN, contents, "gradients", epoch)
         got2 = [self.arrays_of(r) for r in replies]
         constants = StepConstants(self.frac_bits, rows, self.s.model.learning_rate, self.s.model.l2)
@@ -322,6 +297,35 @@ class SharingBank:
         self.w = updated_share(
             self.w, G0, 0, constants, FEATURE_FRAC_BITS, intercept_mask(self.widths[BANK])
         )
+
+    def forward(self, pass_id, index, positions, X, split, train, dealt, rnd) -> tuple:
+        """Step 1 of a batch, training or prediction: the bank's share of z from its own
+        product (X_0 with data party 1's share) and its halves of every data party's;
+        returns (its share of z, the replies, their arrays, the parties' opened E's, its
+        corrections). Its opened E_0 goes to every data party in training (they hold
+        shares of d4 for its gradient) and to data party 1 only in prediction."""
+        rows = len(positions)
+        corr = self.corrections(dealt, index, rows, train)
+        E0 = X - owner_pad(self.prg, pass_id, index, rows, self.widths[BANK])
+        v, contents = {}, []
+        for i in range(1, self.parties):
+            key = ProductKey("fwd", i, BANK)
+            v[key] = self.v(key, pass_id, index, rows)
+            arrays = {"f": self.wp[i] - v[key], **({"E0": E0} if train or i == 1 else {})}
+            cfg = self.batch_cfg(i - 1, pass_id, index, positions, split, train, dealt)
+            contents.append(self.message("fwd", cfg, arrays, rnd))
+        what = "scores" if train else "joint prediction"
+        replies = self.ask(self.nodes, MessageType.TRAIN, contents, what, rnd)
+        got = [self.arrays_of(r) for r in replies]
+        E = {
+            i: ring_from_bytes(got[i - 1]["E"], (rows, self.widths[i]))
+            for i in range(1, self.parties)
+        }
+        z = self.own_score_share(X, ring_from_bytes(got[0]["f-up"]), pass_id, index, rows)
+        for i in range(1, self.parties):
+            key = ProductKey("fwd", i, BANK)
+            z = z + truncate(holder_half("fwd", E[i], v[key], corr[key]), FEATURE_FRAC_BITS, 1)
+        return z, replies, got, E, corr
 
     def own_score_share(self, X, f_up, pass_id, index, rows) -> np.ndarray:
         """Its part of z as the owner of the bank's product: X_0·(⟨w_0⟩_0 + f) + ⟨Uv⟩_0,
@@ -357,32 +361,9 @@ class SharingBank:
             if self.paillier is not None:
                 out.append(hp.bank_predict_batch(self, pass_id, index, positions, split, X, rnd))
                 continue
-            rows = len(positions)
-            Xc = X[positions]
-            corr = self.corrections(dealt, index, rows, False)
-            E0 = Xc - owner_pad(self.prg, pass_id, index, rows, self.widths[BANK])
-            v = {}
-            contents = []
-            for i in range(1, self.parties):
-                key = ProductKey("fwd", i, BANK)
-                v[key] = self.v(key, pass_id, index, rows)
-                arrays = {"f": self.wp[i] - v[key], **({"E0": E0} if i == 1 else {})}
-                contents.append(
-                    self.message(
-                        i,
-                        "fwd",
-                        self.batch_cfg(i - 1, pass_id, index, positions, split, False, dealt),
-                        arrays,
-                        rnd,
-                    )
-                )
-            replies = self.ask(self.nodes, MessageType.TRAIN, contents, "joint prediction", rnd)
-            got = [self.arrays_of(r) for r in replies]
-            z = self.own_score_share(Xc, ring_from_bytes(got[0]["f-up"]), pass_id, index, rows)
-            for i in range(1, self.parties):
-                key = ProductKey("fwd", i, BANK)
-                Ei = ring_from_bytes(got[i - 1]["E"], (rows, self.widths[i]))
-                z = z + truncate(holder_half("fwd", Ei, v[key], corr[key]), FEATURE_FRAC_BITS, 1)
+            z, replies, got, _, _ = self.forward(
+                pass_id, index, positions, X[positions], split, False, dealt, rnd
+            )
             share = self.parties_score_share(replies, got, pass_id, index, rnd)
             out.append(decode(z + share, self.frac_bits))
         return np.concatenate(out)
@@ -401,7 +382,7 @@ class SharingBank:
             MessageType.TRAIN,
             [
                 self.message(
-                    1, "sum", {"pass": pass_id, "batch": index, "sealed-shares": sealed}, {}, rnd
+                    "sum", {"pass": pass_id, "batch": index, "sealed-shares": sealed}, {}, rnd
                 )
             ],
             "joint prediction",
@@ -429,7 +410,7 @@ class SharingBank:
         """reveal = "own": each data party gets the bank's share of its weights; data
         party 1 returns its share of the bank's."""
         contents = [
-            self.message(i, "reveal", {}, {"weight-share": self.wp[i]}, rnd)
+            self.message("reveal", {}, {"weight-share": self.wp[i]}, rnd)
             for i in range(1, self.parties)
         ]
         replies = self.ask(self.nodes, MessageType.TRAIN, contents, "reveal", rnd)

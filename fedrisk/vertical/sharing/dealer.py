@@ -13,7 +13,7 @@ parties. It learns the batch sizes and the parties' column counts, nothing else.
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import ConfigRecord, Context, Message
 
 from fedrisk.crypto.channel import ChannelKey
 from fedrisk.crypto.sharing import Prg, holder_correction, owner_pad, ring_bytes
@@ -23,6 +23,7 @@ from fedrisk.vertical.sharing.protocol import (
     DEALER_NAME,
     DealerJob,
     correction_slices,
+    ring_content,
 )
 
 _STATE = "fedrisk.dealer"
@@ -57,15 +58,8 @@ def dealer_reply(job: DealerJob, msg: Message, context: Context) -> Message:
             key.seal(names[h], keys[h], ring_bytes(blocks[h]).tobytes())
             for h in range(1, len(widths))
         ]
-        return Message(
-            RecordDict(
-                {
-                    "config": ConfigRecord({"dealt": 1, "sealed": sealed}),
-                    "ss": ArrayRecord({"corrections": Array(ring_bytes(blocks[BANK]))}),
-                }
-            ),
-            reply_to=msg,
-        )
+        content = ring_content({"dealt": 1, "sealed": sealed}, {"corrections": blocks[BANK]})
+        return Message(content, reply_to=msg)
     raise ValueError(f"dealer: unknown stage {stage!r}")
 
 

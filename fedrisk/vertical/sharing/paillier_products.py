@@ -29,7 +29,7 @@ import time
 
 import gmpy2
 import numpy as np
-from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.app import Context, Message, MessageType
 from phe.paillier import PaillierPrivateKey, PaillierPublicKey
 
 from fedrisk.crypto.hetero import decode_signed, encrypted_feature_sums
@@ -240,8 +240,9 @@ class BankPaillier:
 
 
 def _send(bank, stage, cfg, rnd, what) -> Message:
-    content = RecordDict({"config": ConfigRecord({"stage": stage, "server-round": rnd, **cfg})})
-    (reply,) = bank.ask(bank.nodes, MessageType.TRAIN, [content], what, rnd)
+    (reply,) = bank.ask(
+        bank.nodes, MessageType.TRAIN, [bank.message(stage, cfg, {}, rnd)], what, rnd
+    )
     return reply
 
 

@@ -10,7 +10,7 @@ in the node's ``Context.state``.
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from fedrisk.crypto.channel import ChannelKey
@@ -44,6 +44,7 @@ from fedrisk.vertical.sharing.protocol import (
     StepConstants,
     correction_slices,
     intercept_mask,
+    ring_content,
     updated_share,
 )
 
@@ -320,10 +321,7 @@ def _reveal(msg: Message, context: Context) -> Message:
 
 
 def _arrays_reply(msg: Message, arrays: dict[str, np.ndarray], config: dict) -> Message:
-    content = RecordDict({"config": ConfigRecord(dict(config))})
-    if arrays:
-        content["ss"] = ArrayRecord({k: Array(ring_bytes(v)) for k, v in arrays.items()})
-    return Message(content, reply_to=msg)
+    return Message(ring_content(config, arrays), reply_to=msg)
 
 
 __all__ = ["BatchView", "make_sharing_party_app"]

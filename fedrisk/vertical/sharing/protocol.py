@@ -44,9 +44,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.app import Message
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
-from fedrisk.crypto.sharing import ProductKey, encode, truncate
+from fedrisk.crypto.sharing import ProductKey, encode, ring_bytes, truncate
 from fedrisk.privacy.secrets import PartySecret
 from fedrisk.vertical.protocol import QUERY, classify_vertical
 
@@ -181,6 +181,16 @@ def run_tag(scenario_text: str, *fingerprints: str) -> int:
     return int.from_bytes(h.digest()[:16], "big")
 
 
+def ring_content(config: dict, arrays: dict[str, np.ndarray]) -> RecordDict:
+    """A message's content in this protocol: one config record and, if any, the ring
+    arrays as bytes (record "ss"; uint8, so the transcript takes them for the shares
+    they are, not for numbers anyone reads)."""
+    content = RecordDict({"config": ConfigRecord(dict(config))})
+    if arrays:
+        content["ss"] = ArrayRecord({k: Array(ring_bytes(v)) for k, v in arrays.items()})
+    return content
+
+
 def classify_sharing(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     """(transcript name, protection, readable by the receiver) of one message of the
     secret-sharing protocol; everything that is not a ciphertext is a uniform share or
@@ -249,6 +259,7 @@ __all__ = [
     "prediction_products",
     "products_for",
     "residual_offset",
+    "ring_content",
     "run_tag",
     "training_products",
     "updated_share",
