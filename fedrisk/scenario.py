@@ -17,10 +17,9 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+# declarations only (no Flower): the allowed modes and what each needs
 from fedrisk.errors import InputError, ScenarioError
 from fedrisk.files import input_file, read_input_text
-
-# declarations only (no Flower): the allowed modes and what each needs
 from fedrisk.horizontal.aggregation import MODES as AGGREGATION_MODES
 
 _ENGINES = ("inprocess", "simulation", "deployment")
@@ -426,7 +425,7 @@ class PrivacyConfig:
         optional=True,
     )
     frac_bits: int = _spec(
-        13,
+        13,  # SecureML's choice; resolution 1.2e-4
         "secret_sharing: fractional bits of weights, scores and residuals in the ring "
         "(features keep 8); products must fit 64 bits",
         lo=4,

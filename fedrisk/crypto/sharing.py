@@ -39,16 +39,15 @@ from dataclasses import dataclass
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+# features as the Paillier protocol encodes them: z-scores clipped to ±8, 8 fractional bits
+from fedrisk.crypto.hetero import FEATURE_CLIP, FEATURE_FRAC_BITS
+
 RING_BITS = 64
-FEATURE_FRAC_BITS = 8  # as the Paillier protocol encodes features (resolution 0.004)
-FEATURE_CLIP = 8.0  # z-scores beyond ±8 are clipped before encoding
-DEFAULT_FRAC_BITS = 13  # SecureML's choice; resolution 1.2e-4
 # stated bounds the failure probabilities rest on: joint scores |z| < 2^5 (a PD within
 # 1.3e-14 of 0 or 1; the bank checks the scores it learns at the end against it) and
 # weights |w| < 2^6 on z-scored features; the residual 4d = z − 4y + 2 is then < 2^6
 SCORE_BOUND_BITS = 5
 WEIGHT_BOUND_BITS = 6
-_SIGN = np.uint64(1 << 63)
 
 
 def encode(values: np.ndarray, frac_bits: int) -> np.ndarray:
@@ -249,12 +248,7 @@ def ring_from_bytes(blob: np.ndarray, shape: tuple[int, ...] | None = None) -> n
     return out.reshape(shape) if shape is not None else out
 
 
-def is_sign_bit_set(values: np.ndarray) -> np.ndarray:
-    return (np.asarray(values, dtype=np.uint64) & _SIGN) != 0
-
-
 __all__ = [
-    "DEFAULT_FRAC_BITS",
     "FEATURE_CLIP",
     "FEATURE_FRAC_BITS",
     "RING_BITS",
@@ -269,7 +263,6 @@ __all__ = [
     "holder_correction",
     "holder_half",
     "holder_pad",
-    "is_sign_bit_set",
     "max_frac_bits",
     "owner_half",
     "owner_pad",
