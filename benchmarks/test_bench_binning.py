@@ -87,6 +87,7 @@ from arithmetic_limits import (
     limit_lifted_pair_full,
     limit_powmod_full,
 )
+from results_text import seconds_text
 
 from fedrisk.crypto import workers
 from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
@@ -247,16 +248,6 @@ def keypair(bits: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 1024-bit keys warn (experiments only)
         return generate_keypair(bits)
-
-
-def _s(seconds: float) -> str:
-    if seconds >= 100:
-        return f"{seconds:,.0f}"
-    if seconds >= 10:
-        return f"{seconds:.1f}"
-    if seconds >= 1:
-        return f"{seconds:.2f}"
-    return f"{seconds:.3f}"
 
 
 def _machine() -> str:
@@ -551,7 +542,7 @@ def where(r: dict) -> str:
         ("fold + re-randomise", st["party_fold"] + st["party_rerandomise"]),
         ("decryption + counts", st["bank_decrypt"] + st["bank_counts"]),
     ]
-    return ", ".join(f"{name} {_s(v)} s ({v / total:.0%})" for name, v in parts)
+    return ", ".join(f"{name} {seconds_text(v)} s ({v / total:.0%})" for name, v in parts)
 
 
 def vertical_section(bench_store) -> str | None:
@@ -575,14 +566,17 @@ def vertical_section(bench_store) -> str | None:
         return f"met ({FATE_TARGET_S / r['total']:.1f}x below)"
 
     def step_cell(key: str):
-        return lambda r: f"{_s(r['steps'][key])} ({r['steps'][key] / r['total']:.0%})"
+        return lambda r: f"{seconds_text(r['steps'][key])} ({r['steps'][key] / r['total']:.0%})"
 
     def ratio(key: str, limit: str):
         return lambda r: f"{r['steps'][key] / r['limits'][limit]:.2f}x"
 
     party = ("party_parse", "party_bins", "party_sums", "party_fold", "party_rerandomise")
     table = [
-        ("**total: the bank's and the party's work, seconds**", lambda r: f"**{_s(r['total'])}**"),
+        (
+            "**total: the bank's and the party's work, seconds**",
+            lambda r: f"**{seconds_text(r['total'])}**",
+        ),
         (
             f"FATE 2.x hetero binning (1024-bit, 16 cores per party), {FATE_ROWS:,} × (30 + 300)",
             lambda r: f"{FATE_REFERENCE_S}",
@@ -591,38 +585,38 @@ def vertical_section(bench_store) -> str | None:
         (
             f"limit (the issue's arithmetic): ({FATE_ROWS:,} encryptions + {FATE_ROWS:,} × "
             f"{FATE_PARTY_COLUMNS} mulmods mod n²) / cores × {SLACK:g}",
-            lambda r: _s(r["issue_limit"]),
+            lambda r: seconds_text(r["issue_limit"]),
         ),
         ("total / that limit (required ≤ 1)", lambda r: f"{r['total'] / r['issue_limit']:.2f}x"),
         *((f"step: {label}", step_cell(key)) for key, label, _ in VERTICAL_STEPS),
         (
             "… the party's whole labels stage (the five party steps)",
-            lambda r: _s(sum(r["steps"][k] for k in party)),
+            lambda r: seconds_text(sum(r["steps"][k] for k in party)),
         ),
         (
             "limit (one core): encryption, a CRT pair of DJN lookup chains per label",
-            lambda r: _s(r["limits"]["lim_encrypt"]),
+            lambda r: seconds_text(r["limits"]["lim_encrypt"]),
         ),
         (
             "limit (one core): left sums, one mulmod mod n² per row × column (the classic count)",
-            lambda r: _s(r["limits"]["lim_sums"]),
+            lambda r: seconds_text(r["limits"]["lim_sums"]),
         ),
         (
             "limit (one core): left sums, the mulmods the code makes (columns in pairs, counted)",
-            lambda r: _s(r["limits"]["lim_counted"]),
+            lambda r: seconds_text(r["limits"]["lim_counted"]),
         ),
         (
             "limit (one core): fold, a powmod by 2^w + a mulmod per folded candidate",
-            lambda r: _s(r["limits"]["lim_fold"]),
+            lambda r: seconds_text(r["limits"]["lim_fold"]),
         ),
         (
             "limit (one core): re-randomise, a textbook Enc(0) (powmod(r, n, n²)) + 2 mulmods "
             "per ciphertext",
-            lambda r: _s(r["limits"]["lim_rerandomise"]),
+            lambda r: seconds_text(r["limits"]["lim_rerandomise"]),
         ),
         (
             "limit (one core): decryption, one raw_decrypt per folded ciphertext",
-            lambda r: _s(r["limits"]["lim_decrypt"]),
+            lambda r: seconds_text(r["limits"]["lim_decrypt"]),
         ),
         ("encryption / its limit (step on every core)", ratio("bank_encrypt", "lim_encrypt")),
         (
@@ -855,23 +849,23 @@ def horizontal_section(bench_store) -> str | None:
     lim_crypto = sum(crypto.values()) / r["cores"]
 
     def stage(run: dict, name: str) -> str:
-        return _s(run["stages"].get(name, 0.0))
+        return seconds_text(run["stages"].get(name, 0.0))
 
     rows = [
         (
             "**whole `federated_binning`, seconds** (min of the runs)",
-            f"**{_s(p_s)}**",
-            f"**{_s(q_s)}**",
+            f"**{seconds_text(p_s)}**",
+            f"**{seconds_text(q_s)}**",
         ),
         (
             "… each run",
-            " / ".join(_s(t) for t in plain["times"]),
-            " / ".join(_s(t) for t in paillier["times"]),
+            " / ".join(seconds_text(t) for t in plain["times"]),
+            " / ".join(seconds_text(t) for t in paillier["times"]),
         ),
         (
             f"limit: plain's time + (the arithmetic below) / {r['cores']} cores, × {SLACK:g}",
             "–",
-            _s(r["limit"]),
+            seconds_text(r["limit"]),
         ),
         ("paillier / its limit (required ≤ 1)", "–", f"{q_s / r['limit']:.2f}x"),
         ("paillier / plain", "1.00x", f"{q_s / p_s:.1f}x"),
@@ -892,28 +886,30 @@ def horizontal_section(bench_store) -> str | None:
         ),
         (
             "… `schema` + identify",
-            _s(plain["stages"].get("schema", 0.0) + plain["stages"].get("identify", 0.0)),
-            _s(paillier["stages"].get("schema", 0.0) + paillier["stages"].get("identify", 0.0)),
+            seconds_text(plain["stages"].get("schema", 0.0) + plain["stages"].get("identify", 0.0)),
+            seconds_text(
+                paillier["stages"].get("schema", 0.0) + paillier["stages"].get("identify", 0.0)
+            ),
         ),
         (
             "the rest (mean of the runs − the banks' handling): the aggregator, messages",
-            _s(statistics.mean(plain["times"]) - sum(plain["stages"].values())),
-            _s(statistics.mean(paillier["times"]) - sum(paillier["stages"].values())),
+            seconds_text(statistics.mean(plain["times"]) - sum(plain["stages"].values())),
+            seconds_text(statistics.mean(paillier["times"]) - sum(paillier["stages"].values())),
         ),
         (
             "limit (one core): every bank's encryptions × the key holder's lifted CRT pair",
             "–",
-            _s(crypto["encrypt"]),
+            seconds_text(crypto["encrypt"]),
         ),
         (
             "limit (one core): every bank's decryptions of the two sums × raw_decrypt",
             "–",
-            _s(crypto["decrypt"]),
+            seconds_text(crypto["decrypt"]),
         ),
         (
             "limit (one core): the aggregator's products × a mulmod mod n²",
             "–",
-            _s(crypto["aggregate"]),
+            seconds_text(crypto["aggregate"]),
         ),
         (
             "ciphertexts encrypted (all banks) / per bank / decrypted (all banks) / aggregator "
@@ -946,7 +942,7 @@ def horizontal_section(bench_store) -> str | None:
             "for comparison, one core, µs: the key holder's DJN encryption (CRT pair of "
             "chains; not what the banks' pools use) / the encryptions' limit with it, s",
             "–",
-            f"{u['encrypt_djn'] * 1e6:,.1f} / {_s(paillier['ciphertexts'] * u['encrypt_djn'])}",
+            f"{u['encrypt_djn'] * 1e6:,.1f} / {seconds_text(paillier['ciphertexts'] * u['encrypt_djn'])}",
         ),
         (
             "CPU seconds during the runs: this run's processes / other processes",
@@ -970,14 +966,14 @@ def horizontal_section(bench_store) -> str | None:
         "mean over the runs (a Flower mod on the banks' ClientApp). The in-process engine "
         "hands the banks their messages one at a time; each bank's encryption and "
         "decryption batches use every core.",
-        f"- the arithmetic on {r['cores']} cores comes to {_s(lim_crypto)} s; the rest of the "
-        f"limit is the plain run ({_s(p_s)} s), the same exchange without Paillier.",
+        f"- the arithmetic on {r['cores']} cores comes to {seconds_text(lim_crypto)} s; the rest of the "
+        f"limit is the plain run ({seconds_text(p_s)} s), the same exchange without Paillier.",
         "- checked: plain and Paillier give the pooled tables exactly (`fit` + `woe_table` on "
         "every bank's rows together).",
         f"- where the time goes (Paillier, mean of its runs): the banks' `grid` stage (their "
-        f"encryptions) {_s(paillier['stages'].get('grid', 0.0))} s, `counts` + `finish` "
+        f"encryptions) {seconds_text(paillier['stages'].get('grid', 0.0))} s, `counts` + `finish` "
         f"(mostly decrypting the two sums) "
-        f"{_s(paillier['stages'].get('counts', 0.0) + paillier['stages'].get('finish', 0.0))}"
+        f"{seconds_text(paillier['stages'].get('counts', 0.0) + paillier['stages'].get('finish', 0.0))}"
         f" s: every bank encrypts and decrypts {paillier['ciphertexts'] // BANKS:,} "
         f"{BANK_KEY_BITS}-bit ciphertexts, {r['grid_ciphertexts']:,} of them the unlabelled "
         "grid histograms; the aggregator's products are negligible.",

@@ -96,6 +96,7 @@ import numpy as np
 import phe
 import pytest
 from arithmetic_limits import limit_chain_djn, limit_crt_chain_djn, limit_decrypt
+from results_text import seconds_text
 
 from fedrisk.crypto import workers
 from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
@@ -815,16 +816,6 @@ def test_fate_shape_seconds_per_tree(benchmark, bench_store, tmp_path, key_bits)
 # --------------------------------------------------------------------------------------
 
 
-def _s(seconds: float) -> str:
-    if seconds >= 100:
-        return f"{seconds:,.0f}"
-    if seconds >= 10:
-        return f"{seconds:.1f}"
-    if seconds >= 1:
-        return f"{seconds:.2f}"
-    return f"{seconds:.3f}"
-
-
 def _machine() -> str:
     return (
         f"{os.cpu_count()} CPUs, {worker_count()} cores used, Python "
@@ -903,45 +894,48 @@ def fate_section(bench_store) -> str | None:
         ("trees grown", lambda b: str(res[b]["trees"])),
         (
             "**seconds per tree** (rounds.csv wall_s, tree 1 / tree 2)",
-            lambda b: " / ".join(f"**{_s(w)}**" for w in res[b]["walls"]),
+            lambda b: " / ".join(f"**{seconds_text(w)}**" for w in res[b]["walls"]),
         ),
-        ("mean per tree", lambda b: _s(per[b]["mean"])),
+        ("mean per tree", lambda b: seconds_text(per[b]["mean"])),
         ("FATE 2.x per tree (1024-bit, 16 cores per party)", lambda b: f"{lo}–{hi}"),
         (f"target on 2 cores at 1024 bits: ≤ {FATE_TARGET_S:.0f} s per tree", target),
-        ("per tree: bank encryption (encryption_s / trees)", lambda b: _s(per[b]["enc"])),
+        ("per tree: bank encryption (encryption_s / trees)", lambda b: seconds_text(per[b]["enc"])),
         (
             "per tree: histograms, the bank's wait (histogram_wait_s / trees)",
-            lambda b: _s(per[b]["hist"]),
+            lambda b: seconds_text(per[b]["hist"]),
         ),
-        ("… of which the party's own handling, tree 1 / tree 2", trees_of("party_hist_s", _s)),
-        ("per tree: decryption (decryption_s / trees)", lambda b: _s(per[b]["dec"])),
-        ("per tree: rest (wall − the three)", lambda b: _s(per[b]["rest"])),
+        (
+            "… of which the party's own handling, tree 1 / tree 2",
+            trees_of("party_hist_s", seconds_text),
+        ),
+        ("per tree: decryption (decryption_s / trees)", lambda b: seconds_text(per[b]["dec"])),
+        ("per tree: rest (wall − the three)", lambda b: seconds_text(per[b]["rest"])),
         (
             "limit (one core): encryption, one CRT pair of DJN chains per row",
-            lambda b: _s(per[b]["lim_enc"]),
+            lambda b: seconds_text(per[b]["lim_enc"]),
         ),
         (
             f"limit (one core): histograms, one mulmod mod n² per built row × "
             f"{FATE_PARTY_COLUMNS} columns",
-            lambda b: _s(per[b]["lim_hist"]),
+            lambda b: seconds_text(per[b]["lim_hist"]),
         ),
         (
             "limit (one core): histograms, the mulmods the grouped code makes (counted)",
-            lambda b: _s(per[b]["lim_counted"]),
+            lambda b: seconds_text(per[b]["lim_counted"]),
         ),
         (
             "limit (one core): decryption, one raw_decrypt per folded ciphertext",
-            lambda b: _s(per[b]["lim_dec"]),
+            lambda b: seconds_text(per[b]["lim_dec"]),
         ),
         (
             f"limit (one core): fold, a powmod by 2^w + a mulmod per folded candidate "
             f"(w = {GHLayout(FATE_ROWS, GH_FRAC_BITS).slot_bits})",
-            lambda b: _s(per[b]["lim_fold"]),
+            lambda b: seconds_text(per[b]["lim_fold"]),
         ),
         (
             "limit (one core): re-randomise, a lookup chain mod n² + 2 mulmods per folded "
             "ciphertext",
-            lambda b: _s(per[b]["lim_rerandomise"]),
+            lambda b: seconds_text(per[b]["lim_rerandomise"]),
         ),
         ("encryption / its limit (step on 2 cores)", ratio("enc")),
         (
@@ -980,12 +974,12 @@ def fate_section(bench_store) -> str | None:
         ),
         (
             "set-up: federation wall − Σ trees (identify, ECDH PSI, split)",
-            lambda b: _s(res[b]["setup_s"]),
+            lambda b: seconds_text(res[b]["setup_s"]),
         ),
-        ("… of which the party's own handling", lambda b: _s(res[b]["setup_party_s"])),
+        ("… of which the party's own handling", lambda b: seconds_text(res[b]["setup_party_s"])),
         (
             "whole run_scenario (data, keys, federation, baselines, files)",
-            lambda b: _s(res[b]["command_s"]),
+            lambda b: seconds_text(res[b]["command_s"]),
         ),
         (
             "bytes per tree, MB",
@@ -994,7 +988,7 @@ def fate_section(bench_store) -> str | None:
         ("test AUC after the last tree", lambda b: f"{res[b]['auc']:.4f}"),
         (
             "the party's handling of each request, last tree (level 1 / 2 / 3)",
-            lambda b: " / ".join(_s(x) for x in res[b]["last_tree_levels"]),
+            lambda b: " / ".join(seconds_text(x) for x in res[b]["last_tree_levels"]),
         ),
         ("1-min load average before / after", lambda b: "{:.1f} / {:.1f}".format(*res[b]["load"])),
         ("CPU seconds during the run: this run's processes / other processes", cpu_cell),
@@ -1154,12 +1148,12 @@ def test_secureboost_tree_meets_limits(benchmark, bench_store, workload, crypto)
     table = []
     for st, m, lim, p in rows:
         table.append(
-            f"| {st.label} | {_s(m)} | {_s(lim)} | {m / lim:.2f}x | {p:.2f}x | {st.limit_label} |"
+            f"| {st.label} | {seconds_text(m)} | {seconds_text(lim)} | {m / lim:.2f}x | {p:.2f}x | {st.limit_label} |"
         )
         if st.name == "histograms":
             table.append(
                 f"| … the same against the mulmods it makes (columns counted in groups) | "
-                f"{_s(m)} | {_s(lim * scale)} | {m / (lim * scale):.2f}x | {p / scale:.2f}x | "
+                f"{seconds_text(m)} | {seconds_text(lim * scale)} | {m / (lim * scale):.2f}x | {p / scale:.2f}x | "
                 f"{w.counted:,} mulmods mod n², counted ({scale:.0%} of one per row × column) |"
             )
     walls = w.run.walls
@@ -1179,19 +1173,19 @@ def test_secureboost_tree_meets_limits(benchmark, bench_store, workload, crypto)
         "| step | measured | limit (one core) | ratio | ratio, paired ABBA median | the limit |",
         "|---|---:|---:|---:|---:|---|",
         *table,
-        f"| sum of the five steps | {_s(total)} | {_s(total_lim)} | {total / total_lim:.2f}x | | |",
+        f"| sum of the five steps | {seconds_text(total)} | {seconds_text(total_lim)} | {total / total_lim:.2f}x | | |",
         f"| **whole tree**: the real protocol, tree {WHOLE_TREE}'s rounds.csv `wall_s` | "
-        f"**{_s(whole)}** | | | | |",
-        f"| rest = whole tree − the five steps | {_s(whole - total)} | | | | messages and "
+        f"**{seconds_text(whole)}** | | | | |",
+        f"| rest = whole tree − the five steps | {seconds_text(whole - total)} | | | | messages and "
         "serialisation, the bank's own columns, gains, splits, leaves, scoring |",
         "",
         f"- the real run ({RUN_TREES} trees, in-process): trees took "
-        + " / ".join(f"{_s(x)}" for x in walls)
-        + f" s; set-up (federation wall − Σ trees) {_s(w.run.setup_s)} s; whole "
-        f"`run_scenario` {_s(w.run.command_s)} s. Its cost fields (all trees): encryption "
-        f"{_s(cost['encryption_s'])} s, histogram wait {_s(cost['histogram_wait_s'])} s, "
-        f"decryption {_s(cost['decryption_s'])} s ({cost['decryptions']} ciphertexts), "
-        f"obfuscators prepared in the background {_s(cost['obfuscator_precompute_s'])} s"
+        + " / ".join(f"{seconds_text(x)}" for x in walls)
+        + f" s; set-up (federation wall − Σ trees) {seconds_text(w.run.setup_s)} s; whole "
+        f"`run_scenario` {seconds_text(w.run.command_s)} s. Its cost fields (all trees): encryption "
+        f"{seconds_text(cost['encryption_s'])} s, histogram wait {seconds_text(cost['histogram_wait_s'])} s, "
+        f"decryption {seconds_text(cost['decryption_s'])} s ({cost['decryptions']} ciphertexts), "
+        f"obfuscators prepared in the background {seconds_text(cost['obfuscator_precompute_s'])} s"
         + (
             f"; CPU seconds during the run: {w.run.cpu['ours']:.0f} its own, "
             f"{w.run.cpu['others']:.0f} other processes'. "
@@ -1199,9 +1193,9 @@ def test_secureboost_tree_meets_limits(benchmark, bench_store, workload, crypto)
             else ". "
         )
         + f"In tree {WHOLE_TREE} the provider's handling of its {len(party_levels)} histogram "
-        "requests took " + " / ".join(_s(x) for x in party_levels) + f" s (Σ "
-        f"{_s(sum(party_levels))} s; the isolated histograms + fold + re-randomise: "
-        f"{_s(sum(m for st, m, _, _ in rows if st.name in PARTY_STEPS))} s).",
+        "requests took " + " / ".join(seconds_text(x) for x in party_levels) + f" s (Σ "
+        f"{seconds_text(sum(party_levels))} s; the isolated histograms + fold + re-randomise: "
+        f"{seconds_text(sum(m for st, m, _, _ in rows if st.name in PARTY_STEPS))} s).",
         f"- tree {WHOLE_TREE}'s built nodes: "
         + "; ".join(
             f"level {i + 1}: " + ", ".join(f"{len(r):,}" for r in lv) + " rows"
@@ -1214,7 +1208,7 @@ def test_secureboost_tree_meets_limits(benchmark, bench_store, workload, crypto)
         "- the tree's obfuscators: in the real run they were prepared in the background "
         "during the tree before, on one worker process (and this tree prepared the next "
         "one's while the provider worked); the isolated encryption computes every one "
-        f"online on both cores. The real run's encryption took {_s(cost['encryption_s'] / RUN_TREES)} "
+        f"online on both cores. The real run's encryption took {seconds_text(cost['encryption_s'] / RUN_TREES)} "
         "s per tree (encryption_s / trees: it includes waiting for that background "
         "batch).",
         f"- measured = min over the pytest-benchmark rounds and {ABBA_ROUNDS} alternating "

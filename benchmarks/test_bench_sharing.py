@@ -82,6 +82,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from results_text import seconds_text
 
 from fedrisk.crypto import workers
 from fedrisk.data.scaling import fit_party_scaler
@@ -657,18 +658,6 @@ def record(bench_store, name: str, result: dict) -> None:
     write_results(bench_store)
 
 
-def _s(seconds: float) -> str:
-    if seconds >= 100:
-        return f"{seconds:,.0f}"
-    if seconds >= 10:
-        return f"{seconds:.1f}"
-    if seconds >= 1:
-        return f"{seconds:.2f}"
-    if seconds >= 0.01:
-        return f"{seconds:.3f}"
-    return f"{seconds:.4f}"
-
-
 def _gib(size: float) -> str:
     return f"{size / 2**30:.2f} GiB"
 
@@ -739,9 +728,9 @@ def render(data: dict) -> str:
                 '**secret sharing, dealer** (`triples = "dealer"`)',
                 f"whole epochs, real apps in-process, training only (the slower of "
                 f"{len(d['epochs'])}: "
-                + " / ".join(_s(e["training_s"]) for e in d["epochs"])
+                + " / ".join(seconds_text(e["training_s"]) for e in d["epochs"])
                 + " s)",
-                f"**{_s(worst)}**",
+                f"**{seconds_text(worst)}**",
                 vs_plain(worst),
                 f"SSHE-LR {FATE_SSHE_S}",
                 _vs_fate(worst / FATE_SSHE_S),
@@ -761,10 +750,10 @@ def render(data: dict) -> str:
                 (
                     f"{label}, obfuscation `{ob}`",
                     f"extrapolated from {r['batches']} real batches: batch 1 "
-                    f"({_s(r['intervals'][0])} s) + {EPOCH_BATCHES - 1} × the median of "
+                    f"({seconds_text(r['intervals'][0])} s) + {EPOCH_BATCHES - 1} × the median of "
                     f"batches {b[0]}–{b[-1]} "
-                    f"({_s(r['per_batch_s'])} s)",
-                    _s(r["epoch_s"]),
+                    f"({seconds_text(r['per_batch_s'])} s)",
+                    seconds_text(r["epoch_s"]),
                     vs_plain(r["epoch_s"]),
                     f"{fate_name} {fate_s}",
                     _vs_fate(r["epoch_s"] / fate_s),
@@ -778,7 +767,7 @@ def render(data: dict) -> str:
                 f"the same SGD on the pooled float64 matrix, {TRAIN_ROWS:,} × "
                 f"{BANK_COLUMNS + 1 + PARTY_COLUMNS}, {plain['blas_threads']} BLAS "
                 f"thread(s); min of {plain['rounds']} epochs",
-                _s(plain_s),
+                seconds_text(plain_s),
                 "1x",
                 "–",
                 "–",
@@ -818,31 +807,31 @@ def dealer_section(d: dict) -> list[str]:
     def split(e: dict) -> str:
         rest = e["training_s"] - e["party_fwd_s"] - e["party_bwd_s"] - e["dealer_s"]
         return (
-            f"data party: scores {_s(e['party_fwd_s'])} + gradients {_s(e['party_bwd_s'])}; "
-            f"dealer's corrections {_s(e['dealer_s'])}; the rest (the bank's own work, "
-            f"Flower's protobuf round trip of every message, the transcript) {_s(rest)}"
+            f"data party: scores {seconds_text(e['party_fwd_s'])} + gradients {seconds_text(e['party_bwd_s'])}; "
+            f"dealer's corrections {seconds_text(e['dealer_s'])}; the rest (the bank's own work, "
+            f"Flower's protobuf round trip of every message, the transcript) {seconds_text(rest)}"
         )
 
     rows = [
         (
             f"training, seconds per epoch (epoch {', '.join(str(i + 1) for i in range(len(d['epochs'])))})",
-            " / ".join(f"**{_s(e['training_s'])}**" for e in d["epochs"]),
+            " / ".join(f"**{seconds_text(e['training_s'])}**" for e in d["epochs"]),
         ),
         (
             f"bar ≤ {EPOCH_BAR_S:g} s (asserted) / target ≤ {EPOCH_TARGET_S:g} s",
             f"met ({EPOCH_BAR_S / worst:.0f}x below) / {target}",
         ),
-        ("rounds.csv `wall_s`, epoch 1 (training only)", _s(e1["wall_s"])),
+        ("rounds.csv `wall_s`, epoch 1 (training only)", seconds_text(e1["wall_s"])),
         (
             f"rounds.csv `wall_s`, epoch {len(d['epochs'])} (training + the prediction pass)",
-            _s(d["epochs"][-1]["wall_s"]),
+            seconds_text(d["epochs"][-1]["wall_s"]),
         ),
         (
             f"prediction pass on the {d['test_rows']:,} held-out customers (its deal + "
             f"{d['prediction_requests'] - 1} forward request"
             f"{'s' if d['prediction_requests'] > 2 else ''}; epoch {len(d['epochs'])}'s "
             "wall − its training)",
-            _s(d["prediction_s"]),
+            seconds_text(d["prediction_s"]),
         ),
         ("per batch (epoch 1's training / 98)", f"{e1['training_s'] / EPOCH_BATCHES * 1e3:.1f} ms"),
         ("where epoch 1 goes, seconds", split(e1)),
@@ -869,7 +858,7 @@ def dealer_section(d: dict) -> list[str]:
         (
             f"set-up before epoch 1: identify, PSI over {d['customers']:,} ids, the scaling "
             "fits, keys, seeds (not in any epoch)",
-            f"{_s(d['setup_s'])} s",
+            f"{seconds_text(d['setup_s'])} s",
         ),
         (
             "check: the bank's revealed weights vs float64 SGD on the quantised features, "
@@ -914,10 +903,10 @@ def sampled_section(results: list[dict]) -> list[str]:
                     else "hetero LR",
                     f"`{r['obfuscation']}`",
                     str(r["batches"]),
-                    " / ".join(_s(t) for t in r["intervals"]),
-                    " / ".join(_s(t) for t in r["party"]),
-                    f"**{_s(r['per_batch_s'])}**",
-                    f"**{_s(r['epoch_s'])}**",
+                    " / ".join(seconds_text(t) for t in r["intervals"]),
+                    " / ".join(seconds_text(t) for t in r["party"]),
+                    f"**{seconds_text(r['per_batch_s'])}**",
+                    f"**{seconds_text(r['epoch_s'])}**",
                     f"{r['batch_bytes'] / 1e6:.2f}",
                     f"{r['weights_max_diff']:.1e}",
                     _cpu(r["cpu"]),

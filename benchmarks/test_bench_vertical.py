@@ -77,6 +77,7 @@ from arithmetic_limits import (
     limit_powmod_djn,
     limit_powmod_full,
 )
+from results_text import seconds_text
 
 from fedrisk.crypto import workers
 from fedrisk.crypto.fixed_base import DEFAULT_WINDOW, PROCESS_MIN_VALUES
@@ -550,16 +551,6 @@ def _perf(fn, repeat: int, scale: float = 1.0) -> dict:
     }
 
 
-def _s(seconds: float) -> str:
-    if seconds >= 10:
-        return f"{seconds:,.1f}"
-    if seconds >= 1:
-        return f"{seconds:.2f}"
-    if seconds >= 0.01:
-        return f"{seconds:.3f}"
-    return f"{seconds:.4f}"
-
-
 @dataclass
 class Step:
     name: str  # benchmark name of the measured step
@@ -754,20 +745,20 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
         "| epoch: measured | ratio, paired ABBA median |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {st.label} | {_s(m)} | {_s(new)} | {m / new:.3f}x | {_s(old)} | "
-            f"{old / m:.2f}x | {_s(m * st.epoch_factor)} | {alt:.3f}x |"
+            f"| {st.label} | {seconds_text(m)} | {seconds_text(new)} | {m / new:.3f}x | {seconds_text(old)} | "
+            f"{old / m:.2f}x | {seconds_text(m * st.epoch_factor)} | {alt:.3f}x |"
             for st, m, new, old, alt in rows
         ),
         *(
-            f"| **total, {ob} obfuscation** | {_s(batch_totals[ob][0])} | "
-            f"{_s(batch_totals[ob][1])} | {batch_totals[ob][0] / batch_totals[ob][1]:.3f}x | "
-            f"{_s(batch_totals[ob][2])} | {batch_totals[ob][2] / batch_totals[ob][0]:.2f}x | "
-            f"**{_s(totals[ob][0])}** | |"
+            f"| **total, {ob} obfuscation** | {seconds_text(batch_totals[ob][0])} | "
+            f"{seconds_text(batch_totals[ob][1])} | {batch_totals[ob][0] / batch_totals[ob][1]:.3f}x | "
+            f"{seconds_text(batch_totals[ob][2])} | {batch_totals[ob][2] / batch_totals[ob][0]:.2f}x | "
+            f"**{seconds_text(totals[ob][0])}** | |"
             for ob in both
         ),
         *(
             f"| bank: encrypt {B} residuals, {ob}, obfuscators prepared offline (online part "
-            f"only; not in the totals) | {_s(t)} | – | – | – | – | {_s(t * rows_f)} | |"
+            f"only; not in the totals) | {seconds_text(t)} | – | – | – | – | {seconds_text(t * rows_f)} | |"
             for ob, t in prepared.items()
         ),
         "",
@@ -775,11 +766,11 @@ def test_vertical_epoch_meets_limits(benchmark, bench_store, keys, workload, ver
         f"{last_rows}): residual encryption × {rows_f:g} (rows / B), feature sums × "
         f"{mulmod_f:.4f} (Pippenger count of the epoch, {epoch_mulmods:,}, over the batch's), "
         f"masks and decryption × {workload.n_batches} (per batch).",
-        f"- epoch total, full vs DJN: **{_s(totals['full'][0])} s vs {_s(totals['djn'][0])} s "
+        f"- epoch total, full vs DJN: **{seconds_text(totals['full'][0])} s vs {seconds_text(totals['djn'][0])} s "
         f"({totals['full'][0] / totals['djn'][0]:.1f}x)**; targets on 2 cores: ≤ "
         f"{EPOCH_TARGET_S['full']:g} s full, ≤ {EPOCH_TARGET_S['djn']:g} s DJN. Epoch limits "
-        f"(one core): new {_s(totals['full'][1])} s full / {_s(totals['djn'][1])} s DJN, old "
-        f"{_s(totals['full'][2])} s / {_s(totals['djn'][2])} s. Residual encryption "
+        f"(one core): new {seconds_text(totals['full'][1])} s full / {seconds_text(totals['djn'][1])} s DJN, old "
+        f"{seconds_text(totals['full'][2])} s / {seconds_text(totals['djn'][2])} s. Residual encryption "
         f"{per_ct['full'] / per_ct['djn']:.1f}x faster with DJN ({per_ct['full'] * 1e3:.2f} "
         f"vs {per_ct['djn'] * 1e3:.3f} ms per ciphertext). The scenario uses obfuscation = "
         f'"{workload.scenario_obfuscation}".',
