@@ -147,6 +147,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the keys a run of this kind reads",
     )
 
+    score = sub.add_parser(
+        "score",
+        help="score applicants with a vertical run's joint model; the data parties do not "
+        "learn whom the bank asks about (anonymous query: OPRF + PIR)",
+    )
+    score.add_argument("dir", type=Path, help="vertical run folder written by fedrisk run")
+    score.add_argument(
+        "--ids",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="CSV of applicants: the id column (data.id) and, for applicants the bank does "
+        "not have on file, the bank's model columns",
+    )
+    score.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="CSV of scores (id, pd, model, found_<party>); its .summary.json and "
+        ".transcript.jsonl are written beside it",
+    )
+    score.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="the scenario file the run was made from, when its data paths are relative "
+        "(default: DIR/scenario.toml)",
+    )
+    _add_secrets_option(score)
+    score.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
     report = sub.add_parser("report", help="write one self-contained HTML report for a run folder")
     report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
     report.add_argument("--out", type=Path, help="HTML file (default DIR/report.html)")
@@ -258,6 +290,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "run":
         return _cmd_run(args)
+    if args.command == "score":
+        return _cmd_score(args)
     if args.command == "sweep":
         return _cmd_sweep(args)
     if args.command == "demo":
@@ -357,6 +391,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     _print_result(outcome.summary, outcome.out_dir, quiet=args.quiet)
     _print_warnings(outcome.summary)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from fedrisk.runs.score import score_applicants  # start-up: numpy and Flower load here
+
+    result = score_applicants(
+        args.dir,
+        args.ids,
+        args.out,
+        secrets=_secrets(args.secrets, args.dir),
+        scenario=args.scenario,
+        show_progress=not args.quiet,
+    )
+    s = result.summary
+    if not args.quiet:
+        found = ", ".join(f"{k} holds {v:,}" for k, v in s["found"].items())
+        print(
+            f"{s['applicants']:,} applicants scored: {s['scored_jointly']:,} by the joint "
+            f"model, {s['bank_only_fallback']:,} by the bank-only fallback ({found}). "
+            f"{s['cost']['bytes_sent']:,} bytes, {s['cost']['wall_s']:.1f} s. "
+            f"Scores in {result.out}"
+        )
     return 0
 
 

@@ -9,9 +9,11 @@ says so at once instead of after minutes of training.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from fedrisk.errors import InputError
 
@@ -92,6 +94,13 @@ def with_umask_permissions(path: Path) -> None:
     os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
+def write_private_json(path: Path, obj: Any) -> None:
+    """A file readable by its owner only (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+
+
 def _named(path: Path, what: str) -> str:
     """``what`` (a key or flag), with the path unless it already shows it."""
     return what if str(path) in what else f"{what}: {path}"
@@ -123,6 +132,7 @@ def _reason(exc: OSError) -> str:
 
 
 __all__ = [
+    "write_private_json",
     "input_file",
     "output_folder",
     "read_input_bytes",

@@ -344,6 +344,9 @@ def load_model(
         card = _woe_card_of(path)
         if card is not None:
             return _load_woe_card(card)
+        bank_file = vertical_bank_file(path)
+        if bank_file is not None:
+            return load_vertical_logistic(bank_file)
         file = path / MODEL_FILE
         if not file.is_file():
             raise InputError(_no_model_message(path))
@@ -366,6 +369,201 @@ def load_model(
         raise InputError(f"{path}: no such run folder")
     record = _read_json(file, "model file")
     return FederatedLogisticModel.from_record(record, str(file))
+
+
+# --- vertical logistic regression: one part per party ---------------------------------------
+
+VERTICAL_FORMAT = "fedrisk-vertical-logistic-v1"  # the bank's part: model/<bank>.json
+VERTICAL_PART_FORMAT = "fedrisk-vertical-logistic-part-v1"  # a data party's: model/<party>.json
+
+
+class LogisticPart:
+    """One party's part of a vertical logistic model: its columns' scaling (clip, then
+    z-score as fitted on its own training rows; under label DP each row then clipped to
+    L2 norm ``clip_norm``) and its weights. ``partial_scores`` is the party's share of
+    the joint log-odds, ``standardised(X) @ coef``, exactly as its ClientApp computed it
+    in training."""
+
+    def __init__(
+        self,
+        party: str,
+        columns: Sequence[str],
+        coef: Sequence[float],
+        mean: Sequence[float],
+        scale: Sequence[float],
+        clip_low: Sequence[float | None],
+        clip_high: Sequence[float | None],
+        clip_norm: float | None = None,
+    ) -> None:
+        self.party = str(party)
+        self.columns = tuple(str(c) for c in columns)
+        d = len(self.columns)
+        self.coef = _vector(_listed(coef), d, f"{party}: coef")
+        self.mean = _vector(_listed(mean), d, f"{party}: mean")
+        self.scale = _vector(_listed(scale), d, f"{party}: scale")
+        self.clip_low = _bounds(_listed(clip_low), d, -np.inf, f"{party}: clip_low")
+        self.clip_high = _bounds(_listed(clip_high), d, np.inf, f"{party}: clip_high")
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
+
+    def standardised(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.columns):
+            raise ValueError(f"{self.party}: expected rows of {len(self.columns)} columns")
+        Z = (np.clip(X, self.clip_low, self.clip_high) - self.mean) / self.scale
+        if self.clip_norm is not None:
+            norms = np.linalg.norm(Z, axis=1)
+            factor = np.ones_like(norms)
+            over = norms > self.clip_norm
+            factor[over] = self.clip_norm / norms[over]
+            Z = Z * factor[:, None]
+        return Z
+
+    def partial_scores(self, X: Any) -> np.ndarray:
+        return self.standardised(X) @ self.coef
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "format": VERTICAL_PART_FORMAT,
+            "party": self.party,
+            "columns": list(self.columns),
+            "coef": [float(v) for v in self.coef],
+            "mean": [float(v) for v in self.mean],
+            "scale": [float(v) for v in self.scale],
+            "clip_low": [float(v) if np.isfinite(v) else None for v in self.clip_low],
+            "clip_high": [float(v) if np.isfinite(v) else None for v in self.clip_high],
+            "clip_norm": self.clip_norm,
+        }
+
+    @classmethod
+    def from_record(cls, record: Any, where: str) -> LogisticPart:
+        if not isinstance(record, dict) or record.get("format") != VERTICAL_PART_FORMAT:
+            raise InputError(f"{where}: not a vertical logistic part ({VERTICAL_PART_FORMAT})")
+        try:
+            return cls(
+                record["party"],
+                record["columns"],
+                record["coef"],
+                record["mean"],
+                record["scale"],
+                record["clip_low"],
+                record["clip_high"],
+                record.get("clip_norm"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: {_one_line(exc)}") from None
+
+
+class FederatedVerticalLogistic:
+    """A vertical logistic run's joint model, every party's part side by side (the
+    simulator's view; in a deployment each party keeps its own part and
+    :mod:`fedrisk.runs.score` fetches the data parties' partial scores by private
+    information retrieval).
+
+    Joint log-odds: ``bank.partial_scores(X_bank) + intercept + party_scale · Σ_k
+    parts[k].partial_scores(X_k)`` (calibration folded into the bank's part and
+    ``party_scale``). ``fallback`` and ``fallback_intercept``: the bank-only model (its own
+    columns, trained on the same customers) used for an applicant a data party does not
+    hold."""
+
+    def __init__(
+        self,
+        bank: LogisticPart,
+        intercept: float,
+        party_scale: float,
+        parts: Mapping[str, LogisticPart],
+        fallback: LogisticPart,
+        fallback_intercept: float,
+        source: str | None = None,
+    ) -> None:
+        self.bank, self.intercept, self.party_scale = bank, float(intercept), float(party_scale)
+        self.parts = dict(parts)
+        self.fallback, self.fallback_intercept = fallback, float(fallback_intercept)
+        self.source = source
+        self.classes_ = np.array([0, 1])
+
+    @property
+    def label_holder(self) -> str:
+        return self.bank.party
+
+    def joint_scores(self, bank_X: Any, partial: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Joint log-odds from the bank's raw rows and each data party's partial scores."""
+        z = self.bank.partial_scores(bank_X) + self.intercept
+        return z + self.party_scale * sum(np.asarray(partial[k], float) for k in self.parts)
+
+    def decision_function(self, rows: Mapping[str, Any]) -> np.ndarray:
+        """Joint log-odds from every party's raw rows (``{party: rows}``, same customers)."""
+        partial = {k: p.partial_scores(rows[k]) for k, p in self.parts.items()}
+        return self.joint_scores(rows[self.bank.party], partial)
+
+    def predict_proba(self, rows: Mapping[str, Any]) -> np.ndarray:
+        z = self.decision_function(rows)
+        return np.column_stack([expit(-z), expit(z)])
+
+    def fallback_proba(self, bank_X: Any) -> np.ndarray:
+        """P(default) of the bank-only model (applicants a data party does not hold)."""
+        return expit(self.fallback.partial_scores(bank_X) + self.fallback_intercept)
+
+    def bank_record(self) -> dict[str, Any]:
+        return {
+            "format": VERTICAL_FORMAT,
+            "label_holder": self.bank.party,
+            "parties": list(self.parts),
+            "own": self.bank.record(),
+            "intercept": self.intercept,
+            "party_scale": self.party_scale,
+            "fallback": self.fallback.record(),
+            "fallback_intercept": self.fallback_intercept,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"FederatedVerticalLogistic(bank {self.bank.party!r}, parties "
+            f"{list(self.parts)}, source={self.source!r})"
+        )
+
+
+def _listed(values: Any) -> Any:
+    """Arrays as lists of floats (infinite bounds as None), lists as they are."""
+    if isinstance(values, list):
+        return values
+    return [float(v) if math.isfinite(float(v)) else None for v in np.asarray(values, float)]
+
+
+def vertical_bank_file(folder: Path) -> Path | None:
+    """The bank's part of a vertical logistic run (in its ``model`` folder), if any."""
+    model = folder / TREES_DIR
+    if not model.is_dir():
+        return None
+    for file in sorted(model.glob("*.json")):
+        if _format_of(file) == VERTICAL_FORMAT:
+            return file
+    return None
+
+
+def load_vertical_logistic(bank_file: Path) -> FederatedVerticalLogistic:
+    """The bank's part and every data party's part it names (same folder)."""
+    record = _read_json(bank_file, "model file")
+    where = str(bank_file)
+    try:
+        parties = [str(p) for p in record["parties"]]
+        bank = LogisticPart.from_record(record["own"], where)
+        fallback = LogisticPart.from_record(record["fallback"], where)
+        intercept, scale = float(record["intercept"]), float(record["party_scale"])
+        fallback_intercept = float(record["fallback_intercept"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {_one_line(exc)}") from None
+    parts = {}
+    for name in parties:
+        file = bank_file.parent / f"{name}.json"
+        if not file.is_file():
+            raise InputError(
+                f"{file}: data party {name!r}'s part of the model is missing (a run on the "
+                "Deployment Engine keeps it on the party's node)"
+            )
+        parts[name] = LogisticPart.from_record(_read_json(file, "model part"), str(file))
+    return FederatedVerticalLogistic(
+        bank, intercept, scale, parts, fallback, fallback_intercept, source=where
+    )
 
 
 def as_feature_matrix(X: Any, feature_names: Sequence[str]) -> np.ndarray:

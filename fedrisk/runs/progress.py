@@ -61,6 +61,32 @@ class run_progress:
             self.bar.__exit__(*exc)
 
 
+class session_progress:
+    """A rich bar over one session's steps (``fraction`` 0..1 via :func:`step_recorder`),
+    with an ETA; or nothing."""
+
+    def __init__(self, enabled: bool, description: str) -> None:
+        self.enabled, self.description = enabled, description
+
+    def __enter__(self):
+        if not self.enabled:
+            return _NoProgress(), None
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.bar.__enter__()
+        return self.bar, self.bar.add_task(self.description, total=1, status="", epoch=1)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.bar.__exit__(*exc)
+
+
 def epoch_eta(seconds: float) -> str:
     """``m:ss`` (``h:mm:ss`` past an hour), as rich's time columns write it."""
     whole = int(round(seconds))
@@ -95,4 +121,4 @@ def step_recorder(progress: Any, task: Any, unit: str) -> ServerRecorder:
     return recorder
 
 
-__all__ = ["epoch_eta", "run_progress", "step_recorder"]
+__all__ = ["epoch_eta", "run_progress", "session_progress", "step_recorder"]

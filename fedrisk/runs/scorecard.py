@@ -35,6 +35,7 @@ from fedrisk.errors import InputError
 from fedrisk.evaluation import score_metrics
 from fedrisk.evaluation.scorecard import scaling
 from fedrisk.evaluation.woe_scorecard import Characteristic, WoeScorecard, write_woe_scorecard
+from fedrisk.files import write_private_json
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.binning.protocol import WHO_LEARNS_WHAT as BINNING_WHO_LEARNS_WHAT
@@ -54,7 +55,7 @@ from fedrisk.runs.horizontal import complete_horizontal, federate
 from fedrisk.runs.outputs import RunOutcome, write_json
 from fedrisk.runs.progress import run_progress
 from fedrisk.runs.rundir import staged_run_dir
-from fedrisk.runs.secureboost import MODEL_DIR, write_private_json
+from fedrisk.runs.secureboost import MODEL_DIR
 from fedrisk.runs.vertical import complete_vertical, federate_vertical, prepare_vertical
 from fedrisk.scenario import Scenario
 from fedrisk.vertical.binning.bank import make_binning_bank_app

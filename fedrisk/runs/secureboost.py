@@ -6,8 +6,6 @@ customers) -> write (the run folder, with the trees and each party's part)."""
 
 from __future__ import annotations
 
-import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +16,7 @@ import numpy as np
 from fedrisk.crypto.workers import worker_count
 from fedrisk.evaluation import auc_interval_record, score_metrics
 from fedrisk.evaluation.baselines import train_boosting
+from fedrisk.files import write_private_json
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.models.boosting import boost_locally
@@ -204,13 +203,6 @@ def public_importance(full: dict[str, Any], bank: str) -> dict[str, Any]:
         "by_feature": {k: v for k, v in full["by_feature"].items() if k.startswith(bank + ":")},
         "data_party_columns": f"{MODEL_DIR}/importance.json (the simulator's view, owner-only)",
     }
-
-
-def write_private_json(path: Path, obj: Any) -> None:
-    """A file readable by its owner only (0600), whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
 def complete_secureboost(
@@ -429,5 +421,4 @@ __all__ = [
     "public_importance",
     "run_secureboost",
     "who_learns_what",
-    "write_private_json",
 ]

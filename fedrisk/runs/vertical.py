@@ -9,7 +9,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,11 @@ from fedrisk.deployment.options import DeploymentOptions
 from fedrisk.deployment.result import recorder_from_result
 from fedrisk.evaluation import auc_interval_record, score_metrics
 from fedrisk.evaluation.baselines import BaselineBudget, train_centralised, train_reference
+from fedrisk.files import write_private_json
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.model_io import TREES_DIR as MODEL_DIR
+from fedrisk.model_io import FederatedVerticalLogistic, LogisticPart
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, plan_dp
 from fedrisk.privacy.secrets import OS_ENTROPY, RunSecrets
@@ -86,6 +89,8 @@ def run_vertical(
             vertical_files.vertical_public_job(setup.bank, setup.parties), deployment.bank_files
         )
     with staged_run_dir(out) as stage:
+        if not deployed:  # on the Deployment Engine each part stays on its node
+            setup = keeping_model_parts(setup, stage)
         recorder, outcome, fed_wall, extra = federate_vertical(
             s,
             setup,
@@ -493,10 +498,55 @@ def complete_vertical(
         "joint test AUC per epoch",
         reference_auc=judged["reference"]["auc"],
     )
+    if setup.parties.model_dir is not None:
+        summary["model_files"] = write_bank_part(s, setup, recorder, outcome, bank_alone)
     summary.update(extra or {})
     summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
     write_json(stage / "summary.json", summary)
     return summary
+
+
+def keeping_model_parts(setup: VerticalSetup, stage: Path) -> VerticalSetup:
+    """``setup`` with each data party keeping its final part of the model in the run's
+    ``model`` folder (owner-only): the parties' ClientApps write them themselves."""
+    folder = stage / MODEL_DIR
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o700)
+    parties = replace(setup.parties, model_dir=str(folder))
+    return replace(setup, parties=parties)
+
+
+def write_bank_part(
+    s: Scenario,
+    setup: VerticalSetup,
+    recorder: ServerRecorder,
+    outcome: VerticalOutcome,
+    bank_alone: np.ndarray,
+) -> dict[str, str]:
+    """The bank's part of the joint model (its scaling, calibrated weights and intercept,
+    the scale it applies to the parties' partial scores) and its bank-only fallback,
+    written beside the parties' parts. Returns summary.json's ``model_files``."""
+    holder = setup.tables.holder
+    pos = {str(i): k for k, i in enumerate(holder.ids)}
+    train_rows = np.array([pos[str(i)] for i in outcome.train_ids], dtype=np.int64)
+    scaler = fit_party_scaler(holder.X[train_rows], s.data.scaling)  # as the bank's app did
+    scaling = [scaler.mean, scaler.scale, scaler.clip_low, scaler.clip_high]
+    params = recorder.final_params
+    model = FederatedVerticalLogistic(
+        LogisticPart(holder.name, holder.feature_names, params[:-1], *scaling),
+        float(params[-1]),
+        (outcome.calibration or {}).get("scale", 1.0),
+        {},
+        LogisticPart(holder.name, holder.feature_names, bank_alone[:-1], *scaling),
+        float(bank_alone[-1]),
+    )
+    record = model.bank_record()
+    record["parties"] = [p.name for p in setup.tables.data_parties]
+    write_private_json(Path(setup.parties.model_dir) / f"{holder.name}.json", record)
+    return {
+        holder.name: f"{MODEL_DIR}/{holder.name}.json",
+        **{p.name: f"{MODEL_DIR}/{p.name}.json" for p in setup.tables.data_parties},
+    }
 
 
 _BANK_CALIBRATION = {

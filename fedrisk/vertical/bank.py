@@ -250,7 +250,7 @@ def _run_bank(
                 pending.append([int(v).to_bytes(cipher.width, "big") for v in values])
             outcome.decrypt_s += time.perf_counter() - t0
         # end of epoch: parties apply the last update, then score the test rows jointly
-        z_test = _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch)
+        z_test = _joint_test_scores(grid, nodes, pending, Xb_test, w, b, epoch, epoch == s.rounds)
         pending = None
         calibration = Calibration()
         if epoch == s.rounds and m.calibration != "none":
@@ -335,14 +335,16 @@ def _joint_test_scores(
     w: np.ndarray,
     b: float,
     epoch: int,
+    final: bool,
 ) -> np.ndarray:
     """The joint score z of the held-out customers (the parties first apply their last
-    update)."""
+    update; after the last epoch they also keep their final parts of the model)."""
     cfgs = [
         {
             "stage": "scores",
             "split": "test",
             **({"unmasked-pending": pending[k]} if pending else {}),
+            **({"final": 1} if final else {}),  # the parties keep their final parts
         }
         for k in range(len(nodes))
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 import gmpy2
 import numpy as np
@@ -25,7 +26,9 @@ from fedrisk.crypto.paillier import ObfuscatorPool, VectorCipher
 from fedrisk.crypto.psi import PsiParty
 from fedrisk.data.scaling import RobustScaler, fit_party_scaler
 from fedrisk.errors import ProtocolError
+from fedrisk.files import write_private_json
 from fedrisk.flower.recording_grid import identity_reply
+from fedrisk.model_io import LogisticPart
 from fedrisk.privacy.mechanisms import clip_rows
 from fedrisk.vertical.protocol import (
     MASK_KEY,
@@ -79,6 +82,8 @@ def make_party_app(job: DataPartyJob, mods: list | None = None) -> ClientApp:
             w = _apply_gradient(job, w, cfg, context, cipher().public_key.n)
             context.state[MODEL_KEY] = ArrayRecord({"w": Array(w)})
         if stage == "scores":
+            if cfg.get("final") and job.model_dir is not None:
+                keep_model_part(job, party, w, context)
             split = str(cfg.get("split", "train"))
             idx = (
                 rows[split].numpy()[np.asarray(cfg["rows"], dtype=np.int64)]
@@ -191,6 +196,21 @@ def fit_scaler_state(job: DataPartyJob, party: PartyData, context: Context) -> N
     )
 
 
+def keep_model_part(job: DataPartyJob, party: PartyData, w: np.ndarray, context: Context) -> None:
+    """The party's final part of the joint model (its scaling and weights), written to
+    its own file in ``job.model_dir`` (owner-only): what it needs to answer anonymous
+    queries for applicants' partial scores (:mod:`fedrisk.vertical.query`)."""
+    scaler = context.state[SCALER_KEY]
+    part = LogisticPart(
+        party.name,
+        party.feature_names,
+        w,
+        *(scaler[k].numpy() for k in ("mean", "scale", "clip_low", "clip_high")),
+        clip_norm=job.clip_norm,
+    )
+    write_private_json(Path(job.model_dir) / f"{party.name}.json", part.record())
+
+
 def party_cipher(job: DataPartyJob) -> Callable[[], VectorCipher]:
     """The party's encryption, made on first use and kept in process memory: its
     obfuscator pool (DJN if chosen) draws from os entropy, the party's own randomness,
@@ -248,6 +268,7 @@ __all__ = [
     "alignment_reply",
     "answer_setup",
     "fit_scaler_state",
+    "keep_model_part",
     "make_party_app",
     "party_cipher",
     "party_index",

@@ -72,6 +72,9 @@ class DataPartyJob:
     parties: tuple[PartyData, ...]
     public_key: PaillierPublicKey
     clip_norm: float | None = None  # label DP: rows clipped to this L2 norm (public rule)
+    # where each party keeps its final part of the model (model/<party>.json, owner-only),
+    # for scoring applicants later; None: not kept (a scorecard's WOE-coded training)
+    model_dir: str | None = None
 
 
 @dataclass(frozen=True)

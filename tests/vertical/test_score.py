@@ -1,0 +1,247 @@
+"""fedrisk score: applicants scored by anonymous query equal the joint model's direct
+prediction; applicants a data party does not hold get the bank-only fallback; the data
+party's view does not depend on whom the bank asks about; bad input exits 2."""
+
+import csv
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from fedrisk.cli import main
+from fedrisk.data.split import split_indices
+from fedrisk.data.vertical import load_vertical
+from fedrisk.model_io import FederatedVerticalLogistic, load_model
+from fedrisk.privacy.secrets import RunSecrets
+from fedrisk.runs.run import run_scenario
+from fedrisk.runs.score import score_applicants, sidecars
+from fedrisk.scenario import load_scenario
+from tests.test_cli_bad_input import run_cli
+from tests.vertical.test_runs import SCENARIO, write_party_csvs
+
+pytestmark = [pytest.mark.filterwarnings("ignore:1024-bit Paillier keys")]
+
+SECRETS = RunSecrets(bytes(range(32)))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("score")
+    shared = write_party_csvs(tmp)
+    (tmp / "s.toml").write_text(SCENARIO.replace("rounds = 2", "rounds = 1"))
+    out = tmp / "out"
+    run_scenario(load_scenario(tmp / "s.toml"), out, show_progress=False, secrets=SECRETS)
+    return tmp, out, shared
+
+
+def _read_scores(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_each_party_keeps_its_part_and_the_parts_give_the_runs_predictions(run):
+    tmp, out, _ = run
+    parts = sorted(p.name for p in (out / "model").iterdir())
+    assert parts == ["bank.json", "telecom.json"]
+    assert all((out / "model" / p).stat().st_mode & 0o077 == 0 for p in parts)
+    model = load_model(out)
+    assert isinstance(model, FederatedVerticalLogistic)
+    # the held-out customers, as the bank drew them from its own secret (simulator's view)
+    s = load_scenario(tmp / "s.toml")
+    tables = load_vertical(s)
+    bank, telecom = tables.parties
+    shared = sorted(set(bank.ids) & set(telecom.ids))
+    at_bank = {i: k for k, i in enumerate(bank.ids)}
+    at_telecom = {i: k for k, i in enumerate(telecom.ids)}
+    rows = np.array([at_bank[i] for i in shared])
+    _, te = split_indices(
+        bank.y[rows], s.data.test_fraction, SECRETS.of("bank").seed_int("vertical/split")
+    )
+    test = [shared[i] for i in te]
+    p = model.predict_proba(
+        {
+            "bank": bank.X[[at_bank[i] for i in test]],
+            "telecom": telecom.X[[at_telecom[i] for i in test]],
+        }
+    )[:, 1]
+    summary = json.loads((out / "summary.json").read_text())
+    y = bank.y[[at_bank[i] for i in test]]
+    assert roc_auc_score(y, p) == pytest.approx(summary["federated"]["auc"], abs=1e-12)
+    assert summary["model_files"] == {"bank": "model/bank.json", "telecom": "model/telecom.json"}
+
+
+def test_a_thousand_applicants_equal_the_direct_prediction_and_misses_fall_back(run):
+    tmp, out, shared = run
+    s = load_scenario(tmp / "s.toml")
+    bank, telecom = load_vertical(s).parties
+    rng = np.random.default_rng(5)
+    # 1,000 of the bank's customers, some of whom telecom does not hold
+    ids = list(rng.choice(bank.ids, 1000, replace=False))
+    held = [i in shared for i in ids]
+    assert 100 < len(ids) - sum(held) < 400
+    (tmp / "applicants.csv").write_text("id\n" + "\n".join(ids) + "\n")
+    result = score_applicants(
+        out, tmp / "applicants.csv", tmp / "scores.csv", secrets=SECRETS, scenario=tmp / "s.toml"
+    )
+    got = _read_scores(tmp / "scores.csv")
+    assert [r["id"] for r in got] == ids
+    model = load_model(out)
+    at_bank = {i: k for k, i in enumerate(bank.ids)}
+    at_telecom = {i: k for k, i in enumerate(telecom.ids)}
+    Xb = bank.X[[at_bank[i] for i in ids]]
+    hit = np.array(held)
+    direct = model.fallback_proba(Xb)
+    direct[hit] = model.predict_proba(
+        {
+            "bank": Xb[hit],
+            "telecom": telecom.X[[at_telecom[i] for i, h in zip(ids, held) if h]],
+        }
+    )[:, 1]
+    pd = np.array([float(r["pd"]) for r in got])
+    np.testing.assert_allclose(pd, direct, rtol=0, atol=1e-9)
+    assert [r["model"] for r in got] == ["joint" if h else "bank_only" for h in held]
+    assert [r["found_telecom"] for r in got] == [str(int(h)) for h in held]
+    assert result.summary["scored_jointly"] == sum(held)
+    assert result.summary["bank_only_fallback"] == 1000 - sum(held)
+    # the fallback is the bank's own model, not the joint one with a zero partial score
+    miss = ~hit
+    joint_zero = model.joint_scores(Xb[miss], {"telecom": np.zeros(miss.sum())})
+    assert not np.allclose(pd[miss], 1 / (1 + np.exp(-joint_zero)))
+
+
+def test_new_applicants_bring_the_banks_columns(run):
+    tmp, out, _ = run
+    s = load_scenario(tmp / "s.toml")
+    bank, telecom = load_vertical(s).parties
+    model = load_model(out)
+    # telecom's own customers the bank has never seen (t00000...), with made-up bank rows
+    new = [i for i in telecom.ids if i.startswith("t")][:20]
+    rng = np.random.default_rng(1)
+    Xb = rng.normal(size=(20, 3)).round(4)
+    lines = ["id,b0,b1,b2"] + [f"{i},{','.join(map(str, x))}" for i, x in zip(new, Xb)]
+    (tmp / "new.csv").write_text("\n".join(lines) + "\n")
+    score_applicants(out, tmp / "new.csv", tmp / "new-scores.csv", scenario=tmp / "s.toml")
+    got = _read_scores(tmp / "new-scores.csv")
+    at_telecom = {i: k for k, i in enumerate(telecom.ids)}
+    want = model.predict_proba({"bank": Xb, "telecom": telecom.X[[at_telecom[i] for i in new]]})
+    np.testing.assert_allclose([float(r["pd"]) for r in got], want[:, 1], rtol=0, atol=1e-9)
+    assert {r["model"] for r in got} == {"joint"}
+
+
+def test_same_secrets_same_session_bit_for_bit(run):
+    tmp, out, _ = run
+    (tmp / "few.csv").write_text("id\nc00001\nc00002\nc00003\n")
+    for k in (1, 2):
+        score_applicants(
+            out, tmp / "few.csv", tmp / f"few-{k}.csv", secrets=SECRETS, scenario=tmp / "s.toml"
+        )
+    assert (tmp / "few-1.csv").read_bytes() == (tmp / "few-2.csv").read_bytes()
+    t1, t2 = (sidecars(tmp / f"few-{k}.csv")[1].read_text() for k in (1, 2))
+    assert t1 == t2
+
+
+def test_transcript_marks_the_data_partys_view_unreadable(run):
+    tmp, out, _ = run
+    (tmp / "one.csv").write_text("id\nc00007\n")
+    score_applicants(out, tmp / "one.csv", tmp / "one-scores.csv", scenario=tmp / "s.toml")
+    summary_file, transcript_file = sidecars(tmp / "one-scores.csv")
+    rows = [json.loads(line) for line in transcript_file.read_text().splitlines()]
+    to_party = {r["what"]: r for r in rows if r["receiver"] == "telecom"}
+    assert not to_party["oprf_blinded_ids"]["readable_by_receiver"]
+    assert not to_party["pir_queries"]["readable_by_receiver"]
+    assert to_party["pir_queries"]["protection"] == "ciphertext"
+    to_bank = {r["what"]: r for r in rows if r["receiver"] == "bank"}
+    assert to_bank["pir_answers"]["readable_by_receiver"]
+    assert not to_bank["pir_hint_and_public_seeds"]["readable_by_receiver"]  # sealed records
+    summary = json.loads(summary_file.read_text())
+    assert "how many" not in summary["privacy"]["who_learns_what"]["bank"]
+    assert "1 applicants" in summary["privacy"]["who_learns_what"]["data parties"]
+
+
+def test_the_data_partys_messages_are_the_same_size_whoever_is_asked(run):
+    """A held id and one telecom does not hold: the same messages, the same sizes."""
+    tmp, out, shared = run
+    held = sorted(shared)[0]
+    s = load_scenario(tmp / "s.toml")
+    bank, _ = load_vertical(s).parties
+    missing = sorted(set(bank.ids) - shared)[0]
+    views = []
+    for name, ident in (("held", held), ("missing", missing)):
+        (tmp / f"{name}.csv").write_text(f"id\n{ident}\n")
+        score_applicants(
+            out, tmp / f"{name}.csv", tmp / f"{name}-scores.csv", scenario=tmp / "s.toml"
+        )
+        transcript = sidecars(tmp / f"{name}-scores.csv")[1].read_text().splitlines()
+        views.append([json.loads(line) for line in transcript])
+    assert views[0] == views[1]
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+def _refused(proc, needle, cwd, out="bad.csv"):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert needle in lines[0], lines[0]
+    assert not (cwd / out).exists()
+    assert not any(p.exists() for p in sidecars(cwd / out))
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("id,b0,b1,b2,income\nc00001,1,2,3,4\n", "unknown column 'income'"),
+        ("id,salary\nc00001,3\n", "unknown column 'salary'"),
+        ("", "empty"),
+        ("\n\n", "empty"),
+        ("id\n", "no applicants"),
+        ("customer\nc00001\n", "unknown column 'customer'"),
+        ("id,b0\nc00001,1\n", "column 'b1' is missing"),
+        ("id,b0,b1,b2\nc00001,1,x,3\n", "'x' is not a number"),
+        ("id\nnobody\n", "not in the bank's data"),
+        ("id\nc00001\nc00001\n", "appears twice"),
+    ],
+)
+def test_bad_ids_files_exit_2_with_one_line(run, content, needle, capsys, monkeypatch):
+    tmp, out, _ = run
+    monkeypatch.chdir(tmp)
+    (tmp / "ids.csv").write_text(content)
+    args = ["score", str(out), "--scenario", "s.toml", "--ids", "ids.csv", "--out", "bad.csv"]
+    code = main(args)
+    err = capsys.readouterr().err
+    _refused(subprocess.CompletedProcess(args, code, "", err), needle, tmp)
+
+
+def test_a_bad_ids_file_from_the_shell(run):
+    tmp, out, _ = run
+    (tmp / "ids.csv").write_text("id,b0,b1,b2,income\nc00001,1,2,3,4\n")
+    proc = run_cli(
+        "score", str(out), "--scenario", "s.toml", "--ids", "ids.csv", "--out", "bad.csv", cwd=tmp
+    )
+    _refused(proc, "unknown column 'income'; allowed: the id column 'id'", tmp)
+
+
+def test_a_run_folder_that_is_not_vertical_exits_2(run, tmp_path):
+    tmp, _, _ = run
+    horizontal = tmp_path / "h"
+    proc = run_cli(
+        "run",
+        str(__import__("tests.conftest", fromlist=["SCENARIOS"]).SCENARIOS / "quickstart.toml"),
+        "--out",
+        str(horizontal),
+        "--quiet",
+        "--set",
+        "rounds=1",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "ids.csv").write_text("id\n1\n")
+    proc = run_cli("score", str(horizontal), "--ids", "ids.csv", "--out", "bad.csv", cwd=tmp_path)
+    _refused(proc, "a horizontal run; fedrisk score needs a vertical run", tmp_path)
+    proc = run_cli(
+        "score", str(tmp_path / "nope"), "--ids", "ids.csv", "--out", "bad.csv", cwd=tmp_path
+    )
+    _refused(proc, "not a run folder", tmp_path)
