@@ -6,6 +6,7 @@ The public API: load a scenario, run it to a run folder, load the model it wrote
     s = fedrisk.load_scenario("scenarios/quickstart.toml", ["rounds=5"])
     outcome = fedrisk.run_scenario(s, Path("runs/q"))
     model = fedrisk.load_model("runs/q")
+    fedrisk.score_applicants("runs/v", "applicants.csv", "scores.csv")  # a vertical run
 
 Names are loaded on first use, so ``import fedrisk`` stays light (the command line
 starts the banks' key ceremony before Flower loads).
@@ -23,6 +24,7 @@ from fedrisk.version import __version__
 _EXPORTS = {
     "run_scenario": "fedrisk.runs.run",
     "resume_run": "fedrisk.runs.resume",
+    "score_applicants": "fedrisk.runs.score",
     "RunOutcome": "fedrisk.runs.outputs",
     "load_scenario": "fedrisk.scenario",
     "Scenario": "fedrisk.scenario",
@@ -34,6 +36,7 @@ _EXPORTS = {
     "FederatedLogisticModel": "fedrisk.model_io",
     "FederatedBoostedTrees": "fedrisk.model_io",
     "FederatedWoeScorecard": "fedrisk.model_io",
+    "FederatedVerticalLogistic": "fedrisk.model_io",
     "InputError": "fedrisk.errors",
     "ProtocolError": "fedrisk.errors",
 }
@@ -45,10 +48,12 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
     from fedrisk.errors import ProtocolError as ProtocolError
     from fedrisk.model_io import FederatedBoostedTrees as FederatedBoostedTrees
     from fedrisk.model_io import FederatedLogisticModel as FederatedLogisticModel
+    from fedrisk.model_io import FederatedVerticalLogistic as FederatedVerticalLogistic
     from fedrisk.model_io import FederatedWoeScorecard as FederatedWoeScorecard
     from fedrisk.runs.outputs import RunOutcome as RunOutcome
     from fedrisk.runs.resume import resume_run as resume_run
     from fedrisk.runs.run import run_scenario as run_scenario
+    from fedrisk.runs.score import score_applicants as score_applicants
     from fedrisk.scenario import DataConfig as DataConfig
     from fedrisk.scenario import FederationConfig as FederationConfig
     from fedrisk.scenario import ModelConfig as ModelConfig
@@ -60,10 +65,16 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors
 
 def load_model(
     run_dir: str | Path,
-) -> FederatedLogisticModel | FederatedBoostedTrees | FederatedWoeScorecard:
+) -> (
+    FederatedLogisticModel
+    | FederatedBoostedTrees
+    | FederatedWoeScorecard
+    | FederatedVerticalLogistic
+):
     """The final model of a run folder: a horizontal run's logistic regression, a
-    SecureBoost run's trees joined with every party's part (the simulator's view), or a
-    scorecard run's points per bin (a vertical one joined with each party's bins); see
+    SecureBoost run's trees joined with every party's part (the simulator's view), a
+    scorecard run's points per bin (a vertical one joined with each party's bins), or a
+    vertical logistic run's parts side by side (the simulator's view again); see
     :mod:`fedrisk.model_io`. (A function, not a lazy name: ``fedrisk.load_model`` costs
     no import until called.)"""
     from fedrisk.model_io import load_model as load

@@ -380,7 +380,9 @@ VERTICAL_PART_FORMAT = "fedrisk-vertical-logistic-part-v1"  # a data party's: mo
 class LogisticPart:
     """One party's part of a vertical logistic model: its columns' scaling (clip, then
     z-score as fitted on its own training rows; under label DP each row then clipped to
-    L2 norm ``clip_norm``) and its weights. ``partial_scores`` is the party's share of
+    L2 norm ``clip_norm``; in a secret-shared run each value clipped to
+    ±``feature_clip`` and rounded to ``feature_frac_bits`` fractional bits, as the ring
+    encodes it) and its weights. ``partial_scores`` is the party's share of
     the joint log-odds, ``standardised(X) @ coef``, exactly as its ClientApp computed it
     in training."""
 
@@ -394,6 +396,8 @@ class LogisticPart:
         clip_low: Sequence[float | None],
         clip_high: Sequence[float | None],
         clip_norm: float | None = None,
+        feature_clip: float | None = None,
+        feature_frac_bits: int | None = None,
     ) -> None:
         self.party = str(party)
         self.columns = tuple(str(c) for c in columns)
@@ -404,6 +408,8 @@ class LogisticPart:
         self.clip_low = _bounds(_listed(clip_low), d, -np.inf, f"{party}: clip_low")
         self.clip_high = _bounds(_listed(clip_high), d, np.inf, f"{party}: clip_high")
         self.clip_norm = None if clip_norm is None else float(clip_norm)
+        self.feature_clip = None if feature_clip is None else float(feature_clip)
+        self.feature_frac_bits = None if feature_frac_bits is None else int(feature_frac_bits)
 
     def standardised(self, X: Any) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -416,6 +422,10 @@ class LogisticPart:
             over = norms > self.clip_norm
             factor[over] = self.clip_norm / norms[over]
             Z = Z * factor[:, None]
+        if self.feature_clip is not None:
+            Z = np.clip(Z, -self.feature_clip, self.feature_clip)
+        if self.feature_frac_bits is not None:
+            Z = np.rint(Z * 2.0**self.feature_frac_bits) / 2.0**self.feature_frac_bits
         return Z
 
     def partial_scores(self, X: Any) -> np.ndarray:
@@ -432,6 +442,8 @@ class LogisticPart:
             "clip_low": [float(v) if np.isfinite(v) else None for v in self.clip_low],
             "clip_high": [float(v) if np.isfinite(v) else None for v in self.clip_high],
             "clip_norm": self.clip_norm,
+            "feature_clip": self.feature_clip,
+            "feature_frac_bits": self.feature_frac_bits,
         }
 
     @classmethod
@@ -448,6 +460,8 @@ class LogisticPart:
                 record["clip_low"],
                 record["clip_high"],
                 record.get("clip_norm"),
+                record.get("feature_clip"),
+                record.get("feature_frac_bits"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{where}: {_one_line(exc)}") from None

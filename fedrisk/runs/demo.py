@@ -21,6 +21,7 @@ from rich.table import Table
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.runs.rundir import staged_run_dir
+from fedrisk.runs.score import score_applicants, sidecars
 from fedrisk.scenario import scenario_from_dict
 
 VERTICAL = {
@@ -120,13 +121,16 @@ class Demo:
             )
         return outcome.summary
 
-    def who_saw_what(self, run: str, notes: dict[str, str] | None = None) -> None:
-        """One row per (sender, receiver, kind of message), from transcript.jsonl;
-        ``notes`` explain a message (its "readable?" cell is marked *, the note is
-        printed under the table)."""
+    def who_saw_what(
+        self, run: str, notes: dict[str, str] | None = None, transcript: Path | None = None
+    ) -> None:
+        """One row per (sender, receiver, kind of message), from the run's
+        transcript.jsonl (or ``transcript``); ``notes`` explain a message (its
+        "readable?" cell is marked *, the note is printed under the table)."""
         notes = notes or {}
         cells: dict[tuple[str, str, str], list] = defaultdict(lambda: [0, 0, "", False])
-        for line in open(self.out / run / "transcript.jsonl", encoding="utf-8"):
+        source = transcript or self.out / run / "transcript.jsonl"
+        for line in open(source, encoding="utf-8"):
             row = json.loads(line)
             if row["what"] == "identity":
                 continue
@@ -136,7 +140,7 @@ class Demo:
             cell[2], cell[3] = row["protection"], row["readable_by_receiver"]
         caption = "\n".join(f"* {what}: {text}" for what, text in notes.items())
         table = Table(
-            title=f"who sent what to whom ({run}, from transcript.jsonl)",
+            title=f"who sent what to whom ({run}, from {source.name})",
             caption=caption or None,
             caption_justify="left",
         )
@@ -155,6 +159,39 @@ class Demo:
                 ("yes" if readable else "[bold]no[/bold]") + (" *" if what in notes else ""),
             )
         self.console.print(table)
+
+
+def _anonymous_query(d: Demo) -> None:
+    """Step 3b: score one new applicant with the joint model; the provider answers an
+    anonymous query (OPRF + PIR) and cannot tell whom the bank asked about."""
+    folder = d.out / "1-vertical-scoring"
+    folder.mkdir()
+    applicant = "12345"  # a customer id of the bundled data (the provider holds them all)
+    (folder / "applicant.csv").write_text(f"id\n{applicant}\n", encoding="utf-8")
+    with d.console.status("scoring one applicant by anonymous query…"):
+        result = score_applicants(
+            d.out / "1-vertical",
+            folder / "applicant.csv",
+            folder / "scores.csv",
+            secrets=d.secrets.derived("scoring"),
+        )
+    s = result.summary
+    table = s["cost"]["tables"]["provider"]
+    d.say(
+        "3b. Scoring a new applicant without telling the provider who",
+        f"""
+A loan application arrives: customer {applicant}. The bank needs the provider's part of the
+joint score, but sending the id would tell the provider that this person just applied for
+credit here. Anonymous query: the provider seals every customer's partial score under a key
+only that customer's id unlocks (an oblivious PRF the bank evaluates blindly) and lays them
+out for SimplePIR ({table["rows"]:,} × {table["columns"]:,} bytes); the bank fetches its
+applicant's three possible slots with LWE-encrypted queries.
+provider: learned that one applicant was scored, not who.
+bank: P(default) {float(result.pd[0]):.3f} from the joint model, and nothing of the provider's
+other customers. Cost: {s["cost"]["bytes_sent"] / 1e6:.1f} MB, {s["cost"]["wall_s"]:.1f} s
+(fedrisk score RUN --ids FILE --out FILE).""",
+    )
+    d.who_saw_what("1-vertical scoring", transcript=sidecars(folder / "scores.csv")[1])
 
 
 def run_demo(out: Path, pause: bool = True, secrets: RunSecrets | None = None) -> None:
@@ -215,6 +252,9 @@ Cost: {v["cost"]["bytes_sent"] / 1e6:.1f} MB crossed the wire in {v["cost"]["wal
         + ", ".join(f"batch {k}: {float(val):.2f}" for k, val in leak.items())
         + ". Defences: bigger batches, and label DP (privacy.dp = 'label').",
     )
+    d.wait()
+
+    _anonymous_query(d)
     d.wait()
 
     h = d.run(HORIZONTAL, "2-five-banks")

@@ -154,13 +154,23 @@ def _vertical_model(run_dir: Path) -> FederatedVerticalLogistic:
         )
     bank_file = vertical_bank_file(run_dir)
     if bank_file is None:
-        what = (summary.get("privacy") or {}).get("protocol") or (summary.get("model") or {}).get(
-            "kind", "this model"
-        )
+        privacy = summary.get("privacy") or {}
+        if privacy.get("reveal") == "none":
+            raise InputError(
+                f"{run_dir}: its weights stayed secret-shared (privacy.reveal = 'none'), "
+                "so no party holds its part of the model; train with privacy.reveal = "
+                "'own' to score applicants"
+            )
+        if summary.get("engine") == "deployment":
+            raise InputError(
+                f"{run_dir}: a Deployment Engine run, whose data parties keep their parts "
+                "of the model on their own nodes; score a run made in-process or on the "
+                "Simulation Engine"
+            )
         raise InputError(
-            f"{run_dir}/model: no vertical logistic model to score with ({what}); fedrisk "
-            "score takes a vertical logistic run on the Paillier protocol, in-process or "
-            "on the Simulation Engine"
+            f"{run_dir}/model: no vertical logistic model to score with; fedrisk score "
+            "takes a vertical logistic run (privacy.protocol 'paillier', or "
+            "'secret_sharing' with reveal 'own')"
         )
     return load_vertical_logistic(bank_file)
 

@@ -33,6 +33,7 @@ from fedrisk.runs.rundir import staged_run_dir
 from fedrisk.runs.vertical import (
     VerticalSetup,
     complete_vertical,
+    keeping_model_parts,
     prepare_vertical,
     seconds_per_encryption,
     seconds_per_mulmod,
@@ -63,6 +64,8 @@ def run_secret_shared(
     tag = sharing_run_tag(s, setup)
     dealer = DealerJob(secrets.of(DEALER_NAME), tag) if s.privacy.triples == "dealer" else None
     with staged_run_dir(out) as stage:
+        if s.privacy.reveal == "own":  # each party ends knowing its weights: it keeps them
+            setup = keeping_model_parts(setup, stage)
         recorder, outcome, fed_wall = federate_shared(
             s, setup, dealer, tag, show_progress=show_progress, client_mods=client_mods
         )

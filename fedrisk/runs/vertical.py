@@ -18,6 +18,7 @@ import numpy as np
 from phe.paillier import PaillierPrivateKey
 
 from fedrisk.crypto.fixed_base import PROCESS_MIN_VALUES
+from fedrisk.crypto.hetero import FEATURE_CLIP, FEATURE_FRAC_BITS
 from fedrisk.crypto.paillier import ObfuscatorPool, generate_keypair
 from fedrisk.crypto.workers import worker_count
 from fedrisk.data.scaling import fit_party_scaler
@@ -532,8 +533,13 @@ def write_bank_part(
     scaler = fit_party_scaler(holder.X[train_rows], s.data.scaling)  # as the bank's app did
     scaling = [scaler.mean, scaler.scale, scaler.clip_low, scaler.clip_high]
     params = recorder.final_params
+    # a secret-shared run's joint score acts on the ring's fixed-point features
+    ring = s.privacy.protocol == "secret_sharing"
+    encoding = {"feature_clip": FEATURE_CLIP, "feature_frac_bits": FEATURE_FRAC_BITS}
     model = FederatedVerticalLogistic(
-        LogisticPart(holder.name, holder.feature_names, params[:-1], *scaling),
+        LogisticPart(
+            holder.name, holder.feature_names, params[:-1], *scaling, **(encoding if ring else {})
+        ),
         float(params[-1]),
         (outcome.calibration or {}).get("scale", 1.0),
         {},

@@ -196,10 +196,17 @@ def fit_scaler_state(job: DataPartyJob, party: PartyData, context: Context) -> N
     )
 
 
-def keep_model_part(job: DataPartyJob, party: PartyData, w: np.ndarray, context: Context) -> None:
+def keep_model_part(
+    job: DataPartyJob,
+    party: PartyData,
+    w: np.ndarray,
+    context: Context,
+    encoding: tuple[float, int] | None = None,
+) -> None:
     """The party's final part of the joint model (its scaling and weights), written to
     its own file in ``job.model_dir`` (owner-only): what it needs to answer anonymous
-    queries for applicants' partial scores (:mod:`fedrisk.vertical.query`)."""
+    queries for applicants' partial scores (:mod:`fedrisk.vertical.query`).
+    ``encoding``: (clip, fractional bits) of a secret-shared run's fixed-point features."""
     scaler = context.state[SCALER_KEY]
     part = LogisticPart(
         party.name,
@@ -207,6 +214,8 @@ def keep_model_part(job: DataPartyJob, party: PartyData, w: np.ndarray, context:
         w,
         *(scaler[k].numpy() for k in ("mean", "scale", "clip_low", "clip_high")),
         clip_norm=job.clip_norm,
+        feature_clip=None if encoding is None else encoding[0],
+        feature_frac_bits=None if encoding is None else encoding[1],
     )
     write_private_json(Path(job.model_dir) / f"{party.name}.json", part.record())
 

@@ -73,4 +73,13 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
     assert "share x·w of a customer's linear score" in text
     assert "who sent what to whom" in out and "membership-attack AUC" in out
     runs = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert runs == ["1-vertical", "2-five-banks", "3-dp-eps1", "3-dp-eps8"]
+    assert runs == ["1-vertical", "1-vertical-scoring", "2-five-banks", "3-dp-eps1", "3-dp-eps8"]
+    # one anonymous query: the provider's view of it is unreadable, and said so
+    assert "Scoring a new applicant without telling the provider who" in text
+    assert "provider: learned that one applicant was scored, not who" in text
+    scoring = (tmp_path / "demo" / "1-vertical-scoring" / "scores.transcript.jsonl").read_text()
+    to_provider = [json.loads(x) for x in scoring.splitlines() if '"receiver": "provider"' in x]
+    unread = {r["what"] for r in to_provider if not r["readable_by_receiver"]}
+    assert unread == {"oprf_blinded_ids", "pir_queries"}
+    for message in ("oprf_blinded_ids", "pir_queries", "pir_answers"):
+        assert message in out, message

@@ -13,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from fedrisk.cli import main
 from fedrisk.data.split import split_indices
 from fedrisk.data.vertical import load_vertical
+from fedrisk.errors import InputError
 from fedrisk.model_io import FederatedVerticalLogistic, load_model
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
@@ -245,3 +246,59 @@ def test_a_run_folder_that_is_not_vertical_exits_2(run, tmp_path):
         "score", str(tmp_path / "nope"), "--ids", "ids.csv", "--out", "bad.csv", cwd=tmp_path
     )
     _refused(proc, "not a run folder", tmp_path)
+
+
+def test_a_secret_shared_run_scores_the_same_way(tmp_path):
+    """privacy.protocol = "secret_sharing" (reveal "own"): each party ends knowing its
+    weights and keeps them; scoring through PIR equals the parts' direct prediction, and
+    the parts give the run's own test AUC to fixed-point error."""
+    shared = write_party_csvs(tmp_path)
+    text = SCENARIO.replace("rounds = 2", "rounds = 1").replace(
+        "[privacy]\n", '[privacy]\nprotocol = "secret_sharing"\n'
+    )
+    text = text.replace('obfuscation = "djn"\nlabel_leakage_attack = true\n', "")
+    text = text.replace("key_bits = 1024\n", "")
+    (tmp_path / "s.toml").write_text(text)
+    out = tmp_path / "out"
+    run_scenario(load_scenario(tmp_path / "s.toml"), out, show_progress=False, secrets=SECRETS)
+    model = load_model(out)
+    assert model.parts["telecom"].feature_clip == 8.0
+    bank, telecom = load_vertical(load_scenario(tmp_path / "s.toml")).parties
+    ids = sorted(shared)[:150] + sorted(set(bank.ids) - shared)[:50]
+    (tmp_path / "a.csv").write_text("id\n" + "\n".join(ids) + "\n")
+    score_applicants(
+        out, tmp_path / "a.csv", tmp_path / "a-scores.csv", scenario=tmp_path / "s.toml"
+    )
+    got = np.array([float(r["pd"]) for r in _read_scores(tmp_path / "a-scores.csv")])
+    at_bank = {i: k for k, i in enumerate(bank.ids)}
+    at_telecom = {i: k for k, i in enumerate(telecom.ids)}
+    want = model.fallback_proba(bank.X[[at_bank[i] for i in ids]])
+    want[:150] = model.predict_proba(
+        {
+            "bank": bank.X[[at_bank[i] for i in ids[:150]]],
+            "telecom": telecom.X[[at_telecom[i] for i in ids[:150]]],
+        }
+    )[:, 1]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    # the parts against the run's own held-out AUC (the ring's truncations aside)
+    s = load_scenario(tmp_path / "s.toml")
+    rows = np.array([at_bank[i] for i in sorted(shared)])
+    _, te = split_indices(
+        bank.y[rows], s.data.test_fraction, SECRETS.of("bank").seed_int("vertical/split")
+    )
+    test = [sorted(shared)[i] for i in te]
+    p = model.predict_proba(
+        {
+            "bank": bank.X[[at_bank[i] for i in test]],
+            "telecom": telecom.X[[at_telecom[i] for i in test]],
+        }
+    )[:, 1]
+    auc = json.loads((out / "summary.json").read_text())["federated"]["auc"]
+    assert roc_auc_score(bank.y[[at_bank[i] for i in test]], p) == pytest.approx(auc, abs=1e-3)
+    # reveal = "none": nobody holds a part, so nothing to score with
+    (tmp_path / "n.toml").write_text(text.replace("[privacy]\n", '[privacy]\nreveal = "none"\n'))
+    none = tmp_path / "none"
+    run_scenario(load_scenario(tmp_path / "n.toml"), none, show_progress=False, secrets=SECRETS)
+    assert not (none / "model").exists()
+    with pytest.raises(InputError, match="reveal = 'none'"):
+        score_applicants(none, tmp_path / "a.csv", tmp_path / "b.csv", scenario=tmp_path / "n.toml")

@@ -15,9 +15,11 @@ from flwr.clientapp import ClientApp
 
 from fedrisk.crypto.channel import ChannelKey
 from fedrisk.crypto.sharing import (
+    FEATURE_CLIP,
     FEATURE_FRAC_BITS,
     Prg,
     ProductKey,
+    decode,
     encode_features,
     holder_half,
     holder_pad,
@@ -31,7 +33,12 @@ from fedrisk.crypto.sharing import (
 )
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.recording_grid import identity_reply
-from fedrisk.vertical.party import party_index, scaled_alignment_reply, standardised_rows
+from fedrisk.vertical.party import (
+    keep_model_part,
+    party_index,
+    scaled_alignment_reply,
+    standardised_rows,
+)
 from fedrisk.vertical.protocol import ROWS_KEY, DataPartyJob, PartyData, config_reply
 from fedrisk.vertical.sharing import paillier_products as hp
 from fedrisk.vertical.sharing.dealer import dealer_reply
@@ -91,7 +98,7 @@ def make_sharing_party_app(
         if stage == "bwd":
             return _backward(job, party, msg, context, side)
         if stage == "reveal":
-            return _reveal(msg, context)
+            return _reveal(job, party, msg, context)
         if stage == "sum":
             return _sum_scores(party, msg, context)
         raise ProtocolError(f"{party.name}: unknown stage {stage!r}")
@@ -310,12 +317,17 @@ def _sum_scores(party: PartyData, msg: Message, context: Context) -> Message:
     return _arrays_reply(msg, {"score-share": total}, {})
 
 
-def _reveal(msg: Message, context: Context) -> Message:
+def _reveal(job: DataPartyJob, party: PartyData, msg: Message, context: Context) -> Message:
     """reveal = "own": the bank's share of this party's weights arrives; data party 1
-    answers with its share of the bank's."""
+    answers with its share of the bank's. The party keeps its weights as its part of the
+    model (for scoring applicants later), with the fixed-point encoding of its features."""
     arrays = _arrays(context)
     incoming = ring_from_bytes(msg.content["ss"]["weight-share"].numpy())
-    _keep(context, weights=arrays["w"] + incoming)
+    weights = arrays["w"] + incoming
+    _keep(context, weights=weights)
+    if job.model_dir is not None:
+        w = decode(weights, job.scenario.privacy.frac_bits)
+        keep_model_part(job, party, w, context, (FEATURE_CLIP, FEATURE_FRAC_BITS))
     out = {"weight-share": arrays["wp"]} if "wp" in arrays else {}
     return _arrays_reply(msg, out, {"ok": 1} if not out else {})
 
