@@ -410,7 +410,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         found = ", ".join(f"{k} holds {v:,}" for k, v in s["found"].items())
         print(
             f"{s['applicants']:,} applicants scored: {s['scored_jointly']:,} by the joint "
-            f"model, {s['bank_only_fallback']:,} by the bank-only fallback ({found}). "
+            f"model, {s['fallback']:,} by the fallback ({s['fallback_model'].split(':')[0]}; "
+            f"{found}). "
             f"{s['cost']['bytes_sent']:,} bytes, {s['cost']['wall_s']:.1f} s. "
             f"Scores in {result.out}"
         )

@@ -181,7 +181,7 @@ def _check_header(header: list[str], where: str) -> None:
     empty = [i + 1 for i, name in enumerate(header) if not name]
     if empty:
         raise DataError(f"{where}: header column {empty[0]} has no name; every column needs a name")
-    if all(_is_number(name) for name in header):
+    if all(is_number(name) for name in header):
         raise DataError(
             f"{where}: no header: the first line ({_shorten(','.join(header))}) is all numbers; "
             "the file must start with a line of column names"
@@ -297,7 +297,7 @@ def _first_unparsable(block: np.ndarray) -> tuple[int, int, str]:
         except ValueError:
             pass
         for r, text in enumerate(block[:, c]):  # stops at the first bad cell
-            if not _is_number(text):
+            if not is_number(text):
                 if best is None or r < best[0]:
                     best = (r, c)
                 break
@@ -307,7 +307,8 @@ def _first_unparsable(block: np.ndarray) -> tuple[int, int, str]:
     return r, c, problem
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``float`` reads ``text`` (a csv cell)."""
     try:
         float(text)
     except ValueError:

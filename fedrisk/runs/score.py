@@ -2,17 +2,18 @@
 the data parties' partial scores by anonymous query (OPRF + SimplePIR keyword lookup,
 :mod:`fedrisk.vertical.query`), through Flower on the in-process engine.
 
-Input: a vertical logistic run folder (its ``scenario.toml`` says where each party's
-data is; its ``model/`` holds each party's part) and a CSV of applicants: the id column
-(``data.id``) and, for applicants the bank does not have on file, the bank's model
-columns. Output: one CSV row per applicant (id, P(default), which model scored it,
-which parties hold it), plus ``<out stem>.summary.json`` (counts, costs, who learned
-what) and ``<out stem>.transcript.jsonl`` (every message, as a run's transcript).
+Input: a vertical run folder (logistic on either protocol, WOE scorecard or SecureBoost;
+its ``scenario.toml`` says where each party's data is, its ``model/`` holds each party's
+part) and a CSV of applicants: the id column (``data.id``) and, for applicants the bank
+does not have on file, the bank's columns. Output: one CSV row per applicant (id,
+P(default), which model scored it, a scorecard's points, which parties hold it), plus
+``<out stem>.summary.json`` (counts, costs, who learned what) and
+``<out stem>.transcript.jsonl`` (every message, as a run's transcript).
 
-An applicant that some data party does not hold gets the **bank-only fallback**: the
-bank's own logistic model on its own columns, trained on the same customers as the
-joint model (the run's "bank alone" baseline). Nothing is written unless every file
-is complete.
+An applicant that some data party does not hold gets the fallback the model kind
+defines (:mod:`fedrisk.vertical.query.models`): the bank-only model for logistic and
+trees, the missing bins for a scorecard. Nothing is written unless every file is
+complete.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +32,17 @@ from typing import Any
 import numpy as np
 
 from fedrisk.crypto.pir import ERROR_STDDEV, LWE_DIMENSION
+from fedrisk.data.characteristics import load_vertical_characteristics
+from fedrisk.data.csv_source import is_number
 from fedrisk.data.vertical import load_vertical
 from fedrisk.errors import InputError
-from fedrisk.files import read_input_text
+from fedrisk.files import input_file, read_input_text
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
-from fedrisk.model_io import FederatedVerticalLogistic, load_vertical_logistic, vertical_bank_file
+from fedrisk.model_io import TREES_DIR as MODEL_DIR
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.progress import session_progress, step_recorder
-from fedrisk.scenario import Scenario, load_scenario, resolved_toml
+from fedrisk.scenario import Scenario, load_scenario, scenario_from_dict
 from fedrisk.vertical.query import (
     ScoringBankJob,
     ScoringOutcome,
@@ -47,6 +51,7 @@ from fedrisk.vertical.query import (
     make_query_bank_app,
     make_query_party_app,
 )
+from fedrisk.vertical.query.models import QueryModel, Scored, query_model
 
 __all__ = ["Applicants", "ScoreResult", "read_applicants", "score_applicants"]
 
@@ -54,16 +59,17 @@ __all__ = ["Applicants", "ScoreResult", "read_applicants", "score_applicants"]
 @dataclass(frozen=True)
 class Applicants:
     ids: tuple[str, ...]
-    bank_X: np.ndarray  # the bank's raw columns, in the model's order
+    bank: dict[str, np.ndarray]  # the bank's raw columns, by name
 
 
 @dataclass(frozen=True)
 class ScoreResult:
     out: Path
     pd: np.ndarray
-    joint: np.ndarray  # True: scored by the joint model; False: bank-only fallback
+    model: np.ndarray  # per applicant: "joint", "bank_only" or "missing_bins"
     found: dict[str, np.ndarray]
     summary: dict[str, Any]
+    points: np.ndarray | None = None
 
 
 def score_applicants(
@@ -82,28 +88,27 @@ def score_applicants(
     default the run folder's own ``scenario.toml``."""
     run_dir, ids_file, out = Path(run_dir), Path(ids_file), Path(out)
     started = time.perf_counter()
-    model = _vertical_model(run_dir)
+    query = _query_model(run_dir)
     s = _run_scenario(run_dir, None if scenario is None else Path(scenario))
-    tables = load_vertical(s)
-    if tables.holder.name != model.label_holder:
-        raise InputError(f"{run_dir}/scenario.toml: the label holder is not the model's bank")
-    applicants = read_applicants(ids_file, s.data.id, model, tables.holder)
+    tables = _tables(s, query, run_dir)
+    holder_ids, holder_columns = tables[query.label_holder]
+    applicants = read_applicants(ids_file, s.data.id, query, holder_ids, holder_columns)
     _check_out(out, ids_file)
     secrets = secrets or RunSecrets()
     parties = []
-    by_name = {t.name: t for t in tables.data_parties}
-    for name, part in model.parts.items():
-        table = by_name.get(name)
-        if table is None:
-            raise InputError(f"{run_dir}/scenario.toml: no data party {name!r}")
-        if tuple(table.feature_names) != part.columns:
+    for name in query.parties:
+        ids, columns = tables[name]
+        side = query.party_side(name)
+        missing = [c for c in side.columns if c not in columns]
+        if missing:
             raise InputError(
-                f"{run_dir}/scenario.toml: party {name!r}'s columns are not the ones its "
-                "model part was trained on; score with the run's own data"
+                f"{run_dir}/scenario.toml: party {name!r} has no column {missing[0]!r}, which "
+                "its part of the model uses; score with the run's own data"
             )
-        parties.append(ScoringParty(name, table.ids, table.X, part, secrets.of(name)))
+        own = {c: columns[c] for c in side.columns}
+        parties.append(ScoringParty(name, ids, own, side, secrets.of(name)))
     bank_job = ScoringBankJob(
-        model.label_holder, tuple(model.parts), applicants.ids, secrets.of(model.label_holder)
+        query.label_holder, query.parties, applicants.ids, secrets.of(query.label_holder)
     )
     outcome = ScoringOutcome()
     quiet_flower(False)
@@ -111,7 +116,7 @@ def score_applicants(
         show_progress, f"anonymous query: {len(applicants.ids):,} applicants"
     ) as (bar, task):
         recorder = step_recorder(bar, task, "session")
-        recorder.server_name = model.label_holder
+        recorder.server_name = query.label_holder
         wall = run_engine(
             "inprocess",
             make_query_bank_app(bank_job, recorder, outcome),
@@ -120,21 +125,17 @@ def score_applicants(
         )
     if recorder.error is not None:
         raise recorder.error
-    found = outcome.found
-    joint = np.logical_and.reduce([found[k] for k in model.parts]) if model.parts else None
-    joint = np.ones(len(applicants.ids), bool) if joint is None else joint
-    pd = model.fallback_proba(applicants.bank_X)
-    if joint.any():
-        partial = {k: outcome.partial[k][joint] for k in model.parts}
-        z = model.joint_scores(applicants.bank_X[joint], partial)
-        pd[joint] = 1.0 / (1.0 + np.exp(-z))
-    summary = _summary(run_dir, ids_file, model, applicants, joint, outcome, recorder, wall)
+    try:
+        scored = query.combine(applicants.bank, outcome.payloads, outcome.found)
+    except ValueError as exc:  # a cell the scorecard cannot read
+        raise InputError(f"--ids {ids_file}: {exc}") from None
+    summary = _summary(run_dir, ids_file, query, applicants, scored, outcome, recorder, wall)
     summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
-    _write(out, applicants, pd, joint, found, model, summary, recorder)
-    return ScoreResult(out, pd, joint, found, summary)
+    _write(out, applicants, scored, outcome.found, query, summary, recorder)
+    return ScoreResult(out, scored.pd, scored.model, outcome.found, summary, scored.points)
 
 
-def _vertical_model(run_dir: Path) -> FederatedVerticalLogistic:
+def _query_model(run_dir: Path) -> QueryModel:
     summary_file = run_dir / "summary.json"
     if not run_dir.is_dir() or not summary_file.is_file():
         raise InputError(
@@ -143,6 +144,7 @@ def _vertical_model(run_dir: Path) -> FederatedVerticalLogistic:
     try:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
         kind = summary["kind"]
+        holder = summary["data"]["label_holder"] if kind == "vertical" else None
     except (OSError, ValueError, KeyError, TypeError):
         raise InputError(
             f"{summary_file}: not a fedrisk summary; give a vertical run's folder"
@@ -152,8 +154,7 @@ def _vertical_model(run_dir: Path) -> FederatedVerticalLogistic:
             f"{run_dir}: a {kind} run; fedrisk score needs a vertical run (bank + data "
             "parties), whose data parties hold applicants' features"
         )
-    bank_file = vertical_bank_file(run_dir)
-    if bank_file is None:
+    if not (run_dir / MODEL_DIR).is_dir():
         privacy = summary.get("privacy") or {}
         if privacy.get("reveal") == "none":
             raise InputError(
@@ -168,36 +169,52 @@ def _vertical_model(run_dir: Path) -> FederatedVerticalLogistic:
                 "Simulation Engine"
             )
         raise InputError(
-            f"{run_dir}/model: no vertical logistic model to score with; fedrisk score "
-            "takes a vertical logistic run (privacy.protocol 'paillier', or "
-            "'secret_sharing' with reveal 'own')"
+            f"{run_dir}: no model/ folder (a run of an older fedrisk); rerun the scenario "
+            "to score applicants"
         )
-    return load_vertical_logistic(bank_file)
+    return query_model(run_dir, holder)
+
+
+def _tables(s: Scenario, query: QueryModel, run_dir: Path) -> dict[str, tuple[np.ndarray, dict]]:
+    """Every party's ids and raw columns (name → values), as the run's scenario loads
+    them: with text and missing values for a scorecard."""
+    if query.text_columns:
+        chars = load_vertical_characteristics(s)
+        named = zip(chars.party_names, (chars.holder, *chars.parties))
+        tables = {name: (ch.ids, dict(ch.columns)) for name, ch in named}
+    else:
+        tables = {
+            t.name: (t.ids, {c: t.X[:, j] for j, c in enumerate(t.feature_names)})
+            for t in load_vertical(s).parties
+        }
+    for name in (query.label_holder, *query.parties):
+        if name not in tables:
+            raise InputError(f"{run_dir}/scenario.toml: no party {name!r}, which the model names")
+    return tables
 
 
 def _run_scenario(run_dir: Path, scenario: Path | None) -> Scenario:
-    """The run's scenario, with its data paths resolved (from ``scenario``'s folder
-    when given; it must be the scenario the run was made from)."""
+    """The run's own scenario (its resolved ``scenario.toml``), its relative data paths
+    resolved from ``scenario``'s folder when given (the file the run was made from),
+    else from the run folder."""
     recorded = run_dir / "scenario.toml"
     if scenario is None:
         return load_scenario(recorded)
-    s = load_scenario(scenario)
-    if resolved_toml(s) != read_input_text(recorded, "scenario.toml"):
-        raise InputError(
-            f"--scenario {scenario}: not the scenario of the run {run_dir} (its resolved "
-            "keys differ from the run's scenario.toml)"
-        )
-    return s
+    input_file(scenario, "--scenario")
+    try:
+        raw = tomllib.loads(read_input_text(recorded, "scenario.toml"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{recorded}: not valid TOML ({exc})") from None
+    return scenario_from_dict(raw, where=str(scenario))
 
 
 def read_applicants(
-    path: Path, id_column: str, model: FederatedVerticalLogistic, holder
+    path: Path, id_column: str, query: QueryModel, holder_ids: np.ndarray, holder_columns: dict
 ) -> Applicants:
     """The applicants' ids and the bank's columns: from the file when it has them, else
     from the bank's own data (applicants it has on file)."""
     text = read_input_text(path, "--ids")
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in r)]
     where = f"--ids {path}"
     if not rows:
         raise InputError(
@@ -205,7 +222,7 @@ def read_applicants(
             "applicant per line"
         )
     header = [h.strip() for h in rows[0]]
-    columns = model.bank.columns
+    columns = query.bank_columns
     allowed = f"the id column {id_column!r} and the bank's columns ({', '.join(columns)})"
     unknown = [h for h in header if h != id_column and h not in columns]
     if unknown:
@@ -235,28 +252,30 @@ def read_applicants(
             f"({', '.join(columns)}) or only the id column"
         )
     if given:
-        X = np.empty((len(body), len(columns)))
-        for j, c in enumerate(columns):
-            for i, r in enumerate(body):
-                try:
-                    X[i, j] = float(r[pos[c]])
-                except ValueError:
-                    raise InputError(
-                        f"{where}: line {i + 2}, column {c!r}: {r[pos[c]]!r} is not a number"
-                    ) from None
-        if not np.isfinite(X).all():
-            raise InputError(f"{where}: the bank's columns must be finite numbers")
-        return Applicants(tuple(ids), X)
-    on_file = {str(i): k for k, i in enumerate(holder.ids)}
+        cells = {c: [r[pos[c]].strip() for r in body] for c in columns}
+        if query.text_columns:  # the scorecard reads text, numbers and missing values
+            return Applicants(tuple(ids), {c: np.array(v, dtype=object) for c, v in cells.items()})
+        bank = {}
+        for c, values in cells.items():
+            try:
+                bank[c] = np.array([float(v) for v in values])
+            except ValueError:
+                bad = next(i for i, v in enumerate(values) if not is_number(v))
+                raise InputError(
+                    f"{where}: line {bad + 2}, column {c!r}: {values[bad]!r} is not a number"
+                ) from None
+            if not np.isfinite(bank[c]).all():
+                raise InputError(f"{where}: column {c!r}: the bank's columns must be finite")
+        return Applicants(tuple(ids), bank)
+    on_file = {str(i): k for k, i in enumerate(holder_ids)}
     for line, i in enumerate(ids, start=2):
         if i not in on_file:
             raise InputError(
                 f"{where}: line {line}: id {i!r} is not in the bank's data; for new "
                 f"applicants give the bank's columns ({', '.join(columns)})"
             )
-    order = [list(holder.feature_names).index(c) for c in columns]
-    X = holder.X[np.array([on_file[i] for i in ids])][:, order]
-    return Applicants(tuple(ids), X)
+    rows_at = np.array([on_file[i] for i in ids])
+    return Applicants(tuple(ids), {c: np.asarray(holder_columns[c])[rows_at] for c in columns})
 
 
 def _check_out(out: Path, ids_file: Path) -> None:
@@ -278,14 +297,16 @@ def sidecars(out: Path) -> tuple[Path, Path]:
 def _summary(
     run_dir: Path,
     ids_file: Path,
-    model: FederatedVerticalLogistic,
+    query: QueryModel,
     applicants: Applicants,
-    joint: np.ndarray,
+    scored: Scored,
     outcome: ScoringOutcome,
     recorder: ServerRecorder,
     wall: float,
 ) -> dict[str, Any]:
     n = len(applicants.ids)
+    model = query
+    joint = scored.model == "joint"
     transcript = recorder.transcript
     by_what: dict[str, int] = {}
     for e in transcript.entries:
@@ -295,10 +316,10 @@ def _summary(
         "ids_file": str(ids_file),
         "applicants": n,
         "found": {k: int(v.sum()) for k, v in outcome.found.items()},
+        "model": query.kind,
         "scored_jointly": int(joint.sum()),
-        "bank_only_fallback": int(n - joint.sum()),
-        "fallback_model": "the bank's own logistic model on its own columns, trained on the "
-        "run's training customers (the run's 'bank alone' baseline)",
+        "fallback": int(n - joint.sum()),
+        "fallback_model": _FALLBACK[query.kind],
         "privacy": {
             "lookup": "OPRF (2HashDH over X25519) keys per id; cuckoo hashing, 3 public hash "
             "functions; SimplePIR (Henzinger et al., USENIX Security 2023)",
@@ -312,7 +333,7 @@ def _summary(
             },
             "who_learns_what": {
                 model.label_holder: "per applicant, whether each data party holds it and, "
-                "if so, that party's partial score; every other record it downloads stays "
+                f"if so, {_PAYLOAD[query.kind]}; every other record it downloads stays "
                 "sealed under an OPRF value it never obtained",
                 "data parties": f"that a scoring session happened and its size ({n} "
                 "applicants: the number of blinded ids and of PIR queries, three per "
@@ -333,26 +354,42 @@ def _summary(
     }
 
 
+_FALLBACK = {
+    "logistic": "bank_only: the bank's own logistic model on its own columns, trained on "
+    "the run's training customers (the run's 'bank alone' baseline)",
+    "secureboost": "bank_only: the bank's own boosted trees on its own columns, trained on "
+    "the run's training customers (the run's 'bank alone' baseline)",
+    "scorecard": "missing_bins: the scorecard with that party's characteristics in their "
+    "missing bins (no data for them), as for any applicant with missing values",
+}
+_PAYLOAD = {
+    "logistic": "that party's partial score",
+    "scorecard": "that party's partial log-odds and points",
+    "secureboost": "that party's left/right decision at each of its split ids",
+}
+
+
 def _write(
     out: Path,
     applicants: Applicants,
-    pd: np.ndarray,
-    joint: np.ndarray,
+    scored: Scored,
     found: dict[str, np.ndarray],
-    model: FederatedVerticalLogistic,
+    query: QueryModel,
     summary: dict[str, Any],
     recorder: ServerRecorder,
 ) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "pd", "model", *(f"found_{k}" for k in model.parts)])
+    points = ["points"] if scored.points is not None else []
+    w.writerow(["id", "pd", "model", *points, *(f"found_{k}" for k in query.parties)])
     for i, ident in enumerate(applicants.ids):
         w.writerow(
             [
                 ident,
-                repr(float(pd[i])),
-                "joint" if joint[i] else "bank_only",
-                *(int(found[k][i]) for k in model.parts),
+                repr(float(scored.pd[i])),
+                scored.model[i],
+                *([int(scored.points[i])] if scored.points is not None else []),
+                *(int(found[k][i]) for k in query.parties),
             ]
         )
     summary_file, transcript_file = sidecars(out)

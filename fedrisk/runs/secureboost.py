@@ -19,7 +19,7 @@ from fedrisk.evaluation.baselines import train_boosting
 from fedrisk.files import write_private_json
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
-from fedrisk.models.boosting import boost_locally
+from fedrisk.models.boosting import base_score, boost_locally
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
 from fedrisk.runs.progress import run_progress, step_recorder
@@ -160,6 +160,26 @@ def model_parts(s: Scenario, setup: VerticalSetup, outcome: BoostOutcome) -> dic
     return parts
 
 
+def fallback_trees(names, trees, bins, base: float) -> dict[str, Any]:
+    """Trees grown on the bank's own columns as a self-contained record: every split as
+    its column (index into ``columns``) and threshold, for
+    :class:`~fedrisk.model_io.FederatedBoostedTrees`."""
+    compiled = []
+    for tree in trees:
+        split = [src >= 0 for src in tree.source]
+        cuts = [bins.candidate(sid) if on else (-1, 0.0) for sid, on in zip(tree.split, split)]
+        compiled.append(
+            {
+                "feature": [int(c) for c, _ in cuts],
+                "threshold": [float(t) for _, t in cuts],
+                "left": list(tree.left),
+                "right": list(tree.right),
+                "value": [float(v) for v in tree.value],
+            }
+        )
+    return {"columns": list(names), "base_score": float(base), "trees": compiled}
+
+
 def _split_record(names, column: int, threshold: float) -> dict[str, Any]:
     return {"column": names[column], "threshold": threshold}
 
@@ -228,7 +248,9 @@ def complete_secureboost(
         pooled_test
     )[:, 1]
     bank_train, bank_test = blocks[tables.parties.index(holder)]
-    _, bank_curve, _ = boost_locally(bank_train, y_train, bank_test, params, s.seed)
+    bank_trees, bank_curve, bank_bins = boost_locally(
+        bank_train, y_train, bank_test, params, s.seed
+    )
     bank_scores = 1 / (1 + np.exp(-bank_curve[-1]))
     federated = {
         **score_metrics(y_test, outcome.test_scores),
@@ -260,6 +282,11 @@ def complete_secureboost(
             "trees_kept": outcome.best_trees,
             "trees": outcome.trees[: outcome.best_trees],
         },
+    )
+    # the bank's part also keeps its bank-only model (the "bank alone" baseline): what
+    # fedrisk score uses for an applicant some data party does not hold
+    parts[holder.name]["fallback"] = fallback_trees(
+        holder.feature_names, bank_trees, bank_bins, base_score(y_train)
     )
     for name, part in parts.items():
         write_private_json(model_dir / f"{name}.json", part)

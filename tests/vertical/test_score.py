@@ -14,7 +14,7 @@ from fedrisk.cli import main
 from fedrisk.data.split import split_indices
 from fedrisk.data.vertical import load_vertical
 from fedrisk.errors import InputError
-from fedrisk.model_io import FederatedVerticalLogistic, load_model
+from fedrisk.model_io import FederatedBoostedTrees, FederatedVerticalLogistic, load_model
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.run import run_scenario
 from fedrisk.runs.score import score_applicants, sidecars
@@ -70,6 +70,9 @@ def test_each_party_keeps_its_part_and_the_parts_give_the_runs_predictions(run):
     summary = json.loads((out / "summary.json").read_text())
     y = bank.y[[at_bank[i] for i in test]]
     assert roc_auc_score(y, p) == pytest.approx(summary["federated"]["auc"], abs=1e-12)
+    # the bank-only fallback is the run's "bank alone" baseline
+    alone = model.fallback_proba(bank.X[[at_bank[i] for i in test]])
+    assert roc_auc_score(y, alone) == pytest.approx(summary["local_only"]["bank"]["auc"], abs=1e-12)
     assert summary["model_files"] == {"bank": "model/bank.json", "telecom": "model/telecom.json"}
 
 
@@ -105,7 +108,7 @@ def test_a_thousand_applicants_equal_the_direct_prediction_and_misses_fall_back(
     assert [r["model"] for r in got] == ["joint" if h else "bank_only" for h in held]
     assert [r["found_telecom"] for r in got] == [str(int(h)) for h in held]
     assert result.summary["scored_jointly"] == sum(held)
-    assert result.summary["bank_only_fallback"] == 1000 - sum(held)
+    assert result.summary["fallback"] == 1000 - sum(held)
     # the fallback is the bank's own model, not the joint one with a zero partial score
     miss = ~hit
     joint_zero = model.joint_scores(Xb[miss], {"telecom": np.zeros(miss.sum())})
@@ -302,3 +305,100 @@ def test_a_secret_shared_run_scores_the_same_way(tmp_path):
     assert not (none / "model").exists()
     with pytest.raises(InputError, match="reveal = 'none'"):
         score_applicants(none, tmp_path / "a.csv", tmp_path / "b.csv", scenario=tmp_path / "n.toml")
+
+
+def _copy_german(tmp_path):
+    from tests.conftest import SCENARIOS
+
+    (tmp_path / "data").mkdir()
+    for name in ("german-style-bank.csv", "german-style-bureau.csv"):
+        (tmp_path / "data" / name).write_bytes((SCENARIOS / "data" / name).read_bytes())
+    text = (SCENARIOS / "vertical-scorecard-german.toml").read_text()
+    (tmp_path / "s.toml").write_text(text.replace("rounds = 4", "rounds = 1"))
+    return tmp_path / "s.toml"
+
+
+def test_a_vertical_scorecard_scores_points_and_missing_bins(tmp_path):
+    """A WOE scorecard: the bureau sends its partial log-odds and points; an applicant it
+    does not hold is scored with its characteristics in their missing bins, exactly as
+    the card scores missing values. Text columns and missing cells in the ids file."""
+    scenario = _copy_german(tmp_path)
+    out = tmp_path / "out"
+    run_scenario(load_scenario(scenario), out, show_progress=False, secrets=SECRETS)
+    card = load_model(out)
+    bank_rows = list(csv.DictReader(open(tmp_path / "data" / "german-style-bank.csv")))
+    bureau_rows = {
+        r["id"]: r for r in csv.DictReader(open(tmp_path / "data" / "german-style-bureau.csv"))
+    }
+    chosen = bank_rows[:200]
+    assert 5 < sum(r["id"] not in bureau_rows for r in chosen) < 100
+    bank_cols = [c for c, o in zip(card.feature_names_, card.feature_parties_) if o == "bank"]
+    lines = ["id," + ",".join(bank_cols)] + [
+        r["id"] + "," + ",".join(r[c] for c in bank_cols) for r in chosen
+    ]
+    lines.append("new1," + ",".join("" for _ in bank_cols))  # a new applicant, all missing
+    (tmp_path / "a.csv").write_text("\n".join(lines) + "\n")
+    result = score_applicants(out, tmp_path / "a.csv", tmp_path / "a-scores.csv", scenario=scenario)
+    got = _read_scores(tmp_path / "a-scores.csv")
+    ids = [r["id"] for r in chosen] + ["new1"]
+    columns = {c: [] for c in card.feature_names_}
+    for i, r in zip(ids, chosen + [{}]):
+        other = bureau_rows.get(i, {})
+        for c, owner in zip(card.feature_names_, card.feature_parties_):
+            columns[c].append((r if owner == "bank" else other).get(c))  # None: missing
+    want_pd = card.predict_proba(columns)[:, 1]
+    np.testing.assert_allclose([float(r["pd"]) for r in got], want_pd, rtol=0, atol=1e-9)
+    assert [int(r["points"]) for r in got] == card.score(columns).tolist()
+    held = [i in bureau_rows for i in ids]
+    assert [r["model"] for r in got] == ["joint" if h else "missing_bins" for h in held]
+    assert result.summary["model"] == "scorecard"
+
+
+def test_secureboost_scores_by_split_decisions(tmp_path):
+    """SecureBoost: each party sends one left/right bit per split id; the joint trees'
+    predictions, exactly; applicants a party lacks get the bank-only trees."""
+    from tests.conftest import SCENARIOS
+
+    text = (SCENARIOS / "vertical-secureboost-synthetic.toml").read_text()
+    (tmp_path / "s.toml").write_text(text)
+    s = load_scenario(
+        tmp_path / "s.toml",
+        ["secureboost.trees=4", "data.customers=2000", "privacy.key_bits=1024"],
+    )
+    out = tmp_path / "out"
+    run_scenario(s, out, show_progress=False, secrets=SECRETS)
+    model = load_model(out)
+    tables = load_vertical(s)
+    pos = {t.name: {i: k for k, i in enumerate(t.ids)} for t in tables.parties}
+    ids = list(tables.holder.ids[::5])
+    (tmp_path / "a.csv").write_text("id\n" + "\n".join(ids) + "\n")
+    score_applicants(out, tmp_path / "a.csv", tmp_path / "a-scores.csv")
+    got = _read_scores(tmp_path / "a-scores.csv")
+    held = [all(i in pos[t.name] for t in tables.data_parties) for i in ids]
+    assert [r["model"] for r in got] == ["joint" if h else "bank_only" for h in held]
+    assert 0 < sum(held) < len(ids)
+    by_name = {t.name: t for t in tables.parties}
+    X = np.array(
+        [
+            [
+                by_name[o].X[pos[o][i], list(by_name[o].feature_names).index(c)]
+                for c, o in zip(model.feature_names_, model.feature_parties_)
+            ]
+            for i, h in zip(ids, held)
+            if h
+        ]
+    )
+    got_pd = np.array([float(r["pd"]) for r in got])
+    np.testing.assert_allclose(got_pd[np.array(held)], model.predict_proba(X)[:, 1], atol=1e-12)
+    bank = json.loads((out / "model" / "bank.json").read_text())["fallback"]
+    alone = FederatedBoostedTrees(bank["columns"], bank["trees"], bank["base_score"])
+    Xb = tables.holder.X[[pos["bank"][i] for i, h in zip(ids, held) if not h]]
+    np.testing.assert_allclose(got_pd[~np.array(held)], alone.predict_proba(Xb)[:, 1], atol=1e-12)
+    # the fallback is the run's "bank alone" baseline: its AUC on the held-out customers
+    shared = sorted(set.intersection(*(set(t.ids) for t in tables.parties)))
+    y = tables.holder.y[[pos["bank"][i] for i in shared]]
+    _, te = split_indices(y, s.data.test_fraction, SECRETS.of("bank").seed_int("vertical/split"))
+    test = [shared[i] for i in te]
+    p = alone.predict_proba(tables.holder.X[[pos["bank"][i] for i in test]])[:, 1]
+    auc = json.loads((out / "summary.json").read_text())["local_only"]["bank"]["auc"]
+    assert roc_auc_score(y[te], p) == pytest.approx(auc, abs=1e-12)

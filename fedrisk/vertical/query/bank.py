@@ -24,7 +24,6 @@ from fedrisk.vertical.query.protocol import (
     ScoringOutcome,
     bytes_as_words,
     classify_query,
-    scores_of,
     words_as_bytes,
 )
 
@@ -158,8 +157,7 @@ def _score(
         hit = opened.any(axis=1)
         first = opened.argmax(axis=1)
         rows = payload.reshape(len(ids), WAYS, -1)[np.arange(len(ids)), first]
-        partial = np.where(hit, scores_of(rows), np.nan)
         outcome.found[job.party_names[k]] = hit
-        outcome.partial[job.party_names[k]] = partial
+        outcome.payloads[job.party_names[k]] = np.where(hit[:, None], rows, 0).astype(np.uint8)
     outcome.seconds["decode"] = time.perf_counter() - t0
     recorder.on_step(1, 1.0)

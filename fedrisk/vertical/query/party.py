@@ -21,11 +21,9 @@ from fedrisk.errors import ProtocolError
 from fedrisk.flower.recording_grid import identity_reply
 from fedrisk.vertical.party import party_index
 from fedrisk.vertical.query.protocol import (
-    PAYLOAD_BYTES,
     ScoringParty,
     ScoringPartyJob,
     bytes_as_words,
-    payloads,
     words_as_bytes,
 )
 
@@ -59,9 +57,8 @@ def build_table(party: ScoringParty, queries: int = 1) -> SealedTable:
     hashing (public hash seed), fill empty buckets with uniform bytes from the party's
     own secret, and lay the table out for SimplePIR for ``queries`` queries."""
     ids = [str(i) for i in party.ids]
-    sealed = seal_records(
-        OprfKey(party.secret.digest("query/oprf-key")).outputs(ids), payloads(party.part, party.X)
-    )
+    payload = party.side.payload(party.columns)
+    sealed = seal_records(OprfKey(party.secret.digest("query/oprf-key")).outputs(ids), payload)
     buckets = bucket_count(len(ids))
     for attempt in range(_PLACEMENT_TRIES):
         table_seed = party.secret.digest("query/table-seed", attempt)  # public once sent
@@ -70,7 +67,7 @@ def build_table(party: ScoringParty, queries: int = 1) -> SealedTable:
             break
     else:
         raise ProtocolError(f"{party.name}: cuckoo placement failed {_PLACEMENT_TRIES} times")
-    record_bytes = CHECK_BYTES + PAYLOAD_BYTES
+    record_bytes = CHECK_BYTES + payload.shape[1]
     filler = Prg(party.secret.digest("query/filler")).words(-(-buckets * record_bytes // 8), "fill")
     records = filler.view(np.uint8)[: buckets * record_bytes].reshape(buckets, record_bytes).copy()
     records[where] = sealed

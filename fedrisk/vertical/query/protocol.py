@@ -1,12 +1,13 @@
 """Anonymous query (匿名查询): the bank scores applicants with the data parties' parts of a
 trained vertical model, and no data party learns whom the bank asked about.
 
-After training each data party keeps its part of the joint logistic model (its scaling
-and weights). To score applicant x the bank needs the party's partial score u(x). The
-plain way — send x — tells the party that x just applied for credit at this bank. Here:
+After training each data party keeps its part of the joint model. To score applicant x
+the bank needs the party's share of x's score (its partial score, or what the model needs
+of its columns: :mod:`fedrisk.vertical.query.models`). The plain way — send x — tells
+the party that x just applied for credit at this bank. Here:
 
-1. **Set-up** (once per scoring session). The party computes u for every customer it
-   holds, seals each under an OPRF of the customer's id (its own key), places them in a
+1. **Set-up** (once per scoring session). The party computes its payload for every
+   customer it holds, seals each under an OPRF of the customer's id (its own key), places them in a
    cuckoo table by public hashes of the ids (empty buckets: uniform bytes), and lays the
    table out for SimplePIR. It sends the bank the public seeds, the table's shape and the
    PIR hint (:mod:`fedrisk.crypto.pir`, :mod:`fedrisk.crypto.keyword`).
@@ -35,12 +36,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from flwr.app import Message
 
-from fedrisk.model_io import LogisticPart
 from fedrisk.privacy.secrets import PartySecret
 from fedrisk.vertical.protocol import classify_vertical
+from fedrisk.vertical.query.models import PartySide
 
 __all__ = [
-    "PAYLOAD_BYTES",
     "QUERY",
     "ScoringBankJob",
     "ScoringOutcome",
@@ -48,23 +48,21 @@ __all__ = [
     "ScoringPartyJob",
     "bytes_as_words",
     "classify_query",
-    "payloads",
-    "scores_of",
     "words_as_bytes",
 ]
 
 QUERY = "query.anonymous"
-PAYLOAD_BYTES = 8  # a partial score, float64 little-endian
 
 
 @dataclass(frozen=True)
 class ScoringParty:
-    """A data party at scoring time: every customer it holds and its part of the model."""
+    """A data party at scoring time: every customer it holds, its columns (name → raw
+    values) and its side of the model (:mod:`fedrisk.vertical.query.models`)."""
 
     name: str
     ids: np.ndarray
-    X: np.ndarray  # raw features, in part.columns order
-    part: LogisticPart
+    columns: dict[str, np.ndarray]
+    side: PartySide
     secret: PartySecret = field(default_factory=PartySecret.fresh, compare=False)
 
 
@@ -86,23 +84,12 @@ class ScoringBankJob:
 @dataclass
 class ScoringOutcome:
     """What the bank ends with: per data party, which applicants it holds and their
-    partial scores (NaN where not found), plus the session's costs."""
+    payloads (uint8 rows; zeros where not found), plus the session's costs."""
 
     found: dict[str, np.ndarray] = field(default_factory=dict)
-    partial: dict[str, np.ndarray] = field(default_factory=dict)
+    payloads: dict[str, np.ndarray] = field(default_factory=dict)
     layout: dict[str, dict] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def payloads(part: LogisticPart, X: np.ndarray) -> np.ndarray:
-    """The party's payload per customer: its partial score's 8 bytes (uint8 rows)."""
-    u = np.ascontiguousarray(part.partial_scores(X), dtype="<f8")
-    return u.view(np.uint8).reshape(len(u), PAYLOAD_BYTES)
-
-
-def scores_of(payload: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`payloads`."""
-    return np.ascontiguousarray(payload, dtype=np.uint8).view("<f8").reshape(-1)
 
 
 def words_as_bytes(words: np.ndarray) -> np.ndarray:
