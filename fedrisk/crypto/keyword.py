@@ -2,7 +2,9 @@
 
 PIR retrieves a record by its position; the bank knows an applicant's id, not where the
 data party keeps it. The party places each of its ids in one of ``WAYS`` buckets chosen
-by public hash functions of the id (cuckoo hashing, Pagh & Rodler 2004, with three
+by public hash functions of the id's OPRF value F_k(x), which the bank obtains for the
+ids it asks about (hashing the raw id instead would let the bank rule out ids it never
+asked about from which buckets are taken). Cuckoo hashing (Pagh & Rodler 2004, with three
 choices: Fotakis et al. 2005 show insertion succeeds below a load of about 0.91; this
 table is filled to :data:`LOAD`). The bank computes an applicant's three buckets itself and
 always fetches all three, so the party sees the same number of PIR queries per applicant

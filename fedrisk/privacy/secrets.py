@@ -53,6 +53,15 @@ class PartySecret:
             h.update(b"\x00" + str(int(n)).encode())
         return h.digest()
 
+    def session(self, entropy: bytes) -> PartySecret:
+        """A secret for one session: this secret keyed with fresh ``entropy`` (the
+        party's own draw from the OS), so two sessions never share a draw, even with a
+        secrets file."""
+        h = hashlib.blake2b(
+            entropy, key=self.key, digest_size=SECRET_BYTES, person=b"fedrisk-session"
+        )
+        return PartySecret(h.digest())
+
     def seed_int(self, purpose: str, *numbers: int) -> int:
         """A 256-bit seed (for functions that take a seed, e.g. ``default_rng``)."""
         return int.from_bytes(self.digest(purpose, *numbers), "big")

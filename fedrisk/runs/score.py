@@ -333,12 +333,16 @@ def _summary(
             },
             "who_learns_what": {
                 model.label_holder: "per applicant, whether each data party holds it and, "
-                f"if so, {_PAYLOAD[query.kind]}; every other record it downloads stays "
-                "sealed under an OPRF value it never obtained",
+                f"if so, {_PAYLOAD[query.kind]}; each party's customer count (its table's "
+                "size, as PSI told it in training); every other record it downloads stays "
+                "sealed under an OPRF value it never obtained, and the table's layout says "
+                "nothing of ids it did not ask about (records are placed by their OPRF "
+                "values)",
                 "data parties": f"that a scoring session happened and its size ({n} "
                 "applicants: the number of blinded ids and of PIR queries, three per "
-                "applicant), nothing about which ids: blinded ids are uniform curve points, "
-                "queries are LWE samples, answers use no secret",
+                "applicant), nothing about which ids: blinded ids hide them under the "
+                "Diffie-Hellman assumption, queries are LWE samples, every draw is fresh per "
+                "session, answers use no secret",
             },
             "threat_model": "semi-honest parties; the bank may ask about any id it likes "
             "(each costs it one blinded id the party counts)",
@@ -393,22 +397,25 @@ def _write(
             ]
         )
     summary_file, transcript_file = sidecars(out)
+    # the scores and the summary are the bank's (who applied, who is held where):
+    # owner-only; the transcript (sizes of messages) is public like a run's
     staged = []
     try:
-        for target, writer in (
-            (out, lambda p: p.write_text(buf.getvalue(), encoding="utf-8")),
+        for target, writer, mode in (
+            (out, lambda p: p.write_text(buf.getvalue(), encoding="utf-8"), 0o600),
             (
                 summary_file,
                 lambda p: p.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8"),
+                0o600,
             ),
-            (transcript_file, recorder.transcript.write_jsonl),
+            (transcript_file, recorder.transcript.write_jsonl, 0o644 & ~_umask()),
         ):
             fd, tmp = tempfile.mkstemp(prefix=".fedrisk-", dir=target.parent)
             os.close(fd)
             staged.append((Path(tmp), target))
             writer(Path(tmp))
+            os.chmod(tmp, mode)
         for tmp, target in staged:
-            os.chmod(tmp, 0o644 & ~_umask())
             os.replace(tmp, target)
     finally:
         for tmp, _ in staged:

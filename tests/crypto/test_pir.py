@@ -91,7 +91,7 @@ def test_layouts_follow_the_session_size():
 
 
 def test_cuckoo_places_every_id_in_one_of_its_buckets():
-    ids = [f"C{i:06d}" for i in range(20000)]
+    ids = [f"C{i:06d}".encode() for i in range(20000)]  # stand-ins for OPRF values
     buckets = bucket_count(len(ids))
     cands = candidate_buckets(ids, buckets, b"k" * 32)
     where = place(cands, buckets)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fedrisk.crypto.keyword import candidate_buckets
 from fedrisk.crypto.oprf import OprfKey
 from fedrisk.crypto.pir import PirServer
 from fedrisk.runs.score import score_applicants
@@ -27,9 +26,10 @@ def _views(monkeypatch, out, tmp, ident, n):
     build, init = query_party.build_table, PirServer.__init__
     answer, evaluate = PirServer.answer, OprfKey.evaluate
 
-    def spy_build(party, queries=1):
-        table = build(party, queries)
+    def spy_build(party, session, queries=1):
+        table = build(party, session, queries)
         seen["tables"].append(table)
+        seen["ids"] = [str(i) for i in party.ids]
         return table
 
     def spy_init(self, layout, records, seed):
@@ -65,9 +65,16 @@ def test_the_data_party_cannot_tell_whom_the_bank_asked(monkeypatch, run):  # no
     table = a["tables"][0]
     layout = table.server.layout
     assert all(q.shape == (3, layout.columns) for q in a["queries"] + b["queries"])
-    # the attacker's best positions: the columns of the held id's own cuckoo buckets
-    cols = layout.column_of(candidate_buckets([held], layout.records, table.table_seed)[0])
-    words = [np.concatenate([q[:, cols].ravel() for q in s["queries"]]) for s in (a, b)]
+    # the attacker's best positions: the columns of the held id's own cuckoo buckets (the
+    # party placed it, so it knows them), in each session's own table
+    assert table.candidates.shape[1] == 3
+    cols_of = [
+        t.server.layout.column_of(t.candidates[a["ids"].index(held)]) for t in a["tables"]
+    ] + [t.server.layout.column_of(t.candidates[b["ids"].index(held)]) for t in b["tables"]]
+    words = [
+        np.concatenate([q[:, c].ravel() for q, c in zip(s["queries"], cols_of[k * SESSIONS :])])
+        for k, s in enumerate((a, b))
+    ]
     assert stats.ks_2samp(*words).pvalue > 1e-3
     # Δ = 2^24 is added at the asked column: it would show in the top byte
     top = [np.bincount(w >> 24, minlength=256) for w in words]
@@ -112,7 +119,9 @@ def test_the_bank_opens_the_asked_rows_and_nothing_else(monkeypatch, run):  # no
     build = query_party.build_table
     tables = []
     monkeypatch.setattr(
-        query_party, "build_table", lambda p, q=1: tables.append(build(p, q)) or tables[-1]
+        query_party,
+        "build_table",
+        lambda p, session, q=1: tables.append(build(p, session, q)) or tables[-1],
     )
     records = []
     init = PirServer.__init__

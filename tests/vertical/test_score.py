@@ -158,7 +158,11 @@ def test_transcript_marks_the_data_partys_view_unreadable(run):
     assert to_party["pir_queries"]["protection"] == "ciphertext"
     to_bank = {r["what"]: r for r in rows if r["receiver"] == "bank"}
     assert to_bank["pir_answers"]["readable_by_receiver"]
-    assert not to_bank["pir_hint_and_public_seeds"]["readable_by_receiver"]  # sealed records
+    # public seeds and sizes, and the hint: readable, but a function of sealed records
+    assert to_bank["pir_hint_and_public_seeds"]["protection"] == "masked"
+    # the scores and their summary (who applied, who is held where) are the bank's own
+    assert (tmp / "one-scores.csv").stat().st_mode & 0o077 == 0
+    assert summary_file.stat().st_mode & 0o077 == 0
     summary = json.loads(summary_file.read_text())
     assert "how many" not in summary["privacy"]["who_learns_what"]["bank"]
     assert "1 applicants" in summary["privacy"]["who_learns_what"]["data parties"]

@@ -4,6 +4,7 @@ partial score of every applicant by OPRF + keyword PIR
 
 from __future__ import annotations
 
+import os
 import time
 from itertools import count
 
@@ -84,10 +85,13 @@ def _score(
     )
     outcome.seconds["setup"] = time.perf_counter() - t0
     recorder.on_step(1, 0.25)
-    # OPRF: blinding scalars from the bank's own secret (never the scenario seed)
+    # the bank's draws for this session: its own secret keyed with fresh OS entropy, so
+    # two sessions never share blinding scalars or LWE secrets (with a secrets file
+    # too: the differences of repeated queries would give the asked columns away)
+    draws = job.secret.session(os.urandom(32))
     counter = count()
     blindings = [
-        OprfBlinding(ids, lambda k=k: job.secret.digest("query/blind", k, next(counter)))
+        OprfBlinding(ids, lambda k=k: draws.digest("query/blind", k, next(counter)))
         for k in range(len(nodes))
     ]
     t0 = time.perf_counter()
@@ -117,8 +121,8 @@ def _score(
         client = PirClient(
             layout, bytes(cfg["pir-seed"]), bytes_as_words(reply.content["pir"]["hint"].numpy())
         )
-        b = candidate_buckets(ids, layout.records, bytes(cfg["table-seed"])).reshape(-1)
-        queries, keep = client.query(layout.column_of(b), job.secret.digest("query/pir", k))
+        b = candidate_buckets(keys[k], layout.records, bytes(cfg["table-seed"])).reshape(-1)
+        queries, keep = client.query(layout.column_of(b), draws.digest("query/pir", k))
         clients.append(client)
         buckets.append(b)
         kept.append(keep)

@@ -22,11 +22,16 @@ the party that x just applied for credit at this bank. Here:
 
 Who learns what (semi-honest, as in training): the data party learns that a scoring
 session happened and how many applicants it covers (the number of blinded points and
-queries), nothing about which ids: the blinded points are uniform curve points and the
-queries are LWE samples (pseudorandom under the decisional LWE assumption, n = 1024,
-q = 2³², σ = 6.4). The bank learns, per applicant, whether each party holds it and, if so,
-the partial score; the other records it downloads (a whole column per query, and the
-table through the hint) stay sealed under OPRF values it never obtained.
+queries), nothing about which ids: the blinded points r·H(x) hide x under the
+Diffie–Hellman assumption (computationally: clamping keeps r to about a quarter of the
+residues) and the queries are LWE samples (pseudorandom under the decisional LWE
+assumption, n = 1024, q = 2³², σ = 6.4); every draw on both sides is fresh per session
+(each party's secret keyed with new OS entropy), so two sessions' queries never cancel.
+The bank learns, per applicant, whether each party holds it and, if so, its payload, and
+each party's customer count (the table's size); the other records it downloads (a whole
+column per query, and the table through the hint) stay sealed under OPRF values it never
+obtained, and since records are placed by their OPRF values, which buckets are taken says
+nothing about ids it did not ask about.
 """
 
 from __future__ import annotations
@@ -115,8 +120,8 @@ def classify_query(msg: Message, to_server: bool) -> tuple[str, str, bool]:
     cfg = msg.content.config_records.get("config", {})
     stage = str(cfg.get("stage", ""))
     if to_server:
-        if stage == "setup":  # a function of sealed records and public seeds only
-            return "pir_hint_and_public_seeds", "masked", False
+        if stage == "setup":  # public seeds and sizes, and a function of sealed records
+            return "pir_hint_and_public_seeds", "masked", True
         if stage == "oprf":  # under the bank's own blinding, which it removes
             return "oprf_evaluated_points", "masked", True
         return "pir_answers", "ciphertext", True  # under the bank's LWE secrets
