@@ -87,6 +87,7 @@ from arithmetic_limits import (
     limit_lifted_pair_full,
     limit_powmod_full,
 )
+from machine_load import cpu_seconds, cpu_share
 from results_text import seconds_text
 
 from fedrisk.crypto import workers
@@ -142,34 +143,6 @@ SPLIT_SEED = 20
 # --------------------------------------------------------------------------------------
 # Shared helpers
 # --------------------------------------------------------------------------------------
-
-
-def cpu_seconds() -> tuple[float, float] | None:
-    """(busy CPU seconds of the whole machine since boot, of this process and its crypto
-    worker processes); None where /proc is not there."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-        ours = 0
-        for pid in ["self", *workers.process_ids()]:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ours += int(fields[11]) + int(fields[12])  # utime, stime
-    except (OSError, ValueError, IndexError):
-        return None
-    busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # user .. steal, less idle and iowait
-    hz = os.sysconf("SC_CLK_TCK")
-    return busy / hz, ours / hz
-
-
-def cpu_share(before, after, wall: float) -> dict | None:
-    """CPU seconds between two :func:`cpu_seconds`: ours, other processes', and the
-    others' share of every CPU over ``wall`` seconds."""
-    if not before or not after:
-        return None
-    ours = after[1] - before[1]
-    others = max(0.0, after[0] - before[0] - ours)
-    return {"ours": ours, "others": others, "share": others / (wall * (os.cpu_count() or 1))}
 
 
 def check_limit(what: str, measured: float, limit: float, cpu: dict | None) -> None:
@@ -472,11 +445,11 @@ def test_vertical_fate_shape(benchmark, bench_store, fate_data, key_bits):
         got["clock"] = clock
 
     load = os.getloadavg()[0]
-    cpu0 = cpu_seconds()
+    cpu0 = cpu_seconds(workers.process_ids())
     started = time.perf_counter()
     benchmark.pedantic(run, rounds=1, iterations=1)
     wall = time.perf_counter() - started
-    cpu = cpu_share(cpu0, cpu_seconds(), wall)
+    cpu = cpu_share(cpu0, cpu_seconds(workers.process_ids()), wall)
     out, clock = got["out"], got["clock"]
     # a benchmark of wrong code is worthless: the bank's counts are the plaintext ones
     assert len(out.counts) == FATE_PARTY_COLUMNS
@@ -765,7 +738,7 @@ def test_horizontal_20_banks(benchmark, bench_store, banks20):
 
     for aggregation in ("plain", "paillier"):
         timer, times = StageTimer(), []
-        cpu0 = cpu_seconds()
+        cpu0 = cpu_seconds(workers.process_ids())
         if aggregation == "plain":  # the baseline, first: it also pays the one-off start-up
             for _ in range(HORIZONTAL_ROUNDS):
                 run(aggregation, timer, times)
@@ -783,7 +756,7 @@ def test_horizontal_20_banks(benchmark, bench_store, banks20):
                 e.bytes for e in out.transcript.entries if e.protection == "ciphertext"
             ),
             "messages": len(out.transcript.entries),
-            "cpu": cpu_share(cpu0, cpu_seconds(), sum(times)),
+            "cpu": cpu_share(cpu0, cpu_seconds(workers.process_ids()), sum(times)),
         }
 
     # the pooled tables: what both must give

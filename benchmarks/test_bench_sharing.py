@@ -71,7 +71,6 @@ import cProfile
 import json
 import os
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -82,7 +81,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from results_text import seconds_text
+from machine_load import cpu_seconds, cpu_share
+from results_text import publish_at_the_end, seconds_text, write_session
 
 from fedrisk.crypto import workers
 from fedrisk.data.scaling import fit_party_scaler
@@ -299,36 +299,6 @@ class Watch:
         return sum(1 for e in self.events if e[1] == train)
 
 
-def cpu_seconds(pids=()) -> tuple[float, float] | None:
-    """(busy CPU seconds of the machine since boot, of this process, its reaped children
-    and ``pids``); None where /proc is not there."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    ours = 0
-    for pid in ["self", *pids]:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ours += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-        except (OSError, ValueError, IndexError):
-            if pid == "self":
-                return None  # a worker that is gone counts as nothing
-    busy = sum(ticks[:8]) - ticks[3] - ticks[4]  # user .. steal, less idle and iowait
-    hz = os.sysconf("SC_CLK_TCK")
-    return busy / hz, ours / hz
-
-
-def cpu_share(before, after, wall: float) -> dict | None:
-    if not before or not after or wall <= 0:
-        return None
-    ours = after[1] - before[1]
-    others = max(0.0, after[0] - before[0] - ours)
-    return {"ours": ours, "others": others, "share": others / (wall * (os.cpu_count() or 1))}
-
-
 def vm_status(field: str) -> int:
     """A ``/proc/self/status`` size (VmRSS, VmHWM) in bytes."""
     with open("/proc/self/status") as f:
@@ -372,12 +342,12 @@ def dealer_epochs(profile: Path | None = None) -> dict:
         if train == 1 and pass_id == 1:  # epoch 1 starts
             marks["rss_start"] = vm_status("VmRSS")
             marks["peak_reset"] = reset_peak()
-            marks["cpu0"] = cpu_seconds()
+            marks["cpu0"] = cpu_seconds(children=True)
             if profiler is not None:  # the requests run in this (the bank's) thread
                 profiler.enable()
         elif train == 0:  # training is over: the prediction pass's deal
             marks["hwm_train"] = vm_status("VmHWM")
-            marks["cpu1"] = cpu_seconds()
+            marks["cpu1"] = cpu_seconds(children=True)
             if profiler is not None:
                 profiler.disable()
 
@@ -475,7 +445,7 @@ def sampled_run(mode: str, obfuscation: str) -> dict:
     s = make_scenario(customers, 1, {**privacy, "obfuscation": obfuscation})
     setup = prepare_vertical(s, None, RunSecrets(MASTER), tables=tables)
     watch = Watch()
-    cpu0 = cpu_seconds(workers.process_ids())
+    cpu0 = cpu_seconds(workers.process_ids(), children=True)
     started = time.perf_counter()
     if mode == "ss-paillier":
         check_ring(s, setup)
@@ -487,7 +457,7 @@ def sampled_run(mode: str, obfuscation: str) -> dict:
             s, setup, show_progress=False, verbose=False, client_mods=[watch]
         )
     wall = time.perf_counter() - started
-    cpu = cpu_share(cpu0, cpu_seconds(workers.process_ids()), wall)
+    cpu = cpu_share(cpu0, cpu_seconds(workers.process_ids(), children=True), wall)
     starts = watch.arrivals(first, 1)
     assert len(starts) == batches, (mode, len(starts))
     edges = [*starts, watch.arrivals(first, 0)[0]]  # the last batch ends at the prediction
@@ -678,38 +648,21 @@ def _cpu(cpu: dict | None) -> str:
     return f"{cpu['share']:.0%}{flag}"
 
 
-def _stored() -> dict:
-    """The figures the file holds (rows not measured in this session are kept)."""
-    if not RESULTS.exists():
-        return {}
-    found = re.search(r"<!-- data\n(.*?)\n-->", RESULTS.read_text(), re.S)
-    return json.loads(found.group(1)) if found else {}
-
-
 def write_results(bench_store, publish: bool = False) -> None:
     """The file: this session's rows over the stored ones; ``publish``: also shown in the
     session's terminal summary (once, when the module's tests are done)."""
-    data = _stored()
-    data.update(
-        {k.removeprefix(KEY): v for k, v in bench_store.results.items() if k.startswith(KEY)}
-    )
-    table = render(data)
-    if publish:  # as bench_store.publish, without the figures' JSON
-        print("\n" + table)
-        bench_store.tables.append(table)
-    title = "Secret-shared vertical LR at FATE's reference shape: seconds per epoch"
-    stored = json.dumps(data, sort_keys=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        f"# {title}\n\nWritten by `{COMMAND}`.\n\n{table}\n\n<!-- data\n{stored}\n-->\n"
+    write_session(
+        RESULTS,
+        "Secret-shared vertical LR at FATE's reference shape: seconds per epoch",
+        COMMAND,
+        KEY,
+        render,
+        bench_store,
+        publish,
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _publish_at_the_end(bench_store):
-    yield
-    if any(k.startswith(KEY) for k in bench_store.results):
-        write_results(bench_store, publish=True)
+_publish_at_the_end = publish_at_the_end(KEY, write_results)
 
 
 def render(data: dict) -> str:

@@ -41,19 +41,25 @@ WAYS = 3
 LOAD = 0.8
 CHECK_BYTES = 8
 _MAX_KICKS = 1000
+_BUCKET_TAG = b"fedrisk/bucket\x00"
 
 
 def bucket_count(items: int) -> int:
     return max(WAYS, int(np.ceil(items / LOAD)))
 
 
-def candidate_buckets(ids: Sequence[str], buckets: int, table_seed: bytes) -> np.ndarray:
-    """The ``WAYS`` buckets of each id (``len(ids) × WAYS``), by keyed BLAKE2b: public
-    hash functions (the key is the table's public seed)."""
+def candidate_buckets(keys: Sequence[bytes], buckets: int, table_seed: bytes) -> np.ndarray:
+    """The ``WAYS`` buckets of each record (``len(keys) × WAYS``): BLAKE2b keyed with the
+    table's public seed, of the record's OPRF value F_k(x). The bank can place an id only
+    after the OPRF, so which buckets are taken says nothing about ids it never asked."""
+    for k in keys:
+        if not isinstance(k, (bytes, bytearray)):
+            raise TypeError("cuckoo buckets are placed by OPRF values (bytes), not raw ids")
     digests = b"".join(
-        hashlib.blake2b(str(x).encode(), key=table_seed, digest_size=8 * WAYS).digest() for x in ids
+        hashlib.blake2b(_BUCKET_TAG + k, key=table_seed, digest_size=8 * WAYS).digest()
+        for k in keys
     )
-    words = np.frombuffer(digests, dtype="<u8").reshape(len(ids), WAYS)
+    words = np.frombuffer(digests, dtype="<u8").reshape(len(keys), WAYS)
     return (words % np.uint64(buckets)).astype(np.int64)
 
 

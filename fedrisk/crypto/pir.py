@@ -41,6 +41,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 __all__ = [
+    "CHUNK",
     "ERROR_STDDEV",
     "LWE_DIMENSION",
     "MAX_COLUMNS",
@@ -56,6 +57,7 @@ MODULUS_BITS = 32  # q = 2^32
 ERROR_STDDEV = 6.4  # σ
 PLAIN_BITS = 8  # p = 2^8: one byte per entry
 MAX_COLUMNS = 8192  # 2^13 LWE samples; also keeps D·qu exact in float64
+CHUNK = 256  # queries made or decoded at a time (bounds a large batch's memory)
 _DELTA = 1 << (MODULUS_BITS - PLAIN_BITS)
 _MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -192,17 +194,32 @@ class PirClient:
     def query(self, columns: np.ndarray, randomness: bytes) -> tuple[np.ndarray, PirQuery]:
         """Queries for ``columns`` (``batch × columns`` words to send) and what to keep.
         ``randomness``: 32 bytes of the client's own secret, fresh per batch (the LWE
-        secrets and errors are expanded from it by AES-256-CTR)."""
+        secrets and errors are expanded from it by AES-256-CTR, a stream per chunk of
+        :data:`CHUNK` queries, which also caps the memory a large batch takes)."""
         cols = np.asarray(columns, dtype=np.int64)
         if cols.size and (cols.min() < 0 or cols.max() >= self.layout.columns):
             raise ValueError(f"a column is in 0..{self.layout.columns - 1}")
+        out = np.empty((len(cols), self.layout.columns), dtype=np.uint32)
+        secrets = np.empty((len(cols), LWE_DIMENSION), dtype=np.uint32)
+        for start in range(0, len(cols), CHUNK):
+            part = cols[start : start + CHUNK]
+            label = b"query" + start.to_bytes(8, "big")
+            out[start : start + len(part)], secrets[start : start + len(part)] = self._chunk(
+                part,
+                _stream(
+                    randomness, label, 4 * len(part) * (LWE_DIMENSION + 4 * self.layout.columns)
+                ),
+            )
+        return out, PirQuery(cols, secrets)
+
+    def _chunk(self, cols: np.ndarray, stream: bytes) -> tuple[np.ndarray, np.ndarray]:
         b, n, m = len(cols), LWE_DIMENSION, self.layout.columns
-        raw = np.frombuffer(_stream(randomness, b"query", 4 * b * n + 16 * b * m), np.uint32)
+        raw = np.frombuffer(stream, np.uint32)
         s = raw[: b * n].reshape(b, n)
         e = _rounded_gaussian(raw[b * n :].view(np.uint64).reshape(b, m, 2))
         q = _words_product(self._A, s.T).T.astype(np.int64) + e
         q[np.arange(b), cols] += _DELTA
-        return (q % (1 << MODULUS_BITS)).astype(np.uint32), PirQuery(cols, s)
+        return (q % (1 << MODULUS_BITS)).astype(np.uint32), s
 
     def decode(self, answers: np.ndarray, kept: PirQuery) -> np.ndarray:
         """The asked columns' bytes (``batch × rows``, uint8) from the answers."""
@@ -212,10 +229,13 @@ class PirClient:
                 f"expected {len(kept.columns)} answers of {self.layout.rows} words, "
                 f"got shape {tuple(ans.shape)}"
             )
-        noisy = (ans.astype(np.uint64) - _words_product(self._H, kept.secrets.T).T) & _MASK32
-        return (((noisy + np.uint64(_DELTA // 2)) >> np.uint64(24)) & np.uint64(0xFF)).astype(
-            np.uint8
-        )
+        out = np.empty(ans.shape, dtype=np.uint8)
+        for start in range(0, len(ans), CHUNK):
+            part = slice(start, start + CHUNK)
+            mask = _words_product(self._H, kept.secrets[part].T).T
+            noisy = (ans[part].astype(np.uint64) - mask) & _MASK32
+            out[part] = ((noisy + np.uint64(_DELTA // 2)) >> np.uint64(24)) & np.uint64(0xFF)
+        return out
 
 
 def _rounded_gaussian(pairs: np.ndarray) -> np.ndarray:

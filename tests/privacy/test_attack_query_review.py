@@ -513,14 +513,18 @@ def test_the_bank_cannot_tell_whether_the_party_holds_an_id_it_did_not_ask(many_
     assert np.array_equal(cand[held], table.candidates[[row[asked[k]] for k in held]])
     # where the party's records are vs the buckets of their raw ids: chance agreement
     where = place(table.candidates, buckets)
-    hits = int((candidate_buckets(mine, buckets, seed) == where[:, None]).any(axis=1).sum())
+    raw = [x.encode() for x in mine]  # the raw ids, hashed as if they were the keys
+    hits = int((candidate_buckets(raw, buckets, seed) == where[:, None]).any(axis=1).sum())
     assert stats.binomtest(hits, len(mine), WAYS / buckets, "greater").pvalue > 1e-4
     # the review's exclusion, by raw ids
     asked_set = set(asked)
     rest = [i for i in universe if i not in asked_set]
     rest_held = np.array([i in shared for i in rest])
     excluded = np.array(
-        [set(bs.tolist()) <= taken for bs in candidate_buckets(rest, buckets, seed)]
+        [
+            set(bs.tolist()) <= taken
+            for bs in candidate_buckets([x.encode() for x in rest], buckets, seed)
+        ]
     )
     wrong = int((excluded & rest_held).sum())
     assert wrong > 0, f"the bank proved {excluded.sum()} non-asked ids are not held"
