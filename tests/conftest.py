@@ -44,3 +44,17 @@ def quickstart_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "quickstart"
     assert main(["run", str(SCENARIOS / "quickstart.toml"), "--out", str(out), "--quiet"]) == 0
     return out
+
+
+@pytest.fixture
+def seeded_entropy(monkeypatch, request):
+    """``os.urandom`` from a generator seeded by the test's id: the statistical tests of
+    protective draws (fresh OS entropy per session) then give the same verdict on every
+    run, with no p-value flaking below its threshold once in a thousand runs; within a
+    test every draw is still fresh."""
+    import zlib
+
+    import numpy as np
+
+    rng = np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+    monkeypatch.setattr(os, "urandom", lambda n: rng.bytes(n))

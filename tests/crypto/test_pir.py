@@ -19,6 +19,9 @@ from fedrisk.crypto.keyword import (
 from fedrisk.crypto.oprf import OprfBlinding, OprfKey, hash_to_curve
 from fedrisk.crypto.pir import MAX_COLUMNS, PirClient, PirLayout, PirServer
 
+# every p-value below is of seeded draws: the same verdict on every run
+pytestmark = pytest.mark.usefixtures("seeded_entropy")
+
 
 def _session(records, queries=1, seed=b"s" * 32):
     layout = PirLayout.of(len(records), records.shape[1], queries)

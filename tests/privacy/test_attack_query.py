@@ -13,12 +13,16 @@ from fedrisk.runs.score import score_applicants
 from fedrisk.vertical.query import party as query_party
 from tests.vertical.test_score import run  # noqa: F401 - the module's run fixture
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:1024-bit Paillier keys")]
+pytestmark = [
+    pytest.mark.usefixtures("seeded_entropy"),
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:1024-bit Paillier keys"),
+]
 
 SESSIONS = 12
 
 
-def _views(monkeypatch, out, tmp, ident, n):
+def _views(out, tmp, ident, n):
     """What the party sees over ``n`` sessions asking about ``ident`` (fresh bank
     secrets each): its tables (records, seeds), the queries and blinded points it
     received, and the answers it gave."""
@@ -46,22 +50,22 @@ def _views(monkeypatch, out, tmp, ident, n):
         seen["blinded"].extend(blinded)
         return evaluate(self, blinded)
 
-    monkeypatch.setattr(query_party, "build_table", spy_build)
-    monkeypatch.setattr(PirServer, "__init__", spy_init)
-    monkeypatch.setattr(PirServer, "answer", spy_answer)
-    monkeypatch.setattr(OprfKey, "evaluate", spy_evaluate)
-    (tmp / "who.csv").write_text(f"id\n{ident}\n")
-    for k in range(n):
-        score_applicants(out, tmp / "who.csv", tmp / f"who-{k}.csv", scenario=tmp / "s.toml")
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as spies:  # the test's own patches stay
+        spies.setattr(query_party, "build_table", spy_build)
+        spies.setattr(PirServer, "__init__", spy_init)
+        spies.setattr(PirServer, "answer", spy_answer)
+        spies.setattr(OprfKey, "evaluate", spy_evaluate)
+        (tmp / "who.csv").write_text(f"id\n{ident}\n")
+        for k in range(n):
+            score_applicants(out, tmp / "who.csv", tmp / f"who-{k}.csv", scenario=tmp / "s.toml")
     return seen
 
 
 def test_the_data_party_cannot_tell_whom_the_bank_asked(monkeypatch, run):  # noqa: F811
     tmp, out, shared = run
     held, other = sorted(shared)[10], sorted(shared)[20]
-    a = _views(monkeypatch, out, tmp, held, SESSIONS)
-    b = _views(monkeypatch, out, tmp, other, SESSIONS)
+    a = _views(out, tmp, held, SESSIONS)
+    b = _views(out, tmp, other, SESSIONS)
     table = a["tables"][0]
     layout = table.server.layout
     assert all(q.shape == (3, layout.columns) for q in a["queries"] + b["queries"])
@@ -92,7 +96,7 @@ def test_the_answer_uses_no_secret(monkeypatch, run):  # noqa: F811
     stranger holding the table (with another public seed, so another A) computes the same
     bytes, so no secret of the party enters the answer."""
     tmp, out, shared = run
-    seen = _views(monkeypatch, out, tmp, sorted(shared)[0], 1)
+    seen = _views(out, tmp, sorted(shared)[0], 1)
     layout = seen["tables"][0].server.layout
     stranger = PirServer(layout, seen["records"][0], b"\x00" * 32)
     assert stranger.answer(seen["queries"][0]).tobytes() == seen["answers"][0].tobytes()

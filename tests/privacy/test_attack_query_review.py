@@ -56,7 +56,10 @@ from fedrisk.vertical.query import party as query_party
 from fedrisk.vertical.query.protocol import bytes_as_words
 from tests.vertical.test_score import run  # noqa: F401 - the module's run fixture
 
-pytestmark = [pytest.mark.filterwarnings("ignore:1024-bit Paillier keys")]
+pytestmark = [
+    pytest.mark.usefixtures("seeded_entropy"),
+    pytest.mark.filterwarnings("ignore:1024-bit Paillier keys"),
+]
 
 Q = 1 << 32
 DELTA = 1 << 24
