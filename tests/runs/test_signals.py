@@ -105,3 +105,36 @@ def test_sigterm_after_a_checkpoint_keeps_it_and_says_how_to_resume(tmp_path):
     assert last.endswith("resume with: fedrisk run --resume out"), last
     assert [p.name for p in tmp_path.iterdir()] == [".out.incomplete"]
     assert not partial_exists(tmp_path)
+
+
+def test_a_signalled_scoring_session_writes_nothing(tmp_path):
+    """fedrisk score stopped mid-session (the bank blinding 20,000 applicants' ids):
+    exit 143, one line, no scores, summary, transcript or temporary file."""
+    import numpy as np
+
+    from fedrisk.privacy.secrets import RunSecrets
+    from fedrisk.runs.run import run_scenario
+    from fedrisk.scenario import load_scenario
+    from tests.vertical.test_runs import SCENARIO, write_party_csvs
+
+    write_party_csvs(tmp_path)
+    (tmp_path / "s.toml").write_text(SCENARIO.replace("rounds = 2", "rounds = 1"))
+    run_scenario(
+        load_scenario(tmp_path / "s.toml"),
+        tmp_path / "run",
+        show_progress=False,
+        secrets=RunSecrets(bytes(32)),
+    )
+    rows = np.random.default_rng(0).normal(size=(20_000, 3)).round(4)
+    lines = ["id,b0,b1,b2"] + [f"n{i},{a},{b},{c}" for i, (a, b, c) in enumerate(rows)]
+    (tmp_path / "applicants.csv").write_text("\n".join(lines) + "\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    started = time.monotonic()
+    args = ["score", "run", "--scenario", "s.toml", "--ids", "applicants.csv", "--out", "s.csv"]
+    proc = start_and_signal(
+        args, tmp_path, signal.SIGTERM, lambda cwd: time.monotonic() - started > 2.5
+    )
+    assert proc.returncode == 143, (proc.returncode, proc.stderr)
+    assert proc.stderr.strip().splitlines()[-1].startswith("fedrisk: stopped by SIGTERM")
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
