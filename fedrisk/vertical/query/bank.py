@@ -56,11 +56,11 @@ def make_query_bank_app(
 
 
 def _ask(
-    grid: RecordingGrid, nodes: list[int], contents: list[RecordDict], what: str, session: int
+    grid: RecordingGrid, nodes: list[int], contents: list[RecordDict], what: str, n_queries: int
 ):
     for c in contents:
         c["config"]["server-round"] = _ROUND
-        c["config"]["queries"] = session
+        c["config"]["queries"] = n_queries
     return exchange(grid, nodes, contents, QUERY, what, "scoring")
 
 
@@ -75,13 +75,13 @@ def _score(
     t0 = time.perf_counter()
     # the session's size (the party sees it in every later message anyway) lets it lay
     # its table out for that many queries
-    session = WAYS * len(ids)  # PIR queries in this session
+    n_queries = WAYS * len(ids)  # PIR queries in this session
     setups = _ask(
         grid,
         nodes,
         [RecordDict({"config": ConfigRecord({"stage": "setup"})}) for _ in nodes],
         "set-up",
-        session,
+        n_queries,
     )
     outcome.seconds["setup"] = time.perf_counter() - t0
     recorder.on_step(1, 0.25)
@@ -103,7 +103,7 @@ def _score(
             for b in blindings
         ],
         "oblivious PRF",
-        session,
+        n_queries,
     )
     keys = [b.outputs(list(r.content["config"]["evaluated"])) for b, r in zip(blindings, replies)]
     outcome.seconds["oprf"] = time.perf_counter() - t0
@@ -116,7 +116,7 @@ def _score(
         layout = PirLayout(
             int(cfg["buckets"]), int(cfg["record-bytes"]), int(cfg["rows"]), int(cfg["columns"])
         )
-        if layout != PirLayout.of(layout.records, layout.record_bytes, session):
+        if layout != PirLayout.of(layout.records, layout.record_bytes, n_queries):
             raise ProtocolError(f"{job.party_names[k]}: a table layout fedrisk does not make")
         client = PirClient(
             layout, bytes(cfg["pir-seed"]), bytes_as_words(reply.content["pir"]["hint"].numpy())
@@ -144,7 +144,7 @@ def _score(
     outcome.seconds["query"] = time.perf_counter() - t0
     recorder.on_step(1, 0.75)
     t0 = time.perf_counter()
-    answers = _ask(grid, nodes, contents, "private information retrieval", session)
+    answers = _ask(grid, nodes, contents, "private information retrieval", n_queries)
     outcome.seconds["answer"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for k, reply in enumerate(answers):
