@@ -36,7 +36,7 @@ from fedrisk.data.characteristics import load_vertical_characteristics
 from fedrisk.data.csv_source import is_number
 from fedrisk.data.vertical import load_vertical
 from fedrisk.errors import InputError
-from fedrisk.files import input_file, read_input_text
+from fedrisk.files import input_file, read_input_text, with_umask_permissions
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.model_io import TREES_DIR as MODEL_DIR
@@ -397,32 +397,28 @@ def _write(
             ]
         )
     summary_file, transcript_file = sidecars(out)
-    # the scores and the summary are the bank's (who applied, who is held where):
-    # owner-only; the transcript (sizes of messages) is public like a run's
+    # the scores and the summary are the bank's (who applied, who is held where): they
+    # keep mkstemp's owner-only mode; the transcript (message sizes) is public like a
+    # run's, so the user's umask decides
     staged = []
     try:
-        for target, writer, mode in (
-            (out, lambda p: p.write_text(buf.getvalue(), encoding="utf-8"), 0o600),
+        for target, writer, public in (
+            (out, lambda p: p.write_text(buf.getvalue(), encoding="utf-8"), False),
             (
                 summary_file,
                 lambda p: p.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8"),
-                0o600,
+                False,
             ),
-            (transcript_file, recorder.transcript.write_jsonl, 0o644 & ~_umask()),
+            (transcript_file, recorder.transcript.write_jsonl, True),
         ):
             fd, tmp = tempfile.mkstemp(prefix=".fedrisk-", dir=target.parent)
             os.close(fd)
             staged.append((Path(tmp), target))
             writer(Path(tmp))
-            os.chmod(tmp, mode)
+            if public:
+                with_umask_permissions(Path(tmp))
         for tmp, target in staged:
             os.replace(tmp, target)
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
