@@ -517,23 +517,33 @@ class FederatedVerticalLogistic:
         """P(default) of the bank-only model (applicants a data party does not hold)."""
         return expit(self.fallback.partial_scores(bank_X) + self.fallback_intercept)
 
-    def bank_record(self) -> dict[str, Any]:
-        return {
-            "format": VERTICAL_FORMAT,
-            "label_holder": self.bank.party,
-            "parties": list(self.parts),
-            "own": self.bank.record(),
-            "intercept": self.intercept,
-            "party_scale": self.party_scale,
-            "fallback": self.fallback.record(),
-            "fallback_intercept": self.fallback_intercept,
-        }
-
     def __repr__(self) -> str:
         return (
             f"FederatedVerticalLogistic(bank {self.bank.party!r}, parties "
             f"{list(self.parts)}, source={self.source!r})"
         )
+
+
+def vertical_bank_record(
+    own: LogisticPart,
+    intercept: float,
+    party_scale: float,
+    parties: Sequence[str],
+    fallback: LogisticPart,
+    fallback_intercept: float,
+) -> dict[str, Any]:
+    """The bank's part of a vertical logistic model, as ``model/<bank>.json`` holds it
+    (what :func:`load_vertical_logistic` reads back)."""
+    return {
+        "format": VERTICAL_FORMAT,
+        "label_holder": own.party,
+        "parties": list(parties),
+        "own": own.record(),
+        "intercept": float(intercept),
+        "party_scale": float(party_scale),
+        "fallback": fallback.record(),
+        "fallback_intercept": float(fallback_intercept),
+    }
 
 
 def _listed(values: Any) -> Any:

@@ -33,7 +33,7 @@ from fedrisk.files import write_private_json
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.model_io import TREES_DIR as MODEL_DIR
-from fedrisk.model_io import FederatedVerticalLogistic, LogisticPart
+from fedrisk.model_io import LogisticPart, vertical_bank_record
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, plan_dp
 from fedrisk.privacy.secrets import OS_ENTROPY, RunSecrets
@@ -528,26 +528,22 @@ def write_bank_part(
     the scale it applies to the parties' partial scores) and its bank-only fallback,
     written beside the parties' parts. Returns summary.json's ``model_files``."""
     holder = setup.tables.holder
-    pos = {str(i): k for k, i in enumerate(holder.ids)}
-    train_rows = np.array([pos[str(i)] for i in outcome.train_ids], dtype=np.int64)
-    scaler = fit_party_scaler(holder.X[train_rows], s.data.scaling)  # as the bank's app did
+    scaler = outcome.bank_scaler  # fitted by the bank's app on its training rows
     scaling = [scaler.mean, scaler.scale, scaler.clip_low, scaler.clip_high]
     params = recorder.final_params
     # a secret-shared run's joint score acts on the ring's fixed-point features
     ring = s.privacy.protocol == "secret_sharing"
     encoding = {"feature_clip": FEATURE_CLIP, "feature_frac_bits": FEATURE_FRAC_BITS}
-    model = FederatedVerticalLogistic(
+    record = vertical_bank_record(
         LogisticPart(
             holder.name, holder.feature_names, params[:-1], *scaling, **(encoding if ring else {})
         ),
         float(params[-1]),
         (outcome.calibration or {}).get("scale", 1.0),
-        {},
+        [p.name for p in setup.tables.data_parties],
         LogisticPart(holder.name, holder.feature_names, bank_alone[:-1], *scaling),
         float(bank_alone[-1]),
     )
-    record = model.bank_record()
-    record["parties"] = [p.name for p in setup.tables.data_parties]
     write_private_json(Path(setup.parties.model_dir) / f"{holder.name}.json", record)
     return {
         holder.name: f"{MODEL_DIR}/{holder.name}.json",

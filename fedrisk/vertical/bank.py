@@ -172,6 +172,7 @@ def aligned_bank_rows(
     Xb, yb = scaler.transform(job.X[rows[tr]]), job.y[rows[tr]].astype(np.float64)
     Xb_test, y_test = scaler.transform(job.X[rows[te]]), job.y[rows[te]]
     outcome.bank_train_X, outcome.bank_test_X, outcome.test_y = Xb, Xb_test, y_test
+    outcome.bank_scaler = scaler
     return Xb, yb, Xb_test, y_test
 
 

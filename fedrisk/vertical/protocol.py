@@ -112,6 +112,7 @@ class VerticalOutcome:
     epochs: list = field(default_factory=list)
     calibration: dict | None = None  # the bank's calibration (calibration_record), if any
     largest_score: float | None = None  # secret sharing: max |z| the bank learned at the end
+    bank_scaler: Any = None  # the bank's scaling of its own columns (its part of the model)
 
     _ARRAYS = ("train_ids", "test_ids", "test_scores", "test_y", "bank_train_X", "bank_test_X")
 
