@@ -711,7 +711,27 @@ def _read_json(file: Path, what: str) -> Any:
 # --- secureboost: trees.json and the parties' parts ----------------------------------------
 
 
+@dataclass(frozen=True)
+class SecureBoostFiles:
+    """A SecureBoost run's model files, read and checked once: the joined ``model``,
+    ``trees.json``'s record, and per source (the label holder first) its split table
+    ``{split id: (column, threshold)}`` and its part file's record."""
+
+    model: FederatedBoostedTrees
+    record: dict[str, Any]
+    splits: tuple[dict[int, tuple[str, float]], ...]
+    parts: tuple[dict[str, Any], ...]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self.record["sources"])
+
+
 def _load_trees(file: Path) -> FederatedBoostedTrees:
+    return read_secureboost(file).model
+
+
+def read_secureboost(file: Path) -> SecureBoostFiles:
     """Join ``trees.json`` with the part files beside it; InputError (one line, naming
     the file at fault) when anything is missing or malformed."""
     where = str(file)
@@ -752,7 +772,7 @@ def _load_trees(file: Path) -> FederatedBoostedTrees:
     names: list[str] = []
     owners: list[str] = []
     index: dict[tuple[int, str], int] = {}
-    for k, (name, (part_file, splits)) in enumerate(zip(sources, parts)):
+    for k, (name, (part_file, splits, _)) in enumerate(zip(sources, parts)):
         columns = list(dict.fromkeys(column for column, _ in splits.values()))
         known = order.get(name)
         if known is not None and set(columns) <= set(known):
@@ -775,7 +795,7 @@ def _load_trees(file: Path) -> FederatedBoostedTrees:
                 feature.append(-1)
                 threshold.append(0.0)
                 continue
-            part_file, splits = parts[k]
+            part_file, splits, _ = parts[k]
             if sid not in splits:
                 raise InputError(
                     f"{part_file}: splits: no split {sid} (trees[{t}] node {i} of "
@@ -794,11 +814,17 @@ def _load_trees(file: Path) -> FederatedBoostedTrees:
             }
         )
     try:
-        return FederatedBoostedTrees(
+        model = FederatedBoostedTrees(
             names, compiled, float(base), parties=sources, feature_parties=owners, source=where
         )
     except ValueError as exc:
         raise InputError(f"{where}: {_one_line(exc)}") from None
+    return SecureBoostFiles(
+        model,
+        record,
+        tuple(splits for _, splits, _ in parts),
+        tuple(part for _, _, part in parts),
+    )
 
 
 _NODE_KEYS = ("source", "split", "left", "right", "value")
@@ -834,8 +860,11 @@ def _tree_nodes(tree: Any, t: int, n_sources: int, where: str) -> tuple[list, ..
     return tuple(lists)
 
 
-def _read_part(folder: Path, name: str, k: int) -> tuple[Path, dict[int, tuple[str, float]]]:
-    """(file, {split id: (column, threshold)}) of one party's part of the model."""
+def _read_part(
+    folder: Path, name: str, k: int
+) -> tuple[Path, dict[int, tuple[str, float]], dict[str, Any]]:
+    """(file, {split id: (column, threshold)}, the file's record) of one party's part of
+    the model."""
     file = folder / f"{name}.json"
     if not file.is_file():
         raise InputError(
@@ -869,7 +898,7 @@ def _read_part(folder: Path, name: str, k: int) -> tuple[Path, dict[int, tuple[s
                 "finite number}"
             )
         out[int(sid)] = (column, float(cut))
-    return file, out
+    return file, out, record
 
 
 def _column_orders(trees_file: Path) -> dict[str, list[str]]:

@@ -20,7 +20,6 @@ each side is then handed only its own part.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +37,7 @@ from fedrisk.model_io import (
     FederatedWoeScorecard,
     LogisticPart,
     load_model,
+    read_secureboost,
     vertical_bank_file,
 )
 
@@ -219,30 +219,14 @@ class TreesQuery(QueryModel):
     kind = "secureboost"
 
     def __init__(self, folder: Path) -> None:
-        joined = load_model(folder)  # checks every file
-        trees = json.loads((folder / TREES_DIR / TREES_FILE).read_text(encoding="utf-8"))
-        sources = list(trees["sources"])
-        parts = [
-            json.loads((folder / TREES_DIR / f"{name}.json").read_text(encoding="utf-8"))
-            for name in sources
-        ]
+        files = read_secureboost(folder / TREES_DIR / TREES_FILE)  # read and checked once
+        sources = files.sources
         self.sides = {
-            name: _TreesSide(
-                tuple(
-                    sorted(
-                        (int(sid), spec["column"], float(spec["threshold"]))
-                        for sid, spec in part["splits"].items()
-                    )
-                )
-            )
-            for name, part in zip(sources[1:], parts[1:])
+            name: _TreesSide(tuple(sorted((sid, c, t) for sid, (c, t) in splits.items())))
+            for name, splits in zip(sources[1:], files.splits[1:])
         }
-        bank_part = parts[0]
-        self.bank_splits = {
-            int(sid): (spec["column"], float(spec["threshold"]))
-            for sid, spec in bank_part["splits"].items()
-        }
-        fallback = bank_part.get("fallback")
+        self.bank_splits = files.splits[0]
+        fallback = files.parts[0].get("fallback")
         if not isinstance(fallback, dict):
             raise InputError(
                 f"{folder / TREES_DIR / (sources[0] + '.json')}: no bank-only fallback "
@@ -251,11 +235,10 @@ class TreesQuery(QueryModel):
         self.fallback = FederatedBoostedTrees(
             fallback["columns"], fallback["trees"], fallback["base_score"]
         )
-        del joined
         # the bank-only trees may split on any of the bank's columns
-        super().__init__(sources[0], tuple(sources[1:]), self.fallback.feature_names_)
-        self.trees = trees["trees"]
-        self.base = float(trees["base_score"])
+        super().__init__(sources[0], sources[1:], self.fallback.feature_names_)
+        self.trees = files.record["trees"]
+        self.base = float(files.record["base_score"])
         # where each party's split id sits in its payload
         self.bit_of = {
             k: {sid: j for j, (sid, _, _) in enumerate(self.sides[name].splits)}
