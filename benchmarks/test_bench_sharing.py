@@ -593,28 +593,26 @@ def test_dealer_epoch(benchmark, bench_store, tmp_path):
 @pytest.mark.benchmark(group="sharing: FATE's shape, sampled batches scaled to an epoch")
 @pytest.mark.parametrize("obfuscation", ("full", "djn"))
 def test_paillier_triples_sampled(benchmark, bench_store, obfuscation):
-    got = {}
-
-    def run():
-        got["r"] = sampled_run("ss-paillier", obfuscation)
-
-    benchmark.pedantic(run, rounds=1, iterations=1)
-    r = got["r"]
-    record(bench_store, f"ss-paillier:{obfuscation}", r)
-    assert r["weights_max_diff"] <= WEIGHT_ATOL, r["weights_max_diff"]
+    _sampled(benchmark, bench_store, "ss-paillier", obfuscation)
 
 
 @pytest.mark.benchmark(group="sharing: FATE's shape, sampled batches scaled to an epoch")
 @pytest.mark.parametrize("obfuscation", ("djn", "full"))
 def test_hetero_lr_sampled(benchmark, bench_store, obfuscation):
+    _sampled(benchmark, bench_store, "hetero", obfuscation)
+
+
+def _sampled(benchmark, bench_store, protocol: str, obfuscation: str) -> None:
+    """One protocol's sampled batches, timed once, recorded and checked against the
+    float64 reference's weights."""
     got = {}
 
     def run():
-        got["r"] = sampled_run("hetero", obfuscation)
+        got["r"] = sampled_run(protocol, obfuscation)
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     r = got["r"]
-    record(bench_store, f"hetero:{obfuscation}", r)
+    record(bench_store, f"{protocol}:{obfuscation}", r)
     assert r["weights_max_diff"] <= WEIGHT_ATOL, r["weights_max_diff"]
 
 
