@@ -37,6 +37,7 @@ from fedrisk.model_io import (
     FederatedWoeScorecard,
     LogisticPart,
     load_model,
+    load_vertical_logistic,
     read_secureboost,
     vertical_bank_file,
 )
@@ -299,7 +300,5 @@ def query_model(folder: Path, label_holder: str) -> QueryModel:
             return ScorecardQuery(card, label_holder)
     bank_file = vertical_bank_file(folder)
     if bank_file is not None:
-        model = load_model(folder)
-        if isinstance(model, FederatedVerticalLogistic):
-            return LogisticQuery(model)
+        return LogisticQuery(load_vertical_logistic(bank_file))
     raise InputError(f"{folder}/{TREES_DIR}: no model parts to score with")
