@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from fedrisk.errors import InputError, ProtocolError, RunInterrupted, Terminated
+from fedrisk.i18n import ENV, resolve_language, set_language
 from fedrisk.version import __version__
 
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a scenario value (repeatable)",
     )
     _add_secrets_option(run)
+    _add_lang_option(run)
     run.add_argument(
         "--quiet",
         action="store_true",
@@ -132,11 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--quiet", action="store_true", help="no progress bar or table; only the sweep folder"
     )
+    _add_lang_option(sweep)
 
     demo = sub.add_parser("demo", help="a narrated walk-through of joint modelling (~2 min)")
     demo.add_argument("--no-pause", action="store_true", help="do not wait between steps")
     demo.add_argument("--out", type=Path, help="demo folder (default runs/demo-<time>/)")
     _add_secrets_option(demo)
+    _add_lang_option(demo)
 
     keys = sub.add_parser(
         "keys", help="every scenario key: default, allowed values, which runs read it"
@@ -178,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_secrets_option(score)
     score.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    _add_lang_option(score)
 
     report = sub.add_parser("report", help="write one self-contained HTML report for a run folder")
     report.add_argument("dir", type=Path, help="run folder written by fedrisk run")
     report.add_argument("--out", type=Path, help="HTML file (default DIR/report.html)")
+    _add_lang_option(report)
 
     data = sub.add_parser(
         "data",
@@ -207,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_lang_option(parser: argparse.ArgumentParser) -> None:
+    """--lang, the same on every command that talks to people."""
+    parser.add_argument(
+        "--lang",
+        metavar="LANG",
+        help="language of the narration, tables, report and charts: en (default) or zh "
+        f"(简体中文); default: ${ENV} if set, else en. Files for machines "
+        "(summary.json, transcript.jsonl, CSV) do not change",
+    )
+
+
 def _add_secrets_option(parser: argparse.ArgumentParser) -> None:
     """--secrets FILE, the same on every command that runs parties."""
     parser.add_argument(
@@ -229,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv
     try:
         args = build_parser().parse_args(argv)
+        set_language(resolve_language(getattr(args, "lang", None)))
         with _stop_on_termination():
             return _dispatch(args)
     except InputError as exc:
