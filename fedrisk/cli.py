@@ -19,7 +19,8 @@ import warnings
 from pathlib import Path
 
 from fedrisk.errors import InputError, ProtocolError, RunInterrupted, Terminated
-from fedrisk.i18n import ENV, resolve_language, set_language
+from fedrisk.i18n import ENV, N_, resolve_language, using_language
+from fedrisk.i18n import gettext as _
 from fedrisk.version import __version__
 
 
@@ -246,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     verbose = "--verbose" in argv
     try:
         args = build_parser().parse_args(argv)
-        set_language(resolve_language(getattr(args, "lang", None)))
-        with _stop_on_termination():
-            return _dispatch(args)
+        # the language for this command only: an in-process caller gets its own back
+        with using_language(resolve_language(getattr(args, "lang", None))):
+            with _stop_on_termination():
+                return _dispatch(args)
     except InputError as exc:
         for line in str(exc).splitlines():  # a scenario's problems: one line each
             print(f"fedrisk: error: {line}", file=sys.stderr)
@@ -374,7 +376,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             show_progress=not args.quiet,
             verbose=args.verbose,
         )
-        _print_result(outcome.summary, outcome.out_dir, quiet=args.quiet)
+        print_run_result(outcome.summary, outcome.out_dir, quiet=args.quiet)
         _print_warnings(outcome.summary)
         return 0
     if args.scenario is None:
@@ -407,7 +409,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         deployment=deployment,
         secrets=secrets,
     )
-    _print_result(outcome.summary, outcome.out_dir, quiet=args.quiet)
+    print_run_result(outcome.summary, outcome.out_dir, quiet=args.quiet)
     _print_warnings(outcome.summary)
     return 0
 
@@ -425,13 +427,23 @@ def _cmd_score(args: argparse.Namespace) -> int:
     )
     s = result.summary
     if not args.quiet:
-        found = ", ".join(f"{k} holds {v:,}" for k, v in s["found"].items())
+        found = ", ".join(
+            _("{party} holds {n}").format(party=k, n=f"{v:,}") for k, v in s["found"].items()
+        )
         print(
-            f"{s['applicants']:,} applicants scored: {s['scored_jointly']:,} by the joint "
-            f"model, {s['fallback']:,} by the fallback ({s['fallback_model'].split(':')[0]}; "
-            f"{found}). "
-            f"{s['cost']['bytes_sent']:,} bytes, {s['cost']['wall_s']:.1f} s. "
-            f"Scores in {result.out}"
+            _(
+                "{applicants} applicants scored: {joint} by the joint model, {fallback} by "
+                "the fallback ({model}; {found}). {bytes} bytes, {seconds} s. Scores in {out}"
+            ).format(
+                applicants=f"{s['applicants']:,}",
+                joint=f"{s['scored_jointly']:,}",
+                fallback=f"{s['fallback']:,}",
+                model=s["fallback_model"].split(":")[0],
+                found=found,
+                bytes=f"{s['cost']['bytes_sent']:,}",
+                seconds=f"{s['cost']['wall_s']:.1f}",
+                out=result.out,
+            )
         )
     return 0
 
@@ -500,9 +512,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"sweep of {name}")
-        for col in ("point", "seed", "ε", "z", "AUC", "attack AUC", "bound"):
-            table.add_column(col, justify="left" if col == "point" else "right")
+        table = Table(title=_("sweep of {name}").format(name=name))
+        for i, col in enumerate(
+            (_("point"), _("seed"), "ε", "z", "AUC", _("attack AUC"), _("bound"))
+        ):
+            table.add_column(col, justify="left" if i == 0 else "right")
         for r in result["rows"]:
             bound = r["membership_auc_bound"]
             table.add_row(
@@ -515,26 +529,37 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 "-" if bound is None else f"{bound:.3f}",
             )
         Console().print(table)
-        Console().print(f"Results in [bold]{out}[/bold] (sweep.csv, sweep.png, points/)")
+        Console().print(
+            _("Results in [bold]{out}[/bold] (sweep.csv, sweep.png, points/)").format(out=out)
+        )
     else:
         print(out)  # --quiet: only where the results are, as for run
     return 0
 
 
-def _print_result(summary: dict, out: Path, *, quiet: bool = False) -> None:
+#: the run kinds a summary names, marked for the catalogs (shown through _ below)
+RUN_KINDS = (N_("horizontal"), N_("vertical"))
+
+
+def print_run_result(summary: dict, out: Path, *, quiet: bool = False) -> None:
     if quiet:  # still say where the results are: the one line scripts need
         print(out)
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{summary['scenario']} ({summary['kind']}, {summary['engine']})")
+    table = Table(
+        title=_("{scenario} ({kind}, {engine})").format(
+            scenario=summary["scenario"], kind=_(summary["kind"]), engine=summary["engine"]
+        )
+    )
     cols = ("auc", "ks", "gini", "log_loss", "mean_pd", "brier")
     # the bootstrap interval of the test AUC, where summary.json has one
     interval = "auc_low" in summary["federated"]
-    for col in ("model", "AUC", *(("AUC 95% CI",) if interval else ()), "KS", "Gini"):
-        table.add_column(col, justify="right" if col != "model" else "left")
-    for col in ("log loss", "mean PD", "Brier"):
+    table.add_column(_("model"), justify="left")
+    for col in ("AUC", *((_("AUC 95% CI"),) if interval else ()), "KS", "Gini"):
+        table.add_column(col, justify="right")
+    for col in (_("log loss"), _("mean PD"), "Brier"):
         table.add_column(col, justify="right")
 
     def row(name: str, m: dict) -> None:
@@ -545,32 +570,39 @@ def _print_result(summary: dict, out: Path, *, quiet: bool = False) -> None:
             cells.insert(1, "-" if low is None else f"{low:.3f}–{high:.3f}")
         table.add_row(name, *cells)
 
-    row("federated", summary["federated"])
-    row("centralised (pooled, idealised)", summary["centralised"])
+    row(_("federated"), summary["federated"])
+    row(_("centralised (pooled, idealised)"), summary["centralised"])
     if "reference" in summary:
-        row("reference (pooled, converged)", summary["reference"])
+        row(_("reference (pooled, converged)"), summary["reference"])
     for name, m in summary["local_only"].items():
-        row(f"{name} alone", m)
+        row(_("{party} alone").format(party=name), m)
     console = Console()
     console.print(table)
     if summary.get("observed_default_rate") is not None:
         console.print(
-            f"Observed default rate on the test customers: "
-            f"{summary['observed_default_rate']:.4f} (compare the mean PD column)."
+            _(
+                "Observed default rate on the test customers: {rate} (compare the mean PD column)."
+            ).format(rate=f"{summary['observed_default_rate']:.4f}")
         )
     cost = summary["cost"]
     stop = (summary.get("training") or {}).get("early_stopping") or {}
     if stop.get("stopped"):
-        console.print(f"[yellow]Early stopping:[/yellow] {stop['reason']}")
+        console.print(_("[yellow]Early stopping:[/yellow] {reason}").format(reason=stop["reason"]))
     epsilon = _epsilon_line(summary.get("privacy") or {})
     if epsilon:
         console.print(epsilon)
     calibrated = cost.get("calibration_rounds", 0)
+    rounds = _("{n} rounds").format(n=cost["rounds"])
+    if calibrated:
+        rounds = _("{n} rounds + {calibration} calibration rounds").format(
+            n=cost["rounds"], calibration=calibrated
+        )
     console.print(
-        f"{cost['rounds']} rounds"
-        + (f" + {calibrated} calibration rounds" if calibrated else "")
-        + f", {cost['bytes_sent']:,} bytes over the wire, "
-        f"{cost['wall_s']:.1f} s. Results in [bold]{out}[/bold]"
+        _(
+            "{rounds}, {bytes} bytes over the wire, {seconds} s. Results in [bold]{out}[/bold]"
+        ).format(
+            rounds=rounds, bytes=f"{cost['bytes_sent']:,}", seconds=f"{cost['wall_s']:.1f}", out=out
+        )
     )
 
 
@@ -582,12 +614,14 @@ def _epsilon_line(privacy: dict) -> str | None:
     shown = "∞" if privacy.get("epsilon_is_infinite") or eps is None else f"{eps:.3g}"
     unit = privacy.get("unit")
     binding = privacy.get("binding_party")
-    return (
-        f"Differential privacy ({privacy['dp']}): ε = {shown}, δ = {privacy.get('delta'):g}"
-        + (f" per {unit}" if unit else "")
-        + (f", the largest of the parties' budgets ({binding})" if binding else "")
-        + "."
+    line = _("Differential privacy ({dp}): ε = {epsilon}, δ = {delta}").format(
+        dp=privacy["dp"], epsilon=shown, delta=f"{privacy.get('delta'):g}"
     )
+    if unit:
+        line += _(" per {unit}").format(unit=unit)
+    if binding:
+        line += _(", the largest of the parties' budgets ({party})").format(party=binding)
+    return line + _(".")
 
 
 def _print_warnings(summary: dict) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -470,7 +471,9 @@ class Scenario:
         p = Path(path).expanduser()
         if p.is_absolute() or self.source_file.startswith("<"):
             return p
-        return Path(self.source_file).parent / p
+        # lexically, so "../data/x.csv" names the same file before the folder holding
+        # the scenario exists (a run folder's scenario.toml is written after loading)
+        return Path(os.path.normpath(Path(self.source_file).parent / p))
 
     @property
     def calibration_rounds(self) -> int:

@@ -32,7 +32,9 @@ __all__ = [
     "PROBE",
     "chart_font",
     "chart_gettext",
+    "charts_in_chinese",
     "chart_style",
+    "forget_font",
     "has_glyphs",
 ]
 
@@ -114,7 +116,9 @@ def chart_font() -> str | None:
     return None
 
 
-def _charts_in_chinese() -> bool:
+def charts_in_chinese() -> bool:
+    """Whether charts are drawn in Chinese now: the language is Chinese and a font can
+    draw it (without one, the warning is given once)."""
     if language() != "zh":
         return False
     if chart_font() is None:
@@ -128,22 +132,29 @@ def _warn_once() -> None:
     warnings.warn(NO_FONT_WARNING, stacklevel=3)
 
 
+def forget_font() -> None:
+    """Look for the font again, and warn again if there is none (after installing one
+    in a long session, or in tests)."""
+    chart_font.cache_clear()
+    _warn_once.cache_clear()
+
+
 def chart_gettext(message: str) -> str:
     """``message`` translated for a chart: in Chinese only when a CJK font can draw it."""
-    return gettext(message) if _charts_in_chinese() else message
+    return gettext(message) if charts_in_chinese() else message
 
 
 @contextmanager
 def chart_style() -> Iterator[None]:
     """matplotlib settings for the charts drawn inside: with Chinese labels, DejaVu Sans
     first (Latin text unchanged) and the CJK font as per-glyph fallback."""
-    if not _charts_in_chinese():
+    if not charts_in_chinese():
         yield
         return
     import matplotlib  # start-up time, as above
 
     family = chart_font()
-    with matplotlib.rc_context(
-        {"font.family": ["sans-serif"], "font.sans-serif": ["DejaVu Sans", family]}
-    ):
+    # the families themselves, not the generic "sans-serif": matplotlib falls back glyph
+    # by glyph only across font.family, and resolves a generic name to its first font
+    with matplotlib.rc_context({"font.family": ["DejaVu Sans", family]}):
         yield

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullLocator, PercentFormatter  # noqa: E402
 
+# chart labels are translated only when a font can draw them (English otherwise)
+from fedrisk.evaluation.fonts import chart_gettext as _  # noqa: E402
+from fedrisk.evaluation.fonts import chart_style  # noqa: E402
+from fedrisk.i18n import N_  # noqa: E402
+
 __all__ = [
     "plot_auc_per_round",
     "plot_calibration",
@@ -34,6 +40,10 @@ __all__ = [
     "plot_privacy_sweep",
     "plot_woe",
     "draw_woe",
+    "run_chart_title",
+    "draw_run_chart",
+    "RUN_CHARTS",
+    "STEPS",
     "woe_figure_height",
     "woe_ticks",
     "WOE_WIDTH",
@@ -48,6 +58,52 @@ __all__ = [
 FIGSIZE = (7.0, 4.5)
 DPI = 120
 
+#: the x axis of an AUC chart: what one point is (translated when drawn)
+STEPS = (N_("round"), N_("epoch"), N_("tree"))
+#: what the charts of a run folder show, after "<scenario>: " in their titles: the AUC
+#: chart per step (the runners pass these), the reliability diagram, the gains curve
+RUN_CHARTS = {
+    "round": N_("federated test AUC per round"),
+    "epoch": N_("joint test AUC per epoch"),
+    "tree": N_("joint test AUC per tree"),
+    "calibration": N_("calibration"),
+    "gains": N_("gains by score decile"),
+}
+
+
+def run_chart_title(scenario: str, what: str) -> str:
+    """A run folder chart's title, "<scenario>: <what>", ``what`` (one of RUN_CHARTS'
+    values) in the chart's language."""
+    return _("{scenario}: {what}").format(scenario=scenario, what=_(what))
+
+
+def draw_run_chart(name: str, data: Mapping, path: Path) -> Path:
+    """One of a run folder's charts (``auc_per_round.png``, ``calibration.png``,
+    ``gains.png``) drawn as the run drew it, from ``data``: ``scenario`` and, for the AUC
+    chart, ``step`` (one of STEPS), ``rounds``, ``auc``, ``centralised_auc``,
+    ``reference_auc``, ``best_local_name``, ``best_local_auc``; for the others ``table``
+    (calibration.json's table). A report draws them again in its own language."""
+    scenario = str(data["scenario"])
+    if name == "auc_per_round.png":
+        return plot_auc_per_round(
+            data["rounds"],
+            data["auc"],
+            path,
+            centralised_auc=data.get("centralised_auc"),
+            reference_auc=data.get("reference_auc"),
+            best_local_auc=data.get("best_local_auc"),
+            best_local_name=data.get("best_local_name"),
+            title=run_chart_title(scenario, RUN_CHARTS[data["step"]]),
+            x_label=data["step"],
+        )
+    if name == "calibration.png":
+        return plot_calibration(
+            data["table"], path, title=run_chart_title(scenario, RUN_CHARTS["calibration"])
+        )
+    if name == "gains.png":
+        return plot_gains(data["table"], path, title=run_chart_title(scenario, RUN_CHARTS["gains"]))
+    raise ValueError(f"{name}: not a chart of a run folder")
+
 
 def _render(path: Path, draw, *args, **kwargs) -> Path:
     """Create a figure, let ``draw(ax, ...)`` fill it, save it as PNG, close it.
@@ -56,15 +112,17 @@ def _render(path: Path, draw, *args, **kwargs) -> Path:
     fails half-way would otherwise leak for the life of the process.
     """
     path = Path(path)
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    try:
-        draw(ax, *args, **kwargs)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # tight_layout rather than bbox_inches="tight": keeps the pixel size fixed.
-        fig.tight_layout()
-        fig.savefig(path, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)
+    # the fonts are looked up while saving: the whole figure's life inside the style
+    with chart_style():
+        fig, ax = plt.subplots(figsize=FIGSIZE)
+        try:
+            draw(ax, *args, **kwargs)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # tight_layout rather than bbox_inches="tight": keeps the pixel size fixed.
+            fig.tight_layout()
+            fig.savefig(path, dpi=DPI, format="png")
+        finally:
+            plt.close(fig)
     return path
 
 
@@ -104,24 +162,28 @@ def draw_auc(
         marker="o",
         markersize=8 if single else 4,
         color="tab:blue",
-        label="federated",
+        label=_("federated"),
     )
     if centralised_auc is not None:
         ax.axhline(
             centralised_auc,
             linestyle="--",
             color="tab:green",
-            label=f"centralised ({centralised_auc:.3f})",
+            label=_("centralised ({auc:.3f})").format(auc=centralised_auc),
         )
     if reference_auc is not None:
         ax.axhline(
             reference_auc,
             linestyle=":",
             color="black",
-            label=f"reference, converged ({reference_auc:.3f})",
+            label=_("reference, converged ({auc:.3f})").format(auc=reference_auc),
         )
     if best_local_auc is not None:
-        who = f"{best_local_name} alone" if best_local_name else "best single party"
+        who = (
+            _("{party} alone").format(party=best_local_name)
+            if best_local_name
+            else _("best single party")
+        )
         ax.axhline(
             best_local_auc, linestyle="--", color="tab:red", label=f"{who} ({best_local_auc:.3f})"
         )
@@ -131,9 +193,9 @@ def draw_auc(
         ax.set_xticks([rounds[0]])
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds are whole numbers
-    ax.set_xlabel(x_label)
-    ax.set_ylabel("test AUC (pooled)")
-    ax.set_title(title or "Federated test AUC per round")
+    ax.set_xlabel(_(x_label))
+    ax.set_ylabel(_("test AUC (pooled)"))
+    ax.set_title(title or _("Federated test AUC per round"))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
 
@@ -156,7 +218,8 @@ def plot_auc_per_round(
     (a converged model on the pooled rows, dotted) and ``best_local_auc`` (the best
     party training alone, labelled ``"<best_local_name> alone"``) are drawn as
     horizontal lines unless ``None``. ``x_label`` names the step: ``"round"``, or
-    ``"epoch"`` for a vertical run.
+    ``"epoch"`` for a vertical run (one of STEPS, given in English: it is translated
+    with the other labels).
     """
     return _render(
         path,
@@ -177,19 +240,19 @@ def plot_auc_per_round(
 
 def _draw_calibration(ax, table: list[dict], title: str):
     _check_table(table, ("mean_predicted", "observed_rate"), "calibration")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label=_("perfect calibration"))
     ax.plot(
         [row["mean_predicted"] for row in table],
         [row["observed_rate"] for row in table],
         marker="o",
         color="tab:blue",
-        label="model",
+        label=_("model"),
     )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("mean predicted default probability")
-    ax.set_ylabel("observed default rate")
-    ax.set_title(title or "Reliability diagram")
+    ax.set_xlabel(_("mean predicted default probability"))
+    ax.set_ylabel(_("observed default rate"))
+    ax.set_title(title or _("Reliability diagram"))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
 
@@ -213,15 +276,15 @@ def _draw_gains(ax, table: list[dict], title: str):
         running += row["n"]
         x.append(100.0 * running / total)
         y.append(row["cum_defaults_pct"])
-    ax.plot([0, 100], [0, 100], linestyle="--", color="grey", label="random")
-    ax.plot(x, y, marker="o", color="tab:blue", label="model")
+    ax.plot([0, 100], [0, 100], linestyle="--", color="grey", label=_("random"))
+    ax.plot(x, y, marker="o", color="tab:blue", label=_("model"))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.xaxis.set_major_formatter(PercentFormatter())
     ax.yaxis.set_major_formatter(PercentFormatter())
-    ax.set_xlabel("population, riskiest first")
-    ax.set_ylabel("defaults captured (cumulative)")
-    ax.set_title(title or "Cumulative gains")
+    ax.set_xlabel(_("population, riskiest first"))
+    ax.set_ylabel(_("defaults captured (cumulative)"))
+    ax.set_title(title or _("Cumulative gains"))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
 
@@ -253,7 +316,7 @@ def draw_importance(
     names = list(shares)
     bars = ax_party.barh(names, [shares[n] for n in names], color=[colour[n] for n in names])
     ax_party.bar_label(bars, labels=[f"{100 * shares[n]:.1f} %" for n in names], padding=3)
-    ax_party.set_title("by party")
+    ax_party.set_title(_("by party"))
     features = sorted(((str(k), float(v)) for k, v in by_feature.items()), key=lambda kv: -kv[1])
     features = features[:top]
     if features:
@@ -265,14 +328,14 @@ def draw_importance(
         )
         ax_feature.bar_label(bars, labels=[f"{100 * v:.1f} %" for _, v in features], padding=3)
     else:
-        ax_feature.text(0.5, 0.5, "no splits", ha="center", va="center")
-    ax_feature.set_title(f"top {len(features)} features (party:column)")
+        ax_feature.text(0.5, 0.5, _("no splits"), ha="center", va="center")
+    ax_feature.set_title(_("top {n} features (party:column)").format(n=len(features)))
     widest = (max(shares.values()), max((v for _, v in features), default=0.0))
     for ax, right in zip((ax_party, ax_feature), widest):
         ax.invert_yaxis()  # the first party, and the largest feature, on top
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
         ax.set_xlim(0, max(right * 1.25, 0.05))  # room for the labels
-        ax.set_xlabel("share of the total split gain")
+        ax.set_xlabel(_("share of the total split gain"))
         ax.grid(True, axis="x", alpha=0.3)
 
 
@@ -289,17 +352,18 @@ def plot_importance(
     coloured as its party. Shares are fractions (0-1) of the gain over the kept trees.
     """
     path = Path(path)
-    fig, (ax_party, ax_feature) = plt.subplots(
-        1, 2, figsize=(11.0, 4.5), gridspec_kw={"width_ratios": [2, 3]}
-    )
-    try:
-        draw_importance(ax_party, ax_feature, by_party, by_feature, top)
-        fig.suptitle(title or "Gain-based importance")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)
+    with chart_style():
+        fig, (ax_party, ax_feature) = plt.subplots(
+            1, 2, figsize=(11.0, 4.5), gridspec_kw={"width_ratios": [2, 3]}
+        )
+        try:
+            draw_importance(ax_party, ax_feature, by_party, by_feature, top)
+            fig.suptitle(title or _("Gain-based importance"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.tight_layout()
+            fig.savefig(path, dpi=DPI, format="png")
+        finally:
+            plt.close(fig)
     return path
 
 
@@ -327,10 +391,10 @@ def woe_ticks(bins: Sequence[Mapping], missing_bin: int | None = -1) -> list[str
     rows = _woe_bins(bins)
     missing = _missing_index(missing_bin, len(rows))
     ticks = []
-    for i, (text, customers, _, _) in enumerate(rows):
-        extra = " (missing values)" if i == missing and "missing" not in text else ""
+    for i, (text, customers, _bad, _woe) in enumerate(rows):
+        extra = _(" (missing values)") if i == missing and "missing" not in text else ""
         wrapped = textwrap.fill(f"{text}{extra}", WOE_LABEL_WIDTH, break_long_words=False)
-        ticks.append(f"{wrapped}\n{customers:,} customers")
+        ticks.append(wrapped + "\n" + _("{n} customers").format(n=f"{customers:,}"))
     return ticks
 
 
@@ -345,7 +409,7 @@ def _woe_layout(fig, ticks: Sequence[str]) -> None:
     """Margins from the labels' length, without tight_layout (which draws the figure once
     more: a report draws a chart per characteristic)."""
     width, height = fig.get_size_inches()
-    longest = max(len(line) for t in ticks for line in t.split("\n"))
+    longest = max(_columns(line) for t in ticks for line in t.split("\n"))
     # DejaVu Sans averages about 0.6 em a character; plus the ticks and a little air
     left = min(0.6 * longest * WOE_FONT / 72 + 0.25, width * 0.45)
     fig.subplots_adjust(
@@ -355,6 +419,12 @@ def _woe_layout(fig, ticks: Sequence[str]) -> None:
         bottom=WOE_BOTTOM / height,
         wspace=WOE_GAP / ((width - left - 0.12 - WOE_GAP) / 2),
     )
+
+
+def _columns(text: str) -> int:
+    """How many character widths ``text`` takes: a Chinese character is about twice as
+    wide as a Latin one."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _woe_bins(bins: Sequence[Mapping]) -> list[tuple[str, int, int, float]]:
@@ -409,7 +479,9 @@ def draw_woe(
         bars[missing_bin].set_edgecolor("#616161")
     ax_woe.bar_label(
         bars,
-        labels=[f"{w:+.2f}".replace("-", "\u2212") if c else "no customers" for _, c, _, w in rows],
+        labels=[
+            f"{w:+.2f}".replace("-", "\u2212") if c else _("no customers") for _n, c, _b, w in rows
+        ],
         padding=3,
         fontsize=WOE_FONT,
     )
@@ -421,16 +493,16 @@ def draw_woe(
     room = max(widest * 1.5, 0.3)  # space for the value labels either side
     ax_woe.set_xlim(-room, room)
     ax_woe.xaxis.set_major_locator(MaxNLocator(nbins=6, symmetric=True))
-    ax_woe.set_xlabel("WOE (> 0: lower risk than average)", fontsize=9)
-    ax_woe.set_title("weight of evidence", fontsize=10)
+    ax_woe.set_xlabel(_("WOE (> 0: lower risk than average)"), fontsize=9)
+    ax_woe.set_title(_("weight of evidence"), fontsize=10)
     ax_woe.grid(True, axis="x", alpha=0.3, zorder=0)
     handles = [
-        Patch(color=WOE_LOWER_RISK, label="lower risk"),
-        Patch(color=WOE_HIGHER_RISK, label="higher risk"),
+        Patch(color=WOE_LOWER_RISK, label=_("lower risk")),
+        Patch(color=WOE_HIGHER_RISK, label=_("higher risk")),
     ]
     if missing_bin is not None:
         handles.append(
-            Patch(facecolor=WOE_MISSING, edgecolor="#616161", hatch="//", label="missing values")
+            Patch(facecolor=WOE_MISSING, edgecolor="#616161", hatch="//", label=_("missing values"))
         )
     box = ax_woe.get_position()
     ax_woe.legend(
@@ -460,11 +532,13 @@ def draw_woe(
         )
     if overall_rate is not None:
         ax_rate.axvline(overall_rate, color="#1d2330", linestyle=":", linewidth=1)
-        ax_rate.set_xlabel(f"dotted: overall {100 * overall_rate:.1f} %", fontsize=WOE_FONT)
+        ax_rate.set_xlabel(
+            _("dotted: overall {rate:.1f} %").format(rate=100 * overall_rate), fontsize=WOE_FONT
+        )
     ax_rate.set_xlim(0, min(1.0, top * 1.45))
     ax_rate.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax_rate.xaxis.set_major_locator(MaxNLocator(nbins=3))
-    ax_rate.set_title("default rate", fontsize=10)
+    ax_rate.set_title(_("default rate"), fontsize=10)
     ax_rate.grid(True, axis="x", alpha=0.3, zorder=0)
     for ax in (ax_woe, ax_rate):
         ax.set_ylim(n - 0.5, -0.5)  # the first bin on top
@@ -487,22 +561,23 @@ def plot_woe(
     bins, missing_bin)) * DPI`` high (taller for more bins or longer labels).
     """
     path = Path(path)
-    ticks = woe_ticks(bins, missing_bin)  # checked before a figure is opened
-    fig, (ax_woe, ax_rate) = plt.subplots(
-        1,
-        2,
-        figsize=(WOE_WIDTH, woe_figure_height(ticks)),
-        sharey=True,
-        gridspec_kw={"width_ratios": [3, 1.3]},
-    )
-    try:
-        _woe_layout(fig, ticks)
-        draw_woe(ax_woe, ax_rate, bins, missing_bin=missing_bin, overall_rate=overall_rate)
-        fig.suptitle(title or "Weight of evidence per bin", fontsize=11, parse_math=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)
+    with chart_style():
+        ticks = woe_ticks(bins, missing_bin)  # checked before a figure is opened
+        fig, (ax_woe, ax_rate) = plt.subplots(
+            1,
+            2,
+            figsize=(WOE_WIDTH, woe_figure_height(ticks)),
+            sharey=True,
+            gridspec_kw={"width_ratios": [3, 1.3]},
+        )
+        try:
+            _woe_layout(fig, ticks)
+            draw_woe(ax_woe, ax_rate, bins, missing_bin=missing_bin, overall_rate=overall_rate)
+            fig.suptitle(title or _("Weight of evidence per bin"), fontsize=11, parse_math=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=DPI, format="png")
+        finally:
+            plt.close(fig)
     return path
 
 
@@ -579,7 +654,7 @@ def sweep_positions(values: Sequence) -> tuple[dict, list[tuple[float, str]], bo
     else:
         top = finite[-1] + max(1.0, (finite[-1] - finite[0]) / 4)
     pos = {v: (float(v) if math.isfinite(v) else top) for v in values}
-    ticks = [(p, "∞\n(no noise)" if not math.isfinite(v) else f"{v:g}") for v, p in pos.items()]
+    ticks = [(p, _("∞\n(no noise)") if not math.isfinite(v) else f"{v:g}") for v, p in pos.items()]
     return pos, ticks, log
 
 
@@ -607,13 +682,23 @@ def plot_privacy_sweep(
     values = list(series["auc"].x)
     pos, ticks, log = sweep_positions(values)
     seeds = max(series["auc"].n, default=1)
-    over_seeds = ", mean over seeds" if seeds > 1 else ""
+    with chart_style():
+        _draw_sweep(
+            series, pos, ticks, log, seeds, path, x_label, centralised_auc, title, reference_auc
+        )
+    return series
+
+
+def _draw_sweep(
+    series, pos, ticks, log, seeds, path, x_label, centralised_auc, title, reference_auc
+) -> None:
+    over_seeds = _(", mean over seeds") if seeds > 1 else ""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.5))
     try:
         drawn = (
-            (ax1, "auc", "federated test AUC", "o-", "tab:blue"),
-            (ax2, "membership_auc", "membership-attack AUC", "o-", "tab:blue"),
-            (ax2, "membership_auc_bound", "upper bound from (ε, δ)", "s--", "tab:red"),
+            (ax1, "auc", _("federated test AUC"), "o-", "tab:blue"),
+            (ax2, "membership_auc", _("membership-attack AUC"), "o-", "tab:blue"),
+            (ax2, "membership_auc_bound", _("upper bound from (ε, δ)"), "s--", "tab:red"),
         )
         for ax, key, label, style, colour in drawn:
             line = series[key]
@@ -627,7 +712,11 @@ def plot_privacy_sweep(
                 style,
                 color=colour,
                 alpha=1.0 if key != "membership_auc_bound" else 0.7,
-                label=f"{label}: mean of {max(line.n)} seeds, band min–max" if many else label,
+                label=_("{label}: mean of {n} seeds, band min–max").format(
+                    label=label, n=max(line.n)
+                )
+                if many
+                else label,
             )
             if many:
                 ax.fill_between(xs, line.low, line.high, color=colour, alpha=0.15, linewidth=0)
@@ -636,18 +725,22 @@ def plot_privacy_sweep(
                 centralised_auc,
                 ls="--",
                 color="tab:green",
-                label=f"centralised, no DP ({centralised_auc:.3f}{over_seeds})",
+                label=_("centralised, no DP ({auc:.3f}{over_seeds})").format(
+                    auc=centralised_auc, over_seeds=over_seeds
+                ),
             )
         if reference_auc is not None:
             ax1.axhline(
                 reference_auc,
                 ls=":",
                 color="black",
-                label=f"reference, converged ({reference_auc:.3f}{over_seeds})",
+                label=_("reference, converged ({auc:.3f}{over_seeds})").format(
+                    auc=reference_auc, over_seeds=over_seeds
+                ),
             )
-        ax1.set_ylabel("AUC on held-out customers")
-        ax2.axhline(0.5, ls=":", color="grey", label="chance (0.5)")
-        ax2.set_ylabel("attack AUC (members vs held-out)")
+        ax1.set_ylabel(_("AUC on held-out customers"))
+        ax2.axhline(0.5, ls=":", color="grey", label=_("chance (0.5)"))
+        ax2.set_ylabel(_("attack AUC (members vs held-out)"))
         for ax in (ax1, ax2):
             if log:
                 ax.set_xscale("log")
@@ -657,10 +750,10 @@ def plot_privacy_sweep(
             ax.set_xticks([p for p, _ in ticks])
             ax.set_xticklabels([t for _, t in ticks])
             ax.legend(loc="best", fontsize=8)
-        fig.suptitle(title or f"{seeds} seed{'s' if seeds > 1 else ''} per point")
+        per_point = _("{n} seeds per point") if seeds > 1 else _("{n} seed per point")
+        fig.suptitle(title or per_point.format(n=seeds))
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=DPI)
     finally:
         plt.close(fig)
-    return series

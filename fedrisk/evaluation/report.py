@@ -25,6 +25,12 @@ their bins appear by number.
 The who-saw-what matrix is built from ``transcript.jsonl``: one row per sender, one
 column per receiver, each cell listing the kinds of message with their total bytes and
 whether the receiver could read them.
+
+The page speaks the language in use (``--lang``, ``FEDRISK_LANG``; see
+:mod:`fedrisk.i18n`): its prose through the "report" catalog, its charts through
+:func:`~fedrisk.evaluation.fonts.chart_gettext`. In Chinese, the three charts the run
+drew (in the run's language) are drawn again from rounds.csv and calibration.json, when
+a font with Chinese glyphs exists.
 """
 
 from __future__ import annotations
@@ -43,8 +49,11 @@ from pathlib import Path
 from typing import Any
 
 from fedrisk.errors import InputError
+from fedrisk.evaluation.fonts import chart_gettext, chart_style
 from fedrisk.evaluation.metrics import PSI_MONITOR, PSI_SHIFT, psi_band
 from fedrisk.files import with_umask_permissions
+from fedrisk.i18n import N_, language, using_language
+from fedrisk.i18n import gettext as _
 
 __all__ = ["render_report", "CONTROL_MESSAGES", "IV_NOTE", "iv_reading"]
 
@@ -68,8 +77,8 @@ METRICS = (
     ("auc", "AUC", True),
     ("ks", "KS", True),
     ("gini", "Gini", True),
-    ("log_loss", "log loss", False),
-    ("mean_pd", "mean PD", None),  # neither: closest to the observed default rate is best
+    ("log_loss", N_("log loss"), False),
+    ("mean_pd", N_("mean PD"), None),  # neither: closest to the observed default rate is best
     ("brier", "Brier", False),
 )
 
@@ -168,6 +177,22 @@ table.iv tr.dropped td { color: var(--muted); }
 footer { margin-top: 3rem; color: var(--muted); font-size: .8rem; }
 """
 
+#: the page's fonts in Chinese: the same Latin fonts, then fonts with Chinese glyphs
+BODY_FONTS = '"Helvetica Neue", Arial, sans-serif;'
+CJK_BODY_FONTS = (
+    '"Helvetica Neue", Arial, "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", '
+    '"Hiragino Sans GB", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif;'
+)
+#: the charts a run folder holds that the page shows, drawn again in its language: the
+#: key of calibration.json each is drawn from (the AUC chart: rounds.csv)
+RUN_CHARTS = {
+    "auc_per_round.png": "rounds",
+    "calibration.png": "calibration",
+    "gains.png": "gains",
+}
+#: the ``lang`` attribute of the page per language
+HTML_LANG = {"en": "en", "zh": "zh-CN"}
+
 # Counts the images that really decoded (complete and non-zero width) once the page has
 # loaded; a headless browser check reads it from the DOM. Harmless for readers.
 IMAGES_LOADED_JS = """
@@ -187,19 +212,22 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 
 # --------------------------------------------------------------------------- entry point
 
 
-def render_report(run_dir: Path, out: Path | None = None) -> Path:
+def render_report(run_dir: Path, out: Path | None = None, lang: str | None = None) -> Path:
     """Write one self-contained HTML report for ``run_dir`` and return its path.
 
-    ``out`` defaults to ``run_dir / "report.html"``. Raises :class:`InputError` when
-    ``run_dir`` is not a run folder (no ``summary.json``) or the report cannot be written.
+    ``out`` defaults to ``run_dir / "report.html"``. ``lang`` ("en", "zh") is the page's
+    language; None keeps the language in use (``--lang`` or ``FEDRISK_LANG``). Raises
+    :class:`InputError` when ``run_dir`` is not a run folder (no ``summary.json``) or the
+    report cannot be written.
     """
-    run_dir = Path(run_dir)
-    summary = _load_summary(run_dir)
-    out = Path(out) if out is not None else run_dir / "report.html"
-    if out.is_dir():
-        raise InputError(f"{out}: is a folder; give --out a file name such as report.html")
-    page = _Report(run_dir, summary, out).html()
-    _write_atomic(out, page)
+    with using_language(lang):
+        run_dir = Path(run_dir)
+        summary = _load_summary(run_dir)
+        out = Path(out) if out is not None else run_dir / "report.html"
+        if out.is_dir():
+            raise InputError(f"{out}: is a folder; give --out a file name such as report.html")
+        page = _Report(run_dir, summary, out).html()
+        _write_atomic(out, page)
     return out
 
 
@@ -339,10 +367,10 @@ def fmt(x: Any, kind: str = "auto") -> str:
     if x is None:
         return "–"
     if isinstance(x, bool):
-        return "yes" if x else "no"
+        return _("yes") if x else _("no")
     if isinstance(x, (list, tuple)):
         if not x:
-            return "none"
+            return _("none")
         return escape(", ".join(fmt(v, kind) if _is_num(v) else str(v) for v in x))
     if not _is_num(x):
         return escape(str(x))
@@ -371,7 +399,7 @@ def fmt(x: Any, kind: str = "auto") -> str:
         if "e" in text:
             text = _natural(float(text))
     elif kind == "psi":
-        return f"{fmt(x, 'metric')} ({escape(psi_reading(x))})"
+        return f"{fmt(x, 'metric')} ({escape(_(psi_reading(x)))})"
     else:
         text = _natural(float(x)) if isinstance(x, float) else f"{x:,}"
     return text.replace("-", MINUS)
@@ -453,36 +481,43 @@ def comparison_value(key: str, value: Any) -> str:
 
 def psi_reading(value: float) -> str:
     """The credit-practice reading of a population stability index (bands of
-    :func:`~fedrisk.evaluation.metrics.psi_band`)."""
+    :func:`~fedrisk.evaluation.metrics.psi_band`), in English: the page translates it."""
     try:
         band = psi_band(value)
     except ValueError:
-        return "not a valid PSI"
+        return N_("not a valid PSI")
     return {
-        "stable": "stable: no significant shift",
-        "monitor": "moderate shift",
-        "shift": "major shift",
+        "stable": N_("stable: no significant shift"),
+        "monitor": N_("moderate shift"),
+        "shift": N_("major shift"),
     }[band]
 
 
-PSI_NOTE = (
-    f"Population stability index (PSI), as read in credit practice: below {PSI_MONITOR:.2f} "
-    f"stable (no significant shift); {PSI_MONITOR:.2f} to {PSI_SHIFT:.2f} a moderate shift; "
-    f"{PSI_SHIFT:.2f} and above a major shift."
+_PSI_BANDS = {"monitor": f"{PSI_MONITOR:.2f}", "shift": f"{PSI_SHIFT:.2f}"}
+_PSI_NOTE = N_(
+    "Population stability index (PSI), as read in credit practice: below {monitor} "
+    "stable (no significant shift); {monitor} to {shift} a moderate shift; "
+    "{shift} and above a major shift."
 )
+PSI_NOTE = _PSI_NOTE.format(**_PSI_BANDS)
+
+
+def psi_note() -> str:
+    """PSI_NOTE in the language in use."""
+    return _(_PSI_NOTE).format(**_PSI_BANDS)
 
 
 #: Siddiqi's reading of a characteristic's information value: (upper bound, reading); an
 #: IV above the last bound is suspicious (see iv_reading)
 IV_BANDS = (
-    (0.02, "not useful"),
-    (0.1, "weak"),
-    (0.3, "medium"),
-    (0.5, "strong"),
+    (0.02, N_("not useful")),
+    (0.1, N_("weak")),
+    (0.3, N_("medium")),
+    (0.5, N_("strong")),
 )
-IV_SUSPICIOUS = "suspicious: too good, check for leakage"
+IV_SUSPICIOUS = N_("suspicious: too good, check for leakage")
 
-IV_NOTE = (
+IV_NOTE = N_(
     "Information value (IV), as read in credit practice (Siddiqi): below 0.02 not useful "
     "for prediction; 0.02 to 0.1 weak; 0.1 to 0.3 medium; 0.3 to 0.5 strong; above 0.5 "
     "suspicious: too good to be true, so check the characteristic is not leaking the "
@@ -492,9 +527,9 @@ IV_NOTE = (
 
 def iv_reading(value: Any) -> str:
     """The credit-practice reading of an information value (bands of IV_BANDS; exactly
-    0.5 is still strong, anything above suspicious)."""
+    0.5 is still strong, anything above suspicious), in English: the page translates it."""
     if not _is_num(value) or math.isnan(value) or value < 0:
-        return "not a valid IV"
+        return N_("not a valid IV")
     for bound, reading in IV_BANDS[:-1]:
         if value < bound:
             return reading
@@ -505,74 +540,105 @@ def iv_reading(value: Any) -> str:
 #: spaces.
 LABELS = {
     # comparison
-    "federated_minus_centralised_auc": "AUC, federated − centralised",
-    "federated_minus_reference_auc": "AUC, federated − reference",
-    "federated_minus_mean_local_auc": "AUC, federated − mean of the parties alone",
-    "federated_minus_label_holder_alone_auc": "AUC, joint model − label holder alone",
-    "federated_relative_to_centralised_auc": "AUC, federated relative to centralised",
-    "log_loss_ratio_federated_to_reference": "Log loss, federated ÷ reference",
-    "calibration_gap_pp": "Calibration gap, mean PD − observed default rate",
-    "calibration_warn_above_pp": "Calibration warning when the gap exceeds",
-    "mean_local_auc": "Mean AUC of the parties alone",
-    "best_local_party": "Best party alone",
-    "best_local_auc": "AUC of the best party alone",
-    "psi_federated_vs_centralised_scores": (
+    "federated_minus_centralised_auc": N_("AUC, federated − centralised"),
+    "federated_minus_reference_auc": N_("AUC, federated − reference"),
+    "federated_minus_mean_local_auc": N_("AUC, federated − mean of the parties alone"),
+    "federated_minus_label_holder_alone_auc": N_("AUC, joint model − label holder alone"),
+    "federated_relative_to_centralised_auc": N_("AUC, federated relative to centralised"),
+    "log_loss_ratio_federated_to_reference": N_("Log loss, federated ÷ reference"),
+    "calibration_gap_pp": N_("Calibration gap, mean PD − observed default rate"),
+    "calibration_warn_above_pp": N_("Calibration warning when the gap exceeds"),
+    "mean_local_auc": N_("Mean AUC of the parties alone"),
+    "best_local_party": N_("Best party alone"),
+    "best_local_auc": N_("AUC of the best party alone"),
+    "psi_federated_vs_centralised_scores": N_(
         "Population stability index (PSI), federated vs centralised scores"
     ),
     # privacy
-    "dp": "differential privacy",
-    "epsilon": "ε (privacy loss)",
-    "delta": "δ",
-    "epsilon_is_infinite": "ε is infinite",
-    "target_epsilon": "target ε",
-    "epsilon_planned": "ε planned",
-    "max_epsilon": "ε budget",
-    "clip_norm": "clip norm",
-    "update_range": "update range",
-    "server_sees_individual_updates": "aggregator sees each bank's update",
-    "server_sees_global_model": "aggregator sees the global model",
+    "dp": N_("differential privacy"),
+    "epsilon": N_("ε (privacy loss)"),
+    "delta": N_("δ"),
+    "epsilon_is_infinite": N_("ε is infinite"),
+    "target_epsilon": N_("target ε"),
+    "epsilon_planned": N_("ε planned"),
+    "max_epsilon": N_("ε budget"),
+    "clip_norm": N_("clip norm"),
+    "update_range": N_("update range"),
+    "server_sees_individual_updates": N_("aggregator sees each bank's update"),
+    "server_sees_global_model": N_("aggregator sees the global model"),
     # cost
-    "wall_s": "wall time",
-    "federated_wall_s": "federated training time",
-    "baselines_wall_s": "baselines time",
-    "encryption_s": "encryption time",
-    "decryption_s": "decryption time",
-    "obfuscator_precompute_s": "obfuscator precomputation time",
-    "histogram_wait_s": "histogram wait (the data parties' encrypted sums)",
-    "histogram_rows": "rows summed into histograms",
-    "trees": "trees grown",
-    "bytes_sent": "bytes sent",
-    "setup_bytes": "setup bytes (round 0)",
-    "max_rounds": "rounds allowed",
-    "messages": "messages",
+    "wall_s": N_("wall time"),
+    "federated_wall_s": N_("federated training time"),
+    "baselines_wall_s": N_("baselines time"),
+    "encryption_s": N_("encryption time"),
+    "decryption_s": N_("decryption time"),
+    "obfuscator_precompute_s": N_("obfuscator precomputation time"),
+    "histogram_wait_s": N_("histogram wait (the data parties' encrypted sums)"),
+    "histogram_rows": N_("rows summed into histograms"),
+    "trees": N_("trees grown"),
+    "bytes_sent": N_("bytes sent"),
+    "setup_bytes": N_("setup bytes (round 0)"),
+    "max_rounds": N_("rounds allowed"),
+    "messages": N_("messages"),
     # faults
-    "straggler_delay_s": "straggler delay",
-    "round_timeout_s": "round timeout",
-    "min_parties": "fewest parties per round",
+    "straggler_delay_s": N_("straggler delay"),
+    "round_timeout_s": N_("round timeout"),
+    "min_parties": N_("fewest parties per round"),
+    # shown in English as the key with spaces; listed so that they are translated
+    "aggregation": N_("aggregation"),
+    "mechanism": N_("mechanism"),
+    "unit": N_("unit"),
+    "randomness": N_("randomness"),
+    "noise_multiplier": N_("noise multiplier"),
+    "sample_rate": N_("sample rate"),
+    "steps": N_("steps"),
+    "accountant": N_("accountant"),
+    "binding_party": N_("binding party"),
+    "key_bits": N_("key bits"),
+    "key_holder": N_("key holder"),
+    "obfuscation": N_("obfuscation"),
+    "alignment": N_("alignment"),
+    "threat_model": N_("threat model"),
+    "who_learns_what": N_("who learns what"),
+    "rounds": N_("rounds"),
+    "epochs": N_("epochs"),
+    "calibration_rounds": N_("calibration rounds"),
+    "encryptions": N_("encryptions"),
+    "decryptions": N_("decryptions"),
+    "binning_bytes": N_("binning bytes"),
+    "binning_wall_s": N_("binning wall time"),
+    "dropout": N_("dropout"),
+    "stragglers": N_("stragglers"),
+    "rounds_completed": N_("rounds completed"),
+    "rounds_without_update": N_("rounds without update"),
+    "asked": N_("asked"),
+    "answered": N_("answered"),
+    "dropped": N_("dropped"),
+    "lost_or_late": N_("lost or late"),
 }
 
 #: Labels for a SecureBoost run's ``boosting`` settings (the Trees section)
 BOOSTING_LABELS = {
-    "trees_grown": "trees grown",
-    "trees_kept": "trees kept",
-    "max_depth": "max depth",
-    "learning_rate": "learning rate (each tree's shrinkage)",
-    "max_bins": "bins per column",
-    "min_child_weight": "min child weight (hessian sum)",
-    "reg_lambda": "L2 penalty on leaf weights (λ)",
-    "subsample": "share of training customers per tree",
-    "early_stopping_rounds": "early stopping rounds (0: off)",
-    "bank_first_tree": "first tree from the bank's columns only",
-    "encrypted": "gradients encrypted (Paillier)",
+    "trees_grown": N_("trees grown"),
+    "trees_kept": N_("trees kept"),
+    "max_depth": N_("max depth"),
+    "learning_rate": N_("learning rate (each tree's shrinkage)"),
+    "max_bins": N_("bins per column"),
+    "min_child_weight": N_("min child weight (hessian sum)"),
+    "reg_lambda": N_("L2 penalty on leaf weights (λ)"),
+    "subsample": N_("share of training customers per tree"),
+    "early_stopping_rounds": N_("early stopping rounds (0: off)"),
+    "bank_first_tree": N_("first tree from the bank's columns only"),
+    "encrypted": N_("gradients encrypted (Paillier)"),
 }
 
 
 def label(key: str) -> str:
     """The human label for a summary.json key (escaped)."""
     if key in LABELS:
-        return escape(LABELS[key])
+        return escape(_(LABELS[key]))
     if key.endswith("_s"):  # seconds
-        return escape(key[:-2].replace("_", " ") + " time")
+        return escape(_("{what} time").format(what=key[:-2].replace("_", " ")))
     return escape(key.replace("_", " "))
 
 
@@ -623,18 +689,20 @@ class _Report:
     def _load_rounds(self) -> tuple[list[dict[str, str]] | None, str | None]:
         path = self.dir / "rounds.csv"
         if not path.is_file():
-            return None, "rounds.csv is missing from the run folder"
+            return None, _("{name} is missing from the run folder").format(name="rounds.csv")
         try:
             with open(path, newline="", encoding="utf-8") as fh:
                 rows = list(csv.DictReader(fh))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            return None, f"rounds.csv could not be read ({_one_line(exc)})"
+            return None, _("{name} could not be read ({error})").format(
+                name="rounds.csv", error=_one_line(exc)
+            )
         return rows, None
 
     def _load_transcript(self) -> tuple[list[dict[str, Any]] | None, str | None]:
         path = self.dir / "transcript.jsonl"
         if not path.is_file():
-            return None, "transcript.jsonl is missing from the run folder"
+            return None, _("{name} is missing from the run folder").format(name="transcript.jsonl")
         rows: list[dict[str, Any]] = []
         try:
             with open(path, encoding="utf-8") as fh:
@@ -646,36 +714,98 @@ class _Report:
                         not isinstance(row, dict)
                         or not {"sender", "receiver", "what"} <= row.keys()
                     ):
-                        return None, (f"transcript.jsonl line {n} lacks sender, receiver or what")
+                        return None, _(
+                            "transcript.jsonl line {n} lacks sender, receiver or what"
+                        ).format(n=n)
                     rows.append(row)
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return None, f"transcript.jsonl could not be read ({_one_line(exc)})"
+            return None, _("{name} could not be read ({error})").format(
+                name="transcript.jsonl", error=_one_line(exc)
+            )
         return rows, None
 
     def _png(self, name: str) -> tuple[bytes | None, str | None]:
         path = self.dir / name
         if not path.is_file():
-            return None, f"{name} is missing from the run folder"
+            return None, _("{name} is missing from the run folder").format(name=name)
         try:
             data = path.read_bytes()
         except OSError as exc:
-            return None, f"{name} could not be read ({_one_line(exc)})"
+            return None, _("{name} could not be read ({error})").format(
+                name=name, error=_one_line(exc)
+            )
         if not data.startswith(PNG_SIGNATURE):
-            return None, f"{name} is not a PNG image"
+            return None, _("{name} is not a PNG image").format(name=name)
         return data, None
 
     def _image(self, name: str, alt: str, caption: str) -> str:
         data, err = self._png(name)
+        if data is not None and name in RUN_CHARTS and language() != "en":
+            # the run drew it in its own language: drawn again in the page's, if it can
+            data = self.redrawn(name) or data
         return missing(err) if data is None else figure(data, alt, caption)
+
+    def redrawn(self, name: str) -> bytes | None:
+        """``name`` (a chart of the run folder) drawn again in the page's language from
+        the run's data, or None: in English, without a font for Chinese, or when the
+        data to draw it from is missing (the run's own chart is shown)."""
+        try:
+            # start-up time: matplotlib loads only when the report draws a chart
+            from fedrisk.evaluation.fonts import charts_in_chinese  # start-up time, as above
+            from fedrisk.evaluation.plots import draw_run_chart  # start-up time, as above
+
+            if not charts_in_chinese():  # no font for Chinese: warned, the run's chart shown
+                return None
+            with tempfile.TemporaryDirectory(prefix="fedrisk-chart-") as tmp:
+                path = draw_run_chart(name, self._chart_data(name), Path(tmp) / name)
+                return path.read_bytes()
+        except Exception:  # a chart must not stop the report: the run's chart is shown
+            return None
+
+    def _chart_data(self, name: str) -> dict[str, Any]:
+        """What the run drew ``name`` from (see plots.draw_run_chart)."""
+        scenario = str(self.s.get("scenario", self.dir.name))
+        if name != "auc_per_round.png":
+            tables, err = self._json("calibration.json")
+            if err is not None:
+                raise ValueError(err)
+            return {"scenario": scenario, "table": tables[RUN_CHARTS[name]]}
+        if self.rounds is None:
+            raise ValueError(self.rounds_error)
+        cmp, local = self._dict("comparison"), self._dict("local_only")
+        if self.kind == "horizontal" and not self.boost:
+            best = (cmp.get("best_local_party"), cmp.get("best_local_auc"))
+        else:  # the label holder alone, as the vertical runners draw it
+            holder = self._dict("data").get("label_holder")
+            alone = local.get(holder) if holder is not None else None
+            best = (holder, alone.get("auc") if isinstance(alone, dict) else None)
+        return {
+            "scenario": scenario,
+            "step": self.x_label(),
+            "rounds": [int(r["round"]) for r in self.rounds],
+            "auc": [float(r.get("auc") or "nan") for r in self.rounds],
+            "centralised_auc": self._dict("centralised").get("auc"),
+            "reference_auc": None if self.boost else self._dict("reference").get("auc"),
+            "best_local_name": best[0],
+            "best_local_auc": best[1],
+        }
+
+    def x_label(self) -> str:
+        """What one point of the AUC chart is: a round, an epoch or a tree (English)."""
+        if self.boost:
+            return "tree"
+        return "epoch" if self.kind == "vertical" else "round"
 
     def _json(self, name: str) -> tuple[Any, str | None]:
         path = self.dir / name
         if not path.is_file():
-            return None, f"{name} is missing from the run folder"
+            return None, _("{name} is missing from the run folder").format(name=name)
         try:
             return json.loads(path.read_text(encoding="utf-8")), None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return None, f"{name} could not be read ({_one_line(exc)})"
+            return None, _("{name} could not be read ({error})").format(
+                name=name, error=_one_line(exc)
+            )
 
     def _model_importance(self) -> dict[str, Any] | None:
         """Every party's per-column importance from ``model/importance.json`` (the
@@ -693,7 +823,11 @@ class _Report:
 
     # --- the page ---------------------------------------------------------------------
     def html(self) -> str:
-        title = f"fedrisk report: {self.s.get('scenario', self.dir.name)}"
+        title = _("fedrisk report: {scenario}").format(
+            scenario=self.s.get("scenario", self.dir.name)
+        )
+        lang = language()
+        css = CSS if lang == "en" else CSS.replace(BODY_FONTS, CJK_BODY_FONTS, 1)
         sections = [
             self.header(),
             self.metrics(),
@@ -706,14 +840,19 @@ class _Report:
             self.appendix(),
         ]
         return (
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<!DOCTYPE html>\n<html lang="{HTML_LANG.get(lang, lang)}">\n<head>\n'
+            '<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n"
+            f"<title>{escape(title)}</title>\n<style>{css}</style>\n"
             f"<script>{IMAGES_LOADED_JS}</script>\n</head>\n<body>\n"
             + "\n".join(sections)
-            + f"\n<footer>Written by fedrisk report from {escape(str(self.dir))}. "
-            "Self-contained: every chart is embedded; nothing is loaded from the network. "
+            + "\n<footer>"
+            + _(
+                "Written by fedrisk report from {folder}. Self-contained: every chart is "
+                "embedded; nothing is loaded from the network."
+            ).format(folder=escape(str(self.dir)))
+            + " "
             + escape(self.access_note())
             + "</footer>\n</body>\n</html>\n"
         )
@@ -725,7 +864,7 @@ class _Report:
 
     def access_note(self) -> str:
         """Who may read the report, and what sharing it shares."""
-        return (
+        return _(
             "This report is one self-contained file with the permissions your umask gives "
             "any file you make. Sharing it shares what it shows about each party: its rows, "
             "default rate and metrics, and a record (kind, size, protection) of every "
@@ -740,19 +879,19 @@ class _Report:
         name = s.get("scenario")
         desc = s.get("description")
         meta = [
-            ("kind", s.get("kind")),
-            *([("model", s["model"])] if s.get("model") is not None else []),
-            ("engine", s.get("engine")),
-            ("seed", s.get("seed")),
-            ("fedrisk version", s.get("fedrisk_version")),
+            (_("kind"), s.get("kind")),
+            *([(_("model"), s["model"])] if s.get("model") is not None else []),
+            (_("engine"), s.get("engine")),
+            (_("seed"), s.get("seed")),
+            (_("fedrisk version"), s.get("fedrisk_version")),
         ]
         data = self._dict("data")
         if data.get("source") is not None:
-            meta.append(("data", data.get("source")))
+            meta.append((_("data"), data.get("source")))
         if data.get("train_rows") is not None:
             meta.append(
                 (
-                    "train / test rows",
+                    _("train / test rows"),
                     _Html(f"{fmt(data.get('train_rows'))} / {fmt(data.get('test_rows'))}"),
                 )
             )
@@ -760,9 +899,9 @@ class _Report:
             part = escape(str(data["partition"]))
             if data.get("alpha") is not None:
                 part += f" (α = {fmt(data['alpha'])})"
-            meta.append(("partition", _Html(part)))
+            meta.append((_("partition"), _Html(part)))
         if self.kind == "vertical" and data.get("label_holder") is not None:
-            meta.append(("label holder", data["label_holder"]))
+            meta.append((_("label holder"), data["label_holder"]))
         spans = "".join(
             f"<span><b>{escape(k)}</b>{v if isinstance(v, _Html) else fmt(v)}</span>"
             for k, v in meta
@@ -773,52 +912,69 @@ class _Report:
             + (
                 f'<p class="lead">{escape(str(desc))}</p>'
                 if desc
-                else '<p class="lead note">(no description)</p>'
+                else '<p class="lead note">' + _("(no description)") + "</p>"
             )
             + f'<div class="meta">{spans}</div>'
-            + (missing("summary.json lacks: " + ", ".join(lacks)) if lacks else "")
+            + (
+                missing(_("summary.json lacks: {keys}").format(keys=", ".join(lacks)))
+                if lacks
+                else ""
+            )
             + "</header>"
         )
 
     # 2. metrics
     def metrics(self) -> str:
-        head = '<section id="metrics">' + self.h2("Model quality on the held-out test rows")
+        head = '<section id="metrics">' + self.h2(_("Model quality on the held-out test rows"))
         central = self.s.get("centralised") if isinstance(self.s.get("centralised"), dict) else None
         rows: list[tuple[str, str, Any]] = []
         if isinstance(self.s.get("federated"), dict):
-            rows.append(("federated", "fed", self.s["federated"]))
+            rows.append((_("federated"), "fed", self.s["federated"]))
         if central is not None:
             rows.append((self.central_name(), "", central))
         reference = {} if self.boost else self._dict("reference")
         if reference:
-            fitted = "converged" if reference.get("converged", True) else "NOT converged"
-            rows.append((f"reference (pooled data, {fitted}, scikit-learn)", "", reference))
+            fitted = _("converged") if reference.get("converged", True) else _("NOT converged")
+            rows.append(
+                (
+                    _("reference (pooled data, {fitted}, scikit-learn)").format(fitted=fitted),
+                    "",
+                    reference,
+                )
+            )
         local = self._dict("local_only")
         for party, m in local.items():
             if isinstance(m, dict):
-                rows.append((f"{party} alone (local only)", "", m))
+                rows.append((_("{party} alone (local only)").format(party=party), "", m))
         if not rows:
             return (
                 head
-                + missing("summary.json has no federated, centralised or local_only metrics")
+                + missing(_("summary.json has no federated, centralised or local_only metrics"))
                 + "</section>"
             )
-        cols = "".join(f"<th>{escape(lbl)}</th>" for _, lbl, _ in METRICS)
+        cols = "".join(f"<th>{escape(_(lbl))}</th>" for _key, lbl, _better in METRICS)
         observed = self.s.get("observed_default_rate")
         body = []
         for name, cls, m in rows:
             cells = []
-            for key, _, _higher_better in METRICS:
+            for key, _label, _higher_better in METRICS:
                 v = m.get(key)
                 cell = fmt(v, "metric")
                 if key == "auc" and _is_num(m.get("auc_low")) and _is_num(m.get("auc_high")):
                     cell += (
-                        f'<span class="ci">95 % CI {fmt(m["auc_low"], "metric")}–'
-                        f"{fmt(m['auc_high'], 'metric')}</span>"
+                        '<span class="ci">'
+                        + _("95 % CI {low}–{high}").format(
+                            low=fmt(m["auc_low"], "metric"), high=fmt(m["auc_high"], "metric")
+                        )
+                        + "</span>"
                     )
                 if key == "mean_pd" and _is_num(v) and _is_num(observed):
                     # calibration-in-the-large: against what happened, not another model
-                    cell += f'<span class="gap">{fmt(v - observed, "signed")} vs observed</span>'
+                    cell += (
+                        '<span class="gap">'
+                        + _("{gap} vs observed").format(gap=fmt(v - observed, "signed"))
+                        + "</span>"
+                    )
                 elif (
                     central is not None
                     and m is not central
@@ -826,7 +982,9 @@ class _Report:
                     and _is_num(central.get(key))
                 ):
                     cell += (
-                        f'<span class="gap">{fmt(v - central[key], "signed")} vs centralised</span>'
+                        '<span class="gap">'
+                        + _("{gap} vs centralised").format(gap=fmt(v - central[key], "signed"))
+                        + "</span>"
                     )
                 cells.append(f"<td>{cell}</td>")
             body.append(
@@ -835,45 +993,59 @@ class _Report:
         notes = []
         if _is_num(observed):
             notes.append(
-                f'<p class="note">Observed default rate on the test customers: '
-                f"<b>{fmt(observed, 'metric')}</b>. A model's mean PD should be close to it "
-                "(calibration-in-the-large).</p>"
+                '<p class="note">'
+                + _(
+                    "Observed default rate on the test customers: <b>{rate}</b>. A model's "
+                    "mean PD should be close to it (calibration-in-the-large)."
+                ).format(rate=fmt(observed, "metric"))
+                + "</p>"
             )
         warnings = self.s.get("warnings")
         for warning in warnings if isinstance(warnings, list) else ():
-            notes.append(f'<p class="warn"><b>Warning:</b> {escape(str(warning))}</p>')
+            notes.append('<p class="warn"><b>' + _("Warning:") + f"</b> {escape(str(warning))}</p>")
         if central is None:
-            notes.append(missing("summary.json has no centralised metrics: no gaps shown"))
+            notes.append(missing(_("summary.json has no centralised metrics: no gaps shown")))
         if not local:
-            notes.append(missing("summary.json has no local_only metrics"))
+            notes.append(missing(_("summary.json has no local_only metrics")))
         cmp = self._dict("comparison")
         extra = [(label(k), comparison_value(k, v)) for k, v in cmp.items()]
         if self.boost:
             how = central.get("model") if central is not None else None
             baselines = (
-                "Gaps are the row minus centralised boosting, grown on every party's "
-                "columns pooled in one place"
-                + (f" ({escape(str(how))})" if how else "")
-                + ". The bank alone grows the same boosting on its own columns.</p>"
+                _(
+                    "Gaps are the row minus centralised boosting, grown on every party's "
+                    "columns pooled in one place{how}. The bank alone grows the same "
+                    "boosting on its own columns."
+                ).format(how=f" ({escape(str(how))})" if how else "")
+                + "</p>"
             )
         else:
             baselines = (
-                "Gaps are the row minus the "
-                "centralised model, which pools every party's rows and trains with the "
-                "federated run's optimiser and budget; the reference pools them too and is "
-                "fitted to convergence (what is reachable with all data in one place).</p>"
+                _(
+                    "Gaps are the row minus the centralised model, which pools every party's "
+                    "rows and trains with the federated run's optimiser and budget; the "
+                    "reference pools them too and is fitted to convergence (what is reachable "
+                    "with all data in one place)."
+                )
+                + "</p>"
             )
         return (
             head
-            + f'<table><tr><th class="l">model</th>{cols}</tr>{"".join(body)}</table>'
-            + '<p class="note">AUC, KS and Gini: higher is better. Log loss and Brier: '
-            "lower is better. Mean PD: the mean predicted probability of default, best "
-            "when closest to the observed default rate. "
+            + '<table><tr><th class="l">'
+            + _("model")
+            + f"</th>{cols}</tr>{''.join(body)}</table>"
+            + '<p class="note">'
+            + _(
+                "AUC, KS and Gini: higher is better. Log loss and Brier: lower is better. "
+                "Mean PD: the mean predicted probability of default, best when closest to "
+                "the observed default rate."
+            )
+            + " "
             + baselines
             + "".join(notes)
-            + (f"<h3>Comparison</h3>{kv_table(extra)}" if extra else "")
+            + ("<h3>" + _("Comparison") + f"</h3>{kv_table(extra)}" if extra else "")
             + (
-                f'<p class="note">{escape(PSI_NOTE)}</p>'
+                f'<p class="note">{escape(psi_note())}</p>'
                 if any(kind_of(k) == "psi" for k in cmp)
                 else ""
             )
@@ -884,21 +1056,28 @@ class _Report:
     def scorecard(self) -> str:
         out = [
             '<section id="scorecard">'
-            + self.h2("Scorecard: characteristics, weight of evidence and points"),
+            + self.h2(_("Scorecard: characteristics, weight of evidence and points")),
         ]
         b = self._dict("binning")
         how = ""
         if b.get("method") is not None:
-            how = f" ({escape(str(b['method']))} binning"
-            how += f", at most {fmt(b['max_bins'])} regular bins" if "max_bins" in b else ""
-            how += ")"
+            if "max_bins" in b:
+                how = _(" ({method} binning, at most {n} regular bins)").format(
+                    method=escape(str(b["method"])), n=fmt(b["max_bins"])
+                )
+            else:
+                how = _(" ({method} binning)").format(method=escape(str(b["method"])))
         out.append(
-            '<p class="note">A WOE scorecard: every characteristic was binned jointly'
-            f"{how}, with a bin of its own for missing values, from counts summed across "
-            "the parties; each bin's weight of evidence is WOE = ln(share of goods / share "
-            "of defaulters), positive where customers default less than on average. The "
-            "characteristics with enough information value were kept, the logistic model "
-            "was trained on their WOE, and each bin is worth a number of points.</p>"
+            '<p class="note">'
+            + _(
+                "A WOE scorecard: every characteristic was binned jointly{how}, with a bin "
+                "of its own for missing values, from counts summed across the parties; each "
+                "bin's weight of evidence is WOE = ln(share of goods / share of defaulters), "
+                "positive where customers default less than on average. The characteristics "
+                "with enough information value were kept, the logistic model was trained on "
+                "their WOE, and each bin is worth a number of points."
+            ).format(how=how)
+            + "</p>"
         )
         card, err = self._json(WOE_CARD)
         if err is None:
@@ -906,7 +1085,7 @@ class _Report:
         out.append(self.hidden_bins(card if err is None else None))
         out.append(self.iv_table(b))
         if err is not None:
-            out.append(missing(f"no WOE charts or points table: {err}"))
+            out.append(missing(_("no WOE charts or points table: {error}").format(error=err)))
         else:
             out.append(self.woe_charts(card))
             out.append(self.points_table(card))
@@ -917,17 +1096,21 @@ class _Report:
     def _card_error(card: Any) -> str | None:
         """Why scorecard.json is not a per-bin WOE card the report can show (None: it is)."""
         if not isinstance(card, dict):
-            return f"{WOE_CARD} is not a JSON object"
+            return _("{name} is not a JSON object").format(name=WOE_CARD)
         if card.get("format") != WOE_CARD_FORMAT:
-            return f"{WOE_CARD} is not a per-bin WOE scorecard (format {card.get('format')!r})"
+            return _("{name} is not a per-bin WOE scorecard (format {format})").format(
+                name=WOE_CARD, format=repr(card.get("format"))
+            )
         chars = card.get("characteristics")
         if not isinstance(chars, list) or not all(
             isinstance(c, dict) and isinstance(c.get("bins"), list) and c["bins"] for c in chars
         ):
-            return f"{WOE_CARD} lacks characteristics with bins"
+            return _("{name} lacks characteristics with bins").format(name=WOE_CARD)
         keys = ("label", "customers", "defaulters", "woe", "points")
         if not all(isinstance(x, dict) and set(keys) <= x.keys() for c in chars for x in c["bins"]):
-            return f"{WOE_CARD}: a bin lacks one of " + ", ".join(keys)
+            return _("{name}: a bin lacks one of {keys}").format(
+                name=WOE_CARD, keys=", ".join(keys)
+            )
         return None
 
     def hidden_bins(self, card: dict[str, Any] | None) -> str:
@@ -942,23 +1125,29 @@ class _Report:
         if not owners:
             return ""
         files = [f"model/scorecard-{o}.json" for o in owners]
-        one = len(owners) == 1
-        its, it = ("its", "it") if one else ("their", "them")
-        text = (
-            f"The bins of {'the data party' if one else 'the data parties'} {_and(owners)} "
-            f"appear by number only: {its} cut points and categories stay with {it}, in "
-            f"{_and(files)} (owner-only)."
-        )
+        if len(owners) == 1:
+            text = _(
+                "The bins of the data party {owners} appear by number only: its cut points "
+                "and categories stay with it, in {files} (owner-only)."
+            )
+        else:
+            text = _(
+                "The bins of the data parties {owners} appear by number only: their cut "
+                "points and categories stay with them, in {files} (owner-only)."
+            )
+        text = text.format(owners=_and(owners), files=_and(files))
         lacking = [f for f in files if not (self.dir / f).is_file()]
         return f'<p class="note">{escape(text)}</p>' + (
-            missing(", ".join(lacking) + " missing from the run folder") if lacking else ""
+            missing(_("{files} missing from the run folder").format(files=", ".join(lacking)))
+            if lacking
+            else ""
         )
 
     def iv_table(self, b: Mapping[str, Any]) -> str:
-        out = ["<h3>Information value of every characteristic</h3>"]
+        out = ["<h3>" + _("Information value of every characteristic") + "</h3>"]
         chars = b.get("characteristics")
         if not isinstance(chars, list) or not chars:
-            return "".join(out) + missing("summary.json has no binning.characteristics")
+            return "".join(out) + missing(_("summary.json has no binning.characteristics"))
         rows = [c for c in chars if isinstance(c, dict)]
         ranked = sorted(
             rows,
@@ -972,23 +1161,24 @@ class _Report:
         for i, c in enumerate(ranked, 1):
             kept = c.get("selected") is True
             reason = c.get("reason")
-            what = ("kept" if kept else "dropped") + (f": {reason}" if reason else "")
+            what = (_("kept") if kept else _("dropped")) + (f": {reason}" if reason else "")
             body.append(
                 f'<tr class="{"kept" if kept else "dropped"}"><td>{i}</td>'
                 f'<td class="l">{escape(str(c.get("characteristic", "?")))}</td>'
                 f'<td class="l">{fmt(c.get("owner"))}</td><td class="l">{fmt(c.get("kind"))}</td>'
                 f"<td>{fmt(c.get('bins'))}</td><td>{fmt(c.get('iv'), 'metric')}</td>"
-                f'<td class="l">{escape(iv_reading(c.get("iv")))}</td>'
+                f'<td class="l">{escape(_(iv_reading(c.get("iv"))))}</td>'
                 f"<td>{fmt(c.get('stability_index'), 'metric')}</td>"
                 f'<td class="l">{escape(what)}</td></tr>'
             )
         out.append(
-            '<table class="iv"><tr><th>#</th><th class="l">characteristic</th>'
-            '<th class="l">owner</th><th class="l">kind</th><th>bins (with the missing bin)'
-            '</th><th>IV</th><th class="l">reading</th><th>stability index</th>'
-            f'<th class="l">selection</th></tr>{"".join(body)}</table>'
+            '<table class="iv"><tr><th>#</th><th class="l">' + _("characteristic") + "</th>"
+            '<th class="l">' + _("owner") + '</th><th class="l">' + _("kind") + "</th>"
+            "<th>" + _("bins (with the missing bin)") + "</th><th>IV</th>"
+            '<th class="l">' + _("reading") + "</th><th>" + _("stability index") + "</th>"
+            '<th class="l">' + _("selection") + f"</th></tr>{''.join(body)}</table>"
         )
-        out.append(f'<p class="note">{escape(IV_NOTE)}</p>')
+        out.append(f'<p class="note">{escape(_(IV_NOTE))}</p>')
         suspicious = [
             c for c in ranked if _is_num(c.get("iv")) and iv_reading(c["iv"]) == IV_SUSPICIOUS
         ]
@@ -996,13 +1186,22 @@ class _Report:
             names = _and(
                 [f"{c.get('characteristic')} ({fmt(c['iv'], 'metric')})" for c in suspicious]
             )
+            if len(suspicious) == 1:
+                text = _(
+                    "{names} has an IV above 0.5. Make sure it is known when the credit is "
+                    "granted and not derived from the outcome before relying on the scorecard."
+                )
+            else:
+                text = _(
+                    "{names} have IVs above 0.5. Make sure they are known when the credit is "
+                    "granted and not derived from the outcome before relying on the scorecard."
+                )
             out.append(
-                f'<p class="warn"><b>Check for leakage:</b> {escape(names)} '
-                + ("has an IV" if len(suspicious) == 1 else "have IVs")
-                + " above 0.5. Make sure "
-                + ("it is" if len(suspicious) == 1 else "they are")
-                + " known when the credit is granted and not derived from the outcome "
-                "before relying on the scorecard.</p>"
+                '<p class="warn"><b>'
+                + _("Check for leakage:")
+                + "</b> "
+                + text.format(names=escape(names))
+                + "</p>"
             )
         out.append(self.selection_rule(b, rows))
         return "".join(out)
@@ -1010,39 +1209,49 @@ class _Report:
     def selection_rule(self, b: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
         sel = self._dict("selection")
         if not sel:
-            return missing("summary.json has no selection section: the selection rule is unknown")
+            return missing(
+                _("summary.json has no selection section: the selection rule is unknown")
+            )
         kept = sum(1 for c in rows if c.get("selected") is True)
-        rule = (
+        rule = _(
             "<b>Selection rule:</b> a characteristic is kept when its IV is at least "
-            f"selection.min_iv = {fmt(sel.get('min_iv'))} and its stability index is at most "
-            f"selection.max_psi = {fmt(sel.get('max_psi'))}; of those, the "
-            f"selection.max_features = {fmt(sel.get('max_features'))} with the highest IV "
-            f"(ties by name). Kept: {fmt(kept)} of {fmt(len(rows))}."
+            "selection.min_iv = {min_iv} and its stability index is at most "
+            "selection.max_psi = {max_psi}; of those, the selection.max_features = "
+            "{max_features} with the highest IV (ties by name). Kept: {kept} of {total}."
+        ).format(
+            min_iv=fmt(sel.get("min_iv")),
+            max_psi=fmt(sel.get("max_psi")),
+            max_features=fmt(sel.get("max_features")),
+            kept=fmt(kept),
+            total=fmt(len(rows)),
         )
-        stability = (
-            " The stability index is the population stability index of the "
+        stability = " " + _(
+            "The stability index is the population stability index of the "
             "characteristic's bin shares between the training and the held-out customers "
-            f"(below {PSI_MONITOR:.2f} stable, {PSI_MONITOR:.2f} to {PSI_SHIFT:.2f} a "
-            f"moderate shift, above {PSI_SHIFT:.2f} a major one)."
-        )
+            "(below {monitor} stable, {monitor} to {shift} a moderate shift, above {shift} "
+            "a major one)."
+        ).format(**_PSI_BANDS)
         pooled = ""
         diff = b.get("pooled_iv_max_abs_diff")
         if _is_num(diff):
-            pooled = (
-                " Against pooling: the kept characteristics' IVs from the counts summed "
-                "across the parties differ from those of the same bins on the pooled "
-                f"training rows by at most {fmt(diff)}"
-            )
             agree = b.get("bins_agree_with_pooled")
             if isinstance(agree, bool):
-                pooled += "; binning the pooled rows gives " + (
-                    "the same bins" if agree else "different bins"
-                )
-            pooled += "."
+                pooled = _(
+                    "Against pooling: the kept characteristics' IVs from the counts summed "
+                    "across the parties differ from those of the same bins on the pooled "
+                    "training rows by at most {diff}; binning the pooled rows gives {bins}."
+                ).format(diff=fmt(diff), bins=_("the same bins") if agree else _("different bins"))
+            else:
+                pooled = _(
+                    "Against pooling: the kept characteristics' IVs from the counts summed "
+                    "across the parties differ from those of the same bins on the pooled "
+                    "training rows by at most {diff}."
+                ).format(diff=fmt(diff))
+            pooled = " " + pooled
         return f'<p class="note">{rule}{escape(stability + pooled)}</p>'
 
     def woe_charts(self, card: Mapping[str, Any]) -> str:
-        out = ["<h3>Weight of evidence per bin of each kept characteristic</h3>"]
+        out = ["<h3>" + _("Weight of evidence per bin of each kept characteristic") + "</h3>"]
         chars = card["characteristics"]
         ivs = {
             (str(c.get("owner")), str(c.get("characteristic"))): c.get("iv")
@@ -1053,7 +1262,7 @@ class _Report:
             # start-up time: matplotlib loads only when the report draws a chart
             from fedrisk.evaluation.plots import plot_woe  # start-up time, as above
         except Exception as exc:  # a chart must not stop the report
-            return "".join(out) + missing(f"no WOE charts ({_one_line(exc)})")
+            return "".join(out) + missing(_("no WOE charts ({error})").format(error=_one_line(exc)))
         figures = []
         with tempfile.TemporaryDirectory(prefix="fedrisk-woe-") as tmp:
             for i, c in enumerate(chars):
@@ -1077,30 +1286,47 @@ class _Report:
                     data = path.read_bytes()
                 except Exception as exc:  # a chart must not stop the report
                     figures.append(
-                        missing(f"the WOE chart of {name} could not be drawn ({_one_line(exc)})")
+                        missing(
+                            _("the WOE chart of {name} could not be drawn ({error})").format(
+                                name=name, error=_one_line(exc)
+                            )
+                        )
                     )
                     continue
+                if hidden:
+                    caption = _(
+                        "WOE of {name} ({owner}): {customers} training customers in {bins} "
+                        "bins, numbered ({owner} keeps what they are)."
+                    )
+                else:
+                    caption = _(
+                        "WOE of {name} ({owner}): {customers} training customers in {bins} bins."
+                    )
                 figures.append(
                     figure(
                         data,
-                        f"weight of evidence per bin of {name}",
-                        f"WOE of {name} ({owner}): {fmt(customers)} training customers in "
-                        f"{fmt(len(bins))} bins"
-                        + (f", numbered ({owner} keeps what they are)." if hidden else "."),
+                        _("weight of evidence per bin of {name}").format(name=name),
+                        caption.format(
+                            name=name, owner=owner, customers=fmt(customers), bins=fmt(len(bins))
+                        ),
                     )
                 )
         out.append(
-            '<p class="note">One chart per kept characteristic, its bins in the order of '
-            "the points table: each bin's weight of evidence as a bar (green: fewer "
-            "defaulters than on average, red: more, grey hatched: the bin of missing "
-            "values, always the last), its training customers under its label, and on "
-            "the right the bin's default rate against the overall rate (dotted).</p>"
+            '<p class="note">'
+            + _(
+                "One chart per kept characteristic, its bins in the order of the points "
+                "table: each bin's weight of evidence as a bar (green: fewer defaulters than "
+                "on average, red: more, grey hatched: the bin of missing values, always the "
+                "last), its training customers under its label, and on the right the bin's "
+                "default rate against the overall rate (dotted)."
+            )
+            + "</p>"
         )
         out.append('<div class="charts">' + "".join(figures) + "</div>")
         return "".join(out)
 
     def points_table(self, card: Mapping[str, Any]) -> str:
-        out = ["<h3>Points table</h3>"]
+        out = ["<h3>" + _("Points table") + "</h3>"]
         ip = self._dict("scorecard").get("integer_points")
         ip = ip if isinstance(ip, dict) else {}
         base = card.get("base_points", self._dict("scorecard").get("base_points"))
@@ -1113,21 +1339,33 @@ class _Report:
         if _is_num(factor) and _is_num(score) and _is_num(odds) and odds > 0:
             offset = score - factor * math.log(odds)
         rows = [
-            ("base points", f"<b>{fmt(printed)}</b> (exactly {fmt(base)})"),
             (
-                "scaling",
-                f"{fmt(score)} points at good:bad odds of {fmt(odds)}:1; {fmt(pdo)} points "
-                "to double the odds (PDO)",
+                _("base points"),
+                _("<b>{printed}</b> (exactly {base})").format(printed=fmt(printed), base=fmt(base)),
             ),
-            ("factor", f"PDO / ln 2 = {fmt(factor)}"),
-            ("offset", f"{fmt(score)} − factor · ln {fmt(odds)} = {fmt(offset)}"),
-            ("model intercept b", fmt(intercept)),
             (
-                "convention",
-                "points of a bin = −factor · β · WOE, rounded (β: the characteristic's "
-                "coefficient on its WOE); base points = offset − factor · b; a customer's "
-                "score = base points + the points of the bin it falls in, per "
-                "characteristic. Higher scores mean lower risk.",
+                _("scaling"),
+                _(
+                    "{score} points at good:bad odds of {odds}:1; {pdo} points to double the "
+                    "odds (PDO)"
+                ).format(score=fmt(score), odds=fmt(odds), pdo=fmt(pdo)),
+            ),
+            (_("factor"), f"PDO / ln 2 = {fmt(factor)}"),
+            (
+                _("offset"),
+                _("{score} − factor · ln {odds} = {offset}").format(
+                    score=fmt(score), odds=fmt(odds), offset=fmt(offset)
+                ),
+            ),
+            (_("model intercept b"), fmt(intercept)),
+            (
+                _("convention"),
+                _(
+                    "points of a bin = −factor · β · WOE, rounded (β: the characteristic's "
+                    "coefficient on its WOE); base points = offset − factor · b; a customer's "
+                    "score = base points + the points of the bin it falls in, per "
+                    "characteristic. Higher scores mean lower risk."
+                ),
             ),
         ]
         out.append(kv_table(rows))
@@ -1138,7 +1376,11 @@ class _Report:
             pts = [x["points"] for x in c["bins"] if _is_num(x["points"])]
             if low is not None and pts:
                 low, high = low + min(pts), high + max(pts)
-            spread = f", points {fmt(min(pts))} to {fmt(max(pts))}" if pts else ""
+            spread = (
+                _(", points {low} to {high}").format(low=fmt(min(pts)), high=fmt(max(pts)))
+                if pts
+                else ""
+            )
             body.append(
                 f'<tr class="char"><th colspan="7">{escape(name)} <span>({escape(owner)}; '
                 f"β = {fmt(c.get('coefficient'))}{spread})</span></th></tr>"
@@ -1153,67 +1395,94 @@ class _Report:
                     f"<td>{fmt(x['woe'], 'signed')}</td><td><b>{fmt(x['points'])}</b></td></tr>"
                 )
         out.append(
-            '<table class="points"><tr><th>bin</th><th class="l">label</th><th>customers</th>'
-            "<th>defaulters</th><th>default rate</th><th>WOE</th><th>points</th></tr>"
-            + "".join(body)
-            + "</table>"
+            '<table class="points"><tr><th>'
+            + _("bin")
+            + '</th><th class="l">'
+            + _("label")
+            + "</th>"
+            "<th>"
+            + _("customers")
+            + "</th><th>"
+            + _("defaulters")
+            + "</th><th>"
+            + _("default rate")
+            + "</th>"
+            "<th>WOE</th><th>" + _("points") + "</th></tr>" + "".join(body) + "</table>"
         )
-        out.append(
-            '<p class="note">Customers and defaulters are the training customers in each '
-            "bin (summed across the parties); the last bin of every characteristic holds "
-            "missing values. The same rows are in scorecard.csv"
-            + (f"; possible scores run from {fmt(low)} to {fmt(high)}." if low is not None else ".")
-            + "</p>"
+        note = _(
+            "Customers and defaulters are the training customers in each bin (summed across "
+            "the parties); the last bin of every characteristic holds missing values. The "
+            "same rows are in scorecard.csv{scores}"
         )
+        scores = (
+            _("; possible scores run from {low} to {high}.").format(low=fmt(low), high=fmt(high))
+            if low is not None
+            else "."
+        )
+        out.append('<p class="note">' + note.format(scores=scores) + "</p>")
         out.append(self.integer_check(ip))
         return "".join(out)
 
     def integer_check(self, ip: Mapping[str, Any]) -> str:
-        out = ["<h4>Integer points against the model</h4>"]
+        out = ["<h4>" + _("Integer points against the model") + "</h4>"]
         if not ip:
-            return "".join(out) + missing("summary.json has no scorecard.integer_points")
+            return "".join(out) + missing(_("summary.json has no scorecard.integer_points"))
         model_auc = self._dict("federated").get("auc")
         auc = ip.get("auc")
         gap = (
-            f" ({fmt(auc - model_auc, 'signed')} vs the model's {fmt(model_auc, 'metric')})"
+            " "
+            + _("({gap} vs the model's {auc})").format(
+                gap=fmt(auc - model_auc, "signed"), auc=fmt(model_auc, "metric")
+            )
             if _is_num(auc) and _is_num(model_auc)
             else ""
         )
         out.append(
             kv_table(
                 [
-                    ("AUC of the integer score", fmt(auc, "metric") + gap),
+                    (_("AUC of the integer score"), fmt(auc, "metric") + gap),
                     ("KS", fmt(ip.get("ks"), "metric")),
                     ("Gini", fmt(ip.get("gini"), "metric")),
                     (
-                        "Spearman correlation with the model's ranking",
+                        _("Spearman correlation with the model's ranking"),
                         fmt(ip.get("spearman_with_model"), "metric"),
                     ),
                     (
-                        "scores of the held-out customers",
-                        f"{fmt(ip.get('min'))} to {fmt(ip.get('max'))}",
+                        _("scores of the held-out customers"),
+                        _("{low} to {high}").format(
+                            low=fmt(ip.get("min")), high=fmt(ip.get("max"))
+                        ),
                     ),
                 ]
             )
         )
         out.append(
-            '<p class="note">On the held-out customers: rounding every bin\'s points to an '
-            "integer should leave the ranking almost unchanged (Spearman close to 1, AUC "
-            "close to the model's).</p>"
+            '<p class="note">'
+            + _(
+                "On the held-out customers: rounding every bin's points to an integer should "
+                "leave the ranking almost unchanged (Spearman close to 1, AUC close to the "
+                "model's)."
+            )
+            + "</p>"
         )
         return "".join(out)
 
     # 3. AUC per round
     def auc_chart(self) -> str:
-        unit = "epoch" if self.kind == "vertical" else "round"
+        vertical = self.kind == "vertical"
+        caption = _(
+            "Federated test AUC after each {unit}, beside the centralised model, the "
+            "converged reference and the best single party trained alone."
+        )
         return (
             '<section id="auc">'
-            + self.h2(f"Test AUC per {unit}")
+            + self.h2(_("Test AUC per epoch") if vertical else _("Test AUC per round"))
             + self._image(
                 "auc_per_round.png",
-                f"federated test AUC per {unit}",
-                f"Federated test AUC after each {unit}, beside the centralised "
-                "model, the converged reference and the best single party trained alone.",
+                _("federated test AUC per epoch")
+                if vertical
+                else _("federated test AUC per round"),
+                caption.format(unit=_("epoch") if vertical else _("round")),
             )
             + "</section>"
         )
@@ -1221,38 +1490,50 @@ class _Report:
     def central_name(self) -> str:
         """The centralised baseline's row name in the metrics table."""
         if self.boost:
-            return "centralised boosting (pooled columns, scikit-learn)"
-        return "centralised (pooled data, idealised)"
+            return _("centralised boosting (pooled columns, scikit-learn)")
+        return _("centralised (pooled data, idealised)")
 
     # 3, SecureBoost: the trees (in place of the AUC chart)
     def trees(self) -> str:
         b = self._dict("boosting")
         grown, kept = b.get("trees_grown"), b.get("trees_kept")
         out = [
-            '<section id="trees">' + self.h2("Trees"),
-            '<p class="note">Gradient-boosted trees grown jointly (SecureBoost): the bank '
-            "holds the labels and the Paillier key and sends each tree's gradients and "
-            "hessians encrypted; every data party sums them into histograms over its own "
-            "binned columns and keeps its thresholds.</p>",
-            "<h3>Trees grown and boosting settings</h3>",
+            '<section id="trees">' + self.h2(_("Trees")),
+            '<p class="note">'
+            + _(
+                "Gradient-boosted trees grown jointly (SecureBoost): the bank holds the "
+                "labels and the Paillier key and sends each tree's gradients and hessians "
+                "encrypted; every data party sums them into histograms over its own binned "
+                "columns and keeps its thresholds."
+            )
+            + "</p>",
+            "<h3>" + _("Trees grown and boosting settings") + "</h3>",
         ]
         if not b:
-            out.append(missing("summary.json has no boosting section"))
+            out.append(missing(_("summary.json has no boosting section")))
         else:
             first = [k for k in ("trees_grown", "trees_kept") if k in b]
             rest = [k for k in b if k not in first and k != "validation_log_loss"]
             out.append(
                 kv_table(
-                    (escape(BOOSTING_LABELS.get(k, k.replace("_", " "))), fmt_key(k, b[k]))
+                    (
+                        escape(
+                            _(BOOSTING_LABELS[k]) if k in BOOSTING_LABELS else k.replace("_", " ")
+                        ),
+                        fmt_key(k, b[k]),
+                    )
                     for k in first + rest
                 )
             )
             if _is_num(grown) and _is_num(kept) and kept < grown:
                 out.append(
-                    f'<p class="note">Early stopping: the validation log loss was lowest '
-                    f"after tree {fmt(kept)}, so the model keeps the first {fmt(kept)} of "
-                    f"the {fmt(grown)} trees grown; the metrics are those of the kept "
-                    "trees.</p>"
+                    '<p class="note">'
+                    + _(
+                        "Early stopping: the validation log loss was lowest after tree "
+                        "{kept}, so the model keeps the first {kept} of the {grown} trees "
+                        "grown; the metrics are those of the kept trees."
+                    ).format(kept=fmt(kept), grown=fmt(grown))
+                    + "</p>"
                 )
         out.append(self.tree_comparison())
         out.append(self.auc_per_tree(b))
@@ -1261,12 +1542,14 @@ class _Report:
         return "".join(out)
 
     def tree_comparison(self) -> str:
-        out = ["<h3>Federated against centralised boosting and the bank alone</h3>"]
+        out = ["<h3>" + _("Federated against centralised boosting and the bank alone") + "</h3>"]
         central = self._dict("centralised")
-        rows: list[tuple[str, Any]] = [("SecureBoost (federated)", self._dict("federated"))]
+        rows: list[tuple[str, Any]] = [(_("SecureBoost (federated)"), self._dict("federated"))]
         rows.append((self.central_name(), central))
         for party, m in self._dict("local_only").items():
-            rows.append((f"{party} alone (same boosting, its own columns)", m))
+            rows.append(
+                (_("{party} alone (same boosting, its own columns)").format(party=party), m)
+            )
         base = central.get("auc")
         body = []
         for name, m in rows:
@@ -1279,72 +1562,88 @@ class _Report:
                 f"<td>{fmt(diff, 'signed')}</td><td>{signed_pct(rel)}</td></tr>"
             )
         out.append(
-            '<table><tr><th class="l">model</th><th>test AUC</th><th>AUC − centralised'
-            "</th><th>relative to centralised</th></tr>" + "".join(body) + "</table>"
+            '<table><tr><th class="l">' + _("model") + "</th><th>" + _("test AUC") + "</th>"
+            "<th>"
+            + _("AUC − centralised")
+            + "</th><th>"
+            + _("relative to centralised")
+            + "</th></tr>"
+            + "".join(body)
+            + "</table>"
         )
         if not _is_num(base):
-            out.append(missing("summary.json has no centralised AUC: no differences shown"))
+            out.append(missing(_("summary.json has no centralised AUC: no differences shown")))
         out.append(
-            '<p class="note">Relative to centralised: the AUC divided by the centralised '
-            "boosting's AUC, minus 1, as a percent. Centralised boosting sees every "
-            "party's columns in one place with the same trees, depth, bins, learning "
-            "rate and L2 penalty: what the federation can at best reach.</p>"
+            '<p class="note">'
+            + _(
+                "Relative to centralised: the AUC divided by the centralised boosting's AUC, "
+                "minus 1, as a percent. Centralised boosting sees every party's columns in "
+                "one place with the same trees, depth, bins, learning rate and L2 penalty: "
+                "what the federation can at best reach."
+            )
+            + "</p>"
         )
         return "".join(out)
 
     def auc_per_tree(self, b: Mapping[str, Any]) -> str:
         out = [
-            '<h3 id="auc">Test AUC per tree</h3>',
+            '<h3 id="auc">' + _("Test AUC per tree") + "</h3>",
             self._image(
                 "auc_per_round.png",
-                "federated test AUC per tree",
-                "Test AUC of the joint model on the held-out customers after each tree, "
-                "beside centralised boosting and the bank alone (dashed).",
+                _("federated test AUC per tree"),
+                _(
+                    "Test AUC of the joint model on the held-out customers after each tree, "
+                    "beside centralised boosting and the bank alone (dashed)."
+                ),
             ),
         ]
         if self.rounds is None:
-            return "".join(out) + missing(self.rounds_error or "rounds.csv missing")
+            return "".join(out) + missing(self.rounds_error or _("rounds.csv missing"))
         if not self.rounds:
-            return "".join(out) + missing("rounds.csv has no trees")
+            return "".join(out) + missing(_("rounds.csv has no trees"))
         kept = b.get("trees_kept")
         val = b.get("validation_log_loss")
         val = val if isinstance(val, list) and val else None
         cols = (
-            ("auc", "test AUC"),
+            ("auc", _("test AUC")),
             ("ks", "KS"),
             ("gini", "Gini"),
-            ("log_loss", "log loss"),
+            ("log_loss", _("log loss")),
             ("brier", "Brier"),
         )
-        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
-        head += "<th>validation log loss</th>" if val else ""
-        head += "<th>kept</th>" if _is_num(kept) else ""
+        head = "".join(f"<th>{escape(lbl)}</th>" for _key, lbl in cols)
+        head += "<th>" + _("validation log loss") + "</th>" if val else ""
+        head += "<th>" + _("kept") + "</th>" if _is_num(kept) else ""
         body = []
         for r in self.rounds:
             tree = _number(r.get("round"))
             cells = [f"<td>{fmt(tree)}</td>"]
-            cells += [f"<td>{fmt_key(k, r.get(k))}</td>" for k, _ in cols]
+            cells += [f"<td>{fmt_key(k, r.get(k))}</td>" for k, _lbl in cols]
             if val:
                 at = tree - 1 if isinstance(tree, int) and 0 < tree <= len(val) else None
                 cells.append(f"<td>{fmt(val[at] if at is not None else None, 'metric')}</td>")
             if _is_num(kept):
                 cells.append(f"<td>{fmt(isinstance(tree, int) and tree <= kept)}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
-        out.append(f"<table><tr><th>tree</th>{head}</tr>{''.join(body)}</table>")
+        out.append("<table><tr><th>" + _("tree") + f"</th>{head}</tr>{''.join(body)}</table>")
         return "".join(out)
 
     def importance(self, kept: Any) -> str:
-        out = ["<h3>Gain-based importance</h3>"]
+        out = ["<h3>" + _("Gain-based importance") + "</h3>"]
         imp = self._dict("importance")
         by_party = imp.get("by_party")
         if not isinstance(by_party, dict) or not by_party:
-            return "".join(out) + missing("summary.json has no importance.by_party")
+            return "".join(out) + missing(_("summary.json has no importance.by_party"))
         parties = {str(k): v if isinstance(v, dict) else {} for k, v in by_party.items()}
         raw = self._model_importance() or imp.get("by_feature")
         by_feature = raw if isinstance(raw, dict) else {}
         measure = imp.get("measure")
         if measure:
-            out.append(f'<p class="note">Measure: {escape(str(measure))}.</p>')
+            out.append(
+                '<p class="note">'
+                + _("Measure: {measure}.").format(measure=escape(str(measure)))
+                + "</p>"
+            )
         out.append(self.importance_chart(parties, by_feature, kept))
         body = "".join(
             f'<tr><td class="l">{escape(name)}</td><td>{share(v.get("gain_share"))}</td>'
@@ -1352,9 +1651,13 @@ class _Report:
             for name, v in parties.items()
         )
         left = (
-            "<div><h4>By party</h4>"
-            '<table><tr><th class="l">party</th><th>share of the gain</th><th>splits</th>'
-            f"</tr>{body}</table></div>"
+            "<div><h4>" + _("By party") + "</h4>"
+            '<table><tr><th class="l">'
+            + _("party")
+            + "</th><th>"
+            + _("share of the gain")
+            + "</th>"
+            "<th>" + _("splits") + f"</th></tr>{body}</table></div>"
         )
         ranked = sorted(
             ((str(k), v) for k, v in by_feature.items()),
@@ -1366,27 +1669,35 @@ class _Report:
             f'<td class="l">{escape(k.partition(":")[0])}</td><td>{share(v)}</td></tr>'
             for i, (k, v) in enumerate(top, 1)
         )
-        right = ["<div><h4>Top features (party:column)</h4>"]
+        right = ["<div><h4>" + _("Top features (party:column)") + "</h4>"]
         if not by_feature:
-            right.append(missing("summary.json has no importance.by_feature"))
+            right.append(missing(_("summary.json has no importance.by_feature")))
         else:
             right.append(
-                '<table><tr><th>rank</th><th class="l">feature</th><th class="l">party</th>'
-                f"<th>share of the gain</th></tr>{body}</table>"
+                "<table><tr><th>" + _("rank") + '</th><th class="l">' + _("feature") + "</th>"
+                '<th class="l">' + _("party") + "</th><th>" + _("share of the gain") + f"</th></tr>"
+                f"{body}</table>"
             )
             if len(ranked) > len(top):
                 right.append(
-                    f'<p class="note">{fmt(len(ranked) - len(top))} more features made '
-                    "splits, each with a smaller share.</p>"
+                    '<p class="note">'
+                    + _("{n} more features made splits, each with a smaller share.").format(
+                        n=fmt(len(ranked) - len(top))
+                    )
+                    + "</p>"
                 )
         right.append("</div>")
         out.append('<div class="two">' + left + "".join(right) + "</div>")
         out.append(
-            '<p class="note">A data party\'s columns are named here from the run '
-            "folder's <code>model/importance.json</code>, the simulator's view (owner-only, "
-            "not public): summary.json names only the bank's columns, since per-column "
-            "shares of a data party would tell the bank the column behind each of its "
-            "split ids.</p>"
+            '<p class="note">'
+            + _(
+                "A data party's columns are named here from the run folder's "
+                "<code>model/importance.json</code>, the simulator's view (owner-only, not "
+                "public): summary.json names only the bank's columns, since per-column "
+                "shares of a data party would tell the bank the column behind each of its "
+                "split ids."
+            )
+            + "</p>"
         )
         return "".join(out)
 
@@ -1396,10 +1707,14 @@ class _Report:
         """Draw the importance chart next to the report and embed it."""
         shares = {k: v.get("gain_share") for k, v in parties.items()}
         if not all(_is_num(v) for v in shares.values()):
-            return missing("importance.by_party lacks a party's gain_share: no chart")
+            return missing(_("importance.by_party lacks a party's gain_share: no chart"))
         features = {str(k): v for k, v in by_feature.items() if _is_num(v)}
         path = self.out.parent / IMPORTANCE_PNG
-        trees = f" of the {fmt(kept)} kept trees" if _is_num(kept) else ""
+        scenario = self.s.get("scenario", "")
+        if _is_num(kept):  # a chart title: in the chart's language
+            title = chart_gettext(N_("{scenario}: gain-based importance of the {n} kept trees"))
+        else:
+            title = chart_gettext(N_("{scenario}: gain-based importance"))
         try:
             # start-up time: matplotlib loads only when the report draws a chart
             from fedrisk.evaluation.plots import plot_importance  # start-up time, as above
@@ -1408,38 +1723,44 @@ class _Report:
                 shares,
                 features,
                 path,
-                title=f"{self.s.get('scenario', '')}: gain-based importance{trees}",
+                title=title.format(scenario=scenario, n=fmt(kept)),
                 top=TOP_FEATURES,
             )
             data = path.read_bytes()
         except Exception as exc:  # a chart must not stop the report
-            return missing(f"the importance chart could not be drawn ({_one_line(exc)})")
+            return missing(
+                _("the importance chart could not be drawn ({error})").format(error=_one_line(exc))
+            )
         return figure(
             data,
-            "gain-based importance by party and by feature",
-            "Each party's share of the total split gain (left) and the top features "
-            f"(right), coloured by party. Also saved beside this report as {IMPORTANCE_PNG}.",
+            _("gain-based importance by party and by feature"),
+            _(
+                "Each party's share of the total split gain (left) and the top features "
+                "(right), coloured by party. Also saved beside this report as {file}."
+            ).format(file=IMPORTANCE_PNG),
         )
 
     # 4. gains and calibration
     def gains_calibration(self) -> str:
-        out = ['<section id="gains">' + self.h2("Gains by score decile and calibration")]
+        out = ['<section id="gains">' + self.h2(_("Gains by score decile and calibration"))]
         tables, err = self._json("calibration.json")
         if err is not None or not isinstance(tables, dict):
-            out.append(missing(err or "calibration.json is not a JSON object"))
+            out.append(
+                missing(err or _("{name} is not a JSON object").format(name="calibration.json"))
+            )
             tables = {}
         gains, calib = tables.get("gains"), tables.get("calibration")
-        left = ["<div><h3>Gains table (decile 1 = riskiest scores)</h3>"]
+        left = ["<div><h3>" + _("Gains table (decile 1 = riskiest scores)") + "</h3>"]
         left.append(
             self._table(
                 gains,
                 (
-                    ("decile", "decile"),
-                    ("n", "customers"),
-                    ("defaults", "defaults"),
-                    ("default_rate", "default rate"),
-                    ("cum_defaults_pct", "cum. % of defaults"),
-                    ("lift", "lift"),
+                    ("decile", _("decile")),
+                    ("n", _("customers")),
+                    ("defaults", _("defaults")),
+                    ("default_rate", _("default rate")),
+                    ("cum_defaults_pct", _("cum. % of defaults")),
+                    ("lift", _("lift")),
                 ),
                 "gains",
             )
@@ -1451,25 +1772,29 @@ class _Report:
             "<div>",
             self._image(
                 "gains.png",
-                "gains by score decile",
-                "Cumulative share of defaulters caught by decile.",
+                _("gains by score decile"),
+                _("Cumulative share of defaulters caught by decile."),
             ),
             "</div>",
         ]
         out.append('<div class="two">' + "".join(left) + "".join(right) + "</div>")
         left = [
-            "<div><h3>Calibration by score decile (decile 1 = riskiest scores)</h3>",
-            '<p class="note">Predicted against observed default rate, riskiest decile '
-            "first, as in the gains table.</p>",
+            "<div><h3>" + _("Calibration by score decile (decile 1 = riskiest scores)") + "</h3>",
+            '<p class="note">'
+            + _(
+                "Predicted against observed default rate, riskiest decile first, as in the "
+                "gains table."
+            )
+            + "</p>",
         ]
         left.append(
             self._table(
                 riskiest_first(calib),
                 (
-                    ("decile", "decile"),
-                    ("n", "customers"),
-                    ("mean_predicted", "mean predicted"),
-                    ("observed_rate", "observed rate"),
+                    ("decile", _("decile")),
+                    ("n", _("customers")),
+                    ("mean_predicted", _("mean predicted")),
+                    ("observed_rate", _("observed rate")),
                 ),
                 "calibration",
             )
@@ -1481,8 +1806,8 @@ class _Report:
             "<div>",
             self._image(
                 "calibration.png",
-                "calibration plot",
-                "Reliability diagram: points on the diagonal are well calibrated.",
+                _("calibration plot"),
+                _("Reliability diagram: points on the diagonal are well calibrated."),
             ),
             "</div>",
         ]
@@ -1493,12 +1818,13 @@ class _Report:
     @staticmethod
     def _table(rows: Any, cols: tuple[tuple[str, str], ...], what: str) -> str:
         if not isinstance(rows, list) or not rows:
-            return missing(f"calibration.json has no {what} table")
-        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
+            return missing(_("calibration.json has no {what} table").format(what=what))
+        head = "".join(f"<th>{escape(lbl)}</th>" for _key, lbl in cols)
         body = "".join(
             "<tr>"
             + "".join(
-                f"<td>{fmt_key(k, r.get(k)) if isinstance(r, dict) else '–'}</td>" for k, _ in cols
+                f"<td>{fmt_key(k, r.get(k)) if isinstance(r, dict) else '–'}</td>"
+                for k, _lbl in cols
             )
             + "</tr>"
             for r in rows
@@ -1507,10 +1833,10 @@ class _Report:
 
     # 5. privacy
     def privacy(self) -> str:
-        out = ['<section id="privacy">' + self.h2("Privacy")]
+        out = ['<section id="privacy">' + self.h2(_("Privacy"))]
         p = self._dict("privacy")
         if not p:
-            out.append(missing("summary.json has no privacy section"))
+            out.append(missing(_("summary.json has no privacy section")))
         else:
             keys = [k for k in PRIVACY_ORDER if k in p] + [k for k in p if k not in PRIVACY_ORDER]
             flat, nested = [], []
@@ -1519,7 +1845,7 @@ class _Report:
                 if isinstance(v, dict) and v:
                     nested.append((k, v))
                 elif isinstance(v, dict):
-                    flat.append((label(k), "none"))
+                    flat.append((label(k), _("none")))
                 elif isinstance(v, list):
                     if v:
                         flat.append((label(k), "<br>".join(escape(str(x)) for x in v)))
@@ -1528,8 +1854,11 @@ class _Report:
             if p.get("dp") in (None, "none"):
                 flat.append(
                     (
-                        "formal guarantee",
-                        "none: no differential-privacy mechanism ran, so there is no ε to report",
+                        _("formal guarantee"),
+                        _(
+                            "none: no differential-privacy mechanism ran, so there is no ε to "
+                            "report"
+                        ),
                     )
                 )
             out.append(kv_table(flat))
@@ -1544,10 +1873,10 @@ class _Report:
 
     def encryption_costs(self) -> str:
         """SecureBoost: what the Paillier encryption of g and h cost, in time and bytes."""
-        out = ["<h3>What the encryption cost</h3>"]
+        out = ["<h3>" + _("What the encryption cost") + "</h3>"]
         c = self._dict("cost")
         if not c:
-            return "".join(out) + missing("summary.json has no cost section")
+            return "".join(out) + missing(_("summary.json has no cost section"))
         keys = (
             "encryptions",
             "encryption_s",
@@ -1569,57 +1898,74 @@ class _Report:
             for what, (size, n) in sorted(sums.items()):
                 rows.append(
                     (
-                        f"bytes of {escape(what)} (ciphertext)",
-                        f"{fmt(size, 'bytes')} in {fmt(n)} messages",
+                        _("bytes of {what} (ciphertext)").format(what=escape(what)),
+                        _("{size} in {n} messages").format(size=fmt(size, "bytes"), n=fmt(n)),
                     )
                 )
-            ciphertext = sum(size for size, _ in sums.values())
+            ciphertext = sum(size for size, _n in sums.values())
             sent = c.get("bytes_sent")
             rows.append(
                 (
-                    "ciphertext bytes, all",
+                    _("ciphertext bytes, all"),
                     fmt(ciphertext, "bytes")
-                    + (f" ({share(ciphertext / sent)} of the bytes sent)" if sent else ""),
+                    + (
+                        " "
+                        + _("({share} of the bytes sent)").format(share=share(ciphertext / sent))
+                        if sent
+                        else ""
+                    ),
                 )
             )
         if "bytes_sent" in c:
             rows.append((label("bytes_sent"), fmt_key("bytes_sent", c["bytes_sent"])))
         out.append(kv_table(rows))
         if self.transcript is None:
-            out.append(missing(f"no ciphertext bytes: {self.transcript_error}"))
+            out.append(
+                missing(_("no ciphertext bytes: {error}").format(error=self.transcript_error))
+            )
         if lacks:
-            out.append(missing("summary.json cost lacks: " + ", ".join(lacks)))
+            out.append(missing(_("summary.json cost lacks: {keys}").format(keys=", ".join(lacks))))
         out.append(
-            '<p class="note">The bank encrypts every training customer\'s g and h once per '
-            "tree and decrypts the data parties' histogram sums; the histogram wait is the "
-            "time it waited for those encrypted sums.</p>"
+            '<p class="note">'
+            + _(
+                "The bank encrypts every training customer's g and h once per tree and "
+                "decrypts the data parties' histogram sums; the histogram wait is the time it "
+                "waited for those encrypted sums."
+            )
+            + "</p>"
         )
         return "".join(out)
 
     def attacks(self) -> str:
-        out = ["<h3>Attacks</h3>"]
+        out = ["<h3>" + _("Attacks") + "</h3>"]
         a = self.s.get("attacks")
         if not isinstance(a, dict):
-            return "".join(out) + missing("summary.json has no attacks section")
+            return "".join(out) + missing(_("summary.json has no attacks section"))
         if not a and self.boost:
             return "".join(out) + (
-                '<p class="note">No attack is simulated for SecureBoost runs; who learns '
-                "what (above) lists what each party sees.</p>"
+                '<p class="note">'
+                + _(
+                    "No attack is simulated for SecureBoost runs; who learns what (above) "
+                    "lists what each party sees."
+                )
+                + "</p>"
             )
         if not a:
-            return "".join(out) + '<p class="note">No attack was run for this scenario.</p>'
+            return "".join(out) + (
+                '<p class="note">' + _("No attack was run for this scenario.") + "</p>"
+            )
         if "membership_auc" in a:
             bound = a.get("membership_auc_bound")
             out.append(
                 kv_table(
                     [
-                        ("membership inference attack", fmt(a.get("membership_attack"))),
-                        ("attack AUC (0.5 = guessing)", fmt(a.get("membership_auc"), "metric")),
+                        (_("membership inference attack"), fmt(a.get("membership_attack"))),
+                        (_("attack AUC (0.5 = guessing)"), fmt(a.get("membership_auc"), "metric")),
                         (
-                            "most any attack could reach under (ε, δ)",
+                            _("most any attack could reach under (ε, δ)"),
                             fmt(bound, "metric")
                             if bound is not None
-                            else "– (no finite ε: no bound)",
+                            else _("– (no finite ε: no bound)"),
                         ),
                     ]
                 )
@@ -1629,8 +1975,8 @@ class _Report:
             out.append(
                 kv_table(
                     [
-                        ("label leakage attacker", fmt(leak.get("attacker"))),
-                        ("attack", fmt(leak.get("attack"))),
+                        (_("label leakage attacker"), fmt(leak.get("attacker"))),
+                        (_("attack"), fmt(leak.get("attack"))),
                     ]
                 )
             )
@@ -1648,14 +1994,17 @@ class _Report:
                     for b in sorted(by, key=key)
                 )
                 out.append(
-                    "<table><tr><th>batch size</th><th>label AUC the attacker "
-                    f"reaches</th></tr>{rows}</table>"
-                    '<p class="note">AUC 1.0: the data party recovers every label from '
-                    "its gradient; 0.5: it learns nothing. Larger batches blur the "
-                    "per-customer signal.</p>"
+                    "<table><tr><th>" + _("batch size") + "</th>"
+                    "<th>" + _("label AUC the attacker reaches") + f"</th></tr>{rows}</table>"
+                    '<p class="note">'
+                    + _(
+                        "AUC 1.0: the data party recovers every label from its gradient; "
+                        "0.5: it learns nothing. Larger batches blur the per-customer signal."
+                    )
+                    + "</p>"
                 )
             else:
-                out.append(missing("attacks.label_leakage has no label_auc_by_batch_size"))
+                out.append(missing(_("attacks.label_leakage has no label_auc_by_batch_size")))
         others = {
             k: v
             for k, v in a.items()
@@ -1667,9 +2016,9 @@ class _Report:
         return "".join(out)
 
     def epsilon_chart(self) -> str:
-        out = ["<h3>ε per round</h3>"]
+        out = ["<h3>" + _("ε per round") + "</h3>"]
         if self.rounds is None:
-            return "".join(out) + missing(f"no ε chart: {self.rounds_error}")
+            return "".join(out) + missing(_("no ε chart: {error}").format(error=self.rounds_error))
         pts = []
         for r in self.rounds:
             try:
@@ -1685,43 +2034,65 @@ class _Report:
             return ""  # no differential privacy is offered with SecureBoost
         if not pts:
             return "".join(out) + (
-                '<p class="note">rounds.csv has no ε values: no '
-                "differential-privacy mechanism ran in this run.</p>"
+                '<p class="note">'
+                + _(
+                    "rounds.csv has no ε values: no differential-privacy mechanism ran in this run."
+                )
+                + "</p>"
             )
         try:
             data = _plot_epsilon(pts, self._dict("privacy"), str(self.s.get("scenario", "")))
         except Exception as exc:  # a chart must not stop the report
-            return "".join(out) + missing(f"the ε chart could not be drawn ({_one_line(exc)})")
+            return "".join(out) + missing(
+                _("the ε chart could not be drawn ({error})").format(error=_one_line(exc))
+            )
         return "".join(out) + figure(
             data,
-            "epsilon per round",
-            "Accounted ε after each round (it only grows: every "
-            "round spends more of the privacy budget).",
+            _("epsilon per round"),
+            _(
+                "Accounted ε after each round (it only grows: every round spends more of the "
+                "privacy budget)."
+            ),
         )
 
     # 6. who saw what
     def who_saw_what(self) -> str:
         out = [
-            '<section id="who-saw-what">' + self.h2("Who saw what"),
-            '<p class="note">Every message that crossed a party boundary, from '
-            "transcript.jsonl. Rows: sender; columns: receiver; each cell says whether "
-            "the receiver could read what it was sent (hover it for the messages). The "
-            "table under the matrix lists every link's messages.</p>",
+            '<section id="who-saw-what">' + self.h2(_("Who saw what")),
+            '<p class="note">'
+            + _(
+                "Every message that crossed a party boundary, from transcript.jsonl. Rows: "
+                "sender; columns: receiver; each cell says whether the receiver could read "
+                "what it was sent (hover it for the messages). The table under the matrix "
+                "lists every link's messages."
+            )
+            + "</p>",
         ]
         if self.transcript is None:
-            return "".join(out) + missing(f"no matrix: {self.transcript_error}") + "</section>"
+            return (
+                "".join(out)
+                + missing(_("no matrix: {error}").format(error=self.transcript_error))
+                + "</section>"
+            )
         if not self.transcript:
-            return "".join(out) + missing("transcript.jsonl holds no messages") + "</section>"
+            return "".join(out) + missing(_("transcript.jsonl holds no messages")) + "</section>"
         if self.kind == "vertical":
             holder = self._dict("data").get("label_holder")
             if holder:
                 key = self._dict("privacy").get("key_holder") == holder
-                out.append(
-                    f'<p class="note">In a vertical run the Flower server is the '
-                    f"label holder, <b>{escape(str(holder))}</b>: it holds the labels"
-                    + (" and the Paillier private key" if key else "")
-                    + " and relays every message between the other parties.</p>"
-                )
+                if key:
+                    text = _(
+                        "In a vertical run the Flower server is the label holder, "
+                        "<b>{holder}</b>: it holds the labels and the Paillier private key and "
+                        "relays every message between the other parties."
+                    )
+                else:
+                    text = _(
+                        "In a vertical run the Flower server is the label holder, "
+                        "<b>{holder}</b>: it holds the labels and relays every message between "
+                        "the other parties."
+                    )
+                out.append('<p class="note">' + text.format(holder=escape(str(holder))) + "</p>")
         aliases, first = {}, ["server"]
         holder = self._dict("data").get("label_holder")
         if self.kind == "vertical" and holder:
@@ -1729,29 +2100,32 @@ class _Report:
             aliases["server"] = f"server = {holder}"
             first.append(str(holder))
         out.append(
-            '<p class="legend"><span style="background:var(--green)">no (green): the '
-            "receiver could read none of it (ciphertext or masked)</span>"
-            '<span style="background:var(--amber)">yes (amber): the receiver could read '
-            "some of it</span>"
-            '<span style="background:var(--grey)">ctl (grey): protocol control only</span>'
-            "</p>"
+            '<p class="legend"><span style="background:var(--green)">'
+            + _("no (green): the receiver could read none of it (ciphertext or masked)")
+            + '</span><span style="background:var(--amber)">'
+            + _("yes (amber): the receiver could read some of it")
+            + '</span><span style="background:var(--grey)">'
+            + _("ctl (grey): protocol control only")
+            + "</span></p>"
         )
         out.append(who_saw_what_matrix(self.transcript, aliases, first))
         out.append(
-            '<p class="note">Control messages ('
-            + escape(", ".join(sorted(CONTROL_MESSAGES)))
-            + ") carry only who-is-who and go-ahead signals; they are listed but do "
-            "not colour a cell.</p>"
+            '<p class="note">'
+            + _(
+                "Control messages ({kinds}) carry only who-is-who and go-ahead signals; they "
+                "are listed but do not colour a cell."
+            ).format(kinds=escape(", ".join(sorted(CONTROL_MESSAGES))))
+            + "</p>"
         )
         out.append("</section>")
         return "".join(out)
 
     # 7. costs
     def costs(self) -> str:
-        out = ['<section id="costs">' + self.h2("Costs")]
+        out = ['<section id="costs">' + self.h2(_("Costs"))]
         c = self._dict("cost")
         if not c:
-            out.append(missing("summary.json has no cost section"))
+            out.append(missing(_("summary.json has no cost section")))
         else:
             rows = []
             for k, v in c.items():
@@ -1760,21 +2134,25 @@ class _Report:
                     continue
                 rows.append((label(k), fmt_key(k, v)))
             if self.transcript:
-                rows.append(("messages in transcript.jsonl", fmt(len(self.transcript))))
+                rows.append((_("messages in transcript.jsonl"), fmt(len(self.transcript))))
             out.append(kv_table(rows))
             if "encryption_s" not in c and "decryption_s" not in c:
                 out.append(
-                    '<p class="note">No encryption or decryption times: this run '
-                    "did not use Paillier encryption.</p>"
+                    '<p class="note">'
+                    + _(
+                        "No encryption or decryption times: this run did not use Paillier "
+                        "encryption."
+                    )
+                    + "</p>"
                 )
         if self.kind == "vertical":
             out.append(self._vertical_costs())
-        out.append(f"<h3>Per {self.unit}</h3>")
+        out.append("<h3>" + (_("Per tree") if self.boost else _("Per round")) + "</h3>")
         out.append(self._per_round(c.get("bytes_per_round")))
         out.append(self._faults())
         dep = self._dict("deployment")
         if dep:
-            out.append("<h3>Deployment Engine</h3>")
+            out.append("<h3>" + _("Deployment Engine") + "</h3>")
             out.append(kv_table([(label(k), fmt_key(k, v)) for k, v in dep.items()]))
         out.append("</section>")
         return "".join(out)
@@ -1784,7 +2162,7 @@ class _Report:
         if not f:
             return ""
         out = [
-            "<h3>Dropouts, stragglers and participation</h3>",
+            "<h3>" + _("Dropouts, stragglers and participation") + "</h3>",
             kv_table(
                 [
                     (label(k), fmt_key(k, v))
@@ -1804,18 +2182,21 @@ class _Report:
                 for k, v in parties.items()
                 if isinstance(v, dict)
             )
-            out.append(f'<table><tr><th class="l">party</th>{head}</tr>{body}</table>')
+            out.append('<table><tr><th class="l">' + _("party") + f"</th>{head}</tr>{body}</table>")
         return "".join(out)
 
     def _vertical_costs(self) -> str:
         d = self._dict("data")
-        out = ["<h3>Alignment (private set intersection)</h3>"]
+        out = ["<h3>" + _("Alignment (private set intersection)") + "</h3>"]
         ids = d.get("ids_per_party")
-        rows = [("aligned customers", fmt(d.get("aligned_customers")))]
+        rows = [(_("aligned customers"), fmt(d.get("aligned_customers")))]
         if isinstance(ids, dict):
-            rows += [(f"ids held by {escape(str(k))}", fmt(v)) for k, v in ids.items()]
+            rows += [
+                (_("ids held by {party}").format(party=escape(str(k))), fmt(v))
+                for k, v in ids.items()
+            ]
         else:
-            out.append(missing("summary.json lacks data.ids_per_party"))
+            out.append(missing(_("summary.json lacks data.ids_per_party")))
         out.append(kv_table(rows))
         parties = d.get("parties")
         if isinstance(parties, dict) and parties:
@@ -1827,12 +2208,17 @@ class _Report:
                 if isinstance(v, dict)
             )
             out.append(
-                '<table><tr><th class="l">party</th><th>rows</th><th>features</th>'
-                f'<th class="l">columns</th></tr>{body}</table>'
+                '<table><tr><th class="l">' + _("party") + "</th><th>" + _("rows") + "</th>"
+                "<th>"
+                + _("features")
+                + '</th><th class="l">'
+                + _("columns")
+                + f"</th></tr>{body}</table>"
             )
         return "".join(out)
 
     def _per_round(self, bytes_per_round: Any) -> str:
+        unit = _("tree") if self.boost else _("round")
         if self.rounds is None:
             if isinstance(bytes_per_round, list) and bytes_per_round:
                 body = "".join(
@@ -1840,48 +2226,62 @@ class _Report:
                     for i, b in enumerate(bytes_per_round, 1)
                 )
                 return (
-                    missing(self.rounds_error or "rounds.csv missing")
-                    + f"<table><tr><th>{self.unit}</th><th>bytes</th></tr>{body}</table>"
+                    missing(self.rounds_error or _("rounds.csv missing"))
+                    + f"<table><tr><th>{unit}</th><th>"
+                    + _("bytes")
+                    + f"</th></tr>{body}</table>"
                 )
-            return missing(self.rounds_error or "rounds.csv missing")
+            return missing(self.rounds_error or _("rounds.csv missing"))
         if not self.rounds:
-            return missing(f"rounds.csv has no {self.unit}s")
+            return missing(
+                _("rounds.csv has no trees") if self.boost else _("rounds.csv has no rounds")
+            )
         cols = (
-            ("round", self.unit),
-            ("auc", "test AUC"),
-            ("n_replies", "replies"),
-            ("bytes", "bytes"),
-            ("wall_s", "wall time"),
+            ("round", unit),
+            ("auc", _("test AUC")),
+            ("n_replies", _("replies")),
+            ("bytes", _("bytes")),
+            ("wall_s", _("wall time")),
             # no differential privacy is offered with SecureBoost
             *(() if self.boost else (("epsilon", "ε"),)),
         )
-        head = "".join(f"<th>{escape(lbl)}</th>" for _, lbl in cols)
+        head = "".join(f"<th>{escape(lbl)}</th>" for _key, lbl in cols)
         body = "".join(
-            "<tr>" + "".join(f"<td>{fmt_key(k, r.get(k))}</td>" for k, _ in cols) + "</tr>"
+            "<tr>" + "".join(f"<td>{fmt_key(k, r.get(k))}</td>" for k, _lbl in cols) + "</tr>"
             for r in self.rounds
         )
         return f"<table><tr>{head}</tr>{body}</table>"
 
     # appendix
     def appendix(self) -> str:
-        out = ['<section id="appendix"><h2>Appendix</h2>']
+        out = ['<section id="appendix"><h2>' + _("Appendix") + "</h2>"]
         path = self.dir / "scenario.toml"
         if path.is_file():
             try:
                 text = path.read_text(encoding="utf-8")
                 out.append(
-                    "<details><summary>scenario.toml (rerun with <code>fedrisk run "
-                    f"scenario.toml</code>)</summary><pre>{escape(text)}</pre>"
-                    "</details>"
+                    "<details><summary>"
+                    + _("scenario.toml (rerun with <code>fedrisk run scenario.toml</code>)")
+                    + f"</summary><pre>{escape(text)}</pre></details>"
                 )
             except (OSError, UnicodeDecodeError) as exc:
-                out.append(missing(f"scenario.toml could not be read ({_one_line(exc)})"))
+                out.append(
+                    missing(
+                        _("{name} could not be read ({error})").format(
+                            name="scenario.toml", error=_one_line(exc)
+                        )
+                    )
+                )
         else:
-            out.append(missing("scenario.toml is missing from the run folder"))
+            out.append(
+                missing(_("{name} is missing from the run folder").format(name="scenario.toml"))
+            )
         if self.kind == "horizontal":
             model, err = self._json("model.json")
             if err is not None or not isinstance(model, dict):
-                out.append(missing(err or "model.json is not a JSON object"))
+                out.append(
+                    missing(err or _("{name} is not a JSON object").format(name="model.json"))
+                )
             else:
                 names, weights = model.get("feature_names"), model.get("weights")
                 if isinstance(names, list) and isinstance(weights, list):
@@ -1893,20 +2293,30 @@ class _Report:
                         for n, w in pairs
                     )
                     out.append(
-                        "<details><summary>final model (model.json): "
+                        "<details><summary>"
                         + (
-                            "coefficients on each characteristic's WOE"
+                            _(
+                                "final model (model.json): coefficients on each "
+                                "characteristic's WOE, largest first"
+                            )
                             if self.woe
-                            else "weights on z-scored features"
+                            else _(
+                                "final model (model.json): weights on z-scored features, "
+                                "largest first"
+                            )
                         )
-                        + ", largest first</summary><table>"
-                        '<tr><th class="l">feature</th><th>weight</th></tr>'
-                        f'{body}<tr><td class="l">intercept</td>'
+                        + "</summary><table>"
+                        '<tr><th class="l">'
+                        + _("feature")
+                        + "</th><th>"
+                        + _("weight")
+                        + f"</th></tr>"
+                        f'{body}<tr><td class="l">' + _("intercept") + f"</td>"
                         f"<td>{fmt(model.get('intercept'))}</td></tr></table>"
                         "</details>"
                     )
                 else:
-                    out.append(missing("model.json lacks feature_names or weights"))
+                    out.append(missing(_("model.json lacks feature_names or weights")))
         elif self.boost:
             out.append(self.model_folder())
         out.append("</section>")
@@ -1916,7 +2326,7 @@ class _Report:
         """SecureBoost: the trees (model/trees.json) and each party's part."""
         trees, err = self._json("model/trees.json")
         if err is not None or not isinstance(trees, dict):
-            return missing(err or "model/trees.json is not a JSON object")
+            return missing(err or _("{name} is not a JSON object").format(name="model/trees.json"))
         sources = trees.get("sources")
         sources = [str(x) for x in sources] if isinstance(sources, list) else []
         rows = []
@@ -1931,24 +2341,39 @@ class _Report:
             else:
                 rows.append(
                     f'<tr><td class="l">{escape(name)}</td><td>–</td>'
-                    f'<td class="l">{escape(err or f"model/{name}.json lacks splits")}</td></tr>'
+                    f'<td class="l">'
+                    f"{escape(err or _('{name} lacks splits').format(name=f'model/{name}.json'))}"
+                    "</td></tr>"
                 )
         return (
-            "<details><summary>the model (model/): trees.json holds the trees (which "
-            "party and split id decides each node, and the leaf values); each party's "
-            "file holds its own splits (column and threshold)</summary>"
+            "<details><summary>"
+            + _(
+                "the model (model/): trees.json holds the trees (which party and split id "
+                "decides each node, and the leaf values); each party's file holds its own "
+                "splits (column and threshold)"
+            )
+            + "</summary>"
             + kv_table(
                 [
-                    ("format", fmt(trees.get("format"))),
-                    ("label holder", fmt(trees.get("label_holder"))),
-                    ("trees kept", fmt(trees.get("trees_kept"))),
-                    ("base score (log-odds)", fmt(trees.get("base_score"))),
+                    (_("format"), fmt(trees.get("format"))),
+                    (_("label holder"), fmt(trees.get("label_holder"))),
+                    (_("trees kept"), fmt(trees.get("trees_kept"))),
+                    (_("base score (log-odds)"), fmt(trees.get("base_score"))),
                 ]
             )
-            + '<table><tr><th class="l">party</th><th>distinct splits used</th><th class="l">file'
-            f"</th></tr>{''.join(rows)}</table>"
-            + '<p class="note">In a deployment each party keeps its own part: scoring a '
-            "customer needs every party.</p></details>"
+            + '<table><tr><th class="l">'
+            + _("party")
+            + "</th><th>"
+            + _("distinct splits used")
+            + "</th>"
+            '<th class="l">'
+            + _("file")
+            + f"</th></tr>{''.join(rows)}</table>"
+            + '<p class="note">'
+            + _(
+                "In a deployment each party keeps its own part: scoring a customer needs every party."
+            )
+            + "</p></details>"
         )
 
 
@@ -1968,14 +2393,14 @@ def _and(items: list[str]) -> str:
     """ "a", "a and b", "a, b and c"."""
     if len(items) <= 1:
         return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
+    return _("{items} and {last}").format(items=_(", ").join(items[:-1]), last=items[-1])
 
 
 def _short_label(name: str, b: Mapping[str, Any], hidden: bool, k: int) -> str:
     """A bin's label for a WOE chart: "bin 3" where its owner keeps its bins, a text
     bin's categories without "name in {…}", anything else as written."""
-    if hidden:
-        return f"bin {b.get('bin', k + 1)}"
+    if hidden:  # drawn on the chart: in its language
+        return chart_gettext(N_("bin {n}")).format(n=b.get("bin", k + 1))
     text = str(b.get("label", ""))
     prefix = f"{name} in {{"
     if text.startswith(prefix) and text.endswith("}"):
@@ -2052,14 +2477,17 @@ def who_saw_what_matrix(
     def name(party: str) -> str:
         return escape(aliases.get(party, party))
 
-    head = "".join(f'<th class="rot"><span>to {name(r)}</span></th>' for r in receivers)
+    head = "".join(
+        '<th class="rot"><span>' + _("to {party}").format(party=name(r)) + "</span></th>"
+        for r in receivers
+    )
     body, links = [], []
     for s in senders:
         tds = []
         for r in receivers:
             kinds = cells.get((s, r))
             if not kinds:
-                tds.append('<td class="empty" title="no messages"></td>')
+                tds.append('<td class="empty" title="' + escape(_("no messages")) + '"></td>')
                 continue
             cell = _link(kinds)
             tip = f"{aliases.get(s, s)} → {aliases.get(r, r)}: {cell.verdict}; " + "; ".join(
@@ -2073,20 +2501,31 @@ def who_saw_what_matrix(
                 f'<td class="l {cell.cls}">{escape(cell.verdict)}</td>'
                 f'<td class="l">{"".join(cell.lines)}</td><td>{fmt(cell.total, "bytes")}</td></tr>'
             )
-        body.append(f'<tr><th class="l">from {name(s)}</th>{"".join(tds)}</tr>')
+        body.append(
+            '<tr><th class="l">'
+            + _("from {party}").format(party=name(s))
+            + f"</th>{''.join(tds)}</tr>"
+        )
     matrix = (
-        '<div class="scroll"><table class="matrix"><tr><th class="corner">can the receiver '
-        f"read it?<br>sender ↓ / receiver →</th>{head}</tr>{''.join(body)}</table></div>"
+        '<div class="scroll"><table class="matrix"><tr><th class="corner">'
+        + _("can the receiver read it?<br>sender ↓ / receiver →")
+        + f"</th>{head}</tr>{''.join(body)}</table></div>"
     )
     detail = (
-        '<table class="links"><tr><th class="l">from</th><th class="l">to</th>'
-        '<th class="l">receiver</th><th class="l">messages (kind ×count, bytes, '
-        f"protection)</th><th>total</th></tr>{''.join(links)}</table>"
+        '<table class="links"><tr><th class="l">'
+        + _("from")
+        + '</th><th class="l">'
+        + _("to")
+        + "</th>"
+        '<th class="l">' + _("receiver") + "</th>"
+        '<th class="l">' + _("messages (kind ×count, bytes, protection)") + "</th>"
+        "<th>" + _("total") + f"</th></tr>{''.join(links)}</table>"
     )
     opened = " open" if len(links) <= 12 else ""
     return (
         matrix
-        + f"<details{opened}><summary>The messages on each of the {fmt(len(links))} links"
+        + f"<details{opened}><summary>"
+        + _("The messages on each of the {n} links").format(n=fmt(len(links)))
         + f"</summary>{detail}</details>"
     )
 
@@ -2109,11 +2548,12 @@ def _link(kinds: dict[str, dict[str, Any]]) -> _Cell:
         control = what in CONTROL_MESSAGES
         readable = k["readable"]
         if control:
-            tag, word = '<span class="tag ctl">control</span>', "control"
+            word, cls = _("control"), "ctl"
         elif True in readable or None in readable:
-            tag, word = '<span class="tag ro">readable</span>', "readable"
+            word, cls = _("readable"), "ro"
         else:
-            tag, word = '<span class="tag no">unreadable</span>', "unreadable"
+            word, cls = _("unreadable"), "no"
+        tag = f'<span class="tag {cls}">{word}</span>'
         if not control:
             data_kinds += 1
             data_readable |= True in readable or None in readable
@@ -2124,12 +2564,13 @@ def _link(kinds: dict[str, dict[str, Any]]) -> _Cell:
             f"{size}, {escape(prot)}{tag}</span>"
         )
         cell.plain.append(f"{what} ×{fmt(k['count'])}, {size}, {prot}, {word}")
+    # the mark (yes / no / ctl) is the legend's key: translated with it
     if data_kinds == 0:
-        cell.cls, cell.mark, cell.verdict = "control", "ctl", "control only"
+        cell.cls, cell.mark, cell.verdict = "control", _("ctl"), _("control only")
     elif data_readable:
-        cell.cls, cell.mark, cell.verdict = "amber", "yes", "can read data"
+        cell.cls, cell.mark, cell.verdict = "amber", _("yes"), _("can read data")
     else:
-        cell.cls, cell.mark, cell.verdict = "green", "no", "can read none of the data"
+        cell.cls, cell.mark, cell.verdict = "green", _("no"), _("can read none of the data")
     return cell
 
 
@@ -2144,31 +2585,45 @@ def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any], scen
 
     from fedrisk.evaluation.plots import DPI, FIGSIZE
 
-    fig, ax = plt.subplots(figsize=FIGSIZE)
-    try:
-        xs, ys = zip(*points)
-        ax.plot(xs, ys, marker="o", markersize=3, color="#7b1fa2", label="accounted ε")
-        final = privacy.get("epsilon")
-        if _is_num(final) and math.isfinite(final):
-            ax.axhline(
-                final,
+    # the chart's words through chart_gettext: English where no font draws Chinese
+    with chart_style():
+        fig, ax = plt.subplots(figsize=FIGSIZE)
+        try:
+            xs, ys = zip(*points)
+            ax.plot(
+                xs,
+                ys,
+                marker="o",
+                markersize=3,
                 color="#7b1fa2",
-                linestyle=":",
-                linewidth=1,
-                label=f"final ε = {fmt(final, 'epsilon')}",
+                label=chart_gettext(N_("accounted ε")),
             )
-        ax.set_xlabel("round")
-        ax.set_ylabel("ε")
-        delta = privacy.get("delta")
-        sub = f" (δ = {fmt(delta)})" if _is_num(delta) else ""
-        ax.set_title(f"{scenario}: privacy spent per round{sub}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, dpi=DPI, format="png")
-    finally:
-        plt.close(fig)
+            final = privacy.get("epsilon")
+            if _is_num(final) and math.isfinite(final):
+                ax.axhline(
+                    final,
+                    color="#7b1fa2",
+                    linestyle=":",
+                    linewidth=1,
+                    label=chart_gettext(N_("final ε = {epsilon}")).format(
+                        epsilon=fmt(final, "epsilon")
+                    ),
+                )
+            ax.set_xlabel(chart_gettext(N_("round")))
+            ax.set_ylabel("ε")
+            delta = privacy.get("delta")
+            if _is_num(delta):
+                title = chart_gettext(N_("{scenario}: privacy spent per round (δ = {delta})"))
+            else:
+                title = chart_gettext(N_("{scenario}: privacy spent per round"))
+            ax.set_title(title.format(scenario=scenario, delta=fmt(delta)))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="lower right")
+            fig.tight_layout()
+            buf = io.BytesIO()
+            fig.savefig(buf, dpi=DPI, format="png")
+        finally:
+            plt.close(fig)
     return buf.getvalue()

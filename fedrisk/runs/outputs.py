@@ -19,6 +19,7 @@ from fedrisk.evaluation import (
     plot_calibration,
     plot_gains,
 )
+from fedrisk.evaluation.plots import run_chart_title
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.scenario import Scenario, resolved_toml
 
@@ -124,11 +125,12 @@ def write_outputs(
         reference_auc=reference_auc,
         best_local_auc=best_local[1],
         best_local_name=best_local[0],
-        title=f"{s.name}: {curve_title}",
+        title=run_chart_title(s.name, curve_title),
         x_label=_x_label(s),
     )
-    plot_calibration(calib, stage / "calibration.png", title=f"{s.name}: calibration")
-    plot_gains(gains, stage / "gains.png", title=f"{s.name}: gains by score decile")
+    # titles in the chart's language (plots.RUN_CHARTS holds the titles the runners pass)
+    plot_calibration(calib, stage / "calibration.png", title=run_chart_title(s.name, "calibration"))
+    plot_gains(gains, stage / "gains.png", title=run_chart_title(s.name, "gains by score decile"))
 
 
 def _x_label(s: Scenario) -> str:

@@ -1,0 +1,248 @@
+"""``fedrisk report DIR --lang zh``: the whole page, and its charts, in Chinese.
+
+The horizontal and vertical runs of test_report (and a tiny SecureBoost run) are
+rendered in Chinese through the CLI: the page says ``lang="zh-CN"``, its headings and
+prose are Chinese, every image loads in headless Chromium, and the charts draw Chinese
+glyphs (never boxes): no "Glyph missing" warning while drawing, and the chart font draws
+different Chinese strings differently. ``FEDRISK_LANG=zh`` does the same; without either
+the page stays English. Without a font for Chinese, charts keep English labels with one
+warning naming the package to install, and the prose is still Chinese.
+"""
+
+import base64
+import io
+import re
+import warnings
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from fedrisk.cli import main
+from fedrisk.evaluation import fonts
+from fedrisk.evaluation.report import render_report
+from fedrisk.i18n import language, using_language
+from tests.evaluation import test_report as base
+
+# the horizontal and vertical run folders test_report renders (run once per module)
+runs = base.runs
+
+ZH_HEADINGS = {
+    "horizontal": (
+        "留出测试集上的模型质量",
+        "各轮测试 AUC",
+        "按评分十分位的增益与校准",
+        "隐私",
+        "谁看到了什么",
+        "开销",
+        "附录",
+    ),
+    "vertical": (
+        "留出测试集上的模型质量",
+        "各 epoch 的测试 AUC",
+        "隐私",
+        "谁看到了什么",
+        "样本对齐（隐私集合求交）",
+    ),
+}
+EN_HEADINGS = (
+    "Model quality on the held-out test rows",
+    "Gains by score decile and calibration",
+    "Who saw what",
+    "Privacy</h2>",
+    "Costs</h2>",
+    "Appendix",
+)
+RUN_PNGS = ("auc_per_round.png", "gains.png", "calibration.png")  # in page order
+INSTALL = "apt-get install fonts-wqy-microhei"
+
+
+def cjk_font() -> str:
+    family = fonts.chart_font()
+    if family is None:
+        pytest.skip(f"no font with Chinese glyphs ({INSTALL}); the chart checks need one")
+    return family
+
+
+def visible_text(html: str) -> str:
+    text = re.sub(r"<(style|script|pre)\b.*?</\1>", " ", html, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return re.sub(r"data:image/png;base64,\S+", " ", text)
+
+
+def cjk_share(text: str) -> float:
+    """Chinese characters among the letters of ``text``."""
+    cjk = sum(1 for c in text if "\u4e00" <= c <= "\u9fff")
+    latin = sum(1 for c in text if c.isascii() and c.isalpha())
+    return cjk / max(1, cjk + latin)
+
+
+def cli(args: list[str]) -> int:
+    """``fedrisk ARGS`` in this process; the language it sets is undone after."""
+    with using_language(None):
+        return main(args)
+
+
+def pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(s) for s in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+@pytest.fixture(scope="module")
+def zh_reports(runs, tmp_path_factory):
+    """Each run's report rendered in Chinese through the CLI, with chart warnings kept."""
+    out, caught = {}, {}
+    tmp = tmp_path_factory.mktemp("zh")
+    for kind, run in runs.items():
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert (
+                cli(["report", str(run), "--out", str(tmp / f"{kind}.html"), "--lang", "zh"]) == 0
+            )
+        assert language() == "en"  # --lang does not leak into the next command
+        out[kind] = tmp / f"{kind}.html"
+        caught[kind] = [str(w.message) for w in seen]
+    return out, caught
+
+
+# --------------------------------------------------------------------------- the page
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["horizontal", "vertical"])
+def test_cli_lang_zh_writes_a_chinese_page(zh_reports, kind):
+    html = zh_reports[0][kind].read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in html
+    assert '"WenQuanYi Micro Hei"' in html and '"Microsoft YaHei"' in html  # CJK fallbacks
+    headings = re.findall(r"<h[1-4][^>]*>(.*?)</h[1-4]>", html)
+    for heading in ZH_HEADINGS[kind]:
+        assert any(heading in h for h in headings), (heading, headings)
+    for english in EN_HEADINGS:
+        assert english not in html, english
+    text = visible_text(html)
+    assert cjk_share(text) > 0.35, cjk_share(text)
+    for prose in ("测试客户的实际违约率", "跨越参与方边界的每一条消息", "自成一体"):
+        assert prose in text, prose
+    assert "vs centralised" not in text and "is missing from the run folder" not in text
+    # data stays as it is: party names and message kinds
+    assert "bank_1" in text or "provider" in text
+    assert len(pngs(html)) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["horizontal", "vertical"])
+def test_zh_images_load_in_headless_chromium(zh_reports, tmp_path, kind):
+    binary = base.chromium()
+    report = zh_reports[0][kind]
+    dom = base.finish(
+        base.start_chromium(binary, tmp_path / "p", "--dump-dom", report.resolve().as_uri())
+    )
+    n_images = len(pngs(report.read_text(encoding="utf-8")))
+    assert n_images == 3
+    loaded = re.search(r'<body\b[^>]*\bdata-images-loaded="(\d+)"', dom)
+    assert loaded, "the on-load script did not run"
+    assert int(loaded.group(1)) == n_images  # complete and naturalWidth > 0
+    assert 'lang="zh-CN"' in dom
+
+
+# --------------------------------------------------------------------------- the charts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["horizontal", "vertical"])
+def test_zh_charts_are_redrawn_with_chinese_glyphs(runs, zh_reports, kind):
+    cjk_font()
+    assert not [m for m in zh_reports[1][kind] if "Glyph" in m or "no font" in m]
+    html = zh_reports[0][kind].read_text(encoding="utf-8")
+    for drawn, name in zip(pngs(html), RUN_PNGS):
+        english = (runs[kind] / name).read_bytes()
+        assert drawn != english, f"{name} was not drawn again in Chinese"
+        a = mpimg.imread(io.BytesIO(drawn), format="png")
+        b = mpimg.imread(io.BytesIO(english), format="png")
+        assert a.shape == b.shape  # the same chart, only its words differ
+
+
+@pytest.mark.slow
+def test_charts_the_report_draws_raise_no_glyph_warning(runs, tmp_path):
+    cjk_font()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*Glyph.*missing")
+        warnings.filterwarnings("error", message="no font with Chinese glyphs")
+        render_report(runs["horizontal"], tmp_path / "r.html", lang="zh")
+    assert language() == "en"
+
+
+def draw_text(text: str) -> np.ndarray:
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(2.0, 0.6), dpi=100)
+    try:
+        fig.text(0.05, 0.3, text, fontsize=16)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba()).copy()
+    finally:
+        plt.close(fig)
+
+
+def test_the_chart_font_draws_chinese_not_boxes():
+    """Boxes (a font without the glyphs) draw any two Chinese strings alike; the chart
+    style draws them differently, and without a "Glyph missing" warning."""
+    cjk_font()
+    one, two = "违约概率", "隐私预算"
+    import matplotlib
+
+    with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert np.array_equal(draw_text(one), draw_text(two)), "boxes should look alike"
+    with using_language("zh"), fonts.chart_style(), warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*Glyph.*missing")
+        a, b = draw_text(one), draw_text(two)
+    assert not np.array_equal(a, b)
+    assert (a[..., :3] < 128).any()  # something was drawn
+
+
+# --------------------------------------------------------------------------- language
+
+
+@pytest.mark.slow
+def test_fedrisk_lang_env_gives_the_same_page_and_none_gives_english(
+    runs,
+    zh_reports,
+    tmp_path,
+    monkeypatch,
+):
+    run = runs["horizontal"]
+    monkeypatch.setenv("FEDRISK_LANG", "zh")
+    assert cli(["report", str(run), "--out", str(tmp_path / "env.html")]) == 0
+    zh = zh_reports[0]["horizontal"].read_text(encoding="utf-8")
+    assert (tmp_path / "env.html").read_text(encoding="utf-8") == zh
+    monkeypatch.delenv("FEDRISK_LANG")
+    assert cli(["report", str(run), "--out", str(tmp_path / "en.html")]) == 0
+    en = (tmp_path / "en.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in en and "WenQuanYi" not in en
+    assert cjk_share(visible_text(en)) == 0
+    for english in EN_HEADINGS:
+        assert english in en, english
+    # the library default is the same English page
+    assert render_report(run, tmp_path / "lib.html").read_text(encoding="utf-8") == en
+    # the English page embeds the run's own charts, as drawn
+    assert pngs(en) == [(run / n).read_bytes() for n in RUN_PNGS]
+
+
+@pytest.mark.slow
+def test_without_a_cjk_font_charts_keep_english_and_one_warning(runs, tmp_path, monkeypatch):
+    fonts.forget_font()  # the warning is given once per process
+    monkeypatch.setattr(fonts, "chart_font", lambda: None)
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out = render_report(runs["horizontal"], tmp_path / "r.html", lang="zh")
+    finally:
+        monkeypatch.undo()
+        fonts.forget_font()
+    told = [str(w.message) for w in seen if "no font with Chinese glyphs" in str(w.message)]
+    assert len(told) == 1 and "fonts-wqy-microhei" in told[0]
+    assert not [w for w in seen if "Glyph" in str(w.message)]
+    html = out.read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in html and "留出测试集上的模型质量" in html
+    # the run's English charts, not redrawn
+    assert pngs(html) == [(runs["horizontal"] / n).read_bytes() for n in RUN_PNGS]
