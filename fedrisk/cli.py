@@ -556,7 +556,8 @@ def print_run_result(summary: dict, out: Path, *, quiet: bool = False) -> None:
     cols = ("auc", "ks", "gini", "log_loss", "mean_pd", "brier")
     # the bootstrap interval of the test AUC, where summary.json has one
     interval = "auc_low" in summary["federated"]
-    table.add_column(_("model"), justify="left")
+    # fold: Chinese model names have no space to wrap at, and must not be cut off
+    table.add_column(_("model"), justify="left", overflow="fold")
     for col in ("AUC", *((_("AUC 95% CI"),) if interval else ()), "KS", "Gini"):
         table.add_column(col, justify="right")
     for col in (_("log loss"), _("mean PD"), "Brier"):

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from fedrisk.i18n import gettext, language
+from fedrisk.i18n import language, report_gettext
 
 __all__ = [
     "CJK_FAMILIES",
@@ -141,7 +141,7 @@ def forget_font() -> None:
 
 def chart_gettext(message: str) -> str:
     """``message`` translated for a chart: in Chinese only when a CJK font can draw it."""
-    return gettext(message) if charts_in_chinese() else message
+    return report_gettext(message) if charts_in_chinese() else message
 
 
 @contextmanager

@@ -17,19 +17,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-# Select the non-interactive backend before pyplot is imported so plotting works
-# on headless machines and CI (no display, no Tk).
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullLocator, PercentFormatter  # noqa: E402
+# Figures are made with matplotlib.figure.Figure, not pyplot: saving needs no backend,
+# so plotting works headless (no display, no Tk) without choosing one for the whole
+# process; a notebook that runs fedrisk keeps its inline plots.
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator, NullLocator, PercentFormatter
 
 # chart labels are translated only when a font can draw them (English otherwise)
-from fedrisk.evaluation.fonts import chart_gettext as _  # noqa: E402
-from fedrisk.evaluation.fonts import chart_style  # noqa: E402
+from fedrisk.evaluation.fonts import chart_gettext as _
+from fedrisk.evaluation.fonts import chart_style
 from fedrisk.i18n import N_  # noqa: E402
 
 __all__ = [
@@ -52,6 +49,7 @@ __all__ = [
     "SweepSeries",
     "FIGSIZE",
     "DPI",
+    "new_figure",
 ]
 
 #: Figure size in inches and resolution; the PNG is FIGSIZE * DPI pixels (840 x 540).
@@ -105,6 +103,13 @@ def draw_run_chart(name: str, data: Mapping, path: Path) -> Path:
     raise ValueError(f"{name}: not a chart of a run folder")
 
 
+def new_figure(*grid, figsize=FIGSIZE, **subplots):
+    """A figure of ``figsize`` inches and its axes (``Figure.subplots(*grid, ...)``),
+    outside pyplot: nothing global is registered or left open."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **subplots)
+
+
 def _render(path: Path, draw, *args, **kwargs) -> Path:
     """Create a figure, let ``draw(ax, ...)`` fill it, save it as PNG, close it.
 
@@ -114,7 +119,7 @@ def _render(path: Path, draw, *args, **kwargs) -> Path:
     path = Path(path)
     # the fonts are looked up while saving: the whole figure's life inside the style
     with chart_style():
-        fig, ax = plt.subplots(figsize=FIGSIZE)
+        fig, ax = new_figure(figsize=FIGSIZE)
         try:
             draw(ax, *args, **kwargs)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +127,7 @@ def _render(path: Path, draw, *args, **kwargs) -> Path:
             fig.tight_layout()
             fig.savefig(path, dpi=DPI, format="png")
         finally:
-            plt.close(fig)
+            fig.clear()  # frees the artists at once, as pyplot's close did
     return path
 
 
@@ -353,7 +358,7 @@ def plot_importance(
     """
     path = Path(path)
     with chart_style():
-        fig, (ax_party, ax_feature) = plt.subplots(
+        fig, (ax_party, ax_feature) = new_figure(
             1, 2, figsize=(11.0, 4.5), gridspec_kw={"width_ratios": [2, 3]}
         )
         try:
@@ -363,7 +368,7 @@ def plot_importance(
             fig.tight_layout()
             fig.savefig(path, dpi=DPI, format="png")
         finally:
-            plt.close(fig)
+            fig.clear()  # frees the artists at once, as pyplot's close did
     return path
 
 
@@ -563,7 +568,7 @@ def plot_woe(
     path = Path(path)
     with chart_style():
         ticks = woe_ticks(bins, missing_bin)  # checked before a figure is opened
-        fig, (ax_woe, ax_rate) = plt.subplots(
+        fig, (ax_woe, ax_rate) = new_figure(
             1,
             2,
             figsize=(WOE_WIDTH, woe_figure_height(ticks)),
@@ -577,7 +582,7 @@ def plot_woe(
             path.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(path, dpi=DPI, format="png")
         finally:
-            plt.close(fig)
+            fig.clear()  # frees the artists at once, as pyplot's close did
     return path
 
 
@@ -693,7 +698,7 @@ def _draw_sweep(
     series, pos, ticks, log, seeds, path, x_label, centralised_auc, title, reference_auc
 ) -> None:
     over_seeds = _(", mean over seeds") if seeds > 1 else ""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11.0, 4.5))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(11.0, 4.5))
     try:
         drawn = (
             (ax1, "auc", _("federated test AUC"), "o-", "tab:blue"),
@@ -756,4 +761,4 @@ def _draw_sweep(
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=DPI)
     finally:
-        plt.close(fig)
+        fig.clear()  # frees the artists at once, as pyplot's close did

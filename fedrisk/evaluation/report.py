@@ -52,8 +52,8 @@ from fedrisk.errors import InputError
 from fedrisk.evaluation.fonts import chart_gettext, chart_style
 from fedrisk.evaluation.metrics import PSI_MONITOR, PSI_SHIFT, psi_band
 from fedrisk.files import with_umask_permissions
-from fedrisk.i18n import N_, language, using_language
-from fedrisk.i18n import gettext as _
+from fedrisk.i18n import N_, language, translate_clauses, using_language
+from fedrisk.i18n import report_gettext as _
 
 __all__ = ["render_report", "CONTROL_MESSAGES", "IV_NOTE", "iv_reading"]
 
@@ -106,6 +106,31 @@ PRIVACY_ORDER = (
     "server_sees_global_model",
 )
 
+#: summary.json keys whose values are English prose written for machines (summary.json
+#: stays English): shown translated clause by clause (fedrisk.i18n.translate_clauses)
+PROSE_KEYS = frozenset(
+    {
+        "alignment",
+        "threat_model",
+        "who_learns_what",
+        "resists",
+        "banks_check_aggregates",
+        "key_holders",
+        "truncation",
+        "residual",
+        "model_folder",
+        "mechanism",
+        "membership_attack",
+        "attack",
+    }
+)
+#: the groups summary.json's who_learns_what names beside single parties
+PARTY_GROUPS = {
+    "data parties": N_("data parties"),
+    "aggregator": N_("aggregator"),
+    "banks": N_("banks"),
+}
+
 CSS = """
 :root { --green: #d9f2d9; --green-b: #2e7d32; --amber: #ffe8b3; --amber-b: #b26a00;
         --grey: #eeeeee; --ink: #1d2330; --muted: #5b6475; --line: #d5d9e0; }
@@ -147,6 +172,7 @@ table.matrix td { text-align: center; min-width: 2.2rem; padding: .2rem .25rem;
 table.matrix th { padding: .2rem .3rem; white-space: nowrap; }
 table.matrix th.rot { vertical-align: bottom; text-align: left; }
 table.matrix th.rot span { writing-mode: vertical-rl; transform: rotate(180deg);
+                           text-orientation: sideways; /* CJK turns with the rest */
                            display: inline-block; max-height: 9rem; overflow: hidden;
                            text-overflow: ellipsis; }
 table.matrix th.corner { background: #fff; color: var(--muted); font-weight: normal;
@@ -455,6 +481,24 @@ def fmt_key(key: str, value: Any) -> str:
     return fmt(value, kind_of(key))
 
 
+def prose(text: str) -> str:
+    """English prose from summary.json in the page's language (escaped): translated
+    clause by clause; a clause without a translation stays English."""
+    return escape(translate_clauses(text)[0])
+
+
+def fmt_value(key: str, value: Any) -> str:
+    """:func:`fmt_key`, with the prose of a :data:`PROSE_KEYS` key translated."""
+    if key in PROSE_KEYS and isinstance(value, str):
+        return prose(value)
+    return fmt_key(key, value)
+
+
+def party_label(name: str) -> str:
+    """A party's name as summary.json gives it (escaped); a group of parties translated."""
+    return escape(_(PARTY_GROUPS[name])) if name in PARTY_GROUPS else escape(name)
+
+
 def signed_pct(fraction: Any) -> str:
     """A relative difference given as a fraction (−0.012) as a signed percent
     (−1.2 %); one that rounds to zero as 0.0 %."""
@@ -600,6 +644,12 @@ LABELS = {
     "alignment": N_("alignment"),
     "threat_model": N_("threat model"),
     "who_learns_what": N_("who learns what"),
+    "resists": N_("resists"),
+    "key_holders": N_("key holders"),
+    "banks_check_aggregates": N_("banks check each aggregate"),
+    "truncation": N_("truncation"),
+    "residual": N_("residual"),
+    "model_folder": N_("model folder"),
     "rounds": N_("rounds"),
     "epochs": N_("epochs"),
     "calibration_rounds": N_("calibration rounds"),
@@ -1850,7 +1900,7 @@ class _Report:
                     if v:
                         flat.append((label(k), "<br>".join(escape(str(x)) for x in v)))
                 else:
-                    flat.append((label(k), fmt_key(k, v)))
+                    flat.append((label(k), fmt_value(k, v)))
             if p.get("dp") in (None, "none"):
                 flat.append(
                     (
@@ -1863,7 +1913,13 @@ class _Report:
                 )
             out.append(kv_table(flat))
             for k, v in nested:
-                out.append(f"<h3>{label(k)}</h3>" + _nested_table(v))
+                if k == "who_learns_what":
+                    table = kv_table(
+                        (party_label(str(who)), fmt_value(k, said)) for who, said in v.items()
+                    )
+                else:
+                    table = _nested_table(v)
+                out.append(f"<h3>{label(k)}</h3>" + table)
         if self.boost:
             out.append(self.encryption_costs())
         out.append(self.attacks())
@@ -1959,7 +2015,10 @@ class _Report:
             out.append(
                 kv_table(
                     [
-                        (_("membership inference attack"), fmt(a.get("membership_attack"))),
+                        (
+                            _("membership inference attack"),
+                            fmt_value("membership_attack", a.get("membership_attack")),
+                        ),
                         (_("attack AUC (0.5 = guessing)"), fmt(a.get("membership_auc"), "metric")),
                         (
                             _("most any attack could reach under (ε, δ)"),
@@ -1976,7 +2035,7 @@ class _Report:
                 kv_table(
                     [
                         (_("label leakage attacker"), fmt(leak.get("attacker"))),
-                        (_("attack"), fmt(leak.get("attack"))),
+                        (_("attack"), fmt_value("attack", leak.get("attack"))),
                     ]
                 )
             )
@@ -2417,7 +2476,7 @@ def _nested_table(d: Mapping[str, Any]) -> str:
         head = "".join(f"<th>{label(c)}</th>" for c in cols)
         body = "".join(
             f'<tr><td class="l">{escape(str(k))}</td>'
-            + "".join(f"<td>{fmt_key(c, v.get(c))}</td>" for c in cols)
+            + "".join(f"<td>{fmt_value(c, v.get(c))}</td>" for c in cols)
             + "</tr>"
             for k, v in d.items()
         )
@@ -2427,7 +2486,7 @@ def _nested_table(d: Mapping[str, Any]) -> str:
         if isinstance(v, dict):
             rows.append((label(k), _nested_table(v)))
         else:
-            rows.append((label(k), fmt_key(k, v)))
+            rows.append((label(k), fmt_value(k, v)))
     return kv_table(rows)
 
 
@@ -2579,15 +2638,14 @@ def _link(kinds: dict[str, dict[str, Any]]) -> _Cell:
 
 def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any], scenario: str) -> bytes:
     # start-up time: matplotlib loads only for the ε chart (the report's other parts
-    # are text); plots selects the Agg backend before pyplot loads
-    import matplotlib.pyplot as plt  # start-up time, as above
+    # are text)
     from matplotlib.ticker import MaxNLocator  # start-up time, as above
 
-    from fedrisk.evaluation.plots import DPI, FIGSIZE
+    from fedrisk.evaluation.plots import DPI, new_figure
 
     # the chart's words through chart_gettext: English where no font draws Chinese
     with chart_style():
-        fig, ax = plt.subplots(figsize=FIGSIZE)
+        fig, ax = new_figure()
         try:
             xs, ys = zip(*points)
             ax.plot(
@@ -2625,5 +2683,5 @@ def _plot_epsilon(points: list[tuple[int, float]], privacy: dict[str, Any], scen
             buf = io.BytesIO()
             fig.savefig(buf, dpi=DPI, format="png")
         finally:
-            plt.close(fig)
+            fig.clear()  # frees the artists at once
     return buf.getvalue()

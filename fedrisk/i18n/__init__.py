@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gettext as _gettext
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -30,12 +31,16 @@ __all__ = [
     "ENV",
     "LOCALE_DIR",
     "gettext",
+    "report_gettext",
     "N_",
     "language",
     "set_language",
     "resolve_language",
     "using_language",
     "catalog",
+    "CLAUSE_SEP",
+    "clauses",
+    "translate_clauses",
 ]
 
 #: the languages fedrisk speaks: code -> the gettext locale its catalogs are filed under
@@ -105,16 +110,28 @@ def using_language(lang: str | None) -> Iterator[str]:
         _current = before
 
 
+class _Catalog(_gettext.GNUTranslations):
+    """A compiled catalog that can list its messages (for matching clause templates)."""
+
+    def messages(self) -> list[str]:
+        return [k for k in self._catalog if isinstance(k, str) and k]
+
+
 @cache
-def catalog(lang: str) -> _gettext.NullTranslations:
-    """The chained catalogs of ``lang`` (English: the identity)."""
+def catalog(lang: str, first: str = CATALOGS[0]) -> _gettext.NullTranslations:
+    """The chained catalogs of ``lang`` (English: the identity), ``first`` searched first:
+    the same English may read differently in two areas ("dropped": a bank that dropped
+    out of a round in the console, a characteristic left out of a scorecard in the
+    report), and each area's own wording wins there."""
     locale = LANGUAGES[_normalise(lang, "language")]
     if locale is None:
         return _gettext.NullTranslations()
     chain: _gettext.NullTranslations | None = None
-    for domain in CATALOGS:
+    for domain in sorted(CATALOGS, key=lambda d: d != first):
         # fallback=False: a catalog missing from an installed package is a packaging bug
-        found = _gettext.translation(domain, localedir=LOCALE_DIR, languages=[locale])
+        found = _gettext.translation(
+            domain, localedir=LOCALE_DIR, languages=[locale], class_=_Catalog
+        )
         if chain is None:
             chain = found
         else:
@@ -124,13 +141,108 @@ def catalog(lang: str) -> _gettext.NullTranslations:
 
 
 def gettext(message: str) -> str:
-    """``message`` in the language in use (itself when there is no translation)."""
+    """``message`` in the language in use (itself when there is no translation); the
+    console's wording first."""
     if _current == "en":
         return message
     return catalog(_current).gettext(message)
+
+
+def report_gettext(message: str) -> str:
+    """:func:`gettext` with the report's wording first (the report and its charts)."""
+    if _current == "en":
+        return message
+    return catalog(_current, "report").gettext(message)
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's own name for "mark, translate later"
     """Mark ``message`` for the catalogs without translating it now (module constants
     are translated where they are shown, after the language is known)."""
     return message
+
+
+#: where prose written for machines (summary.json's ``who_learns_what``, threat models) is
+#: cut into clauses: "; " outside brackets; the Chinese page joins them with "；"
+CLAUSE_SEP = "; "
+_ZH_SEP = "；"
+#: a template's placeholder: ``{clause}`` stands for a clause (translated in turn), any
+#: other for one token such as a number (shown as written)
+_FIELD = re.compile(r"\{([A-Za-z_]\w*)\}")
+_OPEN, _CLOSE = "([", ")]"
+
+
+def clauses(text: str, sep: str = CLAUSE_SEP) -> list[str]:
+    """``text`` cut at ``sep`` where no bracket is open: "a (b; c); d" -> ["a (b; c)", "d"]."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in _OPEN:
+            depth += 1
+        elif c in _CLOSE:
+            depth = max(0, depth - 1)
+        elif depth == 0 and text.startswith(sep, i):
+            out.append(text[start:i])
+            start = i = i + len(sep)
+            continue
+        i += 1
+    out.append(text[start:])
+    return out
+
+
+@cache
+def _templates(lang: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """``lang``'s catalog messages with ``{placeholders}``, as patterns matching a whole
+    clause: how a clause that interpolates a value (a count) finds its translation."""
+    locale = LANGUAGES[lang]
+    found: list[tuple[re.Pattern[str], str]] = []
+    for domain in CATALOGS:
+        cat = _gettext.translation(
+            domain, localedir=LOCALE_DIR, languages=[locale], class_=_Catalog
+        )
+        for msgid in cat.messages():
+            if "{{" in msgid or not _FIELD.search(msgid):
+                continue
+            parts, pos, seen = [], 0, set()
+            for m in _FIELD.finditer(msgid):
+                parts.append(re.escape(msgid[pos : m.start()]))
+                name = m.group(1)
+                if name in seen:  # a repeated field must repeat its value
+                    parts.append(f"(?P={name})")
+                else:
+                    seen.add(name)
+                    parts.append(f"(?P<{name}>.+)" if name == "clause" else rf"(?P<{name}>[^\s;]+)")
+                pos = m.end()
+            parts.append(re.escape(msgid[pos:]))
+            found.append((re.compile("".join(parts)), msgid))
+    return tuple(found)
+
+
+def _clause(text: str, missed: list[str]) -> str:
+    if not text.strip():  # gettext("") is the catalog's header
+        return text
+    translated = report_gettext(text)
+    if translated != text:
+        return translated
+    for pattern, msgid in _templates(_current):
+        m = pattern.fullmatch(text)
+        if m is None:
+            continue
+        values = m.groupdict()
+        if "clause" in values:
+            values["clause"] = _clause(values["clause"], missed)
+        return report_gettext(msgid).format(**values)
+    missed.append(text)
+    return text
+
+
+def translate_clauses(text: str, sep: str = CLAUSE_SEP) -> tuple[str, list[str]]:
+    """``text`` (English prose written for machines, such as a party's line of
+    summary.json's ``who_learns_what``) in the language in use, clause by clause (see
+    :func:`clauses`), and the clauses that have no translation: those stay English,
+    never dropped. A clause is looked up as it stands, else against the catalogs'
+    templates (``"... ({threshold} of {shares} shares)"``, ``"binning: {clause}"``)."""
+    if _current == "en":
+        return text, []
+    missed: list[str] = []
+    out = _ZH_SEP.join(_clause(c, missed) for c in clauses(text, sep))
+    return out, missed

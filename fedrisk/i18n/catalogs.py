@@ -27,7 +27,7 @@ from fedrisk.i18n import CATALOGS, LANGUAGES, LOCALE_DIR
 __all__ = ["area_of", "extract", "po_path", "mo_path", "problems", "update", "compile_all"]
 
 PACKAGE = Path(__file__).resolve().parents[1]
-KEYWORDS = {"_": None, "N_": None, "gettext": None}
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "report_gettext": None}
 #: {name} and {name:spec} fields of str.format
 FIELD = re.compile(r"(?<!\{)\{([A-Za-z_][\w.\[\]]*)(?:![rsa])?(?::[^{}]*)?\}")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.cells import cell_len
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -84,6 +85,26 @@ _LABEL = re.compile(r"^\w+(?:[（(][^）)]*[）)])?[:：]")
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 
 
+def wrap_cjk(line: str, width: int) -> list[str]:
+    """``line`` broken into lines of at most ``width`` terminal cells: between any two
+    Chinese characters, or at a space, never inside a Latin word or number, and never
+    before closing punctuation."""
+    tokens = re.findall(
+        r"[\u3400-\u9fff]|[\u3000-\u303f\uff00-\uffef]|\s+|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+",
+        line,
+    )
+    lines, current = [], ""
+    for token in tokens:
+        closing = token in "，。；：、）》」』！？"
+        if current and not closing and cell_len(current + token.rstrip()) > width:
+            lines.append(current.rstrip())
+            current = "" if token.isspace() else token
+        else:
+            current += token
+    lines.append(current.rstrip())
+    return lines
+
+
 def _silos(folder: Path) -> tuple[int, int, int, str]:
     """Write the two silos' files: the bank's (id, label, its columns) and the
     provider's (id, its columns), each holding part of the bundled customers in its own
@@ -144,6 +165,11 @@ class Demo:
                 merged[-1] += ("" if cjk else " ") + ln
             else:
                 merged.append(ln)
+        if any(_CJK.search(ln) for ln in merged):
+            # rich breaks lines at spaces only, and Chinese has none: break it ourselves
+            # (panel border and padding take 4 cells, closing punctuation may add 2)
+            width = self.console.width - 6
+            merged = [wrapped for ln in merged for wrapped in wrap_cjk(ln, width)]
         self.console.print(Panel("\n".join(merged), title=f"[bold]{title}", expand=False))
 
     def wait(self) -> None:
@@ -190,11 +216,8 @@ class Demo:
             cell[0] += 1
             cell[1] += row["bytes"]
             cell[2], cell[3] = row["protection"], row["readable_by_receiver"]
-        caption = "\n".join(f"* {what}: {text}" for what, text in notes.items())
         table = Table(
             title=_("who sent what to whom ({run}, from {file})").format(run=run, file=source.name),
-            caption=caption or None,
-            caption_justify="left",
         )
         columns = (
             (_("from"), "left"),
@@ -219,6 +242,11 @@ class Demo:
                 + (" *" if what in notes else ""),
             )
         self.console.print(table)
+        for what, text in notes.items():  # under the table, as wide as the screen
+            note = f"* {what}: {text}"
+            if _CJK.search(note):
+                note = "\n".join(wrap_cjk(note, self.console.width - 2))
+            self.console.print(note)
 
 
 def _silo_table(d: Demo, v: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from fedrisk.horizontal.binning.protocol import WHO_LEARNS_WHAT as BINNING_WHO_L
 from fedrisk.horizontal.binning.run import BankRows, federated_binning
 from fedrisk.horizontal.keys import paillier_keys
 from fedrisk.horizontal.setup import bank_job
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.models.binning import (
     BinningParams,
     WoeTable,
@@ -414,7 +415,11 @@ def add_binning_knowledge(summary: dict, binning: dict[str, str]) -> None:
     knows = summary["privacy"].setdefault("who_learns_what", {})
     for party, text in binning.items():
         before = knows.get(party)
-        knows[party] = f"binning: {text}" + (f"; training: {before}" if before else "")
+        # templates whose {clause} the Chinese report translates in turn
+        said = N_("binning: {clause}").format(clause=text)
+        if before:
+            said += CLAUSE_SEP + N_("training: {clause}").format(clause=before)
+        knows[party] = said
 
 
 def check_selection(s: Scenario, columns) -> None:

@@ -19,12 +19,15 @@ from fedrisk.evaluation.baselines import train_boosting
 from fedrisk.files import write_private_json
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.models.boosting import base_score, boost_locally
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
 from fedrisk.runs.progress import run_progress, step_recorder
 from fedrisk.runs.rundir import staged_run_dir
+from fedrisk.runs.summary import THREAT_MODEL
 from fedrisk.runs.vertical import (
+    ALIGNMENT,
     VerticalSetup,
     prepare_vertical,
     seconds_per_encryption,
@@ -350,12 +353,13 @@ def complete_secureboost(
             "key_holder": holder.name,
             "obfuscation": s.privacy.obfuscation if b.encrypted else None,
             "randomness": setup.randomness,
-            "alignment": "ECDH PSI over X25519, chained through the label holder",
-            "threat_model": "semi-honest parties: they follow the protocol and may pool "
-            "what they see; see who_learns_what",
+            "alignment": ALIGNMENT,
+            "threat_model": THREAT_MODEL,
             "who_learns_what": who_learns_what(s, holder.name),
-            "model_folder": f"{MODEL_DIR}/ holds every party's private part side by side "
-            "(the simulator's view; owner-only): not one of the run's public files",
+            "model_folder": N_(
+                "{folder}/ holds every party's private part side by side (the simulator's "
+                "view; owner-only): not one of the run's public files"
+            ).format(folder=MODEL_DIR),
         },
         "cost": {
             "wall_s": None,
@@ -398,42 +402,65 @@ def complete_secureboost(
 
 
 def who_learns_what(s: Scenario, bank: str) -> dict[str, str]:
-    """What each side learns in this run (the claims tests/privacy attack)."""
+    """What each side learns in this run (the claims tests/privacy attack), from clauses
+    marked for the catalogs and joined with CLAUSE_SEP (the Chinese report translates
+    them one by one)."""
     b = s.secureboost
     first = (
-        "; the first tree is grown from the bank's columns alone "
-        "(secureboost.bank_first_tree), so they see nothing of it"
+        N_(
+            "the first tree is grown from the bank's columns alone "
+            "(secureboost.bank_first_tree), so they see nothing of it"
+        )
         if b.bank_first_tree
-        else "; the first tree's partitions follow the labels most closely (its g is "
-        "p0 - y): secureboost.bank_first_tree = true keeps that tree at the bank"
+        else N_(
+            "the first tree's partitions follow the labels most closely (its g is p0 - y): "
+            "secureboost.bank_first_tree = true keeps that tree at the bank"
+        )
     )
     gh = (
-        "ciphertexts of g and h they cannot read"
+        N_("and ciphertexts of g and h they cannot read")
         if b.encrypted
-        else "g and h of every customer of every tree in plaintext "
-        "(secureboost.encrypted = false: the first tree's g gives every label)"
+        else N_(
+            "and g and h of every customer of every tree in plaintext "
+            "(secureboost.encrypted = false: the first tree's g gives every label)"
+        )
     )
-    return {
-        bank: "the intersection and every party's id count; per tree node, each data "
-        "party's left sums (count, sum of g, sum of h) for every candidate split under "
-        "the party's split ids: the party's binned column histograms on that node, its "
-        "columns unnamed but (the split ids being fixed for the run) groupable into "
-        "columns with their bins in order; and the left/right partition a chosen party "
-        "split makes of the node's customers (training, validation and held-out), so "
-        "which customers lie in which range of an unnamed column; never a column name, "
-        "a threshold or a raw feature value"
-        + ("" if b.encrypted else "; with secureboost.encrypted = false the histograms too"),
-        "data parties": "every party's id count (summary.json publishes them) and the "
-        "multi-party intersection (PSI), the held-out split of those ids, the node "
-        "membership of every row of every tree they take part in and, through their "
-        "split requests, of the validation and held-out customers: the partition every "
-        "split of the bank or another party makes (not which side is the lower one: "
-        "the bank draws which child gets the lower node id), partitions the bank chose "
-        "with the labels, so label information leaks through them; which of their own "
-        "splits were used and where those send each customer, so, with the public "
-        "per-tree test AUC in rounds.csv, the held-out default counts on each side of "
-        "their own splits; and " + gh + first,
-    }
+    knows = [
+        N_("the intersection and every party's id count"),
+        N_(
+            "per tree node, each data party's left sums (count, sum of g, sum of h) for every "
+            "candidate split under the party's split ids: the party's binned column "
+            "histograms on that node, its columns unnamed but (the split ids being fixed for "
+            "the run) groupable into columns with their bins in order"
+        ),
+        N_(
+            "and the left/right partition a chosen party split makes of the node's customers "
+            "(training, validation and held-out), so which customers lie in which range of an "
+            "unnamed column"
+        ),
+        N_("never a column name, a threshold or a raw feature value"),
+    ]
+    if not b.encrypted:
+        knows.append(N_("with secureboost.encrypted = false the histograms too"))
+    parties = [
+        N_(
+            "every party's id count (summary.json publishes them) and the multi-party "
+            "intersection (PSI), the held-out split of those ids, the node membership of "
+            "every row of every tree they take part in and, through their split requests, of "
+            "the validation and held-out customers: the partition every split of the bank or "
+            "another party makes (not which side is the lower one: the bank draws which child "
+            "gets the lower node id), partitions the bank chose with the labels, so label "
+            "information leaks through them"
+        ),
+        N_(
+            "which of their own splits were used and where those send each customer, so, "
+            "with the public per-tree test AUC in rounds.csv, the held-out default counts on "
+            "each side of their own splits"
+        ),
+        gh,
+        first,
+    ]
+    return {bank: CLAUSE_SEP.join(knows), "data parties": CLAUSE_SEP.join(parties)}
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from fedrisk.deployment.vertical_files import bank_digest, party_digest
 from fedrisk.errors import InputError
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.outputs import RunOutcome
 from fedrisk.runs.progress import run_progress, step_recorder
@@ -203,12 +204,16 @@ def privacy_record(s: Scenario, setup: VerticalSetup, outcome: VerticalOutcome) 
         "feature_frac_bits": 8,
         **bound,
         "reveal": p.reveal,
-        "residual": "Taylor, as the Paillier protocol: d = z/4 - y', times 4 in the ring",
+        "residual": N_("Taylor, as the Paillier protocol: d = z/4 - y', times 4 in the ring"),
         "key_holder": None,
         "key_bits": p.key_bits if not dealer else None,
         "obfuscation": p.obfuscation if not dealer else None,
-        "threat_model": "semi-honest parties that do not collude"
-        + (" (the dealer in particular: it can expand every party's pads)" if dealer else ""),
+        "threat_model": N_(
+            "semi-honest parties that do not collude (the dealer in particular: it can "
+            "expand every party's pads)"
+        )
+        if dealer
+        else N_("semi-honest parties that do not collude"),
         "who_learns_what": who_learns_what(s, holder),
     }
     return record
@@ -232,9 +237,11 @@ def truncation_record(
     scores = scored * parties * truncation_failure_bound(bits["scores"])
     gradients = s.rounds * batches * features * truncation_failure_bound(bits["gradient"])
     return {
-        "truncation": "SecureML local truncation of two-party sharings (Mohassel & Zhang "
-        "2017): each result within one unit (2^-frac_bits) of the exact one, except with "
-        "the failure probability bounded below (then off by about 2^(64-frac_bits))",
+        "truncation": N_(
+            "SecureML local truncation of two-party sharings (Mohassel & Zhang 2017): each "
+            "result within one unit (2^-frac_bits) of the exact one, except with the failure "
+            "probability bounded below (then off by about 2^(64-frac_bits))"
+        ),
         "truncation_bounds": {
             "feature_abs_max": 8.0,
             "weight_abs_max": 2.0**WEIGHT_BOUND_BITS,
@@ -247,42 +254,62 @@ def truncation_record(
 
 
 def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
+    """What each side learns, from clauses marked for the catalogs and joined with
+    CLAUSE_SEP (the Chinese report translates them one by one)."""
     p = s.privacy
     dealer = p.triples == "dealer"
-    after = (
-        "; then the bank's share of its own weights (reveal = 'own'): its weights"
-        if p.reveal == "own"
-        else "; its weights stay shared (reveal = 'none')"
-    )
-    out = {
-        holder: "the intersection and every party's id count (PSI, as in every vertical "
-        "run); during training only uniform shares and masked values (E = X − U, "
-        "f = y − v) — no partial score, no gradient, no weight of another party. At "
-        "the end the joint scores z of the customers it scores (held-out, and training "
-        "customers for its calibration): the model's output; with one data party, z "
-        "minus its own part is that party's final partial score, one projection per "
-        "customer (the Paillier protocol shows one per customer per epoch)"
-        + (
-            "; its own weights (reveal = 'own')"
-            if p.reveal == "own"
-            else "; its weights are not sent to it (reveal = 'none'), but from the joint "
-            "scores of the training customers it calibrates on and its own columns, least "
-            "squares recovers them and, with one data party, that party's final partial "
-            "scores: 'none' keeps the weights from the data parties only"
+    bank = [
+        N_("the intersection and every party's id count (PSI, as in every vertical run)"),
+        N_(
+            "during training only uniform shares and masked values (E = X − U, f = y − v) — "
+            "no partial score, no gradient, no weight of another party. At the end the joint "
+            "scores z of the customers it scores (held-out, and training customers for its "
+            "calibration): the model's output"
         ),
-        "data parties": "the bank's customer count and the intersection (PSI), the "
-        "held-out split; during training only uniform shares, masked values and "
-        + ("sealed blobs" if dealer else "ciphertexts under the bank's key")
-        + " — no label, residual, gradient or score of anyone; the run's tag (a keyed "
-        "hash: only whether some party's data changed between two runs made with one "
-        "secrets file)" + after,
-    }
+        N_(
+            "with one data party, z minus its own part is that party's final partial score, "
+            "one projection per customer (the Paillier protocol shows one per customer per "
+            "epoch)"
+        ),
+        N_("its own weights (reveal = 'own')")
+        if p.reveal == "own"
+        else N_(
+            "its weights are not sent to it (reveal = 'none'), but from the joint scores of "
+            "the training customers it calibrates on and its own columns, least squares "
+            "recovers them and, with one data party, that party's final partial scores: "
+            "'none' keeps the weights from the data parties only"
+        ),
+    ]
+    parties = [
+        N_("the bank's customer count and the intersection (PSI), the held-out split"),
+        N_(
+            "during training only uniform shares, masked values and sealed blobs — no label, "
+            "residual, gradient or score of anyone"
+        )
+        if dealer
+        else N_(
+            "during training only uniform shares, masked values and ciphertexts under the "
+            "bank's key — no label, residual, gradient or score of anyone"
+        ),
+        N_(
+            "the run's tag (a keyed hash: only whether some party's data changed between two "
+            "runs made with one secrets file)"
+        ),
+        N_("then the bank's share of its own weights (reveal = 'own'): its weights")
+        if p.reveal == "own"
+        else N_("its weights stay shared (reveal = 'none')"),
+    ]
+    out = {holder: CLAUSE_SEP.join(bank), "data parties": CLAUSE_SEP.join(parties)}
     if dealer:
-        out[DEALER_NAME] = (
-            "every party's column count and the batch sizes, nothing of the data; it "
-            "deals every seed, so it must not collude with any party: with a party's "
-            "messages it could strip the pads (the semi-honest, non-colluding helper of "
-            "SecretFlow's semi2k)"
+        out[DEALER_NAME] = CLAUSE_SEP.join(
+            (
+                N_("every party's column count and the batch sizes, nothing of the data"),
+                N_(
+                    "it deals every seed, so it must not collude with any party: with a "
+                    "party's messages it could strip the pads (the semi-honest, "
+                    "non-colluding helper of SecretFlow's semi2k)"
+                ),
+            )
         )
     return out
 

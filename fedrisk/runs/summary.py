@@ -25,6 +25,7 @@ from fedrisk.flower.participation import Participation
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.horizontal.aggregation import mode_of
 from fedrisk.horizontal.job import HorizontalJob
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.privacy.accountant import max_attack_auc_bound
 from fedrisk.privacy.attacks import membership_inference_auc
 from fedrisk.scenario import Scenario
@@ -47,6 +48,16 @@ def faults_summary(s: Scenario, part: Participation, recorder: ServerRecorder) -
     }
 
 
+# clauses marked for the catalogs, joined with CLAUSE_SEP: the Chinese report translates
+# summary.json's prose clause by clause
+THREAT_MODEL = CLAUSE_SEP.join(
+    (
+        N_("semi-honest parties: they follow the protocol and may pool what they see"),
+        N_("see who_learns_what"),
+    )
+)
+
+
 def membership_attack(job: HorizontalJob, params: np.ndarray, data: PreparedData) -> dict[str, Any]:
     """Loss-threshold membership inference on the final model (members: training rows,
     non-members: held-out rows), beside the most any attack could reach under the
@@ -59,7 +70,7 @@ def membership_attack(job: HorizontalJob, params: np.ndarray, data: PreparedData
         bound = max_attack_auc_bound(job.dp.epsilon, job.dp.delta)
     return {
         "membership_auc": auc,
-        "membership_attack": "loss threshold (Yeom et al. 2018)",
+        "membership_attack": N_("loss threshold (Yeom et al. 2018)"),
         "membership_auc_bound": bound,
     }
 
@@ -119,8 +130,7 @@ def _privacy_summary(s: Scenario, job: HorizontalJob) -> dict[str, Any]:
         # what the aggregator can read (checked against transcript.jsonl by the tests)
         "server_sees_individual_updates": mode.server_sees_individual_updates,
         "server_sees_global_model": mode.server_sees_global_model,
-        "threat_model": "semi-honest parties: they follow the protocol and may pool what "
-        "they see; see who_learns_what",
+        "threat_model": THREAT_MODEL,
         # where each party's protective draws come from: fresh per run, or --secrets FILE
         "randomness": job.randomness,
     }
@@ -229,6 +239,7 @@ def training_rounds_run(s, recorder) -> int:
 
 
 __all__ = [
+    "THREAT_MODEL",
     "against_reference",
     "faults_summary",
     "horizontal_summary",

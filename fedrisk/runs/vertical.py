@@ -32,6 +32,7 @@ from fedrisk.evaluation.baselines import BaselineBudget, train_centralised, trai
 from fedrisk.files import write_private_json
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.model_io import TREES_DIR as MODEL_DIR
 from fedrisk.model_io import LogisticPart, vertical_bank_record
 from fedrisk.models.logistic import predict_proba
@@ -41,7 +42,7 @@ from fedrisk.runs.deployed import Watch, deploy, warn_if_insecure
 from fedrisk.runs.outputs import RunOutcome, write_json, write_outputs
 from fedrisk.runs.progress import run_progress, step_recorder
 from fedrisk.runs.rundir import staged_run_dir
-from fedrisk.runs.summary import against_reference
+from fedrisk.runs.summary import THREAT_MODEL, against_reference
 from fedrisk.scenario import Scenario
 from fedrisk.version import __version__
 from fedrisk.vertical.bank import make_bank_app
@@ -391,7 +392,7 @@ def complete_vertical(
         first = tables.data_parties[0]
         attacks["label_leakage"] = {
             "attacker": first.name,
-            "attack": "gradient projection: score_i = -x_i·g over each batch",
+            "attack": N_("gradient projection: score_i = -x_i·g over each batch"),
             "label_auc_by_batch_size": label_leakage(
                 party_rows[0][0],
                 outcome.bank_train_X,
@@ -451,22 +452,9 @@ def complete_vertical(
             "obfuscation": s.privacy.obfuscation,
             # where each party's protective draws come from: fresh per run, or --secrets
             "randomness": setup.randomness,
-            "alignment": "ECDH PSI over X25519, chained through the label holder",
-            "threat_model": "semi-honest parties: they follow the protocol and may pool "
-            "what they see; see who_learns_what",
-            "who_learns_what": {
-                holder.name: "the intersection, every party's id count, each party's "
-                "partial scores per customer (not its features or weights)"
-                + _BANK_CALIBRATION.get(s.model.calibration, ""),
-                "data parties": "the bank's customer count (the number of masked ids "
-                "it sends in PSI: the first party its whole count, a later one the size "
-                "of the bank's intersection with the parties before it), the "
-                "multi-party intersection (which of its customers are shared by the bank "
-                "and every other data party), the held-out split of those ids, and "
-                "their own gradient (labels leak through it; see attacks.label_leakage), "
-                "nothing of another party's features, weights or labels"
-                + ("" if s.model.calibration == "none" else _PARTIES_CALIBRATION),
-            },
+            "alignment": ALIGNMENT,
+            "threat_model": THREAT_MODEL,
+            "who_learns_what": who_learns_what(s, holder.name),
         },
         "cost": {
             "wall_s": None,
@@ -551,21 +539,56 @@ def write_bank_part(
     }
 
 
+# summary.json's prose is built from clauses marked for the catalogs and joined with
+# CLAUSE_SEP, so that the Chinese report can translate it clause by clause
+ALIGNMENT = N_("ECDH PSI over X25519, chained through the label holder")
 _BANK_CALIBRATION = {
-    "intercept": "; for the calibration, each party's partial scores on the training "
-    "customers at its final weights (one more projection of each customer's features, "
-    "as every epoch gives), from which it refits its own intercept",
-    "platt": "; for the calibration, each party's partial scores on the training "
-    "customers at its final weights (one more projection of each customer's features, "
-    "as every epoch gives), from which it fits a scale and an intercept on the joint "
-    "score; it keeps both and applies the scale to the parties' partial scores when it "
-    "scores",
+    "intercept": (
+        N_(
+            "for the calibration, each party's partial scores on the training customers at "
+            "its final weights (one more projection of each customer's features, as every "
+            "epoch gives), from which it refits its own intercept"
+        ),
+    ),
+    "platt": (
+        N_(
+            "for the calibration, each party's partial scores on the training customers at "
+            "its final weights (one more projection of each customer's features, as every "
+            "epoch gives), from which it fits a scale and an intercept on the joint score"
+        ),
+        N_("it keeps both and applies the scale to the parties' partial scores when it scores"),
+    ),
 }
-_PARTIES_CALIBRATION = (
-    "; the calibration tells them nothing: one request for their partial scores on the "
+_PARTIES_CALIBRATION = N_(
+    "the calibration tells them nothing: one request for their partial scores on the "
     "training customers, naming no customer and carrying nothing derived from the labels, "
     "and the calibration itself stays with the bank"
 )
+
+
+def who_learns_what(s: Scenario, holder: str) -> dict[str, str]:
+    """What each side learns in a Paillier vertical run (summary.json's
+    ``privacy.who_learns_what``)."""
+    bank = [
+        N_(
+            "the intersection, every party's id count, each party's partial scores per "
+            "customer (not its features or weights)"
+        ),
+        *_BANK_CALIBRATION.get(s.model.calibration, ()),
+    ]
+    parties = [
+        N_(
+            "the bank's customer count (the number of masked ids it sends in PSI: the first "
+            "party its whole count, a later one the size of the bank's intersection with the "
+            "parties before it), the multi-party intersection (which of its customers are "
+            "shared by the bank and every other data party), the held-out split of those "
+            "ids, and their own gradient (labels leak through it; see "
+            "attacks.label_leakage), nothing of another party's features, weights or labels"
+        ),
+    ]
+    if s.model.calibration != "none":
+        parties.append(_PARTIES_CALIBRATION)
+    return {holder: CLAUSE_SEP.join(bank), "data parties": CLAUSE_SEP.join(parties)}
 
 
 def calibration_summary(s: Scenario, outcome: VerticalOutcome) -> dict[str, Any]:
@@ -595,6 +618,7 @@ def _aligned(table, train_ids, test_ids, scaling) -> tuple[np.ndarray, np.ndarra
 
 
 __all__ = [
+    "ALIGNMENT",
     "VerticalSetup",
     "calibration_summary",
     "complete_vertical",
@@ -602,4 +626,5 @@ __all__ = [
     "prepare_vertical",
     "run_vertical",
     "vertical_run_timeout",
+    "who_learns_what",
 ]

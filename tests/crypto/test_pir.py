@@ -65,6 +65,7 @@ def test_the_answer_is_the_plain_product_mod_2_32():
     assert server.answer(q).tobytes() == server.answer(q).tobytes()
 
 
+@pytest.mark.slow  # seconds of runs: the full suite covers it
 def test_queries_for_two_columns_are_indistinguishable():
     """Two-sample tests on 2,000 fresh queries for column a and 2,000 for column b: the
     words at a's and b's positions (where Δ is added) and the top bytes (where Δ shows)."""

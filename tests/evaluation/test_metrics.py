@@ -362,6 +362,7 @@ def slow_bootstrap(y, p, resamples, seed, level=0.95):
     return np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
 
 
+@pytest.mark.slow  # seconds of runs: the full suite covers it
 def test_auc_interval_matches_a_slow_reference_bootstrap():
     y, p = tied_sample(1000, 7)  # with ties: the harder case
     auc = roc_auc_score(y, p)

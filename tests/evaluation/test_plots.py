@@ -256,3 +256,26 @@ def test_auc_chart_ticks_are_whole_rounds():
         plt.close(fig)
     assert all(float(t).is_integer() for t in ticks)
     assert ax.get_xlabel() == "round"
+
+
+def test_drawing_leaves_the_process_backend_alone(tmp_path):
+    """A notebook's inline backend survives fedrisk drawing its charts (it used to pick
+    Agg for the whole process when plots loaded, silencing plt.show() in notebooks)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib, numpy as np\n"
+        "from fedrisk.evaluation import calibration_table, plot_calibration\n"
+        "y = np.array([0, 1] * 50); p = np.linspace(0.01, 0.99, 100)\n"
+        f"plot_calibration(calibration_table(y, p), {str(tmp_path / 'c.png')!r})\n"
+        "print(matplotlib.get_backend())\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "svg"}  # a backend that is not Agg, headless
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "svg"
+    assert (tmp_path / "c.png").read_bytes()[:8] == PNG_SIGNATURE

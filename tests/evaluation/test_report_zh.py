@@ -11,8 +11,12 @@ warning naming the package to install, and the prose is still Chinese.
 
 import base64
 import io
+import itertools
+import json
 import re
 import warnings
+from html import escape
+from types import SimpleNamespace
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -21,7 +25,9 @@ import pytest
 from fedrisk.cli import main
 from fedrisk.evaluation import fonts
 from fedrisk.evaluation.report import render_report
-from fedrisk.i18n import language, using_language
+from fedrisk.i18n import clauses, language, translate_clauses, using_language
+from fedrisk.runs.scorecard import add_binning_knowledge
+from fedrisk.runs.summary import THREAT_MODEL
 from tests.evaluation import test_report as base
 
 # the horizontal and vertical run folders test_report renders (run once per module)
@@ -246,3 +252,138 @@ def test_without_a_cjk_font_charts_keep_english_and_one_warning(runs, tmp_path, 
     assert '<html lang="zh-CN">' in html and "留出测试集上的模型质量" in html
     # the run's English charts, not redrawn
     assert pngs(html) == [(runs["horizontal"] / n).read_bytes() for n in RUN_PNGS]
+
+
+# --------------------------------------------------------------------------- summary prose
+#
+# summary.json's prose (who learns what, the threat model, the alignment) stays English;
+# the Chinese page translates it clause by clause (fedrisk.i18n.translate_clauses). Every
+# variant each source site writes is translated with no clause left over, so a clause
+# added at a source site without a catalog entry fails here.
+
+
+def _scenario(**sections) -> SimpleNamespace:
+    return SimpleNamespace(**{k: SimpleNamespace(**v) for k, v in sections.items()})
+
+
+def _horizontal_prose() -> dict[str, str]:
+    from fedrisk.horizontal.aggregation import paillier, plain, secagg
+    from fedrisk.horizontal.binning.protocol import WHO_LEARNS_WHAT as BINNING
+
+    out: dict[str, str] = {"threat_model": THREAT_MODEL}
+    out |= {f"plain {k}": v for k, v in plain.summary(None)["who_learns_what"].items()}
+    for banks in (3, 20):
+        job = SimpleNamespace(
+            scenario=_scenario(privacy={"secagg_threshold": None, "update_range": 8.0}),
+            party_names=tuple(f"bank_{i}" for i in range(banks)),
+        )
+        said = secagg.summary(job)["who_learns_what"]
+        out |= {f"secagg {banks} {k}": v for k, v in said.items()}
+    codec = SimpleNamespace(clip=8.0, frac_bits=40, slot_bytes=8, max_weight=1024)
+    layout = SimpleNamespace(codec=codec, packer=SimpleNamespace(slots_per_int=15), n_ciphertexts=2)
+    for key in ("shared", "threshold"):
+        job = SimpleNamespace(
+            scenario=_scenario(privacy={"key": key, "key_bits": 1024}),
+            party_names=tuple(f"bank_{i}" for i in range(5)),
+            paillier=layout,
+        )
+        said = paillier.summary(job)
+        out |= {f"paillier {key} {k}": v for k, v in said["who_learns_what"].items()}
+        for k in ("resists", "banks_check_aggregates", "key_holders"):
+            out[f"paillier {key} {k}"] = said["paillier"][k]
+    binning_said: dict[str, str] = {}
+    for mode, said in BINNING.items():
+        before = {"aggregator": "the global model each round"}
+        knows = {"who_learns_what": dict(before)}
+        add_binning_knowledge({"privacy": knows}, said)
+        binning_said |= {f"scorecard {mode} {k}": v for k, v in knows["who_learns_what"].items()}
+    return out | binning_said
+
+
+def _vertical_prose() -> dict[str, str]:
+    from fedrisk.runs import secureboost, sharing, vertical
+    from fedrisk.vertical.binning.protocol import WHO_LEARNS_WHAT as BINNING
+
+    out = {"alignment": vertical.ALIGNMENT, "threat_model": THREAT_MODEL}
+    for cal in ("none", "intercept", "platt"):
+        said = vertical.who_learns_what(_scenario(model={"calibration": cal}), "bank")
+        out |= {f"paillier {cal} {k}": v for k, v in said.items()}
+    for encrypted, first in itertools.product((True, False), repeat=2):
+        s = _scenario(secureboost={"encrypted": encrypted, "bank_first_tree": first})
+        said = secureboost.who_learns_what(s, "bank")
+        out |= {f"secureboost {encrypted} {first} {k}": v for k, v in said.items()}
+    for triples, reveal in itertools.product(("dealer", "paillier"), ("own", "none")):
+        s = _scenario(privacy={"triples": triples, "reveal": reveal})
+        said = sharing.who_learns_what(s, "bank")
+        out |= {f"sharing {triples} {reveal} {k}": v for k, v in said.items()}
+    knows = {
+        "who_learns_what": vertical.who_learns_what(
+            _scenario(model={"calibration": "platt"}), "bank"
+        )
+    }
+    add_binning_knowledge({"privacy": knows}, BINNING)
+    out |= {f"scorecard {k}": v for k, v in knows["who_learns_what"].items()}
+    return out
+
+
+@pytest.mark.parametrize(
+    "prose", [_horizontal_prose, _vertical_prose], ids=["horizontal", "vertical"]
+)
+def test_every_variant_of_the_summary_prose_has_a_chinese_translation(prose):
+    texts = prose()
+    assert len(texts) > 10
+    with using_language("zh"):
+        for where, text in texts.items():
+            zh, missed = translate_clauses(text)
+            assert missed == [], (where, missed)
+            assert cjk_share(zh) > 0.5, (where, zh)
+
+
+def test_translate_clauses_keeps_what_it_cannot_translate_and_says_so():
+    known = "semi-honest parties: they follow the protocol and may pool what they see"
+    new = "a clause nobody has translated (yet; it has a semicolon inside)"
+    text = f"{known}; {new}; see who_learns_what"
+    assert clauses(text) == [known, new, "see who_learns_what"]  # not cut inside brackets
+    assert translate_clauses(text) == (text, [])  # English: as written
+    with using_language("zh"):
+        zh, missed = translate_clauses(text)
+        assert missed == [new]
+        assert zh == f"半诚实参与方：遵守协议，但可能汇集各自看到的信息；{new}；见“谁获知了什么”"
+        # a template: the numbers are taken from the clause, the rest is translated
+        zh, missed = translate_clauses(
+            "the weighted sum of the banks' updates each round (so the global model), not one "
+            "bank's update unless it colludes with enough of that bank's neighbours to unmask "
+            "it (7 of 10 shares)"
+        )
+        assert missed == [] and "10 份秘密分享中的 7 份" in zh
+        # "binning: {clause}": the clause inside is translated in turn, or reported
+        zh, missed = translate_clauses(f"binning: {new}")
+        assert zh == f"分箱阶段：{new}" and missed == [new]
+        assert translate_clauses("") == ("", [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["horizontal", "vertical"])
+def test_zh_privacy_section_shows_the_summary_prose_in_chinese(runs, zh_reports, kind):
+    summary = json.loads((runs[kind] / "summary.json").read_text())
+    privacy = summary["privacy"]
+    html = zh_reports[0][kind].read_text(encoding="utf-8")
+    section = html.split('<section id="privacy">', 1)[1].split("</section>", 1)[0]
+    texts = dict(privacy["who_learns_what"])
+    texts |= {k: privacy[k] for k in ("threat_model", "alignment") if k in privacy}
+    attacks = summary.get("attacks", {})
+    if "membership_attack" in attacks:
+        texts["membership_attack"] = attacks["membership_attack"]
+    if "label_leakage" in attacks:
+        texts["attack"] = attacks["label_leakage"]["attack"]
+    assert "threat_model" in texts and len(privacy["who_learns_what"]) >= 2
+    if kind == "vertical":
+        assert "alignment" in texts
+    with using_language("zh"):
+        for key, text in texts.items():
+            zh, missed = translate_clauses(text)
+            assert missed == [], (key, missed)
+            assert escape(zh) in section, (key, zh)
+            assert escape(text) not in section, key  # the English sentence is gone
+    # group names are translated, party names stay as they are
+    assert ("聚合方" in section) if kind == "horizontal" else ("各数据方" in section)

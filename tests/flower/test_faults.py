@@ -222,6 +222,7 @@ def test_sample_dp_charges_each_bank_for_the_rounds_it_trained(tmp_path):
     assert got["epsilon"] < got["epsilon_planned"]
 
 
+@pytest.mark.slow  # seconds of runs: the full suite covers it
 def test_distributed_noise_lost_with_dropouts_is_accounted(tmp_path):
     """Under Paillier each bank adds a share of the noise: shares of banks that dropped
     out are missing from the sum, so those rounds had less noise, and ε says so."""

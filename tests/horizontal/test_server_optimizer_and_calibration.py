@@ -128,6 +128,7 @@ def test_pooled_means_from_weighted_bank_statistics_give_the_pooled_newton_step(
     )
 
 
+@pytest.mark.slow  # seconds of runs: the full suite covers it
 def test_calibration_rounds_follow_training_and_match_the_training_default_rate(tmp_path):
     s = quick("rounds=4")
     assert s.calibration_rounds == 3 and s.max_rounds == 7

@@ -232,6 +232,7 @@ def test_a_bad_ids_file_from_the_shell(run):
     _refused(proc, "unknown column 'income'; allowed: the id column 'id'", tmp)
 
 
+@pytest.mark.slow  # seconds of runs: the full suite covers it
 def test_a_run_folder_that_is_not_vertical_exits_2(run, tmp_path):
     tmp, _, _ = run
     horizontal = tmp_path / "h"
@@ -255,6 +256,7 @@ def test_a_run_folder_that_is_not_vertical_exits_2(run, tmp_path):
     _refused(proc, "not a run folder", tmp_path)
 
 
+@pytest.mark.slow  # seconds of runs: the full suite covers it
 def test_a_secret_shared_run_scores_the_same_way(tmp_path):
     """privacy.protocol = "secret_sharing" (reveal "own"): each party ends knowing its
     weights and keeps them; scoring through PIR equals the parts' direct prediction, and
@@ -358,6 +360,7 @@ def test_a_vertical_scorecard_scores_points_and_missing_bins(tmp_path):
     assert result.summary["model"] == "scorecard"
 
 
+@pytest.mark.slow  # seconds of runs: the full suite covers it
 def test_secureboost_scores_by_split_decisions(tmp_path):
     """SecureBoost: each party sends one left/right bit per split id; the joint trees'
     predictions, exactly; applicants a party lacks get the bank-only trees."""

@@ -75,6 +75,7 @@ from fedrisk.horizontal.schedule import RoundSchedule
 from fedrisk.horizontal.server import fedavg_server_app
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.training import local_update, validation_report
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.privacy.plan import DPPlan
 from fedrisk.privacy.secrets import PartySecret
 
@@ -684,13 +685,16 @@ def server_app(
 
 
 # The threat model (semi-honest parties) per privacy.key: which collusions cannot read
-# an individual bank's update.
+# an individual bank's update (clauses marked for the catalogs, joined with CLAUSE_SEP:
+# the Chinese report translates them one by one).
 RESISTS = {
-    "shared": (
-        "a semi-honest aggregator alone, and banks without the aggregator's ciphertexts; "
-        "not the aggregator with any one bank (every bank holds the private key)"
+    "shared": CLAUSE_SEP.join(
+        (
+            N_("a semi-honest aggregator alone, and banks without the aggregator's ciphertexts"),
+            N_("not the aggregator with any one bank (every bank holds the private key)"),
+        )
     ),
-    "threshold": (
+    "threshold": N_(
         "a semi-honest aggregator with up to {below} banks, or any {below} banks "
         "(t = {t} of {n} key shares decrypt, and the banks only partially decrypt "
         "blinded aggregates)"
@@ -709,26 +713,43 @@ def summary(server_job: ServerJob) -> dict[str, Any]:
         "key": key,
         "resists": resists,
         "who_learns_what": {
-            "aggregator": "which banks took part and the sizes of their messages; ciphertexts "
-            "only: no update, count or model in the clear",
-            "banks": "the global model each round (they decrypt the aggregates)"
-            + (
-                ""
-                if key == "threshold"
-                else "; any bank could decrypt another's update if the "
-                "aggregator handed it over (shared key)"
+            "aggregator": CLAUSE_SEP.join(
+                (
+                    N_("which banks took part and the sizes of their messages"),
+                    N_("ciphertexts only: no update, count or model in the clear"),
+                )
+            ),
+            "banks": CLAUSE_SEP.join(
+                (N_("the global model each round (they decrypt the aggregates)"),)
+                + (
+                    ()
+                    if key == "threshold"
+                    else (
+                        N_(
+                            "any bank could decrypt another's update if the aggregator "
+                            "handed it over (shared key)"
+                        ),
+                    )
+                )
             ),
         },
         "paillier": {
             "key": key,
             "threshold": t,  # banks whose partial decryptions open an aggregate
             "resists": resists,
-            "banks_check_aggregates": (
-                "count slot = contributors claimed >= federation.min_parties (1 with "
-                "client DP sampling); participants in [1, banks]"
+            "banks_check_aggregates": CLAUSE_SEP.join(
+                (
+                    N_(
+                        "count slot = contributors claimed >= federation.min_parties (1 with "
+                        "client DP sampling)"
+                    ),
+                    N_("participants in [1, banks]"),
+                )
             ),
             "key_bits": server_job.scenario.privacy.key_bits,
-            "key_holders": "banks" if key == "shared" else f"{t} of {n_banks} banks",
+            "key_holders": N_("banks")
+            if key == "shared"
+            else N_("{t} of {n} banks").format(t=t, n=n_banks),
             "update_range": p.codec.clip,
             "frac_bits": p.codec.frac_bits,
             "slot_bits": 8 * p.codec.slot_bytes,

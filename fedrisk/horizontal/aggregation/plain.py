@@ -27,6 +27,7 @@ from fedrisk.horizontal.schedule import RoundSchedule
 from fedrisk.horizontal.server import fedavg_server_app
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.training import local_update, validation_report
+from fedrisk.i18n import N_
 from fedrisk.models.logistic import n_params
 
 
@@ -79,9 +80,10 @@ def server_app(
 def summary(server_job: ServerJob) -> dict[str, Any]:
     return {
         "who_learns_what": {
-            "aggregator": "every bank's model update and example count, in the clear, and "
-            "the global model",
-            "banks": "the global model each round",
+            "aggregator": N_(
+                "every bank's model update and example count, in the clear, and the global model"
+            ),
+            "banks": N_("the global model each round"),
         }
     }
 

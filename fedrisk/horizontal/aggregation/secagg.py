@@ -47,6 +47,7 @@ from fedrisk.horizontal.schedule import (
 )
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.training import local_update, validation_report
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.models.logistic import n_params
 from fedrisk.scenario import DEFAULT_SECAGG_THRESHOLD
 
@@ -453,12 +454,24 @@ def summary(server_job: ServerJob) -> dict:
     shares, threshold = secagg_shares(len(server_job.party_names), s.privacy.secagg_threshold)
     return {
         "who_learns_what": {
-            "aggregator": "the weighted sum of the banks' updates each round (so the global "
-            "model), not one bank's update unless it colludes with enough of that bank's "
-            f"neighbours to unmask it ({threshold} of {shares} shares); which banks answered; "
-            "the total rows of each round's answering banks (Flower's SecAgg+ weighs inside "
-            "the masked sum), so, with dropouts, a bank's row count from two rounds' totals",
-            "banks": "the global model each round, and the pairwise key-agreement messages",
+            # clauses marked for the catalogs, joined with CLAUSE_SEP: the Chinese report
+            # translates them one by one
+            "aggregator": CLAUSE_SEP.join(
+                (
+                    N_(
+                        "the weighted sum of the banks' updates each round (so the global "
+                        "model), not one bank's update unless it colludes with enough of "
+                        "that bank's neighbours to unmask it ({threshold} of {shares} shares)"
+                    ).format(threshold=threshold, shares=shares),
+                    N_("which banks answered"),
+                    N_(
+                        "the total rows of each round's answering banks (Flower's SecAgg+ "
+                        "weighs inside the masked sum), so, with dropouts, a bank's row count "
+                        "from two rounds' totals"
+                    ),
+                )
+            ),
+            "banks": N_("the global model each round, and the pairwise key-agreement messages"),
         },
         "secagg": {
             "num_shares": shares,

@@ -62,6 +62,7 @@ from fedrisk.crypto.encoding import PackingError, SlotPacker
 from fedrisk.crypto.paillier import CiphertextError, VectorCipher, VectorDecryptor
 from fedrisk.errors import ProtocolError
 from fedrisk.flower.transcript import Transcript
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.models.binning import (
     GRID_CELLS,
     BinningParams,
@@ -88,33 +89,65 @@ CUTS_KEY = "fedrisk.binning.cuts"
 CATEGORIES_KEY = "fedrisk.binning.categories"
 SUMMED_KEY = "fedrisk.binning.summed"
 
+# clauses marked for the catalogs, joined with CLAUSE_SEP: the Chinese report translates
+# them one by one
 WHO_LEARNS_WHAT = {
     "plain": {
-        "aggregator": (
-            "every bank's column names; per text column the set of category values each "
-            "bank holds; per numeric column each bank's unlabelled grid histogram (its "
-            "values to about 1.8 % relative resolution, counted); each bank's goods and "
-            "bads per (pre)bin and per category, and the pooled tables it computes"
+        "aggregator": CLAUSE_SEP.join(
+            (
+                N_("every bank's column names"),
+                N_("per text column the set of category values each bank holds"),
+                N_(
+                    "per numeric column each bank's unlabelled grid histogram (its values to "
+                    "about 1.8 % relative resolution, counted)"
+                ),
+                N_(
+                    "each bank's goods and bads per (pre)bin and per category, and the pooled "
+                    "tables it computes"
+                ),
+            )
         ),
-        "banks": (
-            "the cuts (prebins for 'optimal'), the union of the category values, the summed "
-            "goods and bads per (pre)bin and category over all banks (the pooled tables); "
-            "with two banks, the other bank's labelled counts per (pre)bin, by subtraction"
+        "banks": CLAUSE_SEP.join(
+            (
+                N_(
+                    "the cuts (prebins for 'optimal'), the union of the category values, the "
+                    "summed goods and bads per (pre)bin and category over all banks (the "
+                    "pooled tables)"
+                ),
+                N_("with two banks, the other bank's labelled counts per (pre)bin, by subtraction"),
+            )
         ),
     },
     "paillier": {
-        "aggregator": (
-            "every bank's column names and, per text column, the set of category values "
-            "each bank holds (plaintext); ciphertexts only for every count, so no count, "
-            "cut or table; how many ciphertexts each message holds (so the number of "
-            "(pre)bins of the run)"
+        "aggregator": CLAUSE_SEP.join(
+            (
+                N_(
+                    "every bank's column names and, per text column, the set of category "
+                    "values each bank holds (plaintext)"
+                ),
+                N_("ciphertexts only for every count, so no count, cut or table"),
+                N_(
+                    "how many ciphertexts each message holds (so the number of (pre)bins of "
+                    "the run)"
+                ),
+            )
         ),
-        "banks": (
-            "the summed unlabelled grid histogram of every numeric column over all banks, "
-            "the union of the category values, the summed goods and bads per (pre)bin and "
-            "category (the pooled tables); with two banks, the other bank's histograms and "
-            "labelled counts, by subtraction; every bank holds the private key, so it could "
-            "read another bank's counts if the aggregator handed them over (shared key)"
+        "banks": CLAUSE_SEP.join(
+            (
+                N_(
+                    "the summed unlabelled grid histogram of every numeric column over all "
+                    "banks, the union of the category values, the summed goods and bads per "
+                    "(pre)bin and category (the pooled tables)"
+                ),
+                N_(
+                    "with two banks, the other bank's histograms and labelled counts, by "
+                    "subtraction"
+                ),
+                N_(
+                    "every bank holds the private key, so it could read another bank's counts "
+                    "if the aggregator handed them over (shared key)"
+                ),
+            )
         ),
     },
 }

@@ -47,25 +47,46 @@ from typing import Any
 import numpy as np
 from flwr.app import Message
 
+from fedrisk.i18n import CLAUSE_SEP, N_
 from fedrisk.privacy.secrets import PartySecret
 from fedrisk.vertical.protocol import VerticalOutcome, classify_vertical
 
 LABELS_KEY = "fedrisk.binning.labels"  # the bank's encrypted labels (training order)
 CODES_KEY = "fedrisk.binning.codes"  # the party's bin codes of its training/held-out rows
 
+# clauses marked for the catalogs, joined with CLAUSE_SEP: the Chinese report translates
+# them one by one
 WHO_LEARNS_WHAT = {
-    "bank": "the intersection and the held-out split (its own draw); for every column of "
-    "every data party the number of customers and of defaulters per bin, bins in value "
-    "order (the column's WOE table), and each column's stability index; never a party's "
-    "values, cut points, category names or which customer is in which bin",
-    "data parties": "the intersection, ciphertexts they cannot read, the bank's grouping "
-    "of their bins (by first bin, not by risk), and the WOE of the bins of their own "
-    "selected columns, from which a party reads the exact number of defaulters in each "
-    "of its bins and among all shared training customers, and can score every shared "
-    "customer with its own columns' WOE (held-out AUC about 0.6 on the German-style "
-    "files, tests/privacy/test_attack_binning_vertical_party.py); no bin smaller than "
-    "binning.min_bin_share of the customers, so no single label (with min_bin_share = "
-    "0 a one-customer bin would give its label away)",
+    "bank": CLAUSE_SEP.join(
+        (
+            N_("the intersection and the held-out split (its own draw)"),
+            N_(
+                "for every column of every data party the number of customers and of "
+                "defaulters per bin, bins in value order (the column's WOE table), and each "
+                "column's stability index"
+            ),
+            N_(
+                "never a party's values, cut points, category names or which customer is in "
+                "which bin"
+            ),
+        )
+    ),
+    "data parties": CLAUSE_SEP.join(
+        (
+            N_(
+                "the intersection, ciphertexts they cannot read, the bank's grouping of their "
+                "bins (by first bin, not by risk), and the WOE of the bins of their own "
+                "selected columns, from which a party reads the exact number of defaulters in "
+                "each of its bins and among all shared training customers, and can score "
+                "every shared customer with its own columns' WOE (held-out AUC about 0.6 on "
+                "the German-style files, tests/privacy/test_attack_binning_vertical_party.py)"
+            ),
+            N_(
+                "no bin smaller than binning.min_bin_share of the customers, so no single "
+                "label (with min_bin_share = 0 a one-customer bin would give its label away)"
+            ),
+        )
+    ),
 }
 
 
