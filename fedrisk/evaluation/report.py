@@ -413,9 +413,9 @@ def fmt(x: Any, kind: str = "auto") -> str:
     elif kind == "pct":
         text = f"{x:.1f} %"
     elif kind == "pp":
-        text = f"{x:.1f} pp"
+        text = _("{x} pp").format(x=f"{x:.1f}")
     elif kind == "signed_pp":
-        text = f"{x:+.1f} pp"
+        text = _("{x} pp").format(x=f"{x:+.1f}")
     elif kind == "bytes":
         text = _bytes(int(x))
     elif kind == "seconds":
@@ -665,6 +665,29 @@ LABELS = {
     "answered": N_("answered"),
     "dropped": N_("dropped"),
     "lost_or_late": N_("lost or late"),
+    # settings of the secure aggregation and secret-sharing protocols, as their keys read
+    "ciphertexts_per_update": N_("ciphertexts per update"),
+    "clipped_values": N_("clipped values"),
+    "clipped_values_per_round": N_("clipped values per round"),
+    "frac_bits": N_("frac bits"),
+    "key": N_("key"),
+    "paillier": N_("paillier"),
+    "per_party": N_("per party"),
+    "public_max_weight": N_("public max weight"),
+    "slot_bits": N_("slot bits"),
+    "slots_per_ciphertext": N_("slots per ciphertext"),
+    "steps_per_round": N_("steps per round"),
+    "threshold": N_("threshold"),
+    "protocol": N_("protocol"),
+    "triples": N_("triples"),
+    "ring": N_("ring"),
+    "reveal": N_("reveal"),
+    "truncation_failure_bound_run": N_("truncation failure bound run"),
+    "largest_score_seen_by_bank": N_("largest score seen by bank"),
+    "truncation_bounds": N_("truncation bounds"),
+    "num_shares": N_("num shares"),
+    "reconstruction_threshold": N_("reconstruction threshold"),
+    "quantization_levels": N_("quantization levels"),
 }
 
 #: Labels for a SecureBoost run's ``boosting`` settings (the Trees section)

@@ -79,6 +79,8 @@ HORIZONTAL = {
     "model": {"learning_rate": 0.05, "batch_size": 64},
     "privacy": {"aggregation": "paillier"},
 }
+#: the transcript's protections, marked for the catalogs (the tables show them through _)
+PROTECTIONS = (N_("plaintext"), N_("ciphertext"), N_("masked"))
 #: a line that starts with a one-word label ("bank:", "Cost:", "bank（银行）：")
 _LABEL = re.compile(r"^\w+(?:[（(][^）)]*[）)])?[:：]")
 #: a CJK character: Chinese lines join without the space English words need
@@ -237,7 +239,7 @@ class Demo:
                 what,
                 str(count),
                 f"{size:,}",
-                protection,
+                _(protection),
                 (_("yes") if readable else "[bold]" + _("no") + "[/bold]")
                 + (" *" if what in notes else ""),
             )

@@ -52,6 +52,7 @@ from fedrisk.horizontal.job import HorizontalJob
 from fedrisk.horizontal.keys import paillier_keys
 from fedrisk.horizontal.server_optimizer import ServerOptimizer
 from fedrisk.horizontal.setup import bank_job
+from fedrisk.i18n import gettext as _
 from fedrisk.models.logistic import predict_proba
 from fedrisk.privacy.plan import DPPlan, finite_or_none
 from fedrisk.privacy.secrets import AGGREGATOR, PartySecret, RunSecrets
@@ -165,7 +166,11 @@ def federate(
 
         def on_round(rnd: int, metrics: dict[str, float]) -> None:
             if rnd > 0:
-                status = f"test AUC {metrics['auc']:.4f}" if metrics else "aggregate encrypted"
+                status = (
+                    _("test AUC {auc}").format(auc=f"{metrics['auc']:.4f}")
+                    if metrics
+                    else _("aggregate encrypted")
+                )
                 progress.update(task, advance=1, status=status)
 
         # When the aggregator never holds the model (Paillier) there is nothing to score
@@ -175,7 +180,7 @@ def federate(
         node_states = resume.bank_states() if resume is not None else {}
         if resume is not None:
             recorder.load_state(resume.server["recorder"], resume.transcript())
-            progress.update(task, advance=resume.round, status="resumed")
+            progress.update(task, advance=resume.round, status=_("resumed"))
         if checkpoint_folder is not None:
             recorder.on_checkpoint = checkpointer(
                 checkpoint_folder,

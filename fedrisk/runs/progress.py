@@ -14,7 +14,12 @@ from rich.progress import (
 )
 
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.i18n import N_
+from fedrisk.i18n import gettext as _
 from fedrisk.scenario import Scenario
+
+#: the steps a bar counts, marked for the catalogs (step_recorder shows them through _)
+STEP_UNITS = (N_("epoch"), N_("tree"), N_("session"))
 
 
 class _NoProgress:
@@ -34,23 +39,27 @@ class run_progress:
         vertical = self.s.federation.kind == "vertical"
         # a vertical bar moves by mini-batch (fractions of an epoch) and names the epoch
         # under way; a horizontal one moves by round
-        unit = "tree" if self.s.model.kind == "secureboost" else "epoch"
-        at = f"{unit} {{task.fields[epoch]}}" if vertical else "round {task.completed}"
+        unit = _("tree") if self.s.model.kind == "secureboost" else _("epoch")
+        at = (
+            _("{unit} {epoch}").format(unit=unit, epoch="{task.fields[epoch]}")
+            if vertical
+            else _("round {n}").format(n="{task.completed}")
+        )
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn(at + "/{task.total}"),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
+            TextColumn(_("ETA")),
             TimeRemainingColumn(),  # from the rounds (mini-batches) done so far
             transient=False,
         )
         self.bar.__enter__()
         who = (
-            f"{len(self.s.federation.parties) or 'default'} parties"
+            _("{n} parties").format(n=len(self.s.federation.parties) or _("default"))
             if self.s.federation.kind == "vertical"
-            else f"{self.s.federation.banks} banks"
+            else _("{n} banks").format(n=self.s.federation.banks)
         )
         desc = f"{self.s.name}: {who}, {self.s.federation.engine}"
         task = self.bar.add_task(desc, total=self.s.max_rounds, status="", epoch=1)
@@ -76,7 +85,7 @@ class session_progress:
             BarColumn(),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
+            TextColumn(_("ETA")),
             TimeRemainingColumn(),
         )
         self.bar.__enter__()
@@ -104,7 +113,7 @@ def step_recorder(progress: Any, task: Any, unit: str) -> ServerRecorder:
 
     def on_round(rnd: int, metrics: dict[str, float]) -> None:
         if "auc" in metrics:  # secret-shared runs score only after their last epoch
-            last_auc[:] = [f"test AUC {metrics['auc']:.4f}"]
+            last_auc[:] = [_("test AUC {auc}").format(auc=f"{metrics['auc']:.4f}")]
         progress.update(task, completed=rnd, status=", ".join(last_auc))
 
     def on_step(rnd: int, fraction: float) -> None:
@@ -112,7 +121,9 @@ def step_recorder(progress: Any, task: Any, unit: str) -> ServerRecorder:
         start = started.setdefault(rnd, now)  # the bank reports 0.0 first
         status = ""
         if fraction > 0:
-            status = f"{unit} ends in {epoch_eta((now - start) * (1 - fraction) / fraction)}"
+            status = _("{unit} ends in {eta}").format(
+                unit=_(unit), eta=epoch_eta((now - start) * (1 - fraction) / fraction)
+            )
         status = ", ".join(x for x in (status, *last_auc) if x)
         progress.update(task, completed=rnd - 1 + 0.99 * fraction, epoch=rnd, status=status)
 

@@ -39,6 +39,7 @@ from fedrisk.errors import InputError
 from fedrisk.files import input_file, read_input_text, with_umask_permissions
 from fedrisk.flower.engines import quiet_flower, run_engine
 from fedrisk.flower.recorder import ServerRecorder
+from fedrisk.i18n import gettext as _
 from fedrisk.model_io import TREES_DIR as MODEL_DIR
 from fedrisk.privacy.secrets import RunSecrets
 from fedrisk.runs.progress import session_progress, step_recorder
@@ -113,7 +114,7 @@ def score_applicants(
     outcome = ScoringOutcome()
     quiet_flower(False)
     with session_progress(
-        show_progress, f"anonymous query: {len(applicants.ids):,} applicants"
+        show_progress, _("anonymous query: {n} applicants").format(n=f"{len(applicants.ids):,}")
     ) as (bar, task):
         recorder = step_recorder(bar, task, "session")
         recorder.server_name = query.label_holder
@@ -420,5 +421,5 @@ def _write(
         for tmp, target in staged:
             os.replace(tmp, target)
     finally:
-        for tmp, _ in staged:
+        for tmp, _target in staged:
             tmp.unlink(missing_ok=True)

@@ -30,9 +30,6 @@ from fedrisk.runs.scorecard import add_binning_knowledge
 from fedrisk.runs.summary import THREAT_MODEL
 from tests.evaluation import test_report as base
 
-# the horizontal and vertical run folders test_report renders (run once per module)
-runs = base.runs
-
 ZH_HEADINGS = {
     "horizontal": (
         "留出测试集上的模型质量",

@@ -42,25 +42,48 @@ def assert_in_order(text: str, steps: tuple[str, ...]) -> None:
     assert at == sorted(at), at
 
 
-def run_demo_cli(tmp_path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedrisk.cli",
-            "demo",
-            "--no-pause",
-            "--out",
-            str(tmp_path / "demo"),
-            "--secrets",  # reproducible, and the file stays outside the demo folder
-            str(tmp_path / "secrets.json"),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+def start_demo(folder, *extra: str) -> subprocess.Popen:
+    """``fedrisk demo --no-pause`` into ``folder``/demo, its output in ``folder``."""
+    folder.mkdir()
+    argv = [
+        sys.executable,
+        "-m",
+        "fedrisk.cli",
+        "demo",
+        "--no-pause",
+        "--out",
+        str(folder / "demo"),
+        "--secrets",  # reproducible, and the file stays outside the demo folder
+        str(folder / "secrets.json"),
+        *extra,
+    ]
+    with open(folder / "stdout.txt", "w") as out, open(folder / "stderr.txt", "w") as err:
+        return subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    """The demo in English and in Chinese, run side by side (each is mostly one thread):
+    language -> (its folder, the finished process with .stdout and .stderr as text)."""
+    root = tmp_path_factory.mktemp("demos")
+    started = {
+        lang: start_demo(root / lang, *extra)
+        for lang, extra in (("en", ()), ("zh", ("--lang", "zh")))
+    }
+    done = {}
+    for lang, proc in started.items():
+        proc.wait(timeout=300)
+        folder = root / lang
+        done[lang] = (
+            folder,
+            subprocess.CompletedProcess(
+                proc.args,
+                proc.returncode,
+                (folder / "stdout.txt").read_text(encoding="utf-8"),
+                (folder / "stderr.txt").read_text(encoding="utf-8"),
+            ),
+        )
+    return done
 
 
 def test_small_keys_still_warn_outside_the_demo_and_the_demo_filter_matches():
@@ -73,15 +96,15 @@ def test_small_keys_still_warn_outside_the_demo_and_the_demo_filter_matches():
 
 
 @pytest.mark.slow
-def test_demo_runs_and_narrates_who_sent_what(tmp_path):
-    proc = run_demo_cli(tmp_path)
+def test_demo_runs_and_narrates_who_sent_what(demos, tmp_path):
+    folder, proc = demos["en"]
     assert proc.returncode == 0, proc.stderr
     # 1024-bit keys are the demo's choice, said in its narration: no warning about them
     assert "NIST" not in proc.stderr and "1024-bit" not in proc.stderr, proc.stderr
     said = " ".join(proc.stdout.replace("│", " ").split())
     assert "1024-bit here, for speed" in said and "silenced for this demo only" in said
-    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
-    assert not list((tmp_path / "demo").rglob("secrets*"))
+    assert (folder / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert not list((folder / "demo").rglob("secrets*"))
     out = proc.stdout
     for party in ("bank", "provider", "bank_1", "bank_5"):
         assert party in out
@@ -96,7 +119,7 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
     ):
         assert message in out, message
     # one naming convention for every message of every run (was psi-finish_masked_ids)
-    for transcript in (tmp_path / "demo").glob("*/transcript.jsonl"):
+    for transcript in (folder / "demo").glob("*/transcript.jsonl"):
         for line in transcript.read_text(encoding="utf-8").splitlines():
             what = json.loads(line)["what"]
             assert SNAKE_CASE.fullmatch(what), (transcript.parent.name, what)
@@ -105,7 +128,7 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
     assert "* partial_scores: readable by design" in text
     assert "share x·w of a customer's linear score" in text
     assert "who sent what to whom" in out and "membership-attack AUC" in out
-    runs = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    runs = sorted(p.name for p in (folder / "demo").iterdir())
     assert runs == [
         "1-vertical",
         "1-vertical-scoring",
@@ -117,7 +140,7 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
     # the white paper's story, in its order
     assert_in_order(text, STORY_EN)
     # the silos really are apart: PSI found fewer customers than either holds
-    summary = json.loads((tmp_path / "demo" / "1-vertical" / "summary.json").read_text())
+    summary = json.loads((folder / "demo" / "1-vertical" / "summary.json").read_text())
     held = summary["data"]["ids_per_party"]
     assert summary["data"]["aligned_customers"] < min(held.values())
     # the kept vertical run scores on its own after the demo moved its folder into place
@@ -129,7 +152,7 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
         main(
             [
                 "score",
-                str(tmp_path / "demo" / "1-vertical"),
+                str(folder / "demo" / "1-vertical"),
                 "--ids",
                 str(ids),
                 "--out",
@@ -142,7 +165,7 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
     # one anonymous query: the provider's view of it is unreadable, and said so
     assert "Scoring a new applicant without telling the provider who" in text
     assert "provider: learned that one applicant was scored, not who" in text
-    scoring = (tmp_path / "demo" / "1-vertical-scoring" / "scores.transcript.jsonl").read_text()
+    scoring = (folder / "demo" / "1-vertical-scoring" / "scores.transcript.jsonl").read_text()
     to_provider = [json.loads(x) for x in scoring.splitlines() if '"receiver": "provider"' in x]
     unread = {r["what"] for r in to_provider if not r["readable_by_receiver"]}
     assert unread == {"oprf_blinded_ids", "pir_queries"}
@@ -151,10 +174,10 @@ def test_demo_runs_and_narrates_who_sent_what(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_narrates_in_chinese(tmp_path):
+def test_demo_narrates_in_chinese(demos):
     """fedrisk demo --lang zh: the same story, in order, its narration and tables in
     Chinese (party names, message kinds and numbers stay as they are)."""
-    proc = run_demo_cli(tmp_path, "--lang", "zh")
+    _folder, proc = demos["zh"]
     assert proc.returncode == 0, proc.stderr
     assert "Glyph" not in proc.stderr, proc.stderr  # charts drawn with a CJK font, or English
     text = " ".join(proc.stdout.replace("│", " ").split())
