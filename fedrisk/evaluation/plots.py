@@ -59,7 +59,7 @@ DPI = 120
 #: the x axis of an AUC chart: what one point is (translated when drawn)
 STEPS = (N_("round"), N_("epoch"), N_("tree"))
 #: what the charts of a run folder show, after "<scenario>: " in their titles: the AUC
-#: chart per step (the runners pass these), the reliability diagram, the gains curve
+#: chart per step, the reliability diagram, the gains curve
 RUN_CHARTS = {
     "round": N_("federated test AUC per round"),
     "epoch": N_("joint test AUC per epoch"),

@@ -211,7 +211,7 @@ CJK_BODY_FONTS = (
 )
 #: the charts a run folder holds that the page shows, drawn again in its language: the
 #: key of calibration.json each is drawn from (the AUC chart: rounds.csv)
-RUN_CHARTS = {
+RUN_CHART_TABLES = {
     "auc_per_round.png": "rounds",
     "calibration.png": "calibration",
     "gains.png": "gains",
@@ -813,7 +813,7 @@ class _Report:
 
     def _image(self, name: str, alt: str, caption: str) -> str:
         data, err = self._png(name)
-        if data is not None and name in RUN_CHARTS and language() != "en":
+        if data is not None and name in RUN_CHART_TABLES and language() != "en":
             # the run drew it in its own language: drawn again in the page's, if it can
             data = self.redrawn(name) or data
         return missing(err) if data is None else figure(data, alt, caption)
@@ -842,7 +842,7 @@ class _Report:
             tables, err = self._json("calibration.json")
             if err is not None:
                 raise ValueError(err)
-            return {"scenario": scenario, "table": tables[RUN_CHARTS[name]]}
+            return {"scenario": scenario, "table": tables[RUN_CHART_TABLES[name]]}
         if self.rounds is None:
             raise ValueError(self.rounds_error)
         cmp, local = self._dict("comparison"), self._dict("local_only")

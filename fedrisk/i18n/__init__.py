@@ -117,6 +117,15 @@ class _Catalog(_gettext.GNUTranslations):
         return [k for k in self._catalog if isinstance(k, str) and k]
 
 
+def _catalogs(locale: str, first: str) -> list[_Catalog]:
+    """Every area's compiled catalog for ``locale``, ``first`` first."""
+    # fallback=False: a catalog missing from an installed package is a packaging bug
+    return [
+        _gettext.translation(domain, localedir=LOCALE_DIR, languages=[locale], class_=_Catalog)
+        for domain in sorted(CATALOGS, key=lambda d: d != first)
+    ]
+
+
 @cache
 def catalog(lang: str, first: str = CATALOGS[0]) -> _gettext.NullTranslations:
     """The chained catalogs of ``lang`` (English: the identity), ``first`` searched first:
@@ -126,33 +135,27 @@ def catalog(lang: str, first: str = CATALOGS[0]) -> _gettext.NullTranslations:
     locale = LANGUAGES[_normalise(lang, "language")]
     if locale is None:
         return _gettext.NullTranslations()
-    chain: _gettext.NullTranslations | None = None
-    for domain in sorted(CATALOGS, key=lambda d: d != first):
-        # fallback=False: a catalog missing from an installed package is a packaging bug
-        found = _gettext.translation(
-            domain, localedir=LOCALE_DIR, languages=[locale], class_=_Catalog
-        )
-        if chain is None:
-            chain = found
-        else:
-            chain.add_fallback(found)
-    assert chain is not None
+    chain, *rest = _catalogs(locale, first)
+    for found in rest:
+        chain.add_fallback(found)
     return chain
+
+
+def _translated(message: str, first: str) -> str:
+    if _current == "en":
+        return message
+    return catalog(_current, first).gettext(message)
 
 
 def gettext(message: str) -> str:
     """``message`` in the language in use (itself when there is no translation); the
     console's wording first."""
-    if _current == "en":
-        return message
-    return catalog(_current).gettext(message)
+    return _translated(message, "console")
 
 
 def report_gettext(message: str) -> str:
     """:func:`gettext` with the report's wording first (the report and its charts)."""
-    if _current == "en":
-        return message
-    return catalog(_current, "report").gettext(message)
+    return _translated(message, "report")
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's own name for "mark, translate later"
@@ -193,12 +196,8 @@ def clauses(text: str, sep: str = CLAUSE_SEP) -> list[str]:
 def _templates(lang: str) -> tuple[tuple[re.Pattern[str], str], ...]:
     """``lang``'s catalog messages with ``{placeholders}``, as patterns matching a whole
     clause: how a clause that interpolates a value (a count) finds its translation."""
-    locale = LANGUAGES[lang]
     found: list[tuple[re.Pattern[str], str]] = []
-    for domain in CATALOGS:
-        cat = _gettext.translation(
-            domain, localedir=LOCALE_DIR, languages=[locale], class_=_Catalog
-        )
+    for cat in _catalogs(LANGUAGES[lang], CATALOGS[0]):
         for msgid in cat.messages():
             if "{{" in msgid or not _FIELD.search(msgid):
                 continue

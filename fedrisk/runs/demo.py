@@ -84,19 +84,18 @@ PROTECTIONS = (N_("plaintext"), N_("ciphertext"), N_("masked"))
 #: a line that starts with a one-word label ("bank:", "Cost:", "bank（银行）：")
 _LABEL = re.compile(r"^\w+(?:[（(][^）)]*[）)])?[:：]")
 #: a CJK character: Chinese lines join without the space English words need
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+_CJK_CHARS = "\u3000-\u303f\u3400-\u9fff\uff00-\uffef"
+_CJK = re.compile(f"[{_CJK_CHARS}]")
+#: what a line breaks between: one Chinese character, a run of spaces, a Latin word
+_TOKEN = re.compile(rf"[{_CJK_CHARS}]|\s+|[^\s{_CJK_CHARS}]+")
 
 
 def wrap_cjk(line: str, width: int) -> list[str]:
     """``line`` broken into lines of at most ``width`` terminal cells: between any two
     Chinese characters, or at a space, never inside a Latin word or number, and never
     before closing punctuation."""
-    tokens = re.findall(
-        r"[\u3400-\u9fff]|[\u3000-\u303f\uff00-\uffef]|\s+|[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+",
-        line,
-    )
     lines, current = [], ""
-    for token in tokens:
+    for token in _TOKEN.findall(line):
         closing = token in "，。；：、）》」』！？"
         if current and not closing and cell_len(current + token.rstrip()) > width:
             lines.append(current.rstrip())

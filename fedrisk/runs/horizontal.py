@@ -304,7 +304,6 @@ def complete_horizontal(
         test_y,
         summary["centralised"]["auc"],
         (cmp["best_local_party"], cmp["best_local_auc"]),
-        "federated test AUC per round",
         reference_auc=summary["reference"]["auc"],
     )
     write_json(stage / "model.json", model_record(data, recorder.final_params))

@@ -12,14 +12,8 @@ from typing import Any
 import numpy as np
 
 from fedrisk.data.prepare import PreparedData
-from fedrisk.evaluation import (
-    calibration_table,
-    gains_table,
-    plot_auc_per_round,
-    plot_calibration,
-    plot_gains,
-)
-from fedrisk.evaluation.plots import run_chart_title
+from fedrisk.evaluation import calibration_table, gains_table
+from fedrisk.evaluation.plots import draw_run_chart
 from fedrisk.flower.recorder import ServerRecorder
 from fedrisk.scenario import Scenario, resolved_toml
 
@@ -86,7 +80,6 @@ def write_outputs(
     test_y: np.ndarray,
     centralised_auc: float,
     best_local: tuple[str, float],
-    curve_title: str,
     *,
     reference_auc: float | None = None,
 ) -> None:
@@ -117,20 +110,23 @@ def write_outputs(
     calib = calibration_table(test_y, scores)
     gains = gains_table(test_y, scores)
     write_json(stage / "calibration.json", {"calibration": calib, "gains": gains})
-    plot_auc_per_round(
-        [r.round for r in recorder.rounds],
-        [r.test.get("auc", float("nan")) for r in recorder.rounds],
+    # the same drawing the report repeats in its own language (plots.draw_run_chart)
+    draw_run_chart(
+        "auc_per_round.png",
+        {
+            "scenario": s.name,
+            "step": _x_label(s),
+            "rounds": [r.round for r in recorder.rounds],
+            "auc": [r.test.get("auc", float("nan")) for r in recorder.rounds],
+            "centralised_auc": centralised_auc,
+            "reference_auc": reference_auc,
+            "best_local_name": best_local[0],
+            "best_local_auc": best_local[1],
+        },
         stage / "auc_per_round.png",
-        centralised_auc=centralised_auc,
-        reference_auc=reference_auc,
-        best_local_auc=best_local[1],
-        best_local_name=best_local[0],
-        title=run_chart_title(s.name, curve_title),
-        x_label=_x_label(s),
     )
-    # titles in the chart's language (plots.RUN_CHARTS holds the titles the runners pass)
-    plot_calibration(calib, stage / "calibration.png", title=run_chart_title(s.name, "calibration"))
-    plot_gains(gains, stage / "gains.png", title=run_chart_title(s.name, "gains by score decile"))
+    for name, table in (("calibration.png", calib), ("gains.png", gains)):
+        draw_run_chart(name, {"scenario": s.name, "table": table}, stage / name)
 
 
 def _x_label(s: Scenario) -> str:

@@ -394,7 +394,6 @@ def complete_secureboost(
         y_test,
         centralised["auc"],
         (holder.name, local[holder.name]["auc"]),
-        "joint test AUC per tree",
     )
     summary["cost"]["wall_s"] = round(time.perf_counter() - started, 3)
     write_json(stage / "summary.json", summary)

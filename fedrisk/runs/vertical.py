@@ -484,7 +484,6 @@ def complete_vertical(
         y_test,
         centralised["auc"],
         (holder.name, local[holder.name]["auc"]),
-        "joint test AUC per epoch",
         reference_auc=judged["reference"]["auc"],
     )
     if setup.parties.model_dir is not None:
